@@ -1,0 +1,3 @@
+fn main() {
+    println!("perfledger {}", env!("CARGO_PKG_VERSION"));
+}

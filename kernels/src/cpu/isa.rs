@@ -1,0 +1,133 @@
+//! Instruction-set detection, done once per process, and the ISA paths the CPU kernels can take.
+//!
+//! No `target-cpu=native`: one binary runs on any x86-64 or aarch64 instance and picks its path at
+//! run time. The selected path can be forced (`--isa`), e.g. to measure the portable fallback.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+/// A code path of the CPU kernels, from the most to the least specific.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isa {
+    /// x86-64 AVX-512F (+ AVX2/FMA/F16C for conversions): 512-bit FMA.
+    Avx512f,
+    /// x86-64 AVX2 + FMA (+ F16C for f16 conversion): 256-bit FMA.
+    Avx2fma,
+    /// Plain Rust that the compiler vectorizes for the baseline target (SSE2 on x86-64, NEON on
+    /// aarch64).
+    Portable,
+}
+
+impl Isa {
+    pub const ALL: [Isa; 3] = [Isa::Avx512f, Isa::Avx2fma, Isa::Portable];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Avx512f => "avx512f",
+            Isa::Avx2fma => "avx2fma",
+            Isa::Portable => "portable",
+        }
+    }
+
+    /// Whether this machine can execute the path.
+    pub fn available(self) -> bool {
+        match self {
+            Isa::Portable => true,
+            Isa::Avx2fma => detected().avx2fma,
+            Isa::Avx512f => detected().avx512f,
+        }
+    }
+
+    /// f32 lanes per vector register (for FLOP/cycle arithmetic).
+    pub fn f32_lanes(self) -> usize {
+        match self {
+            Isa::Avx512f => 16,
+            Isa::Avx2fma => 8,
+            Isa::Portable => 4,
+        }
+    }
+
+    /// The best path this machine supports.
+    pub fn best() -> Isa {
+        Isa::ALL.into_iter().find(|i| i.available()).unwrap_or(Isa::Portable)
+    }
+}
+
+impl fmt::Display for Isa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown ISA `{0}` (expected one of avx512f, avx2fma, portable)")]
+pub struct ParseIsaError(pub String);
+
+impl FromStr for Isa {
+    type Err = ParseIsaError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Isa::ALL.into_iter().find(|i| i.name() == s).ok_or_else(|| ParseIsaError(s.to_string()))
+    }
+}
+
+/// CPU features relevant to the kernels, detected once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Features {
+    pub avx2fma: bool,
+    pub avx512f: bool,
+    pub f16c: bool,
+    /// Every feature flag detected, by name (recorded in run fingerprints).
+    pub names: Vec<String>,
+}
+
+/// The features of this CPU (detected on first call, then cached).
+pub fn detected() -> &'static Features {
+    static FEATURES: OnceLock<Features> = OnceLock::new();
+    FEATURES.get_or_init(detect)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn detect() -> Features {
+    let mut names = Vec::new();
+    macro_rules! probe {
+        ($($f:tt),*) => {$(
+            if std::arch::is_x86_feature_detected!($f) { names.push($f.to_string()); }
+        )*};
+    }
+    probe!("sse4.2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512bf16");
+    let has = |f: &str| names.iter().any(|n| n == f);
+    let avx2fma = has("avx2") && has("fma") && has("f16c");
+    Features { avx2fma, avx512f: avx2fma && has("avx512f"), f16c: has("f16c"), names }
+}
+
+#[cfg(target_arch = "aarch64")]
+fn detect() -> Features {
+    let mut names = vec!["neon".to_string()];
+    if std::arch::is_aarch64_feature_detected!("fp16") {
+        names.push("fp16".to_string());
+    }
+    Features { avx2fma: false, avx512f: false, f16c: false, names }
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn detect() -> Features {
+    Features { avx2fma: false, avx512f: false, f16c: false, names: Vec::new() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_portable_is_always_available() {
+        for isa in Isa::ALL {
+            assert_eq!(isa.name().parse::<Isa>().unwrap(), isa);
+        }
+        assert!(Isa::Portable.available());
+        assert!(Isa::best().available());
+        assert!("sse9".parse::<Isa>().is_err());
+    }
+}

@@ -1,0 +1,25 @@
+//! Register-blocked micro-kernels, one per ISA, behind one contract (BLIS):
+//!
+//! `C[0..MR, 0..NR] = (accumulate ? C : 0) + Σ_p a[p·MR + i] · b[p·NR + j]`
+//!
+//! - `a` is a packed A micro-panel (`kc × MR`, k-major), `b` a packed B micro-panel (`kc × NR`).
+//! - `c` has row stride `rs_c`; with `accumulate = false` C is never read (β = 0).
+//! - The micro-kernel always computes a full `MR × NR` tile: the loop nest owns edge tiles (it
+//!   passes a scratch tile and copies the valid part).
+
+pub mod portable;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
+
+/// A micro-kernel: tile shape and the tile update.
+pub trait MicroKernel: Sync {
+    const MR: usize;
+    const NR: usize;
+    /// Name of the tile shape for kernel params and disassembly (`6x16`).
+    const NAME: &'static str;
+
+    /// # Safety
+    /// `a` holds `kc·MR` and `b` `kc·NR` readable f32s; `c` addresses an `MR × NR` tile with row
+    /// stride `rs_c`; the CPU supports the kernel's ISA.
+    unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, c: *mut f32, rs_c: usize, accumulate: bool);
+}

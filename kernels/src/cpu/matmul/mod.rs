@@ -1,0 +1,444 @@
+//! CPU matmul: `naive` (the obviously correct baseline) and `packed` (BLIS-style, per-ISA
+//! micro-kernels, f16/bf16 converted to f32 while packing, f32 accumulation, one rounding at the
+//! end).
+
+mod gemm;
+mod gemv;
+pub mod micro;
+pub mod pack;
+
+use crate::cpu::cache::{self, CacheSizes};
+use crate::cpu::isa::Isa;
+use crate::cpu::AlignedBuf;
+use crate::dtype::{DType, Element, Tensor};
+use crate::problem::{MatmulProblem, Precision, ProblemError};
+use crate::registry::{Backend, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Support};
+use micro::MicroKernel;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// Cache blocking of the packed matmul: `mc × kc` A blocks (L2), `kc × nr` B micro-panels (L1),
+/// `kc × nc` B panels (L3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blocking {
+    pub mc: usize,
+    pub kc: usize,
+    pub nc: usize,
+}
+
+impl Blocking {
+    /// Derive blocking for a micro-kernel tile `mr × nr` from cache sizes:
+    /// - B micro-panel `kc·nr·4 B` ≤ half of L1d, kc in [128, 512], a multiple of 16;
+    /// - A block `mc·kc·4 B` ≤ half of L2, mc a multiple of mr in [mr, 960];
+    /// - B panel `kc·nc·4 B` ≤ half of L3, nc a multiple of nr in [nr, 8192].
+    pub fn from_caches(caches: &CacheSizes, mr: usize, nr: usize) -> Blocking {
+        let kc = (caches.l1d / (2 * nr * 4)).clamp(128, 512) / 16 * 16;
+        let mc = ((caches.l2 / (2 * kc * 4)).clamp(mr, 960) / mr).max(1) * mr;
+        let nc = ((caches.l3 / (2 * kc * 4)).clamp(nr, 8192) / nr).max(1) * nr;
+        Blocking { mc, kc, nc }
+    }
+
+    /// The blocking for an ISA path on this machine.
+    pub fn for_isa(isa: Isa) -> Blocking {
+        let (mr, nr) = tile(isa);
+        Blocking::from_caches(&cache::detected(), mr, nr)
+    }
+}
+
+impl fmt::Display for Blocking {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "mc={},kc={},nc={}", self.mc, self.kc, self.nc)
+    }
+}
+
+/// Error for a malformed `mc=..,kc=..,nc=..` blocking string.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid blocking `{0}`: expected `mc=N,kc=N,nc=N` with every N ≥ 1")]
+pub struct ParseBlockingError(pub String);
+
+impl FromStr for Blocking {
+    type Err = ParseBlockingError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ParseBlockingError(s.to_string());
+        let (mut mc, mut kc, mut nc) = (None, None, None);
+        for part in s.split(',') {
+            let (key, val) = part.split_once('=').ok_or_else(err)?;
+            let v: usize = val.trim().parse().map_err(|_| err())?;
+            if v == 0 {
+                return Err(err());
+            }
+            match key.trim() {
+                "mc" => mc = Some(v),
+                "kc" => kc = Some(v),
+                "nc" => nc = Some(v),
+                _ => return Err(err()),
+            }
+        }
+        Ok(Blocking { mc: mc.ok_or_else(err)?, kc: kc.ok_or_else(err)?, nc: nc.ok_or_else(err)? })
+    }
+}
+
+/// Micro-kernel tile `(MR, NR)` of an ISA path.
+pub fn tile(isa: Isa) -> (usize, usize) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512f => (micro::x86::Avx512_12x32::MR, micro::x86::Avx512_12x32::NR),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2fma => (micro::x86::Avx2_6x16::MR, micro::x86::Avx2_6x16::NR),
+        _ => (micro::portable::Portable4x8::MR, micro::portable::Portable4x8::NR),
+    }
+}
+
+/// Reusable scratch of the packed matmul: the shared B panel, the f32 C accumulator (when the
+/// output is not f32) and the f32 copy of a GEMV row.
+#[derive(Default)]
+pub struct Workspace {
+    bpack: AlignedBuf,
+    cbuf: AlignedBuf,
+    arow: Vec<f32>,
+}
+
+/// `C = A · op(B)` with the packed kernels: inputs `T`, f32 accumulation, output `O` rounded once.
+///
+/// `isa` must be available on this CPU ([`Isa::available`]); a missing ISA is refused, not
+/// emulated.
+pub fn packed_matmul<T: Element, O: Element>(
+    isa: Isa,
+    blocking: &Blocking,
+    p: &MatmulProblem,
+    a: &[T],
+    b: &[T],
+    c: &mut [O],
+    ws: &mut Workspace,
+) -> Result<(), KernelError> {
+    p.check_buffers(a.len(), b.len(), c.len())?;
+    if !isa.available() {
+        return Err(KernelError::Unsupported {
+            kernel: format!("matmul.cpu.packed.{isa}"),
+            reason: format!("this CPU lacks {isa}"),
+        });
+    }
+    let direct = O::DTYPE == DType::F32;
+    for bi in 0..p.batch {
+        let ab = &a[bi * p.a_stride()..(bi + 1) * p.a_stride()];
+        let bb = &b[bi * p.b_stride()..(bi + 1) * p.b_stride()];
+        let cb = &mut c[bi * p.c_stride()..(bi + 1) * p.c_stride()];
+        // f32 output: accumulate in place. Otherwise in an f32 buffer (ldc = n), rounded once.
+        if direct {
+            let cf: &mut [f32] = bytemuck::cast_slice_mut(cb);
+            compute(isa, blocking, p, ab, bb, cf, p.ldc, &mut ws.bpack, &mut ws.arow);
+        } else {
+            let cf = ws.cbuf.get(p.m * p.n);
+            compute(isa, blocking, p, ab, bb, cf, p.n, &mut ws.bpack, &mut ws.arow);
+            let cf: &[f32] = cf;
+            cb.par_chunks_mut(p.ldc).zip(cf.par_chunks(p.n)).for_each(|(dst, src)| {
+                O::slice_from_f32(src, &mut dst[..p.n]);
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One batch into an f32 C: the GEMV path for M = 1, the loop nest otherwise.
+#[allow(clippy::too_many_arguments)]
+fn compute<T: Element>(
+    isa: Isa,
+    blocking: &Blocking,
+    p: &MatmulProblem,
+    a: &[T],
+    b: &[T],
+    c: &mut [f32],
+    ldc: usize,
+    bpack: &mut AlignedBuf,
+    arow: &mut Vec<f32>,
+) {
+    if p.m == 1 {
+        arow.resize(p.k, 0.0);
+        T::slice_to_f32(&a[..p.k], arow);
+        gemv::gemv(isa, arow, b, p.ldb, p.trans_b, p.n, c);
+    } else {
+        run_gemm::<T>(isa, blocking, p, a, b, c, ldc, bpack);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_gemm<T: Element>(
+    isa: Isa,
+    blocking: &Blocking,
+    p: &MatmulProblem,
+    a: &[T],
+    b: &[T],
+    c: &mut [f32],
+    ldc: usize,
+    bpack: &mut AlignedBuf,
+) {
+    let (m, n, k, lda, ldb, tb) = (p.m, p.n, p.k, p.lda, p.ldb, p.trans_b);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512f => gemm::gemm::<micro::x86::Avx512_12x32, T>(
+            m, n, k, a, lda, b, ldb, tb, c, ldc, blocking, bpack,
+        ),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2fma => {
+            gemm::gemm::<micro::x86::Avx2_6x16, T>(m, n, k, a, lda, b, ldb, tb, c, ldc, blocking, bpack)
+        }
+        _ => gemm::gemm::<micro::portable::Portable4x8, T>(
+            m, n, k, a, lda, b, ldb, tb, c, ldc, blocking, bpack,
+        ),
+    }
+}
+
+/// The baseline: one f32 dot product per output element, parallel over rows, rounded once.
+pub fn naive_matmul<T: Element, O: Element>(
+    p: &MatmulProblem,
+    a: &[T],
+    b: &[T],
+    c: &mut [O],
+) -> Result<(), ProblemError> {
+    p.check_buffers(a.len(), b.len(), c.len())?;
+    for bi in 0..p.batch {
+        let ab = &a[bi * p.a_stride()..];
+        let bb = &b[bi * p.b_stride()..];
+        let cb = &mut c[bi * p.c_stride()..(bi + 1) * p.c_stride()];
+        cb.par_chunks_mut(p.ldc).enumerate().for_each(|(i, crow)| {
+            for (j, cij) in crow[..p.n].iter_mut().enumerate() {
+                let mut acc = 0f32;
+                for q in 0..p.k {
+                    let bv = if p.trans_b { bb[j * p.ldb + q] } else { bb[q * p.ldb + j] };
+                    acc += ab[i * p.lda + q].to_f32() * bv.to_f32();
+                }
+                *cij = O::from_f32(acc);
+            }
+        });
+    }
+    Ok(())
+}
+
+/// How a registered CPU matmul computes.
+#[derive(Clone, Copy, Debug)]
+enum Algo {
+    Naive,
+    Packed { isa: Isa, blocking: Blocking },
+}
+
+/// Registry entry of the naive matmul.
+pub struct NaiveMatmul {
+    precision: Precision,
+}
+
+impl NaiveMatmul {
+    pub fn new(precision: Precision) -> Self {
+        NaiveMatmul { precision }
+    }
+}
+
+/// Registry entry of the packed matmul for one ISA path and precision.
+pub struct PackedMatmul {
+    isa: Isa,
+    precision: Precision,
+    blocking: Blocking,
+    blocking_source: &'static str,
+}
+
+impl PackedMatmul {
+    /// `blocking = None` derives it from the detected caches.
+    pub fn new(isa: Isa, precision: Precision, blocking: Option<Blocking>) -> Self {
+        let (blocking, blocking_source) = match blocking {
+            Some(b) => (b, "override"),
+            None => (Blocking::for_isa(isa), cache::detected().source),
+        };
+        PackedMatmul { isa, precision, blocking, blocking_source }
+    }
+}
+
+fn check_matmul(precision: Precision, problem: &Problem) -> Support {
+    let Problem::Matmul(p) = problem;
+    if let Err(e) = p.validate() {
+        return Support::No(e.to_string());
+    }
+    if precision.accum != DType::F32 {
+        return Support::No("CPU kernels accumulate in f32 only".into());
+    }
+    Support::Yes
+}
+
+impl Kernel for NaiveMatmul {
+    fn identity(&self) -> KernelIdentity {
+        KernelIdentity {
+            op: Op::Matmul,
+            backend: Backend::Cpu,
+            family: "matmul.cpu.naive".into(),
+            variant: "scalar".into(),
+            precision: self.precision,
+            params: serde_json::Map::new(),
+        }
+    }
+    fn supports(&self, problem: &Problem) -> Support {
+        check_matmul(self.precision, problem)
+    }
+    fn prepare(
+        &self,
+        problem: &Problem,
+        inputs: &[Arc<Tensor>],
+    ) -> Result<Box<dyn Prepared>, KernelError> {
+        prepare_cpu(&self.identity(), Algo::Naive, problem, inputs)
+    }
+    fn is_baseline(&self) -> bool {
+        true
+    }
+}
+
+impl Kernel for PackedMatmul {
+    fn identity(&self) -> KernelIdentity {
+        let (mr, nr) = tile(self.isa);
+        let mut params = serde_json::Map::new();
+        for (k, v) in [
+            ("mr", mr),
+            ("nr", nr),
+            ("mc", self.blocking.mc),
+            ("kc", self.blocking.kc),
+            ("nc", self.blocking.nc),
+        ] {
+            params.insert(k.into(), v.into());
+        }
+        params.insert("blocking_source".into(), self.blocking_source.into());
+        KernelIdentity {
+            op: Op::Matmul,
+            backend: Backend::Cpu,
+            family: "matmul.cpu.packed".into(),
+            variant: self.isa.name().into(),
+            precision: self.precision,
+            params,
+        }
+    }
+    fn supports(&self, problem: &Problem) -> Support {
+        if !self.isa.available() {
+            return Support::No(format!("this CPU lacks {}", self.isa));
+        }
+        check_matmul(self.precision, problem)
+    }
+    fn prepare(
+        &self,
+        problem: &Problem,
+        inputs: &[Arc<Tensor>],
+    ) -> Result<Box<dyn Prepared>, KernelError> {
+        if let Support::No(reason) = self.supports(problem) {
+            return Err(KernelError::Unsupported { kernel: self.identity().id(), reason });
+        }
+        let algo = Algo::Packed { isa: self.isa, blocking: self.blocking };
+        prepare_cpu(&self.identity(), algo, problem, inputs)
+    }
+}
+
+struct CpuMatmul<T: Element, O: Element> {
+    problem: MatmulProblem,
+    algo: Algo,
+    a: Arc<Tensor>,
+    b: Arc<Tensor>,
+    c: Vec<O>,
+    ws: Workspace,
+    _t: std::marker::PhantomData<T>,
+}
+
+fn prepare_cpu(
+    id: &KernelIdentity,
+    algo: Algo,
+    problem: &Problem,
+    inputs: &[Arc<Tensor>],
+) -> Result<Box<dyn Prepared>, KernelError> {
+    if let Support::No(reason) = check_matmul(id.precision, problem) {
+        return Err(KernelError::Unsupported { kernel: id.id(), reason });
+    }
+    let Problem::Matmul(p) = *problem;
+    let [a, b] = inputs else {
+        return Err(KernelError::Other(format!(
+            "matmul takes 2 inputs (A, B), {} given",
+            inputs.len()
+        )));
+    };
+    for (index, t) in [a, b].into_iter().enumerate() {
+        if t.dtype() != id.precision.input {
+            return Err(KernelError::InputDType {
+                kernel: id.id(),
+                index,
+                actual: t.dtype(),
+                expected: id.precision.input,
+            });
+        }
+    }
+    p.check_buffers(a.len(), b.len(), p.c_len())?;
+    fn make<T: Element, O: Element>(
+        p: MatmulProblem,
+        algo: Algo,
+        a: &Arc<Tensor>,
+        b: &Arc<Tensor>,
+    ) -> Box<dyn Prepared> {
+        Box::new(CpuMatmul::<T, O> {
+            problem: p,
+            algo,
+            a: a.clone(),
+            b: b.clone(),
+            c: vec![O::nan(); p.c_len()],
+            ws: Workspace::default(),
+            _t: std::marker::PhantomData,
+        })
+    }
+    use half::{bf16, f16};
+    Ok(match (id.precision.input, id.precision.output) {
+        (DType::F32, DType::F32) => make::<f32, f32>(p, algo, a, b),
+        (DType::F16, DType::F16) => make::<f16, f16>(p, algo, a, b),
+        (DType::F16, DType::F32) => make::<f16, f32>(p, algo, a, b),
+        (DType::BF16, DType::BF16) => make::<bf16, bf16>(p, algo, a, b),
+        (DType::BF16, DType::F32) => make::<bf16, f32>(p, algo, a, b),
+        (i, o) => {
+            return Err(KernelError::Unsupported {
+                kernel: id.id(),
+                reason: format!("no CPU path from {i} inputs to {o} output"),
+            })
+        }
+    })
+}
+
+impl<T: Element, O: Element> Prepared for CpuMatmul<T, O> {
+    fn run(&mut self) -> Result<(), KernelError> {
+        let a = T::tensor_slice(&self.a).expect("dtype checked in prepare");
+        let b = T::tensor_slice(&self.b).expect("dtype checked in prepare");
+        match self.algo {
+            Algo::Naive => naive_matmul(&self.problem, a, b, &mut self.c)?,
+            Algo::Packed { isa, blocking } => {
+                packed_matmul(isa, &blocking, &self.problem, a, b, &mut self.c, &mut self.ws)?
+            }
+        }
+        Ok(())
+    }
+    fn poison(&mut self) -> Result<(), KernelError> {
+        self.c.iter_mut().for_each(|x| *x = O::nan());
+        Ok(())
+    }
+    fn output(&mut self) -> Result<Tensor, KernelError> {
+        Ok(O::into_tensor(self.c.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocking_parses_and_derives() {
+        let b: Blocking = "mc=144,kc=256,nc=4080".parse().unwrap();
+        assert_eq!(b, Blocking { mc: 144, kc: 256, nc: 4080 });
+        assert!("mc=0,kc=1,nc=1".parse::<Blocking>().is_err());
+        assert!("mc=1,kc=1".parse::<Blocking>().is_err());
+        assert!("mc=1,kc=1,nc=1,xx=3".parse::<Blocking>().is_err());
+        let caches = CacheSizes { l1d: 32 << 10, l2: 512 << 10, l3: 32 << 20, source: "test" };
+        let d = Blocking::from_caches(&caches, 6, 16);
+        assert_eq!(d.kc, 256);
+        assert_eq!(d.mc % 6, 0);
+        assert_eq!(d.nc % 16, 0);
+        assert_eq!(d.to_string().parse::<Blocking>().unwrap(), d);
+    }
+}

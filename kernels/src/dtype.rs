@@ -1,0 +1,393 @@
+//! Element types: a runtime [`DType`] at the edges, the [`Element`] trait inside generic code.
+//!
+//! CPUs without native half-precision arithmetic compute f16/bf16 in f32: values cross the dtype
+//! boundary once (while packing), are accumulated in f32 and rounded once when the output is stored.
+
+use half::{bf16, f16};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// The storage types perfledger benchmarks. Spelled `f32`, `f16`, `bf16` everywhere (CLI, files).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    F32,
+    F16,
+    BF16,
+}
+
+impl DType {
+    pub const ALL: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F16 => "f16",
+            DType::BF16 => "bf16",
+        }
+    }
+
+    /// Size of one element in bytes.
+    pub fn size_bytes(self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::F16 | DType::BF16 => 2,
+        }
+    }
+
+    /// Unit roundoff `u = 2^-p` for round-to-nearest with a `p`-bit significand
+    /// (f32: p = 24, f16: p = 11, bf16: p = 8).
+    pub fn unit_roundoff(self) -> f64 {
+        match self {
+            DType::F32 => f64::powi(2.0, -24),
+            DType::F16 => f64::powi(2.0, -11),
+            DType::BF16 => f64::powi(2.0, -8),
+        }
+    }
+
+    /// Largest finite value.
+    pub fn max_finite(self) -> f64 {
+        match self {
+            DType::F32 => f32::MAX as f64,
+            DType::F16 => f16::MAX.to_f64(),
+            DType::BF16 => bf16::MAX.to_f64(),
+        }
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Error for an unknown dtype spelling.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown dtype `{0}` (expected one of f32, f16, bf16)")]
+pub struct ParseDTypeError(pub String);
+
+impl FromStr for DType {
+    type Err = ParseDTypeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "f32" => Ok(DType::F32),
+            "f16" => Ok(DType::F16),
+            "bf16" => Ok(DType::BF16),
+            other => Err(ParseDTypeError(other.to_string())),
+        }
+    }
+}
+
+/// A storage element. Conversions round to nearest even; `to_f32` is exact for all three types.
+pub trait Element:
+    Copy + Send + Sync + Default + PartialEq + fmt::Debug + bytemuck::Pod + 'static
+{
+    const DTYPE: DType;
+    fn to_f32(self) -> f32;
+    fn from_f32(x: f32) -> Self;
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self.to_f32() as f64
+    }
+    /// Round an f64 to this type (through f32 for the half types; the double rounding cannot
+    /// change the result for values that came from an f32 computation and is documented).
+    fn from_f64(x: f64) -> Self;
+    fn nan() -> Self;
+    fn is_nan(self) -> bool;
+    /// Convert a slice to f32 (vectorized for the half types where the hardware allows).
+    fn slice_to_f32(src: &[Self], dst: &mut [f32]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = s.to_f32();
+        }
+    }
+    /// The typed contents of a [`Tensor`] of this dtype (`None` for another dtype).
+    fn tensor_slice(t: &Tensor) -> Option<&[Self]>;
+    /// Wrap a vector into a [`Tensor`].
+    fn into_tensor(v: Vec<Self>) -> Tensor;
+    /// Round a slice of f32 into this type.
+    fn slice_from_f32(src: &[f32], dst: &mut [Self]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = Self::from_f32(*s);
+        }
+    }
+}
+
+impl Element for f32 {
+    const DTYPE: DType = DType::F32;
+    fn tensor_slice(t: &Tensor) -> Option<&[Self]> {
+        match t {
+            Tensor::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn into_tensor(v: Vec<Self>) -> Tensor {
+        Tensor::F32(v)
+    }
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+    #[inline(always)]
+    fn from_f32(x: f32) -> Self {
+        x
+    }
+    #[inline]
+    fn from_f64(x: f64) -> Self {
+        x as f32
+    }
+    fn nan() -> Self {
+        f32::NAN
+    }
+    fn is_nan(self) -> bool {
+        f32::is_nan(self)
+    }
+    fn slice_to_f32(src: &[Self], dst: &mut [f32]) {
+        dst.copy_from_slice(src);
+    }
+    fn slice_from_f32(src: &[f32], dst: &mut [Self]) {
+        dst.copy_from_slice(src);
+    }
+}
+
+impl Element for f16 {
+    const DTYPE: DType = DType::F16;
+    fn tensor_slice(t: &Tensor) -> Option<&[Self]> {
+        match t {
+            Tensor::F16(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn into_tensor(v: Vec<Self>) -> Tensor {
+        Tensor::F16(v)
+    }
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+    #[inline(always)]
+    fn from_f32(x: f32) -> Self {
+        f16::from_f32(x)
+    }
+    #[inline]
+    fn from_f64(x: f64) -> Self {
+        f16::from_f64(x)
+    }
+    fn nan() -> Self {
+        f16::NAN
+    }
+    fn is_nan(self) -> bool {
+        f16::is_nan(self)
+    }
+    fn slice_to_f32(src: &[Self], dst: &mut [f32]) {
+        use half::slice::HalfFloatSliceExt;
+        src.convert_to_f32_slice(dst);
+    }
+    fn slice_from_f32(src: &[f32], dst: &mut [Self]) {
+        use half::slice::HalfFloatSliceExt;
+        dst.convert_from_f32_slice(src);
+    }
+}
+
+impl Element for bf16 {
+    const DTYPE: DType = DType::BF16;
+    fn tensor_slice(t: &Tensor) -> Option<&[Self]> {
+        match t {
+            Tensor::BF16(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn into_tensor(v: Vec<Self>) -> Tensor {
+        Tensor::BF16(v)
+    }
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        // bf16 is the high half of an f32: a shift, which the compiler vectorizes.
+        f32::from_bits((self.to_bits() as u32) << 16)
+    }
+    #[inline(always)]
+    fn from_f32(x: f32) -> Self {
+        bf16::from_f32(x)
+    }
+    #[inline]
+    fn from_f64(x: f64) -> Self {
+        bf16::from_f64(x)
+    }
+    fn nan() -> Self {
+        bf16::NAN
+    }
+    fn is_nan(self) -> bool {
+        bf16::is_nan(self)
+    }
+}
+
+/// A tensor whose dtype is known only at run time: the boundary between the harness (which reads
+/// dtypes from suite files) and generic kernel code.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Tensor {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+    BF16(Vec<bf16>),
+}
+
+/// Calls `$body` with `$v` bound to the typed vector of a [`Tensor`] (one match per call).
+#[macro_export]
+macro_rules! with_tensor {
+    ($t:expr, $v:ident => $body:expr) => {
+        match $t {
+            $crate::dtype::Tensor::F32($v) => $body,
+            $crate::dtype::Tensor::F16($v) => $body,
+            $crate::dtype::Tensor::BF16($v) => $body,
+        }
+    };
+}
+
+impl Tensor {
+    /// A tensor of `len` NaNs (the poison written into outputs before each verified run).
+    pub fn nan(dtype: DType, len: usize) -> Tensor {
+        match dtype {
+            DType::F32 => Tensor::F32(vec![f32::NAN; len]),
+            DType::F16 => Tensor::F16(vec![f16::NAN; len]),
+            DType::BF16 => Tensor::BF16(vec![bf16::NAN; len]),
+        }
+    }
+
+    /// Round f32 values into a tensor of `dtype`.
+    pub fn from_f32(dtype: DType, v: &[f32]) -> Tensor {
+        fn conv<T: Element>(v: &[f32]) -> Vec<T> {
+            let mut out = vec![T::default(); v.len()];
+            T::slice_from_f32(v, &mut out);
+            out
+        }
+        match dtype {
+            DType::F32 => Tensor::F32(v.to_vec()),
+            DType::F16 => Tensor::F16(conv(v)),
+            DType::BF16 => Tensor::BF16(conv(v)),
+        }
+    }
+
+    /// Uniform random values in `[-1, 1)` from a seeded generator, rounded to `dtype`. Never zeros
+    /// or constants: those run faster and hide bugs.
+    pub fn random(dtype: DType, len: usize, seed: u64) -> Tensor {
+        let mut rng = SplitMix64::new(seed);
+        let v: Vec<f32> = (0..len).map(|_| rng.next_f32() * 2.0 - 1.0).collect();
+        Tensor::from_f32(dtype, &v)
+    }
+
+    pub fn dtype(&self) -> DType {
+        match self {
+            Tensor::F32(_) => DType::F32,
+            Tensor::F16(_) => DType::F16,
+            Tensor::BF16(_) => DType::BF16,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        with_tensor!(self, v => v.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The stored (rounded) values, exactly, in f64.
+    pub fn to_f64(&self) -> Vec<f64> {
+        with_tensor!(self, v => v.iter().map(|x| x.to_f64()).collect())
+    }
+
+    /// Element `i` in f64.
+    pub fn get_f64(&self, i: usize) -> f64 {
+        with_tensor!(self, v => v[i].to_f64())
+    }
+
+    /// Overwrite every element with NaN.
+    pub fn poison(&mut self) {
+        with_tensor!(self, v => v.iter_mut().for_each(|x| *x = Element::nan()))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        with_tensor!(self, v => bytemuck::cast_slice(v))
+    }
+}
+
+/// SplitMix64: a tiny, well-mixed, seedable generator for benchmark inputs and sampling
+/// (reproducible from the recorded seed; not for cryptography).
+#[derive(Clone, Debug)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `[0, 1)` with 24 random bits.
+    pub fn next_f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 * (1.0 / (1u64 << 24) as f32)
+    }
+    /// Uniform in `[0, 1)` with 53 random bits.
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+    /// Uniform integer in `[0, n)` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((self.next_u64() as u128 * n as u128) >> 64) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_roundoff_matches_epsilon() {
+        assert_eq!(DType::F32.unit_roundoff(), f32::EPSILON as f64 / 2.0);
+        assert_eq!(DType::F16.unit_roundoff(), f16::EPSILON.to_f64() / 2.0);
+        assert_eq!(DType::BF16.unit_roundoff(), bf16::EPSILON.to_f64() / 2.0);
+    }
+
+    #[test]
+    fn conversions_round_trip_and_round_to_nearest() {
+        for x in [0.0f32, 1.0, -2.5, 0.333_333, 65504.0] {
+            assert_eq!(f16::from_f32(x).to_f32(), <f16 as Element>::from_f32(x).to_f32());
+            assert_eq!(
+                <bf16 as Element>::to_f32(bf16::from_f32(x)),
+                bf16::from_f32(x).to_f32()
+            );
+        }
+        // 1 + 2^-8 is a bf16 tie between 1 and 1 + 2^-7: rounds to even (1).
+        assert_eq!(<bf16 as Element>::from_f32(1.0 + 1.0 / 256.0).to_f32(), 1.0);
+    }
+
+    #[test]
+    fn dtype_parses_its_own_names() {
+        for d in DType::ALL {
+            assert_eq!(d.name().parse::<DType>().unwrap(), d);
+        }
+        assert!("fp16".parse::<DType>().is_err());
+    }
+
+    #[test]
+    fn random_tensors_are_not_constant_and_are_seeded() {
+        let a = Tensor::random(DType::BF16, 1000, 7);
+        let b = Tensor::random(DType::BF16, 1000, 7);
+        let c = Tensor::random(DType::BF16, 1000, 8);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let v = a.to_f64();
+        assert!(v.iter().any(|&x| x != v[0]));
+        assert!(v.iter().all(|&x| (-1.0..1.0).contains(&x)));
+    }
+
+    #[test]
+    fn poison_writes_nan() {
+        let mut t = Tensor::random(DType::F16, 10, 1);
+        t.poison();
+        assert!(t.to_f64().iter().all(|x| x.is_nan()));
+    }
+}

@@ -1,0 +1,256 @@
+//! Every kernel variant, listed once: identity, `supports()`, and a constructor (`prepare`).
+//!
+//! The harness iterates [`Registry::kernels`]; adding a kernel here adds it to `perfledger run`,
+//! `perfledger list` and the registry-driven tests.
+
+use crate::cpu::isa::Isa;
+use crate::cpu::matmul::{Blocking, NaiveMatmul, PackedMatmul};
+use crate::dtype::{DType, Tensor};
+use crate::problem::{MatmulProblem, Precision, ProblemError, Work};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::Arc;
+
+/// The operation a kernel computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Matmul,
+    Attention,
+}
+
+impl Op {
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Matmul => "matmul",
+            Op::Attention => "attention",
+        }
+    }
+}
+
+/// Where a kernel runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Cpu,
+    Gpu,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Cpu => "cpu",
+            Backend::Gpu => "gpu",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A kernel's identity (DESIGN.md): family, variant, precision and tuning parameters as separate
+/// fields. [`id`](Self::id) joins the first three; comparisons match on it, and retuning `params`
+/// is a change to measure, not a new kernel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KernelIdentity {
+    pub op: Op,
+    pub backend: Backend,
+    /// e.g. `matmul.cpu.packed`
+    pub family: String,
+    /// ISA or shader variant, e.g. `avx2fma`, `wgsl`
+    pub variant: String,
+    pub precision: Precision,
+    /// Tuning parameters, e.g. `{"mr": 6, "nr": 16, "mc": 144, ...}`
+    pub params: serde_json::Map<String, serde_json::Value>,
+}
+
+impl KernelIdentity {
+    /// `family.variant.input-accum-output`, e.g. `matmul.cpu.packed.avx2fma.bf16-f32-bf16`.
+    pub fn id(&self) -> String {
+        format!("{}.{}.{}", self.family, self.variant, self.precision)
+    }
+
+    /// The short name within the family (`packed`, `naive`), used by `--kernel` globs.
+    pub fn short_name(&self) -> &str {
+        self.family.rsplit('.').next().unwrap_or(&self.family)
+    }
+}
+
+/// Whether a kernel can run a problem here. "Unsupported" is a typed outcome, not a failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Support {
+    Yes,
+    No(String),
+}
+
+impl Support {
+    pub fn is_yes(&self) -> bool {
+        matches!(self, Support::Yes)
+    }
+}
+
+/// A problem of any op, as plain data.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Problem {
+    Matmul(MatmulProblem),
+}
+
+impl Problem {
+    pub fn op(&self) -> Op {
+        match self {
+            Problem::Matmul(_) => Op::Matmul,
+        }
+    }
+
+    pub fn work(&self, precision: Precision) -> Work {
+        match self {
+            Problem::Matmul(p) => p.work(precision),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ProblemError> {
+        match self {
+            Problem::Matmul(p) => p.validate(),
+        }
+    }
+
+    /// Lengths of the input tensors, in the order kernels take them (matmul: A, B).
+    pub fn input_lens(&self) -> Vec<usize> {
+        match self {
+            Problem::Matmul(p) => vec![p.a_len(), p.b_len()],
+        }
+    }
+
+    /// Length of the output tensor.
+    pub fn output_len(&self) -> usize {
+        match self {
+            Problem::Matmul(p) => p.c_len(),
+        }
+    }
+}
+
+/// Why a kernel could not be prepared or run.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error(transparent)]
+    Problem(#[from] ProblemError),
+    #[error("kernel {kernel} does not support this problem: {reason}")]
+    Unsupported { kernel: String, reason: String },
+    #[error("input {index} has dtype {actual}, kernel {kernel} expects {expected}")]
+    InputDType { kernel: String, index: usize, actual: DType, expected: DType },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A kernel ready to run: inputs in place, output and scratch allocated. Creating it is untimed.
+pub trait Prepared: Send {
+    /// One complete execution, synchronous: when it returns, the output is final.
+    fn run(&mut self) -> Result<(), KernelError>;
+    /// Overwrite the output with NaN (before each verified run).
+    fn poison(&mut self) -> Result<(), KernelError>;
+    /// A copy of the output.
+    fn output(&mut self) -> Result<Tensor, KernelError>;
+}
+
+/// A registered kernel variant.
+pub trait Kernel: Send + Sync {
+    fn identity(&self) -> KernelIdentity;
+    /// Whether this machine and this problem are within the kernel's reach.
+    fn supports(&self, problem: &Problem) -> Support;
+    /// Allocate and set up (untimed). `inputs` must have the kernel's input dtype.
+    fn prepare(
+        &self,
+        problem: &Problem,
+        inputs: &[Arc<Tensor>],
+    ) -> Result<Box<dyn Prepared>, KernelError>;
+    /// Whether this is a baseline kept to small shapes (the harness applies its work cap).
+    fn is_baseline(&self) -> bool {
+        false
+    }
+}
+
+/// Options that choose among registered variants and override tunables.
+#[derive(Clone, Debug, Default)]
+pub struct RegistryOptions {
+    /// Force the CPU ISA path (default: the best detected).
+    pub isa: Option<Isa>,
+    /// Override the cache blocking of the packed matmul (default: derived from detected caches).
+    pub blocking: Option<Blocking>,
+}
+
+/// The kernels of this build.
+pub struct Registry {
+    kernels: Vec<Box<dyn Kernel>>,
+    isa_selected: Isa,
+}
+
+/// Precisions the CPU matmul kernels implement: same-type output and f32 output.
+pub fn matmul_precisions() -> Vec<Precision> {
+    let mut v = Vec::new();
+    for d in DType::ALL {
+        v.push(Precision::same(d));
+        if d != DType::F32 {
+            v.push(Precision::widening(d));
+        }
+    }
+    v
+}
+
+impl Registry {
+    /// Every kernel variant of this build. ISA-specific variants are listed for every ISA; those the
+    /// CPU lacks answer `Support::No`, and only the selected ISA is marked as such.
+    pub fn new(options: &RegistryOptions) -> Registry {
+        let isa_selected = options.isa.unwrap_or_else(Isa::best);
+        let blocking = options.blocking;
+        let mut kernels: Vec<Box<dyn Kernel>> = Vec::new();
+        for precision in matmul_precisions() {
+            kernels.push(Box::new(NaiveMatmul::new(precision)));
+            for isa in Isa::ALL {
+                kernels.push(Box::new(PackedMatmul::new(isa, precision, blocking)));
+            }
+        }
+        Registry { kernels, isa_selected }
+    }
+
+    pub fn kernels(&self) -> &[Box<dyn Kernel>] {
+        &self.kernels
+    }
+
+    /// The ISA path chosen for this run (forced or detected).
+    pub fn isa_selected(&self) -> Isa {
+        self.isa_selected
+    }
+
+    /// Whether a kernel belongs to the selected ISA path (kernels without an ISA variant always
+    /// do). The runner runs only these.
+    pub fn is_selected(&self, kernel: &dyn Kernel) -> bool {
+        let id = kernel.identity();
+        match id.variant.parse::<Isa>() {
+            Ok(isa) => isa == self.isa_selected,
+            Err(_) => true,
+        }
+    }
+
+    pub fn find(&self, id: &str) -> Option<&dyn Kernel> {
+        self.kernels.iter().find(|k| k.identity().id() == id).map(|k| k.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn ids_are_unique() {
+        let reg = Registry::new(&RegistryOptions::default());
+        let ids: Vec<String> = reg.kernels().iter().map(|k| k.identity().id()).collect();
+        let set: HashSet<&String> = ids.iter().collect();
+        assert_eq!(set.len(), ids.len(), "duplicate kernel ids: {ids:?}");
+        assert!(ids.contains(&"matmul.cpu.packed.avx2fma.bf16-f32-bf16".to_string()));
+        assert!(ids.contains(&"matmul.cpu.naive.scalar.f16-f32-f32".to_string()));
+    }
+}
