@@ -1,0 +1,204 @@
+//! Exact small-integer products for every registered CPU matmul kernel (each ISA path available
+//! here, each precision), at shapes around the micro-kernel tile and the cache blocks.
+//!
+//! Entries are integers in [-2, 2] and K ≤ 32, so every partial sum is an integer of magnitude
+//! ≤ 128: exact in f32, f16 (11-bit significand) and bf16 (8-bit significand). Any layout bug —
+//! a wrong stride, a missed edge tile, a dropped K block — changes the result exactly.
+
+use perfledger_kernels::cpu::isa::Isa;
+use perfledger_kernels::cpu::matmul::{packed_matmul, tile, Blocking, Workspace};
+use perfledger_kernels::dtype::SplitMix64;
+use perfledger_kernels::{
+    DType, MatmulProblem, Precision, Problem, Registry, RegistryOptions, Tensor,
+};
+use std::sync::Arc;
+
+/// Integers in [-2, 2] (never all zero), as a tensor of `dtype`.
+fn ints(dtype: DType, len: usize, seed: u64) -> (Tensor, Vec<f64>) {
+    let mut rng = SplitMix64::new(seed);
+    let v: Vec<f32> = (0..len).map(|_| rng.below(5) as f32 - 2.0).collect();
+    (Tensor::from_f32(dtype, &v), v.iter().map(|&x| x as f64).collect())
+}
+
+/// Exact product over the logical region; padding columns of C are not compared.
+fn exact(p: &MatmulProblem, a: &[f64], b: &[f64]) -> Vec<f64> {
+    let mut c = vec![f64::NAN; p.c_len()];
+    for bi in 0..p.batch {
+        for i in 0..p.m {
+            for j in 0..p.n {
+                let mut s = 0.0;
+                for q in 0..p.k {
+                    let av = a[bi * p.a_stride() + i * p.lda + q];
+                    let bv = if p.trans_b {
+                        b[bi * p.b_stride() + j * p.ldb + q]
+                    } else {
+                        b[bi * p.b_stride() + q * p.ldb + j]
+                    };
+                    s += av * bv;
+                }
+                c[bi * p.c_stride() + i * p.ldc + j] = s;
+            }
+        }
+    }
+    c
+}
+
+fn check(p: &MatmulProblem, out: &Tensor, want: &[f64], what: &str) {
+    let got = out.to_f64();
+    for bi in 0..p.batch {
+        for i in 0..p.m {
+            for j in 0..p.n {
+                let idx = bi * p.c_stride() + i * p.ldc + j;
+                assert_eq!(
+                    got[idx], want[idx],
+                    "{what} {p}: C[{bi}][{i}][{j}] = {} , want {}",
+                    got[idx], want[idx]
+                );
+            }
+        }
+    }
+}
+
+/// Shapes around the tile `mr × nr` of a path and the given blocking.
+fn shapes(mr: usize, nr: usize) -> Vec<MatmulProblem> {
+    let mut v = Vec::new();
+    for &m in &[1, mr - 1, mr, mr + 1, 2 * mr + 3, 127] {
+        for &n in &[1, nr - 1, nr, nr + 1, 127] {
+            for &k in &[1, 17, 32] {
+                v.push(MatmulProblem::new(m, n, k));
+            }
+        }
+    }
+    // Transposed B, leading dimensions larger than the rows, batches.
+    v.push(MatmulProblem::new(37, 45, 29).transposed_b());
+    v.push(MatmulProblem::new(1, 45, 29).transposed_b());
+    v.push(MatmulProblem::new(1, 45, 29));
+    v.push(MatmulProblem::new(37, 45, 29).with_leading_dims(31, 50, 47));
+    v.push(MatmulProblem::new(37, 45, 29).transposed_b().with_leading_dims(33, 30, 46));
+    v.push(MatmulProblem::new(1, 45, 29).transposed_b().with_leading_dims(33, 30, 46));
+    v.push(MatmulProblem::new(13, 21, 32).with_batch(3));
+    v.push(MatmulProblem::new(13, 21, 32).transposed_b().with_batch(2));
+    v
+}
+
+fn run_exact<T: perfledger_kernels::Element, O: perfledger_kernels::Element>(
+    isa: Isa,
+    blocking: &Blocking,
+    p: &MatmulProblem,
+    seed: u64,
+) {
+    let (ta, a) = ints(T::DTYPE, p.a_len(), seed);
+    let (tb, b) = ints(T::DTYPE, p.b_len(), seed + 1);
+    let want = exact(p, &a, &b);
+    let mut c = vec![O::nan(); p.c_len()];
+    let mut ws = Workspace::default();
+    packed_matmul::<T, O>(
+        isa,
+        blocking,
+        p,
+        T::tensor_slice(&ta).unwrap(),
+        T::tensor_slice(&tb).unwrap(),
+        &mut c,
+        &mut ws,
+    )
+    .unwrap();
+    let what = format!("packed.{isa} {}-f32-{}", T::DTYPE, O::DTYPE);
+    check(p, &O::into_tensor(c), &want, &what);
+}
+
+#[test]
+fn packed_exact_small_integers_every_isa_and_precision() {
+    use half::{bf16, f16};
+    for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
+        let (mr, nr) = tile(isa);
+        // Tiny blocks so that K (≤ 32), M and N all cross several cache blocks.
+        let small = Blocking { mc: 2 * mr, kc: 8, nc: 2 * nr };
+        let default = Blocking::for_isa(isa);
+        for (s, p) in shapes(mr, nr).iter().enumerate() {
+            for blocking in [&small, &default] {
+                let seed = 1000 + s as u64;
+                run_exact::<f32, f32>(isa, blocking, p, seed);
+                run_exact::<f16, f16>(isa, blocking, p, seed);
+                run_exact::<f16, f32>(isa, blocking, p, seed);
+                run_exact::<bf16, bf16>(isa, blocking, p, seed);
+                run_exact::<bf16, f32>(isa, blocking, p, seed);
+            }
+        }
+    }
+}
+
+/// Every registered kernel, through the registry interface (prepare → poison → run → output).
+#[test]
+fn registry_kernels_exact_small_integers() {
+    let reg = Registry::new(&RegistryOptions::default());
+    let probs = [
+        MatmulProblem::new(19, 35, 32),
+        MatmulProblem::new(1, 64, 32).transposed_b(),
+        MatmulProblem::new(7, 9, 5).with_batch(2),
+    ];
+    let mut ran = 0;
+    for kernel in reg.kernels() {
+        let id = kernel.identity();
+        for p in &probs {
+            let problem = Problem::Matmul(*p);
+            if !kernel.supports(&problem).is_yes() {
+                continue;
+            }
+            let (ta, a) = ints(id.precision.input, p.a_len(), 5);
+            let (tb, b) = ints(id.precision.input, p.b_len(), 6);
+            let want = exact(p, &a, &b);
+            let mut prep = kernel.prepare(&problem, &[Arc::new(ta), Arc::new(tb)]).unwrap();
+            prep.poison().unwrap();
+            prep.run().unwrap();
+            let out = prep.output().unwrap();
+            assert_eq!(out.dtype(), id.precision.output, "{}", id.id());
+            check(p, &out, &want, &id.id());
+            ran += 1;
+        }
+    }
+    assert!(ran >= 3 * 10, "too few kernels ran: {ran}");
+}
+
+#[test]
+fn zero_sized_dimensions_are_errors_not_panics() {
+    let reg = Registry::new(&RegistryOptions::default());
+    for kernel in reg.kernels() {
+        for p in [MatmulProblem::new(0, 4, 4), MatmulProblem::new(4, 0, 4), MatmulProblem::new(4, 4, 0)]
+        {
+            let problem = Problem::Matmul(p);
+            assert!(!kernel.supports(&problem).is_yes());
+            let prec = kernel.identity().precision;
+            let inputs = [
+                Arc::new(Tensor::random(prec.input, 16, 1)),
+                Arc::new(Tensor::random(prec.input, 16, 2)),
+            ];
+            let err = kernel.prepare(&problem, &inputs).err().expect("zero dim must be refused");
+            assert!(err.to_string().contains("is zero"), "{err}");
+        }
+    }
+    let mut ws = Workspace::default();
+    let mut c = vec![0f32; 4];
+    let e = packed_matmul::<f32, f32>(
+        Isa::Portable,
+        &Blocking::for_isa(Isa::Portable),
+        &MatmulProblem::new(2, 2, 0),
+        &[],
+        &[],
+        &mut c,
+        &mut ws,
+    );
+    assert!(e.is_err());
+}
+
+#[test]
+fn wrong_input_dtype_and_short_buffers_are_refused() {
+    let reg = Registry::new(&RegistryOptions::default());
+    let k = reg.find("matmul.cpu.packed.portable.bf16-f32-bf16").unwrap();
+    let p = Problem::Matmul(MatmulProblem::new(4, 4, 4));
+    let f32in = [Arc::new(Tensor::random(DType::F32, 16, 1)), Arc::new(Tensor::random(DType::F32, 16, 2))];
+    assert!(k.prepare(&p, &f32in).is_err());
+    let short = [Arc::new(Tensor::random(DType::BF16, 15, 1)), Arc::new(Tensor::random(DType::BF16, 16, 2))];
+    let e = k.prepare(&p, &short).err().unwrap();
+    assert!(e.to_string().contains("buffer `A`"), "{e}");
+    let _ = Precision::same(DType::BF16);
+}
