@@ -77,16 +77,22 @@ pub(crate) fn gemm<K: MicroKernel, T: Element>(
             });
             let bp: &[f32] = bp;
 
-            let m_blocks = m.div_ceil(mc);
-            let n_split = (4 * threads).div_ceil(m_blocks).clamp(1, n_panels);
+            // Tasks: M split into blocks of whole micro-panels whose sizes differ by at most one
+            // panel (a multiple of `threads` blocks), and, for small M, N split as well, so the
+            // work-stealing pool ends with balanced threads.
+            let m_panels = m.div_ceil(mr);
+            let m_blocks = m.div_ceil(mc).div_ceil(threads) * threads;
+            let m_blocks = m_blocks.min(m_panels);
+            let n_split = (8 * threads).div_ceil(m_blocks).clamp(1, n_panels);
             let panels_per_split = n_panels.div_ceil(n_split);
             (0..m_blocks * n_split).into_par_iter().for_each(|task| {
                 let (ib, js) = (task / n_split, task % n_split);
-                let ic = ib * mc;
-                let mc_cur = mc.min(m - ic);
+                let ic = ib * m_panels / m_blocks * mr;
+                let ic_end = ((ib + 1) * m_panels / m_blocks * mr).min(m);
+                let mc_cur = ic_end - ic;
                 let jp0 = js * panels_per_split;
                 let jp1 = (jp0 + panels_per_split).min(n_panels);
-                if jp0 >= jp1 {
+                if jp0 >= jp1 || mc_cur == 0 {
                     return;
                 }
                 A_PACK.with(|cell| {

@@ -12,6 +12,19 @@
 use super::MicroKernel;
 use std::arch::x86_64::*;
 
+/// Prefetch the C tile (rows × `row_bytes`) so its first touch after the k loop does not stall.
+#[inline(always)]
+unsafe fn prefetch_c(c: *mut f32, rs_c: usize, rows: usize, row_bytes: usize) {
+    for i in 0..rows {
+        let p = c.add(i * rs_c) as *const i8;
+        let mut off = 0;
+        while off < row_bytes {
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off));
+            off += 64;
+        }
+    }
+}
+
 #[allow(non_camel_case_types)]
 pub struct Avx2_6x16;
 
@@ -29,6 +42,7 @@ impl MicroKernel for Avx2_6x16 {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn avx2_6x16(kc: usize, a: *const f32, b: *const f32, c: *mut f32, rs_c: usize, accumulate: bool) {
     const MR: usize = 6;
+    prefetch_c(c, rs_c, MR, 64);
     let mut acc = [[_mm256_setzero_ps(); 2]; MR];
     let mut ap = a;
     let mut bp = b;
@@ -72,6 +86,7 @@ impl MicroKernel for Avx512_12x32 {
 #[target_feature(enable = "avx512f")]
 unsafe fn avx512_12x32(kc: usize, a: *const f32, b: *const f32, c: *mut f32, rs_c: usize, accumulate: bool) {
     const MR: usize = 12;
+    prefetch_c(c, rs_c, MR, 128);
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     let mut ap = a;
     let mut bp = b;
