@@ -6,6 +6,14 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub mod build;
+pub mod cpu;
+pub mod instance;
+pub mod os;
+
+pub use build::harness_info;
+pub use cpu::StealMeter;
+
 /// How the perfledger binary was built (from the build script).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct HarnessInfo {
@@ -92,4 +100,93 @@ pub struct PriceInfo {
     pub usd_per_hour: f64,
     pub source: Option<String>,
     pub as_of: Option<String>,
+}
+
+/// What the caller knows about a run that the machine cannot say: how it uses the CPU, and the
+/// instance type and price the user gave (`--instance`, `--price`, already validated).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CollectOptions {
+    pub threads_used: usize,
+    pub pinned: bool,
+    pub isa_selected: String,
+    pub instance: Option<String>,
+    /// USD per hour, finite and > 0.
+    pub price: Option<f64>,
+}
+
+/// Fingerprint this machine at the start of a run. GPUs are filled in by the GPU backend;
+/// `cpu.mhz_after` and `cpu.steal_pct` by [`Environment::finish`].
+pub fn collect(opts: &CollectOptions) -> Environment {
+    Environment {
+        os: os::os_name(),
+        kernel: os::kernel(),
+        hostname: os::hostname(),
+        cpu: cpu::collect(opts.threads_used, opts.pinned, &opts.isa_selected),
+        memory_bytes: os::memory_bytes(),
+        gpus: Vec::new(),
+        instance: instance::detect(opts.instance.as_deref()),
+        price: instance::price_from_cli(opts.price, &instance::today_utc()),
+    }
+}
+
+impl Environment {
+    /// At the end of a run: the CPU frequency then, and the steal time since `steal` started.
+    pub fn finish(&mut self, steal: &StealMeter) {
+        cpu::finish(&mut self.cpu, steal);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collect_on_this_machine() {
+        let steal = StealMeter::start();
+        let opts = CollectOptions {
+            threads_used: 1,
+            pinned: false,
+            isa_selected: "portable".into(),
+            instance: None,
+            price: Some(0.5),
+        };
+        let mut env = collect(&opts);
+        env.finish(&steal);
+        println!("{}", serde_json::to_string_pretty(&env).unwrap());
+        println!("{}", serde_json::to_string_pretty(&harness_info()).unwrap());
+
+        assert!(env.cpu.model.as_deref().is_some_and(|m| !m.is_empty()));
+        assert!(env.cpu.vcpus.is_some_and(|v| v >= 1));
+        assert!(!env.cpu.isa_detected.is_empty());
+        assert_eq!(env.cpu.threads_used, 1);
+        assert_eq!(env.cpu.isa_selected, "portable");
+        assert!(env.cpu.caches.contains_key("l1d") && env.cpu.caches.contains_key("source"));
+        assert!(env.gpus.is_empty());
+        let price = env.price.as_ref().unwrap();
+        assert_eq!(
+            (price.usd_per_hour, price.source.as_deref()),
+            (0.5, Some("cli"))
+        );
+        if let Some(p) = env.cpu.steal_pct {
+            assert!((0.0..=100.0).contains(&p));
+        }
+        // The run-file field names survive a round trip.
+        let json = serde_json::to_value(&env).unwrap();
+        assert!(json["cpu"].get("mhz_before").is_some());
+        let back: Environment = serde_json::from_value(json).unwrap();
+        assert_eq!(back, env);
+    }
+
+    #[test]
+    fn cli_instance_reaches_the_fingerprint() {
+        let opts = CollectOptions {
+            instance: Some("m7i.large".into()),
+            ..Default::default()
+        };
+        let env = collect(&opts);
+        let i = env.instance.unwrap();
+        assert_eq!(i.instance_type.as_deref(), Some("m7i.large"));
+        assert_eq!(i.detected_by.as_deref(), Some("cli"));
+        assert_eq!(env.price, None);
+    }
 }
