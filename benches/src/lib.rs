@@ -6,9 +6,7 @@ use std::sync::Arc;
 
 /// Criterion group/function names from the kernel identity: group = `op/shape`, function = id.
 pub fn bench_id(kernel: &KernelIdentity, problem: &Problem) -> (String, String) {
-    let shape = match problem {
-        Problem::Matmul(p) => p.to_string(),
-    };
+    let shape = problem.to_string();
     (format!("{}/{}", kernel.op.name(), shape), kernel.id())
 }
 

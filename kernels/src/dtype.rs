@@ -381,7 +381,8 @@ mod tests {
         assert_ne!(a, c);
         let v = a.to_f64();
         assert!(v.iter().any(|&x| x != v[0]));
-        assert!(v.iter().all(|&x| (-1.0..1.0).contains(&x)));
+        // Rounding to bf16 can carry values just below 1 up to 1.
+        assert!(v.iter().all(|&x| (-1.0..=1.0).contains(&x)));
     }
 
     #[test]

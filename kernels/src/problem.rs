@@ -201,9 +201,196 @@ impl fmt::Display for MatmulProblem {
     }
 }
 
+/// Attention forward `O = softmax(scale · Q·Kᵀ + mask) · V` per batch and query head.
+///
+/// Layout: `[batch, heads, seq, head_dim]`, contiguous: Q and O are `[batch, q_heads, q_len,
+/// head_dim]`, K and V `[batch, kv_heads, kv_len, head_dim]`. GQA/MQA: query head `h` reads KV head
+/// `h / (q_heads / kv_heads)`; K/V are shared by the group, never copied.
+///
+/// Causal mask with `q_len ≤ kv_len` is aligned to the end, as in KV-cache decoding: query `i`
+/// sees keys `0..=kv_len − q_len + i`. A causal shape with `q_len > kv_len` would leave the first
+/// queries without any key and is rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttentionProblem {
+    pub batch: usize,
+    pub q_heads: usize,
+    pub kv_heads: usize,
+    pub q_len: usize,
+    pub kv_len: usize,
+    pub head_dim: usize,
+    pub causal: bool,
+    pub scale: f32,
+}
+
+/// An attention shape that cannot be run, with the field at fault.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AttentionError {
+    #[error("`{field}` is zero: attention needs every dimension ≥ 1")]
+    ZeroDim { field: &'static str },
+    #[error("`q_heads` = {q_heads} is not a multiple of `kv_heads` = {kv_heads}")]
+    Heads { q_heads: usize, kv_heads: usize },
+    #[error(
+        "causal attention with `q_len` = {q_len} > `kv_len` = {kv_len} leaves query rows without \
+         any key (the mask is aligned to the end: query i sees keys up to kv_len − q_len + i)"
+    )]
+    CausalEmptyRow { q_len: usize, kv_len: usize },
+    #[error("`scale` = {0} is not a finite positive number")]
+    Scale(f32),
+    #[error("the problem is too large: a buffer length overflows usize")]
+    TooLarge,
+}
+
+impl AttentionProblem {
+    /// Non-causal, scale `1/√head_dim`.
+    pub fn new(
+        batch: usize,
+        q_heads: usize,
+        kv_heads: usize,
+        q_len: usize,
+        kv_len: usize,
+        head_dim: usize,
+    ) -> Self {
+        AttentionProblem {
+            batch,
+            q_heads,
+            kv_heads,
+            q_len,
+            kv_len,
+            head_dim,
+            causal: false,
+            scale: 1.0 / (head_dim as f32).sqrt(),
+        }
+    }
+
+    pub fn causal(mut self, causal: bool) -> Self {
+        self.causal = causal;
+        self
+    }
+
+    pub fn validate(&self) -> Result<(), AttentionError> {
+        for (field, v) in [
+            ("batch", self.batch),
+            ("q_heads", self.q_heads),
+            ("kv_heads", self.kv_heads),
+            ("q_len", self.q_len),
+            ("kv_len", self.kv_len),
+            ("head_dim", self.head_dim),
+        ] {
+            if v == 0 {
+                return Err(AttentionError::ZeroDim { field });
+            }
+        }
+        if self.q_heads % self.kv_heads != 0 {
+            return Err(AttentionError::Heads { q_heads: self.q_heads, kv_heads: self.kv_heads });
+        }
+        if self.causal && self.q_len > self.kv_len {
+            return Err(AttentionError::CausalEmptyRow { q_len: self.q_len, kv_len: self.kv_len });
+        }
+        if !(self.scale.is_finite() && self.scale > 0.0) {
+            return Err(AttentionError::Scale(self.scale));
+        }
+        let q = self.batch.checked_mul(self.q_heads).and_then(|x| x.checked_mul(self.q_len));
+        let kv = self.batch.checked_mul(self.kv_heads).and_then(|x| x.checked_mul(self.kv_len));
+        match (q.and_then(|x| x.checked_mul(self.head_dim)), kv.and_then(|x| x.checked_mul(self.head_dim))) {
+            (Some(_), Some(_)) => Ok(()),
+            _ => Err(AttentionError::TooLarge),
+        }
+    }
+
+    /// Query heads per KV head.
+    pub fn group(&self) -> usize {
+        self.q_heads / self.kv_heads.max(1)
+    }
+
+    /// Number of keys query row `i` attends to (all of them unless causal).
+    pub fn keys_for_query(&self, i: usize) -> usize {
+        if self.causal {
+            (self.kv_len - self.q_len + i + 1).min(self.kv_len)
+        } else {
+            self.kv_len
+        }
+    }
+
+    /// Unmasked (query, key) pairs of one head.
+    pub fn unmasked_pairs(&self) -> u64 {
+        let (q, kv) = (self.q_len as u64, self.kv_len as u64);
+        if self.causal {
+            q * (kv - q) + q * (q + 1) / 2
+        } else {
+            q * kv
+        }
+    }
+
+    pub fn q_len_elems(&self) -> usize {
+        self.batch * self.q_heads * self.q_len * self.head_dim
+    }
+    pub fn kv_len_elems(&self) -> usize {
+        self.batch * self.kv_heads * self.kv_len * self.head_dim
+    }
+
+    /// Useful FLOPs `4 · head_dim · unmasked pairs` per query head (Q·Kᵀ and P·V; softmax not
+    /// counted); minimal bytes: Q, K, V read once, O written once.
+    pub fn work(&self, precision: Precision) -> Work {
+        let heads = (self.batch * self.q_heads) as u64;
+        let inb = precision.input.size_bytes() as u64;
+        let outb = precision.output.size_bytes() as u64;
+        Work {
+            flops: 4 * self.head_dim as u64 * self.unmasked_pairs() * heads,
+            min_bytes: (self.q_len_elems() + 2 * self.kv_len_elems()) as u64 * inb
+                + self.q_len_elems() as u64 * outb,
+        }
+    }
+}
+
+impl fmt::Display for AttentionProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "b{}-h{}/{}-q{}-kv{}-d{}",
+            self.batch, self.q_heads, self.kv_heads, self.q_len, self.kv_len, self.head_dim
+        )?;
+        if self.causal {
+            f.write_str("-causal")?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attention_work_counts_unmasked_pairs() {
+        let p = AttentionProblem::new(1, 16, 16, 1024, 1024, 64);
+        let w = p.work(Precision::same(DType::BF16));
+        assert_eq!(w.flops, 4 * 64 * 1024 * 1024 * 16);
+        let c = p.causal(true);
+        // 1024·1025/2 pairs per head.
+        assert_eq!(c.work(Precision::same(DType::BF16)).flops, 4 * 64 * (1024 * 1025 / 2) * 16);
+        // Decode-style: q_len 4 at the end of kv_len 10 → 7 + 8 + 9 + 10 keys.
+        let d = AttentionProblem::new(1, 1, 1, 4, 10, 8).causal(true);
+        assert_eq!(d.unmasked_pairs(), 34);
+        assert_eq!(d.keys_for_query(0), 7);
+        assert_eq!(d.keys_for_query(3), 10);
+    }
+
+    #[test]
+    fn attention_shapes_are_validated() {
+        assert!(matches!(
+            AttentionProblem::new(1, 6, 4, 8, 8, 64).validate(),
+            Err(AttentionError::Heads { .. })
+        ));
+        assert!(matches!(
+            AttentionProblem::new(1, 4, 4, 9, 8, 64).causal(true).validate(),
+            Err(AttentionError::CausalEmptyRow { .. })
+        ));
+        assert!(AttentionProblem::new(1, 4, 4, 9, 8, 64).validate().is_ok());
+        assert!(matches!(
+            AttentionProblem::new(1, 4, 0, 9, 8, 64).validate(),
+            Err(AttentionError::ZeroDim { field: "kv_heads" })
+        ));
+    }
 
     #[test]
     fn work_of_square_bf16() {

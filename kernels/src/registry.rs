@@ -6,7 +6,7 @@
 use crate::cpu::isa::Isa;
 use crate::cpu::matmul::{Blocking, NaiveMatmul, PackedMatmul};
 use crate::dtype::{DType, Tensor};
-use crate::problem::{MatmulProblem, Precision, ProblemError, Work};
+use crate::problem::{AttentionError, AttentionProblem, MatmulProblem, Precision, ProblemError, Work};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::Arc;
@@ -96,24 +96,37 @@ impl Support {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Problem {
     Matmul(MatmulProblem),
+    Attention(AttentionProblem),
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Matmul(p) => p.fmt(f),
+            Problem::Attention(p) => p.fmt(f),
+        }
+    }
 }
 
 impl Problem {
     pub fn op(&self) -> Op {
         match self {
             Problem::Matmul(_) => Op::Matmul,
+            Problem::Attention(_) => Op::Attention,
         }
     }
 
     pub fn work(&self, precision: Precision) -> Work {
         match self {
             Problem::Matmul(p) => p.work(precision),
+            Problem::Attention(p) => p.work(precision),
         }
     }
 
-    pub fn validate(&self) -> Result<(), ProblemError> {
+    pub fn validate(&self) -> Result<(), KernelError> {
         match self {
-            Problem::Matmul(p) => p.validate(),
+            Problem::Matmul(p) => Ok(p.validate()?),
+            Problem::Attention(p) => Ok(p.validate()?),
         }
     }
 
@@ -121,6 +134,7 @@ impl Problem {
     pub fn input_lens(&self) -> Vec<usize> {
         match self {
             Problem::Matmul(p) => vec![p.a_len(), p.b_len()],
+            Problem::Attention(p) => vec![p.q_len_elems(), p.kv_len_elems(), p.kv_len_elems()],
         }
     }
 
@@ -128,6 +142,7 @@ impl Problem {
     pub fn output_len(&self) -> usize {
         match self {
             Problem::Matmul(p) => p.c_len(),
+            Problem::Attention(p) => p.q_len_elems(),
         }
     }
 }
@@ -137,6 +152,8 @@ impl Problem {
 pub enum KernelError {
     #[error(transparent)]
     Problem(#[from] ProblemError),
+    #[error(transparent)]
+    Attention(#[from] AttentionError),
     #[error("kernel {kernel} does not support this problem: {reason}")]
     Unsupported { kernel: String, reason: String },
     #[error("input {index} has dtype {actual}, kernel {kernel} expects {expected}")]

@@ -255,7 +255,9 @@ impl PackedMatmul {
 }
 
 fn check_matmul(precision: Precision, problem: &Problem) -> Support {
-    let Problem::Matmul(p) = problem;
+    let Problem::Matmul(p) = problem else {
+        return Support::No("not a matmul".into());
+    };
     if let Err(e) = p.validate() {
         return Support::No(e.to_string());
     }
@@ -352,7 +354,9 @@ fn prepare_cpu(
     if let Support::No(reason) = check_matmul(id.precision, problem) {
         return Err(KernelError::Unsupported { kernel: id.id(), reason });
     }
-    let Problem::Matmul(p) = *problem;
+    let Problem::Matmul(p) = *problem else {
+        return Err(KernelError::Unsupported { kernel: id.id(), reason: "not a matmul".into() });
+    };
     let [a, b] = inputs else {
         return Err(KernelError::Other(format!(
             "matmul takes 2 inputs (A, B), {} given",
