@@ -3,3 +3,4 @@
 pub mod env;
 pub mod runfile;
 pub mod stats;
+pub mod workload;

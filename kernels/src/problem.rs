@@ -15,12 +15,20 @@ pub struct Precision {
 impl Precision {
     /// Inputs and output in `dtype`, accumulation in f32 (the default path on every backend).
     pub fn same(dtype: DType) -> Self {
-        Precision { input: dtype, accum: DType::F32, output: dtype }
+        Precision {
+            input: dtype,
+            accum: DType::F32,
+            output: dtype,
+        }
     }
 
     /// Inputs in `dtype`, f32 accumulation and f32 output.
     pub fn widening(dtype: DType) -> Self {
-        Precision { input: dtype, accum: DType::F32, output: DType::F32 }
+        Precision {
+            input: dtype,
+            accum: DType::F32,
+            output: DType::F32,
+        }
     }
 }
 
@@ -53,11 +61,19 @@ pub enum ProblemError {
     #[error("`{field}` is zero: a matmul needs every dimension ≥ 1")]
     ZeroDim { field: &'static str },
     #[error("`{field}` = {value} is smaller than the row length {min}")]
-    LeadingDim { field: &'static str, value: usize, min: usize },
+    LeadingDim {
+        field: &'static str,
+        value: usize,
+        min: usize,
+    },
     #[error("the problem is too large: {what} overflows usize")]
     TooLarge { what: &'static str },
     #[error("buffer `{name}` has {actual} elements, the problem needs {needed}")]
-    BufferSize { name: &'static str, actual: usize, needed: usize },
+    BufferSize {
+        name: &'static str,
+        actual: usize,
+        needed: usize,
+    },
 }
 
 /// `C[b] = A[b] · op(B[b])` for `b` in `0..batch`, all row-major.
@@ -84,7 +100,16 @@ pub struct MatmulProblem {
 impl MatmulProblem {
     /// A dense (packed leading dimensions) single-batch problem with B stored `[k, n]`.
     pub fn new(m: usize, n: usize, k: usize) -> Self {
-        MatmulProblem { batch: 1, m, n, k, trans_b: false, lda: k, ldb: n, ldc: n }
+        MatmulProblem {
+            batch: 1,
+            m,
+            n,
+            k,
+            trans_b: false,
+            lda: k,
+            ldb: n,
+            ldc: n,
+        }
     }
 
     /// The same shape with B stored transposed (`[n, k]`), leading dimensions dense.
@@ -139,26 +164,41 @@ impl MatmulProblem {
 
     /// Check dimensions and leading dimensions. Every kernel calls this before touching memory.
     pub fn validate(&self) -> Result<(), ProblemError> {
-        for (field, v) in [("batch", self.batch), ("m", self.m), ("n", self.n), ("k", self.k)] {
+        for (field, v) in [
+            ("batch", self.batch),
+            ("m", self.m),
+            ("n", self.n),
+            ("k", self.k),
+        ] {
             if v == 0 {
                 return Err(ProblemError::ZeroDim { field });
             }
         }
         let b_row = if self.trans_b { self.k } else { self.n };
-        for (field, value, min) in
-            [("lda", self.lda, self.k), ("ldb", self.ldb, b_row), ("ldc", self.ldc, self.n)]
-        {
+        for (field, value, min) in [
+            ("lda", self.lda, self.k),
+            ("ldb", self.ldb, b_row),
+            ("ldc", self.ldc, self.n),
+        ] {
             if value < min {
                 return Err(ProblemError::LeadingDim { field, value, min });
             }
         }
         let sizes = [
-            self.batch.checked_mul(self.m).and_then(|x| x.checked_mul(self.lda)),
-            self.batch.checked_mul(self.b_rows()).and_then(|x| x.checked_mul(self.ldb)),
-            self.batch.checked_mul(self.m).and_then(|x| x.checked_mul(self.ldc)),
+            self.batch
+                .checked_mul(self.m)
+                .and_then(|x| x.checked_mul(self.lda)),
+            self.batch
+                .checked_mul(self.b_rows())
+                .and_then(|x| x.checked_mul(self.ldb)),
+            self.batch
+                .checked_mul(self.m)
+                .and_then(|x| x.checked_mul(self.ldc)),
         ];
         if sizes.iter().any(Option::is_none) {
-            return Err(ProblemError::TooLarge { what: "a buffer length" });
+            return Err(ProblemError::TooLarge {
+                what: "a buffer length",
+            });
         }
         Ok(())
     }
@@ -166,11 +206,17 @@ impl MatmulProblem {
     /// Check that buffers hold the problem (after [`validate`](Self::validate)).
     pub fn check_buffers(&self, a: usize, b: usize, c: usize) -> Result<(), ProblemError> {
         self.validate()?;
-        for (name, actual, needed) in
-            [("A", a, self.a_len()), ("B", b, self.b_len()), ("C", c, self.c_len())]
-        {
+        for (name, actual, needed) in [
+            ("A", a, self.a_len()),
+            ("B", b, self.b_len()),
+            ("C", c, self.c_len()),
+        ] {
             if actual < needed {
-                return Err(ProblemError::BufferSize { name, actual, needed });
+                return Err(ProblemError::BufferSize {
+                    name,
+                    actual,
+                    needed,
+                });
             }
         }
         Ok(())
@@ -178,7 +224,12 @@ impl MatmulProblem {
 
     /// `2·M·N·K` per batch; minimal bytes: A and B read once, C written once (dense).
     pub fn work(&self, precision: Precision) -> Work {
-        let (b, m, n, k) = (self.batch as u64, self.m as u64, self.n as u64, self.k as u64);
+        let (b, m, n, k) = (
+            self.batch as u64,
+            self.m as u64,
+            self.n as u64,
+            self.k as u64,
+        );
         let inb = precision.input.size_bytes() as u64;
         let outb = precision.output.size_bytes() as u64;
         Work {
@@ -280,18 +331,33 @@ impl AttentionProblem {
                 return Err(AttentionError::ZeroDim { field });
             }
         }
-        if self.q_heads % self.kv_heads != 0 {
-            return Err(AttentionError::Heads { q_heads: self.q_heads, kv_heads: self.kv_heads });
+        if !self.q_heads.is_multiple_of(self.kv_heads) {
+            return Err(AttentionError::Heads {
+                q_heads: self.q_heads,
+                kv_heads: self.kv_heads,
+            });
         }
         if self.causal && self.q_len > self.kv_len {
-            return Err(AttentionError::CausalEmptyRow { q_len: self.q_len, kv_len: self.kv_len });
+            return Err(AttentionError::CausalEmptyRow {
+                q_len: self.q_len,
+                kv_len: self.kv_len,
+            });
         }
         if !(self.scale.is_finite() && self.scale > 0.0) {
             return Err(AttentionError::Scale(self.scale));
         }
-        let q = self.batch.checked_mul(self.q_heads).and_then(|x| x.checked_mul(self.q_len));
-        let kv = self.batch.checked_mul(self.kv_heads).and_then(|x| x.checked_mul(self.kv_len));
-        match (q.and_then(|x| x.checked_mul(self.head_dim)), kv.and_then(|x| x.checked_mul(self.head_dim))) {
+        let q = self
+            .batch
+            .checked_mul(self.q_heads)
+            .and_then(|x| x.checked_mul(self.q_len));
+        let kv = self
+            .batch
+            .checked_mul(self.kv_heads)
+            .and_then(|x| x.checked_mul(self.kv_len));
+        match (
+            q.and_then(|x| x.checked_mul(self.head_dim)),
+            kv.and_then(|x| x.checked_mul(self.head_dim)),
+        ) {
             (Some(_), Some(_)) => Ok(()),
             _ => Err(AttentionError::TooLarge),
         }
@@ -367,7 +433,10 @@ mod tests {
         assert_eq!(w.flops, 4 * 64 * 1024 * 1024 * 16);
         let c = p.causal(true);
         // 1024·1025/2 pairs per head.
-        assert_eq!(c.work(Precision::same(DType::BF16)).flops, 4 * 64 * (1024 * 1025 / 2) * 16);
+        assert_eq!(
+            c.work(Precision::same(DType::BF16)).flops,
+            4 * 64 * (1024 * 1025 / 2) * 16
+        );
         // Decode-style: q_len 4 at the end of kv_len 10 → 7 + 8 + 9 + 10 keys.
         let d = AttentionProblem::new(1, 1, 1, 4, 10, 8).causal(true);
         assert_eq!(d.unmasked_pairs(), 34);
@@ -382,7 +451,9 @@ mod tests {
             Err(AttentionError::Heads { .. })
         ));
         assert!(matches!(
-            AttentionProblem::new(1, 4, 4, 9, 8, 64).causal(true).validate(),
+            AttentionProblem::new(1, 4, 4, 9, 8, 64)
+                .causal(true)
+                .validate(),
             Err(AttentionError::CausalEmptyRow { .. })
         ));
         assert!(AttentionProblem::new(1, 4, 4, 9, 8, 64).validate().is_ok());
@@ -411,7 +482,10 @@ mod tests {
             Err(ProblemError::ZeroDim { field: "k" })
         );
         let p = MatmulProblem::new(4, 8, 4).with_leading_dims(4, 7, 8);
-        assert!(matches!(p.validate(), Err(ProblemError::LeadingDim { field: "ldb", .. })));
+        assert!(matches!(
+            p.validate(),
+            Err(ProblemError::LeadingDim { field: "ldb", .. })
+        ));
         let p = MatmulProblem::new(4, 8, 6).transposed_b();
         assert_eq!(p.ldb, 6);
         assert!(p.validate().is_ok());

@@ -10,14 +10,18 @@ pub struct CacheSizes {
     pub l1d: usize,
     pub l2: usize,
     pub l3: usize,
-    /// `sysfs` when read from the OS, `default` when the OS said nothing.
+    /// `sysfs` when read from the OS (noted when L3 is missing), `default` when the OS said nothing.
     pub source: &'static str,
 }
 
 impl CacheSizes {
     /// Conservative sizes used when the OS reports nothing (32 KiB / 512 KiB / 8 MiB).
-    pub const FALLBACK: CacheSizes =
-        CacheSizes { l1d: 32 << 10, l2: 512 << 10, l3: 8 << 20, source: "default" };
+    pub const FALLBACK: CacheSizes = CacheSizes {
+        l1d: 32 << 10,
+        l2: 512 << 10,
+        l3: 8 << 20,
+        source: "default",
+    };
 }
 
 /// This machine's caches (read once).
@@ -28,10 +32,19 @@ pub fn detected() -> CacheSizes {
 
 fn read_sysfs() -> Option<CacheSizes> {
     let base = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
-    let mut sizes = CacheSizes { l1d: 0, l2: 0, l3: 0, source: "sysfs" };
+    let mut sizes = CacheSizes {
+        l1d: 0,
+        l2: 0,
+        l3: 0,
+        source: "sysfs",
+    };
     for entry in std::fs::read_dir(base).ok()? {
         let dir = entry.ok()?.path();
-        let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok().map(|s| s.trim().to_string());
+        let read = |f: &str| {
+            std::fs::read_to_string(dir.join(f))
+                .ok()
+                .map(|s| s.trim().to_string())
+        };
         let (Some(level), Some(kind), Some(size)) = (read("level"), read("type"), read("size"))
         else {
             continue;
@@ -39,7 +52,9 @@ fn read_sysfs() -> Option<CacheSizes> {
         if kind == "Instruction" {
             continue;
         }
-        let Some(bytes) = parse_size(&size) else { continue };
+        let Some(bytes) = parse_size(&size) else {
+            continue;
+        };
         match level.as_str() {
             "1" => sizes.l1d = bytes,
             "2" => sizes.l2 = bytes,
@@ -49,7 +64,9 @@ fn read_sysfs() -> Option<CacheSizes> {
     }
     (sizes.l1d > 0 && sizes.l2 > 0).then(|| {
         if sizes.l3 == 0 {
+            // No L3 reported: block for L2 and say so.
             sizes.l3 = sizes.l2;
+            sizes.source = "sysfs (no L3 reported: L2 size used)";
         }
         sizes
     })
