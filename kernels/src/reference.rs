@@ -1,1 +1,289 @@
-//! (in progress)
+//! Float64 references: obviously correct and slow.
+//!
+//! References are computed from the *stored* (rounded) inputs, never from the f32 values they were
+//! rounded from: every storage dtype widens to f32 exactly ([`Element::to_f32`]), so the operands
+//! are first widened to f32 copies and every product and sum is then formed in f64. The f64
+//! rounding error (about `K · 2^-53 · |A|·|B|`) is 2^-29 of the tightest bound checked against
+//! it (f32 accumulation), so the reference counts as exact.
+//!
+//! Besides the product itself each function returns the matching product of absolute values,
+//! `|A|·|op(B)|`: the scale of the componentwise error bound in [`crate::verify`].
+
+use crate::dtype::{Element, Tensor};
+use crate::problem::MatmulProblem;
+use crate::with_tensor;
+use rayon::prelude::*;
+
+/// `len` elements of `t` starting at `start`, widened exactly to f32.
+///
+/// Panics if the range is out of bounds.
+pub fn widen_range(t: &Tensor, start: usize, len: usize) -> Vec<f32> {
+    with_tensor!(t, v => {
+        let mut out = vec![0f32; len];
+        Element::slice_to_f32(&v[start..start + len], &mut out);
+        out
+    })
+}
+
+/// One batch of a matmul's operands, A and B as stored (leading-dimension padding included),
+/// widened exactly to f32: the operands of every reference product of that batch.
+///
+/// Widening once per batch keeps the inner loops free of dtype conversions and costs one f32 copy
+/// of A and B (the f16/bf16 tensors themselves are half that).
+pub struct MatmulOperands {
+    p: MatmulProblem,
+    a: Vec<f32>,
+    b: Vec<f32>,
+}
+
+impl MatmulOperands {
+    /// Widen batch `batch` of `a` and `b`. Panics if the tensors are shorter than the problem
+    /// needs (check with [`MatmulProblem::check_buffers`] first).
+    pub fn new(p: &MatmulProblem, a: &Tensor, b: &Tensor, batch: usize) -> Self {
+        assert!(batch < p.batch, "batch {batch} of {}", p.batch);
+        MatmulOperands {
+            p: *p,
+            a: widen_range(a, batch * p.a_stride(), p.a_stride()),
+            b: widen_range(b, batch * p.b_stride(), p.b_stride()),
+        }
+    }
+
+    /// Row `i` of A (its `k` logical elements).
+    fn a_row(&self, i: usize) -> &[f32] {
+        &self.a[i * self.p.lda..i * self.p.lda + self.p.k]
+    }
+
+    /// Row `i` of `A · op(B)` and of `|A| · |op(B)|`, each of length `n`.
+    pub fn row(&self, i: usize) -> (Vec<f64>, Vec<f64>) {
+        let (n, k, ldb) = (self.p.n, self.p.k, self.p.ldb);
+        let a = self.a_row(i);
+        let mut out = vec![0f64; n];
+        let mut abs = vec![0f64; n];
+        if self.p.trans_b {
+            // op(B)[q, j] = B[j, q]: row j of the stored B is column j of op(B).
+            for (j, (o, s)) in out.iter_mut().zip(abs.iter_mut()).enumerate() {
+                let bj = &self.b[j * ldb..j * ldb + k];
+                for (&aq, &bq) in a.iter().zip(bj) {
+                    let (aq, bq) = (aq as f64, bq as f64);
+                    *o += aq * bq;
+                    *s += aq.abs() * bq.abs();
+                }
+            }
+        } else {
+            for (q, &aq) in a.iter().enumerate() {
+                let aq = aq as f64;
+                let bq = &self.b[q * ldb..q * ldb + n];
+                for ((o, s), &bqj) in out.iter_mut().zip(abs.iter_mut()).zip(bq) {
+                    let bqj = bqj as f64;
+                    *o += aq * bqj;
+                    *s += aq.abs() * bqj.abs();
+                }
+            }
+        }
+        (out, abs)
+    }
+
+    /// `op(B) · x` and `|op(B)| · |x|` (length `k`) for `x` of length `n`.
+    pub fn b_times(&self, x: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let (n, k, ldb) = (self.p.n, self.p.k, self.p.ldb);
+        assert_eq!(x.len(), n, "x has length n");
+        if self.p.trans_b {
+            // op(B) · x = Σ_j x_j · (row j of the stored B): accumulate row by row, split over
+            // chunks of q so that each task walks B rows contiguously.
+            const CHUNK: usize = 256;
+            let mut y = vec![0f64; k];
+            let mut ya = vec![0f64; k];
+            y.par_chunks_mut(CHUNK)
+                .zip(ya.par_chunks_mut(CHUNK))
+                .enumerate()
+                .for_each(|(ci, (yc, yac))| {
+                    let q0 = ci * CHUNK;
+                    for (j, &xj) in x.iter().enumerate() {
+                        let bj = &self.b[j * ldb + q0..j * ldb + q0 + yc.len()];
+                        for ((yq, yaq), &bjq) in yc.iter_mut().zip(yac.iter_mut()).zip(bj) {
+                            let bjq = bjq as f64;
+                            *yq += bjq * xj;
+                            *yaq += bjq.abs() * xj.abs();
+                        }
+                    }
+                });
+            (y, ya)
+        } else {
+            (0..k)
+                .into_par_iter()
+                .map(|q| {
+                    let bq = &self.b[q * ldb..q * ldb + n];
+                    bq.iter().zip(x).fold((0f64, 0f64), |(s, sa), (&bqj, &xj)| {
+                        let bqj = bqj as f64;
+                        (s + bqj * xj, sa + bqj.abs() * xj.abs())
+                    })
+                })
+                .unzip()
+        }
+    }
+
+    /// `A · y` and `|A| · y_abs` (length `m`) for `y`, `y_abs` of length `k`.
+    pub fn a_times(&self, y: &[f64], y_abs: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        assert_eq!(y.len(), self.p.k, "y has length k");
+        assert_eq!(y_abs.len(), self.p.k, "y_abs has length k");
+        (0..self.p.m)
+            .into_par_iter()
+            .map(|i| {
+                self.a_row(i).iter().zip(y).zip(y_abs).fold(
+                    (0f64, 0f64),
+                    |(s, sa), ((&aq, &yq), &yaq)| {
+                        let aq = aq as f64;
+                        (s + aq * yq, sa + aq.abs() * yaq)
+                    },
+                )
+            })
+            .unzip()
+    }
+}
+
+/// Row `i` of batch `batch` of `A · op(B)` and of `|A| · |op(B)|`, each of length `n`.
+///
+/// Widens the whole batch of A and B for one row: for many rows, build [`MatmulOperands`] once.
+pub fn matmul_ref_row(
+    p: &MatmulProblem,
+    a: &Tensor,
+    b: &Tensor,
+    batch: usize,
+    i: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    assert!(i < p.m, "row {i} of {}", p.m);
+    MatmulOperands::new(p, a, b, batch).row(i)
+}
+
+/// The whole `A · op(B)` and `|A| · |op(B)|`, dense `[batch, m, n]` (no leading-dimension
+/// padding), parallel over rows.
+pub fn matmul_ref(p: &MatmulProblem, a: &Tensor, b: &Tensor) -> (Vec<f64>, Vec<f64>) {
+    let (m, n) = (p.m, p.n);
+    let mut out = vec![0f64; p.batch * m * n];
+    let mut abs = vec![0f64; p.batch * m * n];
+    for batch in 0..p.batch {
+        let ops = MatmulOperands::new(p, a, b, batch);
+        let range = batch * m * n..(batch + 1) * m * n;
+        out[range.clone()]
+            .par_chunks_mut(n)
+            .zip(abs[range].par_chunks_mut(n))
+            .enumerate()
+            .for_each(|(i, (o, s))| {
+                let (ro, rs) = ops.row(i);
+                o.copy_from_slice(&ro);
+                s.copy_from_slice(&rs);
+            });
+    }
+    (out, abs)
+}
+
+/// `C · x` (length `m`) for batch `batch` of the output `c` (logical `n` columns of each row,
+/// leading dimension `ldc`) and `x` of length `n`. Non-finite outputs propagate.
+pub fn c_times(p: &MatmulProblem, c: &Tensor, batch: usize, x: &[f64]) -> Vec<f64> {
+    assert_eq!(x.len(), p.n, "x has length n");
+    (0..p.m)
+        .into_par_iter()
+        .map(|i| {
+            let row = widen_range(c, batch * p.c_stride() + i * p.ldc, p.n);
+            row.iter().zip(x).map(|(&cij, &xj)| cij as f64 * xj).sum()
+        })
+        .collect()
+}
+
+/// The three products of Freivalds' check for one batch and one vector `x` (length `n`), all in
+/// f64 and each of length `m`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FreivaldsProducts {
+    /// `C · x`.
+    pub cx: Vec<f64>,
+    /// `A · (op(B) · x)`.
+    pub abx: Vec<f64>,
+    /// `|A| · (|op(B)| · |x|)`: the scale of the row's error bound.
+    pub abs_abx: Vec<f64>,
+}
+
+/// Freivalds' products for batch `batch` of `ops` (built for the same batch) and output `c`.
+/// `O(m·n + n·k + m·k)` work instead of the `O(m·n·k)` of a full reference.
+pub fn freivalds_products(
+    p: &MatmulProblem,
+    ops: &MatmulOperands,
+    c: &Tensor,
+    batch: usize,
+    x: &[f64],
+) -> FreivaldsProducts {
+    let (y, ya) = ops.b_times(x);
+    let (abx, abs_abx) = ops.a_times(&y, &ya);
+    FreivaldsProducts {
+        cx: c_times(p, c, batch, x),
+        abx,
+        abs_abx,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtype::DType;
+
+    fn ints(dtype: DType, v: &[i32]) -> Tensor {
+        Tensor::from_f32(dtype, &v.iter().map(|&x| x as f32).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn small_integer_product_with_padding_and_both_layouts() {
+        // A = [[1, -2, 3], [4, 5, -6]] with lda = 4 (pad 99); B = [[1, 2], [3, 4], [5, -6]].
+        let a = ints(DType::BF16, &[1, -2, 3, 99, 4, 5, -6, 99]);
+        let b = ints(DType::BF16, &[1, 2, 3, 4, 5, -6]);
+        let p = MatmulProblem::new(2, 2, 3).with_leading_dims(4, 2, 2);
+        let (c, s) = matmul_ref(&p, &a, &b);
+        assert_eq!(c, vec![10.0, -24.0, -11.0, 64.0]);
+        assert_eq!(s, vec![22.0, 28.0, 49.0, 64.0]);
+        // The same B stored transposed ([n, k], ldb = 5 with padding).
+        let bt = ints(DType::BF16, &[1, 3, 5, 77, 77, 2, 4, -6, 77, 77]);
+        let pt = MatmulProblem::new(2, 2, 3)
+            .transposed_b()
+            .with_leading_dims(4, 5, 2);
+        assert_eq!(matmul_ref(&pt, &a, &bt), (c.clone(), s.clone()));
+        assert_eq!(
+            matmul_ref_row(&pt, &a, &bt, 0, 1),
+            (c[2..].to_vec(), s[2..].to_vec())
+        );
+    }
+
+    #[test]
+    fn freivalds_products_agree_with_the_full_reference() {
+        for trans_b in [false, true] {
+            let mut p = MatmulProblem::new(9, 7, 300).with_batch(2);
+            if trans_b {
+                p = p.transposed_b();
+            }
+            p = p.with_leading_dims(p.lda + 1, p.ldb + 2, p.ldc + 3);
+            let a = Tensor::random(DType::F16, p.a_len(), 1);
+            let b = Tensor::random(DType::F16, p.b_len(), 2);
+            let (cref, sref) = matmul_ref(&p, &a, &b);
+            // C = the reference itself, stored with ldc padding.
+            let mut c = vec![f32::NAN; p.c_len()];
+            for (r, row) in cref.chunks(p.n).enumerate() {
+                for (j, &v) in row.iter().enumerate() {
+                    c[r * p.ldc + j] = v as f32;
+                }
+            }
+            let c = Tensor::F32(c);
+            let x: Vec<f64> = (0..p.n)
+                .map(|j| if j % 2 == 0 { 0.5 } else { -1.0 })
+                .collect();
+            for batch in 0..p.batch {
+                let ops = MatmulOperands::new(&p, &a, &b, batch);
+                let f = freivalds_products(&p, &ops, &c, batch, &x);
+                for i in 0..p.m {
+                    let r = (batch * p.m + i) * p.n;
+                    let want: f64 = (0..p.n).map(|j| cref[r + j] * x[j]).sum();
+                    let want_abs: f64 = (0..p.n).map(|j| sref[r + j] * x[j].abs()).sum();
+                    assert!((f.abx[i] - want).abs() <= 1e-12 * want_abs);
+                    assert!((f.abs_abx[i] - want_abs).abs() <= 1e-12 * want_abs);
+                    assert!((f.cx[i] - want).abs() <= 1e-6 * want_abs);
+                }
+            }
+        }
+    }
+}

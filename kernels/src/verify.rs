@@ -1,1 +1,727 @@
-//! (in progress)
+//! Verification of kernel outputs against the float64 references of [`crate::reference`].
+//!
+//! The error is componentwise and scaled: `max_ij |C_ij − Cref_ij| / (|A|·|op(B)|)_ij`, compared
+//! with the bound `c · (u_out + K · u_acc)` ([`matmul_bound`], constant [`MATMUL_BOUND_C`]). NaN
+//! or ±inf anywhere in the checked output fails, whatever the bound. Only the logical `m × n` of
+//! each batch is read: leading-dimension padding (`ldc > n`) is never checked.
+//!
+//! Up to [`VerifyOptions::full_cap_flops`] of `2·batch·m·n·k` every element is checked
+//! (`method = "full"`). Above it, Freivalds' check with random vectors plus a random sample of
+//! whole rows checked elementwise (`method = "freivalds+rows"`), after a scan of all of C for
+//! NaN/inf.
+//!
+//! What the sampled method can and cannot see: Freivalds' row residual `|(C·x)_i − (A·(B·x))_i|`
+//! is scaled by `(|A|·(|op(B)|·|x|))_i`, a sum over the whole row, so it only sees an error that is
+//! large next to the bound times the whole row: a wrong layout (7–10× the bf16-output bound, more
+//! elsewhere), and with f32 output (bound ~K·2^-23) nearly anything. With f16/bf16 output the
+//! allowance is 100–700× larger, and K off by one, a single wrong element or a stale tile of a
+//! large matrix can hide in the residual (measured in tests/verify_mutations.rs: K off by one at
+//! bf16 output gives 0.26–0.99× the bound through Freivalds alone, 5–10× through a row). Those are
+//! caught by the sampled rows, with probability about `1 − (1 − rows_hit / (batch·m))^sample_rows`.
+//! The full method has no such gap, and it is cheap: 1024³ bf16 (2.1 GFLOP) verifies fully in
+//! 0.26 s on 2 cores.
+
+use crate::dtype::{DType, SplitMix64, Tensor};
+use crate::problem::{MatmulProblem, Precision};
+use crate::reference::{freivalds_products, widen_range, MatmulOperands};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// The outcome of a verification. NaN never passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+}
+
+/// The evidence of one verification, stored in the result row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verification {
+    /// `"full"` (every element of every batch) or `"freivalds+rows"`.
+    pub method: String,
+    /// Rows checked elementwise (full: `batch · m`).
+    pub samples: u64,
+    /// The largest scaled error observed (`f64::INFINITY` for a NaN/inf output).
+    pub error: f64,
+    /// The bound `error` was compared with ([`matmul_bound`]).
+    pub bound: f64,
+    pub verdict: Verdict,
+    /// Where it failed: `"NaN at batch 0, row 3, col 7"`, or the worst element and its values.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub detail: Option<String>,
+}
+
+/// How much verification work to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VerifyOptions {
+    /// Check every element up to this many FLOPs of reference work (`2·batch·m·n·k`); sample
+    /// above it. Default 4e9: a few seconds of f64 reference on a few cores.
+    pub full_cap_flops: u64,
+    /// Whole rows checked elementwise by the sampled method. Default 16.
+    pub sample_rows: usize,
+    /// Random vectors of Freivalds' check. Default 2.
+    pub freivalds_vectors: usize,
+    /// Seed of the random vectors and row sample (record it with the result).
+    pub seed: u64,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            full_cap_flops: 4_000_000_000,
+            sample_rows: 16,
+            freivalds_vectors: 2,
+            seed: 0x7E57_5EED,
+        }
+    }
+}
+
+/// The constant `c` of the matmul bound `c · (u_out + K · u_acc)`: **2**.
+///
+/// For the stored inputs, with products and sums formed in the accumulation type in any order
+/// (blocked, split over `kc` panels, FMA or not), Higham (Accuracy and Stability of Numerical
+/// Algorithms, §3.5) gives `|s − AB| ≤ γ_K |A||B|` with `γ_K = K·u_acc / (1 − K·u_acc)`. (f16
+/// and bf16 products are even exact in f32.) Rounding `s` once to the output type adds
+/// `|ĉ − s| ≤ u_out |s| ≤ u_out (1 + γ_K) |A||B|`. So
+/// `|ĉ − AB| ≤ (u_out (1 + γ_K) + γ_K) |A||B| ≤ 2 (u_out + K·u_acc) |A||B|`
+/// whenever `K·u_acc ≤ 1/2` (then `γ_K ≤ 2K·u_acc` and `1 + γ_K ≤ 2`), i.e. `K ≤ 2^23` with f32
+/// accumulation. A correct kernel can therefore never fail, and the bound is the worst case, not a
+/// fudge factor. Measured on the naive and packed kernels (tests/verify_mutations.rs, K ≤ 96):
+/// f16/bf16 output reaches 0.24 of the bound (the one output rounding, `u_out·|C|`, dominates),
+/// f32 output 0.03 (random accumulation errors grow like √K, not K).
+///
+/// Gradual underflow is covered by flooring the scale (see [`matmul_scale_floor`]).
+pub const MATMUL_BOUND_C: f64 = 2.0;
+
+/// `c · (u_out + K · u_acc)`: the largest scaled error a correct matmul may show.
+pub fn matmul_bound(precision: Precision, k: usize) -> f64 {
+    MATMUL_BOUND_C * (precision.output.unit_roundoff() + k as f64 * precision.accum.unit_roundoff())
+}
+
+/// Smallest positive normal number of a dtype (bf16 shares f32's exponent range).
+fn min_normal(dtype: DType) -> f64 {
+    match dtype {
+        DType::F32 | DType::BF16 => f64::powi(2.0, -126),
+        DType::F16 => f64::powi(2.0, -14),
+    }
+}
+
+/// The floor added to every scale `(|A|·|op(B)|)_ij`: the smallest normal of the output type plus
+/// that of the accumulator.
+///
+/// Below the normal range rounding is absolute, not relative: at most half a subnormal spacing
+/// `η/2 = u · N_min`. Adding `N_min` to the scale turns those terms into `c·u·N_min ≥ η/2` of
+/// allowance, so a correct f16-output kernel whose result lands among the subnormals cannot fail.
+/// For f16 output the floor is 2^-14 (random inputs in [-1, 1] give scales near `K/4`, so it is
+/// invisible); for f32/bf16 it is 2^-125. With a zero scale (a zero row of A or column of B) the
+/// check still demands the exact zero up to one subnormal spacing.
+pub fn matmul_scale_floor(precision: Precision) -> f64 {
+    min_normal(precision.output) + min_normal(precision.accum)
+}
+
+/// `|out − reference| / scale`, with the scale guarded against zero (`f64::MIN_POSITIVE`, so a
+/// zero scale demands an exact result), NaN mapped to `+inf` (a NaN reference can't be passed).
+#[inline]
+fn ratio(diff: f64, scale: f64) -> f64 {
+    let scale = if scale >= f64::MIN_POSITIVE {
+        scale
+    } else {
+        f64::MIN_POSITIVE
+    };
+    let e = diff.abs() / scale;
+    if e.is_nan() {
+        f64::INFINITY
+    } else {
+        e
+    }
+}
+
+/// The largest componentwise scaled error `|out_i − reference_i| / scale_i` and its index (the
+/// first, on ties; `None` for empty slices). A non-finite `out_i` gives `(f64::INFINITY, Some(i))`
+/// at the first one; a zero scale is guarded (`f64::MIN_POSITIVE`), so it requires an exact match.
+///
+/// Generic over kernels: pass whatever scale the kernel's bound is stated for.
+pub fn scaled_error(out: &[f64], reference: &[f64], scale: &[f64]) -> (f64, Option<usize>) {
+    assert_eq!(out.len(), reference.len(), "out and reference lengths");
+    assert_eq!(out.len(), scale.len(), "out and scale lengths");
+    if let Some(i) = out.iter().position(|x| !x.is_finite()) {
+        return (f64::INFINITY, Some(i));
+    }
+    let mut worst = (0f64, None);
+    for (i, ((&o, &r), &s)) in out.iter().zip(reference).zip(scale).enumerate() {
+        let e = ratio(o - r, s);
+        if worst.1.is_none() || e > worst.0 {
+            worst = (e, Some(i));
+        }
+    }
+    worst
+}
+
+/// The worst element seen so far: where, its values, and its scaled error.
+#[derive(Clone, Debug)]
+struct Worst {
+    error: f64,
+    what: Where,
+}
+
+#[derive(Clone, Debug)]
+enum Where {
+    /// Nothing checked yet.
+    Nothing,
+    /// A non-finite output.
+    NonFinite {
+        batch: usize,
+        row: usize,
+        col: usize,
+        value: f64,
+    },
+    /// An element checked against the reference.
+    Element {
+        batch: usize,
+        row: usize,
+        col: usize,
+        out: f64,
+        reference: f64,
+        scale: f64,
+    },
+    /// A row of Freivalds' check.
+    Freivalds {
+        vector: usize,
+        batch: usize,
+        row: usize,
+        cx: f64,
+        abx: f64,
+        scale: f64,
+    },
+}
+
+impl Worst {
+    const NONE: Worst = Worst {
+        error: 0.0,
+        what: Where::Nothing,
+    };
+
+    /// The larger of two; on ties the left one (rayon's `reduce` keeps operand order, so the
+    /// first location in row order wins).
+    fn max(self, other: Worst) -> Worst {
+        match (&self.what, &other.what) {
+            (_, Where::Nothing) => self,
+            (Where::Nothing, _) => other,
+            _ if other.error > self.error => other,
+            _ => self,
+        }
+    }
+
+    fn describe(&self) -> Option<String> {
+        Some(match self.what {
+            Where::Nothing => return None,
+            Where::NonFinite {
+                batch,
+                row,
+                col,
+                value,
+            } => {
+                let what = if value.is_nan() {
+                    "NaN".to_string()
+                } else {
+                    format!("{value}")
+                };
+                format!("{what} at batch {batch}, row {row}, col {col}")
+            }
+            Where::Element {
+                batch,
+                row,
+                col,
+                out,
+                reference,
+                scale,
+            } => format!(
+                "worst at batch {batch}, row {row}, col {col}: output {out:e}, reference \
+                 {reference:e}, |A|·|B| {scale:e}"
+            ),
+            Where::Freivalds {
+                vector,
+                batch,
+                row,
+                cx,
+                abx,
+                scale,
+            } => format!(
+                "Freivalds vector {vector}, batch {batch}, row {row}: C·x {cx:e}, A·(B·x) {abx:e}, \
+                 |A|·(|B|·|x|) {scale:e}"
+            ),
+        })
+    }
+}
+
+/// Check row `i` of batch `batch` of `c` elementwise against the reference.
+fn check_row(
+    p: &MatmulProblem,
+    ops: &MatmulOperands,
+    c: &Tensor,
+    floor: f64,
+    batch: usize,
+    i: usize,
+) -> Worst {
+    let out: Vec<f64> = widen_range(c, batch * p.c_stride() + i * p.ldc, p.n)
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    let (reference, mut scale) = ops.row(i);
+    scale.iter_mut().for_each(|s| *s += floor);
+    match scaled_error(&out, &reference, &scale) {
+        (_, None) => Worst::NONE,
+        (error, Some(col)) if !out[col].is_finite() => Worst {
+            error,
+            what: Where::NonFinite {
+                batch,
+                row: i,
+                col,
+                value: out[col],
+            },
+        },
+        (error, Some(col)) => Worst {
+            error,
+            what: Where::Element {
+                batch,
+                row: i,
+                col,
+                out: out[col],
+                reference: reference[col],
+                scale: scale[col],
+            },
+        },
+    }
+}
+
+/// The first NaN/inf in the logical `m × n` of every batch of `c`, in row order.
+fn first_non_finite(p: &MatmulProblem, c: &Tensor) -> Worst {
+    (0..p.batch * p.m)
+        .into_par_iter()
+        .map(|r| {
+            let (batch, row) = (r / p.m, r % p.m);
+            let out = widen_range(c, batch * p.c_stride() + row * p.ldc, p.n);
+            match out.iter().position(|x| !x.is_finite()) {
+                Some(col) => Worst {
+                    error: f64::INFINITY,
+                    what: Where::NonFinite {
+                        batch,
+                        row,
+                        col,
+                        value: out[col] as f64,
+                    },
+                },
+                None => Worst::NONE,
+            }
+        })
+        .reduce(|| Worst::NONE, Worst::max)
+}
+
+/// `count` distinct indices of `0..total` (all of them when `count ≥ total`), sorted, uniformly
+/// at random (Floyd's algorithm: `count` draws whatever `total` is).
+fn sample_indices(total: usize, count: usize, rng: &mut SplitMix64) -> Vec<usize> {
+    if count >= total {
+        return (0..total).collect();
+    }
+    let mut chosen = BTreeSet::new();
+    for j in total - count..total {
+        let t = rng.below(j as u64 + 1) as usize;
+        if !chosen.insert(t) {
+            chosen.insert(j);
+        }
+    }
+    chosen.into_iter().collect()
+}
+
+/// A Freivalds vector: random signs, magnitudes uniform in [0.5, 1). Continuous values make an
+/// exact cancellation of errors in a row a probability-zero event (with ±1 two opposite errors
+/// cancel half the time); magnitudes ≥ 0.5 keep every column's weight in the residual.
+fn freivalds_vector(n: usize, rng: &mut SplitMix64) -> Vec<f64> {
+    (0..n)
+        .map(|_| {
+            let mag = 0.5 + 0.5 * rng.next_f64();
+            if rng.next_u64() & 1 == 0 {
+                mag
+            } else {
+                -mag
+            }
+        })
+        .collect()
+}
+
+/// Verify `c = a · op(b)` for problem `p` computed at `precision`.
+///
+/// Inputs whose dtypes don't match `precision`, or buffers shorter than the problem, fail with a
+/// detail (they can't be verified, so they can't pass).
+pub fn verify_matmul(
+    p: &MatmulProblem,
+    precision: Precision,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    opts: &VerifyOptions,
+) -> Verification {
+    let bound = matmul_bound(precision, p.k);
+    let flops = 2 * p.batch as u128 * p.m as u128 * p.n as u128 * p.k as u128;
+    let full = flops <= opts.full_cap_flops as u128;
+    let method = if full { "full" } else { "freivalds+rows" };
+    let finish = |samples: u64, worst: Worst| {
+        let verdict = if worst.error <= bound {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        };
+        Verification {
+            method: method.to_string(),
+            samples,
+            error: worst.error,
+            bound,
+            detail: if verdict == Verdict::Fail {
+                worst.describe()
+            } else {
+                None
+            },
+            verdict,
+        }
+    };
+    let refuse = |why: String| Verification {
+        method: method.to_string(),
+        samples: 0,
+        error: f64::INFINITY,
+        bound,
+        verdict: Verdict::Fail,
+        detail: Some(why),
+    };
+
+    for (name, t, want) in [
+        ("A", a, precision.input),
+        ("B", b, precision.input),
+        ("C", c, precision.output),
+    ] {
+        if t.dtype() != want {
+            return refuse(format!(
+                "{name} is {}, precision {precision} needs {want}",
+                t.dtype()
+            ));
+        }
+    }
+    if let Err(e) = p.check_buffers(a.len(), b.len(), c.len()) {
+        return refuse(format!("cannot verify: {e}"));
+    }
+    let floor = matmul_scale_floor(precision);
+
+    if full {
+        let mut worst = Worst::NONE;
+        for batch in 0..p.batch {
+            let ops = MatmulOperands::new(p, a, b, batch);
+            let w = (0..p.m)
+                .into_par_iter()
+                .map(|i| check_row(p, &ops, c, floor, batch, i))
+                .reduce(|| Worst::NONE, Worst::max);
+            worst = worst.max(w);
+        }
+        return finish((p.batch * p.m) as u64, worst);
+    }
+
+    // Sampled: NaN/inf anywhere fails outright (the scan is O(m·n), cheap next to the rest).
+    let nan = first_non_finite(p, c);
+    if !matches!(nan.what, Where::Nothing) {
+        return finish(0, nan);
+    }
+    let mut rng = SplitMix64::new(opts.seed);
+    let rows = sample_indices(p.batch * p.m, opts.sample_rows, &mut rng);
+    let mut worst = Worst::NONE;
+    for batch in 0..p.batch {
+        let ops = MatmulOperands::new(p, a, b, batch);
+        for vector in 0..opts.freivalds_vectors {
+            let x = freivalds_vector(p.n, &mut rng);
+            let x_abs: f64 = x.iter().map(|v| v.abs()).sum();
+            let f = freivalds_products(p, &ops, c, batch, &x);
+            for row in 0..p.m {
+                // Σ_j (S_ij + floor)|x_j| bounds the row residual of a correct kernel.
+                let scale = f.abs_abx[row] + floor * x_abs;
+                let error = ratio(f.cx[row] - f.abx[row], scale);
+                let w = Worst {
+                    error,
+                    what: Where::Freivalds {
+                        vector,
+                        batch,
+                        row,
+                        cx: f.cx[row],
+                        abx: f.abx[row],
+                        scale,
+                    },
+                };
+                worst = worst.max(w);
+            }
+        }
+        let lo = rows.partition_point(|&r| r < batch * p.m);
+        let hi = rows.partition_point(|&r| r < (batch + 1) * p.m);
+        let w = rows[lo..hi]
+            .par_iter()
+            .map(|&r| check_row(p, &ops, c, floor, batch, r - batch * p.m))
+            .reduce(|| Worst::NONE, Worst::max);
+        worst = worst.max(w);
+    }
+    finish(rows.len() as u64, worst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::matmul::naive_matmul;
+    use crate::dtype::Element;
+    use half::{bf16, f16};
+
+    fn prec(input: DType, output: DType) -> Precision {
+        Precision {
+            input,
+            accum: DType::F32,
+            output,
+        }
+    }
+
+    /// `C` of the naive kernel (f32 accumulation) for typed inputs and output.
+    fn naive<T: Element, O: Element>(p: &MatmulProblem, a: &Tensor, b: &Tensor) -> Tensor {
+        let mut c = vec![O::nan(); p.c_len()];
+        let (a, b) = (T::tensor_slice(a).unwrap(), T::tensor_slice(b).unwrap());
+        naive_matmul::<T, O>(p, a, b, &mut c).unwrap();
+        O::into_tensor(c)
+    }
+
+    fn set(c: &mut Tensor, i: usize, v: f32) {
+        match c {
+            Tensor::F32(x) => x[i] = v,
+            Tensor::F16(x) => x[i] = f16::from_f32(v),
+            Tensor::BF16(x) => x[i] = bf16::from_f32(v),
+        }
+    }
+
+    fn sampled() -> VerifyOptions {
+        VerifyOptions {
+            full_cap_flops: 0,
+            ..VerifyOptions::default()
+        }
+    }
+
+    #[test]
+    fn bound_arithmetic() {
+        let u24 = f64::powi(2.0, -24);
+        assert_eq!(
+            matmul_bound(Precision::same(DType::F32), 96),
+            2.0 * 97.0 * u24
+        );
+        assert_eq!(
+            matmul_bound(Precision::same(DType::BF16), 1024),
+            2.0 * (f64::powi(2.0, -8) + 1024.0 * u24)
+        );
+        assert_eq!(
+            matmul_bound(Precision::same(DType::F16), 2048),
+            2.0 * (f64::powi(2.0, -11) + 2048.0 * u24)
+        );
+        assert_eq!(matmul_bound(Precision::widening(DType::F16), 1), 4.0 * u24);
+        assert_eq!(
+            matmul_scale_floor(Precision::same(DType::F16)),
+            2f64.powi(-14) + 2f64.powi(-126)
+        );
+    }
+
+    #[test]
+    fn scaled_error_cases() {
+        assert_eq!(scaled_error(&[], &[], &[]), (0.0, None));
+        assert_eq!(
+            scaled_error(&[1.0, 2.5, 3.0], &[1.0, 2.0, 2.0], &[1.0, 1.0, 4.0]),
+            (0.5, Some(1))
+        );
+        // A zero scale demands an exact result.
+        assert_eq!(scaled_error(&[0.0], &[0.0], &[0.0]), (0.0, Some(0)));
+        assert!(scaled_error(&[1e-300], &[0.0], &[0.0]).0 > 1e7);
+        // Non-finite outputs and references never pass.
+        assert_eq!(
+            scaled_error(&[1.0, f64::NAN], &[1.0, 1.0], &[1.0; 2]),
+            (f64::INFINITY, Some(1))
+        );
+        assert_eq!(
+            scaled_error(&[f64::NEG_INFINITY], &[1.0], &[1.0]),
+            (f64::INFINITY, Some(0))
+        );
+        assert_eq!(scaled_error(&[1.0], &[f64::NAN], &[1.0]).0, f64::INFINITY);
+        assert_eq!(scaled_error(&[1.0], &[1.0], &[f64::NAN]).0, 0.0);
+    }
+
+    #[test]
+    fn exact_small_integers_pass_with_zero_error() {
+        let p = MatmulProblem::new(5, 6, 7).with_leading_dims(9, 8, 10);
+        let ints = |len: usize, s: usize| -> Vec<f32> {
+            (0..len).map(|i| ((i * 7 + s) % 9) as f32 - 4.0).collect()
+        };
+        for (input, output) in [(DType::F32, DType::F32), (DType::BF16, DType::BF16)] {
+            let a = Tensor::from_f32(input, &ints(p.a_len(), 1));
+            let b = Tensor::from_f32(input, &ints(p.b_len(), 2));
+            let c = match input {
+                DType::F32 => naive::<f32, f32>(&p, &a, &b),
+                _ => naive::<bf16, bf16>(&p, &a, &b),
+            };
+            for opts in [VerifyOptions::default(), sampled()] {
+                let v = verify_matmul(&p, prec(input, output), &a, &b, &c, &opts);
+                assert_eq!(v.verdict, Verdict::Pass, "{v:?}");
+                // Elementwise checks are exact; Freivalds' two f64 products associate
+                // differently (error ~1e-17, far below any bound).
+                if v.method == "full" {
+                    assert_eq!(v.error, 0.0);
+                } else {
+                    assert!(v.error < 1e-14, "{v:?}");
+                }
+                assert_eq!(v.detail, None);
+            }
+        }
+    }
+
+    #[test]
+    fn zero_rows_need_exact_zeros() {
+        // Row 2 of A is zero: its outputs must be exactly zero (scale = floor only).
+        let p = MatmulProblem::new(4, 5, 6);
+        let mut av: Vec<f32> = (0..p.a_len()).map(|i| (i % 5) as f32 - 2.0).collect();
+        av[12..18].iter_mut().for_each(|x| *x = 0.0);
+        for dtype in DType::ALL {
+            let prec = Precision::same(dtype);
+            let a = Tensor::from_f32(dtype, &av);
+            let b = Tensor::random(dtype, p.b_len(), 3);
+            let mut c = match dtype {
+                DType::F32 => naive::<f32, f32>(&p, &a, &b),
+                DType::F16 => naive::<f16, f16>(&p, &a, &b),
+                DType::BF16 => naive::<bf16, bf16>(&p, &a, &b),
+            };
+            let v = verify_matmul(&p, prec, &a, &b, &c, &VerifyOptions::default());
+            assert_eq!(v.verdict, Verdict::Pass, "{dtype}: {v:?}");
+            set(&mut c, 2 * p.ldc + 3, 1e-3);
+            let v = verify_matmul(&p, prec, &a, &b, &c, &VerifyOptions::default());
+            assert_eq!(v.verdict, Verdict::Fail, "{dtype}: {v:?}");
+            assert!(v.detail.unwrap().contains("batch 0, row 2, col 3"));
+        }
+    }
+
+    #[test]
+    fn nan_and_inf_fail_and_padding_is_ignored() {
+        let p = MatmulProblem::new(23, 17, 40)
+            .transposed_b()
+            .with_leading_dims(41, 43, 20);
+        let prec = Precision::same(DType::F16);
+        let a = Tensor::random(DType::F16, p.a_len(), 1);
+        let b = Tensor::random(DType::F16, p.b_len(), 2);
+        // naive leaves the padding columns as the NaN poison: they are not checked.
+        let good = naive::<f16, f16>(&p, &a, &b);
+        assert!(good.get_f64(17).is_nan());
+        for opts in [VerifyOptions::default(), sampled()] {
+            let v = verify_matmul(&p, prec, &a, &b, &good, &opts);
+            assert_eq!(v.verdict, Verdict::Pass, "{v:?}");
+            assert!(v.error > 0.0 && v.error < v.bound, "{v:?}");
+            for (val, name) in [
+                (f32::NAN, "NaN"),
+                (f32::INFINITY, "inf"),
+                (f32::NEG_INFINITY, "-inf"),
+            ] {
+                let mut c = good.clone();
+                set(&mut c, 3 * p.ldc + 7, val);
+                let v = verify_matmul(&p, prec, &a, &b, &c, &opts);
+                assert_eq!(v.verdict, Verdict::Fail, "{v:?}");
+                assert_eq!(v.error, f64::INFINITY);
+                assert_eq!(
+                    v.detail.as_deref(),
+                    Some(&*format!("{name} at batch 0, row 3, col 7"))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sampled_path_on_a_medium_shape() {
+        let p = MatmulProblem::new(150, 70, 90)
+            .with_batch(2)
+            .with_leading_dims(91, 72, 75);
+        let prec = Precision::widening(DType::BF16);
+        let a = Tensor::random(DType::BF16, p.a_len(), 11);
+        let b = Tensor::random(DType::BF16, p.b_len(), 12);
+        let good = naive::<bf16, f32>(&p, &a, &b);
+        let opts = VerifyOptions {
+            full_cap_flops: 1_000_000,
+            ..VerifyOptions::default()
+        };
+        let v = verify_matmul(&p, prec, &a, &b, &good, &opts);
+        assert_eq!(v.method, "freivalds+rows");
+        assert_eq!(v.samples, 16);
+        assert_eq!(v.verdict, Verdict::Pass, "{v:?}");
+        assert!(v.error > 0.0);
+        // Same seed, same verdict and error; the full method agrees on the verdict.
+        assert_eq!(verify_matmul(&p, prec, &a, &b, &good, &opts), v);
+        let full = verify_matmul(&p, prec, &a, &b, &good, &VerifyOptions::default());
+        assert_eq!((full.method.as_str(), full.samples), ("full", 300));
+        assert_eq!(full.verdict, Verdict::Pass);
+        // One element of the second batch off by 1 (|C| ~ 3, |A|·|B| ~ 22): Freivalds' residual
+        // ≥ 0.5 against a row scale ~ 1200 is ~40× the f32-output bound (1.1e-5).
+        let mut bad = good.clone();
+        let at = p.c_stride() + 77 * p.ldc + 5;
+        let wrong = (good.get_f64(at) + 1.0) as f32;
+        set(&mut bad, at, wrong);
+        let v = verify_matmul(&p, prec, &a, &b, &bad, &opts);
+        assert_eq!(v.verdict, Verdict::Fail, "{v:?}");
+        assert!(v.detail.unwrap().contains("batch 1, row 77"));
+    }
+
+    #[test]
+    fn unverifiable_inputs_fail() {
+        let p = MatmulProblem::new(4, 4, 4);
+        let a = Tensor::random(DType::F16, 16, 1);
+        let c = Tensor::random(DType::F16, 16, 2);
+        let v = verify_matmul(
+            &p,
+            Precision::same(DType::BF16),
+            &a,
+            &a,
+            &c,
+            &Default::default(),
+        );
+        assert_eq!((v.verdict, v.error), (Verdict::Fail, f64::INFINITY));
+        let short = Tensor::random(DType::F16, 15, 1);
+        let v = verify_matmul(
+            &p,
+            Precision::same(DType::F16),
+            &a,
+            &short,
+            &c,
+            &Default::default(),
+        );
+        assert_eq!(v.verdict, Verdict::Fail);
+        assert!(v.detail.unwrap().contains("buffer `B`"));
+    }
+
+    #[test]
+    fn sample_indices_are_distinct_sorted_and_seeded() {
+        let mut rng = SplitMix64::new(5);
+        let s = sample_indices(1000, 16, &mut rng);
+        assert_eq!(s.len(), 16);
+        assert!(s.windows(2).all(|w| w[0] < w[1]) && s[15] < 1000);
+        assert_eq!(s, sample_indices(1000, 16, &mut SplitMix64::new(5)));
+        assert_eq!(sample_indices(5, 16, &mut rng), vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn serializes_lowercase_and_skips_empty_detail() {
+        let v = Verification {
+            method: "full".into(),
+            samples: 3,
+            error: 0.25,
+            bound: 1.0,
+            verdict: Verdict::Pass,
+            detail: None,
+        };
+        let s = serde_json::to_string(&v).unwrap();
+        assert_eq!(
+            s,
+            r#"{"method":"full","samples":3,"error":0.25,"bound":1.0,"verdict":"pass"}"#
+        );
+        assert_eq!(serde_json::from_str::<Verification>(&s).unwrap(), v);
+    }
+}
