@@ -1,0 +1,428 @@
+//! The runner: for every planned row, `check → prepare (untimed) → poison → verified run →
+//! warm-up (capped) → samples (adaptive) → re-verify the last`, with per-row budgets.
+//!
+//! Policy (DESIGN.md "Timing and statistics"):
+//! - a sample is a batch of `iters_per_sample` iterations lasting at least [`MIN_SAMPLE_S`];
+//! - sampling stops when the bootstrap 95% CI half-width of the median is under the target
+//!   (`ci_target`), when the row's budget is spent, when the run budget is spent, or at
+//!   [`MAX_SAMPLES`]; the reason is recorded;
+//! - fewer than [`MIN_SAMPLES`] samples → `insufficient_samples`;
+//! - memory-bound rows rotate several input sets so samples do not measure a warm cache;
+//! - the last sample's output is poisoned before and verified after: a kernel that fails either
+//!   verification is `incorrect` and shows no speed.
+
+use crate::runfile::{
+    AttentionShape, Device, Flops, MatmulShape, Row, RowVerification, Shape, Status, StopReason,
+    Timing, TimingMethod, Verdict,
+};
+use crate::stats::{Bootstrap, Sample, MIN_SAMPLES};
+use crate::workload::PlannedRow;
+use perfledger_kernels::verify::{self, VerifyOptions};
+use perfledger_kernels::{DType, Prepared, Problem, Support, Tensor};
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Shortest sample: iterations are batched until a sample lasts this long.
+pub const MIN_SAMPLE_S: f64 = 0.002;
+/// Most samples per row.
+pub const MAX_SAMPLES: usize = 500;
+/// Most warm-up iterations, and the share of the row budget warm-up may use.
+pub const MAX_WARMUP_ITERS: u64 = 50;
+pub const WARMUP_BUDGET_SHARE: f64 = 0.25;
+/// Rows with arithmetic intensity below this (FLOP/byte) count as memory-bound and rotate input
+/// sets until the sets span [`ROTATE_FOOTPRINT_L3`] × L3.
+pub const MEMORY_BOUND_INTENSITY: f64 = 32.0;
+pub const ROTATE_FOOTPRINT_L3: usize = 4;
+pub const MAX_ROTATE_SETS: usize = 8;
+
+/// How the runner samples.
+#[derive(Clone, Debug)]
+pub struct RunnerOptions {
+    pub case_budget_s: f64,
+    pub run_budget_s: Option<f64>,
+    pub seed: u64,
+    /// Relative CI half-width of the median at which sampling stops (0.02 = 2%).
+    pub ci_target: f64,
+    pub verify: VerifyOptions,
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        RunnerOptions {
+            case_budget_s: 2.0,
+            run_budget_s: None,
+            seed: 42,
+            ci_target: 0.02,
+            verify: VerifyOptions::default(),
+        }
+    }
+}
+
+/// Ctrl-C state shared with the signal handler: the number of interrupts received.
+pub type Interrupt = AtomicUsize;
+
+/// The runner's input cache: inputs are generated once per (case, dtype, set) and shared by every
+/// kernel of that case.
+#[derive(Default)]
+pub struct Inputs {
+    cache: HashMap<(usize, DType, usize), Vec<Arc<Tensor>>>,
+}
+
+impl Inputs {
+    fn get(
+        &mut self,
+        case: usize,
+        problem: &Problem,
+        dtype: DType,
+        set: usize,
+        seed: u64,
+    ) -> Vec<Arc<Tensor>> {
+        self.cache
+            .entry((case, dtype, set))
+            .or_insert_with(|| {
+                problem
+                    .input_lens()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, len)| {
+                        let s = seed
+                            .wrapping_add((set as u64) << 32)
+                            .wrapping_add(i as u64 * 0x9E37_79B9);
+                        Arc::new(Tensor::random(dtype, len, s))
+                    })
+                    .collect()
+            })
+            .clone()
+    }
+
+    /// Drop inputs of cases before `case` (cases run in order).
+    fn retain_from(&mut self, case: usize) {
+        self.cache.retain(|(c, _, _), _| *c >= case);
+    }
+}
+
+/// The row's shape as recorded in the run file.
+pub fn shape_of(problem: &Problem) -> Shape {
+    match problem {
+        Problem::Matmul(p) => Shape::from(MatmulShape::from(p)),
+        Problem::Attention(p) => Shape::from(AttentionShape {
+            batch: p.batch as u64,
+            q_heads: p.q_heads as u64,
+            kv_heads: p.kv_heads as u64,
+            q_len: p.q_len as u64,
+            kv_len: p.kv_len as u64,
+            head_dim: p.head_dim as u64,
+            causal: p.causal,
+            scale: p.scale as f64,
+        }),
+    }
+}
+
+/// Verify an output against the float64 reference of its op.
+pub fn verify_output(
+    problem: &Problem,
+    precision: perfledger_kernels::Precision,
+    inputs: &[Arc<Tensor>],
+    output: &Tensor,
+    opts: &VerifyOptions,
+) -> RowVerification {
+    let v = match problem {
+        Problem::Matmul(p) => {
+            verify::verify_matmul(p, precision, &inputs[0], &inputs[1], output, opts)
+        }
+        Problem::Attention(_) => {
+            return RowVerification {
+                method: "unavailable".into(),
+                samples: None,
+                error: None,
+                bound: None,
+                verdict: Some(Verdict::Fail),
+                detail: Some("no attention verifier in this build".into()),
+            }
+        }
+    };
+    row_verification(v)
+}
+
+/// Convert a kernel-side verification into the row's (non-finite errors become a detail: JSON
+/// has no infinity).
+pub fn row_verification(v: verify::Verification) -> RowVerification {
+    let finite = v.error.is_finite();
+    RowVerification {
+        method: v.method,
+        samples: Some(v.samples),
+        error: finite.then_some(v.error),
+        bound: Some(v.bound),
+        verdict: Some(match v.verdict {
+            verify::Verdict::Pass => Verdict::Pass,
+            verify::Verdict::Fail => Verdict::Fail,
+        }),
+        detail: match (finite, v.detail) {
+            (true, d) => d,
+            (false, Some(d)) => Some(format!("non-finite error: {d}")),
+            (false, None) => Some("non-finite error (NaN or inf in the output)".into()),
+        },
+    }
+}
+
+/// What happened to a row, for the progress display.
+pub struct RowOutcome {
+    pub row: Row,
+    pub interrupted: bool,
+}
+
+/// Run one planned row. Never panics: a panicking kernel gives an `error` row.
+pub fn run_row(
+    planned: &PlannedRow<'_>,
+    inputs: &mut Inputs,
+    device: &Device,
+    opts: &RunnerOptions,
+    run_deadline: Option<Instant>,
+    interrupt: &Interrupt,
+) -> RowOutcome {
+    let id = planned.kernel.identity();
+    let problem = planned.case.problem;
+    let mut row = Row::measured(&id, shape_of(&problem), device.clone(), Status::Error);
+    let work = problem.work(planned.precision);
+    row.flops = Some(Flops::exact(work.flops));
+    row.min_bytes = Some(work.min_bytes);
+    inputs.retain_from(planned.case_index);
+
+    if let Support::No(reason) = planned.kernel.supports(&problem) {
+        let _ = row.set_status(Status::Unsupported, Some(reason));
+        return RowOutcome {
+            row,
+            interrupted: false,
+        };
+    }
+    if run_deadline.is_some_and(|d| Instant::now() >= d) {
+        let _ = row.set_status(
+            Status::SkippedBudget,
+            Some("the run budget was spent before this row".into()),
+        );
+        return RowOutcome {
+            row,
+            interrupted: false,
+        };
+    }
+    let seed = planned
+        .case
+        .seed
+        .unwrap_or(opts.seed)
+        .wrapping_add(planned.case_index as u64);
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        measure(
+            planned,
+            &problem,
+            inputs,
+            &mut row,
+            opts,
+            seed,
+            run_deadline,
+            interrupt,
+        )
+    }));
+    let interrupted = match result {
+        Ok(Ok(interrupted)) => interrupted,
+        Ok(Err(message)) => {
+            row.samples_s.clear();
+            row.stats = None;
+            let _ = row.set_status(Status::Error, Some(message));
+            false
+        }
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            row.samples_s.clear();
+            row.stats = None;
+            let _ = row.set_status(Status::Error, Some(format!("kernel panicked: {msg}")));
+            false
+        }
+    };
+    RowOutcome { row, interrupted }
+}
+
+/// Number of input sets to rotate for a row (1 unless memory-bound and small next to L3).
+fn rotation_sets(problem: &Problem, precision: perfledger_kernels::Precision) -> usize {
+    let work = problem.work(precision);
+    if work.intensity() >= MEMORY_BOUND_INTENSITY {
+        return 1;
+    }
+    let l3 = perfledger_kernels::cpu::cache::detected().l3 as u64;
+    let target = ROTATE_FOOTPRINT_L3 as u64 * l3;
+    (target.div_ceil(work.min_bytes.max(1)) as usize).clamp(1, MAX_ROTATE_SETS)
+}
+
+fn time_once(p: &mut dyn Prepared, iters: u64) -> Result<f64, String> {
+    let t = Instant::now();
+    for _ in 0..iters {
+        p.run().map_err(|e| e.to_string())?;
+    }
+    Ok(t.elapsed().as_secs_f64() / iters as f64)
+}
+
+/// Returns Ok(interrupted) with the row filled, or Err(message) for an error row.
+#[allow(clippy::too_many_arguments)]
+fn measure(
+    planned: &PlannedRow<'_>,
+    problem: &Problem,
+    inputs: &mut Inputs,
+    row: &mut Row,
+    opts: &RunnerOptions,
+    seed: u64,
+    run_deadline: Option<Instant>,
+    interrupt: &Interrupt,
+) -> Result<bool, String> {
+    let precision = planned.precision;
+    let kernel = planned.kernel;
+    let sets = rotation_sets(problem, precision);
+    let mut prepared: Vec<(Box<dyn Prepared>, Vec<Arc<Tensor>>)> = Vec::with_capacity(sets);
+    for set in 0..sets {
+        let ins = inputs.get(planned.case_index, problem, precision.input, set, seed);
+        let p = kernel
+            .prepare(problem, &ins)
+            .map_err(|e| format!("prepare: {e}"))?;
+        prepared.push((p, ins));
+    }
+
+    // Poisoned, verified first run (it also pays any cold-start cost, untimed).
+    let budget = Duration::from_secs_f64(opts.case_budget_s);
+    {
+        let (p, ins) = &mut prepared[0];
+        p.poison().map_err(|e| e.to_string())?;
+        p.run().map_err(|e| format!("run: {e}"))?;
+        let out = p.output().map_err(|e| e.to_string())?;
+        let v = verify_output(problem, precision, ins, &out, &opts.verify);
+        let passed = v.passed();
+        row.verification = Some(v);
+        if !passed {
+            let _ = row.set_status(
+                Status::Incorrect,
+                Some("verification failed on the first run; no timing taken".into()),
+            );
+            return Ok(false);
+        }
+    }
+    let interrupted = || interrupt.load(Ordering::SeqCst) > 0;
+
+    // Warm-up: until two consecutive iterations agree within 5%, capped in count and time.
+    let warm_budget = budget.mul_f64(WARMUP_BUDGET_SHARE);
+    let warm_start = Instant::now();
+    let mut warmup_iters = 0u64;
+    let mut last = f64::INFINITY;
+    let mut t_iter;
+    loop {
+        let set = warmup_iters as usize % sets;
+        t_iter = time_once(prepared[set].0.as_mut(), 1)?;
+        warmup_iters += 1;
+        let stable = (t_iter - last).abs() <= 0.05 * last.min(t_iter);
+        last = t_iter;
+        if (stable && warmup_iters >= 2)
+            || warmup_iters >= MAX_WARMUP_ITERS
+            || warm_start.elapsed() >= warm_budget
+            || interrupted()
+        {
+            break;
+        }
+    }
+    let iters_per_sample = ((MIN_SAMPLE_S / t_iter.max(1e-9)).ceil() as u64).max(1);
+
+    // Samples.
+    let mut samples: Vec<f64> = Vec::new();
+    let boot = Bootstrap {
+        resamples: 500,
+        ..Bootstrap::with_seed(seed)
+    };
+    let stop = loop {
+        if interrupted() {
+            break StopReason::Interrupted;
+        }
+        let set = samples.len() % sets;
+        samples.push(time_once(prepared[set].0.as_mut(), iters_per_sample)?);
+        let n = samples.len();
+        if n >= MIN_SAMPLES && (n % 5 == 0 || n == MIN_SAMPLES) {
+            let s = Sample::from_slice(&samples).map_err(|e| e.to_string())?;
+            let ci = s.median_ci95(&boot);
+            if crate::stats::ci_half_width_rel(ci, s.median()) <= opts.ci_target {
+                break StopReason::CiTarget;
+            }
+        }
+        if n + 1 >= MAX_SAMPLES {
+            break StopReason::MaxSamples;
+        }
+        // The budget covers warm-up and samples (not preparation or verification).
+        if warm_start.elapsed() >= budget {
+            break StopReason::CaseBudget;
+        }
+        if run_deadline.is_some_and(|d| Instant::now() >= d) {
+            break StopReason::RunBudget;
+        }
+    };
+    let was_interrupted = stop == StopReason::Interrupted;
+
+    // The last sample: poisoned before, verified after.
+    if !samples.is_empty() || !was_interrupted {
+        let set = samples.len() % sets;
+        let (p, ins) = &mut prepared[set];
+        p.poison().map_err(|e| e.to_string())?;
+        samples.push(time_once(p.as_mut(), iters_per_sample)?);
+        let out = p.output().map_err(|e| e.to_string())?;
+        let v = verify_output(problem, precision, ins, &out, &opts.verify);
+        let passed = v.passed();
+        row.verification = Some(v);
+        if !passed {
+            record(row, &samples, warmup_iters, iters_per_sample, stop)?;
+            let _ = row.set_status(
+                Status::Incorrect,
+                Some("verification of the last timed iteration failed".into()),
+            );
+            return Ok(was_interrupted);
+        }
+    }
+    if samples.is_empty() {
+        let _ = row.set_status(
+            Status::InsufficientSamples,
+            Some("interrupted before any sample".into()),
+        );
+        return Ok(was_interrupted);
+    }
+    record(row, &samples, warmup_iters, iters_per_sample, stop)?;
+    if samples.len() < MIN_SAMPLES {
+        let msg = format!(
+            "{} samples of {:.3} s fit the {:.1} s budget; {MIN_SAMPLES} are needed",
+            samples.len(),
+            last,
+            opts.case_budget_s
+        );
+        let _ = row.set_status(Status::InsufficientSamples, Some(msg));
+    } else {
+        let msg = (sets > 1).then(|| format!("{sets} input sets rotated (memory-bound)"));
+        row.set_status(Status::Ok, msg).map_err(|e| e.to_string())?;
+    }
+    Ok(was_interrupted)
+}
+
+fn record(
+    row: &mut Row,
+    samples: &[f64],
+    warmup_iters: u64,
+    iters_per_sample: u64,
+    stop: StopReason,
+) -> Result<(), String> {
+    let sample = Sample::from_slice(samples).map_err(|e| e.to_string())?;
+    let summary = sample.summary();
+    row.set_samples(&sample, &summary);
+    row.timing = Some(Timing {
+        method: TimingMethod::Wall,
+        warmup_iters,
+        iters_per_sample,
+        stop_reason: stop,
+    });
+    Ok(())
+}

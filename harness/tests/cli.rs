@@ -1,0 +1,323 @@
+//! The `perfledger` binary end to end: run files validate against the schema, bad input exits 2
+//! with one line and nothing written, SIGINT leaves a valid partial run and exits 130, `--plan`
+//! lists exactly what `run` does. No timing assertions.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_perfledger"));
+    c.env_remove("PERFLEDGER_INSTANCE");
+    c
+}
+
+fn tmpdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// A tiny suite: two matmul cases, all dtypes, short budgets.
+fn tiny_suite(dir: &Path) -> PathBuf {
+    let p = dir.join("tiny.json");
+    std::fs::write(
+        &p,
+        r#"{"schema": "perfledger.suite/1", "name": "tiny", "case_budget_s": 0.2, "cases": [
+            {"op": "matmul", "m": 33, "n": 47, "k": 65, "dtypes": ["f32", "bf16"], "backends": ["cpu"]},
+            {"op": "matmul", "name": "gemv", "m": 1, "n": 300, "k": 257, "trans_b": true, "dtypes": ["f16"], "backends": ["cpu"]},
+            {"op": "attention", "q_heads": 4, "kv_heads": 2, "q_len": 16, "kv_len": 16, "head_dim": 64, "dtypes": ["bf16"], "backends": ["cpu"]}
+        ]}"#,
+    )
+    .unwrap();
+    p
+}
+
+fn schema_validator() -> jsonschema::Validator {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/schema/run-1.0.schema.json");
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(root).unwrap()).unwrap();
+    jsonschema::validator_for(&schema).expect("the run schema compiles")
+}
+
+fn assert_valid(path: &Path) -> Value {
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let v = schema_validator();
+    let errors: Vec<String> = v
+        .iter_errors(&doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{} does not validate: {errors:#?}",
+        path.display()
+    );
+    // And the harness's own reader accepts it.
+    perfledger::runfile::RunFile::read(path).unwrap();
+    doc
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn one_line_usage_error(o: &Output) {
+    assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(o));
+    let err = stderr(o);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line expected: {err:?}");
+}
+
+#[test]
+fn run_writes_a_schema_valid_file_and_plan_matches() {
+    let dir = tmpdir();
+    let suite = tiny_suite(dir.path());
+    let out = dir.path().join("run.json");
+    let plan = bin()
+        .args(["run", "--suite"])
+        .arg(&suite)
+        .args(["--plan", "--threads", "2"])
+        .output()
+        .unwrap();
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    let plan_text = String::from_utf8_lossy(&plan.stdout).into_owned();
+    let planned: Vec<(String, String)> = plan_text
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 4 && f[0].parse::<usize>().is_ok())
+                .then(|| (f[1].to_string(), f[2].to_string()))
+        })
+        .collect();
+    assert!(!planned.is_empty(), "{plan_text}");
+    assert!(!out.exists(), "--plan writes nothing");
+
+    let o = bin()
+        .args(["run", "--suite"])
+        .arg(&suite)
+        .args(["--threads", "2", "--probes", "off", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let doc = assert_valid(&out);
+    assert_eq!(doc["complete"], true);
+    assert_eq!(doc["schema"], "perfledger.run/1.0");
+    let rows = doc["results"].as_array().unwrap();
+    let ran: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    // Same kernels in the same order as the plan.
+    assert_eq!(
+        ran,
+        planned.iter().map(|p| p.1.as_str()).collect::<Vec<_>>()
+    );
+    for r in rows {
+        assert_eq!(r["kind"], "measured");
+        if r["status"] == "ok" {
+            assert!(r["gflops"]["median"].as_f64().unwrap() > 0.0);
+            assert_eq!(r["verification"]["verdict"], "pass");
+            assert!(r["samples_s"].as_array().unwrap().len() >= 10);
+        } else {
+            assert!(r.get("gflops").is_none_or(|g| g.is_null()), "{r}");
+        }
+    }
+    // The fingerprint is there.
+    assert!(doc["environment"]["cpu"]["vcpus"].as_u64().unwrap() >= 1);
+    assert_eq!(doc["environment"]["cpu"]["threads_used"], 2);
+    assert!(doc["harness"]["rustc"].as_str().is_some());
+}
+
+#[test]
+fn bad_suite_file_is_refused_with_file_case_and_field() {
+    let dir = tmpdir();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"schema": "perfledger.suite/1", "name": "bad", "cases": [
+            {"op": "matmul", "m": 8, "n": 8, "k": 8, "dtypes": ["f32"], "backends": ["cpu"]},
+            {"op": "matmul", "name": "zero", "m": 0, "n": 8, "k": 8, "dtypes": ["f32"], "backends": ["cpu"]}]}"#,
+    )
+    .unwrap();
+    let out = dir.path().join("never.json");
+    let o = bin()
+        .args(["run", "--suite"])
+        .arg(&bad)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    one_line_usage_error(&o);
+    let e = stderr(&o);
+    assert!(
+        e.contains("bad.json") && e.contains("case 1") && e.contains("`m`"),
+        "{e}"
+    );
+    assert!(!out.exists());
+    // Unknown fields too.
+    std::fs::write(&bad, r#"{"schema": "perfledger.suite/1", "name": "bad", "cases": [{"op": "matmul", "m": 8, "n": 8, "k": 8, "dtype": ["f32"], "backends": ["cpu"]}]}"#).unwrap();
+    let o = bin()
+        .args(["run", "--suite"])
+        .arg(&bad)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    one_line_usage_error(&o);
+    assert!(stderr(&o).contains("dtype"), "{}", stderr(&o));
+    assert!(!out.exists());
+}
+
+#[test]
+fn unwritable_and_existing_out_are_refused_before_work() {
+    let dir = tmpdir();
+    let suite = tiny_suite(dir.path());
+    let file = dir.path().join("regular");
+    std::fs::write(&file, "keep me").unwrap();
+    // A path under a regular file cannot be created, even by root.
+    let o = bin()
+        .args(["run", "--suite"])
+        .arg(&suite)
+        .arg("--out")
+        .arg(file.join("x.json"))
+        .output()
+        .unwrap();
+    one_line_usage_error(&o);
+    assert!(stderr(&o).contains("regular"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+    // An existing file is not overwritten without --force.
+    let o = bin()
+        .args(["run", "--suite"])
+        .arg(&suite)
+        .arg("--out")
+        .arg(&file)
+        .output()
+        .unwrap();
+    one_line_usage_error(&o);
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+    // Bad flag values.
+    for args in [
+        vec!["--threads", "0"],
+        vec!["--dtype", "fp8"],
+        vec!["--case-budget=-1"],
+        vec!["--price", "nan"],
+        vec!["--isa", "sse9"],
+        vec!["--blocking", "mc=0,kc=1,nc=1"],
+    ] {
+        let o = bin()
+            .args(["run", "--suite"])
+            .arg(&suite)
+            .args(&args)
+            .arg("--plan")
+            .output()
+            .unwrap();
+        one_line_usage_error(&o);
+    }
+}
+
+#[test]
+fn sigint_writes_a_valid_partial_run_and_exits_130() {
+    let dir = tmpdir();
+    let suite = dir.path().join("long.json");
+    std::fs::write(
+        &suite,
+        r#"{"schema": "perfledger.suite/1", "name": "long", "case_budget_s": 30, "cases": [
+            {"op": "matmul", "m": 64, "n": 64, "k": 64, "dtypes": ["f32"], "backends": ["cpu"], "kernels": ["packed"]},
+            {"op": "matmul", "m": 96, "n": 64, "k": 64, "dtypes": ["f32", "bf16", "f16"], "backends": ["cpu"], "kernels": ["packed"]}]}"#,
+    )
+    .unwrap();
+    let out = dir.path().join("partial.json");
+    let mut child = bin()
+        .args(["run", "--suite"])
+        .arg(&suite)
+        .args(["--probes", "off", "--ci-target", "0.000001", "--out"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "did not stop after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130));
+    let doc = assert_valid(&out);
+    assert_eq!(doc["complete"], false);
+    assert!(
+        doc["results"].as_array().unwrap().len() < 4,
+        "stopped early"
+    );
+}
+
+#[test]
+fn list_and_env_work() {
+    let o = bin().arg("list").output().unwrap();
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("matmul.cpu.packed.portable.bf16-f32-bf16"));
+    assert!(text.contains("matmul.cpu.naive.scalar.f32-f32-f32"));
+    let o = bin().arg("env").output().unwrap();
+    assert!(o.status.success());
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["environment"]["cpu"]["isa_detected"].is_array());
+}
+
+#[test]
+fn import_adds_peer_rows_with_flops_from_the_shape() {
+    let dir = tmpdir();
+    let suite = tiny_suite(dir.path());
+    let run = dir.path().join("run.json");
+    let o = bin()
+        .args(["run", "--suite"])
+        .arg(&suite)
+        .args([
+            "--kernel", "packed", "--dtype", "f32", "--probes", "off", "--out",
+        ])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows = dir.path().join("peer.jsonl");
+    let line = r#"{"kind": "peer", "op": "matmul", "shape": {"batch": 1, "m": 33, "n": 47, "k": 65, "trans_b": false}, "precision": {"input": "f32", "accum": "f32", "output": "f32"}, "device": {"name": "cpu (2 threads)"}, "instance": null, "samples_s": [0.001, 0.0011, 0.001, 0.001, 0.001, 0.001, 0.001, 0.001, 0.001, 0.001], "verification": {"method": "rows", "samples": 4, "error": 1e-7, "bound": 1e-5, "verdict": "pass"}, "tool": "numpy", "tool_version": "2.0", "date": "2026-11-26T12:00:00Z", "source": "scripts/reference/numpy_matmul.py"}"#;
+    std::fs::write(&rows, format!("{line}\n")).unwrap();
+    let o = bin()
+        .arg("import")
+        .arg(&rows)
+        .arg("--into")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc = assert_valid(&run);
+    let peer = doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "peer")
+        .expect("peer row");
+    assert_eq!(peer["flops"]["useful"], 2 * 33 * 47 * 65);
+    // A malformed line is refused with its line number, and the run file is untouched.
+    let before = std::fs::read_to_string(&run).unwrap();
+    std::fs::write(&rows, format!("{line}\n{{\"kind\": \"peer\"}}\n")).unwrap();
+    let o = bin()
+        .arg("import")
+        .arg(&rows)
+        .arg("--into")
+        .arg(&run)
+        .output()
+        .unwrap();
+    one_line_usage_error(&o);
+    let e = stderr(&o);
+    assert!(e.contains("peer.jsonl:2") || e.contains("line 2"), "{e}");
+    assert_eq!(std::fs::read_to_string(&run).unwrap(), before);
+}
