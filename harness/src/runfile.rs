@@ -894,6 +894,10 @@ pub struct Row {
     /// Reserved: always null in 1.0 ([`Row::validate`] refuses a value).
     #[serde(default)]
     pub power_w: Option<f64>,
+    /// The suite case the row ran (`llama3.1-8b-qkv-t512`); absent for external rows. Reports
+    /// use it to assemble per-model estimates (the LLM suite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case: Option<String>,
 }
 
 impl Row {
@@ -926,6 +930,7 @@ impl Row {
             message: None,
             provenance: None,
             power_w: None,
+            case: None,
         }
     }
 

@@ -186,6 +186,7 @@ pub fn run_row(
     let id = planned.kernel.identity();
     let problem = planned.case.problem;
     let mut row = Row::measured(&id, shape_of(&problem), device.clone(), Status::Error);
+    row.case = Some(planned.case.name.clone());
     let work = problem.work(planned.precision);
     row.flops = Some(Flops::exact(work.flops));
     row.min_bytes = Some(work.min_bytes);
@@ -267,6 +268,9 @@ fn time_once(p: &mut dyn Prepared, iters: u64) -> Result<f64, String> {
     Ok(t.elapsed().as_secs_f64() / iters as f64)
 }
 
+/// A prepared kernel and the inputs it was prepared with (for verification).
+type PreparedSet = (Box<dyn Prepared>, Vec<Arc<Tensor>>);
+
 /// Returns Ok(interrupted) with the row filled, or Err(message) for an error row.
 #[allow(clippy::too_many_arguments)]
 fn measure(
@@ -282,7 +286,7 @@ fn measure(
     let precision = planned.precision;
     let kernel = planned.kernel;
     let sets = rotation_sets(problem, precision);
-    let mut prepared: Vec<(Box<dyn Prepared>, Vec<Arc<Tensor>>)> = Vec::with_capacity(sets);
+    let mut prepared: Vec<PreparedSet> = Vec::with_capacity(sets);
     for set in 0..sets {
         let ins = inputs.get(planned.case_index, problem, precision.input, set, seed);
         let p = kernel
@@ -346,7 +350,7 @@ fn measure(
         let set = samples.len() % sets;
         samples.push(time_once(prepared[set].0.as_mut(), iters_per_sample)?);
         let n = samples.len();
-        if n >= MIN_SAMPLES && (n % 5 == 0 || n == MIN_SAMPLES) {
+        if n >= MIN_SAMPLES && (n.is_multiple_of(5) || n == MIN_SAMPLES) {
             let s = Sample::from_slice(&samples).map_err(|e| e.to_string())?;
             let ci = s.median_ci95(&boot);
             if crate::stats::ci_half_width_rel(ci, s.median()) <= opts.ci_target {
