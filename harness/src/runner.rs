@@ -12,8 +12,7 @@
 //!   verification is `incorrect` and shows no speed.
 
 use crate::runfile::{
-    AttentionShape, Device, Flops, MatmulShape, Row, RowVerification, Shape, Status, StopReason,
-    Timing, TimingMethod, Verdict,
+    Device, Flops, Row, RowVerification, Shape, Status, StopReason, Timing, TimingMethod, Verdict,
 };
 use crate::stats::{Bootstrap, Sample, MIN_SAMPLES};
 use crate::workload::PlannedRow;
@@ -104,23 +103,6 @@ impl Inputs {
     }
 }
 
-/// The row's shape as recorded in the run file.
-pub fn shape_of(problem: &Problem) -> Shape {
-    match problem {
-        Problem::Matmul(p) => Shape::from(MatmulShape::from(p)),
-        Problem::Attention(p) => Shape::from(AttentionShape {
-            batch: p.batch as u64,
-            q_heads: p.q_heads as u64,
-            kv_heads: p.kv_heads as u64,
-            q_len: p.q_len as u64,
-            kv_len: p.kv_len as u64,
-            head_dim: p.head_dim as u64,
-            causal: p.causal,
-            scale: p.scale as f64,
-        }),
-    }
-}
-
 /// Verify an output against the float64 reference of its op.
 pub fn verify_output(
     problem: &Problem,
@@ -144,28 +126,7 @@ pub fn verify_output(
             }
         }
     };
-    row_verification(v)
-}
-
-/// Convert a kernel-side verification into the row's (non-finite errors become a detail: JSON
-/// has no infinity).
-pub fn row_verification(v: verify::Verification) -> RowVerification {
-    let finite = v.error.is_finite();
-    RowVerification {
-        method: v.method,
-        samples: Some(v.samples),
-        error: finite.then_some(v.error),
-        bound: Some(v.bound),
-        verdict: Some(match v.verdict {
-            verify::Verdict::Pass => Verdict::Pass,
-            verify::Verdict::Fail => Verdict::Fail,
-        }),
-        detail: match (finite, v.detail) {
-            (true, d) => d,
-            (false, Some(d)) => Some(format!("non-finite error: {d}")),
-            (false, None) => Some("non-finite error (NaN or inf in the output)".into()),
-        },
-    }
+    RowVerification::from(v)
 }
 
 /// What happened to a row, for the progress display.
@@ -185,7 +146,7 @@ pub fn run_row(
 ) -> RowOutcome {
     let id = planned.kernel.identity();
     let problem = planned.case.problem;
-    let mut row = Row::measured(&id, shape_of(&problem), device.clone(), Status::Error);
+    let mut row = Row::measured(&id, Shape::from(&problem), device.clone(), Status::Error);
     row.case = Some(planned.case.name.clone());
     let work = problem.work(planned.precision);
     row.flops = Some(Flops::exact(work.flops));
