@@ -38,16 +38,23 @@ fn matmul(c: &mut Criterion) {
                     && !(k.is_baseline() && p.work(id.precision).flops > 1 << 28)
             })
             .collect();
-        let Some(first) = kernels.first() else { continue };
+        let Some(first) = kernels.first() else {
+            continue;
+        };
         let mut group = c.benchmark_group(bench_id(&first.identity(), &problem).0);
-        group.sample_size(10).measurement_time(Duration::from_secs(3));
+        group
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(3));
         for kernel in kernels {
             let id = kernel.identity();
             group.throughput(Throughput::Elements(p.work(id.precision).flops));
-            let mut prep = kernel.prepare(&problem, &inputs(&id, &problem, 42)).expect("prepare");
-            group.bench_function(BenchmarkId::from_parameter(bench_id(&id, &problem).1), |b| {
-                b.iter(|| prep.run().expect("run"))
-            });
+            let mut prep = kernel
+                .prepare(&problem, &inputs(&id, &problem, 42))
+                .expect("prepare");
+            group.bench_function(
+                BenchmarkId::from_parameter(bench_id(&id, &problem).1),
+                |b| b.iter(|| prep.run().expect("run")),
+            );
         }
         group.finish();
     }

@@ -27,9 +27,19 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let num = |i: usize, d: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
     let (m, n, k) = (num(0, 2048), num(1, 2048), num(2, 2048));
-    let dtype: DType = args.get(3).map(|s| s.parse().unwrap()).unwrap_or(DType::BF16);
-    let isa: Isa = args.get(4).map(|s| s.parse().unwrap()).unwrap_or_else(Isa::best);
-    let blk = args.get(5).filter(|s| *s != "-").map(|s| s.parse().unwrap()).unwrap_or_else(|| Blocking::for_isa(isa));
+    let dtype: DType = args
+        .get(3)
+        .map(|s| s.parse().unwrap())
+        .unwrap_or(DType::BF16);
+    let isa: Isa = args
+        .get(4)
+        .map(|s| s.parse().unwrap())
+        .unwrap_or_else(Isa::best);
+    let blk = args
+        .get(5)
+        .filter(|s| *s != "-")
+        .map(|s| s.parse().unwrap())
+        .unwrap_or_else(|| Blocking::for_isa(isa));
     let mut p = MatmulProblem::new(m, n, k);
     if args.get(6).map(String::as_str) == Some("bt") {
         p = p.transposed_b();

@@ -354,7 +354,10 @@ mod tests {
     #[test]
     fn conversions_round_trip_and_round_to_nearest() {
         for x in [0.0f32, 1.0, -2.5, 0.333_333, 65504.0] {
-            assert_eq!(f16::from_f32(x).to_f32(), <f16 as Element>::from_f32(x).to_f32());
+            assert_eq!(
+                f16::from_f32(x).to_f32(),
+                <f16 as Element>::from_f32(x).to_f32()
+            );
             assert_eq!(
                 <bf16 as Element>::to_f32(bf16::from_f32(x)),
                 bf16::from_f32(x).to_f32()

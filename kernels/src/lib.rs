@@ -8,7 +8,10 @@ pub mod registry;
 
 pub use dtype::{DType, Element, Tensor};
 pub use problem::{AttentionProblem, MatmulProblem, Precision, ProblemError, Work};
-pub use registry::{Backend, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Registry, RegistryOptions, Support};
+pub use registry::{
+    Backend, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Registry, RegistryOptions,
+    Support,
+};
 pub mod probe;
 pub mod reference;
 pub mod verify;

@@ -6,7 +6,9 @@
 use crate::cpu::isa::Isa;
 use crate::cpu::matmul::{Blocking, NaiveMatmul, PackedMatmul};
 use crate::dtype::{DType, Tensor};
-use crate::problem::{AttentionError, AttentionProblem, MatmulProblem, Precision, ProblemError, Work};
+use crate::problem::{
+    AttentionError, AttentionProblem, MatmulProblem, Precision, ProblemError, Work,
+};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::Arc;
@@ -157,7 +159,12 @@ pub enum KernelError {
     #[error("kernel {kernel} does not support this problem: {reason}")]
     Unsupported { kernel: String, reason: String },
     #[error("input {index} has dtype {actual}, kernel {kernel} expects {expected}")]
-    InputDType { kernel: String, index: usize, actual: DType, expected: DType },
+    InputDType {
+        kernel: String,
+        index: usize,
+        actual: DType,
+        expected: DType,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -229,7 +236,10 @@ impl Registry {
                 kernels.push(Box::new(PackedMatmul::new(isa, precision, blocking)));
             }
         }
-        Registry { kernels, isa_selected }
+        Registry {
+            kernels,
+            isa_selected,
+        }
     }
 
     pub fn kernels(&self) -> &[Box<dyn Kernel>] {
@@ -252,7 +262,10 @@ impl Registry {
     }
 
     pub fn find(&self, id: &str) -> Option<&dyn Kernel> {
-        self.kernels.iter().find(|k| k.identity().id() == id).map(|k| k.as_ref())
+        self.kernels
+            .iter()
+            .find(|k| k.identity().id() == id)
+            .map(|k| k.as_ref())
     }
 }
 

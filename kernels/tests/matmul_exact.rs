@@ -17,7 +17,10 @@ use std::sync::Arc;
 fn ints(dtype: DType, len: usize, seed: u64) -> (Tensor, Vec<f64>) {
     let mut rng = SplitMix64::new(seed);
     let v: Vec<f32> = (0..len).map(|_| rng.below(5) as f32 - 2.0).collect();
-    (Tensor::from_f32(dtype, &v), v.iter().map(|&x| x as f64).collect())
+    (
+        Tensor::from_f32(dtype, &v),
+        v.iter().map(|&x| x as f64).collect(),
+    )
 }
 
 /// Exact product over the logical region; padding columns of C are not compared.
@@ -74,8 +77,16 @@ fn shapes(mr: usize, nr: usize) -> Vec<MatmulProblem> {
     v.push(MatmulProblem::new(1, 45, 29).transposed_b());
     v.push(MatmulProblem::new(1, 45, 29));
     v.push(MatmulProblem::new(37, 45, 29).with_leading_dims(31, 50, 47));
-    v.push(MatmulProblem::new(37, 45, 29).transposed_b().with_leading_dims(33, 30, 46));
-    v.push(MatmulProblem::new(1, 45, 29).transposed_b().with_leading_dims(33, 30, 46));
+    v.push(
+        MatmulProblem::new(37, 45, 29)
+            .transposed_b()
+            .with_leading_dims(33, 30, 46),
+    );
+    v.push(
+        MatmulProblem::new(1, 45, 29)
+            .transposed_b()
+            .with_leading_dims(33, 30, 46),
+    );
     v.push(MatmulProblem::new(13, 21, 32).with_batch(3));
     v.push(MatmulProblem::new(13, 21, 32).transposed_b().with_batch(2));
     v
@@ -112,7 +123,11 @@ fn packed_exact_small_integers_every_isa_and_precision() {
     for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
         let (mr, nr) = tile(isa);
         // Tiny blocks so that K (≤ 32), M and N all cross several cache blocks.
-        let small = Blocking { mc: 2 * mr, kc: 8, nc: 2 * nr };
+        let small = Blocking {
+            mc: 2 * mr,
+            kc: 8,
+            nc: 2 * nr,
+        };
         let default = Blocking::for_isa(isa);
         for (s, p) in shapes(mr, nr).iter().enumerate() {
             for blocking in [&small, &default] {
@@ -147,7 +162,9 @@ fn registry_kernels_exact_small_integers() {
             let (ta, a) = ints(id.precision.input, p.a_len(), 5);
             let (tb, b) = ints(id.precision.input, p.b_len(), 6);
             let want = exact(p, &a, &b);
-            let mut prep = kernel.prepare(&problem, &[Arc::new(ta), Arc::new(tb)]).unwrap();
+            let mut prep = kernel
+                .prepare(&problem, &[Arc::new(ta), Arc::new(tb)])
+                .unwrap();
             prep.poison().unwrap();
             prep.run().unwrap();
             let out = prep.output().unwrap();
@@ -163,8 +180,11 @@ fn registry_kernels_exact_small_integers() {
 fn zero_sized_dimensions_are_errors_not_panics() {
     let reg = Registry::new(&RegistryOptions::default());
     for kernel in reg.kernels() {
-        for p in [MatmulProblem::new(0, 4, 4), MatmulProblem::new(4, 0, 4), MatmulProblem::new(4, 4, 0)]
-        {
+        for p in [
+            MatmulProblem::new(0, 4, 4),
+            MatmulProblem::new(4, 0, 4),
+            MatmulProblem::new(4, 4, 0),
+        ] {
             let problem = Problem::Matmul(p);
             assert!(!kernel.supports(&problem).is_yes());
             let prec = kernel.identity().precision;
@@ -172,7 +192,10 @@ fn zero_sized_dimensions_are_errors_not_panics() {
                 Arc::new(Tensor::random(prec.input, 16, 1)),
                 Arc::new(Tensor::random(prec.input, 16, 2)),
             ];
-            let err = kernel.prepare(&problem, &inputs).err().expect("zero dim must be refused");
+            let err = kernel
+                .prepare(&problem, &inputs)
+                .err()
+                .expect("zero dim must be refused");
             assert!(err.to_string().contains("is zero"), "{err}");
         }
     }
@@ -193,11 +216,19 @@ fn zero_sized_dimensions_are_errors_not_panics() {
 #[test]
 fn wrong_input_dtype_and_short_buffers_are_refused() {
     let reg = Registry::new(&RegistryOptions::default());
-    let k = reg.find("matmul.cpu.packed.portable.bf16-f32-bf16").unwrap();
+    let k = reg
+        .find("matmul.cpu.packed.portable.bf16-f32-bf16")
+        .unwrap();
     let p = Problem::Matmul(MatmulProblem::new(4, 4, 4));
-    let f32in = [Arc::new(Tensor::random(DType::F32, 16, 1)), Arc::new(Tensor::random(DType::F32, 16, 2))];
+    let f32in = [
+        Arc::new(Tensor::random(DType::F32, 16, 1)),
+        Arc::new(Tensor::random(DType::F32, 16, 2)),
+    ];
     assert!(k.prepare(&p, &f32in).is_err());
-    let short = [Arc::new(Tensor::random(DType::BF16, 15, 1)), Arc::new(Tensor::random(DType::BF16, 16, 2))];
+    let short = [
+        Arc::new(Tensor::random(DType::BF16, 15, 1)),
+        Arc::new(Tensor::random(DType::BF16, 16, 2)),
+    ];
     let e = k.prepare(&p, &short).err().unwrap();
     assert!(e.to_string().contains("buffer `A`"), "{e}");
     let _ = Precision::same(DType::BF16);

@@ -52,7 +52,10 @@ impl Isa {
 
     /// The best path this machine supports.
     pub fn best() -> Isa {
-        Isa::ALL.into_iter().find(|i| i.available()).unwrap_or(Isa::Portable)
+        Isa::ALL
+            .into_iter()
+            .find(|i| i.available())
+            .unwrap_or(Isa::Portable)
     }
 }
 
@@ -69,7 +72,10 @@ pub struct ParseIsaError(pub String);
 impl FromStr for Isa {
     type Err = ParseIsaError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Isa::ALL.into_iter().find(|i| i.name() == s).ok_or_else(|| ParseIsaError(s.to_string()))
+        Isa::ALL
+            .into_iter()
+            .find(|i| i.name() == s)
+            .ok_or_else(|| ParseIsaError(s.to_string()))
     }
 }
 
@@ -97,10 +103,25 @@ fn detect() -> Features {
             if std::arch::is_x86_feature_detected!($f) { names.push($f.to_string()); }
         )*};
     }
-    probe!("sse4.2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512bf16");
+    probe!(
+        "sse4.2",
+        "avx",
+        "avx2",
+        "fma",
+        "f16c",
+        "avx512f",
+        "avx512bw",
+        "avx512vl",
+        "avx512bf16"
+    );
     let has = |f: &str| names.iter().any(|n| n == f);
     let avx2fma = has("avx2") && has("fma") && has("f16c");
-    Features { avx2fma, avx512f: avx2fma && has("avx512f"), f16c: has("f16c"), names }
+    Features {
+        avx2fma,
+        avx512f: avx2fma && has("avx512f"),
+        f16c: has("f16c"),
+        names,
+    }
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -109,12 +130,22 @@ fn detect() -> Features {
     if std::arch::is_aarch64_feature_detected!("fp16") {
         names.push("fp16".to_string());
     }
-    Features { avx2fma: false, avx512f: false, f16c: false, names }
+    Features {
+        avx2fma: false,
+        avx512f: false,
+        f16c: false,
+        names,
+    }
 }
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 fn detect() -> Features {
-    Features { avx2fma: false, avx512f: false, f16c: false, names: Vec::new() }
+    Features {
+        avx2fma: false,
+        avx512f: false,
+        f16c: false,
+        names: Vec::new(),
+    }
 }
 
 #[cfg(test)]

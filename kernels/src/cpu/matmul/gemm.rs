@@ -60,21 +60,23 @@ pub(crate) fn gemm<K: MicroKernel, T: Element>(
 
             // Pack B (shared by all tasks of this (jc, pc)).
             let bp = bpack.get(n_panels * kc * nr);
-            bp.par_chunks_mut(kc * nr).enumerate().for_each(|(jp, dst)| {
-                let j0 = jc + jp * nr;
-                let nr_valid = nr.min(n - j0);
-                if trans_b {
-                    A_PACK.with(|cell| {
-                        let row = &mut cell.borrow_mut().1;
-                        if row.len() < kc {
-                            row.resize(kc, 0.0);
-                        }
-                        pack_bt_panel(&b[j0 * ldb + pc..], ldb, kc, nr, nr_valid, dst, row);
-                    });
-                } else {
-                    pack_b_panel(&b[pc * ldb + j0..], ldb, kc, nr, nr_valid, dst);
-                }
-            });
+            bp.par_chunks_mut(kc * nr)
+                .enumerate()
+                .for_each(|(jp, dst)| {
+                    let j0 = jc + jp * nr;
+                    let nr_valid = nr.min(n - j0);
+                    if trans_b {
+                        A_PACK.with(|cell| {
+                            let row = &mut cell.borrow_mut().1;
+                            if row.len() < kc {
+                                row.resize(kc, 0.0);
+                            }
+                            pack_bt_panel(&b[j0 * ldb + pc..], ldb, kc, nr, nr_valid, dst, row);
+                        });
+                    } else {
+                        pack_b_panel(&b[pc * ldb + j0..], ldb, kc, nr, nr_valid, dst);
+                    }
+                });
             let bp: &[f32] = bp;
 
             // Tasks: M split into blocks of whole micro-panels whose sizes differ by at most one
@@ -105,7 +107,15 @@ pub(crate) fn gemm<K: MicroKernel, T: Element>(
                     // SAFETY: tasks write disjoint (rows ic.., columns of panels jp0..jp1) tiles.
                     unsafe {
                         macro_kernel::<K>(
-                            kc, mc_cur, ap, bp, jp0, jp1, n - jc, c_ptr.get().add(ic * ldc + jc), ldc,
+                            kc,
+                            mc_cur,
+                            ap,
+                            bp,
+                            jp0,
+                            jp1,
+                            n - jc,
+                            c_ptr.get().add(ic * ldc + jc),
+                            ldc,
                             accumulate,
                         );
                     }

@@ -27,21 +27,27 @@ pub(crate) fn gemv<T: Element>(
 ) {
     let k = a.len();
     if trans_b {
-        c[..n].par_chunks_mut(ROWS_PER_TASK).enumerate().for_each(|(t, out)| {
-            for (r, cj) in out.iter_mut().enumerate() {
-                let j = t * ROWS_PER_TASK + r;
-                *cj = dot(isa, a, &b[j * ldb..j * ldb + k]);
-            }
-        });
+        c[..n]
+            .par_chunks_mut(ROWS_PER_TASK)
+            .enumerate()
+            .for_each(|(t, out)| {
+                for (r, cj) in out.iter_mut().enumerate() {
+                    let j = t * ROWS_PER_TASK + r;
+                    *cj = dot(isa, a, &b[j * ldb..j * ldb + k]);
+                }
+            });
     } else {
-        c[..n].par_chunks_mut(COLS_PER_TASK).enumerate().for_each(|(t, out)| {
-            let j0 = t * COLS_PER_TASK;
-            let w = out.len();
-            out.iter_mut().for_each(|x| *x = 0.0);
-            for (p, &ap) in a.iter().enumerate() {
-                axpy(isa, ap, &b[p * ldb + j0..p * ldb + j0 + w], out);
-            }
-        });
+        c[..n]
+            .par_chunks_mut(COLS_PER_TASK)
+            .enumerate()
+            .for_each(|(t, out)| {
+                let j0 = t * COLS_PER_TASK;
+                let w = out.len();
+                out.iter_mut().for_each(|x| *x = 0.0);
+                for (p, &ap) in a.iter().enumerate() {
+                    axpy(isa, ap, &b[p * ldb + j0..p * ldb + j0 + w], out);
+                }
+            });
     }
 }
 

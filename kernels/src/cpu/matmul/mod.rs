@@ -12,7 +12,9 @@ use crate::cpu::isa::Isa;
 use crate::cpu::AlignedBuf;
 use crate::dtype::{DType, Element, Tensor};
 use crate::problem::{MatmulProblem, Precision, ProblemError};
-use crate::registry::{Backend, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Support};
+use crate::registry::{
+    Backend, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Support,
+};
 use micro::MicroKernel;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -81,7 +83,11 @@ impl FromStr for Blocking {
                 _ => return Err(err()),
             }
         }
-        Ok(Blocking { mc: mc.ok_or_else(err)?, kc: kc.ok_or_else(err)?, nc: nc.ok_or_else(err)? })
+        Ok(Blocking {
+            mc: mc.ok_or_else(err)?,
+            kc: kc.ok_or_else(err)?,
+            nc: nc.ok_or_else(err)?,
+        })
     }
 }
 
@@ -92,7 +98,10 @@ pub fn tile(isa: Isa) -> (usize, usize) {
         Isa::Avx512f => (micro::x86::Avx512_12x32::MR, micro::x86::Avx512_12x32::NR),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2fma => (micro::x86::Avx2_6x16::MR, micro::x86::Avx2_6x16::NR),
-        _ => (micro::portable::Portable4x8::MR, micro::portable::Portable4x8::NR),
+        _ => (
+            micro::portable::Portable4x8::MR,
+            micro::portable::Portable4x8::NR,
+        ),
     }
 }
 
@@ -133,14 +142,36 @@ pub fn packed_matmul<T: Element, O: Element>(
         // f32 output: accumulate in place. Otherwise in an f32 buffer (ldc = n), rounded once.
         if direct {
             let cf: &mut [f32] = bytemuck::cast_slice_mut(cb);
-            compute(isa, blocking, p, ab, bb, cf, p.ldc, &mut ws.bpack, &mut ws.arow);
+            compute(
+                isa,
+                blocking,
+                p,
+                ab,
+                bb,
+                cf,
+                p.ldc,
+                &mut ws.bpack,
+                &mut ws.arow,
+            );
         } else {
             let cf = ws.cbuf.get(p.m * p.n);
-            compute(isa, blocking, p, ab, bb, cf, p.n, &mut ws.bpack, &mut ws.arow);
+            compute(
+                isa,
+                blocking,
+                p,
+                ab,
+                bb,
+                cf,
+                p.n,
+                &mut ws.bpack,
+                &mut ws.arow,
+            );
             let cf: &[f32] = cf;
-            cb.par_chunks_mut(p.ldc).zip(cf.par_chunks(p.n)).for_each(|(dst, src)| {
-                O::slice_from_f32(src, &mut dst[..p.n]);
-            });
+            cb.par_chunks_mut(p.ldc)
+                .zip(cf.par_chunks(p.n))
+                .for_each(|(dst, src)| {
+                    O::slice_from_f32(src, &mut dst[..p.n]);
+                });
         }
     }
     Ok(())
@@ -186,9 +217,9 @@ fn run_gemm<T: Element>(
             m, n, k, a, lda, b, ldb, tb, c, ldc, blocking, bpack,
         ),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2fma => {
-            gemm::gemm::<micro::x86::Avx2_6x16, T>(m, n, k, a, lda, b, ldb, tb, c, ldc, blocking, bpack)
-        }
+        Isa::Avx2fma => gemm::gemm::<micro::x86::Avx2_6x16, T>(
+            m, n, k, a, lda, b, ldb, tb, c, ldc, blocking, bpack,
+        ),
         _ => gemm::gemm::<micro::portable::Portable4x8, T>(
             m, n, k, a, lda, b, ldb, tb, c, ldc, blocking, bpack,
         ),
@@ -211,7 +242,11 @@ pub fn naive_matmul<T: Element, O: Element>(
             for (j, cij) in crow[..p.n].iter_mut().enumerate() {
                 let mut acc = 0f32;
                 for q in 0..p.k {
-                    let bv = if p.trans_b { bb[j * p.ldb + q] } else { bb[q * p.ldb + j] };
+                    let bv = if p.trans_b {
+                        bb[j * p.ldb + q]
+                    } else {
+                        bb[q * p.ldb + j]
+                    };
                     acc += ab[i * p.lda + q].to_f32() * bv.to_f32();
                 }
                 *cij = O::from_f32(acc);
@@ -254,7 +289,12 @@ impl PackedMatmul {
             Some(b) => (b, "override"),
             None => (Blocking::for_isa(isa), cache::detected().source),
         };
-        PackedMatmul { isa, precision, blocking, blocking_source }
+        PackedMatmul {
+            isa,
+            precision,
+            blocking,
+            blocking_source,
+        }
     }
 }
 
@@ -332,9 +372,15 @@ impl Kernel for PackedMatmul {
         inputs: &[Arc<Tensor>],
     ) -> Result<Box<dyn Prepared>, KernelError> {
         if let Support::No(reason) = self.supports(problem) {
-            return Err(KernelError::Unsupported { kernel: self.identity().id(), reason });
+            return Err(KernelError::Unsupported {
+                kernel: self.identity().id(),
+                reason,
+            });
         }
-        let algo = Algo::Packed { isa: self.isa, blocking: self.blocking };
+        let algo = Algo::Packed {
+            isa: self.isa,
+            blocking: self.blocking,
+        };
         prepare_cpu(&self.identity(), algo, problem, inputs)
     }
 }
@@ -356,10 +402,16 @@ fn prepare_cpu(
     inputs: &[Arc<Tensor>],
 ) -> Result<Box<dyn Prepared>, KernelError> {
     if let Support::No(reason) = check_matmul(id.precision, problem) {
-        return Err(KernelError::Unsupported { kernel: id.id(), reason });
+        return Err(KernelError::Unsupported {
+            kernel: id.id(),
+            reason,
+        });
     }
     let Problem::Matmul(p) = *problem else {
-        return Err(KernelError::Unsupported { kernel: id.id(), reason: "not a matmul".into() });
+        return Err(KernelError::Unsupported {
+            kernel: id.id(),
+            reason: "not a matmul".into(),
+        });
     };
     let [a, b] = inputs else {
         return Err(KernelError::Other(format!(
@@ -416,9 +468,15 @@ impl<T: Element, O: Element> Prepared for CpuMatmul<T, O> {
         let b = T::tensor_slice(&self.b).expect("dtype checked in prepare");
         match self.algo {
             Algo::Naive => naive_matmul(&self.problem, a, b, &mut self.c)?,
-            Algo::Packed { isa, blocking } => {
-                packed_matmul(isa, &blocking, &self.problem, a, b, &mut self.c, &mut self.ws)?
-            }
+            Algo::Packed { isa, blocking } => packed_matmul(
+                isa,
+                &blocking,
+                &self.problem,
+                a,
+                b,
+                &mut self.c,
+                &mut self.ws,
+            )?,
         }
         Ok(())
     }
@@ -438,11 +496,23 @@ mod tests {
     #[test]
     fn blocking_parses_and_derives() {
         let b: Blocking = "mc=144,kc=256,nc=4080".parse().unwrap();
-        assert_eq!(b, Blocking { mc: 144, kc: 256, nc: 4080 });
+        assert_eq!(
+            b,
+            Blocking {
+                mc: 144,
+                kc: 256,
+                nc: 4080
+            }
+        );
         assert!("mc=0,kc=1,nc=1".parse::<Blocking>().is_err());
         assert!("mc=1,kc=1".parse::<Blocking>().is_err());
         assert!("mc=1,kc=1,nc=1,xx=3".parse::<Blocking>().is_err());
-        let caches = CacheSizes { l1d: 32 << 10, l2: 512 << 10, l3: 32 << 20, source: "test" };
+        let caches = CacheSizes {
+            l1d: 32 << 10,
+            l2: 512 << 10,
+            l3: 32 << 20,
+            source: "test",
+        };
         let d = Blocking::from_caches(&caches, 6, 16);
         assert_eq!(d.kc, 512);
         assert_eq!(d.mc % 6, 0);

@@ -21,5 +21,12 @@ pub trait MicroKernel: Sync {
     /// # Safety
     /// `a` holds `kc·MR` and `b` `kc·NR` readable f32s; `c` addresses an `MR × NR` tile with row
     /// stride `rs_c`; the CPU supports the kernel's ISA.
-    unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, c: *mut f32, rs_c: usize, accumulate: bool);
+    unsafe fn kernel(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        rs_c: usize,
+        accumulate: bool,
+    );
 }

@@ -12,7 +12,14 @@ impl MicroKernel for Portable4x8 {
     const NAME: &'static str = "4x8";
 
     #[inline]
-    unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, c: *mut f32, rs_c: usize, accumulate: bool) {
+    unsafe fn kernel(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        rs_c: usize,
+        accumulate: bool,
+    ) {
         const MR: usize = Portable4x8::MR;
         const NR: usize = Portable4x8::NR;
         let a = std::slice::from_raw_parts(a, kc * MR);

@@ -34,13 +34,27 @@ impl MicroKernel for Avx2_6x16 {
     const NAME: &'static str = "6x16";
 
     #[inline]
-    unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, c: *mut f32, rs_c: usize, accumulate: bool) {
+    unsafe fn kernel(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        rs_c: usize,
+        accumulate: bool,
+    ) {
         avx2_6x16(kc, a, b, c, rs_c, accumulate)
     }
 }
 
 #[target_feature(enable = "avx2,fma")]
-unsafe fn avx2_6x16(kc: usize, a: *const f32, b: *const f32, c: *mut f32, rs_c: usize, accumulate: bool) {
+unsafe fn avx2_6x16(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    rs_c: usize,
+    accumulate: bool,
+) {
     const MR: usize = 6;
     prefetch_c(c, rs_c, MR, 64);
     let mut acc = [[_mm256_setzero_ps(); 2]; MR];
@@ -78,13 +92,27 @@ impl MicroKernel for Avx512_12x32 {
     const NAME: &'static str = "12x32";
 
     #[inline]
-    unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, c: *mut f32, rs_c: usize, accumulate: bool) {
+    unsafe fn kernel(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        rs_c: usize,
+        accumulate: bool,
+    ) {
         avx512_12x32(kc, a, b, c, rs_c, accumulate)
     }
 }
 
 #[target_feature(enable = "avx512f")]
-unsafe fn avx512_12x32(kc: usize, a: *const f32, b: *const f32, c: *mut f32, rs_c: usize, accumulate: bool) {
+unsafe fn avx512_12x32(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    rs_c: usize,
+    accumulate: bool,
+) {
     const MR: usize = 12;
     prefetch_c(c, rs_c, MR, 128);
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
