@@ -538,7 +538,7 @@ fn cmd_run(args: RunArgs) -> Result<u8> {
         .with_context(|| format!("writing {}", out.display()))?;
     *PARTIAL.lock().unwrap() = None;
 
-    print_summary(&run);
+    print!("{}", format_summary(&run));
     println!("run file: {}", out.display());
     if interrupted {
         eprintln!("interrupted: partial run written (complete: false)");
@@ -680,9 +680,12 @@ fn shape_str(row: &Row) -> String {
 
 /// The summary table: kernel, shape, precision, GFLOP/s with CI, % of measured ceiling, verdict.
 /// `incorrect` rows show no speed.
-pub fn print_summary(run: &RunFile) {
-    println!();
-    println!(
+pub fn format_summary(run: &RunFile) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    out.push('\n');
+    let _ = writeln!(
+        out,
         "{:<46} {:<26} {:>13} {:>19} {:>9} {:<8} verdict",
         "kernel", "shape", "precision", "GFLOP/s [95% CI]", "%ceiling", "bound"
     );
@@ -719,7 +722,8 @@ pub fn print_summary(run: &RunFile) {
                 .unwrap_or_else(|| "unverified".into()),
             s => s.to_string(),
         };
-        println!(
+        let _ = writeln!(
+            out,
             "{:<46} {:<26} {:>13} {:>19} {:>9} {:<8} {}",
             kernel,
             shape_str(row),
@@ -737,16 +741,19 @@ pub fn print_summary(run: &RunFile) {
             .iter()
             .map(|(k, v)| format!("{k} {v:.0} GFLOP/s"))
             .collect();
-        println!(
+        let _ = writeln!(
+            out,
             "measured ceilings: FMA {}; read {:.1} GB/s; triad {:.1} GB/s",
             fma.join(", "),
             run.measured_ceilings.cpu_read_gbs.unwrap_or(f64::NAN),
             run.measured_ceilings.cpu_triad_gbs.unwrap_or(f64::NAN),
         );
-        println!(
+        let _ = writeln!(
+            out,
             "FLOPs: matmul 2·M·N·K, attention 4·head_dim·unmasked (q,k) pairs; GFLOP/s from the median sample"
         );
     }
+    out
 }
 
 fn cmd_env(args: EnvArgs) -> Result<u8> {

@@ -1,0 +1,202 @@
+//! The runner's verdicts through its public API: a kernel broken on purpose is `incorrect` and never
+//! shows a speed (in the row, the run file or the summary table); an unsupported kernel is
+//! `unsupported`, not a failure; a correct kernel is `ok` with ≥ 10 samples and a passing verdict.
+
+use perfledger::cli::format_summary;
+use perfledger::env::HarnessInfo;
+use perfledger::runfile::{Device, RunConfig, RunFile, Status, SuiteRef};
+use perfledger::runner::{run_row, Inputs, RunnerOptions};
+use perfledger::workload::{PlannedRow, Suite};
+use perfledger_kernels::registry::Backend;
+use perfledger_kernels::{
+    Kernel, KernelError, KernelIdentity, Prepared, Problem, Registry, RegistryOptions, Support,
+    Tensor,
+};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+/// Wraps a real kernel; `after_runs` runs later its output gets one element changed (0 = the
+/// first, verified run already fails; 2 = the first passes and the timed ones fail).
+struct Broken {
+    inner: &'static dyn Kernel,
+    after_runs: usize,
+    unsupported: bool,
+}
+
+struct BrokenPrepared {
+    inner: Box<dyn Prepared>,
+    runs: usize,
+    after_runs: usize,
+}
+
+impl Prepared for BrokenPrepared {
+    fn run(&mut self) -> Result<(), KernelError> {
+        self.runs += 1;
+        self.inner.run()
+    }
+    fn poison(&mut self) -> Result<(), KernelError> {
+        self.inner.poison()
+    }
+    fn output(&mut self) -> Result<Tensor, KernelError> {
+        let mut out = self.inner.output()?;
+        if self.runs > self.after_runs {
+            // A stale tile: one element keeps a value from "another run".
+            if let Tensor::F32(v) = &mut out {
+                v[5] += 1.0;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Kernel for Broken {
+    fn identity(&self) -> KernelIdentity {
+        let mut id = self.inner.identity();
+        id.family = "matmul.cpu.broken".into();
+        id
+    }
+    fn supports(&self, p: &Problem) -> Support {
+        if self.unsupported {
+            Support::No("not on this machine (test)".into())
+        } else {
+            self.inner.supports(p)
+        }
+    }
+    fn prepare(
+        &self,
+        p: &Problem,
+        inputs: &[Arc<Tensor>],
+    ) -> Result<Box<dyn Prepared>, KernelError> {
+        Ok(Box::new(BrokenPrepared {
+            inner: self.inner.prepare(p, inputs)?,
+            runs: 0,
+            after_runs: self.after_runs,
+        }))
+    }
+}
+
+fn registry() -> &'static Registry {
+    static REG: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+    REG.get_or_init(|| Registry::new(&RegistryOptions::default()))
+}
+
+fn run_with(kernel: &dyn Kernel) -> perfledger::runfile::Row {
+    let suite = Suite::parse(
+        r#"{"schema": "perfledger.suite/1", "name": "t", "cases": [
+            {"op": "matmul", "m": 24, "n": 40, "k": 32, "dtypes": ["f32"], "backends": ["cpu"]}]}"#,
+        "t.json",
+    )
+    .unwrap();
+    let case = &suite.cases[0];
+    let planned = PlannedRow {
+        case_index: 0,
+        case,
+        kernel,
+        precision: kernel.identity().precision,
+        backend: Backend::Cpu,
+    };
+    let opts = RunnerOptions {
+        case_budget_s: 0.3,
+        ..RunnerOptions::default()
+    };
+    let interrupt = AtomicUsize::new(0);
+    let outcome = run_row(
+        &planned,
+        &mut Inputs::default(),
+        &Device::named("test cpu"),
+        &opts,
+        None,
+        &interrupt,
+    );
+    outcome.row.validate().unwrap();
+    outcome.row
+}
+
+fn naive_f32() -> &'static dyn Kernel {
+    registry()
+        .find("matmul.cpu.naive.scalar.f32-f32-f32")
+        .unwrap()
+}
+
+fn summary_of(row: perfledger::runfile::Row) -> String {
+    let mut run = RunFile::new(
+        HarnessInfo::default(),
+        Default::default(),
+        SuiteRef {
+            name: "t".into(),
+            source: None,
+        },
+        RunConfig::default(),
+    );
+    run.results.push(row);
+    run.validate().unwrap();
+    format_summary(&run)
+}
+
+#[test]
+fn correct_kernel_is_ok_with_samples_and_a_pass() {
+    let row = run_with(naive_f32());
+    assert_eq!(row.status, Status::Ok, "{:?}", row.message);
+    assert!(row.samples_s.len() >= 10);
+    assert!(row.gflops.is_some());
+    assert!(row.verification.as_ref().unwrap().passed());
+}
+
+#[test]
+fn kernel_failing_the_first_verification_is_incorrect_without_speed() {
+    let broken = Broken {
+        inner: naive_f32(),
+        after_runs: 0,
+        unsupported: false,
+    };
+    let row = run_with(&broken);
+    assert_eq!(row.status, Status::Incorrect);
+    assert!(row.gflops.is_none());
+    assert!(
+        row.samples_s.is_empty(),
+        "no timing after a failed first verification"
+    );
+    let text = summary_of(row);
+    let line = text
+        .lines()
+        .find(|l| l.contains("matmul.cpu.broken"))
+        .unwrap();
+    assert!(line.contains("incorrect"), "{line}");
+    assert!(
+        !line.contains("GFLOP") && !line.contains('['),
+        "no speed shown: {line}"
+    );
+}
+
+#[test]
+fn kernel_failing_on_the_last_timed_iteration_keeps_samples_but_shows_no_speed() {
+    let broken = Broken {
+        inner: naive_f32(),
+        after_runs: 2,
+        unsupported: false,
+    };
+    let row = run_with(&broken);
+    assert_eq!(row.status, Status::Incorrect);
+    assert!(row.gflops.is_none());
+    assert!(!row.samples_s.is_empty(), "the samples are kept");
+    assert!(!row.verification.as_ref().unwrap().passed());
+    let text = summary_of(row);
+    let line = text
+        .lines()
+        .find(|l| l.contains("matmul.cpu.broken"))
+        .unwrap();
+    assert!(line.contains("incorrect") && !line.contains('['), "{line}");
+}
+
+#[test]
+fn unsupported_is_a_typed_outcome_not_a_failure() {
+    let k = Broken {
+        inner: naive_f32(),
+        after_runs: 0,
+        unsupported: true,
+    };
+    let row = run_with(&k);
+    assert_eq!(row.status, Status::Unsupported);
+    assert!(row.message.unwrap().contains("not on this machine"));
+    assert!(row.gflops.is_none());
+}
