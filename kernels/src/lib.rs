@@ -2,6 +2,9 @@
 //! machine probes. No sampling policy and no file formats: those belong to the harness.
 
 pub mod cpu;
+/// GPU kernels via wgpu (feature `gpu`, on by default).
+#[cfg(feature = "gpu")]
+pub mod gpu;
 pub mod dtype;
 pub mod problem;
 pub mod registry;
@@ -9,9 +12,11 @@ pub mod registry;
 pub use dtype::{DType, Element, Tensor};
 pub use problem::{AttentionProblem, MatmulProblem, Precision, ProblemError, Work};
 pub use registry::{
-    Backend, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Registry, RegistryOptions,
+    Backend, DeviceTiming, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Registry,
+    RegistryOptions,
     Support,
 };
 pub mod probe;
 pub mod reference;
 pub mod verify;
+pub mod verify_attention;

@@ -177,6 +177,21 @@ pub trait Prepared: Send {
     fn poison(&mut self) -> Result<(), KernelError>;
     /// A copy of the output.
     fn output(&mut self) -> Result<Tensor, KernelError>;
+    /// Kernels with a device timer (GPU timestamp queries): run `iters` iterations and return
+    /// seconds per iteration on the device, with the wall clock around submit + wait beside it
+    /// for the cross-check. `None`: no device timer; the runner times [`run`](Self::run) with the
+    /// wall clock.
+    fn time_device(&mut self, _iters: u64) -> Option<Result<DeviceTiming, KernelError>> {
+        None
+    }
+}
+
+/// Seconds per iteration from [`Prepared::time_device`]: the device's own clock (`None` when the
+/// timestamps were unusable) and the host's wall clock around the same submissions.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DeviceTiming {
+    pub device_s: Option<f64>,
+    pub wall_s: f64,
 }
 
 /// A registered kernel variant.
@@ -236,6 +251,16 @@ impl Registry {
                 kernels.push(Box::new(PackedMatmul::new(isa, precision, blocking)));
             }
         }
+        for precision in crate::cpu::attention::attention_precisions() {
+            use crate::cpu::attention::CpuAttentionKernel;
+            kernels.push(Box::new(CpuAttentionKernel::naive(precision)));
+            for isa in Isa::ALL {
+                kernels.push(Box::new(CpuAttentionKernel::flash(isa, precision)));
+                kernels.push(Box::new(CpuAttentionKernel::decode(isa, precision)));
+            }
+        }
+        #[cfg(feature = "gpu")]
+        kernels.extend(crate::gpu::kernels());
         Registry {
             kernels,
             isa_selected,

@@ -1,0 +1,273 @@
+//! GPU flash attention forward (shaders/attention.wgsl): one workgroup per (query block, head,
+//! batch), K/V tiles in workgroup memory, online softmax in f32, causal block skipping, GQA.
+//! FLOPs and mask follow [`AttentionProblem`] (the CPU kernel's convention).
+
+use crate::dtype::{DType, Tensor};
+use crate::gpu::context::{self, GpuContext};
+use crate::gpu::matmul::tensor_from_bytes;
+use crate::gpu::pipelines::can_build;
+use crate::gpu::shaders::{Shader, Specialization};
+use crate::gpu::timing::GpuRun;
+use crate::problem::{AttentionProblem, Precision};
+use crate::registry::{
+    Backend, DeviceTiming, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Support,
+};
+use std::sync::Arc;
+
+/// Query rows per workgroup (= workgroup size; one thread per row).
+pub const BQ: u32 = 32;
+/// Keys per workgroup-memory tile.
+pub const BKV: u32 = 16;
+/// Largest head_dim: q and the output row live in registers (D floats each).
+pub const MAX_HEAD_DIM: usize = 256;
+
+/// Rust twin of `AttentionParams` in shaders/attention.wgsl (8 × 4 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct AttentionParams {
+    pub batch: u32,
+    pub q_heads: u32,
+    pub kv_heads: u32,
+    pub q_len: u32,
+    pub kv_len: u32,
+    pub causal: u32,
+    pub ldo: u32,
+    pub scale_log2e: f32,
+}
+
+pub fn flash_spec(input: DType, output: DType, head_dim: usize) -> Specialization {
+    Specialization::new(Shader::Attention, "flash")
+        .types(input, output)
+        .konst("D", head_dim as u32)
+        .konst("BQ", BQ)
+        .konst("BKV", BKV)
+        .override_("WG", BQ)
+}
+
+/// Flash attention at one precision (same-type output, f32 accumulation).
+pub struct GpuFlashAttention {
+    pub precision: Precision,
+}
+
+impl GpuFlashAttention {
+    pub fn new(dtype: DType) -> Self {
+        GpuFlashAttention {
+            precision: Precision::same(dtype),
+        }
+    }
+
+    pub fn all() -> Vec<GpuFlashAttention> {
+        DType::ALL.into_iter().map(GpuFlashAttention::new).collect()
+    }
+
+    fn ldo(&self, p: &AttentionProblem) -> usize {
+        if self.precision.output == DType::BF16 {
+            p.head_dim.div_ceil(2) * 2
+        } else {
+            p.head_dim
+        }
+    }
+
+    fn check(&self, ctx: &GpuContext, p: &AttentionProblem) -> Result<Specialization, String> {
+        p.validate().map_err(|e| e.to_string())?;
+        if p.head_dim > MAX_HEAD_DIM {
+            return Err(format!(
+                "head_dim {} above {MAX_HEAD_DIM} (the flash kernel keeps a row in registers)",
+                p.head_dim
+            ));
+        }
+        let spec = flash_spec(self.precision.input, self.precision.output, p.head_dim);
+        can_build(ctx, &spec)?;
+        let wg_mem = 2 * BKV as u64 * p.head_dim as u64 * 4;
+        if wg_mem > ctx.limits.max_compute_workgroup_storage_size as u64 {
+            return Err(format!(
+                "K/V tiles need {wg_mem} bytes of workgroup memory, above this GPU's \
+                 max_compute_workgroup_storage_size ({})",
+                ctx.limits.max_compute_workgroup_storage_size
+            ));
+        }
+        let in_b = self.precision.input.size_bytes() as u64;
+        let out_len = (p.batch * p.q_heads * p.q_len * self.ldo(p)) as u64;
+        for (what, elems, bytes) in [
+            ("Q", p.q_len_elems() as u64, p.q_len_elems() as u64 * in_b),
+            ("K", p.kv_len_elems() as u64, p.kv_len_elems() as u64 * in_b),
+            (
+                "O",
+                out_len,
+                out_len * self.precision.output.size_bytes() as u64,
+            ),
+        ] {
+            if elems > u32::MAX as u64 {
+                return Err(format!(
+                    "{what} has {elems} elements; the shaders index with u32 (at most {})",
+                    u32::MAX
+                ));
+            }
+            ctx.check_buffer(what, bytes, true)?;
+        }
+        ctx.check_grid(self.grid(p))?;
+        Ok(spec)
+    }
+
+    fn grid(&self, p: &AttentionProblem) -> [u32; 3] {
+        [
+            p.q_len.div_ceil(BQ as usize).min(u32::MAX as usize) as u32,
+            p.q_heads.min(u32::MAX as usize) as u32,
+            p.batch.min(u32::MAX as usize) as u32,
+        ]
+    }
+
+    /// Prepare on a given context (tests); the registry path uses the global one.
+    pub fn prepare_on(
+        &self,
+        ctx: Arc<GpuContext>,
+        problem: &Problem,
+        inputs: &[Arc<Tensor>],
+    ) -> Result<PreparedAttention, KernelError> {
+        let id = self.identity().id();
+        let Problem::Attention(p) = problem else {
+            return Err(KernelError::Other(format!(
+                "{id}: not an attention problem"
+            )));
+        };
+        let spec = self
+            .check(&ctx, p)
+            .map_err(|reason| KernelError::Unsupported {
+                kernel: id.clone(),
+                reason,
+            })?;
+        let want = [p.q_len_elems(), p.kv_len_elems(), p.kv_len_elems()];
+        if inputs.len() != 3 {
+            return Err(KernelError::Other(format!(
+                "{id}: expects 3 inputs (Q, K, V)"
+            )));
+        }
+        for (index, (t, &len)) in inputs.iter().zip(&want).enumerate() {
+            if t.dtype() != self.precision.input {
+                return Err(KernelError::InputDType {
+                    kernel: id.clone(),
+                    index,
+                    actual: t.dtype(),
+                    expected: self.precision.input,
+                });
+            }
+            if t.len() < len {
+                return Err(KernelError::Other(format!(
+                    "{id}: input {index} has {} elements, the problem needs {len}",
+                    t.len()
+                )));
+            }
+        }
+        let ldo = self.ldo(p);
+        let out_len = p.batch * p.q_heads * p.q_len * ldo;
+        let params = AttentionParams {
+            batch: p.batch as u32,
+            q_heads: p.q_heads as u32,
+            kv_heads: p.kv_heads as u32,
+            q_len: p.q_len as u32,
+            kv_len: p.kv_len as u32,
+            causal: p.causal as u32,
+            ldo: ldo as u32,
+            scale_log2e: p.scale * std::f32::consts::LOG2_E,
+        };
+        let pipeline = ctx.pipeline(&spec)?;
+        let q = ctx.storage_init("Q", inputs[0].as_bytes())?;
+        let k = ctx.storage_init("K", inputs[1].as_bytes())?;
+        let v = ctx.storage_init("V", inputs[2].as_bytes())?;
+        let o = ctx.storage_init("O", Tensor::nan(self.precision.output, out_len).as_bytes())?;
+        let u = ctx.uniform("attention params", bytemuck::bytes_of(&params))?;
+        let bind = ctx.bind_group(&pipeline, &[&q, &k, &v, &o, &u])?;
+        let run = GpuRun::new(ctx, pipeline, bind, self.grid(p))?;
+        Ok(PreparedAttention {
+            run,
+            problem: *p,
+            output: self.precision.output,
+            ldo,
+            out_len,
+            o,
+            _buffers: [q, k, v, u],
+        })
+    }
+}
+
+impl Kernel for GpuFlashAttention {
+    fn identity(&self) -> KernelIdentity {
+        let mut params = serde_json::Map::new();
+        params.insert("bq".into(), BQ.into());
+        params.insert("bkv".into(), BKV.into());
+        KernelIdentity {
+            op: Op::Attention,
+            backend: Backend::Gpu,
+            family: "attention.gpu.flash".into(),
+            variant: "wgsl".into(),
+            precision: self.precision,
+            params,
+        }
+    }
+
+    fn supports(&self, problem: &Problem) -> Support {
+        let Problem::Attention(p) = problem else {
+            return Support::No("not an attention problem".into());
+        };
+        let ctx = match context::global() {
+            Ok(c) => c,
+            Err(e) => return Support::No(e),
+        };
+        match self.check(&ctx, p) {
+            Ok(_) => Support::Yes,
+            Err(e) => Support::No(e),
+        }
+    }
+
+    fn prepare(
+        &self,
+        problem: &Problem,
+        inputs: &[Arc<Tensor>],
+    ) -> Result<Box<dyn Prepared>, KernelError> {
+        let ctx = context::global().map_err(KernelError::Other)?;
+        self.prepare_on(ctx, problem, inputs)
+            .map(|p| Box::new(p) as Box<dyn Prepared>)
+    }
+}
+
+/// Attention ready on the device.
+pub struct PreparedAttention {
+    run: GpuRun,
+    problem: AttentionProblem,
+    output: DType,
+    ldo: usize,
+    out_len: usize,
+    o: wgpu::Buffer,
+    _buffers: [wgpu::Buffer; 4],
+}
+
+impl Prepared for PreparedAttention {
+    fn run(&mut self) -> Result<(), KernelError> {
+        self.run.run()
+    }
+
+    fn poison(&mut self) -> Result<(), KernelError> {
+        let nan = Tensor::nan(self.output, self.out_len);
+        self.run.ctx.write(&self.o, nan.as_bytes())
+    }
+
+    fn output(&mut self) -> Result<Tensor, KernelError> {
+        let size = self.output.size_bytes();
+        let bytes = self.run.ctx.read(&self.o, (self.out_len * size) as u64)?;
+        let d = self.problem.head_dim;
+        if self.ldo == d {
+            return Ok(tensor_from_bytes(self.output, &bytes));
+        }
+        let rows = self.out_len / self.ldo;
+        let mut out = vec![0u8; rows * d * size];
+        for r in 0..rows {
+            out[r * d * size..(r + 1) * d * size]
+                .copy_from_slice(&bytes[r * self.ldo * size..(r * self.ldo + d) * size]);
+        }
+        Ok(tensor_from_bytes(self.output, &out))
+    }
+
+    fn time_device(&mut self, iters: u64) -> Option<Result<DeviceTiming, KernelError>> {
+        Some(self.run.time(iters))
+    }
+}

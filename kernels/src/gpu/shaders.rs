@@ -1,0 +1,293 @@
+//! WGSL sources (embedded from `shaders/`) and the generated prelude that specializes them: element
+//! type helpers, tile constants and, for cooperative-matrix shaders, the `coop_mat` aliases.
+//!
+//! A specialization is plain data ([`Specialization`]); its [`key`](Specialization::key) is what the
+//! pipeline cache is keyed by (together with the shader and entry point), and
+//! [`all_specializations`] lists every one the registry can build, so a CPU-only test validates each
+//! with naga.
+
+use crate::dtype::DType;
+use std::fmt::Write as _;
+
+/// A shader family: one file under `shaders/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Shader {
+    Matmul,
+    Attention,
+    Coop,
+    Probe,
+    ProbeCoop,
+}
+
+pub const COMMON: &str = include_str!("../../../shaders/common.wgsl");
+
+impl Shader {
+    pub const ALL: [Shader; 5] = [
+        Shader::Matmul,
+        Shader::Attention,
+        Shader::Coop,
+        Shader::Probe,
+        Shader::ProbeCoop,
+    ];
+
+    pub fn file(self) -> &'static str {
+        match self {
+            Shader::Matmul => "matmul.wgsl",
+            Shader::Attention => "attention.wgsl",
+            Shader::Coop => "coop.wgsl",
+            Shader::Probe => "probe.wgsl",
+            Shader::ProbeCoop => "probe_coop.wgsl",
+        }
+    }
+
+    pub fn source(self) -> &'static str {
+        match self {
+            Shader::Matmul => include_str!("../../../shaders/matmul.wgsl"),
+            Shader::Attention => include_str!("../../../shaders/attention.wgsl"),
+            Shader::Coop => include_str!("../../../shaders/coop.wgsl"),
+            Shader::Probe => include_str!("../../../shaders/probe.wgsl"),
+            Shader::ProbeCoop => include_str!("../../../shaders/probe_coop.wgsl"),
+        }
+    }
+
+    /// Whether the shader needs cooperative matrices (and subgroups).
+    pub fn needs_coop(self) -> bool {
+        matches!(self, Shader::Coop | Shader::ProbeCoop)
+    }
+}
+
+/// The cooperative-matrix configuration a coop shader is built for: square tiles of edge `t`
+/// (8 or 16), f16 A/B, accumulator `acc` (F32 or F16).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CoopShape {
+    pub t: u32,
+    pub acc: DType,
+}
+
+/// Everything that turns a shader file into one module: the element types of inputs and output,
+/// array-sizing constants, the coop configuration, and the `override` values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Specialization {
+    pub shader: Shader,
+    pub entry: &'static str,
+    pub input: Option<DType>,
+    pub output: Option<DType>,
+    /// `const NAME: u32` lines of the prelude (tile sizes).
+    pub consts: Vec<(&'static str, u32)>,
+    pub coop: Option<CoopShape>,
+    /// Pipeline-overridable constants (workgroup sizes).
+    pub overrides: Vec<(&'static str, f64)>,
+}
+
+impl Specialization {
+    pub fn new(shader: Shader, entry: &'static str) -> Self {
+        Specialization {
+            shader,
+            entry,
+            input: None,
+            output: None,
+            consts: Vec::new(),
+            coop: None,
+            overrides: Vec::new(),
+        }
+    }
+
+    pub fn types(mut self, input: DType, output: DType) -> Self {
+        self.input = Some(input);
+        self.output = Some(output);
+        self
+    }
+
+    pub fn konst(mut self, name: &'static str, v: u32) -> Self {
+        self.consts.push((name, v));
+        self
+    }
+
+    pub fn coop(mut self, c: CoopShape) -> Self {
+        self.coop = Some(c);
+        self
+    }
+
+    pub fn override_(mut self, name: &'static str, v: u32) -> Self {
+        self.overrides.push((name, v as f64));
+        self
+    }
+
+    /// The pipeline-cache key: shader file, entry point and every specialization value.
+    pub fn key(&self) -> String {
+        let mut s = format!("{}:{}", self.shader.file(), self.entry);
+        if let (Some(i), Some(o)) = (self.input, self.output) {
+            let _ = write!(s, ":{i}->{o}");
+        }
+        for (k, v) in &self.consts {
+            let _ = write!(s, ":{k}={v}");
+        }
+        if let Some(c) = self.coop {
+            let _ = write!(s, ":coop{}x{}:{}", c.t, c.t, c.acc);
+        }
+        for (k, v) in &self.overrides {
+            let _ = write!(s, ":@{k}={v}");
+        }
+        s
+    }
+
+    /// Whether any part of the module uses f16 (then `enable f16;` and `Features::SHADER_F16`).
+    pub fn needs_f16(&self) -> bool {
+        self.input == Some(DType::F16) || self.output == Some(DType::F16) || self.coop.is_some()
+    }
+
+    /// The generated prelude (enables, element helpers, constants).
+    pub fn prelude(&self) -> String {
+        let mut p = String::from("// ---- generated prelude (kernels/src/gpu/shaders.rs) ----\n");
+        if self.needs_f16() {
+            p.push_str("enable f16;\n");
+        }
+        if self.coop.is_some() {
+            p.push_str("enable wgpu_cooperative_matrix;\n");
+        }
+        if let Some(d) = self.input {
+            let (word, per, body) = match d {
+                DType::F32 => ("f32", 1, "return w;"),
+                DType::F16 => ("f16", 1, "return f32(w);"),
+                DType::BF16 => ("u32", 2, "return bf16_get(w, i);"),
+            };
+            let _ = writeln!(
+                p,
+                "alias InWord = {word};\nconst IN_PER_WORD: u32 = {per}u;"
+            );
+            let _ = writeln!(p, "fn in_value(w: InWord, i: u32) -> f32 {{ {body} }}");
+        }
+        if let Some(d) = self.output {
+            let (word, per, one, two) = match d {
+                DType::F32 => ("f32", 1, "return x;", "return lo;"),
+                DType::F16 => ("f16", 1, "return f16(x);", "return f16(lo);"),
+                DType::BF16 => (
+                    "u32",
+                    2,
+                    "return bf16_bits(x);",
+                    "return bf16_pack(lo, hi);",
+                ),
+            };
+            let _ = writeln!(
+                p,
+                "alias OutWord = {word};\nconst OUT_PER_WORD: u32 = {per}u;"
+            );
+            let _ = writeln!(p, "fn out_value(x: f32) -> OutWord {{ {one} }}");
+            let _ = writeln!(p, "fn out_pair(lo: f32, hi: f32) -> OutWord {{ {two} }}");
+        }
+        for (k, v) in &self.consts {
+            let _ = writeln!(p, "const {k}: u32 = {v}u;");
+        }
+        if let Some(c) = self.coop {
+            let acc = match c.acc {
+                DType::F16 => "f16",
+                _ => "f32",
+            };
+            let t = c.t;
+            let _ = writeln!(p, "const T: u32 = {t}u;");
+            let _ = writeln!(p, "alias CoopElemC = {acc};");
+            let _ = writeln!(p, "alias CoopA = coop_mat{t}x{t}<f16, A>;");
+            let _ = writeln!(p, "alias CoopB = coop_mat{t}x{t}<f16, B>;");
+            let _ = writeln!(p, "alias CoopC = coop_mat{t}x{t}<{acc}, C>;");
+        }
+        p.push_str("// ---- end of prelude ----\n");
+        p
+    }
+
+    /// The complete module source: prelude + common.wgsl + the shader file.
+    pub fn source(&self) -> String {
+        format!("{}\n{}\n{}", self.prelude(), COMMON, self.shader.source())
+    }
+}
+
+/// The naga capabilities a specialization needs (for CPU-side validation).
+#[cfg(feature = "gpu")]
+pub fn naga_capabilities(spec: &Specialization) -> naga::valid::Capabilities {
+    use naga::valid::Capabilities as C;
+    let mut c = C::empty();
+    if spec.needs_f16() {
+        c |= C::SHADER_FLOAT16;
+    }
+    if spec.coop.is_some() {
+        c |= C::COOPERATIVE_MATRIX | C::SUBGROUP | C::SUBGROUP_BARRIER;
+    }
+    c
+}
+
+/// Parse and validate a specialization with naga (no GPU needed), then resolve its `override`
+/// values for its entry point and translate it to SPIR-V, as the Vulkan backend would: errors are
+/// rendered with the source line.
+#[cfg(feature = "gpu")]
+pub fn validate_with_naga(spec: &Specialization) -> Result<(), String> {
+    let src = spec.source();
+    let key = spec.key();
+    let module = naga::front::wgsl::parse_str(&src)
+        .map_err(|e| format!("{key}: {}", e.emit_to_string(&src)))?;
+    if !module.entry_points.iter().any(|e| e.name == spec.entry) {
+        return Err(format!("{key}: no entry point `{}`", spec.entry));
+    }
+    for (name, _) in &spec.overrides {
+        if !module
+            .overrides
+            .iter()
+            .any(|(_, o)| o.name.as_deref() == Some(name))
+        {
+            return Err(format!("{key}: no override named `{name}`"));
+        }
+    }
+    let mut v =
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga_capabilities(spec));
+    v.subgroup_stages(naga::valid::ShaderStages::COMPUTE);
+    v.subgroup_operations(naga::valid::SubgroupOperationSet::all());
+    let info = v
+        .validate(&module)
+        .map_err(|e| format!("{key}: {}", e.emit_to_string(&src)))?;
+    let mut constants = naga::back::PipelineConstants::default();
+    for (name, value) in &spec.overrides {
+        constants.insert(name.to_string(), *value);
+    }
+    let entry = Some((naga::ShaderStage::Compute, spec.entry));
+    let (module, info) =
+        naga::back::pipeline_constants::process_overrides(&module, &info, entry, &constants)
+            .map_err(|e| format!("{key}: overrides: {e}"))?;
+    let options = naga::back::spv::Options::default();
+    let pipeline = naga::back::spv::PipelineOptions {
+        shader_stage: naga::ShaderStage::Compute,
+        entry_point: spec.entry.to_string(),
+    };
+    naga::back::spv::write_vec(&module, &info, &options, Some(&pipeline))
+        .map_err(|e| format!("{key}: SPIR-V: {e}"))?;
+    Ok(())
+}
+
+/// Every specialization the registry and the probes can build, with the adapter-dependent values
+/// (coop tile edge and accumulator, subgroup size) at every value they may take.
+pub fn all_specializations() -> Vec<Specialization> {
+    let mut v = Vec::new();
+    for (i, o) in crate::gpu::matmul::gpu_precisions() {
+        v.push(crate::gpu::matmul::naive_spec(i, o));
+        v.push(crate::gpu::matmul::tiled_spec(i, o));
+    }
+    for d in DType::ALL {
+        for hd in [1, 17, 64, 128, 256] {
+            v.push(crate::gpu::attention::flash_spec(d, d, hd));
+        }
+    }
+    for t in [8, 16] {
+        for out in [DType::F16, DType::F32] {
+            for sg in [8, 32, 64] {
+                v.push(crate::gpu::matmul::coop_spec(
+                    CoopShape { t, acc: DType::F32 },
+                    out,
+                    sg,
+                ));
+            }
+        }
+        for acc in [DType::F32, DType::F16] {
+            v.push(crate::gpu::probe::coop_peak_spec(CoopShape { t, acc }, 32));
+        }
+    }
+    v.push(crate::gpu::probe::fma_spec());
+    v.push(crate::gpu::probe::copy_spec());
+    v
+}

@@ -1,0 +1,373 @@
+//! GPU kernels verified on whatever adapter wgpu finds (lavapipe in CI; software adapters count):
+//! every variant × dtype at small and odd shapes against float64 references, timing, error
+//! handling, limits. One shared device; about 16 pipelines in all (llvmpipe compiles each on its
+//! first dispatch, seconds cold).
+//!
+//! Without any adapter the tests print a notice and pass, unless `PERFLEDGER_REQUIRE_GPU=1` (set
+//! by `.ci/run`), which turns "no adapter at all" into a failure.
+#![cfg(feature = "gpu")]
+
+use perfledger_kernels::gpu::attention::GpuFlashAttention;
+use perfledger_kernels::gpu::context::{self, GpuContext, GpuOptions};
+use perfledger_kernels::gpu::matmul::{self as gmm, GpuMatmul, Variant};
+use perfledger_kernels::gpu::probe::{gpu_ceilings, GpuProbeOptions};
+use perfledger_kernels::gpu::shaders::{CoopShape, Shader, Specialization};
+use perfledger_kernels::verify::{verify_matmul, Verdict, VerifyOptions};
+use perfledger_kernels::{
+    AttentionProblem, DType, Kernel, MatmulProblem, Precision, Problem, Registry, RegistryOptions,
+    Support, Tensor,
+};
+use std::sync::{Arc, OnceLock};
+
+/// The shared device, or `None` (with a notice) when there is no adapter and none is required.
+fn gpu() -> Option<Arc<GpuContext>> {
+    static CTX: OnceLock<Result<Arc<GpuContext>, String>> = OnceLock::new();
+    let r = CTX.get_or_init(|| {
+        context::configure(GpuOptions {
+            allow_software: true,
+            select: None,
+        })?;
+        context::global()
+    });
+    match r {
+        Ok(c) => Some(c.clone()),
+        Err(e) => {
+            if std::env::var("PERFLEDGER_REQUIRE_GPU").as_deref() == Ok("1") {
+                panic!("PERFLEDGER_REQUIRE_GPU=1 but no GPU adapter could be opened: {e}");
+            }
+            eprintln!("NOTICE: GPU tests skipped: {e} (install mesa-vulkan-drivers for lavapipe)");
+            None
+        }
+    }
+}
+
+fn inputs(p: &Problem, dtype: DType, seed: u64) -> Vec<Arc<Tensor>> {
+    p.input_lens()
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| Arc::new(Tensor::random(dtype, n, seed * 31 + i as u64)))
+        .collect()
+}
+
+fn run_kernel(k: &dyn Kernel, p: &Problem, ins: &[Arc<Tensor>]) -> Tensor {
+    let id = k.identity().id();
+    assert_eq!(k.supports(p), Support::Yes, "{id} on {p}");
+    let mut prep = k
+        .prepare(p, ins)
+        .unwrap_or_else(|e| panic!("{id} {p}: {e}"));
+    prep.poison().unwrap();
+    prep.run().unwrap_or_else(|e| panic!("{id} {p}: {e}"));
+    prep.output().unwrap()
+}
+
+fn matmul_shapes() -> Vec<MatmulProblem> {
+    vec![
+        MatmulProblem::new(1, 1, 1),
+        MatmulProblem::new(17, 17, 17),
+        MatmulProblem::new(200, 300, 129),
+        // Batched, B stored transposed, padded leading dimensions, odd n.
+        MatmulProblem::new(33, 65, 40)
+            .transposed_b()
+            .with_batch(2)
+            .with_leading_dims(41, 43, 67),
+        // GEMV-like.
+        MatmulProblem::new(1, 77, 130),
+    ]
+}
+
+fn check_matmul(k: &GpuMatmul, shapes: &[MatmulProblem]) {
+    let id = k.identity().id();
+    for (s, p) in shapes.iter().enumerate() {
+        let prob = Problem::Matmul(*p);
+        let ins = inputs(&prob, k.precision.input, s as u64 + 1);
+        let out = run_kernel(k, &prob, &ins);
+        let v = verify_matmul(
+            p,
+            k.precision,
+            &ins[0],
+            &ins[1],
+            &out,
+            &VerifyOptions::default(),
+        );
+        assert_eq!(
+            v.verdict,
+            Verdict::Pass,
+            "{id} {p}: error {:e} > bound {:e}: {:?}",
+            v.error,
+            v.bound,
+            v.detail
+        );
+        println!("{id} {p}: error/bound {:.3}", v.error / v.bound);
+    }
+}
+
+#[test]
+fn matmul_every_variant_and_dtype_verifies() {
+    let Some(_ctx) = gpu() else { return };
+    let shapes = matmul_shapes();
+    for d in DType::ALL {
+        for v in [Variant::Naive, Variant::Tiled] {
+            check_matmul(&GpuMatmul::new(v, Precision::same(d)), &shapes);
+        }
+    }
+}
+
+#[test]
+fn matmul_widening_output_verifies() {
+    let Some(_ctx) = gpu() else { return };
+    let shapes = [
+        MatmulProblem::new(17, 31, 45),
+        MatmulProblem::new(200, 300, 129),
+    ];
+    for d in [DType::F16, DType::BF16] {
+        check_matmul(
+            &GpuMatmul::new(Variant::Tiled, Precision::widening(d)),
+            &shapes,
+        );
+    }
+}
+
+#[test]
+fn tiled_matmul_at_tile_multiples_and_k_remainders() {
+    let Some(_ctx) = gpu() else { return };
+    // Exactly one tile, several tiles with a K remainder, trans_b with an odd K.
+    let shapes = [
+        MatmulProblem::new(64, 64, 16),
+        MatmulProblem::new(128, 192, 100),
+        MatmulProblem::new(65, 66, 33).transposed_b(),
+    ];
+    check_matmul(
+        &GpuMatmul::new(Variant::Tiled, Precision::same(DType::F32)),
+        &shapes,
+    );
+}
+
+/// Float64 attention reference from the stored inputs: O[b, h, i, :] and max_j |V| per row.
+fn attention_ref(p: &AttentionProblem, q: &Tensor, k: &Tensor, v: &Tensor) -> Vec<f64> {
+    let (q, k, v) = (q.to_f64(), k.to_f64(), v.to_f64());
+    let d = p.head_dim;
+    let mut out = vec![0.0; p.q_len_elems()];
+    for b in 0..p.batch {
+        for h in 0..p.q_heads {
+            let kvh = h / p.group();
+            for i in 0..p.q_len {
+                let qr = &q[((b * p.q_heads + h) * p.q_len + i) * d..][..d];
+                let n = p.keys_for_query(i);
+                let base = (b * p.kv_heads + kvh) * p.kv_len * d;
+                let s: Vec<f64> = (0..n)
+                    .map(|j| {
+                        let kr = &k[base + j * d..][..d];
+                        qr.iter().zip(kr).map(|(a, b)| a * b).sum::<f64>() * p.scale as f64
+                    })
+                    .collect();
+                let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let w: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
+                let l: f64 = w.iter().sum();
+                let o = &mut out[((b * p.q_heads + h) * p.q_len + i) * d..][..d];
+                for (j, wj) in w.iter().enumerate() {
+                    for (od, vd) in o.iter_mut().zip(&v[base + j * d..][..d]) {
+                        *od += wj / l * vd;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn flash_attention_every_dtype_causal_gqa_verifies() {
+    let Some(_ctx) = gpu() else { return };
+    let shapes = [
+        // GQA, causal, q shorter than kv (end-aligned mask), q not a multiple of the block.
+        AttentionProblem::new(1, 4, 2, 17, 33, 64).causal(true),
+        // Batched, MHA, non-causal, q spans two query blocks.
+        AttentionProblem::new(2, 2, 2, 40, 40, 64),
+        // Decode-style: one query row, MQA.
+        AttentionProblem::new(1, 4, 1, 1, 50, 64).causal(true),
+        // Square causal: the first row sees one key.
+        AttentionProblem::new(1, 2, 2, 35, 35, 64).causal(true),
+    ];
+    for d in DType::ALL {
+        let k = GpuFlashAttention::new(d);
+        let mut all = shapes.to_vec();
+        if d == DType::BF16 {
+            // Odd head_dim: packed bf16 output rows are padded and unpadded.
+            all.push(AttentionProblem::new(1, 3, 3, 9, 20, 17).causal(true));
+        }
+        for (s, p) in all.iter().enumerate() {
+            let prob = Problem::Attention(*p);
+            let ins = inputs(&prob, d, 100 + s as u64);
+            let out = run_kernel(&k, &prob, &ins).to_f64();
+            let reference = attention_ref(p, &ins[0], &ins[1], &ins[2]);
+            // |O| ≤ max|V| ≤ 1; f32 accumulation over kv_len keys and head_dim products, one
+            // rounding to the output type.
+            let u32_ = DType::F32.unit_roundoff();
+            let bound = 4.0 * (d.unit_roundoff() + (p.kv_len + p.head_dim) as f64 * u32_);
+            let mut worst = 0f64;
+            for (i, (o, r)) in out.iter().zip(&reference).enumerate() {
+                assert!(o.is_finite(), "{} {p}: non-finite output at {i}", d);
+                worst = worst.max((o - r).abs());
+            }
+            assert!(
+                worst <= bound,
+                "{d} {p}: max error {worst:e} > bound {bound:e}"
+            );
+            println!("attention {d} {p}: max error {worst:.2e} (bound {bound:.2e})");
+        }
+    }
+}
+
+#[test]
+fn device_timing_reports_timestamps_and_wall_clock() {
+    let Some(ctx) = gpu() else { return };
+    let k = GpuMatmul::new(Variant::Tiled, Precision::same(DType::F32));
+    let prob = Problem::Matmul(MatmulProblem::new(64, 64, 64));
+    let ins = inputs(&prob, DType::F32, 7);
+    let mut prep = k.prepare(&prob, &ins).unwrap();
+    prep.run().unwrap();
+    let t = prep
+        .time_device(3)
+        .expect("GPU kernels time on the device")
+        .unwrap();
+    assert!(t.wall_s.is_finite() && t.wall_s > 0.0);
+    if ctx.has_timestamps() {
+        let d = t.device_s.expect("timestamps present on this adapter");
+        assert!(d.is_finite() && d > 0.0);
+    }
+    // The timed iterations produced a correct result too.
+    let out = prep.output().unwrap();
+    let Problem::Matmul(p) = prob else {
+        unreachable!()
+    };
+    let v = verify_matmul(
+        &p,
+        k.precision,
+        &ins[0],
+        &ins[1],
+        &out,
+        &VerifyOptions::default(),
+    );
+    assert_eq!(v.verdict, Verdict::Pass);
+}
+
+#[test]
+fn validation_errors_fail_alone_and_the_device_survives() {
+    let Some(ctx) = gpu() else { return };
+    // An override the shader does not declare: a validation error caught by the error scope.
+    let bad = Specialization::new(Shader::Probe, "copy_probe").override_("NO_SUCH_OVERRIDE", 1);
+    let e = ctx
+        .build_pipeline(&bad)
+        .expect_err("invalid pipeline must fail");
+    assert!(e.to_string().contains("creating pipeline"), "{e}");
+    // The device still works afterwards.
+    check_matmul(
+        &GpuMatmul::new(Variant::Naive, Precision::same(DType::F32)),
+        &[MatmulProblem::new(3, 5, 7)],
+    );
+}
+
+#[test]
+fn cooperative_matrix_path_is_gated_by_the_adapter() {
+    let Some(ctx) = gpu() else { return };
+    let k = GpuMatmul::new(Variant::Coop, Precision::same(DType::F16));
+    let prob = Problem::Matmul(MatmulProblem::new(64, 64, 64));
+    match gmm::coop_shape(&ctx) {
+        None => {
+            // lavapipe: no cooperative matrices. The kernel says why, and the host code gets as
+            // far as pipeline creation, which the device refuses inside an error scope.
+            let Support::No(why) = k.supports(&prob) else {
+                panic!("coop must be unsupported on {}", ctx.report.name)
+            };
+            assert!(why.contains("cooperative"), "{why}");
+            let spec = gmm::coop_spec(
+                CoopShape {
+                    t: 16,
+                    acc: DType::F32,
+                },
+                DType::F16,
+                ctx.report.subgroup_min_size.max(1),
+            );
+            let e = ctx
+                .build_pipeline(&spec)
+                .expect_err("no coop on this device");
+            println!("coop pipeline refused as expected: {e}");
+            assert!(k.prepare(&prob, &inputs(&prob, DType::F16, 1)).is_err());
+        }
+        Some(shape) => {
+            // A real cooperative-matrix adapter: verify at multiples of the tile.
+            let t = shape.t as usize;
+            check_matmul(
+                &k,
+                &[
+                    MatmulProblem::new(4 * t, 4 * t, 4 * t),
+                    MatmulProblem::new(2 * t, 6 * t, 3 * t).transposed_b(),
+                ],
+            );
+            assert!(matches!(
+                k.supports(&Problem::Matmul(MatmulProblem::new(17, 17, 17))),
+                Support::No(_)
+            ));
+        }
+    }
+}
+
+#[test]
+fn oversized_problems_are_refused_before_allocation_naming_the_limit() {
+    let Some(ctx) = gpu() else { return };
+    let limit = ctx.limits.max_storage_buffer_binding_size;
+    // A with limit/4 + 1 f32 elements... as k = that many, m = 1: one binding over the limit.
+    let k = (limit / 4 + 16) as usize;
+    let p = Problem::Matmul(MatmulProblem::new(1, 1, k));
+    let kern = GpuMatmul::new(Variant::Naive, Precision::same(DType::F32));
+    match kern.supports(&p) {
+        Support::No(why) => assert!(
+            why.contains("max_storage_buffer_binding_size")
+                || why.contains("max_buffer_size")
+                || why.contains("u32"),
+            "{why}"
+        ),
+        Support::Yes => panic!("a {limit}-byte binding limit must refuse {k} f32 elements"),
+    }
+    let att = GpuFlashAttention::new(DType::F16);
+    let big_d = Problem::Attention(AttentionProblem::new(1, 1, 1, 4, 4, 512));
+    assert!(matches!(att.supports(&big_d), Support::No(_)));
+}
+
+#[test]
+fn registry_lists_gpu_kernels_with_ids() {
+    let reg = Registry::new(&RegistryOptions::default());
+    let ids: Vec<String> = reg
+        .kernels()
+        .iter()
+        .filter(|k| k.identity().backend == perfledger_kernels::Backend::Gpu)
+        .map(|k| k.identity().id())
+        .collect();
+    for want in [
+        "matmul.gpu.tiled.wgsl.f16-f32-f16",
+        "matmul.gpu.naive.wgsl.bf16-f32-bf16",
+        "matmul.gpu.tiled.wgsl.bf16-f32-f32",
+        "matmul.gpu.coop.wgsl.f16-f32-f16",
+        "attention.gpu.flash.wgsl.f32-f32-f32",
+    ] {
+        assert!(ids.iter().any(|i| i == want), "missing {want}: {ids:?}");
+    }
+}
+
+#[test]
+fn probes_measure_fma_and_copy() {
+    let Some(ctx) = gpu() else { return };
+    let c = gpu_ceilings(&ctx, &GpuProbeOptions::quick());
+    println!("{c:?}");
+    assert!(
+        c.fma_gflops.is_some_and(|g| g.is_finite() && g > 0.0),
+        "{c:?}"
+    );
+    assert!(
+        c.copy_gbs.is_some_and(|g| g.is_finite() && g > 0.0),
+        "{c:?}"
+    );
+    if gmm::coop_shape(&ctx).is_none() {
+        assert!(c.coop_gflops.is_none());
+    }
+}
