@@ -88,6 +88,10 @@ pub enum Command {
     List(ListArgs),
     /// Add external rows (JSON lines from the reference scripts) to a run file.
     Import(ImportArgs),
+    /// Normalize run files against specs and prices: rankings, projections, perf per dollar.
+    Report(ReportArgs),
+    /// Print the spec and price database with sources (`list`, `show ID`).
+    Specs(SpecsArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -154,6 +158,9 @@ pub struct RunArgs {
     /// Allow software GPU adapters (llvmpipe/lavapipe); their rows are labelled software.
     #[arg(long)]
     pub allow_software_gpu: bool,
+    /// GPU adapter for GPU rows: its index (as `perfledger env` lists them) or part of its name.
+    #[arg(long, value_name = "INDEX|NAME")]
+    pub gpu: Option<String>,
     /// Machine probes for measured ceilings.
     #[arg(long, value_enum, default_value_t = ProbeMode::Full)]
     pub probes: ProbeMode,
@@ -180,6 +187,72 @@ pub struct ImportArgs {
     /// Run file to add the rows to (rewritten atomically).
     #[arg(long)]
     pub into: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// Run files (several machines: one ranking per workload).
+    #[arg(required = true, value_name = "RUN.json")]
+    pub runs: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = crate::report::cmd::ReportFormat::Table)]
+    pub format: crate::report::cmd::ReportFormat,
+    /// Write to FILE instead of stdout (atomically; an existing file needs --force).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Overwrite an existing --out.
+    #[arg(long)]
+    pub force: bool,
+    /// Projection targets, CHIP[@OFFER] (id or alias): `a,b` replaces the defaults, `+a` adds.
+    #[arg(long, value_delimiter = ',', value_name = "CHIP[@OFFER],...")]
+    pub targets: Option<Vec<String>>,
+    /// Spec file(s) (perfledger.specs/1) adding or overriding entries.
+    #[arg(long, value_name = "FILE")]
+    pub specs: Vec<PathBuf>,
+    /// Price file(s) (perfledger.prices/1): negotiated rates, marketplace quotes.
+    #[arg(long, value_name = "FILE")]
+    pub prices: Vec<PathBuf>,
+    /// The report's date (YYYY-MM-DD, default today): price ages count from it.
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+    /// Realistic projections at this share of the roofline ceiling, in (0, 1].
+    #[arg(long)]
+    pub efficiency: Option<f64>,
+    /// Prices older than this many days (before --as-of) are flagged.
+    #[arg(long, default_value_t = crate::specs::DEFAULT_MAX_PRICE_AGE_DAYS)]
+    pub max_price_age_days: i64,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum SpecsAction {
+    /// Every accelerator, CPU, offer and alias, with sources and dates (the default).
+    List,
+    /// One entry (id or alias) in full, with its offers.
+    Show {
+        /// Accelerator, CPU or offer id, or an alias (`trn3`, `h100-sxm`).
+        id: String,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SpecsArgs {
+    #[command(subcommand)]
+    pub action: Option<SpecsAction>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = crate::report::cmd::SpecsFormat::Table)]
+    pub format: crate::report::cmd::SpecsFormat,
+    /// Spec file(s) adding or overriding entries.
+    #[arg(long, value_name = "FILE")]
+    pub specs: Vec<PathBuf>,
+    /// Price file(s) adding or overriding offers.
+    #[arg(long, value_name = "FILE")]
+    pub prices: Vec<PathBuf>,
+    /// The date ages count from (YYYY-MM-DD, default today).
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+    /// Prices older than this many days are flagged.
+    #[arg(long, default_value_t = crate::specs::DEFAULT_MAX_PRICE_AGE_DAYS)]
+    pub max_price_age_days: i64,
 }
 
 /// Parse arguments and run; returns the process exit code. Errors print their whole chain.
@@ -216,6 +289,8 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Command::Env(args) => cmd_env(args),
         Command::List(args) => cmd_list(args),
         Command::Import(args) => cmd_import(args),
+        Command::Report(args) => crate::report::cmd::report(args),
+        Command::Specs(args) => crate::report::cmd::specs(args),
     }
 }
 
@@ -254,6 +329,8 @@ fn validate_run(args: &RunArgs) -> Result<RunPlan> {
         })
         .transpose()?;
     let suite = Suite::load(&args.suite)?;
+    // GPU options only (no driver is loaded until a GPU row asks for the device).
+    env::gpu::configure(args.allow_software_gpu, args.gpu.as_deref()).map_err(usage)?;
     let dtypes = args
         .dtype
         .as_ref()
@@ -457,6 +534,27 @@ fn cmd_run(args: RunArgs) -> Result<u8> {
         instance: args.instance.clone(),
         price: args.price,
     });
+    // GPU rows: open the selected adapter now (untimed), label their rows with it, fingerprint
+    // every adapter. Runs without GPU rows never load a GPU driver.
+    let has_gpu_rows = plan.rows.iter().any(|r| r.backend == Backend::Gpu);
+    let gpu_device = if has_gpu_rows {
+        if let Some(w) = env::gpu::invisible_gpu_warning() {
+            eprintln!("{w}");
+        }
+        let d = match env::gpu::row_device() {
+            Ok(d) => d,
+            // An explicit --gpu that matches nothing is the user's input: exit 2.
+            Err(e) if args.gpu.is_some() => bail!(usage(format!("--gpu: {e}"))),
+            Err(e) => {
+                eprintln!("GPU rows will be unsupported: {e}");
+                Device::named("GPU (unavailable)")
+            }
+        };
+        environment.gpus = env::gpu::fingerprint();
+        Some(d)
+    } else {
+        None
+    };
     let device_name = format!(
         "{} ({} threads)",
         environment
@@ -485,6 +583,11 @@ fn cmd_run(args: RunArgs) -> Result<u8> {
 
     // Measured ceilings first (the machine's own roofs), then the rows.
     run.measured_ceilings = pool.install(|| measure_ceilings(args.probes, rp.threads));
+    if gpu_device.as_ref().is_some_and(|d| d.gpu_index.is_some()) && args.probes == ProbeMode::Full
+    {
+        eprintln!("measuring GPU ceilings (FMA, copy, cooperative matrices where present)...");
+        run.measured_ceilings.gpu.extend(env::gpu::ceilings());
+    }
     *PARTIAL.lock().unwrap() = Some((run.clone(), out.clone()));
 
     let started = Instant::now();
@@ -505,11 +608,15 @@ fn cmd_run(args: RunArgs) -> Result<u8> {
             planned.case.name,
             planned.kernel.identity().id()
         ));
+        let row_device = match (&gpu_device, planned.backend) {
+            (Some(g), Backend::Gpu) => g,
+            _ => &device,
+        };
         let outcome = pool.install(|| {
             runner::run_row(
                 planned,
                 &mut inputs,
-                &device,
+                row_device,
                 &rp.runner,
                 deadline,
                 &INTERRUPTS,
@@ -593,6 +700,25 @@ fn measure_ceilings(mode: ProbeMode, threads: usize) -> MeasuredCeilings {
 pub fn attainable(row: &Row, ceilings: &MeasuredCeilings) -> Option<(f64, &'static str)> {
     let flops = row.flops?.useful as f64;
     let bytes = row.min_bytes? as f64;
+    if row.backend == Some(Backend::Gpu) {
+        // The row's own GPU's ceilings: cooperative-matrix rows against the coop probe, the
+        // others against the f32 FMA probe; no measured ceiling → n/a.
+        let g = ceilings
+            .gpu
+            .iter()
+            .find(|g| Some(g.index) == row.device.gpu_index)?;
+        let coop = row
+            .kernel
+            .as_ref()
+            .is_some_and(|k| k.family.ends_with(".coop"));
+        let peak = if coop { g.coop_gflops? } else { g.fma_gflops? };
+        let mem = flops / bytes * g.copy_gbs?;
+        return Some(if mem < peak {
+            (mem, "memory")
+        } else {
+            (peak, "compute")
+        });
+    }
     let variant = row
         .kernel
         .as_ref()
@@ -697,7 +823,10 @@ pub fn format_summary(run: &RunFile) -> String {
         let (speed, pct, bound) = match (&row.gflops, row.status) {
             (Some(g), Status::Ok) => {
                 let (pct, bound) = match attainable(row, &run.measured_ceilings) {
-                    Some((a, b)) => (format!("{:.0}%", 100.0 * g.median / a), b),
+                    // Above the measured ceiling means the probe missed this unit's peak (e.g.
+                    // tensor cores): no percentage above 100 is ever shown.
+                    Some((a, b)) if g.median <= a => (format!("{:.0}%", 100.0 * g.median / a), b),
+                    Some((_, b)) => ("n/a".into(), b),
                     None => ("n/a".into(), "n/a"),
                 };
                 (
@@ -753,6 +882,20 @@ pub fn format_summary(run: &RunFile) -> String {
             "FLOPs: matmul 2·M·N·K, attention 4·head_dim·unmasked (q,k) pairs; GFLOP/s from the median sample"
         );
     }
+    for g in &run.measured_ceilings.gpu {
+        let f = |v: Option<f64>, unit: &str| {
+            v.map(|x| format!("{x:.1} {unit}"))
+                .unwrap_or_else(|| "n/a".into())
+        };
+        let _ = writeln!(
+            out,
+            "measured GPU {} ceilings: FMA {} (f32); copy {}; cooperative matrix {}",
+            g.index,
+            f(g.fma_gflops, "GFLOP/s"),
+            f(g.copy_gbs, "GB/s"),
+            f(g.coop_gflops, "GFLOP/s")
+        );
+    }
     out
 }
 
@@ -760,13 +903,17 @@ fn cmd_env(args: EnvArgs) -> Result<u8> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let environment = env::collect(&CollectOptions {
+    let mut environment = env::collect(&CollectOptions {
         threads_used: threads,
         pinned: false,
         isa_selected: Isa::best().name().into(),
         instance: None,
         price: None,
     });
+    environment.gpus = env::gpu::fingerprint();
+    if let Some(w) = env::gpu::invisible_gpu_warning() {
+        eprintln!("{w}");
+    }
     let mut doc = serde_json::json!({
         "harness": env::harness_info(),
         "environment": environment,

@@ -221,7 +221,62 @@ fn rotation_sets(problem: &Problem, precision: perfledger_kernels::Precision) ->
     (target.div_ceil(work.min_bytes.max(1)) as usize).clamp(1, MAX_ROTATE_SETS)
 }
 
-fn time_once(p: &mut dyn Prepared, iters: u64) -> Result<f64, String> {
+/// How a row's samples are timed: the kernel's device timer where it has one (GPU timestamp
+/// queries), else the wall clock around `run`. Device-timed samples keep the wall/device ratio of
+/// the same submissions for the cross-check recorded in the row's message.
+#[derive(Default)]
+struct Clock {
+    device: bool,
+    wall_fallbacks: usize,
+    ratios: Vec<f64>,
+}
+
+impl Clock {
+    fn method(&self) -> TimingMethod {
+        if self.device && self.wall_fallbacks == 0 {
+            TimingMethod::Timestamp
+        } else {
+            TimingMethod::Wall
+        }
+    }
+
+    /// `timestamp vs wall clock: ...` for device-timed rows.
+    fn cross_check(&self) -> Option<String> {
+        if self.ratios.is_empty() {
+            return None;
+        }
+        let mut r = self.ratios.clone();
+        r.sort_by(|a, b| a.total_cmp(b));
+        Some(format!(
+            "timestamp vs wall clock: wall/device median {:.3} over {} samples (range {:.3}-{:.3}){}",
+            r[r.len() / 2],
+            r.len(),
+            r[0],
+            r[r.len() - 1],
+            if self.wall_fallbacks > 0 {
+                format!("; {} samples fell back to the wall clock", self.wall_fallbacks)
+            } else {
+                String::new()
+            }
+        ))
+    }
+}
+
+fn time_once(p: &mut dyn Prepared, iters: u64, clock: &mut Clock) -> Result<f64, String> {
+    if let Some(t) = p.time_device(iters) {
+        let t = t.map_err(|e| e.to_string())?;
+        return Ok(match t.device_s {
+            Some(d) if d > 0.0 => {
+                clock.device = true;
+                clock.ratios.push(t.wall_s / d);
+                d
+            }
+            _ => {
+                clock.wall_fallbacks += 1;
+                t.wall_s
+            }
+        });
+    }
     let t = Instant::now();
     for _ in 0..iters {
         p.run().map_err(|e| e.to_string())?;
@@ -280,11 +335,12 @@ fn measure(
     let warm_budget = budget.mul_f64(WARMUP_BUDGET_SHARE);
     let warm_start = Instant::now();
     let mut warmup_iters = 0u64;
+    let mut clock = Clock::default();
     let mut last = f64::INFINITY;
     let mut t_iter;
     loop {
         let set = warmup_iters as usize % sets;
-        t_iter = time_once(prepared[set].0.as_mut(), 1)?;
+        t_iter = time_once(prepared[set].0.as_mut(), 1, &mut clock)?;
         warmup_iters += 1;
         let stable = (t_iter - last).abs() <= 0.05 * last.min(t_iter);
         last = t_iter;
@@ -296,6 +352,8 @@ fn measure(
             break;
         }
     }
+    // The cross-check covers the samples, not warm-up.
+    clock.ratios.clear();
     let iters_per_sample = ((MIN_SAMPLE_S / t_iter.max(1e-9)).ceil() as u64).max(1);
 
     // Samples.
@@ -309,7 +367,11 @@ fn measure(
             break StopReason::Interrupted;
         }
         let set = samples.len() % sets;
-        samples.push(time_once(prepared[set].0.as_mut(), iters_per_sample)?);
+        samples.push(time_once(
+            prepared[set].0.as_mut(),
+            iters_per_sample,
+            &mut clock,
+        )?);
         let n = samples.len();
         if n >= MIN_SAMPLES && (n.is_multiple_of(5) || n == MIN_SAMPLES) {
             let s = Sample::from_slice(&samples).map_err(|e| e.to_string())?;
@@ -336,13 +398,20 @@ fn measure(
         let set = samples.len() % sets;
         let (p, ins) = &mut prepared[set];
         p.poison().map_err(|e| e.to_string())?;
-        samples.push(time_once(p.as_mut(), iters_per_sample)?);
+        samples.push(time_once(p.as_mut(), iters_per_sample, &mut clock)?);
         let out = p.output().map_err(|e| e.to_string())?;
         let v = verify_output(problem, precision, ins, &out, &opts.verify);
         let passed = v.passed();
         row.verification = Some(v);
         if !passed {
-            record(row, &samples, warmup_iters, iters_per_sample, stop)?;
+            record(
+                row,
+                &samples,
+                warmup_iters,
+                iters_per_sample,
+                stop,
+                clock.method(),
+            )?;
             let _ = row.set_status(
                 Status::Incorrect,
                 Some("verification of the last timed iteration failed".into()),
@@ -357,7 +426,14 @@ fn measure(
         );
         return Ok(was_interrupted);
     }
-    record(row, &samples, warmup_iters, iters_per_sample, stop)?;
+    record(
+        row,
+        &samples,
+        warmup_iters,
+        iters_per_sample,
+        stop,
+        clock.method(),
+    )?;
     if samples.len() < MIN_SAMPLES {
         let msg = format!(
             "{} samples of {:.3} s fit the {:.1} s budget; {MIN_SAMPLES} are needed",
@@ -367,7 +443,9 @@ fn measure(
         );
         let _ = row.set_status(Status::InsufficientSamples, Some(msg));
     } else {
-        let msg = (sets > 1).then(|| format!("{sets} input sets rotated (memory-bound)"));
+        let rotated = (sets > 1).then(|| format!("{sets} input sets rotated (memory-bound)"));
+        let parts: Vec<String> = rotated.into_iter().chain(clock.cross_check()).collect();
+        let msg = (!parts.is_empty()).then(|| parts.join("; "));
         row.set_status(Status::Ok, msg).map_err(|e| e.to_string())?;
     }
     Ok(was_interrupted)
@@ -379,12 +457,13 @@ fn record(
     warmup_iters: u64,
     iters_per_sample: u64,
     stop: StopReason,
+    method: TimingMethod,
 ) -> Result<(), String> {
     let sample = Sample::from_slice(samples).map_err(|e| e.to_string())?;
     let summary = sample.summary();
     row.set_samples(&sample, &summary);
     row.timing = Some(Timing {
-        method: TimingMethod::Wall,
+        method,
         warmup_iters,
         iters_per_sample,
         stop_reason: stop,

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 pub mod build;
 pub mod cpu;
+pub mod gpu;
 pub mod instance;
 pub mod os;
 
