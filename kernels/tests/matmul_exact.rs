@@ -179,7 +179,11 @@ fn registry_kernels_exact_small_integers() {
 #[test]
 fn zero_sized_dimensions_are_errors_not_panics() {
     let reg = Registry::new(&RegistryOptions::default());
-    for kernel in reg.kernels() {
+    let matmuls = reg
+        .kernels()
+        .iter()
+        .filter(|k| k.identity().op == perfledger_kernels::Op::Matmul);
+    for kernel in matmuls {
         for p in [
             MatmulProblem::new(0, 4, 4),
             MatmulProblem::new(4, 0, 4),

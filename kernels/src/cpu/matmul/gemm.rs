@@ -85,7 +85,7 @@ pub(crate) fn gemm<K: MicroKernel, T: Element>(
             let m_panels = m.div_ceil(mr);
             let m_blocks = m.div_ceil(mc).div_ceil(threads) * threads;
             let m_blocks = m_blocks.min(m_panels);
-            let n_split = (8 * threads).div_ceil(m_blocks).clamp(1, n_panels);
+            let n_split = (2 * threads).div_ceil(m_blocks).clamp(1, n_panels);
             let panels_per_split = n_panels.div_ceil(n_split);
             (0..m_blocks * n_split).into_par_iter().for_each(|task| {
                 let (ib, js) = (task / n_split, task % n_split);
