@@ -1,0 +1,638 @@
+//! The report as a document of headings, paragraphs, lists and tables — laid out once here and
+//! rendered as terminal text ([`super::table`]), Markdown ([`super::md`]) and HTML
+//! ([`super::html`], which also draws the charts at the [`Block::Chart`] places).
+
+use super::{interval, num, opt, pct, usd, Report, RowReport};
+use crate::runfile::{RowKind, Status};
+use crate::specs::fmt_num;
+
+/// A chart the HTML renderer draws at this place (text formats skip it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Chart {
+    Roofline,
+    /// Perf-per-dollar bars of workload `i`.
+    PerfPerDollar(usize),
+    Scaling,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Block {
+    Heading(u8, String),
+    Para(String),
+    List(Vec<String>),
+    Table(Table),
+    Chart(Chart),
+}
+
+fn table(headers: &[&str], rows: Vec<Vec<String>>) -> Block {
+    Block::Table(Table {
+        headers: headers.iter().map(|s| s.to_string()).collect(),
+        rows,
+    })
+}
+
+fn si(v: f64, unit: &str) -> String {
+    let (d, p) = if v >= 1e12 {
+        (1e12, "T")
+    } else if v >= 1e9 {
+        (1e9, "G")
+    } else if v >= 1e6 {
+        (1e6, "M")
+    } else if v >= 1e3 {
+        (1e3, "k")
+    } else {
+        (1.0, "")
+    };
+    format!("{} {p}{unit}", num(v / d))
+}
+
+fn gflops(r: &RowReport) -> String {
+    match (&r.gflops, r.status) {
+        (Some(g), Status::Ok) => interval(g),
+        _ => "—".into(),
+    }
+}
+
+fn kind_label(k: RowKind) -> String {
+    k.name().to_string()
+}
+
+/// The document of a report.
+pub fn document(rep: &Report) -> Vec<Block> {
+    let mut b = Vec::new();
+    b.push(Block::Heading(1, "perfledger report".into()));
+    b.push(Block::Para(format!(
+        "As of {} · {} run file(s) · {} workloads · spec database: {} accelerators, {} CPUs, {} \
+         offers ({}); prices older than {} days are flagged.",
+        rep.as_of,
+        rep.runs.len(),
+        rep.workloads.len(),
+        rep.database.accelerators,
+        rep.database.cpus,
+        rep.database.offers,
+        rep.database.files.join("; "),
+        rep.database.max_price_age_days
+    )));
+    b.push(Block::Heading(2, "Conventions".into()));
+    b.push(Block::List(vec![
+        format!("FLOP convention: {}", rep.conventions.flops),
+        format!("Statistic: {}", rep.conventions.statistic),
+        format!("Perf per dollar: {}", rep.conventions.perf_per_dollar),
+        format!("Ranking: {}", rep.conventions.ranking),
+        format!("Peaks: {}", rep.conventions.peaks),
+        "Row kinds: measured = a perfledger kernel timed in that run; peer = a vendor library \
+         timed on the same machine by a script; imported = measured elsewhere, with provenance; \
+         projected = computed from published specs (never a measurement)."
+            .into(),
+    ]));
+
+    // Runs.
+    b.push(Block::Heading(2, "Runs".into()));
+    b.push(table(
+        &[
+            "run",
+            "file",
+            "created",
+            "suite",
+            "CPU (threads used)",
+            "instance",
+            "CPU spec match",
+            "price (USD/h, source, as of)",
+            "complete",
+        ],
+        rep.runs
+            .iter()
+            .map(|r| {
+                vec![
+                    r.label.clone(),
+                    r.file.clone(),
+                    r.created.clone(),
+                    r.suite.clone(),
+                    format!(
+                        "{} ({} threads{})",
+                        r.cpu_model.as_deref().unwrap_or("unknown"),
+                        r.threads_used,
+                        r.physical_cores
+                            .map(|c| format!(", {c} physical cores"))
+                            .unwrap_or_default()
+                    ),
+                    opt(r.instance.as_ref(), |i| {
+                        format!(
+                            "{} ({}, by {})",
+                            i.instance_type.as_deref().unwrap_or("type n/a"),
+                            i.provider.as_deref().unwrap_or("provider n/a"),
+                            i.detected_by.as_deref().unwrap_or("?")
+                        )
+                    }),
+                    match (&r.cpu_spec, &r.cpu_no_match) {
+                        (Some(m), _) => format!("{} ({})", m.id, m.how),
+                        (None, Some(why)) => format!("n/a: {why}"),
+                        _ => "n/a".into(),
+                    },
+                    opt(r.price.as_ref(), |p| {
+                        format!(
+                            "{}/h, {}{}{}{}",
+                            usd(p.usd_per_hour),
+                            p.source,
+                            p.pricing_model
+                                .as_deref()
+                                .map(|m| format!(", {m}"))
+                                .unwrap_or_default(),
+                            p.as_of
+                                .as_deref()
+                                .map(|a| format!(", as of {a}"))
+                                .unwrap_or_default(),
+                            if p.stale { " (STALE)" } else { "" }
+                        )
+                    }),
+                    if r.complete {
+                        "yes"
+                    } else {
+                        "no (interrupted)"
+                    }
+                    .into(),
+                ]
+            })
+            .collect(),
+    ));
+    let mut facts = Vec::new();
+    for r in &rep.runs {
+        let c = &r.measured_ceilings;
+        if !c.cpu_fma_gflops.is_empty() {
+            let fma: Vec<String> = c
+                .cpu_fma_gflops
+                .iter()
+                .map(|(k, v)| format!("{k} {} GFLOP/s", num(*v)))
+                .collect();
+            facts.push(format!(
+                "{}: measured ceilings (perfledger probes): FMA {}; read {} GB/s; triad {} GB/s",
+                r.label,
+                fma.join(", "),
+                opt(c.cpu_read_gbs, num),
+                opt(c.cpu_triad_gbs, num)
+            ));
+        } else {
+            facts.push(format!(
+                "{}: no measured ceilings (probes off): no % of measured ceiling",
+                r.label
+            ));
+        }
+        for g in &r.gpus {
+            facts.push(format!(
+                "{}: GPU {} {:?}{}: {}",
+                r.label,
+                g.index,
+                g.name,
+                if g.software {
+                    " (software adapter)"
+                } else {
+                    ""
+                },
+                match (&g.spec, &g.no_match) {
+                    (Some(m), _) => format!("matched {} ({})", m.id, m.how),
+                    (None, Some(w)) => format!("n/a: {w}"),
+                    _ => "n/a".into(),
+                }
+            ));
+        }
+    }
+    b.push(Block::List(facts));
+
+    // Targets.
+    b.push(Block::Heading(2, "Projection targets".into()));
+    b.push(Block::Para(format!(
+        "Projected rows are computed from published specs, never measured. The roofline ceiling \
+         is an upper bound. A realistic figure is given only where the chip has a published \
+         measured ceiling (matmul, same dtype) or --efficiency is set{}; the efficiency of a \
+         measured device is never carried to another chip.",
+        rep.efficiency
+            .map(|e| format!(
+                " (here: --efficiency {} applies to every target)",
+                fmt_num(e)
+            ))
+            .unwrap_or_default()
+    )));
+    b.push(table(
+        &[
+            "chip",
+            "name",
+            "price per chip-hour",
+            "offer (provider, model, region, status, as of)",
+            "chosen by",
+            "note",
+        ],
+        rep.targets
+            .iter()
+            .map(|t| {
+                vec![
+                    t.chip.clone(),
+                    t.name.clone(),
+                    opt(t.price.as_ref(), |p| usd(p.usd_per_chip_hour)),
+                    opt(t.price.as_ref(), |p| {
+                        format!(
+                            "{} ({} {}, {}, {}, {}, as of {}{})",
+                            p.offer,
+                            p.provider,
+                            p.instance,
+                            p.pricing_model,
+                            p.region.as_deref().unwrap_or("region n/a"),
+                            p.status,
+                            p.as_of,
+                            if p.stale { ", STALE" } else { "" }
+                        )
+                    }),
+                    opt(t.price.as_ref(), |p| p.chosen_by.to_string()),
+                    t.note.clone().unwrap_or_default(),
+                ]
+            })
+            .collect(),
+    ));
+    b.push(Block::Chart(Chart::Roofline));
+
+    // Workloads.
+    for (wi, w) in rep.workloads.iter().enumerate() {
+        b.push(Block::Heading(2, format!("Workload: {}", w.key)));
+        b.push(Block::Para(format!(
+            "{} useful FLOPs, {} minimal bytes, AI {} FLOP/byte. Ranked by {}.",
+            si(w.flops as f64, "FLOP"),
+            si(w.min_bytes as f64, "B"),
+            num(w.intensity),
+            w.ranked_by
+        )));
+        if w.ranking.is_empty() {
+            b.push(Block::Para(
+                "No verified ok row for this workload: nothing ranked.".into(),
+            ));
+        } else {
+            b.push(table(
+                &[
+                    "#",
+                    "device (run)",
+                    "kind",
+                    "best kernel",
+                    "GFLOP/s [95% CI]",
+                    "% published peak",
+                    "% measured ceiling",
+                    "bound",
+                    "USD/h (share)",
+                    "GFLOP per $ [95% CI]",
+                    "$ per PFLOP",
+                    "per used core: GFLOP per $ (secondary)",
+                ],
+                w.ranking
+                    .iter()
+                    .map(|rk| {
+                        let r = &rep.rows[rk.row];
+                        vec![
+                            rk.rank.to_string(),
+                            rk.device.clone(),
+                            kind_label(r.kind),
+                            r.kernel.clone(),
+                            gflops(r),
+                            opt(r.published.as_ref(), |p| pct(p.pct_of_peak)),
+                            opt(r.measured.as_ref(), |m| opt(m.pct_of_attainable, pct)),
+                            r.measured
+                                .as_ref()
+                                .and_then(|m| m.bound)
+                                .or(r.published.as_ref().and_then(|p| p.bound))
+                                .map(|b| b.name().to_string())
+                                .unwrap_or_else(|| "n/a".into()),
+                            opt(r.price.as_ref(), |p| {
+                                format!("{}/h ({})", usd(p.usd_per_hour), p.share)
+                            }),
+                            opt(r.price.as_ref(), |p| interval(&p.perf.gflop_per_usd)),
+                            opt(r.price.as_ref(), |p| {
+                                format!("${}", num(p.perf.usd_per_pflop.median))
+                            }),
+                            opt(r.per_core.as_ref(), |c| {
+                                format!(
+                                    "{} ({} of {} cores, {}/h)",
+                                    num(c.perf.gflop_per_usd.median),
+                                    c.cores_used,
+                                    c.cores_total,
+                                    usd(c.usd_per_hour)
+                                )
+                            }),
+                        ]
+                    })
+                    .collect(),
+            ));
+        }
+        if !w.also_verified.is_empty() {
+            b.push(Block::Para(
+                "Also verified (not their device's best):".into(),
+            ));
+            b.push(table(
+                &["device (run)", "kind", "kernel", "GFLOP/s [95% CI]"],
+                w.also_verified
+                    .iter()
+                    .map(|&i| {
+                        let r = &rep.rows[i];
+                        vec![
+                            format!("{} — {}", r.device, r.run_label),
+                            kind_label(r.kind),
+                            r.kernel.clone(),
+                            gflops(r),
+                        ]
+                    })
+                    .collect(),
+            ));
+        }
+        if !w.not_ranked.is_empty() {
+            b.push(Block::Para(
+                "Not ranked (listed, never ranked; rows that are not ok show no speed):".into(),
+            ));
+            b.push(table(
+                &["device (run)", "kind", "kernel", "status", "GFLOP/s", "why"],
+                w.not_ranked
+                    .iter()
+                    .map(|&i| {
+                        let r = &rep.rows[i];
+                        vec![
+                            format!("{} — {}", r.device, r.run_label),
+                            kind_label(r.kind),
+                            r.kernel.clone(),
+                            r.status.to_string(),
+                            if r.status == Status::Ok {
+                                format!("{} (unverified)", gflops(r))
+                            } else {
+                                "—".into()
+                            },
+                            r.not_ranked.clone().unwrap_or_default(),
+                        ]
+                    })
+                    .collect(),
+            ));
+        }
+        // Projections.
+        let rows: Vec<Vec<String>> = w
+            .projections
+            .iter()
+            .map(|p| match &p.projection {
+                None => vec![
+                    format!("{} (projected)", p.chip_name),
+                    format!("n/a: {}", p.error.clone().unwrap_or_default()),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ],
+                Some(pr) => vec![
+                    format!("{} (projected)", p.chip_name),
+                    format!("≤ {}", num(pr.ceiling_gflops)),
+                    pr.bound.name().to_string(),
+                    opt(pr.realistic_gflops, num),
+                    opt(p.price.as_ref(), |x| {
+                        format!("{} ({}, {})", usd(x.usd_per_chip_hour), x.offer, x.status)
+                    }),
+                    opt(p.ceiling_perf.as_ref(), |x| {
+                        format!("≤ {}", num(x.gflop_per_usd.median))
+                    }),
+                    opt(p.realistic_perf.as_ref(), |x| num(x.gflop_per_usd.median)),
+                    opt(p.break_even.as_ref(), |x| {
+                        format!(
+                            "{}{} ({})",
+                            if x.from == "ceiling" { "≤ " } else { "" },
+                            interval(&x.usd_per_chip_hour),
+                            x.from
+                        )
+                    }),
+                ],
+            })
+            .collect();
+        if !rows.is_empty() {
+            b.push(Block::Para(
+                "Projected (kind: projected — computed from published specs, never measured):"
+                    .into(),
+            ));
+            b.push(table(
+                &[
+                    "chip",
+                    "ceiling GFLOP/s (upper bound)",
+                    "bound",
+                    "realistic GFLOP/s",
+                    "price per chip-hour (offer, status)",
+                    "GFLOP per $ at ceiling",
+                    "GFLOP per $ realistic",
+                    "break-even $ per chip-hour",
+                ],
+                rows,
+            ));
+            let mut assumptions: Vec<String> = w
+                .projections
+                .iter()
+                .filter_map(|p| {
+                    p.projection
+                        .as_ref()
+                        .map(|pr| format!("projected · {}: {}", p.chip_name, pr.assumption))
+                })
+                .collect();
+            assumptions.extend(w.projections.iter().filter_map(|p| {
+                p.break_even.as_ref().map(|be| {
+                    format!(
+                        "break-even · {}: {} per chip-hour is {}",
+                        p.chip_name,
+                        interval(&be.usd_per_chip_hour),
+                        be.wording
+                    )
+                })
+            }));
+            b.push(Block::List(assumptions));
+        }
+        b.push(Block::Chart(Chart::PerfPerDollar(wi)));
+    }
+
+    // LLM.
+    if !rep.llm.is_empty() {
+        b.push(Block::Heading(
+            2,
+            "LLM estimate (kernel-only estimate)".into(),
+        ));
+        b.push(Block::Para(format!(
+            "Layer time = its projection matmuls + attention, × layer count; {}. Every figure \
+             here is a kernel-only estimate.",
+            super::llm::EXCLUDES
+        )));
+        b.push(table(
+            &[
+                "model (layers)",
+                "phase",
+                "T or context",
+                "dtype",
+                "device",
+                "kind",
+                "layer time (s)",
+                "tokens/s [95% CI]",
+                "$ per 1M tokens",
+                "label",
+            ],
+            rep.llm
+                .iter()
+                .map(|e| {
+                    vec![
+                        format!("{} ({})", e.model, e.layers),
+                        e.phase.to_string(),
+                        e.length.to_string(),
+                        e.dtype.name().to_string(),
+                        e.device.clone(),
+                        match &e.basis {
+                            Some(basis) => format!("projected: {basis}"),
+                            None => e.kind.name().to_string(),
+                        },
+                        num(e.layer_s.median),
+                        interval(&e.tokens_per_s),
+                        opt(e.usd_per_million_tokens.as_ref(), |u| {
+                            format!("${}", interval(u))
+                        }),
+                        e.label.to_string(),
+                    ]
+                })
+                .collect(),
+        ));
+        let mut formulas: Vec<String> = rep
+            .llm
+            .iter()
+            .filter(|e| e.kind != RowKind::Projected)
+            .map(|e| {
+                format!(
+                    "{} {} {} on {}: {}",
+                    e.model, e.phase, e.length, e.device, e.formula
+                )
+            })
+            .collect();
+        formulas.extend(
+            rep.llm
+                .iter()
+                .filter(|e| e.kind == RowKind::Projected)
+                .take(4)
+                .map(|e| {
+                    format!(
+                        "{} {} {} on {} (projected): {}",
+                        e.model, e.phase, e.length, e.device, e.formula
+                    )
+                }),
+        );
+        let mut sources: Vec<String> = rep
+            .llm
+            .iter()
+            .map(|e| format!("{}: {}", e.model, e.layers_source))
+            .collect();
+        sources.sort();
+        sources.dedup();
+        formulas.extend(sources.into_iter().map(|s| format!("layer count · {s}")));
+        b.push(Block::List(formulas));
+    }
+
+    // Scaling.
+    if !rep.sweeps.is_empty() {
+        b.push(Block::Heading(2, "Scaling (sweep runs)".into()));
+        b.push(Block::Chart(Chart::Scaling));
+        b.push(table(
+            &["family", "device", "kernel", "points (size: GFLOP/s)"],
+            rep.sweeps
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.family.clone(),
+                        s.device.clone(),
+                        s.kernel.clone(),
+                        s.points
+                            .iter()
+                            .map(|p| format!("{}: {}", p.0, num(p.1)))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ]
+                })
+                .collect(),
+        ));
+    }
+
+    // All rows.
+    b.push(Block::Heading(2, "All rows".into()));
+    b.push(table(
+        &[
+            "#",
+            "run",
+            "kind",
+            "device",
+            "kernel",
+            "case",
+            "shape",
+            "precision",
+            "status",
+            "verification",
+            "GFLOP/s [95% CI]",
+            "spec match",
+            "published peak (basis)",
+            "% peak",
+            "% measured ceiling",
+            "measured / published peak",
+        ],
+        rep.rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r.index.to_string(),
+                    (r.run + 1).to_string(),
+                    kind_label(r.kind),
+                    r.device.clone(),
+                    r.kernel.clone(),
+                    r.case.clone().unwrap_or_default(),
+                    r.shape.clone(),
+                    r.precision.clone(),
+                    r.status.to_string(),
+                    r.verification.clone(),
+                    gflops(r),
+                    match (&r.spec, &r.spec_na) {
+                        (Some(m), _) => format!("{} ({})", m.id, m.how),
+                        (None, Some(w)) => format!("n/a: {w}"),
+                        _ => "n/a".into(),
+                    },
+                    opt(r.published.as_ref(), |p| {
+                        format!("{} GFLOP/s ({})", num(p.peak_gflops), p.peak_basis)
+                    }),
+                    opt(r.published.as_ref(), |p| pct(p.pct_of_peak)),
+                    opt(r.measured.as_ref(), |m| opt(m.pct_of_attainable, pct)),
+                    opt(r.ceiling_gap, |g| format!("{:.2}", g)),
+                ]
+            })
+            .collect(),
+    ));
+
+    if !rep.notes.is_empty() {
+        b.push(Block::Heading(2, "Notes".into()));
+        b.push(Block::List(rep.notes.clone()));
+    }
+    b.push(Block::Heading(
+        2,
+        "Sources (specs and prices used, with dates)".into(),
+    ));
+    b.push(table(
+        &["id", "what", "source", "as of", "status", "file"],
+        rep.sources
+            .iter()
+            .map(|s| {
+                vec![
+                    s.id.clone(),
+                    s.what.clone(),
+                    s.source.clone(),
+                    match &s.as_of_note {
+                        Some(n) => format!("{} ({n})", s.as_of),
+                        None => s.as_of.clone(),
+                    },
+                    s.status.clone(),
+                    s.file.clone(),
+                ]
+            })
+            .collect(),
+    ));
+    b
+}
