@@ -12,7 +12,7 @@
 //!   verification is `incorrect` and shows no speed.
 
 use crate::runfile::{
-    Device, Flops, Row, RowVerification, Shape, Status, StopReason, Timing, TimingMethod, Verdict,
+    Device, Flops, Row, RowVerification, Shape, Status, StopReason, Timing, TimingMethod,
 };
 use crate::stats::{Bootstrap, Sample, MIN_SAMPLES};
 use crate::workload::PlannedRow;
@@ -115,16 +115,9 @@ pub fn verify_output(
         Problem::Matmul(p) => {
             verify::verify_matmul(p, precision, &inputs[0], &inputs[1], output, opts)
         }
-        Problem::Attention(_) => {
-            return RowVerification {
-                method: "unavailable".into(),
-                samples: None,
-                error: None,
-                bound: None,
-                verdict: Some(Verdict::Fail),
-                detail: Some("no attention verifier in this build".into()),
-            }
-        }
+        Problem::Attention(p) => perfledger_kernels::verify_attention::verify_attention(
+            p, precision, &inputs[0], &inputs[1], &inputs[2], output, opts,
+        ),
     };
     RowVerification::from(v)
 }

@@ -1,5 +1,6 @@
 //! CPU kernels: rayon for parallelism (the caller's pool), SIMD chosen at run time.
 
+pub mod attention;
 pub mod cache;
 pub mod isa;
 pub mod matmul;

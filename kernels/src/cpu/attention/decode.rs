@@ -1,0 +1,381 @@
+//! Flash-decoding for `q_len = 1`: the KV sequence of each (batch, KV head) is split across
+//! threads, each split computes a partial softmax result for the whole query group, and the
+//! partials are combined afterwards.
+//!
+//! ```text
+//! task (b, g, split s = keys ja..jb):                 (one task reads its K/V range once for all
+//!   Qf ← the group's query rows in f32                  query heads of the group: GQA sharing)
+//!   for each block of DBK keys:
+//!     Kf, Vf ← K, V rows in f32
+//!     S[r][j] = Qf[r] · Kf[j]          (dot products, KD keys × GR queries, transpose-reduced)
+//!     m', α, P, l as in flash;  O[r] = α_r·O[r] + Σ_j P[r][j]·Vf[j]
+//!   partial[s] ← (m·c, l, O)
+//! combine (b, h): M = max_s m_s·c;  w_s = 2^(m_s·c − M);  O = Σ_s w_s·O_s / Σ_s w_s·l_s
+//! ```
+//!
+//! Decode is memory-bound (each K/V byte feeds `4·group` FLOPs at most), so the point is to keep
+//! every core streaming K/V: a per-head loop would leave cores idle whenever heads < threads and
+//! cannot balance otherwise. Splits are sized so there are ≥ 16 tasks per thread (≥ 256 keys
+//! each). Tiles index accumulator arrays by constant loop indices (unrolled into registers).
+
+#![allow(clippy::needless_range_loop)]
+
+use super::flash::{convert_row, load_elem, pv_tile_n};
+use super::simd::{exp2_scalar, Simd};
+use crate::cpu::{AlignedBuf, SendPtr};
+use crate::dtype::Element;
+use crate::problem::AttentionProblem;
+use std::f32::consts::LOG2_E;
+
+/// Keys per block inside a split.
+pub(crate) const DBK: usize = 32;
+
+/// Rows of K and V prefetched ahead of the block being converted.
+pub(crate) const PREFETCH_ROWS: usize = 32;
+
+/// Per-thread scratch.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    qf: AlignedBuf,
+    kf: AlignedBuf,
+    vf: AlignedBuf,
+    sc: AlignedBuf,
+    o: AlignedBuf,
+    stats: AlignedBuf,
+}
+
+/// How the KV sequence is split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Splits {
+    pub n: usize,
+    /// Keys per split (a multiple of [`DBK`]), the last one shorter.
+    pub len: usize,
+}
+
+impl Splits {
+    /// At least `16 · threads` tasks over `batch · kv_heads` sequences, splits of ≥ 256 keys.
+    pub fn new(p: &AttentionProblem, threads: usize) -> Splits {
+        let seqs = (p.batch * p.kv_heads).max(1);
+        let want = (16 * threads).div_ceil(seqs).max(1);
+        let most = p.kv_len.div_ceil(256).max(1);
+        let n = want.min(most);
+        let len = p.kv_len.div_ceil(n).div_ceil(DBK) * DBK;
+        Splits {
+            n: p.kv_len.div_ceil(len),
+            len,
+        }
+    }
+}
+
+/// Everything a task reads and where its partial result goes.
+pub(crate) struct Ctx<'a, T> {
+    pub p: AttentionProblem,
+    pub q: &'a [T],
+    pub k: &'a [T],
+    pub v: &'a [T],
+    pub splits: Splits,
+    /// Query rows per group, rounded up to the dot kernel's GR.
+    pub gp: usize,
+    /// `[task][gp][2 + dp]`: `m·c`, `l`, then the unnormalized O row.
+    pub part: SendPtr<f32>,
+    pub dp: usize,
+}
+
+impl<T> Ctx<'_, T> {
+    pub fn part_stride(&self) -> usize {
+        self.gp * (2 + self.dp)
+    }
+}
+
+/// `S[r][jj + key] = Qf[r] · K[key]` for `r < GR`, `key < KD` (K rows at `krows`, element type
+/// `E`): KD·GR = LANES accumulators reduced together by one transpose-and-add tree.
+#[inline(always)]
+unsafe fn dots<S: Simd, E: Element, const KD: usize, const GR: usize>(
+    nvp: usize,
+    krows: [*const E; KD],
+    qf: *const f32,
+    ldq: usize,
+    sc: *mut f32,
+    lds: usize,
+) {
+    let l = S::LANES;
+    debug_assert_eq!(KD * GR, l);
+    let mut acc = [[S::zero(); GR]; KD];
+    for c in 0..nvp {
+        let mut kv = [S::zero(); KD];
+        for (k, row) in kv.iter_mut().zip(krows) {
+            *k = load_elem::<S, E>(row.add(c * l));
+        }
+        for r in 0..GR {
+            let qv = S::load(qf.add(r * ldq + c * l));
+            for key in 0..KD {
+                acc[key][r] = S::fma(kv[key], qv, acc[key][r]);
+            }
+        }
+    }
+    // Lane r·KD + key holds S[r][key].
+    let mut flat = [S::zero(); 16];
+    for r in 0..GR {
+        for key in 0..KD {
+            flat[r * KD + key] = acc[key][r];
+        }
+    }
+    let sums = S::hsum_lanes(&flat[..l]);
+    let mut tmp = [0f32; 16];
+    S::store(tmp.as_mut_ptr(), sums);
+    for r in 0..GR {
+        std::ptr::copy_nonoverlapping(tmp.as_ptr().add(r * KD), sc.add(r * lds), KD);
+    }
+}
+
+/// The per-task state a block updates.
+struct State {
+    qf: *const f32,
+    sc: *mut f32,
+    o: *mut f32,
+    m: *mut f32,
+    mc: *mut f32,
+    lsum: *mut f32,
+    alpha: *mut f32,
+}
+
+/// One block of `nk` keys whose K/V rows (element type `E`, row stride `ld`, at least `dp`
+/// readable elements per row) start at `kb`, `vb`: scores, online softmax, `O = α·O + P·V`.
+/// `prefetch(key)` is called once per key, spread between the dot tiles.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn block<S: Simd, E: Element, const KD: usize, const GR: usize, const NV: usize>(
+    st: &State,
+    gp: usize,
+    dp: usize,
+    c: f32,
+    kb: *const E,
+    vb: *const E,
+    ld: usize,
+    nk: usize,
+    first: bool,
+    mut prefetch: impl FnMut(usize),
+) {
+    let l = S::LANES;
+    let nvp = dp / l;
+    // Scores; a last partial group of KD keys repeats the last row (its scores are masked).
+    let mut jj = 0;
+    while jj < nk {
+        let krows: [*const E; KD] = std::array::from_fn(|key| kb.add((jj + key).min(nk - 1) * ld));
+        let mut r0 = 0;
+        while r0 < gp {
+            dots::<S, E, KD, GR>(
+                nvp,
+                krows,
+                st.qf.add(r0 * dp),
+                dp,
+                st.sc.add(r0 * DBK + jj),
+                DBK,
+            );
+            r0 += GR;
+        }
+        for key in jj..jj + KD {
+            prefetch(key);
+        }
+        jj += KD;
+    }
+    // Online softmax along each query row, vectorized over keys; keys past nk masked.
+    let nkv = nk.div_ceil(l);
+    let cs = S::splat(c);
+    for r in 0..gp {
+        let row = st.sc.add(r * DBK);
+        for j in nk..nkv * l {
+            *row.add(j) = f32::NEG_INFINITY;
+        }
+        let mut mx = S::splat(*st.m.add(r));
+        for cv in 0..nkv {
+            mx = S::max(S::load(row.add(cv * l)), mx);
+        }
+        let mt = S::hmax(mx);
+        let mcn = mt * c;
+        let al = exp2_scalar(*st.mc.add(r) - mcn);
+        let neg = S::splat(-mcn);
+        let mut ls = S::zero();
+        for cv in 0..nkv {
+            let pv = S::exp2(S::fma(S::load(row.add(cv * l)), cs, neg));
+            S::store(row.add(cv * l), pv);
+            ls = S::add(ls, pv);
+        }
+        *st.lsum.add(r) = *st.lsum.add(r) * al + S::hsum(ls);
+        *st.m.add(r) = mt;
+        *st.mc.add(r) = mcn;
+        *st.alpha.add(r) = al;
+    }
+    // O = α·O + P·V.
+    let mut dc = 0;
+    while dc < nvp {
+        let nv = NV.min(nvp - dc);
+        let mut r0 = 0;
+        while r0 < gp {
+            pv_tile_n::<S, E, GR, NV>(
+                nv,
+                nk,
+                st.sc.add(r0 * DBK),
+                DBK,
+                1,
+                vb.add(dc * l),
+                ld,
+                st.o.add(r0 * dp + dc * l),
+                dp,
+                st.alpha.add(r0),
+                first,
+            );
+            r0 += GR;
+        }
+        dc += nv;
+    }
+}
+
+/// One task: split `s` of flat KV sequence `bg = b·kv_heads + g`.
+///
+/// K/V rows are read in place (widened in registers) when `head_dim` is a multiple of the vector
+/// width, else widened into zero-padded f32 scratch first.
+///
+/// # Safety
+/// The ISA of `S` is available; `cx` describes validated buffers with `q_len = 1`; no other task
+/// writes this task's partial.
+#[inline(always)]
+pub(crate) unsafe fn task<
+    S: Simd,
+    T: Element,
+    const KD: usize,
+    const GR: usize,
+    const NV: usize,
+>(
+    cx: &Ctx<'_, T>,
+    ws: &mut Scratch,
+    t: usize,
+) {
+    let p = &cx.p;
+    let l = S::LANES;
+    let (d, dp, gp) = (p.head_dim, cx.dp, cx.gp);
+    let group = p.group();
+    let (bg, s) = (t / cx.splits.n, t % cx.splits.n);
+    let ja = s * cx.splits.len;
+    let jb = p.kv_len.min(ja + cx.splits.len);
+    let c = p.scale * LOG2_E;
+
+    let qf = ws.qf.get(gp * dp).as_mut_ptr();
+    let sc = ws.sc.get(gp * DBK).as_mut_ptr();
+    let o = ws.o.get(gp * dp).as_mut_ptr();
+    let stats = ws.stats.get(4 * gp).as_mut_ptr();
+    let st = State {
+        qf,
+        sc,
+        o,
+        m: stats,
+        mc: stats.add(gp),
+        lsum: stats.add(2 * gp),
+        alpha: stats.add(3 * gp),
+    };
+
+    // Query rows of the group's heads (q_len = 1: row index = flat head); padding rows zero.
+    let b = bg / p.kv_heads;
+    let g = bg % p.kv_heads;
+    for r in 0..gp {
+        if r < group {
+            let h = b * p.q_heads + g * group + r;
+            convert_row::<S, T>(cx.q.as_ptr().add(h * d), qf.add(r * dp), d, dp);
+        } else {
+            std::ptr::write_bytes(qf.add(r * dp), 0, dp);
+        }
+        *st.m.add(r) = f32::NEG_INFINITY;
+        *st.mc.add(r) = f32::NEG_INFINITY;
+        *st.lsum.add(r) = 0.0;
+    }
+    let kv_off = bg * p.kv_len * d;
+    let (k_base, v_base) = (cx.k.as_ptr().add(kv_off), cx.v.as_ptr().add(kv_off));
+
+    // Decode streams K/V from DRAM: the rows PREFETCH_ROWS ahead are prefetched between the dot
+    // tiles (spread over the compute, so they do not pile up behind the miss buffers).
+    let row_bytes = d * std::mem::size_of::<T>();
+    let in_place = d % l == 0;
+    let mut first = true;
+    let mut j0 = ja;
+    while j0 < jb {
+        let nk = DBK.min(jb - j0);
+        let prefetch = |key: usize| {
+            let jn = j0 + key + PREFETCH_ROWS;
+            if jn < jb {
+                let (kn, vn) = (
+                    k_base.add(jn * d) as *const u8,
+                    v_base.add(jn * d) as *const u8,
+                );
+                let mut off = 0;
+                while off < row_bytes {
+                    S::prefetch(kn.add(off));
+                    S::prefetch(vn.add(off));
+                    off += 64;
+                }
+            }
+        };
+        let (kb, vb) = (k_base.add(j0 * d), v_base.add(j0 * d));
+        if in_place {
+            block::<S, T, KD, GR, NV>(&st, gp, dp, c, kb, vb, d, nk, first, prefetch);
+        } else {
+            let kf = ws.kf.get(DBK * dp).as_mut_ptr();
+            let vf = ws.vf.get(DBK * dp).as_mut_ptr();
+            for jj in 0..nk {
+                convert_row::<S, T>(kb.add(jj * d), kf.add(jj * dp), d, dp);
+                convert_row::<S, T>(vb.add(jj * d), vf.add(jj * dp), d, dp);
+            }
+            block::<S, f32, KD, GR, NV>(&st, gp, dp, c, kf, vf, dp, nk, first, prefetch);
+        }
+        first = false;
+        j0 += nk;
+    }
+
+    let part = cx.part.get().add(t * cx.part_stride());
+    for r in 0..group {
+        let dst = part.add(r * (2 + dp));
+        *dst = *st.mc.add(r);
+        *dst.add(1) = *st.lsum.add(r);
+        std::ptr::copy_nonoverlapping(o.add(r * dp), dst.add(2), dp);
+    }
+}
+
+/// Combine the partials of flat query head `bh` into its output row `out` (`d` elements).
+pub(crate) fn combine<T, O: Element>(
+    cx: &Ctx<'_, T>,
+    bh: usize,
+    out: &mut [O],
+    acc: &mut Vec<f32>,
+) {
+    let p = &cx.p;
+    let group = p.group();
+    let (b, h) = (bh / p.q_heads, bh % p.q_heads);
+    let (g, r) = (h / group, h % group);
+    let bg = b * p.kv_heads + g;
+    let stride = cx.part_stride();
+    // SAFETY: the partials were written by the tasks (which finished) and are only read here.
+    let part = |s: usize| unsafe {
+        std::slice::from_raw_parts(
+            cx.part
+                .get()
+                .add((bg * cx.splits.n + s) * stride + r * (2 + cx.dp)),
+            2 + cx.dp,
+        )
+    };
+    let top = (0..cx.splits.n)
+        .map(|s| part(s)[0])
+        .fold(f32::NEG_INFINITY, f32::max);
+    acc.clear();
+    acc.resize(p.head_dim, 0.0);
+    let mut lsum = 0f32;
+    for s in 0..cx.splits.n {
+        let ps = part(s);
+        let w = exp2_scalar(ps[0] - top);
+        lsum += w * ps[1];
+        for (a, &x) in acc.iter_mut().zip(&ps[2..]) {
+            *a += w * x;
+        }
+    }
+    let inv = 1.0 / lsum;
+    acc.iter_mut().for_each(|a| *a *= inv);
+    O::slice_from_f32(acc, out);
+}

@@ -1,0 +1,433 @@
+//! The fused flash-style forward: tiled online softmax, one task per (batch, query head, block of
+//! [`BQ`] queries), K/V tiles of `bk` keys streamed through it.
+//!
+//! ```text
+//! task (b, h, i0..i0+BQ):
+//!   Qᵀ ← Q[b, h, i0.., :] in f32, transposed to [d][query] panels (once per task)
+//!   m, l ← −∞, 0 (per query, f32);  O ← 0 (BQ × D, f32)
+//!   for each K/V tile j0..j0+bk with a visible key (causal: fully masked tiles are skipped)
+//!     Kf, Vf ← K, V rows of KV head h / group, f16/bf16 → f32 once per tile (never copied per head)
+//!     Sᵀ[j][i] = Σ_d Kf[j][d] · Qᵀ[d][i]           (micro-kernel KR keys × QV vectors of queries)
+//!     causal: Sᵀ[j][i] = −∞ where j > kv_len − q_len + i (only tiles crossing the diagonal)
+//!     m' = max(m, max_j Sᵀ[j][i]);  α = 2^((m − m')·c);  P = 2^(Sᵀ·c − m'·c);  l = α·l + Σ_j P
+//!     O[i][:] = α_i · O[i][:] + Σ_j P[j][i] · Vf[j][:]   (micro-kernel MR queries × NV vectors of d)
+//!   O[b, h, i, :] = O[i] / l[i], rounded once to the output type
+//! ```
+//!
+//! `c = scale · log2(e)` is applied inside the exponent (`Sᵀ·c − m'·c`, one FMA), not folded into
+//! Q: the common shift `m'·c` cancels between P and l, so its rounding does not matter, and the
+//! per-element rounding is relative to the (small) difference — logits of magnitude 1e4 lose no
+//! more than the f32 accumulation of `q·k` itself (the same as the naive kernel, which sums in the
+//! same order). The max is subtracted in f32 before any exponential, so nothing overflows.
+//!
+//! Both products are GEMMs of size BQ × bk × D with the layouts the BLIS micro-kernels want: in
+//! `Sᵀ = Kf·Qᵀ` the broadcast operand (Kf rows) is read in its natural row layout and the vector
+//! operand (Qᵀ) is transposed once per task; in `O += P·Vf` the broadcast operand is `Sᵀ` itself
+//! (queries contiguous per key, exactly a packed A panel) and the vector operand is Vf's rows. The
+//! softmax runs down the columns of `Sᵀ`, so the row max and sum are vertical SIMD operations.
+
+use super::simd::Simd;
+use super::Mutation;
+use crate::cpu::{AlignedBuf, SendPtr};
+use crate::dtype::{DType, Element};
+use crate::problem::AttentionProblem;
+use std::f32::consts::LOG2_E;
+
+/// Queries per task. A multiple of every path's S panel width (48, 16, 8 queries) and PV row
+/// count (6, 4), and their least common multiple on AVX2 (48), so a block is always whole tiles.
+pub(crate) const BQ: usize = 48;
+
+/// Per-thread scratch, grown on first use and reused.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    qt: AlignedBuf,
+    kf: AlignedBuf,
+    vf: AlignedBuf,
+    st: AlignedBuf,
+    o: AlignedBuf,
+    stats: AlignedBuf,
+    row: AlignedBuf,
+}
+
+/// Everything a task reads: the problem, the inputs and where the output goes.
+pub(crate) struct Ctx<'a, T, O> {
+    pub p: AttentionProblem,
+    pub q: &'a [T],
+    pub k: &'a [T],
+    pub v: &'a [T],
+    pub out: SendPtr<O>,
+    /// Keys per K/V tile (a multiple of the S micro-kernel's KR).
+    pub bk: usize,
+    pub mutation: Mutation,
+}
+
+/// `LANES` elements of `T` at `p`, widened to f32.
+#[inline(always)]
+pub(crate) unsafe fn load_elem<S: Simd, T: Element>(p: *const T) -> S::V {
+    match T::DTYPE {
+        DType::F32 => S::load(p as *const f32),
+        DType::F16 => S::load_f16(p as *const u16),
+        DType::BF16 => S::load_bf16(p as *const u16),
+    }
+}
+
+/// Row `src[0..d]` widened into `dst[0..dp]`, zero-padded past `d`.
+#[inline(always)]
+pub(crate) unsafe fn convert_row<S: Simd, T: Element>(
+    src: *const T,
+    dst: *mut f32,
+    d: usize,
+    dp: usize,
+) {
+    let l = S::LANES;
+    let full = d / l * l;
+    let mut c = 0;
+    while c < full {
+        S::store(dst.add(c), load_elem::<S, T>(src.add(c)));
+        c += l;
+    }
+    for i in full..d {
+        *dst.add(i) = (*src.add(i)).to_f32();
+    }
+    for i in d..dp {
+        *dst.add(i) = 0.0;
+    }
+}
+
+/// `Sᵀ[r][0..QV·L] = Σ_{dd<d} kf[r·ldk + dd] · qt[dd·QV·L ..]` for `r < KR`: KR×QV accumulators,
+/// one broadcast per key row and QV vector loads per step of `dd`.
+#[inline(always)]
+unsafe fn s_tile<S: Simd, const KR: usize, const QV: usize>(
+    d: usize,
+    kf: *const f32,
+    ldk: usize,
+    qt: *const f32,
+    st: *mut f32,
+    lds: usize,
+) {
+    let l = S::LANES;
+    let qw = QV * l;
+    let mut acc = [[S::zero(); QV]; KR];
+    let mut qp = qt;
+    for dd in 0..d {
+        let mut qv = [S::zero(); QV];
+        for (c, q) in qv.iter_mut().enumerate() {
+            *q = S::load(qp.add(c * l));
+        }
+        for (r, a) in acc.iter_mut().enumerate() {
+            let b = S::splat(*kf.add(r * ldk + dd));
+            for c in 0..QV {
+                a[c] = S::fma(b, qv[c], a[c]);
+            }
+        }
+        qp = qp.add(qw);
+    }
+    for (r, a) in acc.iter().enumerate() {
+        for (c, v) in a.iter().enumerate() {
+            S::store(st.add(r * lds + c * l), *v);
+        }
+    }
+}
+
+/// `O[r][0..NV·L] = α_r·O[r][..] + Σ_{j<nk} P(r, j) · vf[j·ldv ..]` for `r < MR`, with `P(r, j)`
+/// at `p[r·prs + j·pjs]` and V rows of element type `E` (f32 scratch, or the stored rows when the
+/// decode kernel reads them in place). `first`: O is not read (β = 0). MR×NV accumulators, NV
+/// vector loads and MR broadcasts per key.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) unsafe fn pv_tile<S: Simd, E: Element, const MR: usize, const NV: usize>(
+    nk: usize,
+    p: *const f32,
+    prs: usize,
+    pjs: usize,
+    vf: *const E,
+    ldv: usize,
+    o: *mut f32,
+    ldo: usize,
+    alpha: *const f32,
+    first: bool,
+) {
+    let l = S::LANES;
+    let mut acc = [[S::zero(); NV]; MR];
+    if !first {
+        for (r, a) in acc.iter_mut().enumerate() {
+            let al = S::splat(*alpha.add(r));
+            for (c, v) in a.iter_mut().enumerate() {
+                *v = S::mul(S::load(o.add(r * ldo + c * l)), al);
+            }
+        }
+    }
+    let mut vp = vf;
+    let mut pp = p;
+    for _ in 0..nk {
+        let mut vv = [S::zero(); NV];
+        for (c, v) in vv.iter_mut().enumerate() {
+            *v = load_elem::<S, E>(vp.add(c * l));
+        }
+        for (r, a) in acc.iter_mut().enumerate() {
+            let b = S::splat(*pp.add(r * prs));
+            for c in 0..NV {
+                a[c] = S::fma(b, vv[c], a[c]);
+            }
+        }
+        vp = vp.add(ldv);
+        pp = pp.add(pjs);
+    }
+    for (r, a) in acc.iter().enumerate() {
+        for (c, v) in a.iter().enumerate() {
+            S::store(o.add(r * ldo + c * l), *v);
+        }
+    }
+}
+
+/// `pv_tile` for `nv ≤ NVMAX` column vectors, dispatched to a constant width.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) unsafe fn pv_tile_n<S: Simd, E: Element, const MR: usize, const NVMAX: usize>(
+    nv: usize,
+    nk: usize,
+    p: *const f32,
+    prs: usize,
+    pjs: usize,
+    vf: *const E,
+    ldv: usize,
+    o: *mut f32,
+    ldo: usize,
+    alpha: *const f32,
+    first: bool,
+) {
+    debug_assert!(nv >= 1 && nv <= NVMAX && NVMAX <= 4);
+    match nv {
+        1 => pv_tile::<S, E, MR, 1>(nk, p, prs, pjs, vf, ldv, o, ldo, alpha, first),
+        2 if NVMAX >= 2 => pv_tile::<S, E, MR, 2>(nk, p, prs, pjs, vf, ldv, o, ldo, alpha, first),
+        3 if NVMAX >= 3 => pv_tile::<S, E, MR, 3>(nk, p, prs, pjs, vf, ldv, o, ldo, alpha, first),
+        _ => pv_tile::<S, E, MR, NVMAX>(nk, p, prs, pjs, vf, ldv, o, ldo, alpha, first),
+    }
+}
+
+/// Least common multiple (tile-size arithmetic).
+pub(crate) const fn lcm(a: usize, b: usize) -> usize {
+    let (mut x, mut y) = (a, b);
+    while y != 0 {
+        let t = x % y;
+        x = y;
+        y = t;
+    }
+    a / x * b
+}
+
+/// One task: query block `qb` of flat head `bh = b·q_heads + h`.
+///
+/// Micro-kernel shapes: S tile `KR` keys × `QV` vectors of queries, PV tile `MR` queries × up to
+/// `NV` vectors of head_dim.
+///
+/// # Safety
+/// The ISA of `S` is available; `cx` describes validated buffers; no other task writes this
+/// task's output rows.
+#[inline(always)]
+pub(crate) unsafe fn task<
+    S: Simd,
+    T: Element,
+    O: Element,
+    const KR: usize,
+    const QV: usize,
+    const MR: usize,
+    const NV: usize,
+>(
+    cx: &Ctx<'_, T, O>,
+    ws: &mut Scratch,
+    bh: usize,
+    qb: usize,
+) {
+    let p = &cx.p;
+    let l = S::LANES;
+    let qw = QV * l;
+    let bq = BQ;
+    let bk = cx.bk;
+    debug_assert!(
+        bq.is_multiple_of(qw)
+            && bq.is_multiple_of(MR)
+            && bq.is_multiple_of(l)
+            && bk.is_multiple_of(KR)
+    );
+    let (d, q_len, kv_len) = (p.head_dim, p.q_len, p.kv_len);
+    let dp = d.div_ceil(l) * l;
+    let (b, h) = (bh / p.q_heads, bh % p.q_heads);
+    let g = match cx.mutation {
+        Mutation::WrongKvHead => h % p.kv_heads,
+        _ => h / p.group(),
+    };
+    let i0 = qb * bq;
+    let nq = bq.min(q_len - i0);
+    // Lanes computed: whole S panels and PV row tiles covering the valid queries.
+    let act = (nq.div_ceil(lcm(qw, MR)) * lcm(qw, MR)).min(bq);
+    let q_base = cx.q.as_ptr().add((bh * q_len + i0) * d);
+    let kv_off = (b * p.kv_heads + g) * kv_len * d;
+    let k_base = cx.k.as_ptr().add(kv_off);
+    let v_base = cx.v.as_ptr().add(kv_off);
+    let c = p.scale * LOG2_E;
+
+    let qt = ws.qt.get(bq * d).as_mut_ptr();
+    let kf = ws.kf.get(bk * dp).as_mut_ptr();
+    let vf = ws.vf.get(bk * dp).as_mut_ptr();
+    let st = ws.st.get(bk * bq).as_mut_ptr();
+    let o = ws.o.get(bq * dp).as_mut_ptr();
+    let stats = ws.stats.get(4 * bq).as_mut_ptr();
+    let (m, mc, lsum, alpha) = (stats, stats.add(bq), stats.add(2 * bq), stats.add(3 * bq));
+    let row = ws.row.get(dp).as_mut_ptr();
+
+    // Qᵀ panels [act/qw][d][qw]; query lanes past nq are zero.
+    for r in 0..act {
+        if r < nq {
+            convert_row::<S, T>(q_base.add(r * d), row, d, dp);
+        } else {
+            std::ptr::write_bytes(row, 0, dp);
+        }
+        let panel = qt.add((r / qw) * d * qw + r % qw);
+        for dd in 0..d {
+            *panel.add(dd * qw) = *row.add(dd);
+        }
+    }
+    for i in 0..act {
+        *m.add(i) = f32::NEG_INFINITY;
+        *mc.add(i) = f32::NEG_INFINITY;
+        *lsum.add(i) = 0.0;
+    }
+
+    // Causal: query i sees keys 0..=off + i. Past kv_end no valid query of the block sees a key.
+    let off = (kv_len - q_len) as i64;
+    let slack = i64::from(cx.mutation == Mutation::MaskOffByOne);
+    let kv_end = if p.causal {
+        kv_len.min((off + (i0 + nq) as i64 + slack) as usize)
+    } else {
+        kv_len
+    };
+    let nvp = dp / l;
+    let csplat = S::splat(c);
+    let mut first = true;
+    let mut j0 = 0;
+    while j0 < kv_end {
+        let nk = bk.min(kv_end - j0);
+        for jj in 0..nk {
+            convert_row::<S, T>(k_base.add((j0 + jj) * d), kf.add(jj * dp), d, dp);
+        }
+        // Sᵀ = Kf · Qᵀ (rows past nk are computed from stale Kf rows and never read).
+        let mut kg = 0;
+        while kg < nk {
+            for pnl in 0..act / qw {
+                s_tile::<S, KR, QV>(
+                    d,
+                    kf.add(kg * dp),
+                    dp,
+                    qt.add(pnl * d * qw),
+                    st.add(kg * bq + pnl * qw),
+                    bq,
+                );
+            }
+            kg += KR;
+        }
+        // Causal mask, only on tiles that cross the diagonal: key j0+jj is hidden from lanes
+        // i < j0 + jj − off − i0.
+        if p.causal && (j0 + nk) as i64 - 1 > off + i0 as i64 + slack {
+            for jj in 0..nk {
+                let thr = (j0 + jj) as i64 - off - i0 as i64 - slack;
+                let mut cv = 0;
+                while cv * l < act && thr - (cv * l) as i64 > 0 {
+                    let ptr = st.add(jj * bq + cv * l);
+                    S::store(ptr, S::mask_below(S::load(ptr), thr - (cv * l) as i64));
+                    cv += 1;
+                }
+            }
+        }
+        // Online softmax down the columns of Sᵀ, one vector of queries at a time.
+        for cv in 0..act / l {
+            let col = st.add(cv * l);
+            let mut mx0 = S::load(m.add(cv * l));
+            let mut mx1 = mx0;
+            let mut jj = 0;
+            while jj + 1 < nk {
+                mx0 = S::max(S::load(col.add(jj * bq)), mx0);
+                mx1 = S::max(S::load(col.add((jj + 1) * bq)), mx1);
+                jj += 2;
+            }
+            if jj < nk {
+                mx0 = S::max(S::load(col.add(jj * bq)), mx0);
+            }
+            let mx = S::max(mx0, mx1);
+            let mcn = S::mul(mx, csplat);
+            let neg = S::sub(S::zero(), mcn);
+            // α = 2^(m·c − m'·c); the first tile gives 2^(−∞) = 0.
+            let al = S::exp2(S::sub(S::load(mc.add(cv * l)), mcn));
+            let mut s0 = S::zero();
+            let mut s1 = S::zero();
+            let mut jj = 0;
+            while jj + 1 < nk {
+                let p0 = S::exp2(S::fma(S::load(col.add(jj * bq)), csplat, neg));
+                let p1 = S::exp2(S::fma(S::load(col.add((jj + 1) * bq)), csplat, neg));
+                S::store(col.add(jj * bq), p0);
+                S::store(col.add((jj + 1) * bq), p1);
+                s0 = S::add(s0, p0);
+                s1 = S::add(s1, p1);
+                jj += 2;
+            }
+            if jj < nk {
+                let p0 = S::exp2(S::fma(S::load(col.add(jj * bq)), csplat, neg));
+                S::store(col.add(jj * bq), p0);
+                s0 = S::add(s0, p0);
+            }
+            let ls = S::fma(S::load(lsum.add(cv * l)), al, S::add(s0, s1));
+            S::store(lsum.add(cv * l), ls);
+            S::store(m.add(cv * l), mx);
+            S::store(mc.add(cv * l), mcn);
+            let al = if cx.mutation == Mutation::NoRescale {
+                S::splat(1.0)
+            } else {
+                al
+            };
+            S::store(alpha.add(cv * l), al);
+        }
+        // Vf converted only now, so the S phase has L1 to itself (Qᵀ + Kf).
+        for jj in 0..nk {
+            convert_row::<S, T>(v_base.add((j0 + jj) * d), vf.add(jj * dp), d, dp);
+        }
+        // O = α·O + P·Vf, column panels outer so a Vf panel stays in L1 across the row tiles.
+        let mut dc = 0;
+        while dc < nvp {
+            let nv = NV.min(nvp - dc);
+            let mut r0 = 0;
+            while r0 < act {
+                pv_tile_n::<S, f32, MR, NV>(
+                    nv,
+                    nk,
+                    st.add(r0),
+                    1,
+                    bq,
+                    vf.add(dc * l),
+                    dp,
+                    o.add(r0 * dp + dc * l),
+                    dp,
+                    alpha.add(r0),
+                    first,
+                );
+                r0 += MR;
+            }
+            dc += nv;
+        }
+        first = false;
+        j0 += nk;
+    }
+
+    // O / l, rounded once.
+    let out = cx.out.get().add((bh * q_len + i0) * d);
+    for r in 0..nq {
+        let inv = S::splat(1.0 / *lsum.add(r));
+        let orow = o.add(r * dp);
+        let mut cc = 0;
+        while cc < dp {
+            S::store(row.add(cc), S::mul(S::load(orow.add(cc)), inv));
+            cc += l;
+        }
+        let dst = std::slice::from_raw_parts_mut(out.add(r * d), d);
+        O::slice_from_f32(std::slice::from_raw_parts(row, d), dst);
+    }
+}

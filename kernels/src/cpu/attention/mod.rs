@@ -1,0 +1,523 @@
+//! CPU attention forward `O = softmax(scale · Q·Kᵀ + causal mask) · V` in f32/f16/bf16 with f32
+//! accumulation, layout `[batch, heads, seq, head_dim]` ([`AttentionProblem`]):
+//!
+//! - `naive`: scores materialized in f32 per query row, the baseline (small shapes).
+//! - `flash`: tiled online softmax, SIMD micro-kernels for `Q·Kᵀ` and `P·V`, rayon over batch ×
+//!   heads × query blocks, fully masked causal tiles skipped ([`flash`] module doc).
+//! - `decode`: `q_len = 1`, the KV sequence split across threads and the partial softmax results
+//!   combined (flash-decoding, [`decode`] module doc).
+//!
+//! GQA/MQA: query head `h` reads KV head `h / (q_heads / kv_heads)`; K/V are read in place,
+//! never copied per head. f16/bf16 are widened to f32 once per K/V tile; the output is rounded
+//! once. A causal shape with `q_len > kv_len` (a query row with no key) is refused by
+//! [`AttentionProblem::validate`] with a message.
+
+mod decode;
+mod flash;
+mod naive;
+pub(crate) mod simd;
+
+use crate::cpu::isa::Isa;
+use crate::cpu::SendPtr;
+use crate::dtype::{DType, Element, Tensor};
+use crate::problem::{AttentionProblem, Precision, ProblemError};
+use crate::registry::{
+    Backend, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Support,
+};
+use rayon::prelude::*;
+use std::cell::RefCell;
+use std::sync::Arc;
+
+/// Deliberate bugs for the verification mutation tests (`tests/attention_mutations.rs`); the
+/// registered kernels always use [`Mutation::None`].
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutation {
+    None,
+    /// The causal mask lets each query see one key too many.
+    MaskOffByOne,
+    /// Query head `h` reads KV head `h % kv_heads` (heads tiled instead of grouped).
+    WrongKvHead,
+    /// The accumulator O is not rescaled when the running max grows (l still is).
+    NoRescale,
+}
+
+/// Tile parameters of the flash kernel on one ISA path: S tile `kr` keys × `qv` vectors of
+/// queries, PV tile `mr` queries × `nv` vectors of head_dim, `bk` keys per K/V tile.
+///
+/// Chosen for the register files: AVX-512 uses 24 of 32 zmm for accumulators in both tiles
+/// (8×3 and 6×4), AVX2 12 of 16 ymm (6×2 and 6×2, BLIS haswell style), portable 8 SSE2 pairs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlashTiles {
+    pub bq: usize,
+    pub bk: usize,
+    pub kr: usize,
+    pub qv: usize,
+    pub mr: usize,
+    pub nv: usize,
+    pub lanes: usize,
+}
+
+impl FlashTiles {
+    pub fn for_isa(isa: Isa) -> FlashTiles {
+        let bq = flash::BQ;
+        match isa {
+            Isa::Avx512f => FlashTiles {
+                bq,
+                bk: 64,
+                kr: 8,
+                qv: 3,
+                mr: 6,
+                nv: 4,
+                lanes: 16,
+            },
+            Isa::Avx2fma => FlashTiles {
+                bq,
+                bk: 48,
+                kr: 6,
+                qv: 2,
+                mr: 6,
+                nv: 2,
+                lanes: 8,
+            },
+            Isa::Portable => FlashTiles {
+                bq,
+                bk: 48,
+                kr: 4,
+                qv: 1,
+                mr: 4,
+                nv: 1,
+                lanes: 8,
+            },
+        }
+    }
+}
+
+fn check(p: &AttentionProblem, lens: [usize; 4]) -> Result<(), KernelError> {
+    p.validate()?;
+    let want = [
+        p.q_len_elems(),
+        p.kv_len_elems(),
+        p.kv_len_elems(),
+        p.q_len_elems(),
+    ];
+    for ((name, actual), needed) in ["Q", "K", "V", "O"].into_iter().zip(lens).zip(want) {
+        if actual < needed {
+            return Err(ProblemError::BufferSize {
+                name,
+                actual,
+                needed,
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+fn require(isa: Isa, family: &str) -> Result<(), KernelError> {
+    if isa.available() {
+        Ok(())
+    } else {
+        Err(KernelError::Unsupported {
+            kernel: format!("{family}.{isa}"),
+            reason: format!("this CPU lacks {isa}"),
+        })
+    }
+}
+
+/// The naive baseline (scores materialized in f32 per query row).
+pub fn naive_attention<T: Element, O: Element>(
+    p: &AttentionProblem,
+    q: &[T],
+    k: &[T],
+    v: &[T],
+    out: &mut [O],
+) -> Result<(), KernelError> {
+    check(p, [q.len(), k.len(), v.len(), out.len()])?;
+    naive::naive(p, q, k, v, &mut out[..p.q_len_elems()]);
+    Ok(())
+}
+
+/// The fused flash forward on ISA path `isa` (which must be available), on the caller's rayon
+/// pool.
+pub fn flash_attention<T: Element, O: Element>(
+    isa: Isa,
+    p: &AttentionProblem,
+    q: &[T],
+    k: &[T],
+    v: &[T],
+    out: &mut [O],
+) -> Result<(), KernelError> {
+    flash_attention_mutant(isa, p, q, k, v, out, Mutation::None)
+}
+
+thread_local! {
+    static FLASH_WS: RefCell<flash::Scratch> = RefCell::new(flash::Scratch::default());
+    static DECODE_WS: RefCell<(decode::Scratch, Vec<f32>)> =
+        RefCell::new((decode::Scratch::default(), Vec::new()));
+}
+
+/// [`flash_attention`] with a deliberate bug (tests of the verifier only).
+#[doc(hidden)]
+pub fn flash_attention_mutant<T: Element, O: Element>(
+    isa: Isa,
+    p: &AttentionProblem,
+    q: &[T],
+    k: &[T],
+    v: &[T],
+    out: &mut [O],
+    mutation: Mutation,
+) -> Result<(), KernelError> {
+    check(p, [q.len(), k.len(), v.len(), out.len()])?;
+    require(isa, "attention.cpu.flash")?;
+    let tiles = FlashTiles::for_isa(isa);
+    let cx = flash::Ctx {
+        p: *p,
+        q,
+        k,
+        v,
+        out: SendPtr(out.as_mut_ptr()),
+        bk: tiles.bk,
+        mutation,
+    };
+    let nqb = p.q_len.div_ceil(flash::BQ);
+    let tasks = p.batch * p.q_heads * nqb;
+    (0..tasks).into_par_iter().for_each(|t| {
+        // Within a head, later query blocks first: under a causal mask they are the longest.
+        let (bh, qb) = (t / nqb, nqb - 1 - t % nqb);
+        FLASH_WS.with(|ws| {
+            let ws = &mut *ws.borrow_mut();
+            // SAFETY: the ISA was checked; buffers validated; tasks write disjoint row blocks.
+            unsafe { flash_task(isa, &cx, ws, bh, qb) }
+        })
+    });
+    Ok(())
+}
+
+unsafe fn flash_task<T: Element, O: Element>(
+    isa: Isa,
+    cx: &flash::Ctx<'_, T, O>,
+    ws: &mut flash::Scratch,
+    bh: usize,
+    qb: usize,
+) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512f => flash_avx512(cx, ws, bh, qb),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2fma => flash_avx2(cx, ws, bh, qb),
+        _ => flash::task::<simd::Portable, T, O, 4, 1, 4, 1>(cx, ws, bh, qb),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+unsafe fn flash_avx512<T: Element, O: Element>(
+    cx: &flash::Ctx<'_, T, O>,
+    ws: &mut flash::Scratch,
+    bh: usize,
+    qb: usize,
+) {
+    flash::task::<simd::Avx512, T, O, 8, 3, 6, 4>(cx, ws, bh, qb)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn flash_avx2<T: Element, O: Element>(
+    cx: &flash::Ctx<'_, T, O>,
+    ws: &mut flash::Scratch,
+    bh: usize,
+    qb: usize,
+) {
+    flash::task::<simd::Avx2, T, O, 6, 2, 6, 2>(cx, ws, bh, qb)
+}
+
+/// Flash-decoding for `q_len = 1` on ISA path `isa` (which must be available), on the caller's
+/// rayon pool. Other `q_len` are refused (use [`flash_attention`]).
+pub fn decode_attention<T: Element, O: Element>(
+    isa: Isa,
+    p: &AttentionProblem,
+    q: &[T],
+    k: &[T],
+    v: &[T],
+    out: &mut [O],
+) -> Result<(), KernelError> {
+    check(p, [q.len(), k.len(), v.len(), out.len()])?;
+    require(isa, "attention.cpu.decode")?;
+    if p.q_len != 1 {
+        return Err(KernelError::Unsupported {
+            kernel: format!("attention.cpu.decode.{isa}"),
+            reason: format!("decode handles q_len = 1, not {} (use flash)", p.q_len),
+        });
+    }
+    let (lanes, gr) = decode_tiles(isa);
+    let dp = p.head_dim.div_ceil(lanes) * lanes;
+    let gp = p.group().div_ceil(gr) * gr;
+    let splits = decode::Splits::new(p, rayon::current_num_threads());
+    let tasks = p.batch * p.kv_heads * splits.n;
+    let mut part = vec![0f32; tasks * gp * (2 + dp)];
+    let cx = decode::Ctx {
+        p: *p,
+        q,
+        k,
+        v,
+        splits,
+        gp,
+        part: SendPtr(part.as_mut_ptr()),
+        dp,
+    };
+    (0..tasks).into_par_iter().for_each(|t| {
+        DECODE_WS.with(|ws| {
+            let ws = &mut ws.borrow_mut().0;
+            // SAFETY: the ISA was checked; buffers validated; tasks write disjoint partials.
+            unsafe { decode_task(isa, &cx, ws, t) }
+        })
+    });
+    out[..p.q_len_elems()]
+        .par_chunks_mut(p.head_dim)
+        .enumerate()
+        .for_each(|(bh, o)| {
+            DECODE_WS.with(|ws| decode::combine(&cx, bh, o, &mut ws.borrow_mut().1))
+        });
+    drop(part);
+    Ok(())
+}
+
+/// (lanes, query rows per dot tile) of the decode kernel on an ISA path.
+fn decode_tiles(isa: Isa) -> (usize, usize) {
+    match isa {
+        Isa::Avx512f => (16, 4),
+        Isa::Avx2fma => (8, 4),
+        Isa::Portable => (8, 4),
+    }
+}
+
+unsafe fn decode_task<T: Element>(
+    isa: Isa,
+    cx: &decode::Ctx<'_, T>,
+    ws: &mut decode::Scratch,
+    t: usize,
+) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512f => decode_avx512(cx, ws, t),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2fma => decode_avx2(cx, ws, t),
+        _ => decode::task::<simd::Portable, T, 2, 4, 1>(cx, ws, t),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+unsafe fn decode_avx512<T: Element>(cx: &decode::Ctx<'_, T>, ws: &mut decode::Scratch, t: usize) {
+    decode::task::<simd::Avx512, T, 4, 4, 4>(cx, ws, t)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn decode_avx2<T: Element>(cx: &decode::Ctx<'_, T>, ws: &mut decode::Scratch, t: usize) {
+    decode::task::<simd::Avx2, T, 2, 4, 2>(cx, ws, t)
+}
+
+/// Precisions of the CPU attention kernels: same-type output, f32 accumulation.
+pub fn attention_precisions() -> Vec<Precision> {
+    DType::ALL.into_iter().map(Precision::same).collect()
+}
+
+/// Which algorithm a registered kernel runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Algo {
+    Naive,
+    Flash(Isa),
+    Decode(Isa),
+}
+
+impl Algo {
+    fn family(self) -> &'static str {
+        match self {
+            Algo::Naive => "attention.cpu.naive",
+            Algo::Flash(_) => "attention.cpu.flash",
+            Algo::Decode(_) => "attention.cpu.decode",
+        }
+    }
+}
+
+/// A registered CPU attention kernel: one algorithm, ISA path and precision.
+pub struct CpuAttentionKernel {
+    algo: Algo,
+    precision: Precision,
+}
+
+impl CpuAttentionKernel {
+    pub fn naive(precision: Precision) -> Self {
+        CpuAttentionKernel {
+            algo: Algo::Naive,
+            precision,
+        }
+    }
+    pub fn flash(isa: Isa, precision: Precision) -> Self {
+        CpuAttentionKernel {
+            algo: Algo::Flash(isa),
+            precision,
+        }
+    }
+    pub fn decode(isa: Isa, precision: Precision) -> Self {
+        CpuAttentionKernel {
+            algo: Algo::Decode(isa),
+            precision,
+        }
+    }
+}
+
+impl Kernel for CpuAttentionKernel {
+    fn identity(&self) -> KernelIdentity {
+        let mut params = serde_json::Map::new();
+        let variant = match self.algo {
+            Algo::Naive => "scalar".to_string(),
+            Algo::Flash(isa) => {
+                let t = FlashTiles::for_isa(isa);
+                params.insert("bq".into(), t.bq.into());
+                params.insert("bk".into(), t.bk.into());
+                params.insert(
+                    "s_tile".into(),
+                    format!("{}x{}", t.kr, t.qv * t.lanes).into(),
+                );
+                params.insert(
+                    "pv_tile".into(),
+                    format!("{}x{}", t.mr, t.nv * t.lanes).into(),
+                );
+                isa.name().to_string()
+            }
+            Algo::Decode(isa) => {
+                let (lanes, gr) = decode_tiles(isa);
+                params.insert("block".into(), decode::DBK.into());
+                params.insert("dot_tile".into(), format!("{}x{}", lanes / gr, gr).into());
+                params.insert(
+                    "splits".into(),
+                    "≥16 tasks per thread, ≥256 keys each".into(),
+                );
+                isa.name().to_string()
+            }
+        };
+        KernelIdentity {
+            op: Op::Attention,
+            backend: Backend::Cpu,
+            family: self.algo.family().into(),
+            variant,
+            precision: self.precision,
+            params,
+        }
+    }
+
+    fn supports(&self, problem: &Problem) -> Support {
+        let Problem::Attention(p) = problem else {
+            return Support::No("not an attention problem".into());
+        };
+        if let Err(e) = p.validate() {
+            return Support::No(e.to_string());
+        }
+        if self.precision.accum != DType::F32 || self.precision.input != self.precision.output {
+            return Support::No("CPU attention: same-type output, f32 accumulation".into());
+        }
+        match self.algo {
+            Algo::Naive => Support::Yes,
+            Algo::Flash(isa) | Algo::Decode(isa) if !isa.available() => {
+                Support::No(format!("this CPU lacks {isa}"))
+            }
+            Algo::Decode(_) if p.q_len != 1 => Support::No(format!(
+                "decode handles q_len = 1, not {} (use flash)",
+                p.q_len
+            )),
+            _ => Support::Yes,
+        }
+    }
+
+    fn prepare(
+        &self,
+        problem: &Problem,
+        inputs: &[Arc<Tensor>],
+    ) -> Result<Box<dyn Prepared>, KernelError> {
+        let id = self.identity();
+        if let Support::No(reason) = self.supports(problem) {
+            return Err(KernelError::Unsupported {
+                kernel: id.id(),
+                reason,
+            });
+        }
+        let Problem::Attention(p) = *problem else {
+            unreachable!("supports() accepted only attention");
+        };
+        let [q, k, v] = inputs else {
+            return Err(KernelError::Other(format!(
+                "attention takes 3 inputs (Q, K, V), {} given",
+                inputs.len()
+            )));
+        };
+        for (index, t) in [q, k, v].into_iter().enumerate() {
+            if t.dtype() != self.precision.input {
+                return Err(KernelError::InputDType {
+                    kernel: id.id(),
+                    index,
+                    actual: t.dtype(),
+                    expected: self.precision.input,
+                });
+            }
+        }
+        check(&p, [q.len(), k.len(), v.len(), p.q_len_elems()])?;
+        fn make<T: Element>(
+            p: AttentionProblem,
+            algo: Algo,
+            qkv: [&Arc<Tensor>; 3],
+        ) -> Box<dyn Prepared> {
+            Box::new(CpuAttention::<T> {
+                problem: p,
+                algo,
+                q: qkv[0].clone(),
+                k: qkv[1].clone(),
+                v: qkv[2].clone(),
+                out: vec![T::nan(); p.q_len_elems()],
+            })
+        }
+        use half::{bf16, f16};
+        Ok(match self.precision.input {
+            DType::F32 => make::<f32>(p, self.algo, [q, k, v]),
+            DType::F16 => make::<f16>(p, self.algo, [q, k, v]),
+            DType::BF16 => make::<bf16>(p, self.algo, [q, k, v]),
+        })
+    }
+
+    fn is_baseline(&self) -> bool {
+        self.algo == Algo::Naive
+    }
+}
+
+/// A prepared CPU attention: inputs shared with the runner, output owned (same type as inputs).
+struct CpuAttention<T: Element> {
+    problem: AttentionProblem,
+    algo: Algo,
+    q: Arc<Tensor>,
+    k: Arc<Tensor>,
+    v: Arc<Tensor>,
+    out: Vec<T>,
+}
+
+impl<T: Element> Prepared for CpuAttention<T> {
+    fn run(&mut self) -> Result<(), KernelError> {
+        let q = T::tensor_slice(&self.q).expect("dtype checked in prepare");
+        let k = T::tensor_slice(&self.k).expect("dtype checked in prepare");
+        let v = T::tensor_slice(&self.v).expect("dtype checked in prepare");
+        let p = &self.problem;
+        match self.algo {
+            Algo::Naive => naive_attention(p, q, k, v, &mut self.out),
+            Algo::Flash(isa) => flash_attention(isa, p, q, k, v, &mut self.out),
+            Algo::Decode(isa) => decode_attention(isa, p, q, k, v, &mut self.out),
+        }
+    }
+    fn poison(&mut self) -> Result<(), KernelError> {
+        self.out.iter_mut().for_each(|x| *x = T::nan());
+        Ok(())
+    }
+    fn output(&mut self) -> Result<Tensor, KernelError> {
+        Ok(T::into_tensor(self.out.clone()))
+    }
+}
