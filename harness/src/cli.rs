@@ -239,19 +239,19 @@ pub struct SpecsArgs {
     #[command(subcommand)]
     pub action: Option<SpecsAction>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = crate::report::cmd::SpecsFormat::Table)]
+    #[arg(long, global = true, value_enum, default_value_t = crate::report::cmd::SpecsFormat::Table)]
     pub format: crate::report::cmd::SpecsFormat,
     /// Spec file(s) adding or overriding entries.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     pub specs: Vec<PathBuf>,
     /// Price file(s) adding or overriding offers.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     pub prices: Vec<PathBuf>,
     /// The date ages count from (YYYY-MM-DD, default today).
-    #[arg(long, value_name = "DATE")]
+    #[arg(long, global = true, value_name = "DATE")]
     pub as_of: Option<String>,
     /// Prices older than this many days are flagged.
-    #[arg(long, default_value_t = crate::specs::DEFAULT_MAX_PRICE_AGE_DAYS)]
+    #[arg(long, global = true, default_value_t = crate::specs::DEFAULT_MAX_PRICE_AGE_DAYS)]
     pub max_price_age_days: i64,
 }
 

@@ -377,6 +377,7 @@ pub fn document(rep: &Report) -> Vec<Block> {
             .map(|p| match &p.projection {
                 None => vec![
                     format!("{} (projected)", p.chip_name),
+                    "projected".into(),
                     format!("n/a: {}", p.error.clone().unwrap_or_default()),
                     String::new(),
                     String::new(),
@@ -387,6 +388,7 @@ pub fn document(rep: &Report) -> Vec<Block> {
                 ],
                 Some(pr) => vec![
                     format!("{} (projected)", p.chip_name),
+                    "projected".into(),
                     format!("≤ {}", num(pr.ceiling_gflops)),
                     pr.bound.name().to_string(),
                     opt(pr.realistic_gflops, num),
@@ -416,6 +418,7 @@ pub fn document(rep: &Report) -> Vec<Block> {
             b.push(table(
                 &[
                     "chip",
+                    "kind",
                     "ceiling GFLOP/s (upper bound)",
                     "bound",
                     "realistic GFLOP/s",

@@ -1142,7 +1142,14 @@ impl Database {
                 );
                 db.paths.insert(a.id.clone(), format!("accelerators[{i}]"));
                 match db.accelerators.iter_mut().find(|x| x.id == a.id) {
-                    Some(x) => *x = a,
+                    // An override keeps the entry's aliases unless it lists its own.
+                    Some(x) => {
+                        let mut a = a;
+                        if a.aliases.is_empty() {
+                            a.aliases = std::mem::take(&mut x.aliases);
+                        }
+                        *x = a
+                    }
                     None => db.accelerators.push(a),
                 }
             }
@@ -1165,7 +1172,13 @@ impl Database {
                 );
                 db.paths.insert(c.id.clone(), format!("cpus[{i}]"));
                 match db.cpus.iter_mut().find(|x| x.id == c.id) {
-                    Some(x) => *x = c,
+                    Some(x) => {
+                        let mut c = c;
+                        if c.aliases.is_empty() {
+                            c.aliases = std::mem::take(&mut x.aliases);
+                        }
+                        *x = c
+                    }
                     None => db.cpus.push(c),
                 }
             }
