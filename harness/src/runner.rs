@@ -17,7 +17,7 @@ use crate::runfile::{
 use crate::stats::{Bootstrap, Sample, MIN_SAMPLES};
 use crate::workload::PlannedRow;
 use perfledger_kernels::verify::{self, VerifyOptions};
-use perfledger_kernels::{DType, Prepared, Problem, Support, Tensor};
+use perfledger_kernels::{Backend, DType, Prepared, Problem, Support, Tensor};
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -277,6 +277,21 @@ fn time_once(p: &mut dyn Prepared, iters: u64, clock: &mut Clock) -> Result<f64,
     Ok(t.elapsed().as_secs_f64() / iters as f64)
 }
 
+/// `iters` iterations, iteration `i` on input set `(first + i) % sets`, wall clock: a sample of a
+/// memory-bound CPU row that needs several iterations (each shorter than [`MIN_SAMPLE_S`]) never
+/// re-reads the set it just left in cache.
+fn time_rotating(prepared: &mut [PreparedSet], first: usize, iters: u64) -> Result<f64, String> {
+    let sets = prepared.len();
+    let t = Instant::now();
+    for i in 0..iters as usize {
+        prepared[(first + i) % sets]
+            .0
+            .run()
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(t.elapsed().as_secs_f64() / iters as f64)
+}
+
 /// A prepared kernel and the inputs it was prepared with (for verification).
 type PreparedSet = (Box<dyn Prepared>, Vec<Arc<Tensor>>);
 
@@ -348,6 +363,9 @@ fn measure(
     // The cross-check covers the samples, not warm-up.
     clock.ratios.clear();
     let iters_per_sample = ((MIN_SAMPLE_S / t_iter.max(1e-9)).ceil() as u64).max(1);
+    // Memory-bound CPU rows with several input sets rotate them within each sample as well.
+    let rotate = sets > 1 && iters_per_sample > 1 && kernel.identity().backend == Backend::Cpu;
+    let mut next_set = 0usize;
 
     // Samples.
     let mut samples: Vec<f64> = Vec::new();
@@ -359,12 +377,17 @@ fn measure(
         if interrupted() {
             break StopReason::Interrupted;
         }
-        let set = samples.len() % sets;
-        samples.push(time_once(
-            prepared[set].0.as_mut(),
-            iters_per_sample,
-            &mut clock,
-        )?);
+        if rotate {
+            samples.push(time_rotating(&mut prepared, next_set, iters_per_sample)?);
+            next_set += iters_per_sample as usize;
+        } else {
+            let set = samples.len() % sets;
+            samples.push(time_once(
+                prepared[set].0.as_mut(),
+                iters_per_sample,
+                &mut clock,
+            )?);
+        }
         let n = samples.len();
         if n >= MIN_SAMPLES && (n.is_multiple_of(5) || n == MIN_SAMPLES) {
             let s = Sample::from_slice(&samples).map_err(|e| e.to_string())?;
@@ -388,10 +411,19 @@ fn measure(
 
     // The last sample: poisoned before, verified after.
     if !samples.is_empty() || !was_interrupted {
-        let set = samples.len() % sets;
+        // Rotating within the sample, the set of its last iteration is the one verified.
+        let set = if rotate {
+            (next_set + iters_per_sample as usize - 1) % sets
+        } else {
+            samples.len() % sets
+        };
+        prepared[set].0.poison().map_err(|e| e.to_string())?;
+        samples.push(if rotate {
+            time_rotating(&mut prepared, next_set, iters_per_sample)?
+        } else {
+            time_once(prepared[set].0.as_mut(), iters_per_sample, &mut clock)?
+        });
         let (p, ins) = &mut prepared[set];
-        p.poison().map_err(|e| e.to_string())?;
-        samples.push(time_once(p.as_mut(), iters_per_sample, &mut clock)?);
         let out = p.output().map_err(|e| e.to_string())?;
         let v = verify_output(problem, precision, ins, &out, &opts.verify);
         let passed = v.passed();
