@@ -15,7 +15,7 @@ use crate::specs::{Database, SpecDType};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-const W: u32 = 980;
+const W: u32 = 1240;
 const FONT: &str = "sans-serif";
 
 const PALETTE: [RGBColor; 10] = [
@@ -39,6 +39,32 @@ pub fn kind_color(k: RowKind) -> RGBColor {
         RowKind::Imported => RGBColor(44, 160, 44),
         RowKind::Projected => RGBColor(120, 120, 120),
     }
+}
+
+/// Axis labels of log scales: `0.1`, `1`, `10`, `1k`, `10M`, `1G`.
+fn axis_num(v: f64) -> String {
+    let a = v.abs();
+    let (d, suffix) = if a >= 1e12 {
+        (1e12, "T")
+    } else if a >= 1e9 {
+        (1e9, "G")
+    } else if a >= 1e6 {
+        (1e6, "M")
+    } else if a >= 1e3 {
+        (1e3, "k")
+    } else {
+        (1.0, "")
+    };
+    let x = v / d;
+    let s = if x == x.round() {
+        format!("{x:.0}")
+    } else if a >= 0.01 {
+        let t = format!("{x:.2}");
+        t.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        format!("{x:.0e}")
+    };
+    format!("{s}{suffix}")
 }
 
 /// Move a colour toward white by `f` in [0, 1].
@@ -194,6 +220,8 @@ fn draw_roofline(rep: &Report, db: &Database) -> DrawResult<String> {
             .configure_mesh()
             .x_desc("arithmetic intensity (useful FLOP / minimal byte)")
             .y_desc("GFLOP/s")
+            .x_label_formatter(&|v| axis_num(*v))
+            .y_label_formatter(&|v| axis_num(*v))
             .label_style((FONT, 12))
             .axis_desc_style((FONT, 13))
             .light_line_style(WHITE.mix(0.0))
@@ -236,17 +264,26 @@ fn draw_roofline(rep: &Report, db: &Database) -> DrawResult<String> {
         let style = TextStyle::from((FONT, 13).into_font()).color(&BLACK);
         let mut y = 6;
         let kinds = [
-            (RowKind::Measured, "● measured row"),
-            (RowKind::Peer, "▲ peer row"),
-            (RowKind::Imported, "■ imported row"),
+            (RowKind::Measured, "measured row"),
+            (RowKind::Peer, "peer row"),
+            (RowKind::Imported, "imported row"),
             (
                 RowKind::Projected,
-                "✕ projected (ceiling of each workload on each target)",
+                "projected: ceiling of each workload on each target",
             ),
         ];
         for (i, (k, s)) in kinds.iter().enumerate() {
-            let x = 20 + 230 * i as i32;
-            legend.draw(&Circle::new((x, y + 8), 5, kind_color(*k).filled()))?;
+            let x = 20 + 260 * i as i32;
+            let c = kind_color(*k);
+            match k {
+                RowKind::Peer => legend.draw(&TriangleMarker::new((x, y + 8), 6, c.filled()))?,
+                RowKind::Imported => legend.draw(&Rectangle::new(
+                    [(x - 4, y + 4), (x + 4, y + 12)],
+                    c.filled(),
+                ))?,
+                RowKind::Projected => legend.draw(&Cross::new((x, y + 8), 4, c.stroke_width(2)))?,
+                RowKind::Measured => legend.draw(&Circle::new((x, y + 8), 5, c.filled()))?,
+            }
             legend.draw(&Text::new(s.to_string(), (x + 10, y), style.clone()))?;
         }
         y += 22;
@@ -340,7 +377,7 @@ fn draw_bars(title: &str, bars: &[Bar]) -> DrawResult<String> {
     let vmax = bars.iter().map(|b| b.hi.max(b.value)).fold(0.0, f64::max);
     let x0 = decade_floor(vmin) / 10.0;
     let x1 = decade_ceil(vmax * 1.01);
-    let label_w = 430;
+    let label_w = 520;
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, (W, h)).into_drawing_area();
@@ -357,6 +394,7 @@ fn draw_bars(title: &str, bars: &[Bar]) -> DrawResult<String> {
             .y_labels(0)
             .y_label_formatter(&|_| String::new())
             .x_desc("GFLOP per $ (log scale; whiskers: 95% CI from the timing)")
+            .x_label_formatter(&|v| axis_num(*v))
             .label_style((FONT, 12))
             .axis_desc_style((FONT, 13))
             .draw()?;
@@ -382,7 +420,7 @@ fn draw_bars(title: &str, bars: &[Bar]) -> DrawResult<String> {
             }
             let (px, py) = chart.backend_coord(&(x0, y + 0.5));
             root.draw(&Text::new(
-                truncate(&b.label, 64),
+                truncate(&b.label, 80),
                 (px - 8, py),
                 label_style.clone(),
             ))?;
@@ -445,6 +483,7 @@ fn draw_scaling(rep: &Report) -> DrawResult<String> {
         chart
             .configure_mesh()
             .x_desc("size (the case name's number: n of square-n, tokens, context)")
+            .x_label_formatter(&|v| axis_num(*v))
             .y_desc("GFLOP/s (median; bars: 95% CI)")
             .label_style((FONT, 12))
             .axis_desc_style((FONT, 13))

@@ -385,16 +385,23 @@ fn list_text(db: &Database) -> String {
 }
 
 fn show_text(db: &Database, entry: Entry<'_>, format: SpecsFormat) -> Result<String> {
-    let (value, offers) = match entry {
+    // Pretty-printed from the structs, so fields keep their documented order.
+    let (value, pretty, offers) = match entry {
         Entry::Accelerator(a) => (
             serde_json::to_value(a)?,
+            serde_json::to_string_pretty(a)?,
             db.offers_for(&a.id).collect::<Vec<_>>(),
         ),
         Entry::Cpu(c) => (
             serde_json::to_value(c)?,
+            serde_json::to_string_pretty(c)?,
             db.offers_for(&c.id).collect::<Vec<_>>(),
         ),
-        Entry::Offer(o) => (serde_json::to_value(o)?, Vec::new()),
+        Entry::Offer(o) => (
+            serde_json::to_value(o)?,
+            serde_json::to_string_pretty(o)?,
+            Vec::new(),
+        ),
     };
     let origin = db.origin(entry.id()).cloned();
     if format == SpecsFormat::Json {
@@ -410,7 +417,7 @@ fn show_text(db: &Database, entry: Entry<'_>, format: SpecsFormat) -> Result<Str
         entry.id(),
         origin.map(|o| o.file).unwrap_or_default()
     );
-    s.push_str(&serde_json::to_string_pretty(&value)?);
+    s.push_str(&pretty);
     s.push('\n');
     if !offers.is_empty() {
         s.push_str("\noffers:\n");

@@ -59,6 +59,15 @@ fn gflops(r: &RowReport) -> String {
     }
 }
 
+/// A % of the measured ceiling; above 100% the probe underestimated the machine (said so).
+fn pct_measured(v: f64) -> String {
+    if v > 100.0 {
+        format!("{} (above the probe's ceiling)", pct(v))
+    } else {
+        pct(v)
+    }
+}
+
 fn kind_label(k: RowKind) -> String {
     k.name().to_string()
 }
@@ -79,6 +88,60 @@ pub fn document(rep: &Report) -> Vec<Block> {
         rep.database.files.join("; "),
         rep.database.max_price_age_days
     )));
+    b.push(Block::Heading(2, "Summary".into()));
+    b.push(Block::Para(
+        "Per workload: the top-ranked device (measured, peer or imported; never projected) and \
+         the break-even price per chip-hour of each projection target without a single \
+         published price (≤: from the roofline ceiling, the most it could cost and still match)."
+            .into(),
+    ));
+    b.push(table(
+        &[
+            "workload",
+            "#1 device (kind, kernel)",
+            "GFLOP/s [95% CI]",
+            "GFLOP per $ [95% CI]",
+            "unpriced targets: break-even $ per chip-hour",
+        ],
+        rep.workloads
+            .iter()
+            .map(|w| {
+                let top = w.ranking.first().map(|r| &rep.rows[r.row]);
+                vec![
+                    w.key.clone(),
+                    top.map(|r| {
+                        format!(
+                            "{} — {} ({}, {})",
+                            r.device,
+                            r.run_label,
+                            r.kind.name(),
+                            r.kernel
+                        )
+                    })
+                    .unwrap_or_else(|| "nothing verified".into()),
+                    top.map(gflops).unwrap_or_else(|| "—".into()),
+                    opt(top.and_then(|r| r.price.as_ref()), |p| {
+                        interval(&p.perf.gflop_per_usd)
+                    }),
+                    w.projections
+                        .iter()
+                        .filter(|p| p.price.is_none())
+                        .filter_map(|p| {
+                            p.break_even.as_ref().map(|be| {
+                                format!(
+                                    "{} {}{}",
+                                    p.chip_name,
+                                    if be.from == "ceiling" { "≤ " } else { "" },
+                                    usd(be.usd_per_chip_hour.median)
+                                )
+                            })
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ]
+            })
+            .collect(),
+    ));
     b.push(Block::Heading(2, "Conventions".into()));
     b.push(Block::List(vec![
         format!("FLOP convention: {}", rep.conventions.flops),
@@ -296,7 +359,9 @@ pub fn document(rep: &Report) -> Vec<Block> {
                             r.kernel.clone(),
                             gflops(r),
                             opt(r.published.as_ref(), |p| pct(p.pct_of_peak)),
-                            opt(r.measured.as_ref(), |m| opt(m.pct_of_attainable, pct)),
+                            opt(r.measured.as_ref(), |m| {
+                                opt(m.pct_of_attainable, pct_measured)
+                            }),
                             r.measured
                                 .as_ref()
                                 .and_then(|m| m.bound)
@@ -603,7 +668,9 @@ pub fn document(rep: &Report) -> Vec<Block> {
                         format!("{} GFLOP/s ({})", num(p.peak_gflops), p.peak_basis)
                     }),
                     opt(r.published.as_ref(), |p| pct(p.pct_of_peak)),
-                    opt(r.measured.as_ref(), |m| opt(m.pct_of_attainable, pct)),
+                    opt(r.measured.as_ref(), |m| {
+                        opt(m.pct_of_attainable, pct_measured)
+                    }),
                     opt(r.ceiling_gap, |g| format!("{:.2}", g)),
                 ]
             })

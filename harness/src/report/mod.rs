@@ -1513,18 +1513,18 @@ fn projected_row(
                     g,
                     "realistic",
                     format!(
-                        "the price per chip-hour at which {} would match the best measured perf \
-                         per dollar for this workload ({} — {})",
-                        chip.name, rows[b].kernel, rows[b].run_label
+                        "from the realistic figure: the price per chip-hour at which it would \
+                         match the best measured, peer or imported perf per dollar for this workload ({} — {})",
+                        rows[b].kernel, rows[b].run_label
                     ),
                 ),
                 None => (
                     p.ceiling_gflops,
                     "ceiling",
                     format!(
-                        "from the roofline ceiling: the most {} could cost per chip-hour and \
-                         still match the best measured perf per dollar for this workload ({} — {})",
-                        chip.name, rows[b].kernel, rows[b].run_label
+                        "from the roofline ceiling: the most it could cost per chip-hour and \
+                         still match the best measured, peer or imported perf per dollar for this workload ({} — {})",
+                        rows[b].kernel, rows[b].run_label
                     ),
                 ),
             };
