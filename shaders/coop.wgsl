@@ -2,26 +2,37 @@
 //
 // Needs `Features::EXPERIMENTAL_COOPERATIVE_MATRIX` and `Features::SUBGROUP`; the prelude enables
 // `f16` and `wgpu_cooperative_matrix` and defines T and the CoopA/CoopB/CoopC aliases from an
-// adapter configuration M = N = K = T with ab_type f16 (kernels/src/gpu/matmul.rs picks it from
-// `adapter.cooperative_matrix_properties()`). wgpu 30 has no bf16 cooperative type.
+// adapter configuration M = N = K = T with ab_type f16, cr_type f32 (kernels/src/gpu/matmul.rs
+// picks it from `adapter.cooperative_matrix_properties()`). wgpu 30 has no bf16 cooperative type.
 //
 // Source order: generated prelude (kernels/src/gpu/shaders.rs `Prelude`) + common.wgsl + this file.
 //
 // Bindings (group 0; not named A/B/C, which are the cooperative roles):
-//   0  MA array<f16>, storage, read           [batch][m, lda], lda a multiple of T
-//   1  MB array<f16>, storage, read           [batch][k, ldb] or [n, ldb] (trans_b), ldb a multiple of T
-//   2  MC array<OutWord>, storage, read_write [batch][m, ldc_out] (f16 or f32 output)
-//   3  P  MatmulParams, uniform (the same struct as matmul.wgsl; Rust twin `MatmulParams`)
+//   0  MA   array<f16>, storage, read          [batch][m, lda], lda a multiple of 8
+//   1  MB   array<f16>, storage, read          [batch][k, ldb] or [n, ldb] (trans_b), ldb a multiple of 8
+//   2  MC   array<f32>, storage, read_write    [batch][m, ldc_out], then a 2T-row scratch tile at
+//                                              element `aux` (idle subgroups store there). For f16
+//                                              output this is a scratch buffer that convert.wgsl
+//                                              rounds into the output in the same pass.
+//   3  P    MatmulParams, uniform (the same struct as matmul.wgsl; Rust twin `MatmulParams`;
+//           `aux` = element offset of the scratch tile)
+//   4  ZERO array<f32>, storage, read          T·T zeros (the accumulators' initial value)
+//
+// Accumulators go straight from registers to storage with coopStore: no workgroup-memory staging
+// (naga emits the Vulkan memory model for cooperative shaders but no MakeAvailable/MakeVisible
+// semantics on barriers, so a staged epilogue read stale values on an H200; results/gpu-h200.md).
 //
 // Prelude (generated):
 //   T                 cooperative tile edge, 8 or 16 (from the adapter's configuration)
-//   CoopA/CoopB/CoopC coop_matTxT<f16, A>, coop_matTxT<f16, B>, coop_matTxT<CR, C> (CR f32 or f16)
+//   CoopA/CoopB/CoopC coop_matTxT<f16, A>, coop_matTxT<f16, B>, coop_matTxT<f32, C>
 //   BLK_ROWS, BLK_COLS  2T×2T blocks per workgroup (one per subgroup slot), 1..4 each
 //   SLOTS             = BLK_ROWS · BLK_COLS
+//   A_LOAD_T, B_LOAD_T, C_STORE_T  bool: whether the `T` builtin is the row-major one for that
+//                     role on this backend (chosen by the host's self-check, see load_a below)
 // Overrides: WG (workgroup size) = SLOTS × the adapter's minimum subgroup size (a multiple of it,
 //   ≤ max_compute_invocations_per_workgroup). Any actual subgroup size works: subgroups loop over
-//   the slots, `num_subgroups` read through workgroupUniformLoad so barriers and cooperative
-//   operations stay in uniform control flow (naga requires it).
+//   the slots, `num_subgroups` read through workgroupUniformLoad so the cooperative operations
+//   stay in uniform control flow (naga requires it).
 //
 // Shapes: m, n, k multiples of T (the host refuses others: `unsupported`, never padded silently).
 // Dispatch: (ceil(n / (2T·BLK_COLS)), ceil(m / (2T·BLK_ROWS)), batch).
@@ -38,27 +49,50 @@ struct MatmulParams {
     a_stride: u32,
     b_stride: u32,
     c_stride: u32,
-    _pad: u32,
+    aux: u32,
 }
 
 @group(0) @binding(0) var<storage, read> MA: array<f16>;
 @group(0) @binding(1) var<storage, read> MB: array<f16>;
-@group(0) @binding(2) var<storage, read_write> MC: array<OutWord>;
+@group(0) @binding(2) var<storage, read_write> MC: array<f32>;
 @group(0) @binding(3) var<uniform> P: MatmulParams;
+@group(0) @binding(4) var<storage, read> ZERO: array<f32>;
 
 override WG: u32 = 128u;
 
-// Each slot's 2T×2T accumulator block, row-major with stride 2T, for the converting store;
-// region SLOTS takes the idle subgroups' results.
-var<workgroup> stage: array<f32, (SLOTS + 1u) * 4u * T * T>;
 var<workgroup> n_sg_shared: u32;
 
-fn load_b(b0: u32, kk: u32, c: u32) -> CoopB {
-    if (P.trans_b != 0u) {
-        // B stored [n, k]: the K×T tile is column-major with stride ldb.
-        return coopLoad<CoopB>(&MB[b0 + c * P.ldb + kk], P.ldb);
+// Which builtin reads row-major memory for each role (A_LOAD_T, B_LOAD_T: `coopLoadT` if true,
+// else `coopLoad`) and writes row-major memory (C_STORE_T) is a prelude constant: naga hands the
+// `T` flag to each backend differently (Vulkan RowMajorKHR vs Metal's transpose flag), so the host
+// picks the convention by a non-commuting self-check on the device (kernels/src/gpu/matmul.rs
+// `coop_convention`) instead of trusting one.
+fn load_a(i: u32) -> CoopA {
+    if (A_LOAD_T) {
+        return coopLoadT<CoopA>(&MA[i], P.lda);
     }
-    return coopLoadT<CoopB>(&MB[b0 + kk * P.ldb + c], P.ldb);
+    return coopLoad<CoopA>(&MA[i], P.lda);
+}
+
+fn load_b(b0: u32, kk: u32, c: u32) -> CoopB {
+    // B stored [n, k] (trans_b): the K×T tile is column-major with stride ldb, so the other form.
+    let trans = P.trans_b != 0u;
+    let i = select(b0 + kk * P.ldb + c, b0 + c * P.ldb + kk, trans);
+    if (B_LOAD_T != trans) {
+        return coopLoadT<CoopB>(&MB[i], P.ldb);
+    }
+    return coopLoad<CoopB>(&MB[i], P.ldb);
+}
+
+// `stride` is a parameter, not `P.ldc_out` read here: naga 30's front end pushes the store
+// statement without emitting a uniform load made for it, and the SPIR-V writer then panics
+// ("Expression is not cached").
+fn store_c(c: CoopC, i: u32, stride: u32) {
+    if (C_STORE_T) {
+        coopStoreT(c, &MC[i], stride);
+    } else {
+        coopStore(c, &MC[i], stride);
+    }
 }
 
 @compute @workgroup_size(WG, 1, 1)
@@ -67,8 +101,6 @@ fn coop(
     @builtin(local_invocation_index) li: u32,
     @builtin(subgroup_id) sg: u32,
     @builtin(num_subgroups) nsg: u32,
-    @builtin(subgroup_invocation_id) lane: u32,
-    @builtin(subgroup_size) sg_size: u32,
 ) {
     if (li == 0u) {
         n_sg_shared = nsg;
@@ -84,20 +116,23 @@ fn coop(
         let n_raw = (wg.x * BLK_COLS + slot % BLK_COLS) * 2u * T;
         let live = slot < SLOTS && sg < SLOTS && m_raw < P.m && n_raw < P.n;
         // naga requires cooperative operations in workgroup-uniform control flow, so every
-        // subgroup computes: idle ones on block (0, 0) into the spare stage region SLOTS.
+        // subgroup computes: idle ones on block (0, 0), storing into the scratch tile.
         let m0 = select(0u, m_raw, live);
         let n0 = select(0u, n_raw, live);
-        let st = min(sg, SLOTS) * 4u * T * T;
-        // Second row/column tile, clamped to the first at the edge (computed, never stored).
-        let m1 = select(m0, m0 + T, m0 + T < P.m);
-        let n1 = select(n0, n0 + T, n0 + T < P.n);
-        var c00: CoopC;
-        var c01: CoopC;
-        var c10: CoopC;
-        var c11: CoopC;
+        // Second row/column tile, clamped to the first at the edge (its store goes to scratch).
+        let has_m1 = m0 + T < P.m;
+        let has_n1 = n0 + T < P.n;
+        let m1 = select(m0, m0 + T, has_m1);
+        let n1 = select(n0, n0 + T, has_n1);
+        // Zero accumulators loaded from a zero buffer (not a null constant, which drivers may
+        // not honour for cooperative types).
+        var c00 = coopLoadT<CoopC>(&ZERO[0], T);
+        var c01 = c00;
+        var c10 = c00;
+        var c11 = c00;
         for (var k0 = 0u; k0 < P.k; k0 += T) {
-            let x0 = coopLoadT<CoopA>(&MA[a0 + m0 * P.lda + k0], P.lda);
-            let x1 = coopLoadT<CoopA>(&MA[a0 + m1 * P.lda + k0], P.lda);
+            let x0 = load_a(a0 + m0 * P.lda + k0);
+            let x1 = load_a(a0 + m1 * P.lda + k0);
             let y0 = load_b(b0, k0, n0);
             let y1 = load_b(b0, k0, n1);
             c00 = coopMultiplyAdd(x0, y0, c00);
@@ -105,20 +140,11 @@ fn coop(
             c10 = coopMultiplyAdd(x1, y0, c10);
             c11 = coopMultiplyAdd(x1, y1, c11);
         }
-        coopStoreT(c00, &stage[st], 2u * T);
-        coopStoreT(c01, &stage[st + T], 2u * T);
-        coopStoreT(c10, &stage[st + 2u * T * T], 2u * T);
-        coopStoreT(c11, &stage[st + 2u * T * T + T], 2u * T);
-        workgroupBarrier();
-        if (live) {
-            for (var e = lane; e < 4u * T * T; e += sg_size) {
-                let r = m0 + e / (2u * T);
-                let c = n0 + e % (2u * T);
-                if (r < P.m && c < P.n) {
-                    MC[b * P.c_stride + r * P.ldc_out + c] = out_value(stage[st + e]);
-                }
-            }
-        }
-        workgroupBarrier();
+        let c0 = b * P.c_stride;
+        let scratch = P.aux;
+        store_c(c00, select(scratch, c0 + m0 * P.ldc_out + n0, live), P.ldc_out);
+        store_c(c01, select(scratch, c0 + m0 * P.ldc_out + n1, live && has_n1), P.ldc_out);
+        store_c(c10, select(scratch, c0 + m1 * P.ldc_out + n0, live && has_m1), P.ldc_out);
+        store_c(c11, select(scratch, c0 + m1 * P.ldc_out + n1, live && has_m1 && has_n1), P.ldc_out);
     }
 }

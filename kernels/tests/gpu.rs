@@ -285,8 +285,8 @@ fn cooperative_matrix_path_is_gated_by_the_adapter() {
                     t: 16,
                     acc: DType::F32,
                 },
-                DType::F16,
                 ctx.report.subgroup_min_size.max(1),
+                gmm::CoopConvention::ALL[0],
             );
             let e = ctx
                 .build_pipeline(&spec)
@@ -295,8 +295,16 @@ fn cooperative_matrix_path_is_gated_by_the_adapter() {
             assert!(k.prepare(&prob, &inputs(&prob, DType::F16, 1)).is_err());
         }
         Some(shape) => {
-            // A real cooperative-matrix adapter: verify at multiples of the tile.
+            // A real cooperative-matrix adapter: the self-check finds the load/store convention,
+            // then verify at multiples of the tile, both output types, B stored both ways.
+            let conv = gmm::coop_convention(&ctx);
+            println!("{}: coop {shape:?}, convention {conv:?}", ctx.report.name);
+            assert!(conv.is_ok(), "{conv:?}");
             let t = shape.t as usize;
+            check_matmul(
+                &GpuMatmul::new(Variant::Coop, Precision::widening(DType::F16)),
+                &[MatmulProblem::new(8 * t, 4 * t, 6 * t).with_batch(2)],
+            );
             check_matmul(
                 &k,
                 &[

@@ -254,10 +254,20 @@ pub fn hardware_warning(nodes: &[String], reports: &[AdapterReport]) -> Option<S
         "/usr/lib/libvulkan.so.1",
     ]
     .iter()
-    .any(|p| std::path::Path::new(p).exists());
+    .map(|p| p.to_string())
+    .chain(
+        std::env::var("LD_LIBRARY_PATH")
+            .unwrap_or_default()
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| format!("{d}/libvulkan.so.1")),
+    )
+    .any(|p| std::path::Path::new(&p).exists());
     let hint = if loader {
-        "the Vulkan loader is installed, so the vendor's ICD is probably missing \
-         (e.g. /usr/share/vulkan/icd.d/nvidia_icd.json from the NVIDIA driver; check VK_ICD_FILENAMES)"
+        "the Vulkan loader is installed, so the vendor's ICD is missing or could not create an \
+         instance (e.g. /usr/share/vulkan/icd.d/nvidia_icd.json from the NVIDIA driver; headless \
+         NVIDIA containers may need an ICD JSON naming libEGL_nvidia.so.0 instead of \
+         libGLX_nvidia.so.0, as scripts/gpu-check.sh writes; VK_LOADER_DEBUG=error shows why)"
     } else {
         "the Vulkan loader (libvulkan.so.1, Debian/Ubuntu package libvulkan1) is missing, \
          and perhaps the vendor's ICD too"

@@ -28,7 +28,26 @@ pub struct MatmulParams {
     pub a_stride: u32,
     pub b_stride: u32,
     pub c_stride: u32,
-    pub _pad: u32,
+    /// coop.wgsl: element offset of the idle subgroups' scratch tile; unused elsewhere.
+    pub aux: u32,
+}
+
+/// Rust twin of `ConvertParams` in shaders/convert.wgsl (4 × u32).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct ConvertParams {
+    pub n: u32,
+    pub _pad: [u32; 3],
+}
+
+/// Workgroup size of the f32 → output conversion after the coop matmul.
+pub const CONVERT_WG: u32 = 256;
+
+/// The f32 → `output` rounding pass (f16 output of the coop matmul).
+pub fn convert_spec(output: DType) -> Specialization {
+    Specialization::new(Shader::Convert, "convert")
+        .types(DType::F32, output)
+        .override_("WG", CONVERT_WG)
 }
 
 /// Tile configuration of `tiled` (see the shader header for legal ranges). 64×64×16 with 8×8 per
@@ -110,17 +129,141 @@ pub fn tiled_spec(input: DType, output: DType) -> Specialization {
         .override_("WG_Y", TILED.bm / TILED.tm)
 }
 
-/// The coop matmul for tile configuration `shape`, output `output` (f16 or f32), on an adapter
-/// whose smallest subgroup has `subgroup_min` invocations.
-pub fn coop_spec(shape: CoopShape, output: DType, subgroup_min: u32) -> Specialization {
+/// Which cooperative load/store builtin reads/writes row-major memory, per role: `true` means the
+/// `T` form (`coopLoadT`, `coopStoreT`). naga passes the `T` flag to each backend differently
+/// (SPIR-V `RowMajorKHR` vs Metal's transpose flag), so the convention is measured on the device
+/// ([`coop_convention`]) rather than assumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CoopConvention {
+    pub a_t: bool,
+    pub b_t: bool,
+    pub c_t: bool,
+}
+
+impl CoopConvention {
+    /// Every convention, the one the SPIR-V semantics predict (all `T`) first.
+    pub const ALL: [CoopConvention; 8] = {
+        let mut v = [CoopConvention {
+            a_t: true,
+            b_t: true,
+            c_t: true,
+        }; 8];
+        let mut i = 0;
+        while i < 8 {
+            v[i] = CoopConvention {
+                a_t: i & 1 == 0,
+                b_t: i & 2 == 0,
+                c_t: i & 4 == 0,
+            };
+            i += 1;
+        }
+        v
+    };
+}
+
+/// The coop matmul (f32 stores; f16 output adds [`convert_spec`]) for tile configuration `shape`
+/// on an adapter whose smallest subgroup has `subgroup_min` invocations, with load/store
+/// convention `conv`.
+pub fn coop_spec(shape: CoopShape, subgroup_min: u32, conv: CoopConvention) -> Specialization {
     let slots = COOP_BLOCKS.0 * COOP_BLOCKS.1;
     Specialization::new(Shader::Coop, "coop")
-        .types(DType::F16, output)
+        .types(DType::F16, DType::F32)
         .konst("BLK_ROWS", COOP_BLOCKS.0)
         .konst("BLK_COLS", COOP_BLOCKS.1)
         .konst("SLOTS", slots)
+        .flag("A_LOAD_T", conv.a_t)
+        .flag("B_LOAD_T", conv.b_t)
+        .flag("C_STORE_T", conv.c_t)
         .coop(shape)
         .override_("WG", slots * subgroup_min.max(1))
+}
+
+fn subgroup_min(ctx: &GpuContext) -> u32 {
+    match ctx.report.subgroup_min_size {
+        0 => 32,
+        s => s,
+    }
+}
+
+/// Run the coop kernel with convention `conv` on a small non-commuting integer problem (exact in
+/// f16 and f32), with B stored both ways; returns the number of wrong output elements.
+pub fn coop_self_check(ctx: &Arc<GpuContext>, conv: CoopConvention) -> Result<usize, KernelError> {
+    let shape =
+        coop_shape(ctx).ok_or_else(|| KernelError::Other("no coop configuration".into()))?;
+    let t = shape.t as usize;
+    let precision = Precision::widening(DType::F16);
+    let spec = coop_spec(shape, subgroup_min(ctx), conv);
+    let kern = GpuMatmul::new(Variant::Coop, precision);
+    let mut wrong = 0;
+    for trans_b in [false, true] {
+        // Two blocks across (n = 4T) so a swapped block order shows too.
+        let mut p = MatmulProblem::new(2 * t, 4 * t, 2 * t);
+        if trans_b {
+            p = p.transposed_b();
+        }
+        let a: Vec<f32> = (0..p.a_len())
+            .map(|i| ((i / p.lda * 7 + i % p.lda * 3) % 5) as f32 - 2.0)
+            .collect();
+        let b: Vec<f32> = (0..p.b_len())
+            .map(|i| ((i / p.ldb * 5 + i % p.ldb * 2) % 7) as f32 - 3.0)
+            .collect();
+        let b_at = |kk: usize, c: usize| {
+            if trans_b {
+                b[c * p.ldb + kk]
+            } else {
+                b[kk * p.ldb + c]
+            }
+        };
+        let ins = [
+            Arc::new(Tensor::from_f32(DType::F16, &a)),
+            Arc::new(Tensor::from_f32(DType::F16, &b)),
+        ];
+        let layout = Layout::new(&p, precision, Variant::Coop, &spec);
+        let mut prep = kern.prepare_spec(ctx.clone(), &p, &ins, &spec, layout)?;
+        prep.run()?;
+        let out = prep.output()?.to_f64();
+        for r in 0..p.m {
+            for c in 0..p.n {
+                let want: f32 = (0..p.k).map(|kk| a[r * p.lda + kk] * b_at(kk, c)).sum();
+                if out[r * p.ldc + c] != want as f64 {
+                    wrong += 1;
+                }
+            }
+        }
+    }
+    Ok(wrong)
+}
+
+/// The load/store convention under which the coop kernel computes `A·B` on this device, found by
+/// [`coop_self_check`] once per adapter (each candidate until one is exact); `Err` when none is.
+pub fn coop_convention(ctx: &Arc<GpuContext>) -> Result<CoopConvention, String> {
+    type Cache = Vec<(usize, Result<CoopConvention, String>)>;
+    static CACHE: std::sync::Mutex<Cache> = std::sync::Mutex::new(Vec::new());
+    let key = ctx.report.index;
+    let mut cache = CACHE.lock().map_err(|_| "coop cache lock poisoned")?;
+    if let Some((_, r)) = cache.iter().find(|(i, _)| *i == key) {
+        return r.clone();
+    }
+    let mut tried = Vec::new();
+    let mut result = None;
+    for conv in CoopConvention::ALL {
+        match coop_self_check(ctx, conv) {
+            Ok(0) => {
+                result = Some(conv);
+                break;
+            }
+            Ok(w) => tried.push(format!("{conv:?}: {w} wrong")),
+            Err(e) => tried.push(format!("{conv:?}: {e}")),
+        }
+    }
+    let result = result.ok_or_else(|| {
+        format!(
+            "the cooperative-matrix self-check failed under every load/store convention ({})",
+            tried.join("; ")
+        )
+    });
+    cache.push((key, result.clone()));
+    result
 }
 
 /// The adapter's cooperative configuration for f16 × f16 + f32 with square tiles of 8 or 16
@@ -167,7 +310,7 @@ impl GpuMatmul {
         v
     }
 
-    fn spec(&self, ctx: &GpuContext) -> Result<Specialization, String> {
+    fn spec(&self, ctx: &Arc<GpuContext>) -> Result<Specialization, String> {
         let (i, o) = (self.precision.input, self.precision.output);
         Ok(match self.variant {
             Variant::Naive => naive_spec(i, o),
@@ -190,11 +333,7 @@ impl GpuMatmul {
                         ctx.report.name
                     )
                 })?;
-                let sg = match ctx.report.subgroup_min_size {
-                    0 => 32,
-                    s => s,
-                };
-                coop_spec(shape, o, sg)
+                coop_spec(shape, subgroup_min(ctx), coop_convention(ctx)?)
             }
         })
     }
@@ -202,7 +341,7 @@ impl GpuMatmul {
     /// Everything that can be decided without allocating: context, features, shape limits.
     fn check(
         &self,
-        ctx: &GpuContext,
+        ctx: &Arc<GpuContext>,
         p: &MatmulProblem,
     ) -> Result<(Specialization, Layout), String> {
         p.validate().map_err(|e| e.to_string())?;
@@ -236,6 +375,11 @@ impl GpuMatmul {
             ("A", p.a_len() as u64, p.a_len() as u64 * in_b),
             ("B", p.b_len() as u64, p.b_len() as u64 * in_b),
             ("C", layout.out_len as u64, layout.out_len as u64 * out_b),
+            (
+                "C (f32 accumulators)",
+                (layout.out_len + layout.scratch_len) as u64,
+                (layout.out_len + layout.scratch_len) as u64 * 4,
+            ),
         ] {
             if elems > u32::MAX as u64 {
                 return Err(format!(
@@ -256,6 +400,8 @@ struct Layout {
     /// Row stride of the output buffer (even for packed bf16 output).
     ldc_out: usize,
     out_len: usize,
+    /// coop: elements after `out_len` in its f32 buffer for the idle subgroups' tile.
+    scratch_len: usize,
     grid: [u32; 3],
 }
 
@@ -288,9 +434,14 @@ impl Layout {
                 ]
             }
         };
+        let scratch_len = match spec.coop {
+            Some(c) => c.t as usize * ldc_out + c.t as usize,
+            None => 0,
+        };
         Layout {
             ldc_out,
             out_len: p.batch * p.m * ldc_out,
+            scratch_len,
             grid,
         }
     }
@@ -390,6 +541,18 @@ impl GpuMatmul {
             }
         }
         p.check_buffers(inputs[0].len(), inputs[1].len(), p.c_len())?;
+        self.prepare_spec(ctx, p, inputs, &spec, layout)
+    }
+
+    /// Allocate, upload and bind for an already checked specialization.
+    fn prepare_spec(
+        &self,
+        ctx: Arc<GpuContext>,
+        p: &MatmulProblem,
+        inputs: &[Arc<Tensor>],
+        spec: &Specialization,
+        layout: Layout,
+    ) -> Result<PreparedMatmul, KernelError> {
         let params = MatmulParams {
             m: p.m as u32,
             n: p.n as u32,
@@ -402,24 +565,68 @@ impl GpuMatmul {
             a_stride: p.a_stride() as u32,
             b_stride: p.b_stride() as u32,
             c_stride: (p.m * layout.ldc_out) as u32,
-            _pad: 0,
+            aux: layout.out_len as u32,
         };
-        let pipeline = ctx.pipeline(&spec)?;
+        let pipeline = ctx.pipeline(spec)?;
         let a = ctx.storage_init("A", inputs[0].as_bytes())?;
         let b = ctx.storage_init("B", inputs[1].as_bytes())?;
-        let poison = Tensor::nan(self.precision.output, layout.out_len);
-        let c = ctx.storage_init("C", poison.as_bytes())?;
         let u = ctx.uniform("matmul params", bytemuck::bytes_of(&params))?;
-        let bind = ctx.bind_group(&pipeline, &[&a, &b, &c, &u])?;
-        let run = GpuRun::new(ctx, pipeline, bind, layout.grid)?;
+        let mut keep = vec![a, b, u];
+        let Some(shape) = spec.coop else {
+            let poison = Tensor::nan(self.precision.output, layout.out_len);
+            let c = ctx.storage_init("C", poison.as_bytes())?;
+            let bind = ctx.bind_group(&pipeline, &[&keep[0], &keep[1], &c, &keep[2]])?;
+            let run = GpuRun::new(ctx, pipeline, bind, layout.grid)?;
+            return Ok(PreparedMatmul {
+                run,
+                problem: *p,
+                output: self.precision.output,
+                layout,
+                c,
+                _buffers: keep,
+            });
+        };
+        // coop: f32 accumulators (+ scratch tile), stored straight from the cooperative matrices;
+        // f16 output rounds them in a second dispatch of the same pass.
+        let acc = ctx.storage_init(
+            "C (f32 accumulators)",
+            Tensor::nan(DType::F32, layout.out_len + layout.scratch_len).as_bytes(),
+        )?;
+        let zero = ctx.storage_init("coop zeros", &vec![0u8; (shape.t * shape.t * 4) as usize])?;
+        let bind = ctx.bind_group(&pipeline, &[&keep[0], &keep[1], &acc, &keep[2], &zero])?;
+        let run = GpuRun::new(ctx.clone(), pipeline, bind, layout.grid)?;
+        keep.push(zero);
+        if self.precision.output == DType::F32 {
+            return Ok(PreparedMatmul {
+                run,
+                problem: *p,
+                output: DType::F32,
+                layout,
+                c: acc,
+                _buffers: keep,
+            });
+        }
+        let conv = ctx.pipeline(&convert_spec(self.precision.output))?;
+        let c = ctx.storage_init(
+            "C",
+            Tensor::nan(self.precision.output, layout.out_len).as_bytes(),
+        )?;
+        let cp = ConvertParams {
+            n: layout.out_len as u32,
+            _pad: [0; 3],
+        };
+        let cu = ctx.uniform("convert params", bytemuck::bytes_of(&cp))?;
+        let cbind = ctx.bind_group(&conv, &[&acc, &c, &cu])?;
+        let groups = (layout.out_len as u32).div_ceil(CONVERT_WG).clamp(1, 65535);
+        let run = run.then(conv, cbind, [groups, 1, 1])?;
+        keep.extend([acc, cu]);
         Ok(PreparedMatmul {
             run,
             problem: *p,
             output: self.precision.output,
             layout,
             c,
-            _inputs: [a, b],
-            _params: u,
+            _buffers: keep,
         })
     }
 }
@@ -431,8 +638,7 @@ pub struct PreparedMatmul {
     output: DType,
     layout: Layout,
     c: wgpu::Buffer,
-    _inputs: [wgpu::Buffer; 2],
-    _params: wgpu::Buffer,
+    _buffers: Vec<wgpu::Buffer>,
 }
 
 impl Prepared for PreparedMatmul {

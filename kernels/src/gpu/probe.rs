@@ -52,6 +52,10 @@ pub struct GpuProbeOptions {
     pub reps: u64,
     /// Bytes copied by the copy probe (capped by the device's limits).
     pub copy_bytes: u64,
+    /// Seconds of back-to-back FMA dispatches before any probe is timed, so the GPU leaves its
+    /// idle clocks (an H200 straight from idle measured 11–13 TFLOP/s f32 where a warm one gives
+    /// 44; results/gpu-h200.md).
+    pub clock_warmup_s: f64,
 }
 
 impl GpuProbeOptions {
@@ -61,6 +65,7 @@ impl GpuProbeOptions {
             min_dispatch_s: 0.02,
             reps: 7,
             copy_bytes: if software { 64 << 20 } else { 256 << 20 },
+            clock_warmup_s: if software { 0.0 } else { 1.0 },
         }
     }
 
@@ -70,6 +75,7 @@ impl GpuProbeOptions {
             min_dispatch_s: 0.002,
             reps: 3,
             copy_bytes: 1 << 20,
+            clock_warmup_s: 0.0,
         }
     }
 }
@@ -168,8 +174,15 @@ fn fma_probe(
         })
     })?;
     let run = GpuRun::new(ctx.clone(), pipeline, bind, [groups, 1, 1])?;
+    let warm = std::time::Instant::now();
     loop {
         let t = time_median(&run, 1, method)?;
+        if warm.elapsed().as_secs_f64() < opts.clock_warmup_s {
+            // Still warming the clocks: grow to the target, then keep dispatching.
+            if t >= opts.min_dispatch_s {
+                continue;
+            }
+        }
         if t >= opts.min_dispatch_s || params.iters >= 1 << 24 {
             break;
         }

@@ -15,6 +15,7 @@ pub enum Shader {
     Matmul,
     Attention,
     Coop,
+    Convert,
     Probe,
     ProbeCoop,
 }
@@ -22,10 +23,11 @@ pub enum Shader {
 pub const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 
 impl Shader {
-    pub const ALL: [Shader; 5] = [
+    pub const ALL: [Shader; 6] = [
         Shader::Matmul,
         Shader::Attention,
         Shader::Coop,
+        Shader::Convert,
         Shader::Probe,
         Shader::ProbeCoop,
     ];
@@ -35,6 +37,7 @@ impl Shader {
             Shader::Matmul => "matmul.wgsl",
             Shader::Attention => "attention.wgsl",
             Shader::Coop => "coop.wgsl",
+            Shader::Convert => "convert.wgsl",
             Shader::Probe => "probe.wgsl",
             Shader::ProbeCoop => "probe_coop.wgsl",
         }
@@ -45,6 +48,7 @@ impl Shader {
             Shader::Matmul => include_str!("../../../shaders/matmul.wgsl"),
             Shader::Attention => include_str!("../../../shaders/attention.wgsl"),
             Shader::Coop => include_str!("../../../shaders/coop.wgsl"),
+            Shader::Convert => include_str!("../../../shaders/convert.wgsl"),
             Shader::Probe => include_str!("../../../shaders/probe.wgsl"),
             Shader::ProbeCoop => include_str!("../../../shaders/probe_coop.wgsl"),
         }
@@ -74,6 +78,8 @@ pub struct Specialization {
     pub output: Option<DType>,
     /// `const NAME: u32` lines of the prelude (tile sizes).
     pub consts: Vec<(&'static str, u32)>,
+    /// `const NAME: bool` lines of the prelude (conventions, switches).
+    pub flags: Vec<(&'static str, bool)>,
     pub coop: Option<CoopShape>,
     /// Pipeline-overridable constants (workgroup sizes).
     pub overrides: Vec<(&'static str, f64)>,
@@ -87,6 +93,7 @@ impl Specialization {
             input: None,
             output: None,
             consts: Vec::new(),
+            flags: Vec::new(),
             coop: None,
             overrides: Vec::new(),
         }
@@ -100,6 +107,11 @@ impl Specialization {
 
     pub fn konst(mut self, name: &'static str, v: u32) -> Self {
         self.consts.push((name, v));
+        self
+    }
+
+    pub fn flag(mut self, name: &'static str, v: bool) -> Self {
+        self.flags.push((name, v));
         self
     }
 
@@ -120,6 +132,9 @@ impl Specialization {
             let _ = write!(s, ":{i}->{o}");
         }
         for (k, v) in &self.consts {
+            let _ = write!(s, ":{k}={v}");
+        }
+        for (k, v) in &self.flags {
             let _ = write!(s, ":{k}={v}");
         }
         if let Some(c) = self.coop {
@@ -177,6 +192,9 @@ impl Specialization {
         }
         for (k, v) in &self.consts {
             let _ = writeln!(p, "const {k}: u32 = {v}u;");
+        }
+        for (k, v) in &self.flags {
+            let _ = writeln!(p, "const {k}: bool = {v};");
         }
         if let Some(c) = self.coop {
             let acc = match c.acc {
@@ -273,13 +291,16 @@ pub fn all_specializations() -> Vec<Specialization> {
             v.push(crate::gpu::attention::flash_spec(d, d, hd));
         }
     }
+    for out in [DType::F16, DType::F32] {
+        v.push(crate::gpu::matmul::convert_spec(out));
+    }
     for t in [8, 16] {
-        for out in [DType::F16, DType::F32] {
-            for sg in [8, 32, 64] {
+        for sg in [8, 32, 64] {
+            for conv in crate::gpu::matmul::CoopConvention::ALL {
                 v.push(crate::gpu::matmul::coop_spec(
                     CoopShape { t, acc: DType::F32 },
-                    out,
                     sg,
+                    conv,
                 ));
             }
         }

@@ -1,6 +1,6 @@
 //! Running and timing GPU work.
 //!
-//! One iteration is one compute pass. [`GpuRun::time`] records several passes per submission (up
+//! One iteration is one compute pass (one or more dispatches). [`GpuRun::time`] records several passes per submission (up
 //! to [`PASSES_PER_SUBMIT`]), each with pass timestamp writes (`Features::TIMESTAMP_QUERY`, the
 //! portable form), and measures the wall clock around the same submit + wait. Device time per
 //! iteration is the sum of the passes' own durations; the wall clock is the fallback (no
@@ -15,12 +15,18 @@ use std::time::Instant;
 /// Most passes (iterations) recorded into one submission while timing.
 pub const PASSES_PER_SUBMIT: u32 = 64;
 
-/// A pipeline with its bind group and grid: one kernel execution per [`run`](Self::run).
-pub struct GpuRun {
-    pub ctx: Arc<GpuContext>,
+/// One dispatch of an iteration.
+pub struct Step {
     pub pipeline: Arc<wgpu::ComputePipeline>,
     pub bind: wgpu::BindGroup,
     pub grid: [u32; 3],
+}
+
+/// A kernel execution: one or more dispatches (in order, in one compute pass) per
+/// [`run`](Self::run).
+pub struct GpuRun {
+    pub ctx: Arc<GpuContext>,
+    pub steps: Vec<Step>,
     timer: Option<Timer>,
 }
 
@@ -72,11 +78,29 @@ impl GpuRun {
         };
         Ok(GpuRun {
             ctx,
+            steps: vec![Step {
+                pipeline,
+                bind,
+                grid,
+            }],
+            timer,
+        })
+    }
+
+    /// Add a dispatch after the existing ones (same pass, same iteration).
+    pub fn then(
+        mut self,
+        pipeline: Arc<wgpu::ComputePipeline>,
+        bind: wgpu::BindGroup,
+        grid: [u32; 3],
+    ) -> Result<GpuRun, KernelError> {
+        self.ctx.check_grid(grid).map_err(KernelError::Other)?;
+        self.steps.push(Step {
             pipeline,
             bind,
             grid,
-            timer,
-        })
+        });
+        Ok(self)
     }
 
     fn encode(&self, passes: u32, timed: bool) -> wgpu::CommandEncoder {
@@ -97,9 +121,11 @@ impl GpuRun {
                 label: None,
                 timestamp_writes,
             });
-            pass.set_pipeline(&self.pipeline);
-            pass.set_bind_group(0, &self.bind, &[]);
-            pass.dispatch_workgroups(self.grid[0], self.grid[1], self.grid[2]);
+            for s in &self.steps {
+                pass.set_pipeline(&s.pipeline);
+                pass.set_bind_group(0, &s.bind, &[]);
+                pass.dispatch_workgroups(s.grid[0], s.grid[1], s.grid[2]);
+            }
         }
         enc
     }
