@@ -163,6 +163,7 @@ pub fn document(rep: &Report) -> Vec<Block> {
             "file",
             "created",
             "suite",
+            "build",
             "CPU (threads used)",
             "instance",
             "CPU spec match",
@@ -177,6 +178,7 @@ pub fn document(rep: &Report) -> Vec<Block> {
                     r.file.clone(),
                     r.created.clone(),
                     r.suite.clone(),
+                    r.harness.clone(),
                     format!(
                         "{} ({} threads{})",
                         r.cpu_model.as_deref().unwrap_or("unknown"),

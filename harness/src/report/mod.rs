@@ -160,6 +160,8 @@ pub struct RunInfo {
     pub hostname: Option<String>,
     pub suite: String,
     pub complete: bool,
+    /// `version @commit` (`, dirty` when built from a modified tree).
+    pub harness: String,
     pub cpu_model: Option<String>,
     pub threads_used: usize,
     pub physical_cores: Option<u32>,
@@ -599,6 +601,20 @@ fn run_ctx<'a>(db: &'a Database, i: usize, input: &Input) -> RunCtx<'a> {
         hostname: env.hostname.clone(),
         suite: run.suite.name.clone(),
         complete: run.complete,
+        harness: format!(
+            "perfledger {}{}{}",
+            run.harness.version,
+            run.harness
+                .git_commit
+                .as_deref()
+                .map(|c| format!(" @{}", &c[..c.len().min(10)]))
+                .unwrap_or_default(),
+            if run.harness.git_dirty == Some(true) {
+                " (dirty tree)"
+            } else {
+                ""
+            }
+        ),
         cpu_model: env.cpu.model.clone(),
         threads_used: env.cpu.threads_used,
         physical_cores: env.cpu.physical_cores,
