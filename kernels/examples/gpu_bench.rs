@@ -57,8 +57,10 @@ fn main() {
         "| kernel | shape | GFLOP/s (timestamp) | median s: timestamp | wall, same submission | wall, run() | wall/timestamp | error/bound |"
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    let mut speedups = Vec::new();
     for &n in &sizes {
         for d in DType::ALL {
+            let mut naive_s = None;
             for v in [Variant::Naive, Variant::Tiled, Variant::Coop] {
                 if v == Variant::Coop && d != DType::F16 {
                     continue;
@@ -109,6 +111,18 @@ fn main() {
                     let m = median(ts.clone());
                     (format!("{m:.4}"), format!("{:.2}", flops / m / 1e9))
                 };
+                if !ts.is_empty() {
+                    let m = median(ts.clone());
+                    match v {
+                        Variant::Naive => naive_s = Some(m),
+                        Variant::Tiled => {
+                            if let Some(nv) = naive_s {
+                                speedups.push(format!("{d} {n}³: tiled/naive {:.1}×", nv / m));
+                            }
+                        }
+                        Variant::Coop => {}
+                    }
+                }
                 let ratio = if ts.is_empty() {
                     "n/a".into()
                 } else {
@@ -123,6 +137,7 @@ fn main() {
             }
         }
     }
+    println!("\n{}", speedups.join("; "));
     println!(
         "\npipelines compiled: {} (creation untimed; llvmpipe JITs on the first dispatch, also untimed)",
         ctx.pipelines.len()
