@@ -2,15 +2,21 @@
 # Cross-checks perfledger's machine probes (kernels::probe) against hand-written C and writes
 # results/probe-check.md.
 #
-#   scripts/probe-check.sh                       # THREADS=2 ROUNDS=2 OUT=results/probe-check.md
-#   THREADS=4 ROUNDS=3 OUT=/tmp/p.md scripts/probe-check.sh
+#   scripts/probe-check.sh                 # THREADS=2 ROUNDS=3 BW_PAIRS=6 OUT=results/probe-check.md
+#   THREADS=4 OUT=/tmp/p.md scripts/probe-check.sh
 #
-# Per round: the Rust probes (kernels/examples/probe.rs, JSON), then the hand FMA loops
-# (scripts/probe/fma.c, inline asm, pthreads; x86-64 only) with the same iteration counts the Rust
-# probe calibrated, then the hand read/triad (scripts/probe/triad.c, OpenMP) over arrays of the
-# same size. The summary takes the best of the rounds for each figure (every figure is itself a
-# best of repetitions), so one disturbed round does not decide it; per-round figures and load
-# averages are kept in the report. Goals: FMA within 10 %, triad within 15 %.
+# 0. A run of record: every Rust probe at once (kernels/examples/probe.rs, JSON).
+# 1. FMA, ROUNDS rounds: the Rust FMA probes (`--only fma`), then the hand loops
+#    (scripts/probe/fma.c: inline asm, pthreads; x86-64 only) with the iteration counts the Rust
+#    probe calibrated. Compared best against best (each figure is itself a best of repetitions).
+# 2. Bandwidth, BW_PAIRS pairs: the Rust probe (`--only bandwidth`) and the hand read/triad
+#    (scripts/probe/triad.c, OpenMP) over arrays of the same size, back to back, alternating which
+#    goes first. Memory bandwidth on a shared host drifts over minutes, so the median of the
+#    paired ratios is the verdict; the best of each side is shown too.
+# Every step first waits (up to QUIET_TIMEOUT=300 s) until other processes use under QUIET_PCT=30 %
+# CPU; a top sampler records what other processes used while it ran, and a step they disturbed
+# (mean over QUIET_PCT) is run again, up to RETRIES=3 times. Goals: FMA within 10 %, triad within
+# 15 %.
 #
 # Needs: cargo, gcc (with OpenMP), objdump, jq, awk.
 set -euo pipefail
@@ -18,7 +24,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 THREADS=${THREADS:-2}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-3}
+BW_PAIRS=${BW_PAIRS:-6}
 OUT=${OUT:-results/probe-check.md}
 BUILD=$(mktemp -d)
 trap 'rm -rf "$BUILD"' EXIT
@@ -37,13 +44,29 @@ busiest() {
     top -b -n 2 -d 0.5 -w 200 2>/dev/null | awk '/^top -/ { f++ } f == 2 && /^ *[0-9]+ / { print }' \
         | sort -k9 -rn | head -n 4 | awk '{ printf "%s %s%%; ", $12, $9 }'
 }
+# others_cpu: %CPU used by other processes right now (sum over a 0.5 s top sample).
+others_cpu() {
+    top -b -n 2 -d 0.5 -w 200 2>/dev/null \
+        | awk '/^top -/ { f++ } f == 2 && /^ *[0-9]+ / && $12 != "top" { s += $9 } END { printf "%.0f", s }'
+}
+# wait_quiet: wait (up to QUIET_TIMEOUT s) until other processes use under QUIET_PCT % CPU.
+QUIET_PCT=${QUIET_PCT:-30}
+QUIET_TIMEOUT=${QUIET_TIMEOUT:-300}
+wait_quiet() {
+    local waited=0 busy
+    while busy=$(others_cpu) && [ "$busy" -ge "$QUIET_PCT" ] && [ "$waited" -lt "$QUIET_TIMEOUT" ]; do
+        sleep 5
+        waited=$((waited + 5))
+    done
+    echo "$busy"
+}
 BUSY_BEFORE=$(busiest || true)
 TICKS_BEFORE=$(cpu_ticks)
 
 # ---- build -------------------------------------------------------------------------------------
 CMD_CARGO="cargo build --release -p perfledger-kernels --example probe"
 $CMD_CARGO 2>&1 | tail -n 2 >&2
-PROBE=target/release/examples/probe
+PROBE=${CARGO_TARGET_DIR:-target}/release/examples/probe
 
 CMD_FMA_CC="gcc -O2 -Wall -pthread scripts/probe/fma.c -o \$BUILD/fma"
 CFLAGS_TRIAD="-O3 -Wall -fopenmp"
@@ -130,102 +153,177 @@ if [ "$ARCH" = x86_64 ]; then
 fi
 
 # ---- measure -----------------------------------------------------------------------------------
+# A top sampler runs through the measurements, so each step records how much CPU other processes
+# used while it ran (top's first frame only averages since process start and is skipped).
+TOPLOG="$BUILD/top.log"
+top -b -d 1 -w 200 >"$TOPLOG" 2>/dev/null &
+TOP_PID=$!
+trap 'kill "$TOP_PID" 2>/dev/null; rm -rf "$BUILD"' EXIT
+sod() { date +%H:%M:%S | awk -F: '{ print $1 * 3600 + $2 * 60 + $3 }'; }
+# others_during START END: "mean / max" % CPU of other processes over the frames in [START, END + 1]
+# (a frame stamped t covers the second before t).
+others_during() {
+    awk -v s="$1" -v e="$2" '
+        function close_frame() { if (f >= 2 && t >= s && t <= e + 1) { n++; tot += sum; if (sum > mx) mx = sum } }
+        /^top - / { close_frame(); f++; split($3, h, ":"); t = h[1] * 3600 + h[2] * 60 + h[3]; sum = 0; next }
+        /^ *[0-9]+ / && $12 != "probe" && $12 != "fma" && $12 != "triad" && $12 != "top" { sum += $9 }
+        END { close_frame(); if (n > 0) printf "%.0f / %.0f", tot / n, mx; else print "n/a" }' "$TOPLOG"
+}
+
 RAW="$BUILD/raw.md"
 : >"$RAW"
 declare -A BEST
 declare -A ITERS
 best() { # best KEY VALUE: keep the maximum
     local cur=${BEST[$1]:-0}
-    BEST[$1]=$(awk -v a="$cur" -v b="$2" 'BEGIN { print (b > a) ? b : a }')
+    BEST[$1]=$(awk -v a="$cur" -v b="$2" 'BEGIN { if (b > a) print b; else print a }')
 }
-ROUND_ROWS=""
-for round in $(seq 1 "$ROUNDS"); do
-    load0=$(loadavg)
-    json=$("$PROBE" --threads "$THREADS")
-    echo "$json" >"$BUILD/probe-$round.json"
-    load1=$(loadavg)
-    {
-        echo "### Round $round"
-        echo
-        echo "Load average before: $load0; after the Rust probes: $load1."
-        echo
-        echo '```console'
-        echo "\$ $PROBE --threads $THREADS"
-        echo "$json"
-        echo '```'
-        echo
-    } >>"$RAW"
-    row="| $round | $load0 |"
-    for isa in avx512f avx2fma portable; do
-        g=$(echo "$json" | jq -r --arg i "$isa" '.ceilings.fma[] | select(.isa == $i) | .gflops')
-        if [ -n "$g" ]; then best "rust_$isa" "$g"; row="$row $(printf %.1f "$g") |"; else row="$row n/a |"; fi
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN { if (r == "n/a") print "n/a"; else if (r - 1 <= t && 1 - r <= t) print "ok"; else print "OFF" }'; }
+STEPS=""
+# step NAME COMMAND...: waits for quiet, runs the command (stdout in $STEP_OUT), appends the
+# command and its output to the raw section, and leaves a table-row stub in $STEP_ROW.
+step() {
+    local name=$1 busy t0 t1
+    shift
+    busy=$(wait_quiet)
+    t0=$(sod)
+    STEP_OUT=$("$@")
+    t1=$(sod)
+    STEP_BUSY=$(others_during "$t0" "$t1")
+    STEP_ROW="| $name | $busy | $STEP_BUSY | $(loadavg) |"
+    { echo "\$ ${*/#$BUILD/\$BUILD}"; echo "$STEP_OUT"; } >>"$RAW"
+}
+busy_mean() { echo "$STEP_BUSY" | awk '{ if ($1 == "n/a") print 0; else print $1 }'; }
+# step_retry PHASE NAME COMMAND...: `step`, repeated (at most RETRIES more times) while other
+# processes used more than QUIET_PCT % CPU on average during it; the disturbed attempts are listed
+# (and kept in the raw outputs) but their figures are not used.
+RETRIES=${RETRIES:-3}
+step_retry() {
+    local phase=$1 attempt
+    shift
+    for attempt in $(seq 0 "$RETRIES"); do
+        step "$@"
+        if [ "$(busy_mean)" -le "$QUIET_PCT" ]; then
+            return
+        fi
+        if [ "$attempt" = "$RETRIES" ]; then
+            STEP_ROW="| (still disturbed) ${STEP_ROW#| }"
+            return
+        fi
+        STEPS="$STEPS| $phase $STEP_ROW disturbed: run again, figures not used |"$'\n'
     done
-    ghz=$(echo "$json" | jq -r '.ceilings.fma[0].measured_ghz // empty')
-    best rust_ghz "${ghz:-0}"
-    rr=$(echo "$json" | jq -r '.ceilings.bandwidth.read_gbs')
-    rt=$(echo "$json" | jq -r '.ceilings.bandwidth.triad_gbs')
-    best rust_read "$rr"
-    best rust_triad "$rt"
-    row="$row $(printf %.2f "${ghz:-0}") | $(printf %.1f "$rr") | $(printf %.1f "$rt") |"
+}
+fma_figures() { # JSON with .fma[] -> "isa value, ..."
+    local json=$1 res="" g
+    for isa in avx512f avx2fma portable; do
+        g=$(echo "$json" | jq -r --arg i "$isa" '.fma[] | select(.isa == $i) | .gflops')
+        [ -n "$g" ] || continue
+        res="$res$isa $(printf %.1f "$g"), "
+    done
+    echo "${res%, }"
+}
 
-    if [ "$round" = 1 ]; then
-        ELEMS=$(($(echo "$json" | jq -r '.ceilings.bandwidth.bytes_per_array') / 8))
-        for k in "${KINDS[@]}"; do
-            ITERS[$k]=$(echo "$json" | jq -r --arg i "$(isa_of "$k")" '.ceilings.fma[] | select(.isa == $i) | .iterations')
-        done
+# 0. The run of record: every probe and the one-thread clock, in one process.
+echo '```console' >>"$RAW"
+step_retry record "Rust, all probes (of record; not in the best-of)" "$PROBE" --threads "$THREADS"
+FULL_JSON=$STEP_OUT
+STEPS="$STEPS| record $STEP_ROW see the JSON below |"$'\n'
+ELEMS=$(($(echo "$FULL_JSON" | jq -r '.ceilings.bandwidth.bytes_per_array') / 8))
+for k in "${KINDS[@]}"; do
+    ITERS[$k]=$(echo "$FULL_JSON" | jq -r --arg i "$(isa_of "$k")" '.ceilings.fma[] | select(.isa == $i) | .iterations')
+done
+echo '```' >>"$RAW"
+
+# 1. FMA: ROUNDS rounds of the Rust FMA probes and the hand loops with the same iteration counts.
+LEAST_BUSY=1000000
+for round in $(seq 1 "$ROUNDS"); do
+    printf '### FMA round %s\n\n```console\n' "$round" >>"$RAW"
+    step_retry "FMA $round" "Rust FMA probes" "$PROBE" --threads "$THREADS" --only fma
+    json=$STEP_OUT
+    figs=$(fma_figures "$json")
+    for isa in avx512f avx2fma portable; do
+        g=$(echo "$json" | jq -r --arg i "$isa" '.fma[] | select(.isa == $i) | .gflops')
+        [ -n "$g" ] && best "rust_$isa" "$g"
+    done
+    ghz=$(echo "$json" | jq -r '.fma[0].measured_ghz // 0')
+    best rust_ghz "$ghz"
+    STEPS="$STEPS| FMA $round $STEP_ROW $figs GFLOP/s; clock $(printf %.2f "$ghz") GHz |"$'\n'
+    if [ "$(busy_mean)" -lt "$LEAST_BUSY" ]; then
+        LEAST_BUSY=$(busy_mean)
+        MODEL_ROUND=$round
+        echo "$json" >"$BUILD/model.json"
     fi
-    {
-        echo '```console'
-        for k in "${KINDS[@]}"; do
-            echo "\$ \$BUILD/fma $k $THREADS ${ITERS[$k]} 5"
-            out=$("$BUILD/fma" "$k" "$THREADS" "${ITERS[$k]}" 5)
-            echo "$out"
-            g=$(echo "$out" | sed -n 's/.* gflops=\([0-9.]*\).*/\1/p')
-            best "hand_$(isa_of "$k")" "$g"
-            eval "ROUND_HAND_$k=$g"
-        done
-        echo "\$ OMP_NUM_THREADS=$THREADS OMP_PROC_BIND=false \$BUILD/triad $ELEMS 10"
-        out=$(OMP_NUM_THREADS=$THREADS OMP_PROC_BIND=false "$BUILD/triad" "$ELEMS" 10)
-        echo "$out"
-        echo '```'
-        echo
-        echo "Load average after the hand measurements: $(loadavg)."
-        echo
-    } >>"$RAW"
-    hr=$(echo "$out" | sed -n 's/.* read_gbs=\([0-9.]*\).*/\1/p')
-    ht=$(echo "$out" | sed -n 's/.* triad_gbs=\([0-9.]*\).*/\1/p')
-    best hand_read "$hr"
-    best hand_triad "$ht"
-    hz=$(eval echo "\${ROUND_HAND_zmm:-}")
-    hy=$(eval echo "\${ROUND_HAND_ymm:-}")
-    hx=$(eval echo "\${ROUND_HAND_xmm:-}")
-    row="$row ${hz:-n/a} | ${hy:-n/a} | ${hx:-n/a} | $hr | $ht |"
-    ROUND_ROWS="$ROUND_ROWS$row"$'\n'
+    for k in "${KINDS[@]}"; do
+        step_retry "FMA $round" "hand fma $k" "$BUILD/fma" "$k" "$THREADS" "${ITERS[$k]}" 5
+        g=$(echo "$STEP_OUT" | sed -n 's/.* gflops=\([0-9.]*\).*/\1/p')
+        best "hand_$(isa_of "$k")" "$g"
+        STEPS="$STEPS| FMA $round $STEP_ROW $g GFLOP/s |"$'\n'
+    done
+    printf '```\n\n' >>"$RAW"
 done
 
+# 2. Bandwidth: BW_PAIRS back-to-back pairs of the Rust bandwidth probe and the hand read/triad,
+# alternating which goes first. Memory bandwidth on a shared host drifts over minutes, so the
+# paired ratios are the primary comparison.
+READ_RATIOS=""
+TRIAD_RATIOS=""
+PAIRS=""
+rust_bw() {
+    step_retry "BW $pair" "Rust bandwidth probe" "$PROBE" --threads "$THREADS" --only bandwidth
+    rr=$(echo "$STEP_OUT" | jq -r '.bandwidth.read_gbs')
+    rt=$(echo "$STEP_OUT" | jq -r '.bandwidth.triad_gbs')
+    best rust_read "$rr"
+    best rust_triad "$rt"
+    STEPS="$STEPS| BW $pair $STEP_ROW read $(printf %.1f "$rr"), triad $(printf %.1f "$rt") GB/s |"$'\n'
+}
+hand_bw() {
+    step_retry "BW $pair" "hand read/triad" env OMP_NUM_THREADS="$THREADS" OMP_PROC_BIND=false "$BUILD/triad" "$ELEMS" 10
+    hr=$(echo "$STEP_OUT" | sed -n 's/.* read_gbs=\([0-9.]*\).*/\1/p')
+    ht=$(echo "$STEP_OUT" | sed -n 's/.* triad_gbs=\([0-9.]*\).*/\1/p')
+    best hand_read "$hr"
+    best hand_triad "$ht"
+    STEPS="$STEPS| BW $pair $STEP_ROW read $hr, triad $ht GB/s |"$'\n'
+}
+for pair in $(seq 1 "$BW_PAIRS"); do
+    printf '### Bandwidth pair %s\n\n```console\n' "$pair" >>"$RAW"
+    if [ $((pair % 2)) = 1 ]; then rust_bw; hand_bw; else hand_bw; rust_bw; fi
+    printf '```\n\n' >>"$RAW"
+    qr=$(ratio "$rr" "$hr")
+    qt=$(ratio "$rt" "$ht")
+    READ_RATIOS="$READ_RATIOS $qr"
+    TRIAD_RATIOS="$TRIAD_RATIOS $qt"
+    PAIRS="$PAIRS| $pair | $(printf %.1f "$rr") | $hr | $qr | $(printf %.1f "$rt") | $ht | $qt |"$'\n'
+done
+kill "$TOP_PID" 2>/dev/null || true
+
 TICKS_AFTER=$(cpu_ticks)
-STEAL_PCT=$(echo "$TICKS_BEFORE $TICKS_AFTER" | awk '{ d = $4 - $2; printf "%.2f", d > 0 ? 100 * ($3 - $1) / d : 0 }')
+STEAL_PCT=$(echo "$TICKS_BEFORE $TICKS_AFTER" | awk '{ d = $4 - $2; if (d > 0) printf "%.2f", 100 * ($3 - $1) / d; else print "n/a" }')
 
 # ---- report ------------------------------------------------------------------------------------
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
-verdict() { awk -v r="$1" -v t="$2" 'BEGIN { if (r == "n/a") print "n/a"; else print ((r - 1 <= t && 1 - r <= t) ? "ok" : "OFF") }'; }
-J1="$BUILD/probe-1.json"
-model() { jq -r --arg i "$1" '.ceilings.fma[] | select(.isa == $i) | "\(.flops_per_cycle) FLOP/cycle, expected \(.expected_gflops // "n/a" | if type == "number" then (. * 10 | round / 10) else . end) GFLOP/s, measured/expected \(.ratio_to_expected // "n/a" | if type == "number" then (. * 1000 | round / 1000) else . end)"' "$J1"; }
+MODEL_JSON="$BUILD/model.json"
+model() { jq -r --arg i "$1" '.fma[] | select(.isa == $i) | "\(.flops_per_cycle) FLOP/cycle × \(.measured_ghz // "n/a" | if type == "number" then (. * 100 | round / 100) else . end) GHz → expected \(.expected_gflops // "n/a" | if type == "number" then (. * 10 | round / 10) else . end), measured \(.gflops * 10 | round / 10) GFLOP/s, measured / expected \(.ratio_to_expected // "n/a" | if type == "number" then (. * 1000 | round / 1000) else . end)\(if .flag then " — flagged" else "" end)"' "$MODEL_JSON"; }
+MED_READ=$(echo "$READ_RATIOS" | median)
+MED_TRIAD=$(echo "$TRIAD_RATIOS" | median)
 
 CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || echo unknown)
 {
     echo "# probe-check: perfledger's CPU probes vs hand-written C"
     echo
-    echo "Generated by \`scripts/probe-check.sh\` (THREADS=$THREADS, ROUNDS=$ROUNDS) on $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "at commit \`$(git rev-parse --short HEAD 2>/dev/null || echo unknown)\`$(git diff --quiet 2>/dev/null || echo ' (dirty tree)')."
+    echo "Generated by \`scripts/probe-check.sh\` (THREADS=$THREADS, ROUNDS=$ROUNDS, BW_PAIRS=$BW_PAIRS) on"
+    echo "$(date -u +%Y-%m-%dT%H:%M:%SZ), at commit \`$(git rev-parse --short HEAD 2>/dev/null || echo unknown)\`$(git diff --quiet 2>/dev/null || echo ' (dirty tree)')."
     echo
-    echo "- CPU: $CPU_MODEL, $(nproc) vCPUs, $ARCH; caches: $(jq -c .caches "$J1")"
+    echo "- CPU: $CPU_MODEL, $(nproc) vCPUs, $ARCH; caches: $(echo "$FULL_JSON" | jq -c .caches)"
     echo "- flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|f16c|avx512f|avx512bw|avx512vl)$' | tr '\n' ' ')"
-    echo "- clock measured by the probe's dependent-add chain: $(printf %.2f "${BEST[rust_ghz]}") GHz per core on $THREADS threads (best of the rounds), $(jq -r '.clock_ghz_1_thread * 100 | round / 100' "$J1") GHz on 1 thread (round 1)"
+    echo "- clock (the probe's dependent-add chain): $(printf %.2f "${BEST[rust_ghz]}") GHz per core on $THREADS threads (best of the FMA rounds), $(echo "$FULL_JSON" | jq -r '.clock_ghz_1_thread * 100 | round / 100') GHz on 1 thread (run of record)"
     echo "- busiest processes just before the run (top, 0.5 s): ${BUSY_BEFORE:-n/a}"
     echo "- steal time during the run: $STEAL_PCT % of all CPU time (/proc/stat)"
     echo
-    echo "## Summary (best of $ROUNDS rounds, $THREADS threads)"
+    echo "## Summary ($THREADS threads)"
+    echo
+    echo "FMA: best of $ROUNDS rounds on each side. Bandwidth: median of $BW_PAIRS back-to-back pairs (the"
+    echo "verdict), and the best of each side."
     echo
     echo "| figure | perfledger probe | hand C | probe / hand | goal | |"
     echo "|---|---:|---:|---:|---|---|"
@@ -235,31 +333,45 @@ CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' |
         [ -n "$r" ] || continue
         if [ -n "$h" ]; then
             q=$(ratio "$r" "$h")
-            echo "| FMA $isa, GFLOP/s | $(printf %.1f "$r") | $(printf %.1f "$h") | $q | ±10 % | $(verdict "$q" 0.10) |"
+            echo "| FMA $isa, GFLOP/s (best) | $(printf %.1f "$r") | $(printf %.1f "$h") | $q | ±10 % | $(verdict "$q" 0.10) |"
         else
-            echo "| FMA $isa, GFLOP/s | $(printf %.1f "$r") | n/a | n/a | ±10 % | n/a |"
+            echo "| FMA $isa, GFLOP/s (best) | $(printf %.1f "$r") | n/a | n/a | ±10 % | n/a |"
         fi
     done
+    echo "| read, GB/s: median paired ratio | | | $MED_READ | ±15 % | $(verdict "$MED_READ" 0.15) |"
+    echo "| triad, GB/s (24 B/elem): median paired ratio | | | $MED_TRIAD | ±15 % | $(verdict "$MED_TRIAD" 0.15) |"
     q=$(ratio "${BEST[rust_read]}" "${BEST[hand_read]}")
-    echo "| read, GB/s | $(printf %.1f "${BEST[rust_read]}") | $(printf %.1f "${BEST[hand_read]}") | $q | ±15 % | $(verdict "$q" 0.15) |"
+    echo "| read, GB/s (best) | $(printf %.1f "${BEST[rust_read]}") | $(printf %.1f "${BEST[hand_read]}") | $q | ±15 % | $(verdict "$q" 0.15) |"
     q=$(ratio "${BEST[rust_triad]}" "${BEST[hand_triad]}")
-    echo "| triad, GB/s (24 B/elem) | $(printf %.1f "${BEST[rust_triad]}") | $(printf %.1f "${BEST[hand_triad]}") | $q | ±15 % | $(verdict "$q" 0.15) |"
+    echo "| triad, GB/s (24 B/elem) (best) | $(printf %.1f "${BEST[rust_triad]}") | $(printf %.1f "${BEST[hand_triad]}") | $q | ±15 % | $(verdict "$q" 0.15) |"
     echo
-    echo "Model check (round 1): threads × FLOP/cycle × measured GHz, FLOP/cycle = 2 FMA pipes × lanes × 2:"
+    echo "Model check (FMA round $MODEL_ROUND, the least disturbed): threads × FLOP/cycle × measured GHz,"
+    echo "FLOP/cycle = 2 FMA pipes × f32 lanes × 2 (the x86-64 portable path: 2 mul + 2 add pipes):"
     echo
     for isa in avx512f avx2fma portable; do
         m=$(model "$isa")
         [ -n "$m" ] && echo "- $isa: $m"
     done
     echo
-    echo "Arrays: $(jq -r '.ceilings.bandwidth.bytes_per_array / 1048576' "$J1") MiB × 3 (f64), L3 $(jq -r '.ceilings.bandwidth.l3_bytes / 1048576' "$J1") MiB;"
+    echo "Arrays: $(echo "$FULL_JSON" | jq -r '.ceilings.bandwidth.bytes_per_array / 1048576') MiB × 3 (f64), L3 $(echo "$FULL_JSON" | jq -r '.ceilings.bandwidth.l3_bytes / 1048576') MiB;"
     echo "read counts 3 × n × 8 bytes, triad 24 bytes per element (STREAM convention, write-allocate not counted)."
     echo
-    echo "### Per round"
+    echo "### Bandwidth pairs (GB/s)"
     echo
-    echo "| round | load avg before | Rust avx512f | Rust avx2fma | Rust portable | GHz | Rust read | Rust triad | hand zmm | hand ymm | hand xmm | hand read | hand triad |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    printf '%s' "$ROUND_ROWS"
+    echo "| pair | Rust read | hand read | ratio | Rust triad | hand triad | ratio |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    printf '%s' "$PAIRS"
+    echo
+    echo "### Every measurement"
+    echo
+    echo "Each step first waited for other processes to use under $QUIET_PCT % CPU (at most ${QUIET_TIMEOUT} s);"
+    echo "\"during\" is other processes' CPU (mean / max over 1 s top frames, 200 % = both vCPUs busy);"
+    echo "a step with a mean over $QUIET_PCT % was run again (at most $RETRIES times)."
+    echo "Memory traffic of other tenants of the host is not visible here."
+    echo
+    echo "| phase | step | others' CPU before, % | during, mean / max % | load avg after | result |"
+    echo "|---|---|---:|---:|---|---|"
+    printf '%s' "$STEPS"
     echo
     echo "## Commands"
     echo
@@ -267,16 +379,16 @@ CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' |
     echo "$CMD_CARGO"
     [ "$HAND_FMA" = 1 ] && echo "$CMD_FMA_CC"
     echo "$CMD_TRIAD_CC"
-    echo "$PROBE --threads $THREADS                       # JSON"
+    echo "$PROBE --threads $THREADS [--only fma|bandwidth]     # JSON"
     for k in "${KINDS[@]}"; do echo "\$BUILD/fma $k $THREADS ${ITERS[$k]} 5          # kind threads iterations reps"; done
-    echo "OMP_NUM_THREADS=$THREADS \$BUILD/triad $ELEMS 10                # elements per array, reps"
+    echo "OMP_NUM_THREADS=$THREADS OMP_PROC_BIND=false \$BUILD/triad $ELEMS 10   # elements per array, reps"
     echo '```'
     echo
     if [ "$HAND_FMA" = 1 ]; then
         echo "## Disassembly of the FMA hot loops"
         echo
-        echo "Each chain must be its own register: the Rust loops are checked for N distinct"
-        echo "accumulator registers (destination operands) in the loop body."
+        echo "Each chain must be its own register: the loops are checked for N distinct accumulator"
+        echo "registers (destination operands) between the loop label and the back-edge."
         echo
         cat "$DISASM"
     else
@@ -291,4 +403,4 @@ CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' |
 } >"$OUT"
 
 echo "wrote $OUT" >&2
-grep -A8 '^## Summary' "$OUT" >&2
+sed -n '/^## Summary/,/^Model check/p' "$OUT" >&2

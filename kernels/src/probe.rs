@@ -67,8 +67,9 @@
 //! of every array and touches it first (in parallel, so pages land on the thread's NUMA node);
 //! the timed kernels use the same spans.
 //!
-//! - **read**: a sum over all three arrays (32 independent f64 accumulators, vectorized for the
-//!   best ISA); bytes = 3 × n × 8.
+//! - **read**: `s += a[i] + b[i] + c[i]`, the three arrays streamed together (32 independent f64
+//!   accumulators, vectorized for the best ISA); bytes = 3 × n × 8. Three concurrent streams,
+//!   the same access pattern as the hand C in `scripts/probe/triad.c`.
 //! - **triad**: `a[i] = b[i] + s·c[i]` with ordinary (write-allocate) stores; bytes = 24 × n, the
 //!   STREAM convention (two arrays read, one written, the write-allocate read of `a` not counted,
 //!   so the bus moves 32 bytes per element).
@@ -796,19 +797,27 @@ fn init_value(k: usize, i: usize) -> f64 {
     }
 }
 
-/// Sum with 32 independent accumulators (the compiler keeps them in vector registers).
+/// Sum of `a[i] + b[i] + c[i]`: the three arrays are streamed together (as in the hand C), with
+/// 32 independent accumulators (the compiler keeps them in vector registers).
 #[inline(always)]
 #[allow(clippy::needless_range_loop)]
-fn sum_body(x: &[f64]) -> f64 {
+fn sum3_body(a: &[f64], b: &[f64], c: &[f64]) -> f64 {
     const K: usize = 32;
+    let n = a.len().min(b.len()).min(c.len());
+    let (a, b, c) = (&a[..n], &b[..n], &c[..n]);
     let mut acc = [0f64; K];
-    let mut chunks = x.chunks_exact(K);
-    for ch in &mut chunks {
+    let mut blocks = a
+        .chunks_exact(K)
+        .zip(b.chunks_exact(K))
+        .zip(c.chunks_exact(K));
+    for ((a, b), c) in &mut blocks {
         for j in 0..K {
-            acc[j] += ch[j];
+            acc[j] += a[j] + b[j] + c[j];
         }
     }
-    chunks.remainder().iter().sum::<f64>() + acc.iter().sum::<f64>()
+    let tail = n / K * K;
+    let rest: f64 = (tail..n).map(|i| a[i] + b[i] + c[i]).sum();
+    rest + acc.iter().sum::<f64>()
 }
 
 #[inline(always)]
@@ -820,14 +829,14 @@ fn triad_body(a: &mut [f64], b: &[f64], c: &[f64], s: f64) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn sum_avx512(x: &[f64]) -> f64 {
-    sum_body(x)
+unsafe fn sum3_avx512(a: &[f64], b: &[f64], c: &[f64]) -> f64 {
+    sum3_body(a, b, c)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn sum_avx2(x: &[f64]) -> f64 {
-    sum_body(x)
+unsafe fn sum3_avx2(a: &[f64], b: &[f64], c: &[f64]) -> f64 {
+    sum3_body(a, b, c)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -842,15 +851,16 @@ unsafe fn triad_avx2(a: &mut [f64], b: &[f64], c: &[f64], s: f64) {
     triad_body(a, b, c, s)
 }
 
-/// Sum of `x`, vectorized for `isa` (which must be available).
-fn read_sum(isa: Isa, x: &[f64]) -> f64 {
+/// Sum of `a[i] + b[i] + c[i]`, vectorized for `isa` (falls back to the portable loop when the
+/// ISA is not available).
+fn read_sum(isa: Isa, a: &[f64], b: &[f64], c: &[f64]) -> f64 {
     match isa {
-        // SAFETY: callers pass an available ISA (`Isa::best()`).
+        // SAFETY: checked available.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512f if isa.available() => unsafe { sum_avx512(x) },
+        Isa::Avx512f if isa.available() => unsafe { sum3_avx512(a, b, c) },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2fma if isa.available() => unsafe { sum_avx2(x) },
-        _ => sum_body(x),
+        Isa::Avx2fma if isa.available() => unsafe { sum3_avx2(a, b, c) },
+        _ => sum3_body(a, b, c),
     }
 }
 
@@ -913,9 +923,8 @@ pub fn bandwidth(opts: &ProbeOptions) -> BandwidthProbe {
     let mut read_secs = f64::INFINITY;
     for _ in 0..reps {
         let (secs, sums) = pool.timed(|t, nt| {
-            (0..3)
-                .map(|k| read_sum(isa, slice(k, &span(t, nt, n))))
-                .sum::<f64>()
+            let r = span(t, nt, n);
+            read_sum(isa, slice(0, &r), slice(1, &r), slice(2, &r))
         });
         black_box(sums);
         read_secs = read_secs.min(secs);
@@ -1032,8 +1041,11 @@ mod tests {
         let b: Vec<f64> = (0..n).map(|i| init_value(1, i)).collect();
         let c: Vec<f64> = (0..n).map(|i| init_value(2, i)).collect();
         for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
-            let want: f64 = b.iter().sum();
-            assert!((read_sum(isa, &b) - want).abs() <= 1e-12 * want, "{isa}");
+            let want: f64 = (0..n).map(|i| 2.0 * b[i] + c[i]).sum();
+            assert!(
+                (read_sum(isa, &b, &b, &c) - want).abs() <= 1e-12 * want,
+                "{isa}"
+            );
             let mut a = vec![f64::NAN; n];
             triad(isa, &mut a, &b, &c, 3.0);
             for i in 0..n {
