@@ -739,7 +739,7 @@ mod tests {
         let sw = rep(0, "llvmpipe", "cpu", true);
         let hw = rep(1, "NVIDIA H100", "discrete", false);
         let nodes = vec!["/dev/nvidia0".to_string()];
-        assert!(hardware_warning(&[], &[sw.clone()]).is_none());
+        assert!(hardware_warning(&[], std::slice::from_ref(&sw)).is_none());
         assert!(hardware_warning(&nodes, &[sw.clone(), hw]).is_none());
         let w = hardware_warning(&nodes, &[sw]).unwrap();
         assert!(w.contains("WARNING") && w.contains("/dev/nvidia0") && w.contains("llvmpipe"));

@@ -352,13 +352,13 @@ impl GpuMatmul {
         } = &spec
         {
             let t = shape.t as usize;
-            if p.m % t != 0 || p.n % t != 0 || p.k % t != 0 {
+            if !(p.m.is_multiple_of(t) && p.n.is_multiple_of(t) && p.k.is_multiple_of(t)) {
                 return Err(format!(
                     "the cooperative-matrix path needs m, n, k multiples of {t} (got {}x{}x{})",
                     p.m, p.n, p.k
                 ));
             }
-            if p.lda % 8 != 0 || p.ldb % 8 != 0 {
+            if !(p.lda.is_multiple_of(8) && p.ldb.is_multiple_of(8)) {
                 return Err("the cooperative-matrix path needs lda, ldb multiples of 8".into());
             }
             let wg = spec.overrides[0].1 as u32;
