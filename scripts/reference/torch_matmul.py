@@ -206,6 +206,11 @@ def main(argv=None) -> int:
     limiter = C.limit_threads(args.threads)  # noqa: F841
     if args.self_test:
         return self_test(torch, np, args)
+    rt = torch_runtime(torch)
+    for dt, key in (("bf16", "onednn_bf16"), ("f16", "onednn_fp16")):
+        if dt in args.dtype and rt[key] is False:
+            C.log(f"note: this CPU has no oneDNN {dt} gemm in torch {torch.__version__}; "
+                  f"{dt} matmul takes ATen's fallback path (much slower; the row says so)")
     writer = C.RowWriter(args.out, args.append)
     failed = False
     try:
