@@ -130,6 +130,29 @@ fn draw_roofline(rep: &Report, db: &Database) -> DrawResult<String> {
             });
         }
     }
+    // GPU probes: the FMA (f32) roof and, where measured, the cooperative-matrix roof.
+    for r in &rep.runs {
+        for g in &r.measured_ceilings.gpu {
+            let Some(bw) = g.copy_gbs else { continue };
+            for (what, peak) in [
+                ("FMA f32", g.fma_gflops),
+                ("cooperative matrix", g.coop_gflops),
+            ] {
+                if let Some(peak) = peak {
+                    roofs.push(RoofLine {
+                        label: format!(
+                            "{}: GPU {} measured ({what}, copy bandwidth)",
+                            r.label, g.index
+                        ),
+                        peak,
+                        bw,
+                        color: PALETTE[roofs.len() % PALETTE.len()],
+                        width: 3,
+                    });
+                }
+            }
+        }
+    }
     // Published roofs of matched devices, one per (device, dtype) seen.
     let mut seen = Vec::new();
     for row in &rep.rows {
