@@ -23,7 +23,7 @@
 use super::flash::{convert_row, load_elem, pv_tile_n};
 use super::simd::{exp2_scalar, Simd};
 use crate::cpu::{AlignedBuf, SendPtr};
-use crate::dtype::Element;
+use crate::dtype::{DType, Element};
 use crate::problem::AttentionProblem;
 use std::f32::consts::LOG2_E;
 
@@ -102,14 +102,16 @@ unsafe fn dots<S: Simd, E: Element, const KD: usize, const GR: usize>(
     debug_assert_eq!(KD * GR, l);
     let mut acc = [[S::zero(); GR]; KD];
     for c in 0..nvp {
-        let mut kv = [S::zero(); KD];
-        for (k, row) in kv.iter_mut().zip(krows) {
-            *k = load_elem::<S, E>(row.add(c * l));
+        let mut qv = [S::zero(); GR];
+        for (r, q) in qv.iter_mut().enumerate() {
+            *q = S::load(qf.add(r * ldq + c * l));
         }
-        for r in 0..GR {
-            let qv = S::load(qf.add(r * ldq + c * l));
-            for key in 0..KD {
-                acc[key][r] = S::fma(kv[key], qv, acc[key][r]);
+        // One K vector live at a time: with AVX-512F alone (no VL) the 256-bit half loads can
+        // only use the low 16 registers, and four of them at once made LLVM spill accumulators.
+        for key in 0..KD {
+            let kv = load_elem::<S, E>(krows[key].add(c * l));
+            for r in 0..GR {
+                acc[key][r] = S::fma(kv, qv[r], acc[key][r]);
             }
         }
     }
@@ -234,7 +236,8 @@ unsafe fn block<S: Simd, E: Element, const KD: usize, const GR: usize, const NV:
 /// One task: split `s` of flat KV sequence `bg = b·kv_heads + g`.
 ///
 /// K/V rows are read in place (widened in registers) when `head_dim` is a multiple of the vector
-/// width, else widened into zero-padded f32 scratch first.
+/// width (and, for f16, where [`Simd::F16_IN_REGISTERS`]), else widened into zero-padded f32
+/// scratch first.
 ///
 /// # Safety
 /// The ISA of `S` is available; `cx` describes validated buffers with `q_len = 1`; no other task
@@ -294,7 +297,7 @@ pub(crate) unsafe fn task<
     // Decode streams K/V from DRAM: the rows PREFETCH_ROWS ahead are prefetched between the dot
     // tiles (spread over the compute, so they do not pile up behind the miss buffers).
     let row_bytes = d * std::mem::size_of::<T>();
-    let in_place = d % l == 0;
+    let in_place = d % l == 0 && (T::DTYPE != DType::F16 || S::F16_IN_REGISTERS);
     let mut first = true;
     let mut j0 = ja;
     while j0 < jb {
