@@ -484,6 +484,10 @@ impl Kernel for GpuMatmul {
         let Problem::Matmul(p) = problem else {
             return Support::No("not a matmul".into());
         };
+        // The problem's own faults come first (and need no GPU).
+        if let Err(e) = p.validate() {
+            return Support::No(e.to_string());
+        }
         let ctx = match context::global() {
             Ok(c) => c,
             Err(e) => return Support::No(e),
