@@ -14,8 +14,8 @@ use perfledger_kernels::gpu::probe::{gpu_ceilings, GpuProbeOptions};
 use perfledger_kernels::gpu::shaders::{CoopShape, Shader, Specialization};
 use perfledger_kernels::verify::{verify_matmul, Verdict, VerifyOptions};
 use perfledger_kernels::{
-    AttentionProblem, DType, Kernel, MatmulProblem, Precision, Problem, Registry, RegistryOptions,
-    Support, Tensor,
+    AttentionProblem, DType, Kernel, MatmulProblem, Precision, Prepared, Problem, Registry,
+    RegistryOptions, Support, Tensor,
 };
 use std::sync::{Arc, OnceLock};
 
@@ -378,4 +378,28 @@ fn probes_measure_fma_and_copy() {
     if gmm::coop_shape(&ctx).is_none() {
         assert!(c.coop_gflops.is_none());
     }
+}
+
+#[test]
+fn device_loss_fails_the_case_not_the_process() {
+    let Some(shared) = gpu() else { return };
+    // A separate device on the same adapter, destroyed under a prepared kernel.
+    let ctx = Arc::new(
+        GpuContext::create(&GpuOptions {
+            allow_software: true,
+            select: Some(context::GpuSelect::Index(shared.report.index)),
+        })
+        .expect("second device"),
+    );
+    let k = GpuMatmul::new(Variant::Naive, Precision::same(DType::F32));
+    let prob = Problem::Matmul(MatmulProblem::new(3, 5, 7));
+    let ins = inputs(&prob, DType::F32, 3);
+    let mut prep = k.prepare_on(ctx.clone(), &prob, &ins).unwrap();
+    prep.run().unwrap();
+    ctx.device.destroy();
+    let r = prep.run().and_then(|_| prep.output().map(|_| ()));
+    assert!(r.is_err(), "a run on a destroyed device must fail");
+    println!("after destroy: {}", r.unwrap_err());
+    // The shared device is untouched.
+    check_matmul(&k, &[MatmulProblem::new(3, 5, 7)]);
 }

@@ -484,7 +484,11 @@ impl GpuContext {
                 submission_index: idx,
                 timeout: None,
             })
-            .map_err(|e| gpu_err(format!("waiting for the GPU: {e}")))?;
+            .map_err(|e| match self.alive() {
+                // A lost device explains the failed wait better than the wait's own error.
+                Err(lost) => lost,
+                Ok(()) => gpu_err(format!("waiting for the GPU: {e}")),
+            })?;
         self.alive()
     }
 
