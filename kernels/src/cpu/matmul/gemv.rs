@@ -1,10 +1,12 @@
 //! The M = 1 fast path (decode-time projections): memory-bound, so B is streamed once, converted
 //! in registers, and never packed.
 //!
-//! - B transposed (`[n, k]`, LLM weights): `c[j] = dot(a, Bᵀ[j, :])`, contiguous rows, parallel
-//!   over blocks of rows.
-//! - B `[k, n]`: `c[j0..j1] += a[p] · B[p, j0..j1]` row by row, parallel over column blocks (each
-//!   task streams its block of every row; the f32 accumulator block stays in L1/L2).
+//! - B transposed (`[n, k]`, LLM weights): `c[j] = dot(a, Bᵀ[j, :])`, contiguous rows, four rows
+//!   per step (four independent streams, `a` loaded once per four rows), parallel over row blocks.
+//! - B `[k, n]`: K is split across tasks; each task streams whole rows of B (contiguous) four at a
+//!   time into its own f32 accumulator of length n (L2-resident), and the partial sums are added
+//!   at the end. Streaming whole rows keeps the hardware prefetchers on one sequential stream per
+//!   task.
 
 use crate::cpu::isa::Isa;
 use crate::dtype::Element;
@@ -12,8 +14,6 @@ use rayon::prelude::*;
 
 /// Rows of Bᵀ per task (trans_b) — enough work per task to amortize scheduling.
 const ROWS_PER_TASK: usize = 64;
-/// Columns per task for B `[k, n]` (f32 accumulators: 4 KiB).
-const COLS_PER_TASK: usize = 1024;
 
 /// `c[0..n] = a[0..k] · op(B)` in f32. `a` is already converted to f32.
 pub(crate) fn gemv<T: Element>(
@@ -31,23 +31,81 @@ pub(crate) fn gemv<T: Element>(
             .par_chunks_mut(ROWS_PER_TASK)
             .enumerate()
             .for_each(|(t, out)| {
-                for (r, cj) in out.iter_mut().enumerate() {
-                    let j = t * ROWS_PER_TASK + r;
+                let j0 = t * ROWS_PER_TASK;
+                let mut r = 0;
+                while r + 4 <= out.len() {
+                    let row = |i: usize| &b[(j0 + r + i) * ldb..(j0 + r + i) * ldb + k];
+                    let d = dot4(isa, a, [row(0), row(1), row(2), row(3)]);
+                    out[r..r + 4].copy_from_slice(&d);
+                    r += 4;
+                }
+                for (i, cj) in out.iter_mut().enumerate().skip(r) {
+                    let j = j0 + i;
                     *cj = dot(isa, a, &b[j * ldb..j * ldb + k]);
                 }
             });
     } else {
+        // K chunks: a few per thread, each at least 64 rows.
+        let threads = rayon::current_num_threads().max(1);
+        let chunks = (2 * threads).min(k.div_ceil(64)).max(1);
+        let rows = k.div_ceil(chunks);
+        let partials: Vec<Vec<f32>> = (0..chunks)
+            .into_par_iter()
+            .map(|ci| {
+                let mut acc = vec![0f32; n];
+                let (p0, p1) = (ci * rows, ((ci + 1) * rows).min(k));
+                let mut p = p0;
+                while p + 4 <= p1 {
+                    let row = |i: usize| &b[(p + i) * ldb..(p + i) * ldb + n];
+                    let alpha = [a[p], a[p + 1], a[p + 2], a[p + 3]];
+                    axpy4(isa, alpha, [row(0), row(1), row(2), row(3)], &mut acc);
+                    p += 4;
+                }
+                while p < p1 {
+                    axpy(isa, a[p], &b[p * ldb..p * ldb + n], &mut acc);
+                    p += 1;
+                }
+                acc
+            })
+            .collect();
         c[..n]
-            .par_chunks_mut(COLS_PER_TASK)
+            .par_chunks_mut(4096)
             .enumerate()
             .for_each(|(t, out)| {
-                let j0 = t * COLS_PER_TASK;
-                let w = out.len();
+                let j0 = t * 4096;
                 out.iter_mut().for_each(|x| *x = 0.0);
-                for (p, &ap) in a.iter().enumerate() {
-                    axpy(isa, ap, &b[p * ldb + j0..p * ldb + j0 + w], out);
+                for part in &partials {
+                    let len = out.len();
+                    for (o, v) in out.iter_mut().zip(&part[j0..j0 + len]) {
+                        *o += v;
+                    }
                 }
             });
+    }
+}
+
+fn dot4<T: Element>(isa: Isa, a: &[f32], w: [&[T]; 4]) -> [f32; 4] {
+    #[cfg(target_arch = "x86_64")]
+    if isa != Isa::Portable {
+        // SAFETY: non-portable ISAs are only selected when AVX2 + FMA + F16C were detected.
+        return unsafe { x86::dot4(a, w) };
+    }
+    [
+        dot(isa, a, w[0]),
+        dot(isa, a, w[1]),
+        dot(isa, a, w[2]),
+        dot(isa, a, w[3]),
+    ]
+}
+
+fn axpy4<T: Element>(isa: Isa, alpha: [f32; 4], x: [&[T]; 4], acc: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa != Isa::Portable {
+        // SAFETY: as in `dot4`.
+        return unsafe { x86::axpy4(alpha, x, acc) };
+    }
+    for (al, xr) in alpha.into_iter().zip(x) {
+        axpy(isa, al, xr, acc);
     }
 }
 
@@ -186,6 +244,88 @@ mod x86 {
     kernels!(f32, load8_f32, dot_f32, axpy_f32);
     kernels!(f16, load8_f16, dot_f16, axpy_f16);
     kernels!(bf16, load8_bf16, dot_bf16, axpy_bf16);
+
+    /// Four rows at a time: four independent streams; `a` is loaded once per four rows.
+    macro_rules! kernels4 {
+        ($t:ty, $load:ident, $dot:ident, $dot4:ident, $axpy4:ident) => {
+            #[target_feature(enable = "avx2,fma,f16c")]
+            unsafe fn $dot4(a: &[f32], w: [&[$t]; 4]) -> [f32; 4] {
+                let k = a.len();
+                let ap = a.as_ptr();
+                let wp = [w[0].as_ptr(), w[1].as_ptr(), w[2].as_ptr(), w[3].as_ptr()];
+                let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+                let mut i = 0;
+                while i + 16 <= k {
+                    let x0 = _mm256_loadu_ps(ap.add(i));
+                    let x1 = _mm256_loadu_ps(ap.add(i + 8));
+                    for r in 0..4 {
+                        acc[r][0] = _mm256_fmadd_ps(x0, $load(wp[r].add(i)), acc[r][0]);
+                        acc[r][1] = _mm256_fmadd_ps(x1, $load(wp[r].add(i + 8)), acc[r][1]);
+                    }
+                    i += 16;
+                }
+                let mut out = [0f32; 4];
+                for r in 0..4 {
+                    out[r] = hsum(_mm256_add_ps(acc[r][0], acc[r][1]));
+                    if i < k {
+                        out[r] += $dot(&a[i..], &w[r][i..k]);
+                    }
+                }
+                out
+            }
+
+            #[target_feature(enable = "avx2,fma,f16c")]
+            unsafe fn $axpy4(alpha: [f32; 4], x: [&[$t]; 4], acc: &mut [f32]) {
+                let n = acc.len();
+                let xp = [x[0].as_ptr(), x[1].as_ptr(), x[2].as_ptr(), x[3].as_ptr()];
+                let av = [
+                    _mm256_set1_ps(alpha[0]),
+                    _mm256_set1_ps(alpha[1]),
+                    _mm256_set1_ps(alpha[2]),
+                    _mm256_set1_ps(alpha[3]),
+                ];
+                let cp = acc.as_mut_ptr();
+                let mut i = 0;
+                while i + 8 <= n {
+                    let mut v = _mm256_loadu_ps(cp.add(i));
+                    for r in 0..4 {
+                        v = _mm256_fmadd_ps(av[r], $load(xp[r].add(i)), v);
+                    }
+                    _mm256_storeu_ps(cp.add(i), v);
+                    i += 8;
+                }
+                while i < n {
+                    for r in 0..4 {
+                        acc[i] = alpha[r].mul_add(x[r][i].to_f32(), acc[i]);
+                    }
+                    i += 1;
+                }
+            }
+        };
+    }
+    kernels4!(f32, load8_f32, dot_f32, dot4_f32, axpy4_f32);
+    kernels4!(f16, load8_f16, dot_f16, dot4_f16, axpy4_f16);
+    kernels4!(bf16, load8_bf16, dot_bf16, dot4_bf16, axpy4_bf16);
+
+    /// # Safety
+    /// The CPU supports AVX2, FMA and F16C.
+    pub(super) unsafe fn dot4<T: Element>(a: &[f32], w: [&[T]; 4]) -> [f32; 4] {
+        match T::DTYPE {
+            DType::F32 => dot4_f32(a, w.map(|x| bytemuck::cast_slice(x))),
+            DType::F16 => dot4_f16(a, w.map(|x| bytemuck::cast_slice(x))),
+            DType::BF16 => dot4_bf16(a, w.map(|x| bytemuck::cast_slice(x))),
+        }
+    }
+
+    /// # Safety
+    /// The CPU supports AVX2, FMA and F16C.
+    pub(super) unsafe fn axpy4<T: Element>(alpha: [f32; 4], x: [&[T]; 4], acc: &mut [f32]) {
+        match T::DTYPE {
+            DType::F32 => axpy4_f32(alpha, x.map(|x| bytemuck::cast_slice(x)), acc),
+            DType::F16 => axpy4_f16(alpha, x.map(|x| bytemuck::cast_slice(x)), acc),
+            DType::BF16 => axpy4_bf16(alpha, x.map(|x| bytemuck::cast_slice(x)), acc),
+        }
+    }
 
     /// # Safety
     /// The CPU supports AVX2, FMA and F16C.
