@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Disassemble the x86-64 matmul micro-kernels of the release build and check the hot loop:
-# FMA count, distinct accumulator registers, and stack traffic (spills) inside the loop.
+# FMA (vfmadd*/vdpbf16ps) count, distinct accumulator registers, and stack traffic (spills) inside
+# the loop.
 # Writes results/microkernel-disasm.md. Usage: scripts/disasm-microkernel.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,8 +16,9 @@ echo "# Micro-kernel disassembly check"
 echo
 echo "Command: \`scripts/disasm-microkernel.sh\` ($(date -u +%F), $(rustc -V))."
 echo "The hot loop is the largest backward-branch loop of the function; an accumulator is a register"
-echo "written by an FMA in the loop; spills are memory operands on %rsp/%rbp inside the loop."
-for sym in avx512_12x32 avx2_6x16; do
+echo "written by an FMA (vfmadd*, or vdpbf16ps: 2 k steps each) in the loop; spills are memory"
+echo "operands on %rsp/%rbp inside the loop."
+for sym in avx512_12x32 avx2_6x16 avx512bf16_12x32; do
   awk -v s="<perfledger_kernels::cpu::matmul::micro::x86::$sym>:" 'index($0, s) {on=1} on && /^$/ {exit} on {print}' "$TMP/all.s" > "$TMP/$sym.s"
   echo
   echo "## $sym"
@@ -32,10 +34,10 @@ for l in ins:
         body = [x for x in ins if int(m.group(1), 16) <= addr(x) <= addr(l)]
         if len(body) > len(best):
             best = body
-fma = [l for l in best if "vfmadd" in l]
+fma = [l for l in best if "vfmadd" in l or "vdpbf16ps" in l]
 accs = sorted({l.split(",")[-1].strip() for l in fma})
 spills = [l for l in best if re.search(r"%r[sb]p\)", l)]
-print(f"- hot loop: {len(best)} instructions, {len(fma)} FMAs, {len(accs)} distinct accumulators "
+print(f"- hot loop: {len(best)} instructions, {len(fma)} FMAs (vfmadd*/vdpbf16ps), {len(accs)} distinct accumulators "
       f"({', '.join(accs)}), {len(spills)} stack accesses")
 print()
 print("```")

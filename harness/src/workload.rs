@@ -638,8 +638,11 @@ mod tests {
         let reg = Registry::new(&RegistryOptions::default());
         let s = one_case(r#"{"op": "matmul", "m": 2048, "n": 2048, "k": 2048, "dtypes": ["bf16", "f32"], "backends": ["cpu"]}"#).unwrap();
         let plan = Plan::new(&s, &reg, &Filters::default());
-        // naive is above the cap: only the packed kernel of the selected ISA, per dtype.
-        assert_eq!(plan.rows.len(), 2);
+        // naive is above the cap: only the packed kernel of the selected ISA, per dtype, and for
+        // bf16 on AVX-512F CPUs with AVX512_BF16 the vdpbf16ps kernel beside it.
+        let bf16dot = reg.isa_selected() == perfledger_kernels::cpu::isa::Isa::Avx512f
+            && perfledger_kernels::cpu::isa::detected().avx512bf16;
+        assert_eq!(plan.rows.len(), 2 + usize::from(bf16dot));
         assert_eq!(plan.omitted_baseline, 2);
         let only_f32 = Filters {
             dtypes: Some(vec![DType::F32]),

@@ -1,13 +1,17 @@
 //! Time one packed matmul shape (a development aid for tuning; claims come from `perfledger run`).
 //!
-//! `cargo run --release -p perfledger-kernels --example mmtime -- M N K [dtype] [isa] [blocking] [bt]`
+//! `cargo run --release -p perfledger-kernels --example mmtime -- M N K [dtype] [path] [blocking] [bt]`
+//!
+//! `path`: an ISA (`avx512f`, `avx2fma`, `portable`) or `avx512bf16` (bf16 only: `vdpbf16ps`).
 
 use perfledger_kernels::cpu::isa::Isa;
-use perfledger_kernels::cpu::matmul::{packed_matmul, Blocking, Workspace};
+use perfledger_kernels::cpu::matmul::{
+    packed_matmul, packed_matmul_bf16dot, Blocking, Path, Workspace,
+};
 use perfledger_kernels::{DType, Element, MatmulProblem, Tensor};
 use std::time::Instant;
 
-fn time<T: Element>(isa: Isa, blk: &Blocking, p: &MatmulProblem) -> Vec<f64> {
+fn time<T: Element>(path: Path, blk: &Blocking, p: &MatmulProblem) -> Vec<f64> {
     let a = Tensor::random(T::DTYPE, p.a_len(), 1);
     let b = Tensor::random(T::DTYPE, p.b_len(), 2);
     let (a, b) = (T::tensor_slice(&a).unwrap(), T::tensor_slice(&b).unwrap());
@@ -17,7 +21,15 @@ fn time<T: Element>(isa: Isa, blk: &Blocking, p: &MatmulProblem) -> Vec<f64> {
     let t_end = Instant::now() + std::time::Duration::from_secs_f64(3.0);
     while v.len() < 5 || (Instant::now() < t_end && v.len() < 200) {
         let t = Instant::now();
-        packed_matmul::<T, T>(isa, blk, p, a, b, &mut c, &mut ws).unwrap();
+        match path {
+            Path::Isa(isa) => packed_matmul::<T, T>(isa, blk, p, a, b, &mut c, &mut ws).unwrap(),
+            Path::Bf16Dot => {
+                let (a, b): (&[half::bf16], &[half::bf16]) =
+                    (bytemuck::cast_slice(a), bytemuck::cast_slice(b));
+                let c: &mut [half::bf16] = bytemuck::cast_slice_mut(&mut c);
+                packed_matmul_bf16dot(blk, p, a, b, c, &mut ws).unwrap()
+            }
+        }
         v.push(t.elapsed().as_secs_f64());
     }
     v
@@ -31,30 +43,38 @@ fn main() {
         .get(3)
         .map(|s| s.parse().unwrap())
         .unwrap_or(DType::BF16);
-    let isa: Isa = args
-        .get(4)
-        .map(|s| s.parse().unwrap())
-        .unwrap_or_else(Isa::best);
+    let path = match args.get(4).map(String::as_str) {
+        Some("avx512bf16") => {
+            assert_eq!(dtype, DType::BF16, "avx512bf16 takes bf16 inputs");
+            Path::Bf16Dot
+        }
+        Some(s) => Path::Isa(s.parse::<Isa>().unwrap()),
+        None => Path::Isa(Isa::best()),
+    };
     let blk = args
         .get(5)
         .filter(|s| *s != "-")
         .map(|s| s.parse().unwrap())
-        .unwrap_or_else(|| Blocking::for_isa(isa));
+        .unwrap_or_else(|| match path {
+            Path::Isa(isa) => Blocking::for_isa(isa),
+            Path::Bf16Dot => Blocking::for_bf16dot(),
+        });
     let mut p = MatmulProblem::new(m, n, k);
     if args.get(6).map(String::as_str) == Some("bt") {
         p = p.transposed_b();
     }
     let v = match dtype {
-        DType::F32 => time::<f32>(isa, &blk, &p),
-        DType::F16 => time::<half::f16>(isa, &blk, &p),
-        DType::BF16 => time::<half::bf16>(isa, &blk, &p),
+        DType::F32 => time::<f32>(path, &blk, &p),
+        DType::F16 => time::<half::f16>(path, &blk, &p),
+        DType::BF16 => time::<half::bf16>(path, &blk, &p),
     };
     let mut s = v[1..].to_vec();
     s.sort_by(f64::total_cmp);
     let med = s[s.len() / 2];
     let w = p.work(perfledger_kernels::Precision::same(dtype));
     println!(
-        "{p} {dtype} {isa} {blk} threads={} samples={} median={:.4}s {:.1} GFLOP/s {:.2} GB/s(min bytes) best={:.1}",
+        "{p} {dtype} {} {blk} threads={} samples={} median={:.4}s {:.1} GFLOP/s {:.2} GB/s(min bytes) best={:.1}",
+        path.name(),
         rayon::current_num_threads(),
         s.len(),
         med,

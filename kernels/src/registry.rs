@@ -4,7 +4,7 @@
 //! `perfledger list` and the registry-driven tests.
 
 use crate::cpu::isa::Isa;
-use crate::cpu::matmul::{Blocking, NaiveMatmul, PackedMatmul};
+use crate::cpu::matmul::{Blocking, NaiveMatmul, PackedMatmul, BF16DOT_VARIANT};
 use crate::dtype::{DType, Tensor};
 use crate::problem::{
     AttentionError, AttentionProblem, MatmulProblem, Precision, ProblemError, Work,
@@ -250,6 +250,9 @@ impl Registry {
             for isa in Isa::ALL {
                 kernels.push(Box::new(PackedMatmul::new(isa, precision, blocking)));
             }
+            if precision.input == DType::BF16 {
+                kernels.push(Box::new(PackedMatmul::bf16dot(precision, blocking)));
+            }
         }
         for precision in crate::cpu::attention::attention_precisions() {
             use crate::cpu::attention::CpuAttentionKernel;
@@ -277,9 +280,13 @@ impl Registry {
     }
 
     /// Whether a kernel belongs to the selected ISA path (kernels without an ISA variant always
-    /// do). The runner runs only these.
+    /// do). The runner runs only these. `packed.avx512bf16` belongs to the AVX-512F path on CPUs
+    /// with AVX512_BF16, beside `packed.avx512f`, so both are measured.
     pub fn is_selected(&self, kernel: &dyn Kernel) -> bool {
         let id = kernel.identity();
+        if id.family == "matmul.cpu.packed" && id.variant == BF16DOT_VARIANT {
+            return self.isa_selected == Isa::Avx512f && crate::cpu::isa::detected().avx512bf16;
+        }
         match id.variant.parse::<Isa>() {
             Ok(isa) => isa == self.isa_selected,
             Err(_) => true,
@@ -307,5 +314,39 @@ mod tests {
         assert_eq!(set.len(), ids.len(), "duplicate kernel ids: {ids:?}");
         assert!(ids.contains(&"matmul.cpu.packed.avx2fma.bf16-f32-bf16".to_string()));
         assert!(ids.contains(&"matmul.cpu.naive.scalar.f16-f32-f32".to_string()));
+        let bf16dot: Vec<&String> = ids.iter().filter(|i| i.contains(".avx512bf16.")).collect();
+        assert_eq!(
+            bf16dot,
+            [
+                "matmul.cpu.packed.avx512bf16.bf16-f32-bf16",
+                "matmul.cpu.packed.avx512bf16.bf16-f32-f32"
+            ]
+        );
+    }
+
+    #[test]
+    fn bf16dot_is_selected_with_avx512f_only_where_the_cpu_has_it() {
+        let has = crate::cpu::isa::detected().avx512bf16;
+        for isa in Isa::ALL {
+            let reg = Registry::new(&RegistryOptions {
+                isa: Some(isa),
+                blocking: None,
+            });
+            let k = reg
+                .find("matmul.cpu.packed.avx512bf16.bf16-f32-bf16")
+                .unwrap();
+            assert_eq!(reg.is_selected(k), isa == Isa::Avx512f && has, "{isa}");
+            let p = Problem::Matmul(MatmulProblem::new(4, 4, 4));
+            match k.supports(&p) {
+                Support::Yes => assert!(has),
+                Support::No(why) => {
+                    assert!(!has);
+                    assert!(why.contains("avx512bf16"), "{why}");
+                }
+            }
+            // The f32 paths keep their selection.
+            let f = reg.find("matmul.cpu.packed.avx512f.bf16-f32-bf16").unwrap();
+            assert_eq!(reg.is_selected(f), isa == Isa::Avx512f);
+        }
     }
 }

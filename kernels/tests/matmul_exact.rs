@@ -6,7 +6,9 @@
 //! a wrong stride, a missed edge tile, a dropped K block — changes the result exactly.
 
 use perfledger_kernels::cpu::isa::Isa;
-use perfledger_kernels::cpu::matmul::{packed_matmul, tile, Blocking, Workspace};
+use perfledger_kernels::cpu::matmul::{
+    packed_matmul, packed_matmul_bf16dot, tile, Blocking, Path, Workspace,
+};
 use perfledger_kernels::dtype::SplitMix64;
 use perfledger_kernels::{
     DType, MatmulProblem, Precision, Problem, Registry, RegistryOptions, Tensor,
@@ -138,6 +140,74 @@ fn packed_exact_small_integers_every_isa_and_precision() {
                 run_exact::<bf16, bf16>(isa, blocking, p, seed);
                 run_exact::<bf16, f32>(isa, blocking, p, seed);
             }
+        }
+    }
+}
+
+fn run_exact_bf16dot<O: perfledger_kernels::Element>(
+    blocking: &Blocking,
+    p: &MatmulProblem,
+    seed: u64,
+) {
+    use half::bf16;
+    use perfledger_kernels::Element;
+    let (ta, a) = ints(DType::BF16, p.a_len(), seed);
+    let (tb, b) = ints(DType::BF16, p.b_len(), seed + 1);
+    let want = exact(p, &a, &b);
+    let mut c = vec![O::nan(); p.c_len()];
+    let mut ws = Workspace::default();
+    packed_matmul_bf16dot::<O>(
+        blocking,
+        p,
+        bf16::tensor_slice(&ta).unwrap(),
+        bf16::tensor_slice(&tb).unwrap(),
+        &mut c,
+        &mut ws,
+    )
+    .unwrap();
+    let what = format!("packed.avx512bf16 bf16-f32-{} {blocking}", O::DTYPE);
+    check(p, &O::into_tensor(c), &want, &what);
+}
+
+/// The AVX512_BF16 path (k-pair panels): odd K and odd kc blocks exercise the zero-padded half
+/// of the last pair; the tiny blockings make K cross several kc blocks.
+#[test]
+fn packed_bf16dot_exact_small_integers() {
+    if !Path::Bf16Dot.available() {
+        eprintln!("skipped: this CPU lacks avx512bf16");
+        return;
+    }
+    let (mr, nr) = Path::Bf16Dot.tile();
+    let mut probs = shapes(mr, nr);
+    for &k in &[2, 3, 15, 31] {
+        probs.push(MatmulProblem::new(mr + 1, nr + 1, k));
+        probs.push(MatmulProblem::new(2 * mr - 1, 2 * nr + 5, k).transposed_b());
+    }
+    probs.push(MatmulProblem::new(29, 70, 31).with_leading_dims(33, 75, 71));
+    probs.push(
+        MatmulProblem::new(29, 70, 31)
+            .transposed_b()
+            .with_leading_dims(32, 35, 73)
+            .with_batch(2),
+    );
+    let blockings = [
+        Blocking {
+            mc: 2 * mr,
+            kc: 8,
+            nc: 2 * nr,
+        },
+        Blocking {
+            mc: mr,
+            kc: 7,
+            nc: nr,
+        },
+        Blocking::for_bf16dot(),
+    ];
+    for (s, p) in probs.iter().enumerate() {
+        for blocking in &blockings {
+            let seed = 3000 + s as u64;
+            run_exact_bf16dot::<half::bf16>(blocking, p, seed);
+            run_exact_bf16dot::<f32>(blocking, p, seed);
         }
     }
 }

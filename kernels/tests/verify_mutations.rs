@@ -26,7 +26,9 @@
 
 use half::{bf16, f16};
 use perfledger_kernels::cpu::isa::Isa;
-use perfledger_kernels::cpu::matmul::{naive_matmul, packed_matmul, tile, Blocking, Workspace};
+use perfledger_kernels::cpu::matmul::{
+    naive_matmul, packed_matmul, packed_matmul_bf16dot, tile, Blocking, Path, Workspace,
+};
 use perfledger_kernels::reference::matmul_ref;
 use perfledger_kernels::verify::{
     matmul_bound, matmul_scale_floor, verify_matmul, Verdict, Verification, VerifyOptions,
@@ -498,6 +500,17 @@ fn packed<T: Element, O: Element>(case: &Case, isa: Isa, blocking: &Blocking) ->
     O::into_tensor(c)
 }
 
+fn packed_bf16dot<O: Element>(case: &Case, blocking: &Blocking) -> Tensor {
+    let p = &case.p;
+    let mut c = vec![O::nan(); p.c_len()];
+    let (a, b) = (
+        bf16::tensor_slice(&case.a).unwrap(),
+        bf16::tensor_slice(&case.b).unwrap(),
+    );
+    packed_matmul_bf16dot::<O>(blocking, p, a, b, &mut c, &mut Workspace::default()).unwrap();
+    O::into_tensor(c)
+}
+
 #[test]
 fn real_kernels_pass() {
     // The output buffers start as NaN, so padding columns (ldc > n) stay NaN: passing also shows
@@ -525,6 +538,21 @@ fn real_kernels_pass() {
                 for (bname, blocking) in [("default", Blocking::for_isa(isa)), ("small", small)] {
                     let c = typed!(case.prec, packed(&case, isa, &blocking));
                     outputs.push((format!("packed.{isa}.{bname}"), c));
+                }
+            }
+            if case.prec.input == DType::BF16 && Path::Bf16Dot.available() {
+                let (mr, nr) = Path::Bf16Dot.tile();
+                let small = Blocking {
+                    mc: 2 * mr,
+                    kc: 16,
+                    nc: 2 * nr,
+                };
+                for (bname, blocking) in [("default", Blocking::for_bf16dot()), ("small", small)] {
+                    let c = match case.prec.output {
+                        DType::BF16 => packed_bf16dot::<bf16>(&case, &blocking),
+                        _ => packed_bf16dot::<f32>(&case, &blocking),
+                    };
+                    outputs.push((format!("packed.avx512bf16.{bname}"), c));
                 }
             }
             for (name, c) in &outputs {

@@ -84,6 +84,9 @@ impl FromStr for Isa {
 pub struct Features {
     pub avx2fma: bool,
     pub avx512f: bool,
+    /// AVX512_BF16 (`vdpbf16ps`, on top of AVX-512F): the bf16 dot-product matmul path.
+    #[serde(default)]
+    pub avx512bf16: bool,
     pub f16c: bool,
     /// Every feature flag detected, by name (recorded in run fingerprints).
     pub names: Vec<String>,
@@ -119,6 +122,7 @@ fn detect() -> Features {
     Features {
         avx2fma,
         avx512f: avx2fma && has("avx512f"),
+        avx512bf16: avx2fma && has("avx512f") && has("avx512bf16"),
         f16c: has("f16c"),
         names,
     }
@@ -133,6 +137,7 @@ fn detect() -> Features {
     Features {
         avx2fma: false,
         avx512f: false,
+        avx512bf16: false,
         f16c: false,
         names,
     }
@@ -143,6 +148,7 @@ fn detect() -> Features {
     Features {
         avx2fma: false,
         avx512f: false,
+        avx512bf16: false,
         f16c: false,
         names: Vec::new(),
     }

@@ -1,6 +1,7 @@
 //! CPU matmul: `naive` (the obviously correct baseline) and `packed` (BLIS-style, per-ISA
 //! micro-kernels, f16/bf16 converted to f32 while packing, f32 accumulation, one rounding at the
-//! end).
+//! end). On CPUs with AVX512_BF16, `packed.avx512bf16` keeps bf16 in the packed panels and
+//! multiplies with `vdpbf16ps` (bf16 products exact in f32, f32 accumulation).
 
 mod gemm;
 mod gemv;
@@ -41,10 +42,28 @@ impl Blocking {
     /// The fractions were chosen by measurement (`results/matmul-blocking.md`): on a Zen 5 VM
     /// (48 KiB L1d, 1 MiB L2) they give kc = 384, mc = 168 for the 12×32 AVX-512 tile.
     pub fn from_caches(caches: &CacheSizes, mr: usize, nr: usize) -> Blocking {
-        let kc = (caches.l1d / (nr * 4)).clamp(128, 512) / 16 * 16;
-        let mc = ((caches.l2 / (4 * kc * 4)).clamp(mr, 960) / mr).max(1) * mr;
-        let nc = ((caches.l3 / (4 * kc * 4)).clamp(nr, 8192) / nr).max(1) * nr;
+        Blocking::from_caches_for(caches, mr, nr, 4)
+    }
+
+    /// [`from_caches`](Self::from_caches) for packed elements of `elem_bytes` bytes: the same
+    /// byte budgets, so 2-byte (bf16) panels get twice the kc in elements (kc ≤ 2048 B / element).
+    pub fn from_caches_for(
+        caches: &CacheSizes,
+        mr: usize,
+        nr: usize,
+        elem_bytes: usize,
+    ) -> Blocking {
+        let eb = elem_bytes.max(1);
+        let kc = (caches.l1d / (nr * eb)).clamp(128, 2048 / eb) / 16 * 16;
+        let mc = ((caches.l2 / (4 * kc * eb)).clamp(mr, 960) / mr).max(1) * mr;
+        let nc = ((caches.l3 / (4 * kc * eb)).clamp(nr, 8192) / nr).max(1) * nr;
         Blocking { mc, kc, nc }
+    }
+
+    /// The blocking for the `vdpbf16ps` path on this machine (bf16 panels: 2 bytes per element).
+    pub fn for_bf16dot() -> Blocking {
+        let (mr, nr) = Path::Bf16Dot.tile();
+        Blocking::from_caches_for(&cache::detected(), mr, nr, 2)
     }
 
     /// The blocking for an ISA path on this machine.
@@ -105,6 +124,57 @@ pub fn tile(isa: Isa) -> (usize, usize) {
     }
 }
 
+/// A code path of the packed matmul: an [`Isa`] path (f32 micro-kernels, halves converted while
+/// packing), or the AVX512_BF16 path (bf16 k-pair panels, `vdpbf16ps`; bf16 inputs only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    Isa(Isa),
+    Bf16Dot,
+}
+
+impl Path {
+    /// The registry variant name (`avx512f`, ..., `avx512bf16`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Path::Isa(isa) => isa.name(),
+            Path::Bf16Dot => BF16DOT_VARIANT,
+        }
+    }
+
+    /// Whether this machine can execute the path.
+    pub fn available(self) -> bool {
+        match self {
+            Path::Isa(isa) => isa.available(),
+            Path::Bf16Dot => cfg!(target_arch = "x86_64") && crate::cpu::isa::detected().avx512bf16,
+        }
+    }
+
+    /// Micro-kernel tile `(MR, NR)`.
+    pub fn tile(self) -> (usize, usize) {
+        match self {
+            Path::Isa(isa) => tile(isa),
+            #[cfg(target_arch = "x86_64")]
+            Path::Bf16Dot => {
+                use micro::PairMicroKernel;
+                type K = micro::x86::Avx512Bf16_12x32;
+                (K::MR, K::NR)
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            Path::Bf16Dot => (12, 32),
+        }
+    }
+
+    fn blocking(self) -> Blocking {
+        match self {
+            Path::Isa(isa) => Blocking::for_isa(isa),
+            Path::Bf16Dot => Blocking::for_bf16dot(),
+        }
+    }
+}
+
+/// Registry variant of the AVX512_BF16 path (`matmul.cpu.packed.avx512bf16.*`).
+pub const BF16DOT_VARIANT: &str = "avx512bf16";
+
 /// Reusable scratch of the packed matmul: the shared B panel, the f32 C accumulator (when the
 /// output is not f32) and the f32 copy of a GEMV row.
 #[derive(Default)]
@@ -127,11 +197,43 @@ pub fn packed_matmul<T: Element, O: Element>(
     c: &mut [O],
     ws: &mut Workspace,
 ) -> Result<(), KernelError> {
+    packed_path(Path::Isa(isa), blocking, p, a, b, c, ws)
+}
+
+/// `C = A · op(B)` for bf16 inputs with `vdpbf16ps` (bf16 packed without conversion, f32
+/// accumulation, output `O` rounded once). M = 1 takes the AVX-512F GEMV. Refused where the CPU
+/// lacks AVX512_BF16.
+pub fn packed_matmul_bf16dot<O: Element>(
+    blocking: &Blocking,
+    p: &MatmulProblem,
+    a: &[half::bf16],
+    b: &[half::bf16],
+    c: &mut [O],
+    ws: &mut Workspace,
+) -> Result<(), KernelError> {
+    packed_path(Path::Bf16Dot, blocking, p, a, b, c, ws)
+}
+
+fn packed_path<T: Element, O: Element>(
+    path: Path,
+    blocking: &Blocking,
+    p: &MatmulProblem,
+    a: &[T],
+    b: &[T],
+    c: &mut [O],
+    ws: &mut Workspace,
+) -> Result<(), KernelError> {
     p.check_buffers(a.len(), b.len(), c.len())?;
-    if !isa.available() {
+    if !path.available() {
         return Err(KernelError::Unsupported {
-            kernel: format!("matmul.cpu.packed.{isa}"),
-            reason: format!("this CPU lacks {isa}"),
+            kernel: format!("matmul.cpu.packed.{}", path.name()),
+            reason: format!("this CPU lacks {}", path.name()),
+        });
+    }
+    if path == Path::Bf16Dot && T::DTYPE != DType::BF16 {
+        return Err(KernelError::Unsupported {
+            kernel: format!("matmul.cpu.packed.{}", path.name()),
+            reason: format!("{} inputs (the path takes bf16 only)", T::DTYPE),
         });
     }
     let direct = O::DTYPE == DType::F32;
@@ -143,7 +245,7 @@ pub fn packed_matmul<T: Element, O: Element>(
         if direct {
             let cf: &mut [f32] = bytemuck::cast_slice_mut(cb);
             compute(
-                isa,
+                path,
                 blocking,
                 p,
                 ab,
@@ -156,7 +258,7 @@ pub fn packed_matmul<T: Element, O: Element>(
         } else {
             let cf = ws.cbuf.get(p.m * p.n);
             compute(
-                isa,
+                path,
                 blocking,
                 p,
                 ab,
@@ -180,7 +282,7 @@ pub fn packed_matmul<T: Element, O: Element>(
 /// One batch into an f32 C: the GEMV path for M = 1, the loop nest otherwise.
 #[allow(clippy::too_many_arguments)]
 fn compute<T: Element>(
-    isa: Isa,
+    path: Path,
     blocking: &Blocking,
     p: &MatmulProblem,
     a: &[T],
@@ -190,10 +292,16 @@ fn compute<T: Element>(
     bpack: &mut AlignedBuf,
     arow: &mut Vec<f32>,
 ) {
+    let isa = match path {
+        Path::Isa(isa) => isa,
+        Path::Bf16Dot => Isa::Avx512f,
+    };
     if p.m == 1 {
         arow.resize(p.k, 0.0);
         T::slice_to_f32(&a[..p.k], arow);
         gemv::gemv(isa, arow, b, p.ldb, p.trans_b, p.n, c);
+    } else if path == Path::Bf16Dot {
+        run_gemm_bf16dot(blocking, p, a, b, c, ldc, bpack);
     } else {
         run_gemm::<T>(isa, blocking, p, a, b, c, ldc, bpack);
     }
@@ -223,6 +331,31 @@ fn run_gemm<T: Element>(
         _ => gemm::gemm::<micro::portable::Portable4x8, T>(
             m, n, k, a, lda, b, ldb, tb, c, ldc, blocking, bpack,
         ),
+    }
+}
+
+/// The `vdpbf16ps` loop nest; `T` is bf16 (checked by the caller), passed on as its bits.
+#[allow(clippy::too_many_arguments)]
+fn run_gemm_bf16dot<T: Element>(
+    blocking: &Blocking,
+    p: &MatmulProblem,
+    a: &[T],
+    b: &[T],
+    c: &mut [f32],
+    ldc: usize,
+    bpack: &mut AlignedBuf,
+) {
+    debug_assert_eq!(T::DTYPE, DType::BF16);
+    let a: &[u16] = bytemuck::cast_slice(a);
+    let b: &[u16] = bytemuck::cast_slice(b);
+    #[cfg(target_arch = "x86_64")]
+    gemm::gemm_bf16dot::<micro::x86::Avx512Bf16_12x32>(
+        p.m, p.n, p.k, a, p.lda, b, p.ldb, p.trans_b, c, ldc, blocking, bpack,
+    );
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (blocking, p, a, b, c, ldc, bpack);
+        unreachable!("Path::Bf16Dot is never available off x86-64");
     }
 }
 
@@ -260,7 +393,7 @@ pub fn naive_matmul<T: Element, O: Element>(
 #[derive(Clone, Copy, Debug)]
 enum Algo {
     Naive,
-    Packed { isa: Isa, blocking: Blocking },
+    Packed { path: Path, blocking: Blocking },
 }
 
 /// Registry entry of the naive matmul.
@@ -274,9 +407,9 @@ impl NaiveMatmul {
     }
 }
 
-/// Registry entry of the packed matmul for one ISA path and precision.
+/// Registry entry of the packed matmul for one path and precision.
 pub struct PackedMatmul {
-    isa: Isa,
+    path: Path,
     precision: Precision,
     blocking: Blocking,
     blocking_source: &'static str,
@@ -285,12 +418,21 @@ pub struct PackedMatmul {
 impl PackedMatmul {
     /// `blocking = None` derives it from the detected caches.
     pub fn new(isa: Isa, precision: Precision, blocking: Option<Blocking>) -> Self {
+        Self::with_path(Path::Isa(isa), precision, blocking)
+    }
+
+    /// The AVX512_BF16 path (register it for bf16 input precisions only).
+    pub fn bf16dot(precision: Precision, blocking: Option<Blocking>) -> Self {
+        Self::with_path(Path::Bf16Dot, precision, blocking)
+    }
+
+    fn with_path(path: Path, precision: Precision, blocking: Option<Blocking>) -> Self {
         let (blocking, blocking_source) = match blocking {
             Some(b) => (b, "override"),
-            None => (Blocking::for_isa(isa), cache::detected().source),
+            None => (path.blocking(), cache::detected().source),
         };
         PackedMatmul {
-            isa,
+            path,
             precision,
             blocking,
             blocking_source,
@@ -339,7 +481,7 @@ impl Kernel for NaiveMatmul {
 
 impl Kernel for PackedMatmul {
     fn identity(&self) -> KernelIdentity {
-        let (mr, nr) = tile(self.isa);
+        let (mr, nr) = self.path.tile();
         let mut params = serde_json::Map::new();
         for (k, v) in [
             ("mr", mr),
@@ -355,14 +497,21 @@ impl Kernel for PackedMatmul {
             op: Op::Matmul,
             backend: Backend::Cpu,
             family: "matmul.cpu.packed".into(),
-            variant: self.isa.name().into(),
+            variant: self.path.name().into(),
             precision: self.precision,
             params,
         }
     }
     fn supports(&self, problem: &Problem) -> Support {
-        if !self.isa.available() {
-            return Support::No(format!("this CPU lacks {}", self.isa));
+        if !self.path.available() {
+            return Support::No(format!("this CPU lacks {}", self.path.name()));
+        }
+        if self.path == Path::Bf16Dot && self.precision.input != DType::BF16 {
+            return Support::No(format!(
+                "{} takes bf16 inputs, not {}",
+                self.path.name(),
+                self.precision.input
+            ));
         }
         check_matmul(self.precision, problem)
     }
@@ -378,7 +527,7 @@ impl Kernel for PackedMatmul {
             });
         }
         let algo = Algo::Packed {
-            isa: self.isa,
+            path: self.path,
             blocking: self.blocking,
         };
         prepare_cpu(&self.identity(), algo, problem, inputs)
@@ -468,8 +617,8 @@ impl<T: Element, O: Element> Prepared for CpuMatmul<T, O> {
         let b = T::tensor_slice(&self.b).expect("dtype checked in prepare");
         match self.algo {
             Algo::Naive => naive_matmul(&self.problem, a, b, &mut self.c)?,
-            Algo::Packed { isa, blocking } => packed_matmul(
-                isa,
+            Algo::Packed { path, blocking } => packed_path(
+                path,
                 &blocking,
                 &self.problem,
                 a,

@@ -30,3 +30,31 @@ pub trait MicroKernel: Sync {
         accumulate: bool,
     );
 }
+
+/// A micro-kernel on bf16 k-pair panels (the `vdpbf16ps` path), same contract as [`MicroKernel`]
+/// with two k steps per packed word:
+///
+/// `C[0..MR, 0..NR] = (accumulate ? C : 0) + Σ_q Σ_{h∈{0,1}} a[q·MR + i].h · b[q·NR + j].h`
+///
+/// - `a` is a packed A micro-panel of `kp` k-pairs: `MR` u32 words per pair, word `i` holding
+///   row `i`'s bf16 at k = 2q (low half) and 2q+1 (high half);
+/// - `b` a packed B micro-panel: `NR` u32 words per pair, word `j` holding column `j`'s two bf16;
+/// - odd K and edges are zero-padded by the packing, so every pair is full.
+pub trait PairMicroKernel: Sync {
+    const MR: usize;
+    const NR: usize;
+    /// Name of the tile shape for kernel params and disassembly (`12x32`).
+    const NAME: &'static str;
+
+    /// # Safety
+    /// `a` holds `kp·MR` and `b` `kp·NR` readable u32s; `c` addresses an `MR × NR` f32 tile with
+    /// row stride `rs_c`; the CPU supports the kernel's ISA.
+    unsafe fn kernel(
+        kp: usize,
+        a: *const u32,
+        b: *const u32,
+        c: *mut f32,
+        rs_c: usize,
+        accumulate: bool,
+    );
+}

@@ -2,6 +2,7 @@
 //!
 //! - `Avx2_6x16`: 12 ymm accumulators, 2 B loads and 6 broadcasts per k step (BLIS haswell 6x16).
 //! - `Avx512_12x32`: 24 zmm accumulators, 2 B loads and 12 broadcasts per k step.
+//! - `Avx512Bf16_12x32`: the same tile on bf16 k-pair panels with `vdpbf16ps` (2 k per instruction).
 //!
 //! Each accumulator is a separate dependency chain (12 or 24 ≥ FMA latency × FMA ports), so the
 //! FMA units stay busy. The accumulators are arrays indexed by constants in fully unrolled loops,
@@ -158,6 +159,84 @@ unsafe fn avx512_12x32(
         step!();
     }
     for _ in 0..kc % 4 {
+        step!();
+    }
+    for i in 0..MR {
+        let cp = c.add(i * rs_c);
+        let (mut v0, mut v1) = (acc[i][0], acc[i][1]);
+        if accumulate {
+            v0 = _mm512_add_ps(v0, _mm512_loadu_ps(cp));
+            v1 = _mm512_add_ps(v1, _mm512_loadu_ps(cp.add(16)));
+        }
+        _mm512_storeu_ps(cp, v0);
+        _mm512_storeu_ps(cp.add(16), v1);
+    }
+}
+
+/// bf16 × bf16 → f32 with AVX512_BF16: 24 zmm accumulators, per k-pair 2 B loads (16 columns ×
+/// 2 k each), 12 32-bit broadcasts of A pairs and 24 `vdpbf16ps` (2 k steps each). The products
+/// of bf16 are exact in f32; each instruction adds them into the accumulator with RNE rounding
+/// (denormal inputs and results flushed to zero), so the f32 accumulation bound still holds.
+#[allow(non_camel_case_types)]
+pub struct Avx512Bf16_12x32;
+
+impl super::PairMicroKernel for Avx512Bf16_12x32 {
+    const MR: usize = 12;
+    const NR: usize = 32;
+    const NAME: &'static str = "12x32";
+
+    #[inline]
+    unsafe fn kernel(
+        kp: usize,
+        a: *const u32,
+        b: *const u32,
+        c: *mut f32,
+        rs_c: usize,
+        accumulate: bool,
+    ) {
+        avx512bf16_12x32(kp, a, b, c, rs_c, accumulate)
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn avx512bf16_12x32(
+    kp: usize,
+    a: *const u32,
+    b: *const u32,
+    c: *mut f32,
+    rs_c: usize,
+    accumulate: bool,
+) {
+    const MR: usize = 12;
+    prefetch_c(c, rs_c, MR, 128);
+    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    let mut ap = a;
+    let mut bp = b;
+    // One k-pair: 2 B loads, 12 broadcasts, 24 dot products into independent accumulators.
+    macro_rules! step {
+        () => {{
+            let b0: __m512bh = std::mem::transmute(_mm512_loadu_ps(bp as *const f32));
+            let b1: __m512bh = std::mem::transmute(_mm512_loadu_ps(bp.add(16) as *const f32));
+            for i in 0..MR {
+                let ai: __m512bh = std::mem::transmute(_mm512_set1_epi32(*ap.add(i) as i32));
+                acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
+                acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
+            }
+            ap = ap.add(MR);
+            bp = bp.add(32);
+        }};
+    }
+    // Unrolled by 4 pairs, prefetching the A micro-panel (48 bytes per pair, from L2) ahead.
+    for _ in 0..kp / 4 {
+        _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(8 * MR) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(8 * MR + 16) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(8 * MR + 32) as *const i8);
+        step!();
+        step!();
+        step!();
+        step!();
+    }
+    for _ in 0..kp % 4 {
         step!();
     }
     for i in 0..MR {
