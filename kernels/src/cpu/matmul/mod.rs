@@ -42,28 +42,33 @@ impl Blocking {
     /// The fractions were chosen by measurement (`results/matmul-blocking.md`): on a Zen 5 VM
     /// (48 KiB L1d, 1 MiB L2) they give kc = 384, mc = 168 for the 12×32 AVX-512 tile.
     pub fn from_caches(caches: &CacheSizes, mr: usize, nr: usize) -> Blocking {
-        Blocking::from_caches_for(caches, mr, nr, 4)
-    }
-
-    /// [`from_caches`](Self::from_caches) for packed elements of `elem_bytes` bytes: the same
-    /// byte budgets, so 2-byte (bf16) panels get twice the kc in elements (kc ≤ 2048 B / element).
-    pub fn from_caches_for(
-        caches: &CacheSizes,
-        mr: usize,
-        nr: usize,
-        elem_bytes: usize,
-    ) -> Blocking {
-        let eb = elem_bytes.max(1);
-        let kc = (caches.l1d / (nr * eb)).clamp(128, 2048 / eb) / 16 * 16;
-        let mc = ((caches.l2 / (4 * kc * eb)).clamp(mr, 960) / mr).max(1) * mr;
-        let nc = ((caches.l3 / (4 * kc * eb)).clamp(nr, 8192) / nr).max(1) * nr;
+        let kc = (caches.l1d / (nr * 4)).clamp(128, 512) / 16 * 16;
+        let mc = ((caches.l2 / (4 * kc * 4)).clamp(mr, 960) / mr).max(1) * mr;
+        let nc = ((caches.l3 / (4 * kc * 4)).clamp(nr, 8192) / nr).max(1) * nr;
         Blocking { mc, kc, nc }
     }
 
-    /// The blocking for the `vdpbf16ps` path on this machine (bf16 panels: 2 bytes per element).
+    /// Blocking of the `vdpbf16ps` path (bf16 k-pair panels, 2 B per element) from cache sizes.
+    /// With two k steps per instruction the micro-kernel loads little per FLOP, so the B
+    /// micro-panel may live in L2 beside the A block; what pays is a long kc (fewer C
+    /// read-modify-write passes and fewer pack/compute barriers per K):
+    /// - B micro-panel `kc·nr·2 B` ≤ L2/8, kc in [256, 2048], a multiple of 16;
+    /// - A block `mc·kc·2 B` ≤ 3/8 of L2, mc a multiple of mr in [mr, 960];
+    /// - B panel `kc·nc·2 B` ≤ a quarter of L3, nc a multiple of nr in [nr, 8192].
+    ///
+    /// Chosen by measurement (`results/matmul-bf16dot.md`): on the Zen 5 VM (1 MiB L2, 32 MiB L3)
+    /// they give kc = 2048, mc = 96, nc = 2048, ≈ 10% over the L1-sized kc = 768, mc = 168.
+    pub fn bf16dot_from_caches(caches: &CacheSizes, mr: usize, nr: usize) -> Blocking {
+        let kc = (caches.l2 / (8 * nr * 2)).clamp(256, 2048) / 16 * 16;
+        let mc = ((3 * caches.l2 / (8 * kc * 2)).clamp(mr, 960) / mr).max(1) * mr;
+        let nc = ((caches.l3 / (4 * kc * 2)).clamp(nr, 8192) / nr).max(1) * nr;
+        Blocking { mc, kc, nc }
+    }
+
+    /// The blocking for the `vdpbf16ps` path on this machine.
     pub fn for_bf16dot() -> Blocking {
         let (mr, nr) = Path::Bf16Dot.tile();
-        Blocking::from_caches_for(&cache::detected(), mr, nr, 2)
+        Blocking::bf16dot_from_caches(&cache::detected(), mr, nr)
     }
 
     /// The blocking for an ISA path on this machine.
@@ -667,5 +672,27 @@ mod tests {
         assert_eq!(d.mc % 6, 0);
         assert_eq!(d.nc % 16, 0);
         assert_eq!(d.to_string().parse::<Blocking>().unwrap(), d);
+        let zen5 = CacheSizes {
+            l1d: 48 << 10,
+            l2: 1 << 20,
+            l3: 32 << 20,
+            source: "test",
+        };
+        assert_eq!(
+            Blocking::from_caches(&zen5, 12, 32),
+            Blocking {
+                mc: 168,
+                kc: 384,
+                nc: 5440
+            }
+        );
+        assert_eq!(
+            Blocking::bf16dot_from_caches(&zen5, 12, 32),
+            Blocking {
+                mc: 96,
+                kc: 2048,
+                nc: 2048
+            }
+        );
     }
 }
