@@ -724,11 +724,15 @@ pub fn attainable(row: &Row, ceilings: &MeasuredCeilings) -> Option<(f64, &'stat
         .as_ref()
         .map(|k| k.variant.as_str())
         .unwrap_or("");
-    let peak = ceilings
-        .cpu_fma_gflops
-        .get(variant)
-        .copied()
-        .or_else(|| ceilings.cpu_fma_gflops.values().copied().reduce(f64::max))?;
+    // The ceiling of the kernel's own ISA path; a scalar baseline is held to the machine's best.
+    // A path without a probe of its own (e.g. avx512bf16's vdpbf16ps) has no ceiling: n/a.
+    let peak = match ceilings.cpu_fma_gflops.get(variant) {
+        Some(&p) => p,
+        None if variant == "scalar" => {
+            ceilings.cpu_fma_gflops.values().copied().reduce(f64::max)?
+        }
+        None => return None,
+    };
     let bw = ceilings.cpu_read_gbs?;
     let mem = flops / bytes * bw;
     Some(if mem < peak {
