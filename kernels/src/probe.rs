@@ -46,18 +46,21 @@
 //! integer add has a latency of 1 cycle, and the loop's `dec`/`jnz` runs beside it. (A register
 //! operand rather than an immediate, because Golden Cove can fold immediate adds at rename.) So
 //! GHz = 16 × iterations / seconds / 1e9. It runs on the same number of threads as the FMA probe
-//! (all-core turbo is lower than one-core turbo), best of a few repetitions, mean over threads.
-//! It does not see a frequency drop that only wide vector code causes (Intel AVX-512 license
-//! levels): that would show up as a low ratio below.
+//! (all-core turbo is lower than one-core turbo): mean over threads, best of [`CLOCK_REPS`]
+//! repetitions of ~20 ms; [`fma_throughput`] measures it before and after its FMA runs and keeps
+//! the better. It does not see a frequency drop that only wide vector code causes (Intel AVX-512
+//! license levels): that shows up as a low ratio below.
 //!
 //! The expected throughput is `threads × flops_per_cycle(isa) × GHz` with
-//! `flops_per_cycle = 2 pipes × lanes × 2` ([`FMA_PIPES_ASSUMED`] = 2). This holds for AVX2 and
-//! AVX-512 on Intel since Haswell / Skylake-SP (2 × 512-bit units) and AMD Zen 2–5 (Zen 4 splits a
-//! zmm FMA into two ymm halves and reaches only half of it; server Zen 5 is full width). For the
-//! x86-64 portable path it assumes a mul and an add each issue twice per cycle, which is true on
-//! AMD Zen (2 FMUL + 2 FADD pipes); Intel cores, where mul and add share the two FMA pipes, reach
-//! half of it. Neoverse V1/V2 have 4 NEON pipes and reach twice the aarch64 figure. A ratio off by
-//! more than [`RATIO_TOLERANCE`] sets [`FmaProbe::flag`]; it is a prompt to look, not an error.
+//! `flops_per_cycle = 2 pipes × lanes × 2` ([`FMA_PIPES_ASSUMED`] = 2 FMA pipes per core). This
+//! holds for AVX2 on Intel since Haswell and AMD Zen 2–5, and for AVX-512 on Intel cores with two
+//! 512-bit FMA units and on server Zen 5 (full width); Zen 4 runs a zmm FMA as two ymm halves and
+//! reaches half. For the x86-64 portable path it assumes that a mul and an add each issue twice
+//! per cycle, true on AMD Zen (2 FMUL + 2 FADD pipes); Intel cores before Golden Cove, where mul
+//! and add share the two FMA pipes, reach half of it. Neoverse V1/V2 have 4 NEON pipes and reach
+//! twice the aarch64 figure. A ratio off by more than [`RATIO_TOLERANCE`] sets
+//! [`FmaProbe::flag`]; it is a prompt to look (other load, a vector-clock offset, a core that does
+//! not fit the model), not an error.
 //!
 //! ## Memory bandwidth ([`bandwidth`])
 //!
@@ -102,6 +105,11 @@ pub const FMA_REPS: usize = 5;
 pub const BW_REPS: usize = 10;
 /// Dependent adds per iteration of the clock loop.
 pub const CLOCK_CHAIN: u64 = 16;
+/// Target duration of one clock repetition: short, so that a process that takes a core for a
+/// moment spoils few of them.
+pub const CLOCK_TARGET_SECS: f64 = 0.02;
+/// Repetitions of the clock measurement (the best is kept).
+pub const CLOCK_REPS: usize = 10;
 
 const MIB: usize = 1 << 20;
 /// Smallest array of the bandwidth probe (8× a 32 MiB L3).
@@ -309,9 +317,9 @@ fn measure_clock_on(pool: &Pool, quick: bool) -> Option<f64> {
             |n| time_one(|| _ = black_box(chain(n))),
             1 << 16,
             0.005,
-            0.05,
+            CLOCK_TARGET_SECS,
         );
-        (iters, 5)
+        (iters, CLOCK_REPS)
     };
     let mut best: f64 = 0.0;
     for _ in 0..reps {
@@ -425,6 +433,7 @@ pub fn fma_throughput(isa: Isa, opts: &ProbeOptions) -> Option<FmaProbe> {
         (calibrate(run, 1 << 12, 0.01, FMA_TARGET_SECS), FMA_REPS)
     };
     let flops = threads as f64 * iterations as f64 * lp.flops_per_iteration();
+    let ghz_before = measure_clock_on(&pool, opts.quick);
     let mut best_secs = f64::INFINITY;
     for _ in 0..reps {
         let (secs, sums) = pool.timed(|_, _| unsafe { (lp.run)(iterations) });
@@ -433,7 +442,12 @@ pub fn fma_throughput(isa: Isa, opts: &ProbeOptions) -> Option<FmaProbe> {
     }
     let gflops = flops / best_secs / 1e9;
     let fpc = flops_per_cycle(isa);
-    let measured_ghz = measure_clock_on(&pool, opts.quick);
+    // The clock before and after the FMA runs, the better of the two: a short disturbance spoils
+    // one window, rarely both.
+    let measured_ghz = match (ghz_before, measure_clock_on(&pool, opts.quick)) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
     let expected_gflops = measured_ghz.map(|ghz| threads as f64 * fpc * ghz);
     let ratio_to_expected = expected_gflops.map(|e| gflops / e);
     let flag = ratio_to_expected
