@@ -129,7 +129,8 @@ fn axpy<T: Element>(isa: Isa, alpha: f32, x: &[T], acc: &mut [f32]) {
     portable_axpy(alpha, x, acc)
 }
 
-/// Plain-Rust dot: convert a chunk to f32, then 8 independent partial sums (vectorizable).
+/// Plain-Rust dot: convert a chunk to f32, then 8 independent partial sums (vectorizable; unfused
+/// multiply-add, since `mul_add` without hardware FMA in the baseline target is a libm call).
 fn portable_dot<T: Element>(a: &[f32], w: &[T]) -> f32 {
     const CH: usize = 256;
     let mut buf = [0f32; CH];
@@ -141,11 +142,11 @@ fn portable_dot<T: Element>(a: &[f32], w: &[T]) -> f32 {
         let mut wi = wf.chunks_exact(8);
         for (x, y) in (&mut ai).zip(&mut wi) {
             for l in 0..8 {
-                acc[l] = x[l].mul_add(y[l], acc[l]);
+                acc[l] += x[l] * y[l];
             }
         }
         for (x, y) in ai.remainder().iter().zip(wi.remainder()) {
-            acc[0] = x.mul_add(*y, acc[0]);
+            acc[0] += x * y;
         }
     }
     acc.iter().sum()
@@ -158,7 +159,7 @@ fn portable_axpy<T: Element>(alpha: f32, x: &[T], acc: &mut [f32]) {
         let xf = &mut buf[..xc.len()];
         T::slice_to_f32(xc, xf);
         for (o, v) in oc.iter_mut().zip(xf.iter()) {
-            *o = alpha.mul_add(*v, *o);
+            *o += alpha * v;
         }
     }
 }

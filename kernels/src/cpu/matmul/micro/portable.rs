@@ -28,7 +28,8 @@ impl MicroKernel for Portable4x8 {
         for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
             for i in 0..MR {
                 for j in 0..NR {
-                    acc[i][j] = ap[i].mul_add(bp[j], acc[i][j]);
+                    // Unfused: without hardware FMA in the baseline target, `mul_add` is a libm call.
+                    acc[i][j] += ap[i] * bp[j];
                 }
             }
         }
