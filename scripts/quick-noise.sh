@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=results/quick-noise
 mkdir -p "$OUT"
+rm -f "$OUT/log.txt"
 cargo build --release -q
 BIN=target/release/perfledger
 {
@@ -16,13 +17,13 @@ BIN=target/release/perfledger
   echo
 } > results/quick-noise.md
 for i in 1 2; do
-  echo "== load before run $i: $(cat /proc/loadavg)" | tee -a "$OUT/log.txt"
+  load=$(cat /proc/loadavg)
+  echo "== load before run $i: $load" >> "$OUT/log.txt"
   start=$(date +%s.%N)
   "$BIN" run --suite quick --out "$OUT/run$i.json" --force > "$OUT/run$i.log" 2>&1 || true
   end=$(date +%s.%N)
   wall=$(python3 -c "print(f'{$end - $start:.1f}')")
-  echo "- run $i: wall time **${wall} s** (budget 60 s); load average before: $(head -1 "$OUT/log.txt" | cut -d: -f2-)" >> results/quick-noise.md
-  tail -n +1 "$OUT/log.txt" > /dev/null
+  echo "- run $i: wall time **${wall} s** (budget 60 s); load average before: $load" >> results/quick-noise.md
 done
 echo >> results/quick-noise.md
 echo "Per-row run-to-run spread (run 2 / run 1):" >> results/quick-noise.md
