@@ -68,9 +68,9 @@ pub(crate) trait Simd: Copy + Send + Sync + 'static {
     unsafe fn prefetch(p: *const u8);
 }
 
-/// The shared polynomial and exponent construction of `exp2` on one ISA, given `round`,
-/// `to_int` and `from_int_bits` lambdas is not expressible generically without cost, so each
-/// implementation writes it out; this scalar twin is the specification (and the portable path).
+/// The scalar twin of [`Simd::exp2`] (same clamp, rounding, polynomial and exponent
+/// construction; each ISA writes the vector version out with its own instructions). Used for the
+/// few scalar exponentials: decode's per-row α and the split weights when combining partials.
 #[inline(always)]
 pub(crate) fn exp2_scalar(x: f32) -> f32 {
     // NaN-safe clamp: comparisons with NaN are false, so NaN becomes EXP2_MIN.
