@@ -2,10 +2,10 @@
 //! machine probes. No sampling policy and no file formats: those belong to the harness.
 
 pub mod cpu;
+pub mod dtype;
 /// GPU kernels via wgpu (feature `gpu`, on by default).
 #[cfg(feature = "gpu")]
 pub mod gpu;
-pub mod dtype;
 pub mod problem;
 pub mod registry;
 
@@ -13,8 +13,7 @@ pub use dtype::{DType, Element, Tensor};
 pub use problem::{AttentionProblem, MatmulProblem, Precision, ProblemError, Work};
 pub use registry::{
     Backend, DeviceTiming, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Registry,
-    RegistryOptions,
-    Support,
+    RegistryOptions, Support,
 };
 pub mod probe;
 pub mod reference;
