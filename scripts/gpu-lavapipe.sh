@@ -3,7 +3,7 @@
 # and the agreement of pass timestamps with the wall clock. Writes results/gpu-lavapipe.md.
 #
 # Lavapipe figures are smoke-level and never normalized against GPU specs: llvmpipe runs the shaders
-# on the CPU (see /work/shared/notes/WGPU30.md §3 for why it is this slow).
+# on the CPU (see ../shared/notes/WGPU30.md §3 for why it is this slow).
 #
 # Usage: scripts/gpu-lavapipe.sh [SIZE...]   (default 512)
 set -euo pipefail

@@ -4,7 +4,7 @@ This module must stay importable WITHOUT numpy/torch: the scripts parse their ar
 `prepare_environment()` (which removes the OpenBLAS override variables and sets the thread-count
 variables), and only then import numpy/torch. Anything that needs numpy imports it lazily.
 
-Output format: "external rows" (JSON lines) as described in /work/shared/DESIGN.md, section
+Output format: "external rows" (JSON lines) as described in ../shared/DESIGN.md, section
 "Result file" -> "External rows (JSON lines)". Core fields: kind, op, shape, precision, device,
 instance, samples_s, verification, tool, tool_version, date, source. Extra provenance fields
 (`timing`, `config`) are added unless --core-fields-only is given.

@@ -4,7 +4,7 @@
 //! Setup is lazy: nothing here runs until a command asks for a GPU ([`adapters`], [`global`]), so
 //! `report`, `compare` and CPU-only runs never load a Vulkan driver.
 //!
-//! Selection (see `/work/shared/notes/WGPU30.md` for the measured facts): the primary native
+//! Selection (see `../shared/notes/WGPU30.md` for the measured facts): the primary native
 //! backends only (Vulkan, Metal, DX12; not GL, whose llvmpipe adapter lacks f16). Hardware adapters
 //! first (discrete, integrated, virtual, other); software adapters (llvmpipe/lavapipe,
 //! SwiftShader, WARP) only when allowed, and then labelled `software`. `--gpu INDEX|NAME` picks one.

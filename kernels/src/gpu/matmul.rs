@@ -52,7 +52,7 @@ pub fn convert_spec(output: DType) -> Specialization {
 
 /// Tile configuration of `tiled` (see the shader header for legal ranges). 64×64×16 with 8×8 per
 /// thread: on lavapipe 1.3–1.4 GFLOP/s at 512³ for every dtype with about 3 s of cold JIT per
-/// pipeline (/work/shared/notes/WGPU30.md §3; results/gpu-lavapipe.md); 128×128 tiles were 2×
+/// pipeline (../shared/notes/WGPU30.md §3; results/gpu-lavapipe.md); 128×128 tiles were 2×
 /// faster there but cost 8–11 s of JIT each.
 pub const TILED: TiledConfig = TiledConfig {
     bm: 64,
