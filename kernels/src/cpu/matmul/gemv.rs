@@ -27,6 +27,14 @@ pub(crate) fn gemv<T: Element>(
 ) {
     let k = a.len();
     if trans_b {
+        // bf16 on x86: `a` deinterleaved once per call (even then odd elements of each 16-block),
+        // so 16 bf16 of a row become two f32 vectors with one shift and one mask — no shuffles.
+        #[cfg(target_arch = "x86_64")]
+        let a_perm: Option<Vec<f32>> = (T::DTYPE == crate::dtype::DType::BF16
+            && isa != Isa::Portable)
+            .then(|| x86::deinterleave16(a));
+        #[cfg(not(target_arch = "x86_64"))]
+        let a_perm: Option<Vec<f32>> = None;
         c[..n]
             .par_chunks_mut(ROWS_PER_TASK)
             .enumerate()
@@ -35,7 +43,15 @@ pub(crate) fn gemv<T: Element>(
                 let mut r = 0;
                 while r + 4 <= out.len() {
                     let row = |i: usize| &b[(j0 + r + i) * ldb..(j0 + r + i) * ldb + k];
-                    let d = dot4(isa, a, [row(0), row(1), row(2), row(3)]);
+                    let rows = [row(0), row(1), row(2), row(3)];
+                    let d = match &a_perm {
+                        #[cfg(target_arch = "x86_64")]
+                        // SAFETY: a_perm exists only for bf16 on a non-portable (AVX2+) path.
+                        Some(ap) => unsafe {
+                            x86::dot4_bf16_deint(ap, a, rows.map(|r| bytemuck::cast_slice(r)))
+                        },
+                        _ => dot4(isa, a, rows),
+                    };
                     out[r..r + 4].copy_from_slice(&d);
                     r += 4;
                 }
@@ -246,6 +262,9 @@ mod x86 {
     kernels!(f16, load8_f16, dot_f16, axpy_f16);
     kernels!(bf16, load8_bf16, dot_bf16, axpy_bf16);
 
+    /// Elements prefetched ahead on each row stream of `dot4` (1 KiB of bf16).
+    const PF_AHEAD: usize = 512;
+
     /// Four rows at a time: four independent streams; `a` is loaded once per four rows.
     macro_rules! kernels4 {
         ($t:ty, $load:ident, $dot:ident, $dot4:ident, $axpy4:ident) => {
@@ -259,6 +278,10 @@ mod x86 {
                 while i + 16 <= k {
                     let x0 = _mm256_loadu_ps(ap.add(i));
                     let x1 = _mm256_loadu_ps(ap.add(i + 8));
+                    // Software prefetch PF_AHEAD elements ahead on each of the four streams.
+                    for r in 0..4 {
+                        _mm_prefetch::<_MM_HINT_T0>(wp[r].wrapping_add(i + PF_AHEAD) as *const i8);
+                    }
                     for r in 0..4 {
                         acc[r][0] = _mm256_fmadd_ps(x0, $load(wp[r].add(i)), acc[r][0]);
                         acc[r][1] = _mm256_fmadd_ps(x1, $load(wp[r].add(i + 8)), acc[r][1]);
@@ -307,6 +330,56 @@ mod x86 {
     kernels4!(f32, load8_f32, dot_f32, dot4_f32, axpy4_f32);
     kernels4!(f16, load8_f16, dot_f16, dot4_f16, axpy4_f16);
     kernels4!(bf16, load8_bf16, dot_bf16, dot4_bf16, axpy4_bf16);
+
+    /// `a` with each block of 16 reordered as its 8 even then its 8 odd elements (the tail, past
+    /// the last full block, is left in order and handled by the scalar tail).
+    pub(super) fn deinterleave16(a: &[f32]) -> Vec<f32> {
+        let mut out = a.to_vec();
+        for (blk, src) in out.chunks_exact_mut(16).zip(a.chunks_exact(16)) {
+            for j in 0..8 {
+                blk[j] = src[2 * j];
+                blk[8 + j] = src[2 * j + 1];
+            }
+        }
+        out
+    }
+
+    /// Four bf16 rows against a deinterleaved `a_perm`: a 32-byte load of 16 bf16 holds the even
+    /// elements in the low halves of its 32-bit lanes and the odd ones in the high halves, so a
+    /// shift and a mask give both as f32.
+    ///
+    /// # Safety
+    /// The CPU supports AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn dot4_bf16_deint(a_perm: &[f32], a: &[f32], w: [&[bf16]; 4]) -> [f32; 4] {
+        let k = a.len();
+        let ap = a_perm.as_ptr();
+        let wp = [w[0].as_ptr(), w[1].as_ptr(), w[2].as_ptr(), w[3].as_ptr()];
+        let hi = _mm256_set1_epi32(0xFFFF_0000u32 as i32);
+        let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+        let mut i = 0;
+        while i + 16 <= k {
+            let xe = _mm256_loadu_ps(ap.add(i));
+            let xo = _mm256_loadu_ps(ap.add(i + 8));
+            for r in 0..4 {
+                _mm_prefetch::<_MM_HINT_T0>(wp[r].wrapping_add(i + PF_AHEAD) as *const i8);
+                let v = _mm256_loadu_si256(wp[r].add(i) as *const __m256i);
+                let even = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+                let odd = _mm256_castsi256_ps(_mm256_and_si256(v, hi));
+                acc[r][0] = _mm256_fmadd_ps(xe, even, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(xo, odd, acc[r][1]);
+            }
+            i += 16;
+        }
+        let mut out = [0f32; 4];
+        for r in 0..4 {
+            out[r] = hsum(_mm256_add_ps(acc[r][0], acc[r][1]));
+            for j in i..k {
+                out[r] += a[j] * w[r][j].to_f32();
+            }
+        }
+        out
+    }
 
     /// # Safety
     /// The CPU supports AVX2, FMA and F16C.
