@@ -1141,17 +1141,7 @@ impl Database {
                     },
                 );
                 db.paths.insert(a.id.clone(), format!("accelerators[{i}]"));
-                match db.accelerators.iter_mut().find(|x| x.id == a.id) {
-                    // An override keeps the entry's aliases unless it lists its own.
-                    Some(x) => {
-                        let mut a = a;
-                        if a.aliases.is_empty() {
-                            a.aliases = std::mem::take(&mut x.aliases);
-                        }
-                        *x = a
-                    }
-                    None => db.accelerators.push(a),
-                }
+                upsert(&mut db.accelerators, a, |e| &e.id, |e| &mut e.aliases);
             }
             for (i, c) in doc.cpus.into_iter().enumerate() {
                 if db.accelerators.iter().any(|a| a.id == c.id) {
@@ -1171,16 +1161,7 @@ impl Database {
                     },
                 );
                 db.paths.insert(c.id.clone(), format!("cpus[{i}]"));
-                match db.cpus.iter_mut().find(|x| x.id == c.id) {
-                    Some(x) => {
-                        let mut c = c;
-                        if c.aliases.is_empty() {
-                            c.aliases = std::mem::take(&mut x.aliases);
-                        }
-                        *x = c
-                    }
-                    None => db.cpus.push(c),
-                }
+                upsert(&mut db.cpus, c, |e| &e.id, |e| &mut e.aliases);
             }
         }
         for (file, user, doc) in prices {
@@ -1426,5 +1407,24 @@ mod tests {
         assert!(db.offers.len() >= 40);
         assert_eq!(db.accelerator("TRN3").unwrap().id, "aws-trainium3");
         assert_eq!(db.accelerator("h100-sxm").unwrap().id, "nvidia-h100-sxm");
+    }
+}
+
+/// Add `entry` to `list`, or replace the entry with the same id. An override keeps the replaced
+/// entry's aliases unless it lists its own.
+fn upsert<T>(
+    list: &mut Vec<T>,
+    mut entry: T,
+    id: fn(&T) -> &str,
+    aliases: fn(&mut T) -> &mut Vec<String>,
+) {
+    match list.iter_mut().find(|x| id(x) == id(&entry)) {
+        Some(x) => {
+            if aliases(&mut entry).is_empty() {
+                *aliases(&mut entry) = std::mem::take(aliases(x));
+            }
+            *x = entry;
+        }
+        None => list.push(entry),
     }
 }
