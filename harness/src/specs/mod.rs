@@ -1348,6 +1348,25 @@ impl Database {
     }
 }
 
+/// Add `entry` to `list`, or replace the entry with the same id. An override keeps the replaced
+/// entry's aliases unless it lists its own.
+fn upsert<T>(
+    list: &mut Vec<T>,
+    mut entry: T,
+    id: fn(&T) -> &str,
+    aliases: fn(&mut T) -> &mut Vec<String>,
+) {
+    match list.iter_mut().find(|x| id(x) == id(&entry)) {
+        Some(x) => {
+            if aliases(&mut entry).is_empty() {
+                *aliases(&mut entry) = std::mem::take(aliases(x));
+            }
+            *x = entry;
+        }
+        None => list.push(entry),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1407,24 +1426,5 @@ mod tests {
         assert!(db.offers.len() >= 40);
         assert_eq!(db.accelerator("TRN3").unwrap().id, "aws-trainium3");
         assert_eq!(db.accelerator("h100-sxm").unwrap().id, "nvidia-h100-sxm");
-    }
-}
-
-/// Add `entry` to `list`, or replace the entry with the same id. An override keeps the replaced
-/// entry's aliases unless it lists its own.
-fn upsert<T>(
-    list: &mut Vec<T>,
-    mut entry: T,
-    id: fn(&T) -> &str,
-    aliases: fn(&mut T) -> &mut Vec<String>,
-) {
-    match list.iter_mut().find(|x| id(x) == id(&entry)) {
-        Some(x) => {
-            if aliases(&mut entry).is_empty() {
-                *aliases(&mut entry) = std::mem::take(aliases(x));
-            }
-            *x = entry;
-        }
-        None => list.push(entry),
     }
 }
