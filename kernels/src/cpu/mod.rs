@@ -4,6 +4,7 @@ pub mod attention;
 pub mod cache;
 pub mod isa;
 pub mod matmul;
+pub(crate) mod simd;
 
 /// A raw pointer that may cross threads. Each user guarantees that concurrent tasks write
 /// disjoint regions.

@@ -20,8 +20,8 @@
 
 #![allow(clippy::needless_range_loop)]
 
-use super::flash::{convert_row, load_elem, pv_tile_n};
-use super::simd::{exp2_scalar, Simd};
+use super::flash::pv_tile_n;
+use crate::cpu::simd::{convert_row, exp2_scalar, load_elem, Simd};
 use crate::cpu::{AlignedBuf, SendPtr};
 use crate::dtype::{DType, Element};
 use crate::problem::AttentionProblem;

@@ -26,10 +26,10 @@
 //! (queries contiguous per key, exactly a packed A panel) and the vector operand is Vf's rows. The
 //! softmax runs down the columns of `Sᵀ`, so the row max and sum are vertical SIMD operations.
 
-use super::simd::Simd;
 use super::Mutation;
+use crate::cpu::simd::{convert_row, load_elem, Simd};
 use crate::cpu::{AlignedBuf, SendPtr};
-use crate::dtype::{DType, Element};
+use crate::dtype::Element;
 use crate::problem::AttentionProblem;
 use std::f32::consts::LOG2_E;
 
@@ -59,39 +59,6 @@ pub(crate) struct Ctx<'a, T, O> {
     /// Keys per K/V tile (a multiple of the S micro-kernel's KR).
     pub bk: usize,
     pub mutation: Mutation,
-}
-
-/// `LANES` elements of `T` at `p`, widened to f32.
-#[inline(always)]
-pub(crate) unsafe fn load_elem<S: Simd, T: Element>(p: *const T) -> S::V {
-    match T::DTYPE {
-        DType::F32 => S::load(p as *const f32),
-        DType::F16 => S::load_f16(p as *const u16),
-        DType::BF16 => S::load_bf16(p as *const u16),
-    }
-}
-
-/// Row `src[0..d]` widened into `dst[0..dp]`, zero-padded past `d`.
-#[inline(always)]
-pub(crate) unsafe fn convert_row<S: Simd, T: Element>(
-    src: *const T,
-    dst: *mut f32,
-    d: usize,
-    dp: usize,
-) {
-    let l = S::LANES;
-    let full = d / l * l;
-    let mut c = 0;
-    while c < full {
-        S::store(dst.add(c), load_elem::<S, T>(src.add(c)));
-        c += l;
-    }
-    for i in full..d {
-        *dst.add(i) = (*src.add(i)).to_f32();
-    }
-    for i in d..dp {
-        *dst.add(i) = 0.0;
-    }
 }
 
 /// `Sᵀ[r][0..QV·L] = Σ_{dd<d} kf[r·ldk + dd] · qt[dd·QV·L ..]` for `r < KR`: KR×QV accumulators,

@@ -15,9 +15,9 @@
 mod decode;
 mod flash;
 mod naive;
-pub(crate) mod simd;
 
 use crate::cpu::isa::Isa;
+use crate::cpu::simd;
 use crate::cpu::SendPtr;
 use crate::dtype::{DType, Element, Tensor};
 use crate::problem::{AttentionProblem, Precision, ProblemError};

@@ -17,12 +17,15 @@
 //! shared by [`gemm`] and [`gemm_bf16dot`]).
 
 use super::micro::{MicroKernel, PairMicroKernel};
-use super::pack::{pack_a, pack_b_pairs, pack_b_panel, pack_bt_panel, pack_pairs_rows};
+use super::pack::{pack_a, pack_b_pairs, pack_b_rows, pack_bt_panel, pack_pairs_rows};
 use super::Blocking;
 use crate::cpu::{AlignedBuf, SendPtr};
 use crate::dtype::Element;
 use rayon::prelude::*;
 use std::cell::RefCell;
+
+/// Rows of a B block packed per parallel task.
+const B_ROWS_PER_TASK: usize = 16;
 
 thread_local! {
     /// Per-thread packing buffers: (A block, conversion row). Grown on first use, then reused.
@@ -60,25 +63,59 @@ pub(crate) fn gemm<K: MicroKernel, T: Element>(
             let kc = kc_max.min(k - pc);
             let accumulate = pc > 0;
 
-            // Pack B (shared by all tasks of this (jc, pc)).
+            // Pack B (shared by all tasks of this (jc, pc)): Bᵀ panel by panel, B [k, n] in
+            // chunks of whole rows (sequential reads).
             let bp = bpack.get(n_panels * kc * nr);
-            bp.par_chunks_mut(kc * nr)
-                .enumerate()
-                .for_each(|(jp, dst)| {
-                    let j0 = jc + jp * nr;
-                    let nr_valid = nr.min(n - j0);
-                    if trans_b {
+            if trans_b {
+                bp.par_chunks_mut(kc * nr)
+                    .enumerate()
+                    .for_each(|(jp, dst)| {
+                        let j0 = jc + jp * nr;
+                        let nr_valid = nr.min(n - j0);
                         A_PACK.with(|cell| {
                             let row = &mut cell.borrow_mut().1;
                             if row.len() < kc {
                                 row.resize(kc, 0.0);
                             }
-                            pack_bt_panel(&b[j0 * ldb + pc..], ldb, kc, nr, nr_valid, dst, row);
+                            // SAFETY: K::ISA is available (the caller checked).
+                            unsafe {
+                                pack_bt_panel(
+                                    K::ISA,
+                                    &b[j0 * ldb + pc..],
+                                    ldb,
+                                    kc,
+                                    nr,
+                                    nr_valid,
+                                    dst,
+                                    row,
+                                )
+                            };
                         });
-                    } else {
-                        pack_b_panel(&b[pc * ldb + j0..], ldb, kc, nr, nr_valid, dst);
-                    }
-                });
+                    });
+            } else {
+                let dst = SendPtr(bp.as_mut_ptr());
+                (0..kc.div_ceil(B_ROWS_PER_TASK))
+                    .into_par_iter()
+                    .for_each(|t| {
+                        let p0 = t * B_ROWS_PER_TASK;
+                        let p1 = (p0 + B_ROWS_PER_TASK).min(kc);
+                        // SAFETY: K::ISA is available; the buffer holds n_panels·kc·nr f32s and
+                        // tasks write disjoint row ranges of it.
+                        unsafe {
+                            pack_b_rows(
+                                K::ISA,
+                                &b[pc * ldb + jc..],
+                                ldb,
+                                kc,
+                                nc,
+                                nr,
+                                p0,
+                                p1,
+                                dst.get(),
+                            )
+                        };
+                    });
+            }
             let bp: &[f32] = bp;
 
             let split = TaskSplit::new(m, mr, mc, n_panels, threads);
@@ -92,7 +129,8 @@ pub(crate) fn gemm<K: MicroKernel, T: Element>(
                         row.resize(kc, 0.0);
                     }
                     let ap = abuf.get(mc_cur.div_ceil(mr) * kc * mr);
-                    pack_a(&a[ic * lda + pc..], lda, mc_cur, kc, mr, ap, row);
+                    // SAFETY: K::ISA is available (the caller checked).
+                    unsafe { pack_a(K::ISA, &a[ic * lda + pc..], lda, mc_cur, kc, mr, ap, row) };
                     // SAFETY: tasks write disjoint (rows ic.., columns of panels jp0..jp1) tiles.
                     unsafe {
                         macro_kernel(

@@ -23,7 +23,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-/// Cache blocking of the packed matmul: `mc × kc` A blocks (L2), `kc × nr` B micro-panels (L1),
+/// Cache blocking of the packed matmul: `mc × kc` A blocks and `kc × nr` B micro-panels (L2),
 /// `kc × nc` B panels (L3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Blocking {
@@ -33,35 +33,33 @@ pub struct Blocking {
 }
 
 impl Blocking {
-    /// Derive blocking for a micro-kernel tile `mr × nr` from cache sizes:
-    /// - B micro-panel `kc·nr·4 B` ≤ L1d (it is streamed from L1 while the A micro-panels cycle),
-    ///   kc in [128, 512], a multiple of 16;
-    /// - A block `mc·kc·4 B` ≤ a quarter of L2, mc a multiple of mr in [mr, 960];
-    /// - B panel `kc·nc·4 B` ≤ a quarter of L3, nc a multiple of nr in [nr, 8192].
-    ///
-    /// The fractions were chosen by measurement (`results/matmul-blocking.md`): on a Zen 5 VM
-    /// (48 KiB L1d, 1 MiB L2) they give kc = 384, mc = 168 for the 12×32 AVX-512 tile.
+    /// Derive blocking for a micro-kernel tile `mr × nr` on f32 panels from cache sizes
+    /// ([`Blocking::l2_resident`] with 4 bytes per element and k step).
     pub fn from_caches(caches: &CacheSizes, mr: usize, nr: usize) -> Blocking {
-        let kc = (caches.l1d / (nr * 4)).clamp(128, 512) / 16 * 16;
-        let mc = ((caches.l2 / (4 * kc * 4)).clamp(mr, 960) / mr).max(1) * mr;
-        let nc = ((caches.l3 / (4 * kc * 4)).clamp(nr, 8192) / nr).max(1) * nr;
-        Blocking { mc, kc, nc }
+        Blocking::l2_resident(caches, mr, nr, 4)
     }
 
-    /// Blocking of the `vdpbf16ps` path (bf16 k-pair panels, 2 B per element) from cache sizes.
-    /// With two k steps per instruction the micro-kernel loads little per FLOP, so the B
-    /// micro-panel may live in L2 beside the A block; what pays is a long kc (fewer C
-    /// read-modify-write passes and fewer pack/compute barriers per K):
-    /// - B micro-panel `kc·nr·2 B` ≤ L2/8, kc in [256, 2048], a multiple of 16;
-    /// - A block `mc·kc·2 B` ≤ 3/8 of L2, mc a multiple of mr in [mr, 960];
-    /// - B panel `kc·nc·2 B` ≤ a quarter of L3, nc a multiple of nr in [nr, 8192].
-    ///
-    /// Chosen by measurement (`results/matmul-bf16dot.md`): on the Zen 5 VM (1 MiB L2, 32 MiB L3)
-    /// they give kc = 2048, mc = 96, nc = 2048, ≈ 10% over the L1-sized kc = 768, mc = 168.
+    /// Blocking of the `vdpbf16ps` path (bf16 k-pair panels, 2 bytes per element and k step).
     pub fn bf16dot_from_caches(caches: &CacheSizes, mr: usize, nr: usize) -> Blocking {
-        let kc = (caches.l2 / (8 * nr * 2)).clamp(256, 2048) / 16 * 16;
-        let mc = ((3 * caches.l2 / (8 * kc * 2)).clamp(mr, 960) / mr).max(1) * mr;
-        let nc = ((caches.l3 / (4 * kc * 2)).clamp(nr, 8192) / nr).max(1) * nr;
+        Blocking::l2_resident(caches, mr, nr, 2)
+    }
+
+    /// Blocking with the B micro-panel in L2 beside the A block, for panels of `bytes` bytes
+    /// per element and k step. The micro-kernels load little per FLOP (12×32: 176 bytes per 24
+    /// FMAs), so L2 feeds them; what pays is a long kc — fewer read-modify-write passes over C
+    /// and fewer pack/compute barriers per K — and packing that is a small share of the work:
+    /// - B micro-panel `kc·nr·bytes` ≤ L2/8, kc in [256, 2048], a multiple of 16;
+    /// - A block `mc·kc·bytes` ≤ 3/8 of L2, mc a multiple of mr in [mr, 960];
+    /// - B panel `kc·nc·bytes` ≤ a quarter of L3, nc a multiple of nr in [nr, 8192].
+    ///
+    /// Chosen by measurement (`results/matmul-blocking.md`, `results/matmul-bf16dot.md`): on the
+    /// Zen 5 VM (1 MiB L2, 32 MiB L3) the 12×32 AVX-512 tile gets kc = 1024, mc = 96, nc = 2048
+    /// (≈ 5–8% over the L1-sized kc = 384, mc = 168 at 2048³–4096³), the `vdpbf16ps` path
+    /// kc = 2048, mc = 96, nc = 2048.
+    pub fn l2_resident(caches: &CacheSizes, mr: usize, nr: usize, bytes: usize) -> Blocking {
+        let kc = (caches.l2 / (8 * nr * bytes)).clamp(256, 2048) / 16 * 16;
+        let mc = ((3 * caches.l2 / (8 * kc * bytes)).clamp(mr, 960) / mr).max(1) * mr;
+        let nc = ((caches.l3 / (4 * kc * bytes)).clamp(nr, 8192) / nr).max(1) * nr;
         Blocking { mc, kc, nc }
     }
 
@@ -668,7 +666,7 @@ mod tests {
             source: "test",
         };
         let d = Blocking::from_caches(&caches, 6, 16);
-        assert_eq!(d.kc, 512);
+        assert_eq!(d.kc, 1024);
         assert_eq!(d.mc % 6, 0);
         assert_eq!(d.nc % 16, 0);
         assert_eq!(d.to_string().parse::<Blocking>().unwrap(), d);
@@ -681,9 +679,9 @@ mod tests {
         assert_eq!(
             Blocking::from_caches(&zen5, 12, 32),
             Blocking {
-                mc: 168,
-                kc: 384,
-                nc: 5440
+                mc: 96,
+                kc: 1024,
+                nc: 2048
             }
         );
         assert_eq!(

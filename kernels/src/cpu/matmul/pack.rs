@@ -6,17 +6,61 @@
 //! The `vdpbf16ps` path packs bf16 without conversion, as k-pairs in u32 words ([`pack_pairs_rows`],
 //! [`pack_b_pairs`]).
 
+use crate::cpu::isa::Isa;
+use crate::cpu::simd::{self, load_elem, Simd};
 use crate::dtype::Element;
 
-/// Convert `src` to f32 into `row` (length `src.len()`).
-#[inline]
-fn convert_row<T: Element>(src: &[T], row: &mut [f32]) {
-    T::slice_to_f32(src, row);
+/// Expose `$imp::<S, T>` (generic over the SIMD vocabulary) as `pub unsafe fn $name<T>(isa, …)`:
+/// one `#[target_feature]` entry point per ISA, so the conversions and copies inline with that
+/// ISA's instructions (the pattern of `cpu::simd`). The ISA must be available on this CPU.
+macro_rules! per_isa {
+    ($(#[$doc:meta])* pub unsafe fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $imp:ident) => {
+        $(#[$doc])*
+        #[allow(clippy::too_many_arguments)]
+        pub unsafe fn $name<T: Element>(isa: Isa, $($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx512<T: Element>($($arg: $ty),*) {
+                $imp::<simd::Avx512, T>($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma,f16c")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx2<T: Element>($($arg: $ty),*) {
+                $imp::<simd::Avx2, T>($($arg),*)
+            }
+            debug_assert!(isa.available(), "{} packing on a CPU without it", isa.name());
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512f => avx512::<T>($($arg),*),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2fma => avx2::<T>($($arg),*),
+                _ => $imp::<simd::Portable, T>($($arg),*),
+            }
+        }
+    };
 }
 
-/// Pack rows `0..mc` × columns `0..kc` of A (row-major, `lda`, starting at `a[0]`) into
-/// `ceil(mc/MR)` micro-panels of `kc × MR` (k-major). `row` is scratch of length ≥ kc.
-pub fn pack_a<T: Element>(
+per_isa! {
+    /// Pack rows `0..mc` × columns `0..kc` of A (row-major, `lda`, starting at `a[0]`) into
+    /// `ceil(mc/MR)` micro-panels of `kc × MR` (k-major). `row` is scratch of length ≥ kc.
+    ///
+    /// # Safety
+    /// `isa` is available on this CPU.
+    pub unsafe fn pack_a(
+        a: &[T],
+        lda: usize,
+        mc: usize,
+        kc: usize,
+        mr: usize,
+        dst: &mut [f32],
+        row: &mut [f32],
+    ) => pack_a_with
+}
+
+#[inline(always)]
+unsafe fn pack_a_with<S: Simd, T: Element>(
     a: &[T],
     lda: usize,
     mc: usize,
@@ -25,45 +69,110 @@ pub fn pack_a<T: Element>(
     dst: &mut [f32],
     row: &mut [f32],
 ) {
-    let panels = mc.div_ceil(mr);
-    for ip in 0..panels {
-        let panel = &mut dst[ip * kc * mr..(ip + 1) * kc * mr];
+    let row = &mut row[..kc];
+    for (ip, panel) in dst
+        .chunks_exact_mut(kc * mr)
+        .take(mc.div_ceil(mr))
+        .enumerate()
+    {
         for r in 0..mr {
             let i = ip * mr + r;
             if i < mc {
-                convert_row(&a[i * lda..i * lda + kc], &mut row[..kc]);
-                for (p, &v) in row[..kc].iter().enumerate() {
-                    panel[p * mr + r] = v;
+                let src = &a[i * lda..i * lda + kc];
+                simd::convert_row::<S, T>(src.as_ptr(), row.as_mut_ptr(), kc, kc);
+                for (out, &v) in panel.chunks_exact_mut(mr).zip(row.iter()) {
+                    out[r] = v;
                 }
             } else {
-                for p in 0..kc {
-                    panel[p * mr + r] = 0.0;
+                for out in panel.chunks_exact_mut(mr) {
+                    out[r] = 0.0;
                 }
             }
         }
     }
 }
 
-/// Pack one B micro-panel: rows `0..kc` × columns `j0..j0+nr` of B stored `[k, n]` (row-major,
-/// `ldb`, `b[0]` at the panel's first row), `nr_valid` of them inside the matrix.
-pub fn pack_b_panel<T: Element>(
+per_isa! {
+    /// Pack rows `p0..p1` of the `kc × nc` block of B stored `[k, n]` (row-major, `ldb`, `b[0]` at
+    /// the block's first row and column) into the block's `ceil(nc/NR)` micro-panels at `dst`
+    /// (panel `jp` at `jp·kc·nr`, its row `p` at `p·nr`); columns past `nc` are zero. Reading
+    /// whole rows keeps B's reads sequential; tasks packing disjoint row ranges may run
+    /// concurrently.
+    ///
+    /// # Safety
+    /// `isa` is available; `dst` addresses `ceil(nc/nr)·kc·nr` writable f32s and no other thread
+    /// writes rows `p0..p1` of them.
+    pub unsafe fn pack_b_rows(
+        b: &[T],
+        ldb: usize,
+        kc: usize,
+        nc: usize,
+        nr: usize,
+        p0: usize,
+        p1: usize,
+        dst: *mut f32,
+    ) => pack_b_rows_with
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn pack_b_rows_with<S: Simd, T: Element>(
     b: &[T],
     ldb: usize,
     kc: usize,
+    nc: usize,
     nr: usize,
-    nr_valid: usize,
-    dst: &mut [f32],
+    p0: usize,
+    p1: usize,
+    dst: *mut f32,
 ) {
-    for p in 0..kc {
-        let out = &mut dst[p * nr..(p + 1) * nr];
-        convert_row(&b[p * ldb..p * ldb + nr_valid], &mut out[..nr_valid]);
-        out[nr_valid..].iter_mut().for_each(|x| *x = 0.0);
+    assert!(p0 <= p1 && p1 <= kc && (p0 == p1 || b.len() >= (p1 - 1) * ldb + nc));
+    let l = S::LANES;
+    let full = nc / nr;
+    for p in p0..p1 {
+        let src = b.as_ptr().add(p * ldb);
+        for jp in 0..full {
+            let (s, d) = (src.add(jp * nr), dst.add(jp * kc * nr + p * nr));
+            if nr.is_multiple_of(l) {
+                for c in (0..nr).step_by(l) {
+                    S::store(d.add(c), load_elem::<S, T>(s.add(c)));
+                }
+            } else {
+                for c in 0..nr {
+                    *d.add(c) = (*s.add(c)).to_f32();
+                }
+            }
+        }
+        if full * nr < nc {
+            let (s, d) = (src.add(full * nr), dst.add(full * kc * nr + p * nr));
+            let valid = nc - full * nr;
+            for c in 0..nr {
+                *d.add(c) = if c < valid { (*s.add(c)).to_f32() } else { 0.0 };
+            }
+        }
     }
 }
 
-/// Pack one B micro-panel from B stored transposed `[n, k]` (`bt[0]` at the panel's first column
-/// and first k): each of the `nr_valid` rows of `bt` is a column of the panel.
-pub fn pack_bt_panel<T: Element>(
+per_isa! {
+    /// Pack one B micro-panel from B stored transposed `[n, k]` (`bt[0]` at the panel's first
+    /// column and first k): each of the `nr_valid` rows of `bt` is a column of the panel.
+    /// `row` is scratch of length ≥ kc.
+    ///
+    /// # Safety
+    /// `isa` is available on this CPU.
+    pub unsafe fn pack_bt_panel(
+        bt: &[T],
+        ldb: usize,
+        kc: usize,
+        nr: usize,
+        nr_valid: usize,
+        dst: &mut [f32],
+        row: &mut [f32],
+    ) => pack_bt_panel_with
+}
+
+#[inline(always)]
+unsafe fn pack_bt_panel_with<S: Simd, T: Element>(
     bt: &[T],
     ldb: usize,
     kc: usize,
@@ -72,15 +181,18 @@ pub fn pack_bt_panel<T: Element>(
     dst: &mut [f32],
     row: &mut [f32],
 ) {
+    let row = &mut row[..kc];
+    let dst = &mut dst[..kc * nr];
     for j in 0..nr {
         if j < nr_valid {
-            convert_row(&bt[j * ldb..j * ldb + kc], &mut row[..kc]);
-            for (p, &v) in row[..kc].iter().enumerate() {
-                dst[p * nr + j] = v;
+            let src = &bt[j * ldb..j * ldb + kc];
+            simd::convert_row::<S, T>(src.as_ptr(), row.as_mut_ptr(), kc, kc);
+            for (out, &v) in dst.chunks_exact_mut(nr).zip(row.iter()) {
+                out[j] = v;
             }
         } else {
-            for p in 0..kc {
-                dst[p * nr + j] = 0.0;
+            for out in dst.chunks_exact_mut(nr) {
+                out[j] = 0.0;
             }
         }
     }
@@ -152,8 +264,11 @@ mod tests {
         let a = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
         let mut dst = vec![f32::NAN; 8];
         let mut row = vec![0.0; 2];
-        pack_a(&a, 2, 3, 2, 2, &mut dst, &mut row);
-        assert_eq!(dst, vec![1.0, 3.0, 2.0, 4.0, 5.0, 0.0, 6.0, 0.0]);
+        for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
+            dst.fill(f32::NAN);
+            unsafe { pack_a(isa, &a, 2, 3, 2, 2, &mut dst, &mut row) };
+            assert_eq!(dst, vec![1.0, 3.0, 2.0, 4.0, 5.0, 0.0, 6.0, 0.0], "{isa:?}");
+        }
     }
 
     #[test]
@@ -164,10 +279,17 @@ mod tests {
         let mut p1 = vec![f32::NAN; 8];
         let mut p2 = vec![f32::NAN; 8];
         let mut row = vec![0.0; 2];
-        pack_b_panel(&b, 3, 2, 4, 3, &mut p1);
-        pack_bt_panel(&bt, 2, 2, 4, 3, &mut p2, &mut row);
-        assert_eq!(p1, vec![1.0, 2.0, 3.0, 0.0, 4.0, 5.0, 6.0, 0.0]);
-        assert_eq!(p1, p2);
+        for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
+            p1.fill(f32::NAN);
+            p2.fill(f32::NAN);
+            unsafe {
+                pack_b_rows(isa, &b, 3, 2, 3, 4, 0, 1, p1.as_mut_ptr());
+                pack_b_rows(isa, &b, 3, 2, 3, 4, 1, 2, p1.as_mut_ptr());
+                pack_bt_panel(isa, &bt, 2, 2, 4, 3, &mut p2, &mut row);
+            }
+            assert_eq!(p1, vec![1.0, 2.0, 3.0, 0.0, 4.0, 5.0, 6.0, 0.0], "{isa:?}");
+            assert_eq!(p1, p2, "{isa:?}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::MicroKernel;
+use crate::cpu::isa::Isa;
 use std::arch::x86_64::*;
 
 /// Prefetch the C tile (rows × `row_bytes`) so its first touch after the k loop does not stall.
@@ -30,6 +31,7 @@ unsafe fn prefetch_c(c: *mut f32, rs_c: usize, rows: usize, row_bytes: usize) {
 pub struct Avx2_6x16;
 
 impl MicroKernel for Avx2_6x16 {
+    const ISA: Isa = Isa::Avx2fma;
     const MR: usize = 6;
     const NR: usize = 16;
     const NAME: &'static str = "6x16";
@@ -102,6 +104,7 @@ unsafe fn avx2_6x16(
 pub struct Avx512_12x32;
 
 impl MicroKernel for Avx512_12x32 {
+    const ISA: Isa = Isa::Avx512f;
     const MR: usize = 12;
     const NR: usize = 32;
     const NAME: &'static str = "12x32";

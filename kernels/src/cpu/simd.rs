@@ -3,7 +3,7 @@
 //! which the compiler vectorizes for the baseline target).
 //!
 //! Every method is `#[inline(always)]` and the generic kernels are too; each ISA has one
-//! `#[target_feature]` entry point per task ([`super::flash`], [`super::decode`]) into which the
+//! `#[target_feature]` entry point per task (attention's flash and decode tasks, matmul packing) into which the
 //! whole task inlines, so the intrinsics are compiled with the ISA enabled (the pattern of `pulp`
 //! and `gemm`). Nothing here is called outside such an entry point.
 //!
@@ -14,6 +14,8 @@
 //! P·V products), NaN gives 0 as well (NaN-safe clamp), so a masked score (−∞) contributes 0.
 
 #![allow(clippy::missing_safety_doc)]
+
+use crate::dtype::{DType, Element};
 
 /// Coefficients of `2^f ≈ 1 + f·(P5 + f·(P4 + … + f·P0))` on `|f| ≤ 1/2` (Cephes exp2f).
 pub(crate) const EXP2_P: [f32; 6] = [
@@ -66,6 +68,39 @@ pub(crate) trait Simd: Copy + Send + Sync + 'static {
     unsafe fn sub(a: Self::V, b: Self::V) -> Self::V;
     /// Hint that the cache line at `p` will be read soon (never faults; no-op where unavailable).
     unsafe fn prefetch(p: *const u8);
+}
+
+/// `LANES` elements of `T` at `p`, widened to f32.
+#[inline(always)]
+pub(crate) unsafe fn load_elem<S: Simd, T: Element>(p: *const T) -> S::V {
+    match T::DTYPE {
+        DType::F32 => S::load(p as *const f32),
+        DType::F16 => S::load_f16(p as *const u16),
+        DType::BF16 => S::load_bf16(p as *const u16),
+    }
+}
+
+/// Row `src[0..d]` widened into `dst[0..dp]`, zero-padded past `d`.
+#[inline(always)]
+pub(crate) unsafe fn convert_row<S: Simd, T: Element>(
+    src: *const T,
+    dst: *mut f32,
+    d: usize,
+    dp: usize,
+) {
+    let l = S::LANES;
+    let full = d / l * l;
+    let mut c = 0;
+    while c < full {
+        S::store(dst.add(c), load_elem::<S, T>(src.add(c)));
+        c += l;
+    }
+    for i in full..d {
+        *dst.add(i) = (*src.add(i)).to_f32();
+    }
+    for i in d..dp {
+        *dst.add(i) = 0.0;
+    }
 }
 
 /// The scalar twin of [`Simd::exp2`] (same clamp, rounding, polynomial and exponent
