@@ -18,6 +18,7 @@ fn main() {
     let threads = args.get(1).copied().unwrap_or(1);
     let a_panels = args.get(2).copied().unwrap_or(1);
     let b_panels = args.get(3).copied().unwrap_or(1);
+    let shared_c = args.get(4).copied().unwrap_or(0) == 1;
     let (mr, nr) = (Avx512_12x32::MR, Avx512_12x32::NR);
     let reps = (2_000_000_000usize / (2 * mr * nr * kc * a_panels * b_panels)).max(1);
     let run = move || {
@@ -39,7 +40,11 @@ fn main() {
                             kc,
                             a.as_ptr().add(ip * kc * mr),
                             b.as_ptr().add(jp * kc * nr),
-                            c.as_mut_ptr().add(ip * mr * ldc + jp * nr),
+                            if shared_c {
+                                c.as_mut_ptr()
+                            } else {
+                                c.as_mut_ptr().add(ip * mr * ldc + jp * nr)
+                            },
                             ldc,
                             true,
                         )

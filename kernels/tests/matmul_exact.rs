@@ -144,6 +144,33 @@ fn packed_exact_small_integers_every_isa_and_precision() {
     }
 }
 
+/// The M = 1 path on rows longer than its unrolled steps (64 f32 lanes per step with AVX-512)
+/// plus tails, K not a multiple of the 4-row groups of the `[k, n]` layout, and padded rows.
+/// Outputs are f32, so sums of magnitude up to 2·2·K stay exact in any summation order.
+#[test]
+fn gemv_exact_long_rows_every_isa() {
+    use half::{bf16, f16};
+    let shapes = [
+        MatmulProblem::new(1, 70, 203),
+        MatmulProblem::new(1, 70, 203).transposed_b(),
+        MatmulProblem::new(1, 131, 1030).transposed_b(),
+        MatmulProblem::new(1, 131, 1030),
+        MatmulProblem::new(1, 67, 301).with_leading_dims(303, 70, 67),
+        MatmulProblem::new(1, 67, 301)
+            .transposed_b()
+            .with_leading_dims(303, 305, 67),
+    ];
+    for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
+        let blocking = Blocking::for_isa(isa);
+        for (s, p) in shapes.iter().enumerate() {
+            let seed = 5000 + s as u64;
+            run_exact::<f32, f32>(isa, &blocking, p, seed);
+            run_exact::<f16, f32>(isa, &blocking, p, seed);
+            run_exact::<bf16, f32>(isa, &blocking, p, seed);
+        }
+    }
+}
+
 fn run_exact_bf16dot<O: perfledger_kernels::Element>(
     blocking: &Blocking,
     p: &MatmulProblem,

@@ -70,6 +70,39 @@ pub(crate) trait Simd: Copy + Send + Sync + 'static {
     unsafe fn prefetch(p: *const u8);
 }
 
+/// Expose `$imp::<S, T>` (generic over the SIMD vocabulary) as `unsafe fn $name<T>(isa, …)`: one
+/// `#[target_feature]` entry point per ISA, so the whole body inlines with that ISA's
+/// instructions. The ISA must be available on this CPU (the callers' safety contract).
+macro_rules! per_isa {
+    ($(#[$doc:meta])* $vis:vis unsafe fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $imp:ident) => {
+        $(#[$doc])*
+        #[allow(clippy::too_many_arguments)]
+        $vis unsafe fn $name<T: $crate::dtype::Element>(isa: $crate::cpu::isa::Isa, $($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx512<T: $crate::dtype::Element>($($arg: $ty),*) {
+                $imp::<$crate::cpu::simd::Avx512, T>($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma,f16c")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx2<T: $crate::dtype::Element>($($arg: $ty),*) {
+                $imp::<$crate::cpu::simd::Avx2, T>($($arg),*)
+            }
+            debug_assert!(isa.available(), "{} code on a CPU without it", isa.name());
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                $crate::cpu::isa::Isa::Avx512f => avx512::<T>($($arg),*),
+                #[cfg(target_arch = "x86_64")]
+                $crate::cpu::isa::Isa::Avx2fma => avx2::<T>($($arg),*),
+                _ => $imp::<$crate::cpu::simd::Portable, T>($($arg),*),
+            }
+        }
+    };
+}
+pub(crate) use per_isa;
+
 /// `LANES` elements of `T` at `p`, widened to f32.
 #[inline(always)]
 pub(crate) unsafe fn load_elem<S: Simd, T: Element>(p: *const T) -> S::V {

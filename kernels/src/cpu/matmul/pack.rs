@@ -6,41 +6,8 @@
 //! The `vdpbf16ps` path packs bf16 without conversion, as k-pairs in u32 words ([`pack_pairs_rows`],
 //! [`pack_b_pairs`]).
 
-use crate::cpu::isa::Isa;
-use crate::cpu::simd::{self, load_elem, Simd};
+use crate::cpu::simd::{self, load_elem, per_isa, Simd};
 use crate::dtype::Element;
-
-/// Expose `$imp::<S, T>` (generic over the SIMD vocabulary) as `pub unsafe fn $name<T>(isa, …)`:
-/// one `#[target_feature]` entry point per ISA, so the conversions and copies inline with that
-/// ISA's instructions (the pattern of `cpu::simd`). The ISA must be available on this CPU.
-macro_rules! per_isa {
-    ($(#[$doc:meta])* pub unsafe fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $imp:ident) => {
-        $(#[$doc])*
-        #[allow(clippy::too_many_arguments)]
-        pub unsafe fn $name<T: Element>(isa: Isa, $($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-            #[allow(clippy::too_many_arguments)]
-            unsafe fn avx512<T: Element>($($arg: $ty),*) {
-                $imp::<simd::Avx512, T>($($arg),*)
-            }
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx2,fma,f16c")]
-            #[allow(clippy::too_many_arguments)]
-            unsafe fn avx2<T: Element>($($arg: $ty),*) {
-                $imp::<simd::Avx2, T>($($arg),*)
-            }
-            debug_assert!(isa.available(), "{} packing on a CPU without it", isa.name());
-            match isa {
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx512f => avx512::<T>($($arg),*),
-                #[cfg(target_arch = "x86_64")]
-                Isa::Avx2fma => avx2::<T>($($arg),*),
-                _ => $imp::<simd::Portable, T>($($arg),*),
-            }
-        }
-    };
-}
 
 per_isa! {
     /// Pack rows `0..mc` × columns `0..kc` of A (row-major, `lda`, starting at `a[0]`) into
@@ -257,6 +224,7 @@ pub fn pack_b_pairs(b: &[u16], ldb: usize, kc: usize, nr: usize, nr_valid: usize
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::isa::Isa;
 
     #[test]
     fn pack_a_pads_and_interleaves() {
