@@ -119,7 +119,7 @@ pub struct RunArgs {
     /// Force the CPU ISA path (avx512f, avx2fma, portable); default: the best detected.
     #[arg(long)]
     pub isa: Option<String>,
-    /// Override the packed matmul's cache blocking, e.g. `mc=168,kc=384,nc=4096`.
+    /// Override the packed matmul's cache blocking, e.g. `mc=96,kc=1024,nc=2048`.
     #[arg(long)]
     pub blocking: Option<String>,
     /// Worker threads (default: all online CPUs).

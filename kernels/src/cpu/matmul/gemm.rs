@@ -3,11 +3,12 @@
 //! ```text
 //! for jc in 0..n step NC            (B panel kc×NC lives in L3)
 //!   for pc in 0..k step KC          (β = 0 on the first pc, then accumulate)
-//!     pack B[pc.., jc..] → bpack     (shared; parallel over NR panels; f16/bf16 → f32 here,
-//!                                     or bf16 k-pairs unconverted for the vdpbf16ps path)
+//!     pack B[pc.., jc..] → bpack     (shared; parallel over row chunks of B [k, n] or NR
+//!                                     panels of Bᵀ; f16/bf16 → f32 here, or bf16 k-pairs
+//!                                     unconverted for the vdpbf16ps path)
 //!     parallel for (ic block, jr range) tasks:
 //!       pack A[ic.., pc..] → apack   (per-thread buffer in L2; f16/bf16 → f32 here)
-//!       for jr in range               (B micro-panel kc×NR in L1)
+//!       for jr in range               (B micro-panel kc×NR in L2, reused by every ir)
 //!         for ir in 0..mc step MR     (A micro-panels from L2)
 //!           micro-kernel (full tile, or a scratch tile at the edges)
 //! ```
