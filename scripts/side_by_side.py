@@ -7,7 +7,7 @@ For each `ok` measured row and each verified peer row with the same op and shape
 ratio = peer median time / perfledger median time (> 1: perfledger faster) with a 95% percentile
 bootstrap CI (each side resampled independently, 4000 resamples, seeded), and perfledger's fraction
 of the run's measured ceiling (FMA peak of the kernel's ISA, or read bandwidth for memory-bound
-rows). Standard library only.
+rows: the higher of the probes before and after the rows). Standard library only.
 """
 import argparse
 import json
@@ -61,7 +61,10 @@ def main():
     run = json.load(open(args.run))
     ceil = run.get("measured_ceilings", {})
     fma = ceil.get("cpu_fma_gflops", {})
-    read = ceil.get("cpu_read_gbs")
+    read_before = ceil.get("cpu_read_gbs")
+    read_after = ceil.get("cpu_read_gbs_after")
+    # The ceiling is the higher of the probes before and after the rows (as in perfledger).
+    read = max((x for x in (read_before, read_after) if x), default=None)
     rows = run["results"]
     ours = [r for r in rows if r["kind"] == "measured" and r["status"] == "ok"]
     peers = [r for r in rows if r["kind"] == "peer" and r.get("samples_s")
@@ -74,7 +77,9 @@ def main():
                f"{cpu.get('isa_selected')}, load average at start {cpu.get('load_avg')}, steal "
                f"{cpu.get('steal_pct')}%.")
     out.append("Measured ceilings (same run): FMA " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in fma.items())
-               + (f"; read {read:.1f} GB/s" if read else "") + ".")
+               + (f"; read {read_before:.1f} GB/s" if read_before else "")
+               + (f" before, {read_after:.1f} GB/s after the rows (ceiling: the higher)" if read_after else "")
+               + ".")
     out.append("Ratio = peer median time / perfledger median time (> 1: perfledger is faster), 95% CI by "
                "bootstrap of both sample sets. FLOPs: matmul 2·M·N·K, attention 4·D·unmasked pairs.\n")
     out.append("| shape | perfledger kernel | GFLOP/s [95% CI] | % of ceiling | peer | peer precision | peer GFLOP/s | ratio [95% CI] |")

@@ -638,6 +638,18 @@ fn cmd_run(args: RunArgs) -> Result<u8> {
         pb.inc(1);
     }
     pb.finish_and_clear();
+    // Bandwidth again after the rows, so the pair brackets them (not after an interrupt).
+    if args.probes == ProbeMode::Full && !interrupted && !run.results.is_empty() {
+        eprintln!("measuring read and triad bandwidth again after the rows...");
+        let bw = pool.install(|| {
+            probe::bandwidth(&ProbeOptions {
+                threads: rp.threads,
+                quick: false,
+            })
+        });
+        run.measured_ceilings.cpu_read_gbs_after = Some(bw.read_gbs);
+        run.measured_ceilings.cpu_triad_gbs_after = Some(bw.triad_gbs);
+    }
     environment.finish(&steal);
     run.environment = environment;
     run.complete = !interrupted;
@@ -692,6 +704,7 @@ fn measure_ceilings(mode: ProbeMode, threads: usize) -> MeasuredCeilings {
         cpu_read_gbs: Some(c.bandwidth.read_gbs),
         cpu_triad_gbs: Some(c.bandwidth.triad_gbs),
         gpu: Vec::new(),
+        ..Default::default()
     }
 }
 
@@ -733,7 +746,7 @@ pub fn attainable(row: &Row, ceilings: &MeasuredCeilings) -> Option<(f64, &'stat
         }
         None => return None,
     };
-    let bw = ceilings.cpu_read_gbs?;
+    let bw = ceilings.read_ceiling_gbs()?;
     let mem = flops / bytes * bw;
     Some(if mem < peak {
         (mem, "memory")
@@ -876,9 +889,9 @@ pub fn format_summary(run: &RunFile) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "measured ceilings: FMA {}; read {:.1} GB/s; triad {:.1} GB/s",
+            "measured ceilings: FMA {}; {}; triad {:.1} GB/s",
             fma.join(", "),
-            run.measured_ceilings.cpu_read_gbs.unwrap_or(f64::NAN),
+            run.measured_ceilings.read_text(),
             run.measured_ceilings.cpu_triad_gbs.unwrap_or(f64::NAN),
         );
         let _ = writeln!(

@@ -240,8 +240,37 @@ pub struct MeasuredCeilings {
     /// STREAM-triad bandwidth in GB/s.
     #[serde(default)]
     pub cpu_triad_gbs: Option<f64>,
+    /// Read bandwidth measured again after the last row (memory bandwidth of a shared VM moves
+    /// from minute to minute; the pair brackets the rows). `None` when not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_read_gbs_after: Option<f64>,
+    /// Triad bandwidth measured again after the last row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_triad_gbs_after: Option<f64>,
     #[serde(default)]
     pub gpu: Vec<GpuCeilings>,
+}
+
+impl MeasuredCeilings {
+    /// The read-bandwidth ceiling rows are held to: the higher of the probes before and after
+    /// the rows (the conservative choice: a memory-bound row's % of ceiling is never inflated by a
+    /// probe that happened to fall in a slow window).
+    pub fn read_ceiling_gbs(&self) -> Option<f64> {
+        match (self.cpu_read_gbs, self.cpu_read_gbs_after) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// `read X GB/s` or `read X GB/s before, Y after the rows`.
+    pub fn read_text(&self) -> String {
+        match (self.cpu_read_gbs, self.cpu_read_gbs_after) {
+            (Some(a), Some(b)) => format!("read {a:.1} GB/s before, {b:.1} after the rows"),
+            (Some(a), None) => format!("read {a:.1} GB/s"),
+            (None, Some(b)) => format!("read {b:.1} GB/s after the rows"),
+            (None, None) => "read n/a".to_string(),
+        }
+    }
 }
 
 /// One GPU adapter's measured ceilings (`index` matches `environment.gpus[].index`).
@@ -1618,6 +1647,24 @@ impl ExternalRow {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn read_ceiling_is_the_higher_of_the_bracketing_probes() {
+        let mut c = MeasuredCeilings::default();
+        assert_eq!(c.read_ceiling_gbs(), None);
+        assert_eq!(c.read_text(), "read n/a");
+        c.cpu_read_gbs = Some(47.8);
+        assert_eq!(c.read_ceiling_gbs(), Some(47.8));
+        c.cpu_read_gbs_after = Some(70.1);
+        assert_eq!(c.read_ceiling_gbs(), Some(70.1));
+        assert_eq!(c.read_text(), "read 47.8 GB/s before, 70.1 after the rows");
+        c.cpu_read_gbs = Some(80.0);
+        assert_eq!(c.read_ceiling_gbs(), Some(80.0));
+        // Older run files without the second probe still parse.
+        let old: MeasuredCeilings =
+            serde_json::from_str(r#"{"cpu_fma_gflops": {}, "cpu_read_gbs": 40.0}"#).unwrap();
+        assert_eq!(old.read_ceiling_gbs(), Some(40.0));
+    }
     use super::*;
 
     #[test]

@@ -850,6 +850,7 @@ fn html_is_self_contained_with_charts_and_escapes_everything() {
         cpu_read_gbs: Some(20.0),
         cpu_triad_gbs: Some(18.0),
         gpu: vec![],
+        ..Default::default()
     };
     let rep = report::build(&[input(run1)], &db(), &report::Options::default());
     let html = html_of(&rep);

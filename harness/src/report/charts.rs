@@ -119,7 +119,7 @@ fn draw_roofline(rep: &Report, db: &Database) -> DrawResult<String> {
         let c = &r.measured_ceilings;
         if let (Some((isa, peak)), Some(bw)) = (
             c.cpu_fma_gflops.iter().max_by(|a, b| a.1.total_cmp(b.1)),
-            c.cpu_read_gbs,
+            c.read_ceiling_gbs(),
         ) {
             roofs.push(RoofLine {
                 label: format!("{}: measured ({isa} FMA, read bandwidth)", r.label),

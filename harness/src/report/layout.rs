@@ -236,10 +236,10 @@ pub fn document(rep: &Report) -> Vec<Block> {
                 .map(|(k, v)| format!("{k} {} GFLOP/s", num(*v)))
                 .collect();
             facts.push(format!(
-                "{}: measured ceilings (perfledger probes): FMA {}; read {} GB/s; triad {} GB/s",
+                "{}: measured ceilings (perfledger probes): FMA {}; {}; triad {} GB/s",
                 r.label,
                 fma.join(", "),
-                opt(c.cpu_read_gbs, num),
+                c.read_text(),
                 opt(c.cpu_triad_gbs, num)
             ));
         } else {

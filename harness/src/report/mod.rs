@@ -794,7 +794,7 @@ fn measured_roof(run: &RunFile, row: &Row, hw: &Hw<'_>) -> Option<(Roof, String)
                     .max_by(|a, b| a.1.total_cmp(b.1))
                     .map(|(k, v)| (k.clone(), *v))?,
             };
-            let bw = c.cpu_read_gbs?;
+            let bw = c.read_ceiling_gbs()?;
             Some((
                 Roof {
                     peak_gflops: peak,
