@@ -20,24 +20,27 @@ BIN=target/release/perfledger
 
 echo "== load before: $(cat /proc/loadavg)"
 rm -f "$OUT"/numpy.jsonl "$OUT"/torch.jsonl
-numpy_round() {
+peers_round() {
   OPENBLAS_CORETYPE=Haswell $PY scripts/reference/numpy_matmul.py --keep-openblas-env \
     --threads "$THREADS" --min-time 4 --shape 2048x2048x2048 --shape 4096x4096x4096 \
     --out "$OUT/numpy.jsonl" --append
   OPENBLAS_CORETYPE=Haswell $PY scripts/reference/numpy_matmul.py --keep-openblas-env \
     --threads "$THREADS" --min-time 3 --shape 1x14336x4096 --trans-b --out "$OUT/numpy.jsonl" --append
+  # PyTorch's bf16 GEMV (capped to AVX2) before and after too: memory-bound rows move most with
+  # this VM's bandwidth windows.
+  ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 $PY scripts/reference/torch_matmul.py \
+    --threads "$THREADS" --min-time 3 --dtype bf16 --shape 1x14336x4096 --trans-b \
+    --out "$OUT/torch.jsonl" --append
 }
-numpy_round
+peers_round
 "$BIN" run --suite scripts/suites/matmul-peers.json --isa avx2fma --threads "$THREADS" \
   --out "$OUT/run.json" --force | tee "$OUT/perfledger.log"
-numpy_round
+peers_round
 export ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
 $PY scripts/reference/torch_matmul.py --threads "$THREADS" --min-time 4 --dtype f32 \
-  --shape 2048x2048x2048 --out "$OUT/torch.jsonl"
+  --shape 2048x2048x2048 --out "$OUT/torch.jsonl" --append
 $PY scripts/reference/torch_matmul.py --threads "$THREADS" --min-time 2 --min-samples 5 --dtype bf16 \
   --shape 512x512x512 --out "$OUT/torch.jsonl" --append
-$PY scripts/reference/torch_matmul.py --threads "$THREADS" --min-time 3 --dtype bf16 \
-  --shape 1x14336x4096 --trans-b --out "$OUT/torch.jsonl" --append
 unset ATEN_CPU_CAPABILITY ONEDNN_MAX_CPU_ISA
 echo "== load after: $(cat /proc/loadavg)"
 

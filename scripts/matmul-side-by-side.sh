@@ -15,27 +15,29 @@ BIN=target/release/perfledger
 
 echo "== load before: $(cat /proc/loadavg)"
 rm -f "$OUT"/numpy.jsonl "$OUT"/torch.jsonl
-# OpenBLAS before and after perfledger (A B A), so drift during the sitting shows as two peer rows.
-numpy_round() {
+# OpenBLAS (and PyTorch's GEMV) before and after perfledger (A B A), so drift during the sitting
+# shows as two peer rows.
+peers_round() {
   $PY scripts/reference/numpy_matmul.py --threads "$THREADS" --min-time 4 \
     --shape 2048x2048x2048 --shape 4096x4096x4096 --out "$OUT/numpy.jsonl" --append
   $PY scripts/reference/numpy_matmul.py --threads "$THREADS" --min-time 3 \
     --shape 1x14336x4096 --trans-b --out "$OUT/numpy.jsonl" --append
   $PY scripts/reference/numpy_matmul.py --threads "$THREADS" --min-time 3 \
     --shape 1x14336x4096 --out "$OUT/numpy.jsonl" --append
+  # PyTorch's bf16 GEMV too: memory-bound rows move most with this VM's bandwidth windows.
+  $PY scripts/reference/torch_matmul.py --threads "$THREADS" --min-time 3 --dtype bf16 \
+    --shape 1x14336x4096 --trans-b --out "$OUT/torch.jsonl" --append
 }
-numpy_round
+peers_round
 "$BIN" run --suite scripts/suites/matmul-peers.json --threads "$THREADS" --out "$OUT/run.json" --force \
   | tee "$OUT/perfledger.log"
-numpy_round
-# PyTorch: f32 at both sizes, bf16 at 2048³ and the GEMV; f16 only at 512³ (no f16 GEMM path
-# in PyTorch on this CPU: ~1 GFLOP/s) — recorded, no gate.
+peers_round
+# PyTorch: f32 and bf16 at both sizes (its GEMV ran with the OpenBLAS rounds); f16 only at 512³
+# (no f16 GEMM path in PyTorch on this CPU: ~1 GFLOP/s) — recorded, no gate.
 $PY scripts/reference/torch_matmul.py --threads "$THREADS" --min-time 4 --dtype f32 \
-  --shape 2048x2048x2048 --shape 4096x4096x4096 --out "$OUT/torch.jsonl"
+  --shape 2048x2048x2048 --shape 4096x4096x4096 --out "$OUT/torch.jsonl" --append
 $PY scripts/reference/torch_matmul.py --threads "$THREADS" --min-time 4 --dtype bf16 \
   --shape 2048x2048x2048 --shape 4096x4096x4096 --out "$OUT/torch.jsonl" --append
-$PY scripts/reference/torch_matmul.py --threads "$THREADS" --min-time 3 --dtype bf16 \
-  --shape 1x14336x4096 --trans-b --out "$OUT/torch.jsonl" --append
 $PY scripts/reference/torch_matmul.py --threads "$THREADS" --min-time 2 --min-samples 5 --dtype f16 \
   --shape 512x512x512 --out "$OUT/torch.jsonl" --append
 echo "== load after: $(cat /proc/loadavg)"
