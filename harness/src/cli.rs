@@ -638,15 +638,22 @@ fn cmd_run(args: RunArgs) -> Result<u8> {
         pb.inc(1);
     }
     pb.finish_and_clear();
-    // Bandwidth again after the rows, so the pair brackets them (not after an interrupt).
+    // FMA (selected ISA) and bandwidth again after the rows, so the pairs bracket them (not
+    // after an interrupt).
     if args.probes == ProbeMode::Full && !interrupted && !run.results.is_empty() {
-        eprintln!("measuring read and triad bandwidth again after the rows...");
-        let bw = pool.install(|| {
-            probe::bandwidth(&ProbeOptions {
-                threads: rp.threads,
-                quick: false,
-            })
-        });
+        eprintln!("measuring FMA and bandwidth again after the rows...");
+        let opts = ProbeOptions {
+            threads: rp.threads,
+            quick: false,
+        };
+        let isa = rp.registry.isa_selected();
+        let (fma, bw) =
+            pool.install(|| (probe::fma_throughput(isa, &opts), probe::bandwidth(&opts)));
+        if let Some(f) = fma {
+            run.measured_ceilings
+                .cpu_fma_gflops_after
+                .insert(isa.name().to_string(), f.gflops);
+        }
         run.measured_ceilings.cpu_read_gbs_after = Some(bw.read_gbs);
         run.measured_ceilings.cpu_triad_gbs_after = Some(bw.triad_gbs);
     }
@@ -739,8 +746,8 @@ pub fn attainable(row: &Row, ceilings: &MeasuredCeilings) -> Option<(f64, &'stat
         .unwrap_or("");
     // The ceiling of the kernel's own ISA path; a scalar baseline is held to the machine's best.
     // A path without a probe of its own (e.g. avx512bf16's vdpbf16ps) has no ceiling: n/a.
-    let peak = match ceilings.cpu_fma_gflops.get(variant) {
-        Some(&p) => p,
+    let peak = match ceilings.fma_ceiling(variant) {
+        Some(p) => p,
         None if variant == "scalar" => {
             ceilings.cpu_fma_gflops.values().copied().reduce(f64::max)?
         }
@@ -881,12 +888,7 @@ pub fn format_summary(run: &RunFile) -> String {
         );
     }
     if !run.measured_ceilings.cpu_fma_gflops.is_empty() {
-        let fma: Vec<String> = run
-            .measured_ceilings
-            .cpu_fma_gflops
-            .iter()
-            .map(|(k, v)| format!("{k} {v:.0} GFLOP/s"))
-            .collect();
+        let fma = run.measured_ceilings.fma_text();
         let _ = writeln!(
             out,
             "measured ceilings: FMA {}; {}; triad {:.1} GB/s",

@@ -240,8 +240,12 @@ pub struct MeasuredCeilings {
     /// STREAM-triad bandwidth in GB/s.
     #[serde(default)]
     pub cpu_triad_gbs: Option<f64>,
-    /// Read bandwidth measured again after the last row (memory bandwidth of a shared VM moves
-    /// from minute to minute; the pair brackets the rows). `None` when not measured.
+    /// FMA throughput of the run's selected ISA path measured again after the last row (a shared
+    /// VM's speed moves from minute to minute; the pair brackets the rows). Empty when not
+    /// measured.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cpu_fma_gflops_after: BTreeMap<String, f64>,
+    /// Read bandwidth measured again after the last row. `None` when not measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_read_gbs_after: Option<f64>,
     /// Triad bandwidth measured again after the last row.
@@ -252,6 +256,31 @@ pub struct MeasuredCeilings {
 }
 
 impl MeasuredCeilings {
+    /// The FMA ceiling of ISA path `isa`: the higher of the probes before and after the rows
+    /// (conservative, as for bandwidth).
+    pub fn fma_ceiling(&self, isa: &str) -> Option<f64> {
+        let (a, b) = (
+            self.cpu_fma_gflops.get(isa).copied(),
+            self.cpu_fma_gflops_after.get(isa).copied(),
+        );
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The before-rows FMA figures as `isa N GFLOP/s` (with the after-rows figure where there is
+    /// one: `isa N GFLOP/s (M after the rows)`).
+    pub fn fma_text(&self) -> Vec<String> {
+        self.cpu_fma_gflops
+            .iter()
+            .map(|(k, v)| match self.cpu_fma_gflops_after.get(k) {
+                Some(after) => format!("{k} {v:.0} GFLOP/s ({after:.0} after the rows)"),
+                None => format!("{k} {v:.0} GFLOP/s"),
+            })
+            .collect()
+    }
+
     /// The read-bandwidth ceiling rows are held to: the higher of the probes before and after
     /// the rows (the conservative choice: a memory-bound row's % of ceiling is never inflated by a
     /// probe that happened to fall in a slow window).
@@ -1649,7 +1678,7 @@ impl ExternalRow {
 mod tests {
 
     #[test]
-    fn read_ceiling_is_the_higher_of_the_bracketing_probes() {
+    fn ceilings_are_the_higher_of_the_bracketing_probes() {
         let mut c = MeasuredCeilings::default();
         assert_eq!(c.read_ceiling_gbs(), None);
         assert_eq!(c.read_text(), "read n/a");
@@ -1660,7 +1689,14 @@ mod tests {
         assert_eq!(c.read_text(), "read 47.8 GB/s before, 70.1 after the rows");
         c.cpu_read_gbs = Some(80.0);
         assert_eq!(c.read_ceiling_gbs(), Some(80.0));
-        // Older run files without the second probe still parse.
+        c.cpu_fma_gflops.insert("avx512f".into(), 520.0);
+        assert_eq!(c.fma_ceiling("avx512f"), Some(520.0));
+        assert_eq!(c.fma_text(), ["avx512f 520 GFLOP/s"]);
+        c.cpu_fma_gflops_after.insert("avx512f".into(), 531.0);
+        assert_eq!(c.fma_ceiling("avx512f"), Some(531.0));
+        assert_eq!(c.fma_ceiling("avx2fma"), None);
+        assert_eq!(c.fma_text(), ["avx512f 520 GFLOP/s (531 after the rows)"]);
+        // Older run files without the second probes still parse.
         let old: MeasuredCeilings =
             serde_json::from_str(r#"{"cpu_fma_gflops": {}, "cpu_read_gbs": 40.0}"#).unwrap();
         assert_eq!(old.read_ceiling_gbs(), Some(40.0));

@@ -221,6 +221,7 @@ fn realistic_run() -> RunFile {
         cpu_fma_gflops: BTreeMap::from([("avx2fma".to_string(), 84.5), ("portable".into(), 10.2)]),
         cpu_read_gbs: Some(18.5),
         cpu_triad_gbs: Some(14.0),
+        cpu_fma_gflops_after: BTreeMap::from([("avx2fma".to_string(), 83.0)]),
         cpu_read_gbs_after: Some(19.5),
         cpu_triad_gbs_after: Some(14.5),
         gpu: vec![GpuCeilings {

@@ -230,11 +230,7 @@ pub fn document(rep: &Report) -> Vec<Block> {
     for r in &rep.runs {
         let c = &r.measured_ceilings;
         if !c.cpu_fma_gflops.is_empty() {
-            let fma: Vec<String> = c
-                .cpu_fma_gflops
-                .iter()
-                .map(|(k, v)| format!("{k} {} GFLOP/s", num(*v)))
-                .collect();
+            let fma = c.fma_text();
             facts.push(format!(
                 "{}: measured ceilings (perfledger probes): FMA {}; {}; triad {} GB/s",
                 r.label,

@@ -786,13 +786,13 @@ fn measured_roof(run: &RunFile, row: &Row, hw: &Hw<'_>) -> Option<(Roof, String)
     match hw {
         Hw::Cpu => {
             let variant = row.kernel.as_ref().map(|k| k.variant.as_str());
-            let (name, peak) = match variant.and_then(|v| c.cpu_fma_gflops.get_key_value(v)) {
-                Some((k, v)) => (k.clone(), *v),
+            let (name, peak) = match variant.and_then(|v| Some((v, c.fma_ceiling(v)?))) {
+                Some((k, v)) => (k.to_string(), v),
                 None => c
                     .cpu_fma_gflops
-                    .iter()
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .map(|(k, v)| (k.clone(), *v))?,
+                    .keys()
+                    .filter_map(|k| Some((k.clone(), c.fma_ceiling(k)?)))
+                    .max_by(|a, b| a.1.total_cmp(&b.1))?,
             };
             let bw = c.read_ceiling_gbs()?;
             Some((
