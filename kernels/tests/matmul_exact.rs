@@ -145,7 +145,8 @@ fn packed_exact_small_integers_every_isa_and_precision() {
 }
 
 /// The M = 1 path on rows longer than its unrolled steps (64 f32 lanes per step with AVX-512)
-/// plus tails, K not a multiple of the 4-row groups of the `[k, n]` layout, and padded rows.
+/// plus tails, K not a multiple of the 4-row groups of the `[k, n]` layout, wide and narrow N,
+/// and padded rows.
 /// Outputs are f32, so sums of magnitude up to 2·2·K stay exact in any summation order.
 #[test]
 fn gemv_exact_long_rows_every_isa() {
@@ -159,6 +160,9 @@ fn gemv_exact_long_rows_every_isa() {
         MatmulProblem::new(1, 67, 301)
             .transposed_b()
             .with_leading_dims(303, 305, 67),
+        // Wide B [k, n], and padded rows.
+        MatmulProblem::new(1, 1030, 67),
+        MatmulProblem::new(1, 777, 45).with_leading_dims(50, 800, 777),
     ];
     for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
         let blocking = Blocking::for_isa(isa);
