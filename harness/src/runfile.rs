@@ -1,5 +1,6 @@
-//! Run files: one JSON document per run, schema `perfledger.run/1.0` (DESIGN.md "Result file",
-//! `results/README.md`, `results/schema/run-1.0.schema.json`), and the JSON-lines format of
+//! Run files: one JSON document per run, schema `perfledger.run/1.1` (DESIGN.md "Result file",
+//! `results/README.md`, `results/schema/run-1.1.schema.json`; 1.1 added the optional after-rows
+//! probes of `measured_ceilings`), and the JSON-lines format of
 //! external rows (`results/schema/external-rows-1.schema.json`).
 //!
 //! Field names here are pinned: reports, `compare` and outside scripts read exactly these. A new
@@ -28,9 +29,9 @@ use time::{OffsetDateTime, UtcOffset};
 /// The name part of the run-file schema string.
 pub const SCHEMA_NAME: &str = "perfledger.run";
 /// The schema string this build writes.
-pub const SCHEMA: &str = "perfledger.run/1.0";
+pub const SCHEMA: &str = "perfledger.run/1.1";
 /// The version this build writes and reads (with older minors of the same major).
-pub const VERSION: SchemaVersion = SchemaVersion::new(1, 0);
+pub const VERSION: SchemaVersion = SchemaVersion::new(1, 1);
 /// Where runs go by default (relative to the working directory; git-ignored).
 pub const RUNS_DIR: &str = "results/runs";
 
@@ -207,7 +208,7 @@ impl RunFileError {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunFile {
-    /// `perfledger.run/1.0`. Files of older minors are read as the current version, and this field
+    /// `perfledger.run/1.1`. Files of older minors are read as the current version, and this field
     /// is set to [`SCHEMA`] on reading (the value in memory is always of the current version).
     pub schema: String,
     /// Random 128-bit id, 32 lowercase hex digits ([`new_run_id`]).

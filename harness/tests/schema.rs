@@ -39,14 +39,14 @@ fn compile(schema: &Value) -> jsonschema::Validator {
 
 fn run_validator() -> &'static jsonschema::Validator {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
-    V.get_or_init(|| compile(&load_schema("run-1.0.schema.json")))
+    V.get_or_init(|| compile(&load_schema("run-1.1.schema.json")))
 }
 
 /// The `row` definition of the run schema as a schema of its own.
 fn row_validator() -> &'static jsonschema::Validator {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
     V.get_or_init(|| {
-        let run = load_schema("run-1.0.schema.json");
+        let run = load_schema("run-1.1.schema.json");
         compile(&json!({
             "$schema": run["$schema"],
             "$defs": run["$defs"],
@@ -1030,4 +1030,57 @@ fn kernel_verification_converts() {
     let json = serde_json::to_value(&v).unwrap();
     assert!(json.get("error").is_none());
     assert_eq!(json["detail"], "NaN at batch 0, row 3, col 7");
+}
+
+/// Every run file committed under `results/` (outside `schema/` and the ignored `runs/`), of either
+/// minor, validates against the schema of its own version and is read by this build; a 1.0 file is
+/// read as the current version.
+#[test]
+fn committed_run_files_of_both_minors_are_read() {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if name != "schema" && name != "runs" {
+                    walk(&path, out);
+                }
+            } else if name.ends_with(".json") {
+                out.push(path);
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results");
+    let mut files = Vec::new();
+    walk(&root, &mut files);
+    let v10 = compile(&load_schema("run-1.0.schema.json"));
+    let mut seen = BTreeMap::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let Ok(value) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        let Some(schema) = value["schema"].as_str() else {
+            continue;
+        };
+        if !schema.starts_with("perfledger.run/") {
+            continue;
+        }
+        let validator = match schema {
+            "perfledger.run/1.0" => &v10,
+            "perfledger.run/1.1" => run_validator(),
+            other => panic!("{}: unexpected schema {other}", path.display()),
+        };
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", path.display());
+        let run = RunFile::from_slice(text.as_bytes(), &path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(run.schema, SCHEMA, "{}", path.display());
+        *seen.entry(schema.to_string()).or_insert(0) += 1;
+    }
+    assert!(seen.contains_key("perfledger.run/1.0"), "{seen:?}");
+    assert!(seen.contains_key("perfledger.run/1.1"), "{seen:?}");
 }

@@ -1,5 +1,5 @@
 //! The fingerprint of a run: build, CPU, memory, GPU adapters, OS, cloud instance and price.
-//! Field names are pinned by the run-file schema (`perfledger.run/1.0`, DESIGN.md).
+//! Field names are pinned by the run-file schema (`perfledger.run/1.1`, DESIGN.md).
 //!
 //! Every field that could not be read is `None` (printed as n/a), never a guess.
 
