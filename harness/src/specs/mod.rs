@@ -1106,6 +1106,37 @@ impl Database {
         Database::merge(specs, prices, opts.clone())
     }
 
+    /// Record where entry `id` (at field `path` of `file`) came from; refuse it when the other
+    /// kind of entry (`other`) already uses the id (`taken`).
+    fn note_entry(
+        &mut self,
+        file: &str,
+        user: bool,
+        id: &str,
+        path: String,
+        taken: bool,
+        other: &str,
+    ) -> Result<(), SpecError> {
+        if taken {
+            return Err(SpecError::field(
+                file,
+                FieldError::new(
+                    format!("{path}.id"),
+                    format!("{id:?} is already {other} id"),
+                ),
+            ));
+        }
+        self.origins.insert(
+            id.to_string(),
+            Origin {
+                file: file.to_string(),
+                user,
+            },
+        );
+        self.paths.insert(id.to_string(), path);
+        Ok(())
+    }
+
     /// Merge parsed documents (in order; a later id replaces an earlier one) and check the
     /// cross-references: unique ids and aliases across everything, offer devices that exist.
     pub fn merge(
@@ -1124,43 +1155,27 @@ impl Database {
         };
         for (file, user, doc) in specs {
             for (i, a) in doc.accelerators.into_iter().enumerate() {
-                if db.cpus.iter().any(|c| c.id == a.id) {
-                    return Err(SpecError::field(
-                        &file,
-                        FieldError::new(
-                            format!("accelerators[{i}].id"),
-                            format!("{:?} is already a CPU id", a.id),
-                        ),
-                    ));
-                }
-                db.origins.insert(
-                    a.id.clone(),
-                    Origin {
-                        file: file.clone(),
-                        user,
-                    },
-                );
-                db.paths.insert(a.id.clone(), format!("accelerators[{i}]"));
+                let taken = db.cpus.iter().any(|c| c.id == a.id);
+                db.note_entry(
+                    &file,
+                    user,
+                    &a.id,
+                    format!("accelerators[{i}]"),
+                    taken,
+                    "a CPU",
+                )?;
                 upsert(&mut db.accelerators, a, |e| &e.id, |e| &mut e.aliases);
             }
             for (i, c) in doc.cpus.into_iter().enumerate() {
-                if db.accelerators.iter().any(|a| a.id == c.id) {
-                    return Err(SpecError::field(
-                        &file,
-                        FieldError::new(
-                            format!("cpus[{i}].id"),
-                            format!("{:?} is already an accelerator id", c.id),
-                        ),
-                    ));
-                }
-                db.origins.insert(
-                    c.id.clone(),
-                    Origin {
-                        file: file.clone(),
-                        user,
-                    },
-                );
-                db.paths.insert(c.id.clone(), format!("cpus[{i}]"));
+                let taken = db.accelerators.iter().any(|a| a.id == c.id);
+                db.note_entry(
+                    &file,
+                    user,
+                    &c.id,
+                    format!("cpus[{i}]"),
+                    taken,
+                    "an accelerator",
+                )?;
                 upsert(&mut db.cpus, c, |e| &e.id, |e| &mut e.aliases);
             }
         }
