@@ -94,53 +94,20 @@ unsafe fn pack_b_rows_with<S: Simd, T: Element>(
     dst: *mut f32,
 ) {
     assert!(p0 <= p1 && p1 <= kc && (p0 == p1 || b.len() >= (p1 - 1) * ldb + nc));
-    // The tile widths of the micro-kernels as constants, so each panel row's copy is a few
-    // vector moves (with a run-time width LLVM turns it into a `memcpy` call per row).
+    // The tile widths of the micro-kernels as constants: the body inlines into each arm, so each
+    // panel row's copy becomes a few vector moves (with a run-time width LLVM turns it into a
+    // `memcpy` call per row).
     match nr {
-        32 => pack_b_rows_nr::<S, T, 32>(b, ldb, kc, nc, p0, p1, dst),
-        16 => pack_b_rows_nr::<S, T, 16>(b, ldb, kc, nc, p0, p1, dst),
-        8 => pack_b_rows_nr::<S, T, 8>(b, ldb, kc, nc, p0, p1, dst),
-        _ => pack_b_rows_any::<S, T>(b, ldb, kc, nc, nr, p0, p1, dst),
-    }
-}
-
-#[inline(always)]
-unsafe fn pack_b_rows_nr<S: Simd, T: Element, const NR: usize>(
-    b: &[T],
-    ldb: usize,
-    kc: usize,
-    nc: usize,
-    p0: usize,
-    p1: usize,
-    dst: *mut f32,
-) {
-    let l = S::LANES;
-    if !NR.is_multiple_of(l) {
-        return pack_b_rows_any::<S, T>(b, ldb, kc, nc, NR, p0, p1, dst);
-    }
-    let full = nc / NR;
-    for p in p0..p1 {
-        let src = b.as_ptr().add(p * ldb);
-        for jp in 0..full {
-            let (s, d) = (src.add(jp * NR), dst.add(jp * kc * NR + p * NR));
-            for c in (0..NR).step_by(l) {
-                S::store(d.add(c), load_elem::<S, T>(s.add(c)));
-            }
-        }
-        if full * NR < nc {
-            pack_b_edge(
-                src.add(full * NR),
-                dst.add(full * kc * NR + p * NR),
-                NR,
-                nc - full * NR,
-            );
-        }
+        32 => pack_b_rows_body::<S, T>(b, ldb, kc, nc, 32, p0, p1, dst),
+        16 => pack_b_rows_body::<S, T>(b, ldb, kc, nc, 16, p0, p1, dst),
+        8 => pack_b_rows_body::<S, T>(b, ldb, kc, nc, 8, p0, p1, dst),
+        _ => pack_b_rows_body::<S, T>(b, ldb, kc, nc, nr, p0, p1, dst),
     }
 }
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn pack_b_rows_any<S: Simd, T: Element>(
+unsafe fn pack_b_rows_body<S: Simd, T: Element>(
     b: &[T],
     ldb: usize,
     kc: usize,
@@ -150,13 +117,20 @@ unsafe fn pack_b_rows_any<S: Simd, T: Element>(
     p1: usize,
     dst: *mut f32,
 ) {
+    let l = S::LANES;
     let full = nc / nr;
     for p in p0..p1 {
         let src = b.as_ptr().add(p * ldb);
         for jp in 0..full {
             let (s, d) = (src.add(jp * nr), dst.add(jp * kc * nr + p * nr));
-            for c in 0..nr {
-                *d.add(c) = (*s.add(c)).to_f32();
+            if nr.is_multiple_of(l) {
+                for c in (0..nr).step_by(l) {
+                    S::store(d.add(c), load_elem::<S, T>(s.add(c)));
+                }
+            } else {
+                for c in 0..nr {
+                    *d.add(c) = (*s.add(c)).to_f32();
+                }
             }
         }
         if full * nr < nc {
