@@ -256,18 +256,22 @@ pub struct MeasuredCeilings {
     pub gpu: Vec<GpuCeilings>,
 }
 
+/// The higher of two optional probe figures (either alone when the other is missing).
+fn higher(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 impl MeasuredCeilings {
     /// The FMA ceiling of ISA path `isa`: the higher of the probes before and after the rows
     /// (conservative, as for bandwidth).
     pub fn fma_ceiling(&self, isa: &str) -> Option<f64> {
-        let (a, b) = (
+        higher(
             self.cpu_fma_gflops.get(isa).copied(),
             self.cpu_fma_gflops_after.get(isa).copied(),
-        );
-        match (a, b) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        }
+        )
     }
 
     /// The before-rows FMA figures as `isa N GFLOP/s` (with the after-rows figure where there is
@@ -286,10 +290,7 @@ impl MeasuredCeilings {
     /// the rows (the conservative choice: a memory-bound row's % of ceiling is never inflated by a
     /// probe that happened to fall in a slow window).
     pub fn read_ceiling_gbs(&self) -> Option<f64> {
-        match (self.cpu_read_gbs, self.cpu_read_gbs_after) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        }
+        higher(self.cpu_read_gbs, self.cpu_read_gbs_after)
     }
 
     /// `read X GB/s` or `read X GB/s before, Y after the rows`.
