@@ -27,6 +27,27 @@ unsafe fn prefetch_c(c: *mut f32, rs_c: usize, rows: usize, row_bytes: usize) {
     }
 }
 
+/// Write (or, with `accumulate`, add into) the `MR × 32` C tile from two zmm accumulators per
+/// row. Inlined into `#[target_feature(enable = "avx512f")]` kernels only.
+#[inline(always)]
+unsafe fn store_tile_512<const MR: usize>(
+    acc: &[[__m512; 2]; MR],
+    c: *mut f32,
+    rs_c: usize,
+    accumulate: bool,
+) {
+    for (i, row) in acc.iter().enumerate() {
+        let cp = c.add(i * rs_c);
+        let (mut v0, mut v1) = (row[0], row[1]);
+        if accumulate {
+            v0 = _mm512_add_ps(v0, _mm512_loadu_ps(cp));
+            v1 = _mm512_add_ps(v1, _mm512_loadu_ps(cp.add(16)));
+        }
+        _mm512_storeu_ps(cp, v0);
+        _mm512_storeu_ps(cp.add(16), v1);
+    }
+}
+
 #[allow(non_camel_case_types)]
 pub struct Avx2_6x16;
 
@@ -164,16 +185,7 @@ unsafe fn avx512_12x32(
     for _ in 0..kc % 4 {
         step!();
     }
-    for i in 0..MR {
-        let cp = c.add(i * rs_c);
-        let (mut v0, mut v1) = (acc[i][0], acc[i][1]);
-        if accumulate {
-            v0 = _mm512_add_ps(v0, _mm512_loadu_ps(cp));
-            v1 = _mm512_add_ps(v1, _mm512_loadu_ps(cp.add(16)));
-        }
-        _mm512_storeu_ps(cp, v0);
-        _mm512_storeu_ps(cp.add(16), v1);
-    }
+    store_tile_512(&acc, c, rs_c, accumulate);
 }
 
 /// bf16 × bf16 → f32 with AVX512_BF16: 24 zmm accumulators, per k-pair 2 B loads (16 columns ×
@@ -242,14 +254,5 @@ unsafe fn avx512bf16_12x32(
     for _ in 0..kp % 4 {
         step!();
     }
-    for i in 0..MR {
-        let cp = c.add(i * rs_c);
-        let (mut v0, mut v1) = (acc[i][0], acc[i][1]);
-        if accumulate {
-            v0 = _mm512_add_ps(v0, _mm512_loadu_ps(cp));
-            v1 = _mm512_add_ps(v1, _mm512_loadu_ps(cp.add(16)));
-        }
-        _mm512_storeu_ps(cp, v0);
-        _mm512_storeu_ps(cp.add(16), v1);
-    }
+    store_tile_512(&acc, c, rs_c, accumulate);
 }
