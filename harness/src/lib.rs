@@ -1,7 +1,9 @@
 //! perfledger: the harness (suites, runner, statistics, run files, reports).
 
+pub mod ceiling;
 pub mod cli;
 pub mod env;
+pub mod eta;
 pub mod normalize;
 pub mod report;
 pub mod runfile;

@@ -3,7 +3,12 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    // First thing: Ctrl-C stops at the next iteration and writes a partial run.
+    // Before any thread starts (the environment is changed only here): no display probing by
+    // Mesa's Vulkan device-select layer, whose Wayland/X11 connection attempts print errors on
+    // a headless machine.
+    #[cfg(feature = "gpu")]
+    perfledger_kernels::gpu::context::quiet_device_select_layer();
+    // First thing after: Ctrl-C stops at the next iteration and writes a partial run.
     perfledger::cli::install_interrupt_handler();
     perfledger::cli::main()
 }

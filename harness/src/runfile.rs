@@ -1,7 +1,10 @@
-//! Run files: one JSON document per run, schema `perfledger.run/1.1` (DESIGN.md "Result file",
-//! `results/README.md`, `results/schema/run-1.1.schema.json`; 1.1 added the optional after-rows
-//! probes of `measured_ceilings`), and the JSON-lines format of
-//! external rows (`results/schema/external-rows-1.schema.json`).
+//! Run files: one JSON document per run, schema `perfledger.run/1.2` (DESIGN.md "Result file",
+//! `results/README.md`, `results/schema/run-1.2.schema.json`; 1.1 added the optional after-rows
+//! probes of `measured_ceilings`; 1.2 the compute unit of every measured row's kernel
+//! (`kernel.unit`), the `vdpbf16ps` probe and the read-bandwidth patterns, each row's budget,
+//! cap and times (`timing.budget_s`, `max_row_s`, `sampling_s`, `row_s`), the `row_cap` stop reason
+//! and `config.max_row_s`), and the JSON-lines format of external rows
+//! (`results/schema/external-rows-1.schema.json`).
 //!
 //! Field names here are pinned: reports, `compare` and outside scripts read exactly these. A new
 //! minor version may only add fields; readers accept older minors of their major and refuse other
@@ -17,6 +20,7 @@ use crate::stats::{Sample, Summary, MIN_SAMPLES};
 use perfledger_kernels::dtype::SplitMix64;
 use perfledger_kernels::problem::{AttentionProblem, MatmulProblem, Precision};
 use perfledger_kernels::registry::{Backend, KernelIdentity, Op, Problem};
+use perfledger_kernels::ComputeUnit;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -29,9 +33,9 @@ use time::{OffsetDateTime, UtcOffset};
 /// The name part of the run-file schema string.
 pub const SCHEMA_NAME: &str = "perfledger.run";
 /// The schema string this build writes.
-pub const SCHEMA: &str = "perfledger.run/1.1";
+pub const SCHEMA: &str = "perfledger.run/1.2";
 /// The version this build writes and reads (with older minors of the same major).
-pub const VERSION: SchemaVersion = SchemaVersion::new(1, 1);
+pub const VERSION: SchemaVersion = SchemaVersion::new(1, 2);
 /// Where runs go by default (relative to the working directory; git-ignored).
 pub const RUNS_DIR: &str = "results/runs";
 
@@ -208,7 +212,7 @@ impl RunFileError {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunFile {
-    /// `perfledger.run/1.1`. Files of older minors are read as the current version, and this field
+    /// `perfledger.run/1.2`. Files of older minors are read as the current version, and this field
     /// is set to [`SCHEMA`] on reading (the value in memory is always of the current version).
     pub schema: String,
     /// Random 128-bit id, 32 lowercase hex digits ([`new_run_id`]).
@@ -252,6 +256,12 @@ pub struct MeasuredCeilings {
     /// Triad bandwidth measured again after the last row.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_triad_gbs_after: Option<f64>,
+    /// The read pattern that gave `cpu_read_gbs` (1.2; `cpu_read_gbs` is the best of several).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_read_pattern: Option<String>,
+    /// Every read pattern's figure, GB/s, by pattern name (1.2).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cpu_read_patterns: BTreeMap<String, f64>,
     #[serde(default)]
     pub gpu: Vec<GpuCeilings>,
 }
@@ -337,8 +347,13 @@ pub struct SuiteRef {
 pub struct RunConfig {
     /// Seed of the random inputs (cases may override it; their rows then say so in the suite).
     pub seed: u64,
-    /// Time budget of one row (case × kernel × dtype), seconds.
+    /// Time budget of one row (case × kernel × dtype), seconds: a target; a row that has not
+    /// reached the minimum sample count goes on past it, up to `max_row_s`.
     pub case_budget_s: f64,
+    /// The most one row may take (warm-up and samples) to reach the minimum sample count
+    /// (1.2; absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_row_s: Option<f64>,
     /// Time budget of the whole run, seconds (`None`: unlimited).
     #[serde(default)]
     pub run_budget_s: Option<f64>,
@@ -442,6 +457,10 @@ impl Device {
 pub struct KernelRef {
     pub family: String,
     pub variant: String,
+    /// The execution unit the kernel's inner loop runs on (1.2): which measured ceiling holds
+    /// the row. Rows of older files get it from [`legacy_unit`] when read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<ComputeUnit>,
     #[serde(default)]
     pub params: Map<String, Value>,
 }
@@ -451,8 +470,29 @@ impl From<&KernelIdentity> for KernelRef {
         KernelRef {
             family: k.family.clone(),
             variant: k.variant.clone(),
+            unit: Some(k.unit),
             params: k.params.clone(),
         }
+    }
+}
+
+/// The compute unit of a measured row of a file written before 1.2, when rows did not say:
+/// what the kernels of those builds declared, inferred from the backend, family and variant they
+/// wrote (the CPU ISA paths by name, `avx512bf16` the `vdpbf16ps` path, `scalar` the baselines;
+/// on the GPU the `coop` family used cooperative matrices, every other shader the ALUs). Used only
+/// when reading such files.
+pub fn legacy_unit(backend: Option<Backend>, kernel: &KernelRef) -> Option<ComputeUnit> {
+    match backend? {
+        Backend::Cpu => match kernel.variant.as_str() {
+            "scalar" => Some(ComputeUnit::CpuScalar),
+            v if v == perfledger_kernels::unit::BF16DOT_PROBE => Some(ComputeUnit::CpuBf16Dot),
+            v => v.parse().ok().map(ComputeUnit::CpuFma),
+        },
+        Backend::Gpu => Some(if kernel.family == "matmul.gpu.coop" {
+            ComputeUnit::GpuCoop
+        } else {
+            ComputeUnit::GpuSimt
+        }),
     }
 }
 
@@ -710,12 +750,28 @@ pub enum StopReason {
     RunBudget,
     /// The sample cap was reached.
     MaxSamples,
+    /// The row cap (`--max-row-s`) was reached before the minimum sample count (1.2).
+    RowCap,
     /// Ctrl-C.
     Interrupted,
 }
 
+impl StopReason {
+    /// The name written in run files (`ci_target`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            StopReason::CiTarget => "ci_target",
+            StopReason::CaseBudget => "case_budget",
+            StopReason::RunBudget => "run_budget",
+            StopReason::MaxSamples => "max_samples",
+            StopReason::RowCap => "row_cap",
+            StopReason::Interrupted => "interrupted",
+        }
+    }
+}
+
 /// The sampling record of a measured row.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Timing {
     pub method: TimingMethod,
@@ -723,6 +779,19 @@ pub struct Timing {
     /// Iterations per sample; `samples_s` are seconds per *iteration* (sample time / this).
     pub iters_per_sample: u64,
     pub stop_reason: StopReason,
+    /// The row's budget (a target for warm-up and samples), seconds (1.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_s: Option<f64>,
+    /// The row's cap: the most warm-up and samples may take to reach the minimum sample count,
+    /// seconds (1.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_row_s: Option<f64>,
+    /// What warm-up and samples took, seconds (what the budget and cap count) (1.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling_s: Option<f64>,
+    /// The whole row: preparation, verification, warm-up, samples, seconds (1.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_s: Option<f64>,
 }
 
 /// The row's statistics of `samples_s` (seconds; see [`crate::stats`] for the methods).
@@ -958,6 +1027,10 @@ pub struct Row {
     /// use it to assemble per-model estimates (the LLM suite).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub case: Option<String>,
+    /// An `unsupported` row's reason without this problem's specifics (1.2): the run's output
+    /// groups rows by it; `message` has the whole text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl Row {
@@ -991,6 +1064,7 @@ impl Row {
             provenance: None,
             power_w: None,
             case: None,
+            reason: None,
         }
     }
 
@@ -1141,6 +1215,21 @@ impl Row {
             if self.backend.is_none() {
                 return Err(RowError::new("backend", "a measured row names its backend"));
             }
+            match kernel.unit {
+                None => {
+                    return Err(RowError::new(
+                        "kernel.unit",
+                        "a measured row names its kernel's compute unit",
+                    ))
+                }
+                Some(u) if u.is_gpu() != (self.backend == Some(Backend::Gpu)) => {
+                    return Err(RowError::new(
+                        "kernel.unit",
+                        format!("{u} does not run on backend {:?}", self.backend),
+                    ))
+                }
+                Some(_) => {}
+            }
             let expected = format!("{}.{}.{}", kernel.family, kernel.variant, self.precision);
             if self.id.as_deref() != Some(expected.as_str()) {
                 return Err(RowError::new(
@@ -1245,7 +1334,7 @@ impl RunFile {
             path: path(),
             cause,
         })?;
-        check_schema(value.get("schema"), origin)?;
+        let version = check_schema(value.get("schema"), origin)?;
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let mut run: RunFile =
             serde_path_to_error::deserialize(&mut de).map_err(|e| RunFileError::Field {
@@ -1253,6 +1342,16 @@ impl RunFile {
                 field: field_name(e.path()),
                 cause: e.into_inner(),
             })?;
+        if version < SchemaVersion::new(1, 2) {
+            for row in &mut run.results {
+                let backend = row.backend;
+                if let Some(k) = row.kernel.as_mut() {
+                    if k.unit.is_none() {
+                        k.unit = legacy_unit(backend, k);
+                    }
+                }
+            }
+        }
         run.validate().map_err(|error| RunFileError::Invalid {
             path: path(),
             error,

@@ -4,10 +4,15 @@
 //! Policy (DESIGN.md "Timing and statistics"):
 //! - a sample is a batch of `iters_per_sample` iterations lasting at least [`MIN_SAMPLE_S`];
 //! - sampling stops when the bootstrap 95% CI half-width of the median is under the target
-//!   (`ci_target`), when the row's budget is spent, when the run budget is spent, or at
-//!   [`MAX_SAMPLES`]; the reason is recorded;
-//! - fewer than [`MIN_SAMPLES`] samples → `insufficient_samples`;
-//! - memory-bound rows rotate several input sets so samples do not measure a warm cache;
+//!   (`ci_target`), when the row's budget is spent and the row has its [`MIN_SAMPLES`], when the
+//!   run budget is spent, or at [`MAX_SAMPLES`]; the reason is recorded;
+//! - the budget is a target: a row that has not reached [`MIN_SAMPLES`] goes on past it (as
+//!   criterion does) up to its cap (`max_row_s`, default [`DEFAULT_CAP_FACTOR`] × the budget) and
+//!   the run budget; only a row stopped by one of those with fewer samples is
+//!   `insufficient_samples`. So a slow machine still gets a number for every row;
+//! - the row records its budget, cap, the time sampling took and the whole row's time;
+//! - memory-bound rows rotate input sets spanning [`ROTATE_FOOTPRINT_L3`] × L3 so samples do not
+//!   measure a warm cache;
 //! - the last sample's output is poisoned before and verified after: a kernel that fails either
 //!   verification is `incorrect` and shows no speed.
 
@@ -32,15 +37,24 @@ pub const MAX_SAMPLES: usize = 500;
 pub const MAX_WARMUP_ITERS: u64 = 50;
 pub const WARMUP_BUDGET_SHARE: f64 = 0.25;
 /// Rows with arithmetic intensity below this (FLOP/byte) count as memory-bound and rotate input
-/// sets until the sets span [`ROTATE_FOOTPRINT_L3`] × L3.
+/// sets until the sets span [`ROTATE_FOOTPRINT_L3`] × L3: each set is read once per cycle through
+/// data twice the cache's size, so it is no longer there when its turn comes again (with 8 sets
+/// at most, a 1 MiB decode case rotated 8 MiB: in L3 on every machine, so it measured L3).
 pub const MEMORY_BOUND_INTENSITY: f64 = 32.0;
-pub const ROTATE_FOOTPRINT_L3: usize = 4;
-pub const MAX_ROTATE_SETS: usize = 8;
+pub const ROTATE_FOOTPRINT_L3: usize = 2;
+pub const MAX_ROTATE_SETS: usize = 2048;
+/// Most input sets of a GPU row (each a set of device buffers).
+pub const MAX_GPU_ROTATE_SETS: usize = 8;
+/// The default row cap, as a multiple of the row budget.
+pub const DEFAULT_CAP_FACTOR: f64 = 10.0;
 
 /// How the runner samples.
 #[derive(Clone, Debug)]
 pub struct RunnerOptions {
+    /// The row budget (a target: see the module docs).
     pub case_budget_s: f64,
+    /// The row cap; `None`: [`DEFAULT_CAP_FACTOR`] × the budget.
+    pub max_row_s: Option<f64>,
     pub run_budget_s: Option<f64>,
     pub seed: u64,
     /// Relative CI half-width of the median at which sampling stops (0.02 = 2%).
@@ -52,11 +66,21 @@ impl Default for RunnerOptions {
     fn default() -> Self {
         RunnerOptions {
             case_budget_s: 2.0,
+            max_row_s: None,
             run_budget_s: None,
             seed: 42,
             ci_target: 0.02,
             verify: VerifyOptions::default(),
         }
+    }
+}
+
+impl RunnerOptions {
+    /// The row cap in seconds (never below the budget).
+    pub fn cap_s(&self) -> f64 {
+        self.max_row_s
+            .unwrap_or(DEFAULT_CAP_FACTOR * self.case_budget_s)
+            .max(self.case_budget_s)
     }
 }
 
@@ -129,6 +153,8 @@ pub struct RowOutcome {
 }
 
 /// Run one planned row. Never panics: a panicking kernel gives an `error` row.
+///
+/// `on_first_run` is told the time of the first verified run (progress estimates use it).
 pub fn run_row(
     planned: &PlannedRow<'_>,
     inputs: &mut Inputs,
@@ -136,7 +162,9 @@ pub fn run_row(
     opts: &RunnerOptions,
     run_deadline: Option<Instant>,
     interrupt: &Interrupt,
+    on_first_run: &mut dyn FnMut(f64),
 ) -> RowOutcome {
+    let row_start = Instant::now();
     let id = planned.kernel.identity();
     let problem = planned.case.problem;
     let mut row = Row::measured(&id, Shape::from(&problem), device.clone(), Status::Error);
@@ -146,8 +174,9 @@ pub fn run_row(
     row.min_bytes = Some(work.min_bytes);
     inputs.retain_from(planned.case_index);
 
-    if let Support::No(reason) = planned.kernel.supports(&problem) {
-        let _ = row.set_status(Status::Unsupported, Some(reason));
+    if let Support::No(why) = planned.kernel.supports(&problem) {
+        let _ = row.set_status(Status::Unsupported, Some(why.to_string()));
+        row.reason = Some(why.reason);
         return RowOutcome {
             row,
             interrupted: false,
@@ -178,6 +207,7 @@ pub fn run_row(
             seed,
             run_deadline,
             interrupt,
+            on_first_run,
         )
     }));
     let interrupted = match result {
@@ -200,18 +230,32 @@ pub fn run_row(
             false
         }
     };
+    if let Some(t) = row.timing.as_mut() {
+        t.row_s = Some(row_start.elapsed().as_secs_f64());
+    }
     RowOutcome { row, interrupted }
 }
 
 /// Number of input sets to rotate for a row (1 unless memory-bound and small next to L3).
-fn rotation_sets(problem: &Problem, precision: perfledger_kernels::Precision) -> usize {
+///
+/// CPU rows rotate sets spanning [`ROTATE_FOOTPRINT_L3`] × L3 (at most [`MAX_ROTATE_SETS`]); GPU
+/// rows, whose sets are device buffers cycled one per sample, at most [`MAX_GPU_ROTATE_SETS`].
+pub fn rotation_sets(
+    problem: &Problem,
+    precision: perfledger_kernels::Precision,
+    backend: Backend,
+) -> usize {
     let work = problem.work(precision);
     if work.intensity() >= MEMORY_BOUND_INTENSITY {
         return 1;
     }
     let l3 = perfledger_kernels::cpu::cache::detected().l3 as u64;
     let target = ROTATE_FOOTPRINT_L3 as u64 * l3;
-    (target.div_ceil(work.min_bytes.max(1)) as usize).clamp(1, MAX_ROTATE_SETS)
+    let max = match backend {
+        Backend::Cpu => MAX_ROTATE_SETS,
+        Backend::Gpu => MAX_GPU_ROTATE_SETS,
+    };
+    (target.div_ceil(work.min_bytes.max(1)) as usize).clamp(1, max)
 }
 
 /// How a row's samples are timed: the kernel's device timer where it has one (GPU timestamp
@@ -306,10 +350,11 @@ fn measure(
     seed: u64,
     run_deadline: Option<Instant>,
     interrupt: &Interrupt,
+    on_first_run: &mut dyn FnMut(f64),
 ) -> Result<bool, String> {
     let precision = planned.precision;
     let kernel = planned.kernel;
-    let sets = rotation_sets(problem, precision);
+    let sets = rotation_sets(problem, precision, planned.backend);
     let mut prepared: Vec<PreparedSet> = Vec::with_capacity(sets);
     for set in 0..sets {
         let ins = inputs.get(planned.case_index, problem, precision.input, set, seed);
@@ -321,10 +366,13 @@ fn measure(
 
     // Poisoned, verified first run (it also pays any cold-start cost, untimed).
     let budget = Duration::from_secs_f64(opts.case_budget_s);
+    let cap = Duration::from_secs_f64(opts.cap_s());
     {
         let (p, ins) = &mut prepared[0];
         p.poison().map_err(|e| e.to_string())?;
+        let first = Instant::now();
         p.run().map_err(|e| format!("run: {e}"))?;
+        on_first_run(first.elapsed().as_secs_f64());
         let out = p.output().map_err(|e| e.to_string())?;
         let v = verify_output(problem, precision, ins, &out, &opts.verify);
         let passed = v.passed();
@@ -373,6 +421,8 @@ fn measure(
         resamples: 500,
         ..Bootstrap::with_seed(seed)
     };
+    // Whether the minimum sample count kept the row going past its budget.
+    let mut extended = false;
     let stop = loop {
         if interrupted() {
             break StopReason::Interrupted;
@@ -399,9 +449,16 @@ fn measure(
         if n + 1 >= MAX_SAMPLES {
             break StopReason::MaxSamples;
         }
-        // The budget covers warm-up and samples (not preparation or verification).
-        if warm_start.elapsed() >= budget {
+        // The budget and the cap cover warm-up and samples (not preparation or verification).
+        // The budget is a target: a row goes on past it until it has its minimum (the last,
+        // verified sample below counts), up to the cap.
+        let spent = warm_start.elapsed();
+        if spent >= budget && n + 1 >= MIN_SAMPLES {
             break StopReason::CaseBudget;
+        }
+        extended |= spent >= budget;
+        if spent >= cap {
+            break StopReason::RowCap;
         }
         if run_deadline.is_some_and(|d| Instant::now() >= d) {
             break StopReason::RunBudget;
@@ -410,6 +467,7 @@ fn measure(
     let was_interrupted = stop == StopReason::Interrupted;
 
     // The last sample: poisoned before, verified after.
+    let mut verify_set = None;
     if !samples.is_empty() || !was_interrupted {
         // Rotating within the sample, the set of its last iteration is the one verified.
         let set = if rotate {
@@ -423,20 +481,26 @@ fn measure(
         } else {
             time_once(prepared[set].0.as_mut(), iters_per_sample, &mut clock)?
         });
+        verify_set = Some(set);
+    }
+    let timing = Timing {
+        method: clock.method(),
+        warmup_iters,
+        iters_per_sample,
+        stop_reason: stop,
+        budget_s: Some(opts.case_budget_s),
+        max_row_s: Some(opts.cap_s()),
+        sampling_s: Some(warm_start.elapsed().as_secs_f64()),
+        row_s: None,
+    };
+    if let Some(set) = verify_set {
         let (p, ins) = &mut prepared[set];
         let out = p.output().map_err(|e| e.to_string())?;
         let v = verify_output(problem, precision, ins, &out, &opts.verify);
         let passed = v.passed();
         row.verification = Some(v);
         if !passed {
-            record(
-                row,
-                &samples,
-                warmup_iters,
-                iters_per_sample,
-                stop,
-                clock.method(),
-            )?;
+            record(row, &samples, timing)?;
             let _ = row.set_status(
                 Status::Incorrect,
                 Some("verification of the last timed iteration failed".into()),
@@ -451,47 +515,52 @@ fn measure(
         );
         return Ok(was_interrupted);
     }
-    record(
-        row,
-        &samples,
-        warmup_iters,
-        iters_per_sample,
-        stop,
-        clock.method(),
-    )?;
+    record(row, &samples, timing)?;
     if samples.len() < MIN_SAMPLES {
-        let msg = format!(
-            "{} samples of {:.3} s fit the {:.1} s budget; {MIN_SAMPLES} are needed",
-            samples.len(),
-            last,
-            opts.case_budget_s
-        );
+        let per_sample = last * iters_per_sample as f64;
+        let msg = match stop {
+            StopReason::RowCap => format!(
+                "{} samples of {per_sample:.3} s reached the row cap of {} s (--max-row-s); \
+                 {MIN_SAMPLES} are needed",
+                samples.len(),
+                opts.cap_s()
+            ),
+            StopReason::RunBudget => format!(
+                "the run budget ran out after {} samples of {per_sample:.3} s; {MIN_SAMPLES} are \
+                 needed",
+                samples.len()
+            ),
+            _ => format!(
+                "{} samples of {per_sample:.3} s; {MIN_SAMPLES} are needed ({})",
+                samples.len(),
+                stop.name()
+            ),
+        };
         let _ = row.set_status(Status::InsufficientSamples, Some(msg));
     } else {
         let rotated = (sets > 1).then(|| format!("{sets} input sets rotated (memory-bound)"));
-        let parts: Vec<String> = rotated.into_iter().chain(clock.cross_check()).collect();
+        let past = extended.then(|| {
+            format!(
+                "{MIN_SAMPLES} samples took {:.1} s, past the {} s budget",
+                timing.sampling_s.unwrap_or_default(),
+                opts.case_budget_s
+            )
+        });
+        let parts: Vec<String> = rotated
+            .into_iter()
+            .chain(past)
+            .chain(clock.cross_check())
+            .collect();
         let msg = (!parts.is_empty()).then(|| parts.join("; "));
         row.set_status(Status::Ok, msg).map_err(|e| e.to_string())?;
     }
     Ok(was_interrupted)
 }
 
-fn record(
-    row: &mut Row,
-    samples: &[f64],
-    warmup_iters: u64,
-    iters_per_sample: u64,
-    stop: StopReason,
-    method: TimingMethod,
-) -> Result<(), String> {
+fn record(row: &mut Row, samples: &[f64], timing: Timing) -> Result<(), String> {
     let sample = Sample::from_slice(samples).map_err(|e| e.to_string())?;
     let summary = sample.summary();
     row.set_samples(&sample, &summary);
-    row.timing = Some(Timing {
-        method,
-        warmup_iters,
-        iters_per_sample,
-        stop_reason: stop,
-    });
+    row.timing = Some(timing);
     Ok(())
 }

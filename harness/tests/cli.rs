@@ -33,7 +33,7 @@ fn tiny_suite(dir: &Path) -> PathBuf {
 }
 
 fn schema_validator() -> jsonschema::Validator {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/schema/run-1.1.schema.json");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/schema/run-1.2.schema.json");
     let schema: Value = serde_json::from_str(&std::fs::read_to_string(root).unwrap()).unwrap();
     jsonschema::validator_for(&schema).expect("the run schema compiles")
 }
@@ -100,7 +100,7 @@ fn run_writes_a_schema_valid_file_and_plan_matches() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let doc = assert_valid(&out);
     assert_eq!(doc["complete"], true);
-    assert_eq!(doc["schema"], "perfledger.run/1.1");
+    assert_eq!(doc["schema"], "perfledger.run/1.2");
     let rows = doc["results"].as_array().unwrap();
     let ran: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
     // Same kernels in the same order as the plan.

@@ -9,7 +9,9 @@ use perfledger::runfile::{
     RowKind, RowStats, RowVerification, RunConfig, RunFile, Shape, Status, SuiteRef, Verdict,
 };
 use perfledger::specs::{parse_date, Database, LoadOptions, SpecDType};
+use perfledger_kernels::cpu::isa::Isa;
 use perfledger_kernels::registry::{Backend, Op};
+use perfledger_kernels::ComputeUnit;
 use perfledger_kernels::{DType, Precision};
 use std::collections::BTreeMap;
 
@@ -67,6 +69,11 @@ fn row(shape: Shape, precision: Precision, median_s: f64, device: Device, backen
     r.kernel = Some(KernelRef {
         family: family.into(),
         variant: variant.into(),
+        unit: Some(if backend == Backend::Cpu {
+            ComputeUnit::CpuFma(Isa::Avx2fma)
+        } else {
+            ComputeUnit::GpuSimt
+        }),
         params: Default::default(),
     });
     r.id = Some(format!("{family}.{variant}.{precision}"));

@@ -34,6 +34,9 @@ fn ok_row(m: u64, median_s: f64) -> Row {
     r.kernel = Some(KernelRef {
         family: "matmul.cpu.packed".into(),
         variant: "avx2fma".into(),
+        unit: Some(perfledger_kernels::ComputeUnit::CpuFma(
+            perfledger_kernels::cpu::isa::Isa::Avx2fma,
+        )),
         params: Default::default(),
     });
     r.id = Some(format!("matmul.cpu.packed.avx2fma.{precision}"));

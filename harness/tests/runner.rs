@@ -12,26 +12,39 @@ use perfledger_kernels::{
     Kernel, KernelError, KernelIdentity, Prepared, Problem, Registry, RegistryOptions, Support,
     Tensor,
 };
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// Wraps a real kernel; `after_runs` runs later its output gets one element changed (0 = the
-/// first, verified run already fails; 2 = the first passes and the timed ones fail).
+/// Wraps a real kernel; `after_runs` runs later (counted over every prepared input set) its
+/// output gets one element changed (0 = the first, verified run already fails; 2 = the first
+/// passes and the timed ones fail).
 struct Broken {
     inner: &'static dyn Kernel,
     after_runs: usize,
     unsupported: bool,
+    runs: Arc<AtomicUsize>,
+}
+
+impl Broken {
+    fn new(inner: &'static dyn Kernel, after_runs: usize, unsupported: bool) -> Broken {
+        Broken {
+            inner,
+            after_runs,
+            unsupported,
+            runs: Arc::default(),
+        }
+    }
 }
 
 struct BrokenPrepared {
     inner: Box<dyn Prepared>,
-    runs: usize,
+    runs: Arc<AtomicUsize>,
     after_runs: usize,
 }
 
 impl Prepared for BrokenPrepared {
     fn run(&mut self) -> Result<(), KernelError> {
-        self.runs += 1;
+        self.runs.fetch_add(1, Ordering::SeqCst);
         self.inner.run()
     }
     fn poison(&mut self) -> Result<(), KernelError> {
@@ -39,7 +52,7 @@ impl Prepared for BrokenPrepared {
     }
     fn output(&mut self) -> Result<Tensor, KernelError> {
         let mut out = self.inner.output()?;
-        if self.runs > self.after_runs {
+        if self.runs.load(Ordering::SeqCst) > self.after_runs {
             // A stale tile: one element keeps a value from "another run".
             if let Tensor::F32(v) = &mut out {
                 v[5] += 1.0;
@@ -57,7 +70,7 @@ impl Kernel for Broken {
     }
     fn supports(&self, p: &Problem) -> Support {
         if self.unsupported {
-            Support::No("not on this machine (test)".into())
+            Support::no("not on this machine (test)")
         } else {
             self.inner.supports(p)
         }
@@ -69,7 +82,7 @@ impl Kernel for Broken {
     ) -> Result<Box<dyn Prepared>, KernelError> {
         Ok(Box::new(BrokenPrepared {
             inner: self.inner.prepare(p, inputs)?,
-            runs: 0,
+            runs: Arc::clone(&self.runs),
             after_runs: self.after_runs,
         }))
     }
@@ -81,6 +94,16 @@ fn registry() -> &'static Registry {
 }
 
 fn run_with(kernel: &dyn Kernel) -> perfledger::runfile::Row {
+    run_with_opts(
+        kernel,
+        RunnerOptions {
+            case_budget_s: 0.3,
+            ..RunnerOptions::default()
+        },
+    )
+}
+
+fn run_with_opts(kernel: &dyn Kernel, opts: RunnerOptions) -> perfledger::runfile::Row {
     let suite = Suite::parse(
         r#"{"schema": "perfledger.suite/1", "name": "t", "cases": [
             {"op": "matmul", "m": 24, "n": 40, "k": 32, "dtypes": ["f32"], "backends": ["cpu"]}]}"#,
@@ -95,11 +118,8 @@ fn run_with(kernel: &dyn Kernel) -> perfledger::runfile::Row {
         precision: kernel.identity().precision,
         backend: Backend::Cpu,
     };
-    let opts = RunnerOptions {
-        case_budget_s: 0.3,
-        ..RunnerOptions::default()
-    };
     let interrupt = AtomicUsize::new(0);
+    let mut first_runs = Vec::new();
     let outcome = run_row(
         &planned,
         &mut Inputs::default(),
@@ -107,7 +127,11 @@ fn run_with(kernel: &dyn Kernel) -> perfledger::runfile::Row {
         &opts,
         None,
         &interrupt,
+        &mut |t| first_runs.push(t),
     );
+    if outcome.row.status != Status::Unsupported {
+        assert_eq!(first_runs.len(), 1, "told the first run's time once");
+    }
     outcome.row.validate().unwrap();
     outcome.row
 }
@@ -144,11 +168,7 @@ fn correct_kernel_is_ok_with_samples_and_a_pass() {
 
 #[test]
 fn kernel_failing_the_first_verification_is_incorrect_without_speed() {
-    let broken = Broken {
-        inner: naive_f32(),
-        after_runs: 0,
-        unsupported: false,
-    };
+    let broken = Broken::new(naive_f32(), 0, false);
     let row = run_with(&broken);
     assert_eq!(row.status, Status::Incorrect);
     assert!(row.gflops.is_none());
@@ -170,11 +190,7 @@ fn kernel_failing_the_first_verification_is_incorrect_without_speed() {
 
 #[test]
 fn kernel_failing_on_the_last_timed_iteration_keeps_samples_but_shows_no_speed() {
-    let broken = Broken {
-        inner: naive_f32(),
-        after_runs: 2,
-        unsupported: false,
-    };
+    let broken = Broken::new(naive_f32(), 2, false);
     let row = run_with(&broken);
     assert_eq!(row.status, Status::Incorrect);
     assert!(row.gflops.is_none());
@@ -190,13 +206,110 @@ fn kernel_failing_on_the_last_timed_iteration_keeps_samples_but_shows_no_speed()
 
 #[test]
 fn unsupported_is_a_typed_outcome_not_a_failure() {
-    let k = Broken {
-        inner: naive_f32(),
-        after_runs: 0,
-        unsupported: true,
-    };
+    let k = Broken::new(naive_f32(), 0, true);
     let row = run_with(&k);
     assert_eq!(row.status, Status::Unsupported);
     assert!(row.message.unwrap().contains("not on this machine"));
     assert!(row.gflops.is_none());
+}
+
+/// A correct kernel whose every run also sleeps `sleep`: a slow machine in miniature.
+struct Slow {
+    inner: &'static dyn Kernel,
+    sleep: std::time::Duration,
+}
+
+struct SlowPrepared {
+    inner: Box<dyn Prepared>,
+    sleep: std::time::Duration,
+}
+
+impl Prepared for SlowPrepared {
+    fn run(&mut self) -> Result<(), KernelError> {
+        std::thread::sleep(self.sleep);
+        self.inner.run()
+    }
+    fn poison(&mut self) -> Result<(), KernelError> {
+        self.inner.poison()
+    }
+    fn output(&mut self) -> Result<Tensor, KernelError> {
+        self.inner.output()
+    }
+}
+
+impl Kernel for Slow {
+    fn identity(&self) -> KernelIdentity {
+        let mut id = self.inner.identity();
+        id.family = "matmul.cpu.slow".into();
+        id
+    }
+    fn supports(&self, p: &Problem) -> Support {
+        self.inner.supports(p)
+    }
+    fn prepare(
+        &self,
+        p: &Problem,
+        inputs: &[Arc<Tensor>],
+    ) -> Result<Box<dyn Prepared>, KernelError> {
+        Ok(Box::new(SlowPrepared {
+            inner: self.inner.prepare(p, inputs)?,
+            sleep: self.sleep,
+        }))
+    }
+}
+
+#[test]
+fn a_row_whose_minimum_samples_overrun_the_budget_still_gets_a_number() {
+    // 10 samples of ≥ 30 ms cannot fit a 0.1 s budget: the minimum extends the row past it.
+    let slow = Slow {
+        inner: naive_f32(),
+        sleep: std::time::Duration::from_millis(30),
+    };
+    let row = run_with_opts(
+        &slow,
+        RunnerOptions {
+            case_budget_s: 0.1,
+            ..RunnerOptions::default()
+        },
+    );
+    assert_eq!(row.status, Status::Ok, "{:?}", row.message);
+    assert!(row.samples_s.len() >= 10);
+    let t = row.timing.unwrap();
+    assert_eq!(t.budget_s, Some(0.1));
+    assert_eq!(t.max_row_s, Some(1.0), "default cap: 10 × the budget");
+    assert!(t.sampling_s.unwrap() > 0.1, "{t:?}");
+    assert!(t.row_s.unwrap() >= t.sampling_s.unwrap());
+    assert!(
+        row.message
+            .as_deref()
+            .unwrap_or("")
+            .contains("past the 0.1 s budget"),
+        "{:?}",
+        row.message
+    );
+}
+
+#[test]
+fn only_the_row_cap_makes_a_row_insufficient() {
+    // The cap (0.15 s) stops the row after at most 5 samples of ≥ 30 ms.
+    let slow = Slow {
+        inner: naive_f32(),
+        sleep: std::time::Duration::from_millis(30),
+    };
+    let row = run_with_opts(
+        &slow,
+        RunnerOptions {
+            case_budget_s: 0.1,
+            max_row_s: Some(0.15),
+            ..RunnerOptions::default()
+        },
+    );
+    assert_eq!(row.status, Status::InsufficientSamples);
+    assert!(row.gflops.is_none());
+    assert!(row.samples_s.len() < 10);
+    let t = row.timing.unwrap();
+    assert_eq!(t.stop_reason, perfledger::runfile::StopReason::RowCap);
+    let msg = row.message.unwrap();
+    assert!(msg.contains("row cap of 0.15 s"), "{msg}");
+    assert!(msg.contains("--max-row-s"), "{msg}");
 }

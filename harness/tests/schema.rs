@@ -39,14 +39,14 @@ fn compile(schema: &Value) -> jsonschema::Validator {
 
 fn run_validator() -> &'static jsonschema::Validator {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
-    V.get_or_init(|| compile(&load_schema("run-1.1.schema.json")))
+    V.get_or_init(|| compile(&load_schema("run-1.2.schema.json")))
 }
 
 /// The `row` definition of the run schema as a schema of its own.
 fn row_validator() -> &'static jsonschema::Validator {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
     V.get_or_init(|| {
-        let run = load_schema("run-1.1.schema.json");
+        let run = load_schema("run-1.2.schema.json");
         compile(&json!({
             "$schema": run["$schema"],
             "$defs": run["$defs"],
@@ -107,11 +107,14 @@ fn kernel(family: &str, variant: &str) -> KernelRef {
     let mut params = serde_json::Map::new();
     params.insert("mr".into(), json!(6));
     params.insert("nr".into(), json!(16));
-    KernelRef {
+    let mut k = KernelRef {
         family: family.into(),
         variant: variant.into(),
+        unit: None,
         params,
-    }
+    };
+    k.unit = perfledger::runfile::legacy_unit(Some(Backend::Cpu), &k);
+    k
 }
 
 fn measured_row(shape: Shape, precision: Precision, status: Status) -> Row {
@@ -207,6 +210,7 @@ fn realistic_run() -> RunFile {
         RunConfig {
             seed: 42,
             case_budget_s: 2.0,
+            max_row_s: Some(20.0),
             run_budget_s: None,
             argv: vec![
                 "perfledger".into(),
@@ -224,6 +228,11 @@ fn realistic_run() -> RunFile {
         cpu_fma_gflops_after: BTreeMap::from([("avx2fma".to_string(), 83.0)]),
         cpu_read_gbs_after: Some(19.5),
         cpu_triad_gbs_after: Some(14.5),
+        cpu_read_pattern: Some("seq1_prefetch".into()),
+        cpu_read_patterns: BTreeMap::from([
+            ("seq1".to_string(), 17.0),
+            ("seq1_prefetch".to_string(), 18.5),
+        ]),
         gpu: vec![GpuCeilings {
             index: 0,
             fma_gflops: Some(40.0),
@@ -249,6 +258,10 @@ fn realistic_run() -> RunFile {
         warmup_iters: 3,
         iters_per_sample: 1,
         stop_reason: StopReason::CiTarget,
+        budget_s: Some(2.0),
+        max_row_s: Some(20.0),
+        sampling_s: Some(1.4),
+        row_s: Some(1.6),
     };
     let passed = RowVerification {
         method: "freivalds+rows".into(),
@@ -302,8 +315,8 @@ fn realistic_run() -> RunFile {
         output: DType::F16,
     };
     let mut unsup = measured_row(big, f16, Status::Unsupported);
-    unsup.kernel = Some(kernel("matmul.cpu.packed", "avx512"));
-    unsup.id = Some(format!("matmul.cpu.packed.avx512.{f16}"));
+    unsup.kernel = Some(kernel("matmul.cpu.packed", "avx512f"));
+    unsup.id = Some(format!("matmul.cpu.packed.avx512f.{f16}"));
     unsup.message = Some("this CPU lacks avx512f".into());
     run.results.push(unsup);
 
@@ -331,6 +344,7 @@ fn realistic_run() -> RunFile {
     arow.kernel = Some(KernelRef {
         family: "attention.gpu.flash".into(),
         variant: "wgsl".into(),
+        unit: Some(perfledger_kernels::ComputeUnit::GpuSimt),
         params: serde_json::Map::new(),
     });
     arow.id = Some(format!("attention.gpu.flash.wgsl.{f16}"));
@@ -343,6 +357,10 @@ fn realistic_run() -> RunFile {
         warmup_iters: 2,
         iters_per_sample: 1,
         stop_reason: StopReason::CaseBudget,
+        budget_s: None,
+        max_row_s: None,
+        sampling_s: None,
+        row_s: None,
     });
     let sample = Sample::new(noisy_samples(4, 0.5, 3)).unwrap();
     arow.set_samples(&sample, &sample.summary());
@@ -376,11 +394,12 @@ fn peer_line() -> Value {
     })
 }
 
-/// The row of DESIGN.md "Result file", verbatim.
+/// The row of DESIGN.md "Result file", with the compute unit 1.2 added (`kernel.unit`).
 const DESIGN_ROW: &str = r#"
 {"kind": "measured", "op": "matmul", "backend": "cpu",
  "device": {"name": "AMD EPYC (2 threads)", "software": false, "gpu_index": null},
- "kernel": {"family": "matmul.cpu.packed", "variant": "avx2fma", "params": {"mr": 6, "nr": 16}},
+ "kernel": {"family": "matmul.cpu.packed", "variant": "avx2fma", "unit": "cpu.fma.avx2fma",
+            "params": {"mr": 6, "nr": 16}},
  "id": "matmul.cpu.packed.avx2fma.bf16-f32-bf16",
  "precision": {"input": "bf16", "accum": "f32", "output": "bf16"},
  "shape": {"batch": 1, "m": 2048, "n": 2048, "k": 2048, "trans_b": false},
@@ -943,6 +962,7 @@ fn this_machines_fingerprint_validates() {
         RunConfig {
             seed: 1,
             case_budget_s: 1.0,
+            max_row_s: None,
             run_budget_s: Some(60.0),
             argv: vec![],
         },
@@ -1032,11 +1052,11 @@ fn kernel_verification_converts() {
     assert_eq!(json["detail"], "NaN at batch 0, row 3, col 7");
 }
 
-/// Every run file committed under `results/` (outside `schema/` and the ignored `runs/`), of either
-/// minor, validates against the schema of its own version and is read by this build; a 1.0 file is
-/// read as the current version.
+/// Every run file committed under `results/` (outside `schema/` and the ignored `runs/`), of any
+/// minor, validates against the schema of its own version and is read by this build; older files
+/// are read as the current version (their rows' compute units inferred).
 #[test]
-fn committed_run_files_of_both_minors_are_read() {
+fn committed_run_files_of_every_minor_are_read() {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -1054,6 +1074,7 @@ fn committed_run_files_of_both_minors_are_read() {
     let mut files = Vec::new();
     walk(&root, &mut files);
     let v10 = compile(&load_schema("run-1.0.schema.json"));
+    let v11 = compile(&load_schema("run-1.1.schema.json"));
     let mut seen = BTreeMap::new();
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
@@ -1068,7 +1089,8 @@ fn committed_run_files_of_both_minors_are_read() {
         }
         let validator = match schema {
             "perfledger.run/1.0" => &v10,
-            "perfledger.run/1.1" => run_validator(),
+            "perfledger.run/1.1" => &v11,
+            "perfledger.run/1.2" => run_validator(),
             other => panic!("{}: unexpected schema {other}", path.display()),
         };
         let errors: Vec<String> = validator
@@ -1079,6 +1101,14 @@ fn committed_run_files_of_both_minors_are_read() {
         let run = RunFile::from_slice(text.as_bytes(), &path)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(run.schema, SCHEMA, "{}", path.display());
+        for row in run.results.iter().filter(|r| r.kind == RowKind::Measured) {
+            assert!(
+                row.kernel.as_ref().and_then(|k| k.unit).is_some(),
+                "{}: {:?} has no compute unit",
+                path.display(),
+                row.id
+            );
+        }
         *seen.entry(schema.to_string()).or_insert(0) += 1;
     }
     assert!(seen.contains_key("perfledger.run/1.0"), "{seen:?}");

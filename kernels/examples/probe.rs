@@ -59,6 +59,7 @@ fn run() -> Result<(), String> {
             let fma: Vec<_> = Isa::ALL
                 .iter()
                 .filter_map(|&isa| probe::fma_throughput(isa, &opts))
+                .chain(probe::bf16dot_throughput(&opts))
                 .collect();
             serde_json::json!({ "threads": threads, "quick": opts.quick, "fma": fma })
         }

@@ -8,13 +8,15 @@ pub mod dtype;
 pub mod gpu;
 pub mod problem;
 pub mod registry;
+pub mod unit;
 
 pub use dtype::{DType, Element, Tensor};
 pub use problem::{AttentionProblem, MatmulProblem, Precision, ProblemError, Work};
 pub use registry::{
     Backend, DeviceTiming, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Registry,
-    RegistryOptions, Support,
+    RegistryOptions, Support, Unsupported,
 };
+pub use unit::ComputeUnit;
 pub mod probe;
 pub mod reference;
 pub mod verify;

@@ -9,6 +9,7 @@ use crate::dtype::{DType, Tensor};
 use crate::problem::{
     AttentionError, AttentionProblem, MatmulProblem, Precision, ProblemError, Work,
 };
+pub use crate::unit::ComputeUnit;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::Arc;
@@ -65,6 +66,8 @@ pub struct KernelIdentity {
     /// ISA or shader variant, e.g. `avx2fma`, `wgsl`
     pub variant: String,
     pub precision: Precision,
+    /// The execution unit the inner loop runs on: which measured ceiling holds the kernel.
+    pub unit: ComputeUnit,
     /// Tuning parameters, e.g. `{"mr": 6, "nr": 16, "mc": 144, ...}`
     pub params: serde_json::Map<String, serde_json::Value>,
 }
@@ -85,10 +88,57 @@ impl KernelIdentity {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Support {
     Yes,
-    No(String),
+    No(Unsupported),
+}
+
+/// Why a kernel cannot run a problem here. `reason` is the same for every problem that fails the
+/// same way (the run's output groups rows by it); `detail` holds this problem's specifics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unsupported {
+    pub reason: String,
+    pub detail: Option<String>,
+}
+
+impl Unsupported {
+    /// A reason with this problem's specifics beside it.
+    pub fn with_detail(reason: impl Into<String>, detail: impl Into<String>) -> Unsupported {
+        Unsupported {
+            reason: reason.into(),
+            detail: Some(detail.into()),
+        }
+    }
+}
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.detail {
+            Some(d) => write!(f, "{} ({d})", self.reason),
+            None => f.write_str(&self.reason),
+        }
+    }
+}
+
+impl From<String> for Unsupported {
+    fn from(reason: String) -> Self {
+        Unsupported {
+            reason,
+            detail: None,
+        }
+    }
+}
+
+impl From<&str> for Unsupported {
+    fn from(reason: &str) -> Self {
+        reason.to_string().into()
+    }
 }
 
 impl Support {
+    /// `Support::No` from a reason (a `String`, `&str` or [`Unsupported`]).
+    pub fn no(reason: impl Into<Unsupported>) -> Support {
+        Support::No(reason.into())
+    }
+
     pub fn is_yes(&self) -> bool {
         matches!(self, Support::Yes)
     }
@@ -341,7 +391,7 @@ mod tests {
                 Support::Yes => assert!(has),
                 Support::No(why) => {
                     assert!(!has);
-                    assert!(why.contains("avx512bf16"), "{why}");
+                    assert!(why.reason.contains("avx512bf16"), "{why}");
                 }
             }
             // The f32 paths keep their selection.

@@ -288,7 +288,7 @@ fn causal_shape_with_an_empty_row_is_refused() {
         .filter(|k| k.identity().op == Op::Attention)
     {
         match k.supports(&Problem::Attention(p)) {
-            Support::No(why) => assert!(why.contains("without any key"), "{why}"),
+            Support::No(why) => assert!(why.reason.contains("without any key"), "{why}"),
             Support::Yes => panic!(
                 "{} accepted a causal shape with an empty row",
                 k.identity().id()

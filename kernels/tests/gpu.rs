@@ -279,7 +279,7 @@ fn cooperative_matrix_path_is_gated_by_the_adapter() {
             let Support::No(why) = k.supports(&prob) else {
                 panic!("coop must be unsupported on {}", ctx.report.name)
             };
-            assert!(why.contains("cooperative"), "{why}");
+            assert!(why.reason.contains("cooperative"), "{why}");
             let spec = gmm::coop_spec(
                 CoopShape {
                     t: 16,
@@ -330,9 +330,9 @@ fn oversized_problems_are_refused_before_allocation_naming_the_limit() {
     let kern = GpuMatmul::new(Variant::Naive, Precision::same(DType::F32));
     match kern.supports(&p) {
         Support::No(why) => assert!(
-            why.contains("max_storage_buffer_binding_size")
-                || why.contains("max_buffer_size")
-                || why.contains("u32"),
+            why.reason.contains("max_storage_buffer_binding_size")
+                || why.reason.contains("max_buffer_size")
+                || why.reason.contains("u32"),
             "{why}"
         ),
         Support::Yes => panic!("a {limit}-byte binding limit must refuse {k} f32 elements"),

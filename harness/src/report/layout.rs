@@ -59,12 +59,13 @@ fn gflops(r: &RowReport) -> String {
     }
 }
 
-/// A % of the measured ceiling; above 100% the probe underestimated the machine (said so).
-fn pct_measured(v: f64) -> String {
-    if v > 100.0 {
-        format!("{} (above the probe's ceiling)", pct(v))
-    } else {
-        pct(v)
+/// The % of the measured ceiling, or, for a row above [`crate::ceiling::ABOVE_CEILING`] of its
+/// probe, that the probe is not its ceiling (the notes name both).
+fn pct_measured(m: &crate::report::Normalized) -> String {
+    match (m.pct_of_attainable, &m.probe_wrong) {
+        (Some(v), _) => pct(v),
+        (None, Some(_)) => "above probe (see notes)".into(),
+        (None, None) => "n/a".into(),
     }
 }
 
@@ -357,9 +358,7 @@ pub fn document(rep: &Report) -> Vec<Block> {
                             r.kernel.clone(),
                             gflops(r),
                             opt(r.published.as_ref(), |p| pct(p.pct_of_peak)),
-                            opt(r.measured.as_ref(), |m| {
-                                opt(m.pct_of_attainable, pct_measured)
-                            }),
+                            opt(r.measured.as_ref(), pct_measured),
                             r.measured
                                 .as_ref()
                                 .and_then(|m| m.bound)
@@ -666,9 +665,7 @@ pub fn document(rep: &Report) -> Vec<Block> {
                         format!("{} GFLOP/s ({})", num(p.peak_gflops), p.peak_basis)
                     }),
                     opt(r.published.as_ref(), |p| pct(p.pct_of_peak)),
-                    opt(r.measured.as_ref(), |m| {
-                        opt(m.pct_of_attainable, pct_measured)
-                    }),
+                    opt(r.measured.as_ref(), pct_measured),
                     opt(r.ceiling_gap, |g| format!("{:.2}", g)),
                 ]
             })

@@ -14,6 +14,7 @@
 //!   GFLOP per $ (priced first), then GFLOP/s. Projected rows are listed separately.
 //! - No spec match → the spec columns are n/a; a software adapter is never normalized.
 
+use crate::ceiling::{self, Location};
 use crate::env::{InstanceInfo, PriceInfo};
 use crate::normalize::{
     self, break_even_usd_per_hour, perf_per_dollar, Bound, Interval, PerfPerDollar, Projection,
@@ -27,7 +28,6 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 pub mod charts;
-pub mod cmd;
 pub mod csv;
 pub mod html;
 pub mod layout;
@@ -185,7 +185,12 @@ pub struct Normalized {
     pub attainable_gflops: Option<f64>,
     pub bound: Option<Bound>,
     pub pct_of_peak: f64,
+    /// `None` also when the row is above its measured ceiling (then `probe_wrong` says so).
     pub pct_of_attainable: Option<f64>,
+    /// Measured ceilings only: the row runs above [`ceiling::ABOVE_CEILING`] of its probe, so the
+    /// probe is not a ceiling for it (the warning, naming the row and the probe).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe_wrong: Option<String>,
 }
 
 /// The price a row is charged, and its perf per dollar.
@@ -743,82 +748,19 @@ fn match_external<'a>(db: &'a Database, d: &Device) -> Result<DeviceMatch<'a>, S
     Err(format!("no spec entry matches device {:?}", d.name))
 }
 
-fn hardware<'a>(db: &'a Database, ctx: &RunCtx<'a>, run: &RunFile, row: &Row) -> Hw<'a> {
-    match row.kind {
-        RowKind::Imported | RowKind::Projected => Hw::External(
-            match_external(db, &row.device).ok(),
+/// Where a row ran ([`ceiling::locate`], the rule the run summary uses too), with an external
+/// device's spec match.
+fn hardware<'a>(db: &'a Database, run: &RunFile, row: &Row) -> Hw<'a> {
+    match ceiling::locate(Some(db), run, row) {
+        Location::Cpu => Hw::Cpu,
+        Location::Gpu(i) => Hw::Gpu(i),
+        Location::External => Hw::External(
+            match row.kind {
+                RowKind::Peer => matching::by_adapter_name(db, &row.device.name),
+                _ => match_external(db, &row.device).ok(),
+            },
             row.device.name.clone(),
         ),
-        RowKind::Measured | RowKind::Peer => {
-            if let Some(i) = row.device.gpu_index {
-                return Hw::Gpu(i);
-            }
-            if row.backend == Some(Backend::Gpu) {
-                return Hw::Gpu(0);
-            }
-            // A peer on one of this run's GPUs names it.
-            if row.kind == RowKind::Peer {
-                if let Some(g) = run
-                    .environment
-                    .gpus
-                    .iter()
-                    .find(|g| matching::same_name(&g.name, &row.device.name))
-                {
-                    return Hw::Gpu(g.index);
-                }
-                if ctx.gpus.is_empty() && matching::by_adapter_name(db, &row.device.name).is_some()
-                {
-                    return Hw::External(
-                        matching::by_adapter_name(db, &row.device.name),
-                        row.device.name.clone(),
-                    );
-                }
-            }
-            Hw::Cpu
-        }
-    }
-}
-
-/// The roofs the harness measured on this machine for a row (FMA for the row's ISA path, or the
-/// best one; read bandwidth), CPU rows only; GPU rows use the run's GPU probes.
-fn measured_roof(run: &RunFile, row: &Row, hw: &Hw<'_>) -> Option<(Roof, String)> {
-    let c = &run.measured_ceilings;
-    match hw {
-        Hw::Cpu => {
-            let variant = row.kernel.as_ref().map(|k| k.variant.as_str());
-            let (name, peak) = match variant.and_then(|v| Some((v, c.fma_ceiling(v)?))) {
-                Some((k, v)) => (k.to_string(), v),
-                None => c
-                    .cpu_fma_gflops
-                    .keys()
-                    .filter_map(|k| Some((k.clone(), c.fma_ceiling(k)?)))
-                    .max_by(|a, b| a.1.total_cmp(&b.1))?,
-            };
-            let bw = c.read_ceiling_gbs()?;
-            Some((
-                Roof {
-                    peak_gflops: peak,
-                    bw_gbs: bw,
-                },
-                format!("measured FMA ({name}) and read bandwidth"),
-            ))
-        }
-        Hw::Gpu(i) => {
-            let g = c.gpu.iter().find(|g| g.index == *i)?;
-            let peak = if row.precision.input == perfledger_kernels::DType::F32 {
-                g.fma_gflops
-            } else {
-                g.coop_gflops.or(g.fma_gflops)
-            }?;
-            Some((
-                Roof {
-                    peak_gflops: peak,
-                    bw_gbs: g.copy_gbs?,
-                },
-                format!("measured GPU {i} FMA and copy bandwidth"),
-            ))
-        }
-        Hw::External(..) => None,
     }
 }
 
@@ -887,6 +829,7 @@ fn normalized(gflops: f64, ai: f64, peak: f64, bw: Option<f64>, basis: String) -
         bound,
         pct_of_peak: normalize::pct(gflops, peak),
         pct_of_attainable: attainable.map(|a| normalize::pct(gflops, a)),
+        probe_wrong: None,
     }
 }
 
@@ -938,7 +881,7 @@ fn row_report<'a>(
     sources: &mut SourceSet,
 ) -> RowReport {
     let env = &run.environment;
-    let hw = hardware(db, ctx, run, row);
+    let hw = hardware(db, run, row);
     let dtype = SpecDType::of(row.precision.input);
     let shape = shape_string(&row.shape);
     // FLOPs and bytes from the shape by the documented conventions (never from the file's claim).
@@ -1012,14 +955,23 @@ fn row_report<'a>(
                 published = Some(normalized(g.median, ai, peak, bw, basis));
             }
         }
-        if let Some((roof, basis)) = measured_roof(run, row, &hw) {
-            measured = Some(normalized(
+        let location = match hw {
+            Hw::Cpu => Location::Cpu,
+            Hw::Gpu(i) => Location::Gpu(i),
+            Hw::External(..) => Location::External,
+        };
+        if let Some(share) = ceiling::share(row, location, &run.measured_ceilings) {
+            let r = share.roof.roof;
+            let mut m = normalized(
                 g.median,
                 ai,
-                roof.peak_gflops,
-                Some(roof.bw_gbs),
-                basis,
-            ));
+                r.peak_gflops,
+                Some(r.bw_gbs),
+                share.roof.basis(),
+            );
+            m.pct_of_attainable = share.pct;
+            m.probe_wrong = share.probe_wrong;
+            measured = Some(m);
         }
         if let (Some(p), Some(m)) = (&published, &measured) {
             ceiling_gap = Some(m.peak_gflops / p.peak_gflops);
@@ -1340,7 +1292,11 @@ pub fn build(inputs: &[Input], db: &Database, opts: &Options) -> Report {
         }
         for row in &input.run.results {
             let i = rows.len();
-            rows.push(row_report(db, ctx, &input.run, row, i, &mut sources));
+            let r = row_report(db, ctx, &input.run, row, i, &mut sources);
+            if let Some(w) = r.measured.as_ref().and_then(|m| m.probe_wrong.as_ref()) {
+                notes.push(format!("{}: row {i}: {w}", ctx.info.label));
+            }
+            rows.push(r);
         }
     }
 

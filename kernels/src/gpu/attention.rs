@@ -12,6 +12,7 @@ use crate::problem::{AttentionProblem, Precision};
 use crate::registry::{
     Backend, DeviceTiming, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Support,
 };
+use crate::unit::ComputeUnit;
 use std::sync::Arc;
 
 /// Query rows per workgroup (= workgroup size; one thread per row).
@@ -134,7 +135,7 @@ impl GpuFlashAttention {
             .check(&ctx, p)
             .map_err(|reason| KernelError::Unsupported {
                 kernel: id.clone(),
-                reason,
+                reason: reason.to_string(),
             })?;
         let want = [p.q_len_elems(), p.kv_len_elems(), p.kv_len_elems()];
         if inputs.len() != 3 {
@@ -201,25 +202,26 @@ impl Kernel for GpuFlashAttention {
             family: "attention.gpu.flash".into(),
             variant: "wgsl".into(),
             precision: self.precision,
+            unit: ComputeUnit::GpuSimt,
             params,
         }
     }
 
     fn supports(&self, problem: &Problem) -> Support {
         let Problem::Attention(p) = problem else {
-            return Support::No("not an attention problem".into());
+            return Support::no("not an attention problem");
         };
         // The problem's own faults come first (and need no GPU).
         if let Err(e) = p.validate() {
-            return Support::No(e.to_string());
+            return Support::no(e.to_string());
         }
         let ctx = match context::global() {
             Ok(c) => c,
-            Err(e) => return Support::No(e),
+            Err(e) => return Support::no(e),
         };
         match self.check(&ctx, p) {
             Ok(_) => Support::Yes,
-            Err(e) => Support::No(e),
+            Err(e) => Support::no(e),
         }
     }
 

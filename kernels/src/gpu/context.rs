@@ -183,10 +183,24 @@ struct Enumeration {
     adapters: Vec<(wgpu::Adapter, AdapterReport)>,
 }
 
+/// Mesa's Vulkan device-select layer (an implicit layer of `mesa-vulkan-drivers`) only reorders
+/// devices to put the one driving a display first, and to find that display it connects to
+/// Wayland and X11: without `XDG_RUNTIME_DIR` that prints `error: XDG_RUNTIME_DIR is invalid or
+/// not set in the environment.` twice on every headless machine. perfledger chooses its adapter
+/// itself, so the layer is turned off (its documented switch, `NODEVICE_SELECT=1`) unless the
+/// user set that variable. Call before other threads read the environment (`main` does, first
+/// thing); the GPU setup calls it again, which then changes nothing.
+pub fn quiet_device_select_layer() {
+    if std::env::var_os("NODEVICE_SELECT").is_none() {
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
+}
+
 /// The process's instance and adapters, enumerated once (the first call loads the drivers).
 fn enumeration() -> &'static Enumeration {
     static E: OnceLock<Enumeration> = OnceLock::new();
     E.get_or_init(|| {
+        quiet_device_select_layer();
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         desc.backends = wgpu::Backends::PRIMARY;
         // WGPU_BACKEND etc. may override (e.g. WGPU_BACKEND=vulkan).

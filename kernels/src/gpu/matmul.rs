@@ -11,6 +11,7 @@ use crate::problem::{MatmulProblem, Precision};
 use crate::registry::{
     Backend, DeviceTiming, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Support,
 };
+use crate::unit::ComputeUnit;
 use std::sync::Arc;
 
 /// Rust twin of `MatmulParams` in shaders/matmul.wgsl and shaders/coop.wgsl (12 × u32).
@@ -476,25 +477,29 @@ impl Kernel for GpuMatmul {
             family: format!("matmul.gpu.{}", self.variant.name()),
             variant: "wgsl".into(),
             precision: self.precision,
+            unit: match self.variant {
+                Variant::Coop => ComputeUnit::GpuCoop,
+                Variant::Naive | Variant::Tiled => ComputeUnit::GpuSimt,
+            },
             params,
         }
     }
 
     fn supports(&self, problem: &Problem) -> Support {
         let Problem::Matmul(p) = problem else {
-            return Support::No("not a matmul".into());
+            return Support::no("not a matmul");
         };
         // The problem's own faults come first (and need no GPU).
         if let Err(e) = p.validate() {
-            return Support::No(e.to_string());
+            return Support::no(e.to_string());
         }
         let ctx = match context::global() {
             Ok(c) => c,
-            Err(e) => return Support::No(e),
+            Err(e) => return Support::no(e),
         };
         match self.check(&ctx, p) {
             Ok(_) => Support::Yes,
-            Err(e) => Support::No(e),
+            Err(e) => Support::no(e),
         }
     }
 
@@ -529,7 +534,7 @@ impl GpuMatmul {
             .check(&ctx, p)
             .map_err(|reason| KernelError::Unsupported {
                 kernel: id.clone(),
-                reason,
+                reason: reason.to_string(),
             })?;
         if inputs.len() != 2 {
             return Err(KernelError::Other(format!("{id}: expects 2 inputs (A, B)")));

@@ -22,8 +22,9 @@ use crate::cpu::SendPtr;
 use crate::dtype::{DType, Element, Tensor};
 use crate::problem::{AttentionProblem, Precision, ProblemError};
 use crate::registry::{
-    Backend, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Support,
+    Backend, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Support, Unsupported,
 };
+use crate::unit::ComputeUnit;
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -405,28 +406,32 @@ impl Kernel for CpuAttentionKernel {
             family: self.algo.family().into(),
             variant,
             precision: self.precision,
+            unit: match self.algo {
+                Algo::Naive => ComputeUnit::CpuScalar,
+                Algo::Flash(isa) | Algo::Decode(isa) => ComputeUnit::CpuFma(isa),
+            },
             params,
         }
     }
 
     fn supports(&self, problem: &Problem) -> Support {
         let Problem::Attention(p) = problem else {
-            return Support::No("not an attention problem".into());
+            return Support::no("not an attention problem");
         };
         if let Err(e) = p.validate() {
-            return Support::No(e.to_string());
+            return Support::no(e.to_string());
         }
         if self.precision.accum != DType::F32 || self.precision.input != self.precision.output {
-            return Support::No("CPU attention: same-type output, f32 accumulation".into());
+            return Support::no("CPU attention: same-type output, f32 accumulation");
         }
         match self.algo {
             Algo::Naive => Support::Yes,
             Algo::Flash(isa) | Algo::Decode(isa) if !isa.available() => {
-                Support::No(format!("this CPU lacks {isa}"))
+                Support::no(format!("this CPU lacks {isa}"))
             }
-            Algo::Decode(_) if p.q_len != 1 => Support::No(format!(
-                "decode handles q_len = 1, not {} (use flash)",
-                p.q_len
+            Algo::Decode(_) if p.q_len != 1 => Support::no(Unsupported::with_detail(
+                "decode handles q_len = 1 only (prefill shapes: use flash)",
+                format!("q_len {}", p.q_len),
             )),
             _ => Support::Yes,
         }
@@ -441,7 +446,7 @@ impl Kernel for CpuAttentionKernel {
         if let Support::No(reason) = self.supports(problem) {
             return Err(KernelError::Unsupported {
                 kernel: id.id(),
-                reason,
+                reason: reason.to_string(),
             });
         }
         let Problem::Attention(p) = *problem else {

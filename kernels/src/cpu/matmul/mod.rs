@@ -16,6 +16,7 @@ use crate::problem::{MatmulProblem, Precision, ProblemError};
 use crate::registry::{
     Backend, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Support,
 };
+use crate::unit::ComputeUnit;
 use micro::MicroKernel;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -445,13 +446,13 @@ impl PackedMatmul {
 
 fn check_matmul(precision: Precision, problem: &Problem) -> Support {
     let Problem::Matmul(p) = problem else {
-        return Support::No("not a matmul".into());
+        return Support::no("not a matmul");
     };
     if let Err(e) = p.validate() {
-        return Support::No(e.to_string());
+        return Support::no(e.to_string());
     }
     if precision.accum != DType::F32 {
-        return Support::No("CPU kernels accumulate in f32 only".into());
+        return Support::no("CPU kernels accumulate in f32 only");
     }
     Support::Yes
 }
@@ -464,6 +465,7 @@ impl Kernel for NaiveMatmul {
             family: "matmul.cpu.naive".into(),
             variant: "scalar".into(),
             precision: self.precision,
+            unit: ComputeUnit::CpuScalar,
             params: serde_json::Map::new(),
         }
     }
@@ -502,15 +504,19 @@ impl Kernel for PackedMatmul {
             family: "matmul.cpu.packed".into(),
             variant: self.path.name().into(),
             precision: self.precision,
+            unit: match self.path {
+                Path::Isa(isa) => ComputeUnit::CpuFma(isa),
+                Path::Bf16Dot => ComputeUnit::CpuBf16Dot,
+            },
             params,
         }
     }
     fn supports(&self, problem: &Problem) -> Support {
         if !self.path.available() {
-            return Support::No(format!("this CPU lacks {}", self.path.name()));
+            return Support::no(format!("this CPU lacks {}", self.path.name()));
         }
         if self.path == Path::Bf16Dot && self.precision.input != DType::BF16 {
-            return Support::No(format!(
+            return Support::no(format!(
                 "{} takes bf16 inputs, not {}",
                 self.path.name(),
                 self.precision.input
@@ -526,7 +532,7 @@ impl Kernel for PackedMatmul {
         if let Support::No(reason) = self.supports(problem) {
             return Err(KernelError::Unsupported {
                 kernel: self.identity().id(),
-                reason,
+                reason: reason.to_string(),
             });
         }
         let algo = Algo::Packed {
@@ -556,7 +562,7 @@ fn prepare_cpu(
     if let Support::No(reason) = check_matmul(id.precision, problem) {
         return Err(KernelError::Unsupported {
             kernel: id.id(),
-            reason,
+            reason: reason.to_string(),
         });
     }
     let Problem::Matmul(p) = *problem else {

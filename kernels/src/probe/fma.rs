@@ -1,12 +1,4 @@
-//! The machine's own ceilings: FMA throughput per ISA path, the core clock, and memory bandwidth.
-//!
-//! These are the denominators of the "% of measured peak" ceiling (DESIGN.md, Normalization). They
-//! are measured here, on this machine, with the thread count the kernels use, so they capture
-//! what a spec sheet cannot: VM throttling, turbo under all-core load, memory channels actually
-//! populated. `scripts/probe-check.sh` cross-checks them against hand-written C (inline-asm FMA
-//! loops, an OpenMP triad) and commits the comparison to `results/probe-check.md`.
-//!
-//! # Method
+//! FMA throughput per CPU compute unit, and the clock that checks it.
 //!
 //! ## FMA throughput ([`fma_throughput`])
 //!
@@ -19,6 +11,7 @@
 //! | `avx2fma` | `vfmadd213ps ymm` (8 lanes) | 12 |
 //! | `portable`, x86-64 | `mulps` then `addps` on xmm (SSE2, the baseline has no FMA) | 14 |
 //! | `portable`, aarch64 | `fmla v.4s` (NEON) | 16 |
+//! | `avx512bf16` (AVX512_BF16) | `vdpbf16ps zmm` (16 lanes × 2 bf16 products) | 12 |
 //!
 //! Every chain is its own register (the `asm!` operands are distinct, so the register allocator
 //! must give each its own register; the script checks the disassembly), and a loop iteration holds
@@ -37,7 +30,14 @@
 //! rayon pool at once (`broadcast`, started together by a barrier); a repetition's time is from
 //! the earliest start to the latest end, and the result is the best of [`FMA_REPS`]
 //! repetitions. FLOPs = threads × iterations × [`UNROLL`] × chains × lanes × 2 (an FMA, or a
-//! mul+add pair, counts 2 FLOPs per lane).
+//! mul+add pair, counts 2 FLOPs per lane; `vdpbf16ps` counts 32 product lanes, 64 FLOPs, the
+//! convention of the bf16 matmul it bounds).
+//!
+//! The `vdpbf16ps` loop is the ceiling of the `packed.avx512bf16` matmul (the fastest bf16 path on
+//! CPUs with AVX512_BF16): its multiplicands are bf16 pairs of 1e-3, so the f32 accumulators grow
+//! by 2e-6 per instruction and stay normal. Its model is 2 pipes × 32 × 2 = 128 FLOP/cycle, true
+//! where `vdpbf16ps zmm` issues on both 512-bit FMA pipes (Intel Sapphire Rapids and later, Zen 5);
+//! Zen 4 executes zmm in two halves and reaches half, which the flag then shows.
 //!
 //! ## Clock and the sanity check ([`measure_clock_ghz`])
 //!
@@ -62,33 +62,12 @@
 //! [`FmaProbe::flag`]; it is a prompt to look (other load, a vector-clock offset, a core that does
 //! not fit the model), not an error.
 //!
-//! ## Memory bandwidth ([`bandwidth`])
-//!
-//! Three f64 arrays `a`, `b`, `c`, each `max(8 × L3, 256 MiB)` capped at 640 MiB (so under 2 GiB
-//! in all), with L3 from [`crate::cpu::cache::detected`] (one L3 instance: on machines with many
-//! L3 slices the total cache can approach one array). Each thread owns a fixed, page-aligned span
-//! of every array and touches it first (in parallel, so pages land on the thread's NUMA node);
-//! the timed kernels use the same spans.
-//!
-//! - **read**: `s += a[i] + b[i] + c[i]`, the three arrays streamed together (32 independent f64
-//!   accumulators, vectorized for the best ISA); bytes = 3 × n × 8. Three concurrent streams,
-//!   the same access pattern as the hand C in `scripts/probe/triad.c`.
-//! - **triad**: `a[i] = b[i] + s·c[i]` with ordinary (write-allocate) stores; bytes = 24 × n, the
-//!   STREAM convention (two arrays read, one written, the write-allocate read of `a` not counted,
-//!   so the bus moves 32 bytes per element).
-//!
-//! Best of [`BW_REPS`] repetitions, wall time from the earliest start to the latest end, GB/s in
-//! units of 1e9 bytes per second.
-//!
-//! Threads are not pinned; the OS spreads them. `ProbeOptions::quick` shrinks every size so unit
-//! tests run in milliseconds: its numbers are not measurements of anything.
 
-use crate::cpu::cache;
+use super::{calibrate, time_one, Pool, ProbeOptions};
 use crate::cpu::isa::Isa;
-use crate::cpu::SendPtr;
+use crate::unit::ComputeUnit;
 use serde::{Deserialize, Serialize};
 use std::hint::black_box;
-use std::sync::Barrier;
 use std::time::Instant;
 
 /// FMA pipes per core assumed by the expected-throughput model.
@@ -101,8 +80,6 @@ pub const UNROLL: usize = 4;
 pub const FMA_TARGET_SECS: f64 = 0.15;
 /// Repetitions of the FMA probe (the best is kept).
 pub const FMA_REPS: usize = 5;
-/// Repetitions of each bandwidth kernel (the best is kept).
-pub const BW_REPS: usize = 10;
 /// Dependent adds per iteration of the clock loop.
 pub const CLOCK_CHAIN: u64 = 16;
 /// Target duration of one clock repetition: short, so that a process that takes a core for a
@@ -111,56 +88,11 @@ pub const CLOCK_TARGET_SECS: f64 = 0.02;
 /// Repetitions of the clock measurement (the best is kept).
 pub const CLOCK_REPS: usize = 10;
 
-const MIB: usize = 1 << 20;
-/// Smallest array of the bandwidth probe (8× a 32 MiB L3).
-const BW_MIN_ARRAY: usize = 256 * MIB;
-/// Largest array (three of them stay under 2 GiB).
-const BW_MAX_ARRAY: usize = 640 * MIB;
-/// Array size in `quick` mode.
-const BW_QUICK_ARRAY: usize = MIB;
-/// Thread spans start on 4 KiB boundaries (512 f64): no shared pages or cache lines.
-const SPAN_ALIGN: usize = 512;
-
-/// What the probes are run with.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProbeOptions {
-    /// Threads to run on; 0 means `rayon::current_num_threads()`.
-    pub threads: usize,
-    /// Tiny sizes and few repetitions (a few ms) for tests; the numbers mean nothing.
-    pub quick: bool,
-}
-
-impl Default for ProbeOptions {
-    fn default() -> Self {
-        ProbeOptions {
-            threads: rayon::current_num_threads(),
-            quick: false,
-        }
-    }
-}
-
-impl ProbeOptions {
-    /// Quick options (for tests) on `threads` threads.
-    pub fn quick(threads: usize) -> Self {
-        ProbeOptions {
-            threads,
-            quick: true,
-        }
-    }
-
-    /// The thread count to run on.
-    pub fn resolved_threads(&self) -> usize {
-        if self.threads == 0 {
-            rayon::current_num_threads()
-        } else {
-            self.threads
-        }
-    }
-}
-
-/// The FMA throughput of one ISA path on `threads` threads, with the clock-based sanity check.
+/// The FMA throughput of one compute unit on `threads` threads, with the clock-based sanity
+/// check.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FmaProbe {
+    /// The ISA path the loop needs (`avx512f` for the `vdpbf16ps` loop too).
     pub isa: Isa,
     /// Threads that ran the loop.
     pub threads: usize,
@@ -186,116 +118,9 @@ pub struct FmaProbe {
     pub flag: Option<String>,
 }
 
-/// Memory bandwidth on `threads` threads.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BandwidthProbe {
-    pub threads: usize,
-    /// Sum over all three arrays, 1e9 bytes/s (bytes = 3 × n × 8).
-    pub read_gbs: f64,
-    /// `a[i] = b[i] + s·c[i]`, 1e9 bytes/s, STREAM counting (24 bytes per element).
-    pub triad_gbs: f64,
-    /// Bytes of each of the three arrays.
-    pub bytes_per_array: usize,
-    /// The L3 size the arrays were sized from (one instance).
-    pub l3_bytes: usize,
-    /// The ISA the read and triad loops were compiled for.
-    pub isa: Isa,
-    pub reps: usize,
-}
-
-/// Everything the CPU probes measure, as recorded in a run's `measured_ceilings`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CpuCeilings {
-    pub threads: usize,
-    /// One entry per ISA path this machine can run, best first.
-    pub fma: Vec<FmaProbe>,
-    pub bandwidth: BandwidthProbe,
-}
-
 /// The model's FLOPs per cycle per core for an ISA path: 2 pipes × f32 lanes × 2.
 pub fn flops_per_cycle(isa: Isa) -> f64 {
     FMA_PIPES_ASSUMED * isa.f32_lanes() as f64 * 2.0
-}
-
-/// Runs every probe this machine supports.
-pub fn cpu_ceilings(opts: &ProbeOptions) -> CpuCeilings {
-    let fma = Isa::ALL
-        .iter()
-        .filter_map(|&isa| fma_throughput(isa, opts))
-        .collect();
-    CpuCeilings {
-        threads: opts.resolved_threads(),
-        fma,
-        bandwidth: bandwidth(opts),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Threads
-
-/// The pool the probes run on: a dedicated one with exactly the requested threads, or the global
-/// pool if one cannot be built (then the thread count is whatever that pool has).
-enum Pool {
-    Own(rayon::ThreadPool),
-    Global,
-}
-
-impl Pool {
-    fn new(threads: usize) -> Pool {
-        match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
-            Ok(pool) => Pool::Own(pool),
-            Err(_) => Pool::Global,
-        }
-    }
-
-    fn threads(&self) -> usize {
-        match self {
-            Pool::Own(p) => p.current_num_threads(),
-            Pool::Global => rayon::current_num_threads(),
-        }
-    }
-
-    /// Runs `work(thread index, threads)` once on every thread, all released together by a
-    /// barrier. Returns the wall time from the earliest start to the latest end, and the results.
-    fn timed<R: Send>(&self, work: impl Fn(usize, usize) -> R + Sync) -> (f64, Vec<R>) {
-        let n = self.threads();
-        let barrier = Barrier::new(n);
-        let body = |ctx: rayon::BroadcastContext<'_>| {
-            barrier.wait();
-            let start = Instant::now();
-            let r = work(ctx.index(), ctx.num_threads());
-            (start, Instant::now(), r)
-        };
-        let runs = match self {
-            Pool::Own(p) => p.broadcast(body),
-            Pool::Global => rayon::broadcast(body),
-        };
-        let start = runs.iter().map(|r| r.0).min();
-        let end = runs.iter().map(|r| r.1).max();
-        let secs = match (start, end) {
-            (Some(s), Some(e)) => e.duration_since(s).as_secs_f64(),
-            _ => 0.0,
-        };
-        (secs, runs.into_iter().map(|r| r.2).collect())
-    }
-}
-
-/// Doubles `n` until `run(n)` lasts at least `min_secs`, then scales it to `target_secs`.
-fn calibrate(run: impl Fn(u64) -> f64, start: u64, min_secs: f64, target_secs: f64) -> u64 {
-    let mut n = start.max(1);
-    loop {
-        let t = run(n);
-        if t >= min_secs || n >= 1 << 40 {
-            return ((n as f64 * target_secs / t.max(1e-9)).ceil() as u64).max(1);
-        }
-        n *= 2;
-    }
-}
-
-fn time_one(f: impl FnOnce()) -> f64 {
-    let t = Instant::now();
-    f();
-    t.elapsed().as_secs_f64()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -356,6 +181,7 @@ fn clock_chain() -> Option<fn(u64) -> u64> {
 struct FmaLoop {
     run: unsafe fn(u64) -> f32,
     chains: usize,
+    /// Products per instruction (f32 lanes; 32 for `vdpbf16ps zmm`).
     lanes: usize,
     instruction: &'static str,
 }
@@ -422,10 +248,44 @@ fn fma_loop(isa: Isa) -> Option<FmaLoop> {
 /// FMA throughput of one ISA path on `opts.threads` threads; `None` if this machine cannot run
 /// the path.
 pub fn fma_throughput(isa: Isa, opts: &ProbeOptions) -> Option<FmaProbe> {
-    let lp = fma_loop(isa)?;
+    Some(run_probe(isa, &fma_loop(isa)?, opts))
+}
+
+/// `vdpbf16ps` throughput on `opts.threads` threads; `None` without AVX512_BF16.
+pub fn bf16dot_throughput(opts: &ProbeOptions) -> Option<FmaProbe> {
+    Some(run_probe(Isa::Avx512f, &bf16dot_loop()?, opts))
+}
+
+/// The probe of a CPU compute unit (`None` for scalar code, GPU units, and units this machine
+/// lacks).
+pub fn unit_throughput(unit: ComputeUnit, opts: &ProbeOptions) -> Option<FmaProbe> {
+    match unit {
+        ComputeUnit::CpuFma(isa) => fma_throughput(isa, opts),
+        ComputeUnit::CpuBf16Dot => bf16dot_throughput(opts),
+        _ => None,
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn bf16dot_loop() -> Option<FmaLoop> {
+    crate::cpu::isa::detected().avx512bf16.then_some(FmaLoop {
+        run: x86::dpbf16_zmm,
+        chains: x86::CHAINS_AVX,
+        lanes: 32,
+        instruction: "vdpbf16ps zmm",
+    })
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn bf16dot_loop() -> Option<FmaLoop> {
+    None
+}
+
+fn run_probe(isa: Isa, lp: &FmaLoop, opts: &ProbeOptions) -> FmaProbe {
     let pool = Pool::new(opts.resolved_threads());
     let threads = pool.threads();
-    // SAFETY (all calls of `lp.run`): `fma_loop` returned this loop only if `isa.available()`.
+    // SAFETY (all calls of `lp.run`): the loop constructors return a loop only where the CPU
+    // has its instructions.
     let (iterations, reps) = if opts.quick {
         (1 << 10, 2)
     } else {
@@ -441,7 +301,7 @@ pub fn fma_throughput(isa: Isa, opts: &ProbeOptions) -> Option<FmaProbe> {
         best_secs = best_secs.min(secs);
     }
     let gflops = flops / best_secs / 1e9;
-    let fpc = flops_per_cycle(isa);
+    let fpc = FMA_PIPES_ASSUMED * lp.lanes as f64 * 2.0;
     // The clock before and after the FMA runs, the better of the two: a short disturbance spoils
     // one window, rarely both.
     let measured_ghz = match (ghz_before, measure_clock_on(&pool, opts.quick)) {
@@ -461,7 +321,7 @@ pub fn fma_throughput(isa: Isa, opts: &ProbeOptions) -> Option<FmaProbe> {
             measured_ghz.unwrap_or(f64::NAN),
         )
         });
-    Some(FmaProbe {
+    FmaProbe {
         isa,
         threads,
         gflops,
@@ -474,7 +334,7 @@ pub fn fma_throughput(isa: Isa, opts: &ProbeOptions) -> Option<FmaProbe> {
         expected_gflops,
         ratio_to_expected,
         flag,
-    })
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -507,15 +367,16 @@ mod x86 {
             mul_add_round!("a0" "a1" "a2" "a3" "a4" "a5" "a6" "a7" "a8" "a9" "a10" "a11" "a12" "a13")
         };
     }
-    /// The 12-chain loop for a register class (`zmm_reg` / `ymm_reg`); `UNROLL` = 4 rounds.
+    /// The 12-chain loop of instruction `$op` for a register class (`zmm_reg` / `ymm_reg`);
+    /// `UNROLL` = 4 rounds.
     macro_rules! fma12_loop {
-        ($cls:ident, $a:ident, $m:ident, $c:ident, $n:expr) => {
+        ($op:literal, $cls:ident, $a:ident, $m:ident, $c:ident, $n:expr) => {
             asm!(
                 "2:",
-                fma12!("vfmadd213ps"),
-                fma12!("vfmadd213ps"),
-                fma12!("vfmadd213ps"),
-                fma12!("vfmadd213ps"),
+                fma12!($op),
+                fma12!($op),
+                fma12!($op),
+                fma12!($op),
                 "dec {n}",
                 "jnz 2b",
                 n = inout(reg) $n => _,
@@ -550,7 +411,33 @@ mod x86 {
             *r = _mm512_set1_ps(1.0 + k as f32 / 16.0);
         }
         let (m, c) = (_mm512_set1_ps(M), _mm512_set1_ps(C));
-        fma12_loop!(zmm_reg, a, m, c, iterations.max(1));
+        fma12_loop!("vfmadd213ps", zmm_reg, a, m, c, iterations.max(1));
+        let mut s = _mm512_setzero_ps();
+        for v in a {
+            s = _mm512_add_ps(s, v);
+        }
+        _mm512_reduce_add_ps(s)
+    }
+
+    /// bf16 `1e-3` (0x3A83), the multiplicand pairs of the `vdpbf16ps` loop.
+    pub const BF16_MILLI: u16 = 0x3A83;
+
+    /// AVX512_BF16: 12 zmm chains of `vdpbf16ps` (`a += m0·c0 + m1·c1` per f32 lane, the pairs
+    /// bf16 1e-3, so each instruction adds about 2e-6 and the sums stay normal).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F and AVX512_BF16.
+    #[target_feature(enable = "avx512f")]
+    #[inline(never)]
+    pub unsafe fn dpbf16_zmm(iterations: u64) -> f32 {
+        let mut a = [_mm512_setzero_ps(); CHAINS_AVX];
+        for (k, r) in a.iter_mut().enumerate() {
+            *r = _mm512_set1_ps(1.0 + k as f32 / 16.0);
+        }
+        let pair = (BF16_MILLI as u32) | ((BF16_MILLI as u32) << 16);
+        let m = _mm512_castsi512_ps(_mm512_set1_epi32(pair as i32));
+        let c = m;
+        fma12_loop!("vdpbf16ps", zmm_reg, a, m, c, iterations.max(1));
         let mut s = _mm512_setzero_ps();
         for v in a {
             s = _mm512_add_ps(s, v);
@@ -570,7 +457,7 @@ mod x86 {
             *r = _mm256_set1_ps(1.0 + k as f32 / 16.0);
         }
         let (m, c) = (_mm256_set1_ps(M), _mm256_set1_ps(C));
-        fma12_loop!(ymm_reg, a, m, c, iterations.max(1));
+        fma12_loop!("vfmadd213ps", ymm_reg, a, m, c, iterations.max(1));
         let mut lanes = [0f32; 8];
         let mut s = _mm256_setzero_ps();
         for v in a {
@@ -762,213 +649,9 @@ mod generic {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Memory bandwidth
-
-/// A page-aligned f64 buffer, allocated untouched (pages are touched first by the threads that
-/// will use them).
-struct PageBuf {
-    ptr: *mut f64,
-    len: usize,
-    layout: std::alloc::Layout,
-}
-
-// SAFETY: a plain owned allocation; access is coordinated by the callers (disjoint spans).
-unsafe impl Send for PageBuf {}
-unsafe impl Sync for PageBuf {}
-
-impl PageBuf {
-    fn new(len: usize) -> Option<PageBuf> {
-        let layout = std::alloc::Layout::from_size_align(len.max(1) * 8, 4096).ok()?;
-        // SAFETY: the layout has a non-zero size.
-        let ptr = unsafe { std::alloc::alloc(layout) } as *mut f64;
-        (!ptr.is_null()).then_some(PageBuf { ptr, len, layout })
-    }
-}
-
-impl Drop for PageBuf {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout.
-        unsafe { std::alloc::dealloc(self.ptr as *mut u8, self.layout) }
-    }
-}
-
-/// Thread `t` of `threads`'s span of an `n`-element array, on [`SPAN_ALIGN`] boundaries.
-fn span(t: usize, threads: usize, n: usize) -> std::ops::Range<usize> {
-    let blocks = n.div_ceil(SPAN_ALIGN);
-    let lo = (blocks * t / threads * SPAN_ALIGN).min(n);
-    let hi = (blocks * (t + 1) / threads * SPAN_ALIGN).min(n);
-    lo..hi
-}
-
-/// The value of element `i` of array `k` (0 = a, 1 = b, 2 = c) after first touch: not constant,
-/// so nothing can be folded, and never denormal.
-fn init_value(k: usize, i: usize) -> f64 {
-    match k {
-        0 => 0.0,
-        1 => 1.0 + (i % 7) as f64 * 0.25,
-        _ => 2.0 - (i % 5) as f64 * 0.125,
-    }
-}
-
-/// Sum of `a[i] + b[i] + c[i]`: the three arrays are streamed together (as in the hand C), with
-/// 32 independent accumulators (the compiler keeps them in vector registers).
-#[inline(always)]
-#[allow(clippy::needless_range_loop)]
-fn sum3_body(a: &[f64], b: &[f64], c: &[f64]) -> f64 {
-    const K: usize = 32;
-    let n = a.len().min(b.len()).min(c.len());
-    let (a, b, c) = (&a[..n], &b[..n], &c[..n]);
-    let mut acc = [0f64; K];
-    let mut blocks = a
-        .chunks_exact(K)
-        .zip(b.chunks_exact(K))
-        .zip(c.chunks_exact(K));
-    for ((a, b), c) in &mut blocks {
-        for j in 0..K {
-            acc[j] += a[j] + b[j] + c[j];
-        }
-    }
-    let tail = n / K * K;
-    let rest: f64 = (tail..n).map(|i| a[i] + b[i] + c[i]).sum();
-    rest + acc.iter().sum::<f64>()
-}
-
-#[inline(always)]
-fn triad_body(a: &mut [f64], b: &[f64], c: &[f64], s: f64) {
-    for ((a, b), c) in a.iter_mut().zip(b).zip(c) {
-        *a = b + s * c;
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn sum3_avx512(a: &[f64], b: &[f64], c: &[f64]) -> f64 {
-    sum3_body(a, b, c)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn sum3_avx2(a: &[f64], b: &[f64], c: &[f64]) -> f64 {
-    sum3_body(a, b, c)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn triad_avx512(a: &mut [f64], b: &[f64], c: &[f64], s: f64) {
-    triad_body(a, b, c, s)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn triad_avx2(a: &mut [f64], b: &[f64], c: &[f64], s: f64) {
-    triad_body(a, b, c, s)
-}
-
-/// Sum of `a[i] + b[i] + c[i]`, vectorized for `isa` (falls back to the portable loop when the
-/// ISA is not available).
-fn read_sum(isa: Isa, a: &[f64], b: &[f64], c: &[f64]) -> f64 {
-    match isa {
-        // SAFETY: checked available.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512f if isa.available() => unsafe { sum3_avx512(a, b, c) },
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2fma if isa.available() => unsafe { sum3_avx2(a, b, c) },
-        _ => sum3_body(a, b, c),
-    }
-}
-
-/// `a = b + s·c`, vectorized for `isa` (which must be available).
-fn triad(isa: Isa, a: &mut [f64], b: &[f64], c: &[f64], s: f64) {
-    match isa {
-        // SAFETY: checked available.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512f if isa.available() => unsafe { triad_avx512(a, b, c, s) },
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2fma if isa.available() => unsafe { triad_avx2(a, b, c, s) },
-        _ => triad_body(a, b, c, s),
-    }
-}
-
-/// The array size for an L3 of `l3` bytes: `max(8 × L3, 256 MiB)`, at most 640 MiB, whole MiB.
-fn array_bytes(l3: usize, quick: bool) -> usize {
-    if quick {
-        return BW_QUICK_ARRAY;
-    }
-    (8 * l3).clamp(BW_MIN_ARRAY, BW_MAX_ARRAY).div_ceil(MIB) * MIB
-}
-
-/// Read-only and triad bandwidth on `opts.threads` threads over arrays far larger than L3.
-pub fn bandwidth(opts: &ProbeOptions) -> BandwidthProbe {
-    let pool = Pool::new(opts.resolved_threads());
-    let threads = pool.threads();
-    let isa = Isa::best();
-    let l3 = cache::detected().l3;
-    let reps = if opts.quick { 2 } else { BW_REPS };
-    // Allocation of the three arrays; halve on failure (recorded in `bytes_per_array`).
-    let mut bytes = array_bytes(l3, opts.quick);
-    let buf = loop {
-        if let Some(b) = PageBuf::new(3 * bytes / 8) {
-            break b;
-        }
-        bytes = (bytes / 2).max(MIB);
-    };
-    let n = buf.len / 3;
-    let base = SendPtr(buf.ptr);
-
-    // First touch, in parallel, by the thread that owns each span.
-    pool.timed(|t, nt| {
-        let r = span(t, nt, n);
-        for k in 0..3 {
-            // SAFETY: spans of distinct threads are disjoint and within the allocation.
-            let arr = unsafe { base.get().add(k * n) };
-            for i in r.clone() {
-                unsafe { arr.add(i).write(init_value(k, i)) };
-            }
-        }
-    });
-
-    // SAFETY (below): every element was initialized above; each thread reads or writes only its
-    // own spans, so no two threads alias a written element.
-    let slice = |k: usize, r: &std::ops::Range<usize>| unsafe {
-        std::slice::from_raw_parts_mut(base.get().add(k * n + r.start), r.len())
-    };
-
-    let mut read_secs = f64::INFINITY;
-    for _ in 0..reps {
-        let (secs, sums) = pool.timed(|t, nt| {
-            let r = span(t, nt, n);
-            read_sum(isa, slice(0, &r), slice(1, &r), slice(2, &r))
-        });
-        black_box(sums);
-        read_secs = read_secs.min(secs);
-    }
-
-    let s = black_box(3.0);
-    let mut triad_secs = f64::INFINITY;
-    for _ in 0..reps {
-        let (secs, _) = pool.timed(|t, nt| {
-            let r = span(t, nt, n);
-            triad(isa, slice(0, &r), slice(1, &r), slice(2, &r), s);
-        });
-        triad_secs = triad_secs.min(secs);
-    }
-    // SAFETY: all writers have finished.
-    black_box(unsafe { *buf.ptr.add(n / 2) });
-
-    BandwidthProbe {
-        threads,
-        read_gbs: (3 * n * 8) as f64 / read_secs / 1e9,
-        triad_gbs: (3 * n * 8) as f64 / triad_secs / 1e9,
-        bytes_per_array: n * 8,
-        l3_bytes: l3,
-        isa,
-        reps,
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::close;
     use super::*;
 
     #[test]
@@ -992,6 +675,29 @@ mod tests {
                 assert!((r - p.gflops / e).abs() <= 1e-9 * r);
                 assert_eq!(p.flag.is_some(), (r - 1.0).abs() > RATIO_TOLERANCE);
             }
+        }
+    }
+
+    #[test]
+    fn probe_bf16dot_exists_exactly_with_avx512bf16() {
+        let has = cfg!(target_arch = "x86_64") && crate::cpu::isa::detected().avx512bf16;
+        let p = bf16dot_throughput(&ProbeOptions::quick(1));
+        assert_eq!(p.is_some(), has);
+        assert_eq!(
+            unit_throughput(ComputeUnit::CpuBf16Dot, &ProbeOptions::quick(1)).is_some(),
+            has
+        );
+        if let Some(p) = p {
+            assert_eq!(p.instruction, "vdpbf16ps zmm");
+            assert_eq!(p.flops_per_cycle, 128.0);
+            assert!(p.gflops.is_finite() && p.gflops > 0.0, "{p:?}");
+        }
+        for u in [
+            ComputeUnit::CpuScalar,
+            ComputeUnit::GpuSimt,
+            ComputeUnit::GpuCoop,
+        ] {
+            assert!(unit_throughput(u, &ProbeOptions::quick(1)).is_none(), "{u}");
         }
     }
 
@@ -1024,6 +730,28 @@ mod tests {
         }
     }
 
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn probe_bf16dot_loop_computes_what_it_claims() {
+        let Some(lp) = bf16dot_loop() else { return };
+        // Each instruction adds m0·c0 + m1·c1 = 2·m² per f32 lane (m = bf16 1e-3). Many
+        // iterations, so that a loop that skipped its work would miss by far more than rounding.
+        let iters = 1000u64;
+        // SAFETY: returned only with AVX512_BF16.
+        let got = unsafe { (lp.run)(iters) } as f64;
+        let m = half::bf16::from_bits(x86::BF16_MILLI).to_f64();
+        let steps = (iters * UNROLL as u64) as f64;
+        let want: f64 = (0..lp.chains)
+            .map(|k| 1.0 + k as f64 / 16.0 + steps * 2.0 * m * m)
+            .sum::<f64>()
+            * 16.0;
+        let base: f64 = (0..lp.chains).map(|k| 1.0 + k as f64 / 16.0).sum::<f64>() * 16.0;
+        assert!(
+            ((got - want) / (want - base)).abs() < 0.05,
+            "{got} vs {want} (start {base})"
+        );
+    }
+
     #[test]
     fn probe_clock_is_positive() {
         let ghz = measure_clock_ghz(&ProbeOptions::quick(1));
@@ -1034,56 +762,7 @@ mod tests {
     }
 
     #[test]
-    fn probe_bandwidth_is_finite_and_positive() {
-        let b = bandwidth(&ProbeOptions::quick(2));
-        assert_eq!(b.threads, 2);
-        assert!(b.read_gbs.is_finite() && b.read_gbs > 0.0, "{b:?}");
-        assert!(b.triad_gbs.is_finite() && b.triad_gbs > 0.0, "{b:?}");
-        assert_eq!(b.bytes_per_array, BW_QUICK_ARRAY);
-        let json = serde_json::to_string(&b).unwrap();
-        let back: BandwidthProbe = serde_json::from_str(&json).unwrap();
-        assert_eq!(
-            (back.bytes_per_array, back.isa, back.threads),
-            (b.bytes_per_array, b.isa, b.threads)
-        );
-        assert!(close(back.read_gbs, b.read_gbs) && close(back.triad_gbs, b.triad_gbs));
-    }
-
-    #[test]
-    fn probe_bandwidth_kernels_are_correct_on_every_isa() {
-        let n = 1000; // not a multiple of the 32-wide chunks
-        let b: Vec<f64> = (0..n).map(|i| init_value(1, i)).collect();
-        let c: Vec<f64> = (0..n).map(|i| init_value(2, i)).collect();
-        for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
-            let want: f64 = (0..n).map(|i| 2.0 * b[i] + c[i]).sum();
-            assert!(
-                (read_sum(isa, &b, &b, &c) - want).abs() <= 1e-12 * want,
-                "{isa}"
-            );
-            let mut a = vec![f64::NAN; n];
-            triad(isa, &mut a, &b, &c, 3.0);
-            for i in 0..n {
-                assert_eq!(a[i], b[i] + 3.0 * c[i], "{isa} at {i}");
-            }
-        }
-    }
-
-    #[test]
-    fn probe_sizes_and_spans() {
-        assert_eq!(array_bytes(32 * MIB, false), 256 * MIB);
-        assert_eq!(array_bytes(48 * MIB, false), 384 * MIB);
-        assert_eq!(array_bytes(256 * MIB, false), 640 * MIB);
-        assert_eq!(array_bytes(4 * MIB, false), 256 * MIB);
-        for (n, threads) in [(1, 1), (1000, 3), (1 << 20, 7), (100, 16)] {
-            let mut next = 0;
-            for t in 0..threads {
-                let r = span(t, threads, n);
-                assert_eq!(r.start, next);
-                assert!(r.start.is_multiple_of(SPAN_ALIGN) || r.start == n);
-                next = r.end;
-            }
-            assert_eq!(next, n);
-        }
+    fn probe_model_flops_per_cycle() {
         assert_eq!(flops_per_cycle(Isa::Avx512f), 64.0);
         assert_eq!(flops_per_cycle(Isa::Avx2fma), 32.0);
         assert_eq!(flops_per_cycle(Isa::Portable), 16.0);
@@ -1100,10 +779,5 @@ mod tests {
         );
         assert!(close(back.gflops, p.gflops));
         assert!(json.contains("\"isa\":\"portable\""));
-    }
-
-    /// Equal up to JSON's decimal round trip (serde_json without `float_roundtrip`).
-    fn close(a: f64, b: f64) -> bool {
-        (a - b).abs() <= 1e-12 * a.abs().max(b.abs())
     }
 }

@@ -2,8 +2,8 @@
 //! GPU or runs a probe, so both start instantly. Bad input (a run, spec or price file, a date, a
 //! target) is a [`UsageError`] naming the file and field: exit 2, nothing written.
 
-use super::{build, html, parse_targets, Input, Options};
-use crate::cli::{ReportArgs, SpecsAction, SpecsArgs, UsageError, EXIT_OK};
+use super::{ReportArgs, SpecsAction, SpecsArgs, UsageError, EXIT_OK};
+use crate::report::{build, html, parse_targets, Input, Options};
 use crate::runfile::{write_atomic, RunFile};
 use crate::specs::{self, fmt_num, Database, Entry, LoadOptions};
 use anyhow::{Context, Result};
@@ -121,9 +121,9 @@ pub fn report(args: ReportArgs) -> Result<u8> {
         },
     );
     let text = match args.format {
-        ReportFormat::Table => super::table::render(&rep),
-        ReportFormat::Md => super::md::render(&rep),
-        ReportFormat::Csv => super::csv::render(&rep),
+        ReportFormat::Table => crate::report::table::render(&rep),
+        ReportFormat::Md => crate::report::md::render(&rep),
+        ReportFormat::Csv => crate::report::csv::render(&rep),
         ReportFormat::Json => {
             let mut s = serde_json::to_string_pretty(&rep).context("serializing the report")?;
             s.push('\n');
@@ -183,7 +183,7 @@ pub fn specs(args: SpecsArgs) -> Result<u8> {
 }
 
 fn list_text(db: &Database) -> String {
-    use super::layout::{Block, Table};
+    use crate::report::layout::{Block, Table};
     let t = |headers: &[&str], rows: Vec<Vec<String>>| {
         Block::Table(Table {
             headers: headers.iter().map(|s| s.to_string()).collect(),
@@ -381,7 +381,7 @@ fn list_text(db: &Database) -> String {
         f
     };
     b.push(Block::Para(format!("Files: {}", files.join("; "))));
-    super::table::render_blocks(&b)
+    crate::report::table::render_blocks(&b)
 }
 
 fn show_text(db: &Database, entry: Entry<'_>, format: SpecsFormat) -> Result<String> {

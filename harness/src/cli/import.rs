@@ -1,0 +1,26 @@
+//! `perfledger import`: external rows (JSON lines from the reference scripts) into a run file.
+
+use super::{usage, ImportArgs, EXIT_OK};
+use crate::runfile::{RowKind, RunFile};
+use anyhow::Result;
+
+pub(crate) fn cmd_import(args: ImportArgs) -> Result<u8> {
+    let mut run = RunFile::read(&args.into)?;
+    let rows = crate::runfile::ExternalRow::read_lines(&args.file)?;
+    let mut added = 0;
+    for (i, ext) in rows.into_iter().enumerate() {
+        let row = ext
+            .into_row()
+            .map_err(|e| usage(format!("{}: line {}: {e}", args.file.display(), i + 1)))?;
+        debug_assert!(matches!(row.kind, RowKind::Peer | RowKind::Imported));
+        run.results.push(row);
+        added += 1;
+    }
+    run.write(&args.into, true)?;
+    println!(
+        "imported {added} rows from {} into {}",
+        args.file.display(),
+        args.into.display()
+    );
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,322 @@
+//! The `perfledger` command line: raw arguments are validated into a plan before any work; errors
+//! print their whole chain; exit codes follow DESIGN.md (0 ok, 1 failed verification or error,
+//! 2 bad usage or input, 130 interrupted).
+//!
+//! One module per command: [`run`], [`summary`] (the table `run` ends with), [`env`], [`list`],
+//! [`import`], [`report`] (`report` and `specs`). This module holds the arguments, the exit codes
+//! and the Ctrl-C handler.
+
+pub mod env;
+pub mod import;
+pub mod list;
+pub mod report;
+pub mod run;
+pub mod summary;
+
+pub use summary::format_summary;
+
+use crate::runfile::RunFile;
+use crate::runner::Interrupt;
+use crate::workload;
+use anyhow::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// Interrupts received (Ctrl-C); the runner stops at the next iteration when it is non-zero.
+pub static INTERRUPTS: Interrupt = AtomicUsize::new(0);
+
+/// The run in progress, for the second Ctrl-C (write the partial file, exit at once).
+pub(crate) static PARTIAL: Mutex<Option<(RunFile, PathBuf)>> = Mutex::new(None);
+
+/// Exit codes (DESIGN.md).
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// An error that is the user's input (exit 2), as opposed to a failure while working (exit 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+pub(crate) fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+/// Install the Ctrl-C handler (first thing in `main`): the first interrupt asks the runner to stop
+/// at the next iteration; the second writes the partial run file and exits with 130.
+pub fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        let n = INTERRUPTS.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == 1 {
+            eprintln!("\ninterrupted: stopping at the next iteration (Ctrl-C again to stop now)");
+            return;
+        }
+        if let Ok(guard) = PARTIAL.lock() {
+            if let Some((run, path)) = guard.as_ref() {
+                let mut run = run.clone();
+                run.complete = false;
+                match run.write(path, true) {
+                    Ok(()) => eprintln!("\npartial run written to {}", path.display()),
+                    Err(e) => eprintln!("\ncould not write the partial run: {e}"),
+                }
+            }
+        }
+        std::process::exit(EXIT_INTERRUPTED as i32);
+    });
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "perfledger",
+    version,
+    about = "Verified matmul and attention benchmarks, normalized against accelerator specs and cloud prices"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a suite: verify and time every (case × kernel × dtype) row, write a run file.
+    Run(Box<RunArgs>),
+    /// Print this machine's fingerprint (JSON).
+    Env(EnvArgs),
+    /// List every kernel of this build and whether it runs here (and why not).
+    List(ListArgs),
+    /// Add external rows (JSON lines from the reference scripts) to a run file.
+    Import(ImportArgs),
+    /// Normalize run files against specs and prices: rankings, projections, perf per dollar.
+    Report(ReportArgs),
+    /// Print the spec and price database with sources (`list`, `show ID`).
+    Specs(SpecsArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProbeMode {
+    /// Full probes (a few seconds): FMA per ISA, clock, read and triad bandwidth.
+    Full,
+    /// No probes: `measured_ceilings` stays empty and no row shows a % of ceiling.
+    Off,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Embedded suite (quick, standard, llm, sweep) or a suite file.
+    #[arg(long, default_value = "standard")]
+    pub suite: String,
+    /// Backends to run (comma-separated: cpu, gpu).
+    #[arg(long, value_delimiter = ',')]
+    pub backend: Option<Vec<String>>,
+    /// Input dtypes to run (comma-separated: f32, f16, bf16).
+    #[arg(long, value_delimiter = ',')]
+    pub dtype: Option<Vec<String>>,
+    /// Kernel glob(s), matched against the id, the family or the short name (`packed`).
+    #[arg(long, value_delimiter = ',')]
+    pub kernel: Option<Vec<String>>,
+    /// Force the CPU ISA path (avx512f, avx2fma, portable); default: the best detected.
+    #[arg(long)]
+    pub isa: Option<String>,
+    /// Override the packed matmul's cache blocking, e.g. `mc=96,kc=1024,nc=2048`.
+    #[arg(long)]
+    pub blocking: Option<String>,
+    /// Worker threads (default: all online CPUs).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Pin worker threads to CPUs 0..threads.
+    #[arg(long)]
+    pub pin: bool,
+    /// Time budget per row (case × kernel × dtype), seconds (default: the suite's, else 2): a
+    /// target; a row goes on past it until it has 10 samples, up to --max-row-s.
+    #[arg(long)]
+    pub case_budget: Option<f64>,
+    /// Time budget of the whole run, seconds (default: the suite's).
+    #[arg(long)]
+    pub run_budget: Option<f64>,
+    /// Relative 95% CI half-width of the median at which sampling stops.
+    #[arg(long, default_value_t = 0.02)]
+    pub ci_target: f64,
+    /// Seed of the random inputs.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output file (default: results/runs/<UTC>-<host>-<id8>.json).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Overwrite an existing --out.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the plan and exit.
+    #[arg(long)]
+    pub plan: bool,
+    /// Cloud instance type (recorded; overrides detection).
+    #[arg(long)]
+    pub instance: Option<String>,
+    /// Price of the instance in USD per hour (recorded for perf-per-dollar reports).
+    #[arg(long)]
+    pub price: Option<f64>,
+    /// Allow software GPU adapters (llvmpipe/lavapipe); their rows are labelled software.
+    #[arg(long)]
+    pub allow_software_gpu: bool,
+    /// GPU adapter for GPU rows: its index (as `perfledger env` lists them) or part of its name.
+    #[arg(long, value_name = "INDEX|NAME")]
+    pub gpu: Option<String>,
+    /// Machine probes for measured ceilings.
+    #[arg(long, value_enum, default_value_t = ProbeMode::Full)]
+    pub probes: ProbeMode,
+    /// The most one row may take (warm-up and samples, seconds) to reach its minimum of 10
+    /// samples when they do not fit its budget (default: 10 × the row budget).
+    #[arg(long, value_name = "S")]
+    pub max_row_s: Option<f64>,
+    /// Print every row as it ends, unsupported ones too (default: unsupported rows are counted
+    /// and grouped by reason at the end; every row's detail is in the run file).
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EnvArgs {
+    /// Also run the machine probes (FMA per ISA, bandwidth) and print them.
+    #[arg(long)]
+    pub probes: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ListArgs {
+    /// Force the CPU ISA path when judging what runs here.
+    #[arg(long)]
+    pub isa: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    /// JSON-lines file of external rows (kind peer|imported).
+    pub file: PathBuf,
+    /// Run file to add the rows to (rewritten atomically).
+    #[arg(long)]
+    pub into: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// Run files (several machines: one ranking per workload).
+    #[arg(required = true, value_name = "RUN.json")]
+    pub runs: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = report::ReportFormat::Table)]
+    pub format: report::ReportFormat,
+    /// Write to FILE instead of stdout (atomically; an existing file needs --force).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Overwrite an existing --out.
+    #[arg(long)]
+    pub force: bool,
+    /// Projection targets, CHIP[@OFFER] (id or alias): `a,b` replaces the defaults, `+a` adds.
+    #[arg(long, value_delimiter = ',', value_name = "CHIP[@OFFER],...")]
+    pub targets: Option<Vec<String>>,
+    /// Spec file(s) (perfledger.specs/1) adding or overriding entries.
+    #[arg(long, value_name = "FILE")]
+    pub specs: Vec<PathBuf>,
+    /// Price file(s) (perfledger.prices/1): negotiated rates, marketplace quotes.
+    #[arg(long, value_name = "FILE")]
+    pub prices: Vec<PathBuf>,
+    /// The report's date (YYYY-MM-DD, default today): price ages count from it.
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+    /// Realistic projections at this share of the roofline ceiling, in (0, 1].
+    #[arg(long)]
+    pub efficiency: Option<f64>,
+    /// Prices older than this many days (before --as-of) are flagged.
+    #[arg(long, default_value_t = crate::specs::DEFAULT_MAX_PRICE_AGE_DAYS)]
+    pub max_price_age_days: i64,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum SpecsAction {
+    /// Every accelerator, CPU, offer and alias, with sources and dates (the default).
+    List,
+    /// One entry (id or alias) in full, with its offers.
+    Show {
+        /// Accelerator, CPU or offer id, or an alias (`trn3`, `h100-sxm`).
+        id: String,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SpecsArgs {
+    #[command(subcommand)]
+    pub action: Option<SpecsAction>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = report::SpecsFormat::Table)]
+    pub format: report::SpecsFormat,
+    /// Spec file(s) adding or overriding entries.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub specs: Vec<PathBuf>,
+    /// Price file(s) adding or overriding offers.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub prices: Vec<PathBuf>,
+    /// The date ages count from (YYYY-MM-DD, default today).
+    #[arg(long, global = true, value_name = "DATE")]
+    pub as_of: Option<String>,
+    /// Prices older than this many days are flagged.
+    #[arg(long, global = true, default_value_t = crate::specs::DEFAULT_MAX_PRICE_AGE_DAYS)]
+    pub max_price_age_days: i64,
+}
+
+/// Parse arguments and run; returns the process exit code. Errors print their whole chain.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let code = if e.downcast_ref::<UsageError>().is_some()
+                || e.downcast_ref::<workload::SuiteError>().is_some()
+                || e.downcast_ref::<crate::runfile::RunFileError>().is_some()
+            {
+                EXIT_USAGE
+            } else {
+                EXIT_FAILED
+            };
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("perfledger: error: {}", chain.join(": "));
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Run(args) => run::cmd_run(*args),
+        Command::Env(args) => env::cmd_env(args),
+        Command::List(args) => list::cmd_list(args),
+        Command::Import(args) => import::cmd_import(args),
+        Command::Report(args) => report::report(args),
+        Command::Specs(args) => report::specs(args),
+    }
+}
+
+/// `--isa NAME`, checked against this CPU.
+pub(crate) fn parse_isa(isa: Option<&str>) -> Result<Option<perfledger_kernels::cpu::isa::Isa>> {
+    use perfledger_kernels::cpu::isa::{self, Isa, ParseIsaError};
+    let Some(s) = isa else { return Ok(None) };
+    let isa: Isa = s
+        .parse()
+        .map_err(|e: ParseIsaError| usage(format!("--isa: {e}")))?;
+    if !isa.available() {
+        anyhow::bail!(usage(format!(
+            "--isa {isa}: this CPU lacks {isa} (detected: {})",
+            isa::detected().names.join(", ")
+        )));
+    }
+    Ok(Some(isa))
+}

@@ -1,0 +1,627 @@
+//! `perfledger run`: validate the arguments into a plan, print it with the range of time it can
+//! take, measure the machine's ceilings, run every row with a progress display whose estimate is
+//! refined as rows run ([`crate::eta`]), measure the ceilings again, write the run file and print
+//! the summary ([`super::summary`]).
+
+use super::summary::{format_summary, row_line};
+use super::{parse_isa, usage, ProbeMode, RunArgs, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
+use super::{INTERRUPTS, PARTIAL};
+use crate::env::{self, CollectOptions, StealMeter};
+use crate::eta::{self, fmt_secs, Budgets, Eta, RowWork};
+use crate::runfile::{Device, MeasuredCeilings, RunConfig, RunFile, Status, SuiteRef};
+use crate::runner::{self, Inputs, RunnerOptions, MIN_SAMPLE_S};
+use crate::workload::{self, Filters, Plan, Suite};
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+use perfledger_kernels::cpu::matmul::Blocking;
+use perfledger_kernels::probe::{self, ProbeOptions};
+use perfledger_kernels::registry::Backend;
+use perfledger_kernels::{ComputeUnit, DType, Registry, RegistryOptions};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Validated options of `run`.
+struct RunPlan {
+    suite: Suite,
+    registry: Registry,
+    filters: Filters,
+    runner: RunnerOptions,
+    threads: usize,
+    out: Option<PathBuf>,
+}
+
+fn validate_run(args: &RunArgs) -> Result<RunPlan> {
+    let isa = parse_isa(args.isa.as_deref())?;
+    let blocking = args
+        .blocking
+        .as_deref()
+        .map(|b| {
+            b.parse::<Blocking>()
+                .map_err(|e| usage(format!("--blocking: {e}")))
+        })
+        .transpose()?;
+    let suite = Suite::load(&args.suite)?;
+    // GPU options only (no driver is loaded until a GPU row asks for the device).
+    env::gpu::configure(args.allow_software_gpu, args.gpu.as_deref()).map_err(usage)?;
+    let dtypes = args
+        .dtype
+        .as_ref()
+        .map(|v| {
+            v.iter()
+                .map(|d| {
+                    d.parse::<DType>()
+                        .map_err(|e| usage(format!("--dtype: {e}")))
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+        .transpose()?;
+    let backends = args
+        .backend
+        .as_ref()
+        .map(|v| {
+            v.iter()
+                .map(|b| workload::parse_backend(b).map_err(|e| usage(format!("--backend: {e}"))))
+                .collect::<Result<Vec<Backend>>>()
+        })
+        .transpose()?;
+    let positive = |name: &str, v: Option<f64>| -> Result<Option<f64>> {
+        match v {
+            Some(x) if !(x.is_finite() && x > 0.0) => {
+                Err(usage(format!("{name}: {x} is not a positive number")))
+            }
+            other => Ok(other),
+        }
+    };
+    let case_budget_s = positive("--case-budget", args.case_budget)?
+        .or(suite.case_budget_s)
+        .unwrap_or(2.0);
+    let run_budget_s = positive("--run-budget", args.run_budget)?.or(suite.run_budget_s);
+    let max_row_s = positive("--max-row-s", args.max_row_s)?;
+    if let Some(cap) = max_row_s.filter(|&c| c < case_budget_s) {
+        bail!(usage(format!(
+            "--max-row-s: {cap} is below the row budget of {case_budget_s} s (the cap bounds how \
+             far a row may run past its budget)"
+        )));
+    }
+    positive("--price", args.price)?;
+    if !(args.ci_target > 0.0 && args.ci_target < 1.0) {
+        bail!(usage(format!(
+            "--ci-target: {} is not in (0, 1)",
+            args.ci_target
+        )));
+    }
+    let online = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let threads = match args.threads {
+        Some(0) => bail!(usage("--threads: 0 is not a thread count")),
+        Some(t) => t,
+        None => online,
+    };
+    if let Some(out) = &args.out {
+        check_out_path(out, args.force)?;
+    }
+    let registry = Registry::new(&RegistryOptions { isa, blocking });
+    let filters = Filters {
+        dtypes,
+        backends,
+        kernels: args.kernel.clone(),
+    };
+    let runner = RunnerOptions {
+        case_budget_s,
+        max_row_s,
+        run_budget_s,
+        seed: args.seed,
+        ci_target: args.ci_target,
+        ..RunnerOptions::default()
+    };
+    Ok(RunPlan {
+        suite,
+        registry,
+        filters,
+        runner,
+        threads,
+        out: args.out.clone(),
+    })
+}
+
+/// Refuse an output path before any work: existing without --force, or not creatable.
+fn check_out_path(out: &Path, force: bool) -> Result<()> {
+    if out.exists() && !force {
+        bail!(usage(format!(
+            "--out {}: the file exists (use --force to overwrite)",
+            out.display()
+        )));
+    }
+    if out.is_dir() {
+        bail!(usage(format!("--out {}: is a directory", out.display())));
+    }
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    // The nearest existing ancestor must be a directory (not e.g. a regular file).
+    let mut anc = parent;
+    loop {
+        if anc.exists() {
+            if !anc.is_dir() {
+                bail!(usage(format!(
+                    "--out {}: {} is not a directory",
+                    out.display(),
+                    anc.display()
+                )));
+            }
+            break;
+        }
+        match anc.parent() {
+            Some(p) if !p.as_os_str().is_empty() => anc = p,
+            _ => break,
+        }
+    }
+    Ok(())
+}
+
+/// The rows' work for the time estimates. `probe_support`: ask GPU kernels too (once the
+/// adapter is open).
+fn row_works(plan: &Plan<'_>, probe_support: bool) -> Vec<RowWork> {
+    plan.rows
+        .iter()
+        .map(|r| {
+            let sets = runner::rotation_sets(&r.case.problem, r.precision, r.backend);
+            RowWork::new(
+                r.case_index,
+                &r.case.problem,
+                r.kernel,
+                r.precision,
+                sets,
+                probe_support,
+            )
+        })
+        .collect()
+}
+
+fn budgets(opts: &RunnerOptions) -> Budgets {
+    Budgets {
+        budget_s: opts.case_budget_s,
+        cap_s: opts.cap_s(),
+        run_budget_s: opts.run_budget_s,
+        min_sample_s: MIN_SAMPLE_S,
+    }
+}
+
+fn print_plan(plan: &Plan<'_>, rp: &RunPlan) {
+    let rows = plan.rows.len();
+    let opts = &rp.runner;
+    println!(
+        "plan: suite {} ({}), {} cases, {} rows (case × kernel × dtype), {} threads, ISA {}",
+        rp.suite.name,
+        rp.suite.source,
+        rp.suite.cases.len(),
+        rows,
+        rp.threads,
+        rp.registry.isa_selected()
+    );
+    let works = row_works(plan, false);
+    let (min, max) = eta::plan_range(&works, &budgets(opts), rp.threads);
+    let cannot = works.iter().filter(|w| w.supported == Some(false)).count();
+    println!(
+        "ETA: {} to {} (row budget {} s, a target: a row goes on past it to its 10th sample, up \
+         to its cap of {} s{}; probes included{})",
+        fmt_secs(min),
+        fmt_secs(max),
+        opts.case_budget_s,
+        opts.cap_s(),
+        opts.run_budget_s
+            .map(|r| format!("; run budget {}", fmt_secs(r)))
+            .unwrap_or_default(),
+        if cannot > 0 {
+            format!("; {cannot} rows this machine cannot run count nothing")
+        } else {
+            String::new()
+        }
+    );
+    if plan.omitted_baseline > 0 {
+        println!(
+            "omitted: {} baseline rows above the work cap of {:.2} GFLOP",
+            plan.omitted_baseline,
+            workload::BASELINE_WORK_CAP_FLOPS as f64 / 1e9
+        );
+    }
+    if !plan.no_kernel.is_empty() {
+        println!(
+            "no kernel in this build for {} case × dtype × backend combinations:",
+            plan.no_kernel.len()
+        );
+        for s in &plan.no_kernel {
+            println!("  - {s}");
+        }
+    }
+}
+
+/// Progress: a bar on a terminal (its ETA from [`Eta`]), else a line at every quarter of the
+/// rows, so logs show the estimate too.
+struct Progress {
+    bar: ProgressBar,
+    eta: Arc<Mutex<Eta>>,
+    started: Instant,
+    rows: usize,
+    next_quarter: usize,
+}
+
+impl Progress {
+    fn new(rows: usize, eta: Eta, started: Instant) -> Progress {
+        let eta = Arc::new(Mutex::new(eta));
+        let bar = ProgressBar::with_draw_target(Some(rows as u64), ProgressDrawTarget::stderr());
+        if !std::io::stderr().is_terminal() {
+            bar.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        let for_key = Arc::clone(&eta);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} rows, ETA {perfledger_eta} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .with_key(
+                "perfledger_eta",
+                move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let left = for_key.lock().map(|e| e.remaining_s()).unwrap_or(0.0);
+                    let _ = w.write_str(&fmt_secs(left));
+                },
+            )
+            .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(500));
+        Progress {
+            bar,
+            eta,
+            started,
+            rows,
+            next_quarter: 1,
+        }
+    }
+
+    fn eta(&self) -> std::sync::MutexGuard<'_, Eta> {
+        self.eta.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn println(&self, line: String) {
+        if self.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
+    }
+
+    /// One more row done: the bar advances; without a bar, a line at each quarter.
+    fn done(&mut self, done: usize) {
+        self.bar.inc(1);
+        if self.bar.is_hidden() && self.rows >= 4 && done * 4 >= self.next_quarter * self.rows {
+            self.next_quarter += 1;
+            let left = self.eta().remaining_s();
+            eprintln!(
+                "progress: {done}/{} rows ({:.0}%) after {:.1} s, ETA {} ({:.1} s)",
+                self.rows,
+                100.0 * done as f64 / self.rows as f64,
+                self.started.elapsed().as_secs_f64(),
+                fmt_secs(left),
+                left
+            );
+        }
+    }
+}
+
+/// The probes before the rows, and how long those to be repeated after the rows took.
+fn measure_ceilings(
+    mode: ProbeMode,
+    threads: usize,
+    after_units: &[ComputeUnit],
+) -> (MeasuredCeilings, f64) {
+    let opts = match mode {
+        ProbeMode::Off => return (MeasuredCeilings::default(), 0.0),
+        ProbeMode::Full => ProbeOptions {
+            threads,
+            quick: false,
+        },
+    };
+    eprintln!(
+        "measuring ceilings (FMA per compute unit, vdpbf16ps where present, read bandwidth over \
+         7 patterns, triad)..."
+    );
+    let mut repeat_s = 0.0;
+    let mut c = MeasuredCeilings::default();
+    let units = [
+        ComputeUnit::CpuFma(perfledger_kernels::cpu::isa::Isa::Avx512f),
+        ComputeUnit::CpuFma(perfledger_kernels::cpu::isa::Isa::Avx2fma),
+        ComputeUnit::CpuFma(perfledger_kernels::cpu::isa::Isa::Portable),
+        ComputeUnit::CpuBf16Dot,
+    ];
+    for unit in units {
+        let t = Instant::now();
+        if let (Some(p), Some(key)) = (probe::unit_throughput(unit, &opts), unit.cpu_probe_key()) {
+            c.cpu_fma_gflops.insert(key.to_string(), p.gflops);
+        }
+        if after_units.contains(&unit) {
+            repeat_s += t.elapsed().as_secs_f64();
+        }
+    }
+    let t = Instant::now();
+    let bw = probe::bandwidth(&opts);
+    repeat_s += t.elapsed().as_secs_f64();
+    c.cpu_read_gbs = Some(bw.read_gbs);
+    c.cpu_triad_gbs = Some(bw.triad_gbs);
+    c.cpu_read_pattern = Some(bw.read_pattern.name().to_string());
+    c.cpu_read_patterns = bw
+        .read_patterns
+        .iter()
+        .map(|p| (p.pattern.name().to_string(), p.gbs))
+        .collect();
+    (c, repeat_s)
+}
+
+/// The CPU compute units of the selected ISA path (measured again after the rows).
+fn selected_units(registry: &Registry) -> Vec<ComputeUnit> {
+    let isa = registry.isa_selected();
+    let mut v = vec![ComputeUnit::CpuFma(isa)];
+    if registry
+        .kernels()
+        .iter()
+        .any(|k| registry.is_selected(k.as_ref()) && k.identity().unit == ComputeUnit::CpuBf16Dot)
+    {
+        v.push(ComputeUnit::CpuBf16Dot);
+    }
+    v
+}
+
+pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
+    let started = Instant::now();
+    let argv: Vec<String> = std::env::args().collect();
+    let rp = validate_run(&args)?;
+    let pool = {
+        let mut b = rayon::ThreadPoolBuilder::new().num_threads(rp.threads);
+        if args.pin {
+            let cores = core_affinity::get_core_ids().unwrap_or_default();
+            if cores.is_empty() {
+                bail!(usage("--pin: the CPU list could not be read"));
+            }
+            b = b.start_handler(move |i| {
+                core_affinity::set_for_current(cores[i % cores.len()]);
+            });
+        }
+        b.build().context("creating the worker thread pool")?
+    };
+    let plan = Plan::new(&rp.suite, &rp.registry, &rp.filters);
+    print_plan(&plan, &rp);
+    if args.plan {
+        println!("{:>4}  {:<36} {:<48} shape", "#", "case", "kernel");
+        for (i, r) in plan.rows.iter().enumerate() {
+            println!(
+                "{:>4}  {:<36} {:<48} {}",
+                i + 1,
+                r.case.name,
+                r.kernel.identity().id(),
+                r.case.problem
+            );
+        }
+        return Ok(EXIT_OK);
+    }
+
+    let steal = StealMeter::start();
+    let mut environment = env::collect(&CollectOptions {
+        threads_used: rp.threads,
+        pinned: args.pin,
+        isa_selected: rp.registry.isa_selected().name().to_string(),
+        instance: args.instance.clone(),
+        price: args.price,
+    });
+    // GPU rows: open the selected adapter now (untimed), label their rows with it, fingerprint
+    // every adapter. Runs without GPU rows never load a GPU driver.
+    let has_gpu_rows = plan.rows.iter().any(|r| r.backend == Backend::Gpu);
+    let gpu_device = if has_gpu_rows {
+        if let Some(w) = env::gpu::invisible_gpu_warning() {
+            eprintln!("{w}");
+        }
+        let d = match env::gpu::row_device() {
+            Ok(d) => d,
+            // An explicit --gpu that matches nothing is the user's input: exit 2.
+            Err(e) if args.gpu.is_some() => bail!(usage(format!("--gpu: {e}"))),
+            Err(e) => {
+                let n = plan
+                    .rows
+                    .iter()
+                    .filter(|r| r.backend == Backend::Gpu)
+                    .count();
+                eprintln!("GPU rows ({n}) will be unsupported: {e}");
+                Device::named("GPU (unavailable)")
+            }
+        };
+        environment.gpus = env::gpu::fingerprint();
+        Some(d)
+    } else {
+        None
+    };
+    let device_name = format!(
+        "{} ({} threads)",
+        environment
+            .cpu
+            .model
+            .clone()
+            .unwrap_or_else(|| "unknown CPU".into()),
+        rp.threads
+    );
+    let mut run = RunFile::new(
+        env::harness_info(),
+        environment.clone(),
+        SuiteRef {
+            name: rp.suite.name.clone(),
+            source: Some(rp.suite.source.clone()),
+        },
+        RunConfig {
+            seed: rp.runner.seed,
+            case_budget_s: rp.runner.case_budget_s,
+            max_row_s: Some(rp.runner.cap_s()),
+            run_budget_s: rp.runner.run_budget_s,
+            argv,
+        },
+    );
+    let out = rp.out.clone().unwrap_or_else(|| run.default_path());
+    check_out_path(&out, args.force)?;
+
+    // Measured ceilings first (the machine's own roofs), then the rows.
+    let after_units = selected_units(&rp.registry);
+    let (ceilings, after_s) =
+        pool.install(|| measure_ceilings(args.probes, rp.threads, &after_units));
+    run.measured_ceilings = ceilings;
+    if gpu_device.as_ref().is_some_and(|d| d.gpu_index.is_some()) && args.probes == ProbeMode::Full
+    {
+        eprintln!("measuring GPU ceilings (FMA, copy, cooperative matrices where present)...");
+        run.measured_ceilings.gpu.extend(env::gpu::ceilings());
+    }
+    *PARTIAL.lock().unwrap_or_else(|e| e.into_inner()) = Some((run.clone(), out.clone()));
+
+    let estimate = Eta::new(
+        row_works(&plan, true),
+        &run.measured_ceilings,
+        budgets(&rp.runner),
+        if args.probes == ProbeMode::Full {
+            after_s
+        } else {
+            0.0
+        },
+    );
+    let runnable = plan.rows.len()
+        - row_works(&plan, true)
+            .iter()
+            .filter(|w| w.supported == Some(false))
+            .count();
+    eprintln!(
+        "{} of {} rows can run here; estimate: {} more (from the measured ceilings; refined as \
+         rows run){}",
+        runnable,
+        plan.rows.len(),
+        fmt_secs(estimate.remaining_s()),
+        if args.verbose {
+            ""
+        } else {
+            "; rows that cannot run are grouped at the end (--verbose lists each)"
+        }
+    );
+
+    let rows_started = Instant::now();
+    let deadline = rp
+        .runner
+        .run_budget_s
+        .map(|s| rows_started + Duration::from_secs_f64(s));
+    let device = Device::named(device_name);
+    let mut progress = Progress::new(plan.rows.len(), estimate, started);
+    let mut inputs = Inputs::default();
+    let mut interrupted = INTERRUPTS.load(Ordering::SeqCst) > 0;
+    for (i, planned) in plan.rows.iter().enumerate() {
+        if interrupted {
+            break;
+        }
+        progress.bar.set_message(format!(
+            "{} {}",
+            planned.case.name,
+            planned.kernel.identity().id()
+        ));
+        let row_device = match (&gpu_device, planned.backend) {
+            (Some(g), Backend::Gpu) => g,
+            _ => &device,
+        };
+        progress.eta().start(i);
+        let shared = Arc::clone(&progress.eta);
+        let outcome = pool.install(|| {
+            runner::run_row(
+                planned,
+                &mut inputs,
+                row_device,
+                &rp.runner,
+                deadline,
+                &INTERRUPTS,
+                &mut |t| {
+                    if let Ok(mut e) = shared.lock() {
+                        e.first_run(i, t);
+                    }
+                },
+            )
+        });
+        progress.eta().finish(i, &outcome.row);
+        interrupted = outcome.interrupted || INTERRUPTS.load(Ordering::SeqCst) > 0;
+        if outcome.row.status != Status::Unsupported || args.verbose {
+            progress.println(row_line(&outcome.row));
+        }
+        run.results.push(outcome.row);
+        if let Ok(mut g) = PARTIAL.lock() {
+            if let Some((r, _)) = g.as_mut() {
+                r.results = run.results.clone();
+            }
+        }
+        progress.done(i + 1);
+    }
+    progress.bar.finish_and_clear();
+    // FMA (selected ISA's units) and bandwidth again after the rows, so the pairs bracket them
+    // (not after an interrupt).
+    if args.probes == ProbeMode::Full && !interrupted && !run.results.is_empty() {
+        eprintln!("measuring FMA and bandwidth again after the rows...");
+        let opts = ProbeOptions {
+            threads: rp.threads,
+            quick: false,
+        };
+        pool.install(|| {
+            for &unit in &after_units {
+                if let (Some(p), Some(key)) =
+                    (probe::unit_throughput(unit, &opts), unit.cpu_probe_key())
+                {
+                    run.measured_ceilings
+                        .cpu_fma_gflops_after
+                        .insert(key.to_string(), p.gflops);
+                }
+            }
+            let bw = probe::bandwidth(&opts);
+            run.measured_ceilings.cpu_read_gbs_after = Some(bw.read_gbs);
+            run.measured_ceilings.cpu_triad_gbs_after = Some(bw.triad_gbs);
+        });
+    }
+    environment.finish(&steal);
+    run.environment = environment;
+    run.complete = !interrupted;
+    // The final write honours --force: a file that appeared at --out during the run is kept
+    // (never overwritten unforced), and the run goes beside it under its own id instead.
+    let out = match run.write(&out, args.force) {
+        Err(crate::runfile::RunFileError::Exists { .. }) => {
+            let beside = out.with_extension(format!("{}.json", &run.run_id[..8]));
+            eprintln!(
+                "warning: {} appeared during the run and is kept; writing this run to {}",
+                out.display(),
+                beside.display()
+            );
+            run.write(&beside, false)
+                .with_context(|| format!("writing {}", beside.display()))?;
+            beside
+        }
+        other => {
+            other.with_context(|| format!("writing {}", out.display()))?;
+            out
+        }
+    };
+    *PARTIAL.lock().unwrap_or_else(|e| e.into_inner()) = None;
+
+    print!("{}", format_summary(&run));
+    println!(
+        "run file: {} ({} in all)",
+        out.display(),
+        fmt_secs(started.elapsed().as_secs_f64())
+    );
+    if interrupted {
+        eprintln!("interrupted: partial run written (complete: false)");
+        return Ok(EXIT_INTERRUPTED);
+    }
+    let failed = run
+        .results
+        .iter()
+        .any(|r| matches!(r.status, Status::Incorrect | Status::Error));
+    Ok(if failed { EXIT_FAILED } else { EXIT_OK })
+}
