@@ -183,12 +183,60 @@ pub fn specs(args: SpecsArgs) -> Result<u8> {
 }
 
 fn list_text(db: &Database) -> String {
-    use crate::report::layout::{Block, Table};
+    use crate::report::layout::{for_terminal, Block, Table};
     let t = |headers: &[&str], rows: Vec<Vec<String>>| {
-        Block::Table(Table {
+        let block = Block::Table(Table {
             headers: headers.iter().map(|s| s.to_string()).collect(),
             rows,
-        })
+            terminal: Default::default(),
+        });
+        // What the terminal shows of each table; the rest in numbered footnotes.
+        let (show, notes): (&[&str], &[&str]) = match headers[1] {
+            "aliases" if headers.contains(&"bf16") => (
+                &[
+                    "id", "name", "bf16", "fp16", "fp32", "BW TB/s", "status", "as of",
+                ],
+                &[
+                    "aliases",
+                    "fp8",
+                    "tf32",
+                    "memory",
+                    "TDP W",
+                    "measured ceiling",
+                    "identify",
+                    "source",
+                ],
+            ),
+            "aliases" => (
+                &[
+                    "id",
+                    "name",
+                    "fp32 GFLOP/s/core=fp32/core",
+                    "bf16 GFLOP/s/core=bf16/core",
+                    "status",
+                    "as of",
+                ],
+                &[
+                    "aliases",
+                    "fp16 GFLOP/s/core",
+                    "clock GHz (basis)",
+                    "model strings",
+                    "source",
+                ],
+            ),
+            "provider" => (
+                &[
+                    "id",
+                    "USD/h",
+                    "USD per device-hour=USD/device-h",
+                    "status",
+                    "age (days)=age d",
+                ],
+                &["device × count", "as of", "source"],
+            ),
+            _ => return block,
+        };
+        for_terminal(block, show, notes)
     };
     let peak = |a: &specs::Accelerator, d: specs::SpecDType| {
         a.peak_tflops

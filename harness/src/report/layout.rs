@@ -19,6 +19,19 @@ pub enum Chart {
 pub struct Table {
     pub headers: Vec<String>,
     pub rows: Vec<Vec<String>>,
+    /// How the terminal shows it (Markdown and HTML show every column).
+    pub terminal: Terminal,
+}
+
+/// The terminal's view of a table: the columns it shows, and the columns whose cells become
+/// numbered footnotes under the table (long provenance: sources, offers, reasons). Columns in
+/// neither are left out of the terminal view.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Terminal {
+    /// Indices of the columns shown, each with a shorter header where it has one; empty: every
+    /// column not in `footnotes`.
+    pub show: Vec<(usize, Option<String>)>,
+    pub footnotes: Vec<usize>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -34,7 +47,33 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) -> Block {
     Block::Table(Table {
         headers: headers.iter().map(|s| s.to_string()).collect(),
         rows,
+        terminal: Terminal::default(),
     })
+}
+
+/// A table the terminal shows in part: `show` and `footnotes` name columns by header; a shown
+/// column may get a shorter terminal header as `header=short`.
+pub(crate) fn for_terminal(block: Block, show: &[&str], footnotes: &[&str]) -> Block {
+    let Block::Table(mut t) = block else {
+        return block;
+    };
+    let index = |name: &str| -> usize {
+        t.headers
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name:?} in {:?}", t.headers))
+    };
+    t.terminal = Terminal {
+        show: show
+            .iter()
+            .map(|n| match n.split_once('=') {
+                Some((name, short)) => (index(name), Some(short.to_string())),
+                None => (index(n), None),
+            })
+            .collect(),
+        footnotes: footnotes.iter().map(|n| index(n)).collect(),
+    };
+    Block::Table(t)
 }
 
 fn si(v: f64, unit: &str) -> String {
@@ -96,52 +135,62 @@ pub fn document(rep: &Report) -> Vec<Block> {
          published price (≤: from the roofline ceiling, the most it could cost and still match)."
             .into(),
     ));
-    b.push(table(
+    b.push(for_terminal(
+        table(
+            &[
+                "workload",
+                "#1 device (kind, kernel)",
+                "GFLOP/s [95% CI]",
+                "GFLOP per $ [95% CI]",
+                "unpriced targets: break-even $ per chip-hour",
+            ],
+            rep.workloads
+                .iter()
+                .map(|w| {
+                    let top = w.ranking.first().map(|r| &rep.rows[r.row]);
+                    vec![
+                        w.key.clone(),
+                        top.map(|r| {
+                            format!(
+                                "{} — {} ({}, {})",
+                                r.device,
+                                r.run_label,
+                                r.kind.name(),
+                                r.kernel
+                            )
+                        })
+                        .unwrap_or_else(|| "nothing verified".into()),
+                        top.map(gflops).unwrap_or_else(|| "—".into()),
+                        opt(top.and_then(|r| r.price.as_ref()), |p| {
+                            interval(&p.perf.gflop_per_usd)
+                        }),
+                        w.projections
+                            .iter()
+                            .filter(|p| p.price.is_none())
+                            .filter_map(|p| {
+                                p.break_even.as_ref().map(|be| {
+                                    format!(
+                                        "{} {}{}",
+                                        p.chip_name,
+                                        if be.from == "ceiling" { "≤ " } else { "" },
+                                        usd(be.usd_per_chip_hour.median)
+                                    )
+                                })
+                            })
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    ]
+                })
+                .collect(),
+        ),
         &[
             "workload",
             "#1 device (kind, kernel)",
-            "GFLOP/s [95% CI]",
-            "GFLOP per $ [95% CI]",
-            "unpriced targets: break-even $ per chip-hour",
+            "GFLOP/s [95% CI]=GFLOP/s",
+            "GFLOP per $ [95% CI]=GFLOP per $",
+            "unpriced targets: break-even $ per chip-hour=unpriced targets: break-even $/chip-h",
         ],
-        rep.workloads
-            .iter()
-            .map(|w| {
-                let top = w.ranking.first().map(|r| &rep.rows[r.row]);
-                vec![
-                    w.key.clone(),
-                    top.map(|r| {
-                        format!(
-                            "{} — {} ({}, {})",
-                            r.device,
-                            r.run_label,
-                            r.kind.name(),
-                            r.kernel
-                        )
-                    })
-                    .unwrap_or_else(|| "nothing verified".into()),
-                    top.map(gflops).unwrap_or_else(|| "—".into()),
-                    opt(top.and_then(|r| r.price.as_ref()), |p| {
-                        interval(&p.perf.gflop_per_usd)
-                    }),
-                    w.projections
-                        .iter()
-                        .filter(|p| p.price.is_none())
-                        .filter_map(|p| {
-                            p.break_even.as_ref().map(|be| {
-                                format!(
-                                    "{} {}{}",
-                                    p.chip_name,
-                                    if be.from == "ceiling" { "≤ " } else { "" },
-                                    usd(be.usd_per_chip_hour.median)
-                                )
-                            })
-                        })
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                ]
-            })
-            .collect(),
+        &[],
     ));
     b.push(Block::Heading(2, "Conventions".into()));
     b.push(Block::List(vec![
@@ -158,74 +207,84 @@ pub fn document(rep: &Report) -> Vec<Block> {
 
     // Runs.
     b.push(Block::Heading(2, "Runs".into()));
-    b.push(table(
+    b.push(for_terminal(
+        table(
+            &[
+                "run",
+                "file",
+                "created",
+                "suite",
+                "build",
+                "CPU (threads used)",
+                "instance",
+                "CPU spec match",
+                "price (USD/h, source, as of)",
+                "complete",
+            ],
+            rep.runs
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.label.clone(),
+                        r.file.clone(),
+                        r.created.clone(),
+                        r.suite.clone(),
+                        r.harness.clone(),
+                        format!(
+                            "{} ({} threads{})",
+                            r.cpu_model.as_deref().unwrap_or("unknown"),
+                            r.threads_used,
+                            r.physical_cores
+                                .map(|c| format!(", {c} physical cores"))
+                                .unwrap_or_default()
+                        ),
+                        opt(r.instance.as_ref(), |i| {
+                            format!(
+                                "{} ({}, by {})",
+                                i.instance_type.as_deref().unwrap_or("type n/a"),
+                                i.provider.as_deref().unwrap_or("provider n/a"),
+                                i.detected_by.as_deref().unwrap_or("?")
+                            )
+                        }),
+                        match (&r.cpu_spec, &r.cpu_no_match) {
+                            (Some(m), _) => format!("{} ({})", m.id, m.how),
+                            (None, Some(why)) => format!("n/a: {why}"),
+                            _ => "n/a".into(),
+                        },
+                        opt(r.price.as_ref(), |p| {
+                            format!(
+                                "{}/h, {}{}{}{}",
+                                usd(p.usd_per_hour),
+                                p.source,
+                                p.pricing_model
+                                    .as_deref()
+                                    .map(|m| format!(", {m}"))
+                                    .unwrap_or_default(),
+                                p.as_of
+                                    .as_deref()
+                                    .map(|a| format!(", as of {a}"))
+                                    .unwrap_or_default(),
+                                if p.stale { " (STALE)" } else { "" }
+                            )
+                        }),
+                        if r.complete {
+                            "yes"
+                        } else {
+                            "no (interrupted)"
+                        }
+                        .into(),
+                    ]
+                })
+                .collect(),
+        ),
+        &["run", "created", "suite", "CPU (threads used)", "complete"],
         &[
-            "run",
             "file",
-            "created",
-            "suite",
             "build",
-            "CPU (threads used)",
             "instance",
             "CPU spec match",
             "price (USD/h, source, as of)",
-            "complete",
         ],
-        rep.runs
-            .iter()
-            .map(|r| {
-                vec![
-                    r.label.clone(),
-                    r.file.clone(),
-                    r.created.clone(),
-                    r.suite.clone(),
-                    r.harness.clone(),
-                    format!(
-                        "{} ({} threads{})",
-                        r.cpu_model.as_deref().unwrap_or("unknown"),
-                        r.threads_used,
-                        r.physical_cores
-                            .map(|c| format!(", {c} physical cores"))
-                            .unwrap_or_default()
-                    ),
-                    opt(r.instance.as_ref(), |i| {
-                        format!(
-                            "{} ({}, by {})",
-                            i.instance_type.as_deref().unwrap_or("type n/a"),
-                            i.provider.as_deref().unwrap_or("provider n/a"),
-                            i.detected_by.as_deref().unwrap_or("?")
-                        )
-                    }),
-                    match (&r.cpu_spec, &r.cpu_no_match) {
-                        (Some(m), _) => format!("{} ({})", m.id, m.how),
-                        (None, Some(why)) => format!("n/a: {why}"),
-                        _ => "n/a".into(),
-                    },
-                    opt(r.price.as_ref(), |p| {
-                        format!(
-                            "{}/h, {}{}{}{}",
-                            usd(p.usd_per_hour),
-                            p.source,
-                            p.pricing_model
-                                .as_deref()
-                                .map(|m| format!(", {m}"))
-                                .unwrap_or_default(),
-                            p.as_of
-                                .as_deref()
-                                .map(|a| format!(", as of {a}"))
-                                .unwrap_or_default(),
-                            if p.stale { " (STALE)" } else { "" }
-                        )
-                    }),
-                    if r.complete {
-                        "yes"
-                    } else {
-                        "no (interrupted)"
-                    }
-                    .into(),
-                ]
-            })
-            .collect(),
     ));
     let mut facts = Vec::new();
     for r in &rep.runs {
@@ -280,40 +339,44 @@ pub fn document(rep: &Report) -> Vec<Block> {
             ))
             .unwrap_or_default()
     )));
-    b.push(table(
-        &[
-            "chip",
-            "name",
-            "price per chip-hour",
-            "offer (provider, model, region, status, as of)",
-            "chosen by",
-            "note",
-        ],
-        rep.targets
-            .iter()
-            .map(|t| {
-                vec![
-                    t.chip.clone(),
-                    t.name.clone(),
-                    opt(t.price.as_ref(), |p| usd(p.usd_per_chip_hour)),
-                    opt(t.price.as_ref(), |p| {
-                        format!(
-                            "{} ({} {}, {}, {}, {}, as of {}{})",
-                            p.offer,
-                            p.provider,
-                            p.instance,
-                            p.pricing_model,
-                            p.region.as_deref().unwrap_or("region n/a"),
-                            p.status,
-                            p.as_of,
-                            if p.stale { ", STALE" } else { "" }
-                        )
-                    }),
-                    opt(t.price.as_ref(), |p| p.chosen_by.to_string()),
-                    t.note.clone().unwrap_or_default(),
-                ]
-            })
-            .collect(),
+    b.push(for_terminal(
+        table(
+            &[
+                "chip",
+                "name",
+                "price per chip-hour",
+                "offer (provider, model, region, status, as of)",
+                "chosen by",
+                "note",
+            ],
+            rep.targets
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.chip.clone(),
+                        t.name.clone(),
+                        opt(t.price.as_ref(), |p| usd(p.usd_per_chip_hour)),
+                        opt(t.price.as_ref(), |p| {
+                            format!(
+                                "{} ({} {}, {}, {}, {}, as of {}{})",
+                                p.offer,
+                                p.provider,
+                                p.instance,
+                                p.pricing_model,
+                                p.region.as_deref().unwrap_or("region n/a"),
+                                p.status,
+                                p.as_of,
+                                if p.stale { ", STALE" } else { "" }
+                            )
+                        }),
+                        opt(t.price.as_ref(), |p| p.chosen_by.to_string()),
+                        t.note.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect(),
+        ),
+        &["chip", "name", "price per chip-hour", "chosen by"],
+        &["offer (provider, model, region, status, as of)", "note"],
     ));
     b.push(Block::Chart(Chart::Roofline));
 
@@ -332,58 +395,76 @@ pub fn document(rep: &Report) -> Vec<Block> {
                 "No verified ok row for this workload: nothing ranked.".into(),
             ));
         } else {
-            b.push(table(
+            b.push(for_terminal(
+                table(
+                    &[
+                        "#",
+                        "device (run)",
+                        "kind",
+                        "best kernel",
+                        "GFLOP/s [95% CI]",
+                        "% published peak",
+                        "% measured ceiling",
+                        "bound",
+                        "USD/h (share)",
+                        "GFLOP per $ [95% CI]",
+                        "$ per PFLOP",
+                        "per used core: GFLOP per $ (secondary)",
+                    ],
+                    w.ranking
+                        .iter()
+                        .map(|rk| {
+                            let r = &rep.rows[rk.row];
+                            vec![
+                                rk.rank.to_string(),
+                                rk.device.clone(),
+                                kind_label(r.kind),
+                                r.kernel.clone(),
+                                gflops(r),
+                                opt(r.published.as_ref(), |p| pct(p.pct_of_peak)),
+                                opt(r.measured.as_ref(), pct_measured),
+                                r.measured
+                                    .as_ref()
+                                    .and_then(|m| m.bound)
+                                    .or(r.published.as_ref().and_then(|p| p.bound))
+                                    .map(|b| b.name().to_string())
+                                    .unwrap_or_else(|| "n/a".into()),
+                                opt(r.price.as_ref(), |p| {
+                                    format!("{}/h ({})", usd(p.usd_per_hour), p.share)
+                                }),
+                                opt(r.price.as_ref(), |p| interval(&p.perf.gflop_per_usd)),
+                                opt(r.price.as_ref(), |p| {
+                                    format!("${}", num(p.perf.usd_per_pflop.median))
+                                }),
+                                opt(r.per_core.as_ref(), |c| {
+                                    format!(
+                                        "{} ({} of {} cores, {}/h)",
+                                        num(c.perf.gflop_per_usd.median),
+                                        c.cores_used,
+                                        c.cores_total,
+                                        usd(c.usd_per_hour)
+                                    )
+                                }),
+                            ]
+                        })
+                        .collect(),
+                ),
                 &[
                     "#",
                     "device (run)",
-                    "kind",
                     "best kernel",
-                    "GFLOP/s [95% CI]",
-                    "% published peak",
-                    "% measured ceiling",
+                    "GFLOP/s [95% CI]=GFLOP/s",
+                    "% published peak=% peak",
+                    "% measured ceiling=% ceiling",
                     "bound",
+                    "GFLOP per $ [95% CI]=GFLOP per $",
+                ],
+                &[
+                    "kind",
                     "USD/h (share)",
-                    "GFLOP per $ [95% CI]",
                     "$ per PFLOP",
                     "per used core: GFLOP per $ (secondary)",
                 ],
-                w.ranking
-                    .iter()
-                    .map(|rk| {
-                        let r = &rep.rows[rk.row];
-                        vec![
-                            rk.rank.to_string(),
-                            rk.device.clone(),
-                            kind_label(r.kind),
-                            r.kernel.clone(),
-                            gflops(r),
-                            opt(r.published.as_ref(), |p| pct(p.pct_of_peak)),
-                            opt(r.measured.as_ref(), pct_measured),
-                            r.measured
-                                .as_ref()
-                                .and_then(|m| m.bound)
-                                .or(r.published.as_ref().and_then(|p| p.bound))
-                                .map(|b| b.name().to_string())
-                                .unwrap_or_else(|| "n/a".into()),
-                            opt(r.price.as_ref(), |p| {
-                                format!("{}/h ({})", usd(p.usd_per_hour), p.share)
-                            }),
-                            opt(r.price.as_ref(), |p| interval(&p.perf.gflop_per_usd)),
-                            opt(r.price.as_ref(), |p| {
-                                format!("${}", num(p.perf.usd_per_pflop.median))
-                            }),
-                            opt(r.per_core.as_ref(), |c| {
-                                format!(
-                                    "{} ({} of {} cores, {}/h)",
-                                    num(c.perf.gflop_per_usd.median),
-                                    c.cores_used,
-                                    c.cores_total,
-                                    usd(c.usd_per_hour)
-                                )
-                            }),
-                        ]
-                    })
-                    .collect(),
             ));
         }
         if !w.also_verified.is_empty() {
@@ -410,26 +491,30 @@ pub fn document(rep: &Report) -> Vec<Block> {
             b.push(Block::Para(
                 "Not ranked (listed, never ranked; rows that are not ok show no speed):".into(),
             ));
-            b.push(table(
-                &["device (run)", "kind", "kernel", "status", "GFLOP/s", "why"],
-                w.not_ranked
-                    .iter()
-                    .map(|&i| {
-                        let r = &rep.rows[i];
-                        vec![
-                            format!("{} — {}", r.device, r.run_label),
-                            kind_label(r.kind),
-                            r.kernel.clone(),
-                            r.status.to_string(),
-                            if r.status == Status::Ok {
-                                format!("{} (unverified)", gflops(r))
-                            } else {
-                                "—".into()
-                            },
-                            r.not_ranked.clone().unwrap_or_default(),
-                        ]
-                    })
-                    .collect(),
+            b.push(for_terminal(
+                table(
+                    &["device (run)", "kind", "kernel", "status", "GFLOP/s", "why"],
+                    w.not_ranked
+                        .iter()
+                        .map(|&i| {
+                            let r = &rep.rows[i];
+                            vec![
+                                format!("{} — {}", r.device, r.run_label),
+                                kind_label(r.kind),
+                                r.kernel.clone(),
+                                r.status.to_string(),
+                                if r.status == Status::Ok {
+                                    format!("{} (unverified)", gflops(r))
+                                } else {
+                                    "—".into()
+                                },
+                                r.not_ranked.clone().unwrap_or_default(),
+                            ]
+                        })
+                        .collect(),
+                ),
+                &["device (run)", "kernel", "status", "GFLOP/s"],
+                &["why"],
             ));
         }
         // Projections.
@@ -477,19 +562,31 @@ pub fn document(rep: &Report) -> Vec<Block> {
                 "Projected (kind: projected — computed from published specs, never measured):"
                     .into(),
             ));
-            b.push(table(
+            b.push(for_terminal(
+                table(
+                    &[
+                        "chip",
+                        "kind",
+                        "ceiling GFLOP/s (upper bound)",
+                        "bound",
+                        "realistic GFLOP/s",
+                        "price per chip-hour (offer, status)",
+                        "GFLOP per $ at ceiling",
+                        "GFLOP per $ realistic",
+                        "break-even $ per chip-hour",
+                    ],
+                    rows,
+                ),
                 &[
                     "chip",
-                    "kind",
-                    "ceiling GFLOP/s (upper bound)",
+                    "ceiling GFLOP/s (upper bound)=ceiling GFLOP/s",
                     "bound",
-                    "realistic GFLOP/s",
-                    "price per chip-hour (offer, status)",
-                    "GFLOP per $ at ceiling",
-                    "GFLOP per $ realistic",
-                    "break-even $ per chip-hour",
+                    "realistic GFLOP/s=realistic",
+                    "GFLOP per $ at ceiling=GFLOP/$ ceiling",
+                    "GFLOP per $ realistic=GFLOP/$ realistic",
+                    "break-even $ per chip-hour=break-even $/chip-h",
                 ],
-                rows,
+                &["price per chip-hour (offer, status)"],
             ));
             let mut assumptions: Vec<String> = w
                 .projections
@@ -526,41 +623,53 @@ pub fn document(rep: &Report) -> Vec<Block> {
              here is a kernel-only estimate.",
             super::llm::EXCLUDES
         )));
-        b.push(table(
+        b.push(for_terminal(
+            table(
+                &[
+                    "model (layers)",
+                    "phase",
+                    "T or context",
+                    "dtype",
+                    "device",
+                    "kind",
+                    "layer time (s)",
+                    "tokens/s [95% CI]",
+                    "$ per 1M tokens",
+                    "label",
+                ],
+                rep.llm
+                    .iter()
+                    .map(|e| {
+                        vec![
+                            format!("{} ({})", e.model, e.layers),
+                            e.phase.to_string(),
+                            e.length.to_string(),
+                            e.dtype.name().to_string(),
+                            e.device.clone(),
+                            match &e.basis {
+                                Some(basis) => format!("projected: {basis}"),
+                                None => e.kind.name().to_string(),
+                            },
+                            num(e.layer_s.median),
+                            interval(&e.tokens_per_s),
+                            opt(e.usd_per_million_tokens.as_ref(), |u| {
+                                format!("${}", interval(u))
+                            }),
+                            e.label.to_string(),
+                        ]
+                    })
+                    .collect(),
+            ),
             &[
                 "model (layers)",
                 "phase",
                 "T or context",
                 "dtype",
                 "device",
-                "kind",
-                "layer time (s)",
                 "tokens/s [95% CI]",
                 "$ per 1M tokens",
-                "label",
             ],
-            rep.llm
-                .iter()
-                .map(|e| {
-                    vec![
-                        format!("{} ({})", e.model, e.layers),
-                        e.phase.to_string(),
-                        e.length.to_string(),
-                        e.dtype.name().to_string(),
-                        e.device.clone(),
-                        match &e.basis {
-                            Some(basis) => format!("projected: {basis}"),
-                            None => e.kind.name().to_string(),
-                        },
-                        num(e.layer_s.median),
-                        interval(&e.tokens_per_s),
-                        opt(e.usd_per_million_tokens.as_ref(), |u| {
-                            format!("${}", interval(u))
-                        }),
-                        e.label.to_string(),
-                    ]
-                })
-                .collect(),
+            &["kind", "label"],
         ));
         let mut formulas: Vec<String> = rep
             .llm
@@ -622,54 +731,67 @@ pub fn document(rep: &Report) -> Vec<Block> {
 
     // All rows.
     b.push(Block::Heading(2, "All rows".into()));
-    b.push(table(
+    b.push(for_terminal(
+        table(
+            &[
+                "#",
+                "run",
+                "kind",
+                "device",
+                "kernel",
+                "case",
+                "shape",
+                "precision",
+                "status",
+                "verification",
+                "GFLOP/s [95% CI]",
+                "spec match",
+                "published peak (basis)",
+                "% peak",
+                "% measured ceiling",
+                "measured / published peak",
+            ],
+            rep.rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.index.to_string(),
+                        (r.run + 1).to_string(),
+                        kind_label(r.kind),
+                        r.device.clone(),
+                        r.kernel.clone(),
+                        r.case.clone().unwrap_or_default(),
+                        r.shape.clone(),
+                        r.precision.clone(),
+                        r.status.to_string(),
+                        r.verification.clone(),
+                        gflops(r),
+                        match (&r.spec, &r.spec_na) {
+                            (Some(m), _) => format!("{} ({})", m.id, m.how),
+                            (None, Some(w)) => format!("n/a: {w}"),
+                            _ => "n/a".into(),
+                        },
+                        opt(r.published.as_ref(), |p| {
+                            format!("{} GFLOP/s ({})", num(p.peak_gflops), p.peak_basis)
+                        }),
+                        opt(r.published.as_ref(), |p| pct(p.pct_of_peak)),
+                        opt(r.measured.as_ref(), pct_measured),
+                        opt(r.ceiling_gap, |g| format!("{:.2}", g)),
+                    ]
+                })
+                .collect(),
+        ),
         &[
             "#",
             "run",
-            "kind",
-            "device",
             "kernel",
-            "case",
             "shape",
-            "precision",
             "status",
-            "verification",
-            "GFLOP/s [95% CI]",
-            "spec match",
-            "published peak (basis)",
+            "GFLOP/s [95% CI]=GFLOP/s",
             "% peak",
-            "% measured ceiling",
-            "measured / published peak",
+            "% measured ceiling=% ceiling",
         ],
-        rep.rows
-            .iter()
-            .map(|r| {
-                vec![
-                    r.index.to_string(),
-                    (r.run + 1).to_string(),
-                    kind_label(r.kind),
-                    r.device.clone(),
-                    r.kernel.clone(),
-                    r.case.clone().unwrap_or_default(),
-                    r.shape.clone(),
-                    r.precision.clone(),
-                    r.status.to_string(),
-                    r.verification.clone(),
-                    gflops(r),
-                    match (&r.spec, &r.spec_na) {
-                        (Some(m), _) => format!("{} ({})", m.id, m.how),
-                        (None, Some(w)) => format!("n/a: {w}"),
-                        _ => "n/a".into(),
-                    },
-                    opt(r.published.as_ref(), |p| {
-                        format!("{} GFLOP/s ({})", num(p.peak_gflops), p.peak_basis)
-                    }),
-                    opt(r.published.as_ref(), |p| pct(p.pct_of_peak)),
-                    opt(r.measured.as_ref(), pct_measured),
-                    opt(r.ceiling_gap, |g| format!("{:.2}", g)),
-                ]
-            })
-            .collect(),
+        &["spec match", "published peak (basis)"],
     ));
 
     if !rep.notes.is_empty() {
@@ -680,24 +802,28 @@ pub fn document(rep: &Report) -> Vec<Block> {
         2,
         "Sources (specs and prices used, with dates)".into(),
     ));
-    b.push(table(
-        &["id", "what", "source", "as of", "status", "file"],
-        rep.sources
-            .iter()
-            .map(|s| {
-                vec![
-                    s.id.clone(),
-                    s.what.clone(),
-                    s.source.clone(),
-                    match &s.as_of_note {
-                        Some(n) => format!("{} ({n})", s.as_of),
-                        None => s.as_of.clone(),
-                    },
-                    s.status.clone(),
-                    s.file.clone(),
-                ]
-            })
-            .collect(),
+    b.push(for_terminal(
+        table(
+            &["id", "what", "source", "as of", "status", "file"],
+            rep.sources
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.id.clone(),
+                        s.what.clone(),
+                        s.source.clone(),
+                        match &s.as_of_note {
+                            Some(n) => format!("{} ({n})", s.as_of),
+                            None => s.as_of.clone(),
+                        },
+                        s.status.clone(),
+                        s.file.clone(),
+                    ]
+                })
+                .collect(),
+        ),
+        &["id", "what", "as of", "status"],
+        &["source", "file"],
     ));
     b
 }
