@@ -9,9 +9,9 @@
 //! L3 size: consecutive iterations never find K/V in cache.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use perfledger_benches::{bench_id, inputs};
+use perfledger_benches::{bench_id, inputs, prepare_or_stop};
 use perfledger_kernels::cpu::cache;
-use perfledger_kernels::{AttentionProblem, Op, Problem, Registry, RegistryOptions};
+use perfledger_kernels::{AttentionProblem, Op, Problem};
 use std::time::Duration;
 
 fn shapes() -> Vec<AttentionProblem> {
@@ -28,7 +28,7 @@ fn shapes() -> Vec<AttentionProblem> {
 }
 
 fn attention(c: &mut Criterion) {
-    let reg = Registry::new(&RegistryOptions::default());
+    let reg = perfledger_benches::registry();
     let l3 = cache::detected().l3 as u64;
     for p in shapes() {
         let problem = Problem::Attention(p);
@@ -64,9 +64,9 @@ fn attention(c: &mut Criterion) {
             };
             let mut preps: Vec<_> = (0..sets)
                 .map(|s| {
-                    kernel
-                        .prepare(&problem, &inputs(&id, &problem, 42 + 10 * s as u64))
-                        .expect("prepare")
+                    // Every set verified once before timing.
+                    let ins = inputs(&id, &problem, 42 + 10 * s as u64);
+                    prepare_or_stop(kernel.as_ref(), &problem, &ins)
                 })
                 .collect();
             let mut i = 0;

@@ -3,8 +3,8 @@
 //! `PERFLEDGER_BENCH_FULL=1` adds 4096³.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use perfledger_benches::{bench_id, inputs};
-use perfledger_kernels::{MatmulProblem, Problem, Registry, RegistryOptions};
+use perfledger_benches::{bench_id, inputs, prepare_or_stop};
+use perfledger_kernels::{MatmulProblem, Problem};
 use std::time::Duration;
 
 fn shapes() -> Vec<MatmulProblem> {
@@ -23,7 +23,7 @@ fn shapes() -> Vec<MatmulProblem> {
 }
 
 fn matmul(c: &mut Criterion) {
-    let reg = Registry::new(&RegistryOptions::default());
+    let reg = perfledger_benches::registry();
     for p in shapes() {
         let problem = Problem::Matmul(p);
         // Same-dtype outputs of the selected ISA; the naive baseline only on small shapes.
@@ -48,9 +48,8 @@ fn matmul(c: &mut Criterion) {
         for kernel in kernels {
             let id = kernel.identity();
             group.throughput(Throughput::Elements(p.work(id.precision).flops));
-            let mut prep = kernel
-                .prepare(&problem, &inputs(&id, &problem, 42))
-                .expect("prepare");
+            // Verified once before timing (a kernel that fails stops the bench).
+            let mut prep = prepare_or_stop(kernel.as_ref(), &problem, &inputs(&id, &problem, 42));
             group.bench_function(
                 BenchmarkId::from_parameter(bench_id(&id, &problem).1),
                 |b| b.iter(|| prep.run().expect("run")),

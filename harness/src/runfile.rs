@@ -275,6 +275,27 @@ fn higher(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 }
 
 impl MeasuredCeilings {
+    /// The CPU probes' figures as a run records them: every FMA-type probe by its key (the ISA
+    /// paths and `avx512bf16`), the best read pattern with every pattern's figure, and triad.
+    pub fn from_cpu_probes(c: &perfledger_kernels::probe::CpuCeilings) -> MeasuredCeilings {
+        let bw = &c.bandwidth;
+        MeasuredCeilings {
+            cpu_fma_gflops: c
+                .fma_by_key()
+                .map(|(k, f)| (k.to_string(), f.gflops))
+                .collect(),
+            cpu_read_gbs: Some(bw.read_gbs),
+            cpu_triad_gbs: Some(bw.triad_gbs),
+            cpu_read_pattern: Some(bw.read_pattern.name().to_string()),
+            cpu_read_patterns: bw
+                .read_patterns
+                .iter()
+                .map(|p| (p.pattern.name().to_string(), p.gbs))
+                .collect(),
+            ..MeasuredCeilings::default()
+        }
+    }
+
     /// The FMA ceiling of ISA path `isa`: the higher of the probes before and after the rows
     /// (conservative, as for bandwidth).
     pub fn fma_ceiling(&self, isa: &str) -> Option<f64> {

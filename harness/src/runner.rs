@@ -135,15 +135,9 @@ pub fn verify_output(
     output: &Tensor,
     opts: &VerifyOptions,
 ) -> RowVerification {
-    let v = match problem {
-        Problem::Matmul(p) => {
-            verify::verify_matmul(p, precision, &inputs[0], &inputs[1], output, opts)
-        }
-        Problem::Attention(p) => perfledger_kernels::verify_attention::verify_attention(
-            p, precision, &inputs[0], &inputs[1], &inputs[2], output, opts,
-        ),
-    };
-    RowVerification::from(v)
+    RowVerification::from(verify::verify_problem(
+        problem, precision, inputs, output, opts,
+    ))
 }
 
 /// What happened to a row, for the progress display.

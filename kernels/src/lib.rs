@@ -1,5 +1,6 @@
-//! perfledger-kernels: compute kernels (CPU now, GPU later), float64 references, error bounds and
-//! machine probes. No sampling policy and no file formats: those belong to the harness.
+//! perfledger-kernels: compute kernels (CPU: `cpu/`; GPU through wgpu: `gpu/`, feature `gpu`),
+//! float64 references, error bounds, machine probes, and the registry, the one list of kernels.
+//! No sampling policy and no file formats: those belong to the harness.
 
 pub mod cpu;
 pub mod dtype;
@@ -8,6 +9,9 @@ pub mod dtype;
 pub mod gpu;
 pub mod problem;
 pub mod registry;
+/// Kernels broken on purpose (feature `test-kernels`).
+#[cfg(feature = "test-kernels")]
+pub mod testing;
 pub mod unit;
 
 pub use dtype::{DType, Element, Tensor};

@@ -259,6 +259,10 @@ pub trait Kernel: Send + Sync {
     fn is_baseline(&self) -> bool {
         false
     }
+    /// Whether this kernel is broken on purpose (feature `test-kernels`, [`crate::testing`]).
+    fn is_test_kernel(&self) -> bool {
+        false
+    }
 }
 
 /// Options that choose among registered variants and override tunables.
@@ -268,6 +272,9 @@ pub struct RegistryOptions {
     pub isa: Option<Isa>,
     /// Override the cache blocking of the packed matmul (default: derived from detected caches).
     pub blocking: Option<Blocking>,
+    /// Also register the kernels broken on purpose ([`crate::testing`]; only in builds with the
+    /// `test-kernels` feature, ignored otherwise).
+    pub test_kernels: bool,
 }
 
 /// The kernels of this build.
@@ -314,6 +321,29 @@ impl Registry {
         }
         #[cfg(feature = "gpu")]
         kernels.extend(crate::gpu::kernels());
+        #[cfg(feature = "test-kernels")]
+        if options.test_kernels {
+            use crate::testing::{Fault, FaultyKernel};
+            for fault in Fault::ALL {
+                for d in DType::ALL {
+                    kernels.push(Box::new(FaultyKernel::new(
+                        Box::new(PackedMatmul::new(
+                            isa_selected,
+                            Precision::same(d),
+                            blocking,
+                        )),
+                        fault,
+                    )));
+                }
+                kernels.push(Box::new(FaultyKernel::new(
+                    Box::new(crate::cpu::attention::CpuAttentionKernel::flash(
+                        isa_selected,
+                        Precision::same(DType::BF16),
+                    )),
+                    fault,
+                )));
+            }
+        }
         Registry {
             kernels,
             isa_selected,
@@ -380,7 +410,7 @@ mod tests {
         for isa in Isa::ALL {
             let reg = Registry::new(&RegistryOptions {
                 isa: Some(isa),
-                blocking: None,
+                ..RegistryOptions::default()
             });
             let k = reg
                 .find("matmul.cpu.packed.avx512bf16.bf16-f32-bf16")

@@ -351,6 +351,25 @@ fn freivalds_vector(n: usize, rng: &mut SplitMix64) -> Vec<f64> {
         .collect()
 }
 
+/// Verify an output against the float64 reference of its op (matmul: [`verify_matmul`];
+/// attention: [`crate::verify_attention::verify_attention`]). `inputs` in the order the kernels
+/// take them.
+pub fn verify_problem(
+    problem: &crate::registry::Problem,
+    precision: Precision,
+    inputs: &[std::sync::Arc<Tensor>],
+    output: &Tensor,
+    opts: &VerifyOptions,
+) -> Verification {
+    use crate::registry::Problem;
+    match problem {
+        Problem::Matmul(p) => verify_matmul(p, precision, &inputs[0], &inputs[1], output, opts),
+        Problem::Attention(p) => crate::verify_attention::verify_attention(
+            p, precision, &inputs[0], &inputs[1], &inputs[2], output, opts,
+        ),
+    }
+}
+
 /// Verify `c = a · op(b)` for problem `p` computed at `precision`.
 ///
 /// Inputs whose dtypes don't match `precision`, or buffers shorter than the problem, fail with a

@@ -8,7 +8,7 @@ pub(crate) fn cmd_list(args: ListArgs) -> Result<u8> {
     let isa = parse_isa(args.isa.as_deref())?;
     let reg = Registry::new(&RegistryOptions {
         isa,
-        blocking: None,
+        ..RegistryOptions::default()
     });
     println!(
         "{:<48} {:<6} {:<10} why not / params",

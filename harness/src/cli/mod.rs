@@ -171,6 +171,10 @@ pub struct RunArgs {
     /// samples when they do not fit its budget (default: 10 × the row budget).
     #[arg(long, value_name = "S")]
     pub max_row_s: Option<f64>,
+    /// Also run the kernels broken on purpose (builds with the `test-kernels` feature only; their
+    /// rows are `incorrect`, `error` or slower, by design).
+    #[arg(long)]
+    pub allow_test_kernels: bool,
     /// Print every row as it ends, unsupported ones too (default: unsupported rows are counted
     /// and grouped by reason at the end; every row's detail is in the run file).
     #[arg(long, short)]

@@ -104,7 +104,17 @@ fn validate_run(args: &RunArgs) -> Result<RunPlan> {
     if let Some(out) = &args.out {
         check_out_path(out, args.force)?;
     }
-    let registry = Registry::new(&RegistryOptions { isa, blocking });
+    if args.allow_test_kernels && !cfg!(feature = "test-kernels") {
+        bail!(usage(
+            "--allow-test-kernels: this perfledger was built without the `test-kernels` feature \
+             (cargo build --features test-kernels)"
+        ));
+    }
+    let registry = Registry::new(&RegistryOptions {
+        isa,
+        blocking,
+        test_kernels: args.allow_test_kernels,
+    });
     let filters = Filters {
         dtypes,
         backends,
@@ -330,35 +340,34 @@ fn measure_ceilings(
         "measuring ceilings (FMA per compute unit, vdpbf16ps where present, read bandwidth over \
          7 patterns, triad)..."
     );
+    // Each probe timed, so the estimate knows what repeating some after the rows will take.
     let mut repeat_s = 0.0;
-    let mut c = MeasuredCeilings::default();
-    let units = [
-        ComputeUnit::CpuFma(perfledger_kernels::cpu::isa::Isa::Avx512f),
-        ComputeUnit::CpuFma(perfledger_kernels::cpu::isa::Isa::Avx2fma),
-        ComputeUnit::CpuFma(perfledger_kernels::cpu::isa::Isa::Portable),
-        ComputeUnit::CpuBf16Dot,
-    ];
-    for unit in units {
+    let mut timed = |unit: Option<ComputeUnit>, f: &mut dyn FnMut()| {
         let t = Instant::now();
-        if let (Some(p), Some(key)) = (probe::unit_throughput(unit, &opts), unit.cpu_probe_key()) {
-            c.cpu_fma_gflops.insert(key.to_string(), p.gflops);
-        }
-        if after_units.contains(&unit) {
+        f();
+        if unit.is_none_or(|u| after_units.contains(&u)) {
             repeat_s += t.elapsed().as_secs_f64();
         }
+    };
+    let mut fma = Vec::new();
+    for isa in perfledger_kernels::cpu::isa::Isa::ALL {
+        timed(Some(ComputeUnit::CpuFma(isa)), &mut || {
+            fma.extend(probe::fma_throughput(isa, &opts))
+        });
     }
-    let t = Instant::now();
-    let bw = probe::bandwidth(&opts);
-    repeat_s += t.elapsed().as_secs_f64();
-    c.cpu_read_gbs = Some(bw.read_gbs);
-    c.cpu_triad_gbs = Some(bw.triad_gbs);
-    c.cpu_read_pattern = Some(bw.read_pattern.name().to_string());
-    c.cpu_read_patterns = bw
-        .read_patterns
-        .iter()
-        .map(|p| (p.pattern.name().to_string(), p.gbs))
-        .collect();
-    (c, repeat_s)
+    let mut bf16dot = None;
+    timed(Some(ComputeUnit::CpuBf16Dot), &mut || {
+        bf16dot = probe::bf16dot_throughput(&opts)
+    });
+    let mut bandwidth = None;
+    timed(None, &mut || bandwidth = Some(probe::bandwidth(&opts)));
+    let probes = probe::CpuCeilings {
+        threads,
+        fma,
+        bf16dot,
+        bandwidth: bandwidth.expect("measured above"),
+    };
+    (MeasuredCeilings::from_cpu_probes(&probes), repeat_s)
 }
 
 /// The CPU compute units of the selected ISA path (measured again after the rows).
