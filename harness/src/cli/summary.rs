@@ -152,30 +152,40 @@ pub fn format_summary(run: &RunFile) -> String {
         }
         let _ = writeln!(out, "{t}");
     }
+    // Everything below the table wrapped to the table's width.
+    let mut say = |text: String, first: &str, rest: &str| {
+        out.push_str(&crate::report::table::wrap(&text, WIDTH as usize, first, rest));
+    };
     for g in unsupported_groups(run) {
-        let _ = writeln!(
-            out,
-            "unsupported: {} {} row{}: {}",
-            g.rows,
-            g.backend,
-            if g.rows == 1 { "" } else { "s" },
-            g.reason
+        say(
+            format!(
+                "{} {} row{}: {}",
+                g.rows,
+                g.backend,
+                if g.rows == 1 { "" } else { "s" },
+                g.reason
+            ),
+            "unsupported: ",
+            "    ",
         );
     }
     for w in rows
         .iter()
         .filter_map(|r| r.share.as_ref()?.probe_wrong.as_ref())
     {
-        let _ = writeln!(out, "warning: {w}");
+        say(w.clone(), "warning: ", "    ");
     }
     let c = &run.measured_ceilings;
     if !c.cpu_fma_gflops.is_empty() {
-        let _ = writeln!(
-            out,
-            "measured ceilings: FMA {}; {}; triad {:.1} GB/s",
-            c.fma_text().join(", "),
-            c.read_text(),
-            c.cpu_triad_gbs.unwrap_or(f64::NAN),
+        say(
+            format!(
+                "FMA {}; {}; triad {:.1} GB/s",
+                c.fma_text().join(", "),
+                c.read_text(),
+                c.cpu_triad_gbs.unwrap_or(f64::NAN),
+            ),
+            "measured ceilings: ",
+            "    ",
         );
     }
     for g in &c.gpu {
@@ -183,19 +193,24 @@ pub fn format_summary(run: &RunFile) -> String {
             v.map(|x| format!("{x:.1} {unit}"))
                 .unwrap_or_else(|| "n/a".into())
         };
-        let _ = writeln!(
-            out,
-            "measured GPU {} ceilings: FMA {} (f32); copy {}; cooperative matrix {}",
-            g.index,
-            f(g.fma_gflops, "GFLOP/s"),
-            f(g.copy_gbs, "GB/s"),
-            f(g.coop_gflops, "GFLOP/s")
+        say(
+            format!(
+                "GPU {} ceilings: FMA {} (f32); copy {}; cooperative matrix {}",
+                g.index,
+                f(g.fma_gflops, "GFLOP/s"),
+                f(g.copy_gbs, "GB/s"),
+                f(g.coop_gflops, "GFLOP/s")
+            ),
+            "measured ",
+            "    ",
         );
     }
-    let _ = writeln!(
-        out,
-        "FLOPs: matmul 2·M·N·K, attention 4·head_dim·unmasked (q,k) pairs; GFLOP/s from the \
-         median sample; % of the measured ceiling (roofline of the row's probes)"
+    say(
+        "matmul 2·M·N·K, attention 4·head_dim·unmasked (q,k) pairs; GFLOP/s from the median \
+         sample; % of the measured ceiling: the roofline of the row's probes"
+            .to_string(),
+        "FLOPs: ",
+        "    ",
     );
     out
 }

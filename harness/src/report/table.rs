@@ -55,7 +55,7 @@ fn blank(s: &str) -> bool {
 }
 
 /// Words of `text` in lines of at most `width` characters, each after `first` / `rest`.
-fn wrap(text: &str, width: usize, first: &str, rest: &str) -> String {
+pub(crate) fn wrap(text: &str, width: usize, first: &str, rest: &str) -> String {
     let mut out = String::new();
     let mut line = String::from(first);
     let mut empty = true;
