@@ -23,7 +23,7 @@
 use crate::normalize::{self, Bound, Roof};
 use crate::runfile::{MeasuredCeilings, Row, RowKind, RunFile, Status};
 use crate::specs::{matching, Database};
-use perfledger_kernels::registry::Backend;
+use perfledger_kernels::kernel::Backend;
 use perfledger_kernels::{ComputeUnit, DType};
 use serde::Serialize;
 
@@ -238,7 +238,7 @@ pub fn share(row: &Row, location: Location, c: &MeasuredCeilings) -> Option<Shar
             row.id
                 .clone()
                 .unwrap_or_else(|| format!("{} ({})", row.kind.name(), row.device.name)),
-            crate::report::shape_string(&row.shape),
+            row.shape.short(),
             100.0 * ratio,
             attainable,
             ai

@@ -25,7 +25,7 @@
 
 use crate::runfile::{MeasuredCeilings, Row};
 use crate::stats::MIN_SAMPLES;
-use perfledger_kernels::registry::{Backend, Op};
+use perfledger_kernels::kernel::{Backend, Op};
 use perfledger_kernels::{ComputeUnit, Problem, Support};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -429,7 +429,7 @@ pub fn fmt_secs(s: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use perfledger_kernels::cpu::isa::Isa;
+    use perfledger_kernels::isa::Isa;
 
     fn work(flops: f64, supported: Option<bool>) -> RowWork {
         RowWork {

@@ -13,7 +13,7 @@
 //! - break-even price per chip-hour = `projected GFLOP/s × 3600 / best GFLOP per $`.
 
 use crate::specs::{fmt_num, Accelerator, PublishedCeiling, SpecDType};
-use perfledger_kernels::registry::Op;
+use perfledger_kernels::kernel::Op;
 use serde::{Serialize, Serializer};
 
 /// A median with its 95% CI (`lo ≤ median ≤ hi` for estimates; `lo == hi == median` for exact).

@@ -18,8 +18,8 @@
 use crate::env::{Environment, HarnessInfo, InstanceInfo};
 use crate::stats::{Sample, Summary, MIN_SAMPLES};
 use perfledger_kernels::dtype::SplitMix64;
+use perfledger_kernels::kernel::{Backend, KernelIdentity, Op, Problem};
 use perfledger_kernels::problem::{AttentionProblem, MatmulProblem, Precision};
-use perfledger_kernels::registry::{Backend, KernelIdentity, Op, Problem};
 use perfledger_kernels::ComputeUnit;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
@@ -601,6 +601,39 @@ pub enum Shape {
 }
 
 impl Shape {
+    /// A short form (`512x512x512`, `64x1024x512 Bt`, `h8/2 q256 kv256 d64 causal`), as the
+    /// summary and the report write shapes.
+    pub fn short(&self) -> String {
+        match self {
+            Shape::Matmul(s) => format!(
+                "{}{}x{}x{}{}",
+                if s.batch > 1 {
+                    format!("{}×", s.batch)
+                } else {
+                    String::new()
+                },
+                s.m,
+                s.n,
+                s.k,
+                if s.trans_b { " Bt" } else { "" }
+            ),
+            Shape::Attention(s) => format!(
+                "{}h{}/{} q{} kv{} d{}{}",
+                if s.batch > 1 {
+                    format!("b{} ", s.batch)
+                } else {
+                    String::new()
+                },
+                s.q_heads,
+                s.kv_heads,
+                s.q_len,
+                s.kv_len,
+                s.head_dim,
+                if s.causal { " causal" } else { "" }
+            ),
+        }
+    }
+
     pub fn op(&self) -> Op {
         match self {
             Shape::Matmul(_) => Op::Matmul,

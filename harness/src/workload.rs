@@ -3,7 +3,7 @@
 //!
 //! Every error names the file, the case and the field.
 
-use perfledger_kernels::registry::{Backend, Op};
+use perfledger_kernels::kernel::{Backend, Op};
 use perfledger_kernels::{
     AttentionProblem, DType, Kernel, MatmulProblem, Precision, Problem, Registry,
 };
@@ -640,8 +640,8 @@ mod tests {
         let plan = Plan::new(&s, &reg, &Filters::default());
         // naive is above the cap: only the packed kernel of the selected ISA, per dtype, and for
         // bf16 on AVX-512F CPUs with AVX512_BF16 the vdpbf16ps kernel beside it.
-        let bf16dot = reg.isa_selected() == perfledger_kernels::cpu::isa::Isa::Avx512f
-            && perfledger_kernels::cpu::isa::detected().avx512bf16;
+        let bf16dot = reg.isa_selected() == perfledger_kernels::isa::Isa::Avx512f
+            && perfledger_kernels::isa::detected().avx512bf16;
         assert_eq!(plan.rows.len(), 2 + usize::from(bf16dot));
         assert_eq!(plan.omitted_baseline, 2);
         let only_f32 = Filters {

@@ -124,7 +124,7 @@ fn ok_row(kernel: &dyn perfledger_kernels::Kernel, problem: &Problem) -> Row {
 fn every_probed_cpu_unit_gets_a_number() {
     // The probes as a run records them (quick sizes: the figures mean nothing, their keys do).
     let ceilings = MeasuredCeilings::from_cpu_probes(&probe::cpu_ceilings(&ProbeOptions::quick(2)));
-    if perfledger_kernels::cpu::isa::detected().avx512bf16 && cfg!(target_arch = "x86_64") {
+    if perfledger_kernels::isa::detected().avx512bf16 && cfg!(target_arch = "x86_64") {
         assert!(
             ceilings.cpu_fma_gflops.contains_key("avx512bf16"),
             "{ceilings:?}"
@@ -165,7 +165,7 @@ fn every_probed_cpu_unit_gets_a_number() {
             s.ceiling_text()
         );
     }
-    if perfledger_kernels::cpu::isa::detected().avx512bf16 && cfg!(target_arch = "x86_64") {
+    if perfledger_kernels::isa::detected().avx512bf16 && cfg!(target_arch = "x86_64") {
         assert!(
             units.contains(&perfledger_kernels::ComputeUnit::CpuBf16Dot),
             "{units:?}"

@@ -9,8 +9,8 @@ use perfledger::runfile::{
     RowKind, RowStats, RowVerification, RunConfig, RunFile, Shape, Status, SuiteRef, Verdict,
 };
 use perfledger::specs::{parse_date, Database, LoadOptions, SpecDType};
-use perfledger_kernels::cpu::isa::Isa;
-use perfledger_kernels::registry::{Backend, Op};
+use perfledger_kernels::isa::Isa;
+use perfledger_kernels::kernel::{Backend, Op};
 use perfledger_kernels::ComputeUnit;
 use perfledger_kernels::{DType, Precision};
 use std::collections::BTreeMap;

@@ -6,7 +6,7 @@ use perfledger::runfile::{
     Device, Flops, KernelRef, MatmulShape, Row, RowKind, RowStats, RowVerification, RunConfig,
     RunFile, Shape, Status, SuiteRef, Verdict,
 };
-use perfledger_kernels::registry::Backend;
+use perfledger_kernels::kernel::Backend;
 use perfledger_kernels::{DType, Precision};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -35,7 +35,7 @@ fn ok_row(m: u64, median_s: f64) -> Row {
         family: "matmul.cpu.packed".into(),
         variant: "avx2fma".into(),
         unit: Some(perfledger_kernels::ComputeUnit::CpuFma(
-            perfledger_kernels::cpu::isa::Isa::Avx2fma,
+            perfledger_kernels::isa::Isa::Avx2fma,
         )),
         params: Default::default(),
     });

@@ -7,7 +7,7 @@ use perfledger::env::HarnessInfo;
 use perfledger::runfile::{Device, RunConfig, RunFile, Status, SuiteRef};
 use perfledger::runner::{run_row, Inputs, RunnerOptions};
 use perfledger::workload::{PlannedRow, Suite};
-use perfledger_kernels::registry::Backend;
+use perfledger_kernels::kernel::Backend;
 use perfledger_kernels::{
     Kernel, KernelError, KernelIdentity, Prepared, Problem, Registry, RegistryOptions, Support,
     Tensor,

@@ -11,8 +11,8 @@ use perfledger::runfile::{
 };
 use perfledger::stats::Sample;
 use perfledger_kernels::dtype::{DType, SplitMix64};
+use perfledger_kernels::kernel::{Backend, Op};
 use perfledger_kernels::problem::Precision;
-use perfledger_kernels::registry::{Backend, Op};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -4,10 +4,10 @@
 //!
 //! `path`: an ISA (`avx512f`, `avx2fma`, `portable`) or `avx512bf16` (bf16 only: `vdpbf16ps`).
 
-use perfledger_kernels::cpu::isa::Isa;
 use perfledger_kernels::cpu::matmul::{
     packed_matmul, packed_matmul_bf16dot, Blocking, Path, Workspace,
 };
+use perfledger_kernels::isa::Isa;
 use perfledger_kernels::{DType, Element, MatmulProblem, Tensor};
 use std::time::Instant;
 

@@ -7,7 +7,7 @@
 //! Used by `scripts/probe-check.sh`, which compares the figures with hand-written C.
 
 use perfledger_kernels::cpu::cache;
-use perfledger_kernels::cpu::isa::Isa;
+use perfledger_kernels::isa::Isa;
 use perfledger_kernels::probe::{self, ProbeOptions};
 use std::process::ExitCode;
 

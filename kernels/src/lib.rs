@@ -7,6 +7,8 @@ pub mod dtype;
 /// GPU kernels via wgpu (feature `gpu`, on by default).
 #[cfg(feature = "gpu")]
 pub mod gpu;
+pub mod isa;
+pub mod kernel;
 pub mod problem;
 pub mod registry;
 /// Kernels broken on purpose (feature `test-kernels`).
@@ -15,13 +17,13 @@ pub mod testing;
 pub mod unit;
 
 pub use dtype::{DType, Element, Tensor};
-pub use problem::{AttentionProblem, MatmulProblem, Precision, ProblemError, Work};
-pub use registry::{
-    Backend, DeviceTiming, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Registry,
-    RegistryOptions, Support, Unsupported,
+pub use kernel::{
+    Backend, DeviceTiming, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Support,
+    Unsupported,
 };
+pub use problem::{AttentionProblem, MatmulProblem, Precision, ProblemError, Work};
+pub use registry::{Registry, RegistryOptions};
 pub use unit::ComputeUnit;
 pub mod probe;
 pub mod reference;
 pub mod verify;
-pub mod verify_attention;

@@ -14,7 +14,7 @@
 //! [`crate::Kernel::is_test_kernel`] says so.
 
 use crate::dtype::Tensor;
-use crate::registry::{Kernel, KernelError, KernelIdentity, Prepared, Problem, Support};
+use crate::kernel::{Kernel, KernelError, KernelIdentity, Prepared, Problem, Support};
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -2,7 +2,7 @@
 //! which of the machine's measured ceilings holds the kernel's rows (the harness's `ceiling`
 //! module), so that rule is a match on a type, never a test on an id string.
 
-use crate::cpu::isa::Isa;
+use crate::isa::Isa;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;

@@ -9,9 +9,9 @@
 
 use half::{bf16, f16};
 use perfledger_kernels::cpu::attention::{decode_attention, flash_attention, naive_attention};
-use perfledger_kernels::cpu::isa::Isa;
+use perfledger_kernels::isa::Isa;
+use perfledger_kernels::verify::attention::verify_attention;
 use perfledger_kernels::verify::{Verdict, Verification, VerifyOptions};
-use perfledger_kernels::verify_attention::verify_attention;
 use perfledger_kernels::{
     AttentionProblem, DType, Element, KernelError, Op, Precision, Problem, Registry,
     RegistryOptions, Support, Tensor,

@@ -24,9 +24,9 @@
 
 use half::{bf16, f16};
 use perfledger_kernels::cpu::attention::{flash_attention_mutant, Mutation};
-use perfledger_kernels::cpu::isa::Isa;
+use perfledger_kernels::isa::Isa;
+use perfledger_kernels::verify::attention::verify_attention;
 use perfledger_kernels::verify::{Verdict, VerifyOptions};
-use perfledger_kernels::verify_attention::verify_attention;
 use perfledger_kernels::{AttentionProblem, DType, Element, Precision, Tensor};
 
 fn typed<T: Element>(isa: Isa, p: &AttentionProblem, ins: &[Tensor; 3], m: Mutation) -> Tensor {

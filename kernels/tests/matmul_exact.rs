@@ -5,11 +5,11 @@
 //! ≤ 128: exact in f32, f16 (11-bit significand) and bf16 (8-bit significand). Any layout bug —
 //! a wrong stride, a missed edge tile, a dropped K block — changes the result exactly.
 
-use perfledger_kernels::cpu::isa::Isa;
 use perfledger_kernels::cpu::matmul::{
     packed_matmul, packed_matmul_bf16dot, tile, Blocking, Path, Workspace,
 };
 use perfledger_kernels::dtype::SplitMix64;
+use perfledger_kernels::isa::Isa;
 use perfledger_kernels::{
     DType, MatmulProblem, Precision, Problem, Registry, RegistryOptions, Tensor,
 };

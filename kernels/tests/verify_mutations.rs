@@ -25,10 +25,10 @@
 //! could see it, which is why the tests stay at small K and the precondition is asserted.
 
 use half::{bf16, f16};
-use perfledger_kernels::cpu::isa::Isa;
 use perfledger_kernels::cpu::matmul::{
     naive_matmul, packed_matmul, packed_matmul_bf16dot, tile, Blocking, Path, Workspace,
 };
+use perfledger_kernels::isa::Isa;
 use perfledger_kernels::reference::matmul_ref;
 use perfledger_kernels::verify::{
     matmul_bound, matmul_scale_floor, verify_matmul, Verdict, Verification, VerifyOptions,

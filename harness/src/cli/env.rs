@@ -3,7 +3,7 @@
 use super::{EnvArgs, EXIT_OK};
 use crate::env::{self, CollectOptions};
 use anyhow::Result;
-use perfledger_kernels::cpu::isa::Isa;
+use perfledger_kernels::isa::Isa;
 use perfledger_kernels::probe::{self, ProbeOptions};
 
 pub(crate) fn cmd_env(args: EnvArgs) -> Result<u8> {

@@ -7,6 +7,7 @@
 //! and the Ctrl-C handler.
 
 pub mod env;
+pub mod gpu;
 pub mod import;
 pub mod list;
 pub mod report;
@@ -310,8 +311,8 @@ fn dispatch(cli: Cli) -> Result<u8> {
 }
 
 /// `--isa NAME`, checked against this CPU.
-pub(crate) fn parse_isa(isa: Option<&str>) -> Result<Option<perfledger_kernels::cpu::isa::Isa>> {
-    use perfledger_kernels::cpu::isa::{self, Isa, ParseIsaError};
+pub(crate) fn parse_isa(isa: Option<&str>) -> Result<Option<perfledger_kernels::isa::Isa>> {
+    use perfledger_kernels::isa::{self, Isa, ParseIsaError};
     let Some(s) = isa else { return Ok(None) };
     let isa: Isa = s
         .parse()

@@ -14,8 +14,8 @@ use crate::workload::{self, Filters, Plan, Suite};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use perfledger_kernels::cpu::matmul::Blocking;
+use perfledger_kernels::kernel::Backend;
 use perfledger_kernels::probe::{self, ProbeOptions};
-use perfledger_kernels::registry::Backend;
 use perfledger_kernels::{ComputeUnit, DType, Registry, RegistryOptions};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -350,7 +350,7 @@ fn measure_ceilings(
         }
     };
     let mut fma = Vec::new();
-    for isa in perfledger_kernels::cpu::isa::Isa::ALL {
+    for isa in perfledger_kernels::isa::Isa::ALL {
         timed(Some(ComputeUnit::CpuFma(isa)), &mut || {
             fma.extend(probe::fma_throughput(isa, &opts))
         });
@@ -432,7 +432,7 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
         if let Some(w) = env::gpu::invisible_gpu_warning() {
             eprintln!("{w}");
         }
-        let d = match env::gpu::row_device() {
+        let d = match super::gpu::row_device() {
             Ok(d) => d,
             // An explicit --gpu that matches nothing is the user's input: exit 2.
             Err(e) if args.gpu.is_some() => bail!(usage(format!("--gpu: {e}"))),
@@ -486,7 +486,7 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
     if gpu_device.as_ref().is_some_and(|d| d.gpu_index.is_some()) && args.probes == ProbeMode::Full
     {
         eprintln!("measuring GPU ceilings (FMA, copy, cooperative matrices where present)...");
-        run.measured_ceilings.gpu.extend(env::gpu::ceilings());
+        run.measured_ceilings.gpu.extend(super::gpu::ceilings());
     }
     *PARTIAL.lock().unwrap_or_else(|e| e.into_inner()) = Some((run.clone(), out.clone()));
 

@@ -8,11 +8,11 @@
 use crate::ceiling::{self, Share};
 use crate::runfile::{Row, RunFile, Status};
 use crate::specs::{Database, LoadOptions};
-use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table, TableComponent};
+use comfy_table::{Cell, CellAlignment};
 use std::fmt::Write;
 
 /// Widest line of the summary table.
-pub const WIDTH: u16 = 120;
+pub const WIDTH: usize = crate::report::table::WIDTH;
 
 /// One row of the summary table, as data.
 #[derive(Clone, Debug, PartialEq)]
@@ -112,17 +112,6 @@ pub fn unsupported_groups(run: &RunFile) -> Vec<UnsupportedGroup> {
     groups
 }
 
-/// An empty terminal table: no borders, a rule under the header, columns wrapped to fit `width`.
-pub fn table(width: u16) -> Table {
-    let mut t = Table::new();
-    t.load_preset(presets::NOTHING)
-        .set_style(TableComponent::HeaderLines, '─')
-        .set_style(TableComponent::MiddleHeaderIntersections, '─')
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_width(width);
-    t
-}
-
 fn row_name(row: &Row) -> String {
     row.id
         .clone()
@@ -135,7 +124,7 @@ pub fn format_summary(run: &RunFile) -> String {
     let mut out = String::new();
     out.push('\n');
     if !rows.is_empty() {
-        let mut t = table(WIDTH);
+        let mut t = crate::report::table::grid(WIDTH as u16);
         t.set_header(["kernel", "shape", "GFLOP/s [95% CI]", "% of ceiling"]);
         for r in &rows {
             let speed = if r.speed.contains('[') && !r.verified {
@@ -154,7 +143,7 @@ pub fn format_summary(run: &RunFile) -> String {
     }
     // Everything below the table wrapped to the table's width.
     let mut say = |text: String, first: &str, rest: &str| {
-        out.push_str(&crate::report::table::wrap(&text, WIDTH as usize, first, rest));
+        out.push_str(&crate::report::table::wrap(&text, WIDTH, first, rest));
     };
     for g in unsupported_groups(run) {
         say(
@@ -247,5 +236,5 @@ pub fn row_line(row: &Row) -> String {
 
 /// The row's shape as the summary writes it (the report's short form).
 pub fn shape_str(row: &Row) -> String {
-    crate::report::shape_string(&row.shape)
+    row.shape.short()
 }

@@ -445,7 +445,7 @@ pub fn collect(threads_used: usize, pinned: bool, isa_selected: &str) -> CpuInfo
         smt,
         threads_used,
         pinned,
-        isa_detected: perfledger_kernels::cpu::isa::detected().names.clone(),
+        isa_detected: perfledger_kernels::isa::detected().names.clone(),
         isa_selected: isa_selected.to_string(),
         caches: caches(),
         mhz_before: cpuinfo.mhz.or_else(current_mhz),

@@ -23,7 +23,7 @@ use crate::normalize::{
 use crate::runfile::{Device, MeasuredCeilings, Row, RowKind, RunFile, Shape, Status};
 use crate::specs::matching::{self, DeviceMatch, SpecRef};
 use crate::specs::{fmt_num, Database, Offer, SpecDType};
-use perfledger_kernels::registry::{Backend, Op};
+use perfledger_kernels::kernel::{Backend, Op};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -650,36 +650,10 @@ fn run_ctx<'a>(db: &'a Database, i: usize, input: &Input) -> RunCtx<'a> {
     }
 }
 
-/// A short shape string (`512x512x512`, `64x1024x512 Bt`, `h8/2 q256 kv256 d64 causal`).
+/// A short shape string (`512x512x512`, `64x1024x512 Bt`, `h8/2 q256 kv256 d64 causal`):
+/// [`Shape::short`].
 pub fn shape_string(shape: &Shape) -> String {
-    match shape {
-        Shape::Matmul(s) => format!(
-            "{}{}x{}x{}{}",
-            if s.batch > 1 {
-                format!("{}×", s.batch)
-            } else {
-                String::new()
-            },
-            s.m,
-            s.n,
-            s.k,
-            if s.trans_b { " Bt" } else { "" }
-        ),
-        Shape::Attention(s) => format!(
-            "{}h{}/{} q{} kv{} d{}{}",
-            if s.batch > 1 {
-                format!("b{} ", s.batch)
-            } else {
-                String::new()
-            },
-            s.q_heads,
-            s.kv_heads,
-            s.q_len,
-            s.kv_len,
-            s.head_dim,
-            if s.causal { " causal" } else { "" }
-        ),
-    }
+    shape.short()
 }
 
 /// Which hardware of its run a row ran on.

@@ -18,6 +18,18 @@ const MAX_UNBROKEN: usize = 48;
 /// Narrowest column for text that wraps (so a device name takes two lines, not seven).
 const MIN_TEXT_COLUMN: usize = 22;
 
+/// An empty terminal table: no borders, a rule under the header, columns wrapped to fit `width`.
+pub fn grid(width: u16) -> comfy_table::Table {
+    use comfy_table::{presets, ContentArrangement, TableComponent};
+    let mut t = comfy_table::Table::new();
+    t.load_preset(presets::NOTHING)
+        .set_style(TableComponent::HeaderLines, '─')
+        .set_style(TableComponent::MiddleHeaderIntersections, '─')
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(width);
+    t
+}
+
 /// Numbered footnotes, shared by the whole document (identical texts share a number).
 #[derive(Default)]
 struct Footnotes {
@@ -138,7 +150,7 @@ fn render_table(t: &Table, notes: &mut Footnotes, out: &mut String) {
     // The notes column keeps room for three references a line.
     let notes_col = with_notes.then(|| header.len() - 1);
     let width = column_widths(&header, &rows, notes_col.map(|c| (c, 12)));
-    let mut grid = crate::cli::summary::table(WIDTH as u16);
+    let mut grid = grid(WIDTH as u16);
     grid.set_header(header);
     for (k, w) in width.iter().enumerate() {
         if let Some(col) = grid.column_mut(k) {

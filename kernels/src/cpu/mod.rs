@@ -2,7 +2,6 @@
 
 pub mod attention;
 pub mod cache;
-pub mod isa;
 pub mod matmul;
 pub(crate) mod simd;
 

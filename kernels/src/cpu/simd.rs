@@ -77,7 +77,7 @@ macro_rules! per_isa {
     ($(#[$doc:meta])* $vis:vis unsafe fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $imp:ident) => {
         $(#[$doc])*
         #[allow(clippy::too_many_arguments)]
-        $vis unsafe fn $name<T: $crate::dtype::Element>(isa: $crate::cpu::isa::Isa, $($arg: $ty),*) {
+        $vis unsafe fn $name<T: $crate::dtype::Element>(isa: $crate::isa::Isa, $($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f,avx2,fma,f16c")]
             #[allow(clippy::too_many_arguments)]
@@ -93,9 +93,9 @@ macro_rules! per_isa {
             debug_assert!(isa.available(), "{} code on a CPU without it", isa.name());
             match isa {
                 #[cfg(target_arch = "x86_64")]
-                $crate::cpu::isa::Isa::Avx512f => avx512::<T>($($arg),*),
+                $crate::isa::Isa::Avx512f => avx512::<T>($($arg),*),
                 #[cfg(target_arch = "x86_64")]
-                $crate::cpu::isa::Isa::Avx2fma => avx2::<T>($($arg),*),
+                $crate::isa::Isa::Avx2fma => avx2::<T>($($arg),*),
                 _ => $imp::<$crate::cpu::simd::Portable, T>($($arg),*),
             }
         }
@@ -525,7 +525,7 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::isa::Isa;
+    use crate::isa::Isa;
 
     /// The worst relative error of `f` against f64 `2^x` on a dense grid of [-126, 0.5].
     fn worst_rel(f: impl Fn(&[f32]) -> Vec<f32>) -> f64 {

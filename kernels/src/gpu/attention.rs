@@ -8,10 +8,10 @@ use crate::gpu::matmul::tensor_from_bytes;
 use crate::gpu::pipelines::can_build;
 use crate::gpu::shaders::{Shader, Specialization};
 use crate::gpu::timing::GpuRun;
-use crate::problem::{AttentionProblem, Precision};
-use crate::registry::{
+use crate::kernel::{
     Backend, DeviceTiming, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Support,
 };
+use crate::problem::{AttentionProblem, Precision};
 use crate::unit::ComputeUnit;
 use std::sync::Arc;
 

@@ -10,7 +10,7 @@
 //! SwiftShader, WARP) only when allowed, and then labelled `software`. `--gpu INDEX|NAME` picks one.
 
 use crate::gpu::pipelines::PipelineCache;
-use crate::registry::KernelError;
+use crate::kernel::KernelError;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::str::FromStr;

@@ -7,10 +7,10 @@ use crate::gpu::context::{self, GpuContext};
 use crate::gpu::pipelines::can_build;
 use crate::gpu::shaders::{CoopShape, Shader, Specialization};
 use crate::gpu::timing::GpuRun;
-use crate::problem::{MatmulProblem, Precision};
-use crate::registry::{
+use crate::kernel::{
     Backend, DeviceTiming, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Support,
 };
+use crate::problem::{MatmulProblem, Precision};
 use crate::unit::ComputeUnit;
 use std::sync::Arc;
 

@@ -20,7 +20,7 @@ pub mod timing;
 
 pub use context::{configure, GpuContext, GpuOptions, GpuSelect};
 
-use crate::registry::Kernel;
+use crate::kernel::Kernel;
 
 /// Every GPU kernel of this build (the registry lists them after the CPU kernels).
 pub fn kernels() -> Vec<Box<dyn Kernel>> {

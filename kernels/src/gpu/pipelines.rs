@@ -5,7 +5,7 @@
 
 use crate::gpu::context::GpuContext;
 use crate::gpu::shaders::Specialization;
-use crate::registry::KernelError;
+use crate::kernel::KernelError;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 

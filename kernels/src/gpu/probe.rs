@@ -12,7 +12,7 @@ use crate::gpu::matmul::coop_shape;
 use crate::gpu::pipelines::can_build;
 use crate::gpu::shaders::{CoopShape, Shader, Specialization};
 use crate::gpu::timing::GpuRun;
-use crate::registry::KernelError;
+use crate::kernel::KernelError;
 use serde::Serialize;
 use std::sync::Arc;
 

@@ -8,7 +8,7 @@
 //! percent (`results/gpu-lavapipe.md`).
 
 use crate::gpu::context::GpuContext;
-use crate::registry::{DeviceTiming, KernelError};
+use crate::kernel::{DeviceTiming, KernelError};
 use std::sync::Arc;
 use std::time::Instant;
 

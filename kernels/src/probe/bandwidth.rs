@@ -34,8 +34,8 @@
 
 use super::{Pool, ProbeOptions};
 use crate::cpu::cache;
-use crate::cpu::isa::Isa;
 use crate::cpu::SendPtr;
+use crate::isa::Isa;
 use serde::{Deserialize, Serialize};
 use std::hint::black_box;
 

@@ -64,7 +64,7 @@
 //!
 
 use super::{calibrate, time_one, Pool, ProbeOptions};
-use crate::cpu::isa::Isa;
+use crate::isa::Isa;
 use crate::unit::ComputeUnit;
 use serde::{Deserialize, Serialize};
 use std::hint::black_box;
@@ -268,7 +268,7 @@ pub fn unit_throughput(unit: ComputeUnit, opts: &ProbeOptions) -> Option<FmaProb
 
 #[cfg(target_arch = "x86_64")]
 fn bf16dot_loop() -> Option<FmaLoop> {
-    crate::cpu::isa::detected().avx512bf16.then_some(FmaLoop {
+    crate::isa::detected().avx512bf16.then_some(FmaLoop {
         run: x86::dpbf16_zmm,
         chains: x86::CHAINS_AVX,
         lanes: 32,
@@ -680,7 +680,7 @@ mod tests {
 
     #[test]
     fn probe_bf16dot_exists_exactly_with_avx512bf16() {
-        let has = cfg!(target_arch = "x86_64") && crate::cpu::isa::detected().avx512bf16;
+        let has = cfg!(target_arch = "x86_64") && crate::isa::detected().avx512bf16;
         let p = bf16dot_throughput(&ProbeOptions::quick(1));
         assert_eq!(p.is_some(), has);
         assert_eq!(

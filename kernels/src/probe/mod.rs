@@ -91,7 +91,7 @@ impl CpuCeilings {
 
 /// Runs every probe this machine supports.
 pub fn cpu_ceilings(opts: &ProbeOptions) -> CpuCeilings {
-    let fma = crate::cpu::isa::Isa::ALL
+    let fma = crate::isa::Isa::ALL
         .iter()
         .filter_map(|&isa| fma_throughput(isa, opts))
         .collect();

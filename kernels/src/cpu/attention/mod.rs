@@ -16,14 +16,14 @@ mod decode;
 mod flash;
 mod naive;
 
-use crate::cpu::isa::Isa;
 use crate::cpu::simd;
 use crate::cpu::SendPtr;
 use crate::dtype::{DType, Element, Tensor};
-use crate::problem::{AttentionProblem, Precision, ProblemError};
-use crate::registry::{
+use crate::isa::Isa;
+use crate::kernel::{
     Backend, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Support, Unsupported,
 };
+use crate::problem::{AttentionProblem, Precision, ProblemError};
 use crate::unit::ComputeUnit;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -411,6 +411,13 @@ impl Kernel for CpuAttentionKernel {
                 Algo::Flash(isa) | Algo::Decode(isa) => ComputeUnit::CpuFma(isa),
             },
             params,
+        }
+    }
+
+    fn on_isa_path(&self, selected: Isa) -> bool {
+        match self.algo {
+            Algo::Naive => true,
+            Algo::Flash(isa) | Algo::Decode(isa) => isa == selected,
         }
     }
 

@@ -11,9 +11,9 @@
 //!   own f32 accumulator of length n (L2-resident), each stream prefetched [`PF_BYTES`] ahead, and
 //!   the partial sums are added at the end.
 
-use crate::cpu::isa::Isa;
 use crate::cpu::simd::{load_elem, per_isa, Simd};
 use crate::dtype::Element;
+use crate::isa::Isa;
 use rayon::prelude::*;
 
 /// Bytes prefetched ahead of each row stream.

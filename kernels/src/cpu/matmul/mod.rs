@@ -9,13 +9,11 @@ pub mod micro;
 pub mod pack;
 
 use crate::cpu::cache::{self, CacheSizes};
-use crate::cpu::isa::Isa;
 use crate::cpu::AlignedBuf;
 use crate::dtype::{DType, Element, Tensor};
+use crate::isa::Isa;
+use crate::kernel::{Backend, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Support};
 use crate::problem::{MatmulProblem, Precision, ProblemError};
-use crate::registry::{
-    Backend, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Support,
-};
 use crate::unit::ComputeUnit;
 use micro::MicroKernel;
 use rayon::prelude::*;
@@ -149,7 +147,7 @@ impl Path {
     pub fn available(self) -> bool {
         match self {
             Path::Isa(isa) => isa.available(),
-            Path::Bf16Dot => cfg!(target_arch = "x86_64") && crate::cpu::isa::detected().avx512bf16,
+            Path::Bf16Dot => cfg!(target_arch = "x86_64") && crate::isa::detected().avx512bf16,
         }
     }
 
@@ -509,6 +507,14 @@ impl Kernel for PackedMatmul {
                 Path::Bf16Dot => ComputeUnit::CpuBf16Dot,
             },
             params,
+        }
+    }
+    /// `packed.avx512bf16` belongs to the AVX-512F path on CPUs with AVX512_BF16, beside
+    /// `packed.avx512f`, so both are measured.
+    fn on_isa_path(&self, selected: Isa) -> bool {
+        match self.path {
+            Path::Isa(isa) => isa == selected,
+            Path::Bf16Dot => selected == Isa::Avx512f && crate::isa::detected().avx512bf16,
         }
     }
     fn supports(&self, problem: &Problem) -> Support {

@@ -256,7 +256,7 @@ pub fn pack_b_pairs(b: &[u16], ldb: usize, kc: usize, nr: usize, nr_valid: usize
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::isa::Isa;
+    use crate::isa::Isa;
 
     #[test]
     fn pack_a_pads_and_interleaves() {

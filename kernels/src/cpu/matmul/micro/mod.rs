@@ -14,7 +14,7 @@ pub mod x86;
 /// A micro-kernel: tile shape and the tile update.
 pub trait MicroKernel: Sync {
     /// The ISA the kernel needs (the packing routines of the loop nest use the same one).
-    const ISA: crate::cpu::isa::Isa;
+    const ISA: crate::isa::Isa;
     const MR: usize;
     const NR: usize;
     /// Name of the tile shape for kernel params and disassembly (`6x16`).

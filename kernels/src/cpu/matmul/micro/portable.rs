@@ -7,7 +7,7 @@ use super::MicroKernel;
 pub struct Portable4x8;
 
 impl MicroKernel for Portable4x8 {
-    const ISA: crate::cpu::isa::Isa = crate::cpu::isa::Isa::Portable;
+    const ISA: crate::isa::Isa = crate::isa::Isa::Portable;
     const MR: usize = 4;
     const NR: usize = 8;
     const NAME: &'static str = "4x8";

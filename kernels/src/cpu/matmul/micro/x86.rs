@@ -11,7 +11,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::MicroKernel;
-use crate::cpu::isa::Isa;
+use crate::isa::Isa;
 use std::arch::x86_64::*;
 
 /// Prefetch the C tile (rows × `row_bytes`) so its first touch after the k loop does not stall.

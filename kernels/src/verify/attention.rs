@@ -33,10 +33,10 @@
 //! thousands of keys (random inputs at 1/√D), one key more or less moves O by ~1/kv_len, below
 //! the bf16/f16 floor: f32 sees it, bf16 cannot, and no bound of this form could.
 
+use super::{Verdict, Verification, VerifyOptions};
 use crate::dtype::{DType, SplitMix64, Tensor};
 use crate::problem::{AttentionProblem, Precision};
 use crate::reference::widen_range;
-use crate::verify::{Verdict, Verification, VerifyOptions};
 use rayon::prelude::*;
 use std::collections::BTreeSet;
 

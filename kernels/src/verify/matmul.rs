@@ -25,58 +25,9 @@ use crate::dtype::{DType, SplitMix64, Tensor};
 use crate::problem::{MatmulProblem, Precision};
 use crate::reference::{freivalds_products, widen_range, MatmulOperands};
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
-/// The outcome of a verification. NaN never passes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Pass,
-    Fail,
-}
-
-/// The evidence of one verification, stored in the result row.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Verification {
-    /// `"full"` (every element of every batch) or `"freivalds+rows"`.
-    pub method: String,
-    /// Rows checked elementwise (full: `batch · m`).
-    pub samples: u64,
-    /// The largest scaled error observed (`f64::INFINITY` for a NaN/inf output).
-    pub error: f64,
-    /// The bound `error` was compared with ([`matmul_bound`]).
-    pub bound: f64,
-    pub verdict: Verdict,
-    /// Where it failed: `"NaN at batch 0, row 3, col 7"`, or the worst element and its values.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub detail: Option<String>,
-}
-
-/// How much verification work to do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct VerifyOptions {
-    /// Check every element up to this many FLOPs of reference work (`2·batch·m·n·k`); sample
-    /// above it. Default 4e9: a few seconds of f64 reference on a few cores.
-    pub full_cap_flops: u64,
-    /// Whole rows checked elementwise by the sampled method. Default 16.
-    pub sample_rows: usize,
-    /// Random vectors of Freivalds' check. Default 2.
-    pub freivalds_vectors: usize,
-    /// Seed of the random vectors and row sample (record it with the result).
-    pub seed: u64,
-}
-
-impl Default for VerifyOptions {
-    fn default() -> Self {
-        VerifyOptions {
-            full_cap_flops: 4_000_000_000,
-            sample_rows: 16,
-            freivalds_vectors: 2,
-            seed: 0x7E57_5EED,
-        }
-    }
-}
+use super::{Verdict, Verification, VerifyOptions};
 
 /// The constant `c` of the matmul bound `c · (u_out + K · u_acc)`: **2**.
 ///
@@ -349,25 +300,6 @@ fn freivalds_vector(n: usize, rng: &mut SplitMix64) -> Vec<f64> {
             }
         })
         .collect()
-}
-
-/// Verify an output against the float64 reference of its op (matmul: [`verify_matmul`];
-/// attention: [`crate::verify_attention::verify_attention`]). `inputs` in the order the kernels
-/// take them.
-pub fn verify_problem(
-    problem: &crate::registry::Problem,
-    precision: Precision,
-    inputs: &[std::sync::Arc<Tensor>],
-    output: &Tensor,
-    opts: &VerifyOptions,
-) -> Verification {
-    use crate::registry::Problem;
-    match problem {
-        Problem::Matmul(p) => verify_matmul(p, precision, &inputs[0], &inputs[1], output, opts),
-        Problem::Attention(p) => crate::verify_attention::verify_attention(
-            p, precision, &inputs[0], &inputs[1], &inputs[2], output, opts,
-        ),
-    }
 }
 
 /// Verify `c = a · op(b)` for problem `p` computed at `precision`.
