@@ -358,6 +358,13 @@ fn measure(
         prepared.push((p, ins));
     }
 
+    // What the kernel chose when prepared (decode splits, GPU specialization) goes in the row.
+    if let Some(k) = row.kernel.as_mut() {
+        for (name, v) in prepared[0].0.chosen_params() {
+            k.params.insert(name, v);
+        }
+    }
+
     // Poisoned, verified first run (it also pays any cold-start cost, untimed).
     let budget = Duration::from_secs_f64(opts.case_budget_s);
     let cap = Duration::from_secs_f64(opts.cap_s());

@@ -231,6 +231,13 @@ pub trait Prepared: Send {
     fn time_device(&mut self, _iters: u64) -> Option<Result<DeviceTiming, KernelError>> {
         None
     }
+    /// Parameters the kernel chose when it was prepared, for this problem on this machine (the
+    /// decode kernel's KV splits, a GPU kernel's specialization constants: the coop tile per
+    /// adapter, the subgroup size), as numbers and flags. The harness records them in the row's
+    /// `kernel.params` beside the identity's.
+    fn chosen_params(&self) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::Map::new()
+    }
 }
 
 /// Seconds per iteration from [`Prepared::time_device`]: the device's own clock (`None` when the

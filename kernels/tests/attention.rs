@@ -1,6 +1,9 @@
-//! Correctness of the CPU attention kernels (naive, flash, decode) on every ISA path this CPU
-//! has, at every precision, verified against the float64 reference with the bound of
-//! `verify_attention` (2× the naive same-precision error + 4·u_out), plus exact structural tests.
+//! Correctness of the CPU attention kernels — every one the registry lists that runs here (naive,
+//! flash and decode on every ISA path this CPU has, at every precision) — verified against the
+//! float64 reference with the bound of `verify_attention` (2× the naive same-precision error +
+//! 4·u_out), plus exact structural tests. The tests iterate the registry, so a new attention
+//! kernel is tested by them all; with the `test-kernels` feature the kernels broken on purpose
+//! are registered too, and the same tests show each one caught.
 //!
 //! Coverage (the list): causal and not; GQA ratios 1, 4, 8; head_dim 64, 80, 100, 128
 //! and 65 (not a multiple of any SIMD width); seq 1, 17, 1000; q_len < kv_len; logits of
@@ -11,64 +14,53 @@ use half::{bf16, f16};
 use perfledger_kernels::cpu::attention::{decode_attention, flash_attention, naive_attention};
 use perfledger_kernels::isa::Isa;
 use perfledger_kernels::verify::attention::verify_attention;
-use perfledger_kernels::verify::{Verdict, Verification, VerifyOptions};
+use perfledger_kernels::verify::{Verdict, VerifyOptions};
 use perfledger_kernels::{
-    AttentionProblem, DType, Element, KernelError, Op, Precision, Problem, Registry,
-    RegistryOptions, Support, Tensor,
+    AttentionProblem, Backend, DType, Kernel, Op, Precision, Problem, Registry, RegistryOptions,
+    Support, Tensor,
 };
 use std::sync::Arc;
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Algo {
-    Naive,
-    Flash(Isa),
-    Decode(Isa),
+/// The registry the tests iterate: with the `test-kernels` feature, the broken kernels too.
+fn registry() -> Registry {
+    Registry::new(&RegistryOptions {
+        test_kernels: true,
+        ..RegistryOptions::default()
+    })
 }
 
-fn algos(p: &AttentionProblem) -> Vec<Algo> {
-    let mut v = vec![Algo::Naive];
-    for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
-        v.push(Algo::Flash(isa));
-        if p.q_len == 1 {
-            v.push(Algo::Decode(isa));
-        }
-    }
-    v
+/// A kernel broken on purpose, whose results the tests must reject.
+fn broken(k: &dyn Kernel) -> bool {
+    k.is_test_kernel() && k.identity().variant != "slow10"
 }
 
-fn typed<T: Element>(
-    algo: Algo,
-    p: &AttentionProblem,
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-) -> Result<Tensor, KernelError> {
-    let (q, k, v) = (
-        T::tensor_slice(q).unwrap(),
-        T::tensor_slice(k).unwrap(),
-        T::tensor_slice(v).unwrap(),
-    );
-    let mut out = vec![T::nan(); p.q_len_elems()];
-    match algo {
-        Algo::Naive => naive_attention(p, q, k, v, &mut out)?,
-        Algo::Flash(isa) => flash_attention(isa, p, q, k, v, &mut out)?,
-        Algo::Decode(isa) => decode_attention(isa, p, q, k, v, &mut out)?,
-    }
-    Ok(T::into_tensor(out))
+/// The registry's CPU attention kernels of `dtype` (same-type output) that run `p` here.
+fn kernels_for<'r>(reg: &'r Registry, p: &AttentionProblem, dtype: DType) -> Vec<&'r dyn Kernel> {
+    let problem = Problem::Attention(*p);
+    reg.kernels()
+        .iter()
+        .map(|k| k.as_ref())
+        .filter(|k| {
+            let id = k.identity();
+            id.op == Op::Attention
+                && id.backend == Backend::Cpu
+                && id.precision == Precision::same(dtype)
+                && k.supports(&problem).is_yes()
+        })
+        .collect()
 }
 
-fn run(
-    algo: Algo,
-    p: &AttentionProblem,
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-) -> Result<Tensor, KernelError> {
-    match q.dtype() {
-        DType::F32 => typed::<f32>(algo, p, q, k, v),
-        DType::F16 => typed::<f16>(algo, p, q, k, v),
-        DType::BF16 => typed::<bf16>(algo, p, q, k, v),
-    }
+/// Prepare, poison, run once and return the output; `Err` also when the kernel panics.
+fn run(kernel: &dyn Kernel, p: &AttentionProblem, ins: &[Arc<Tensor>]) -> Result<Tensor, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut prep = kernel
+            .prepare(&Problem::Attention(*p), ins)
+            .map_err(|e| e.to_string())?;
+        prep.poison().map_err(|e| e.to_string())?;
+        prep.run().map_err(|e| e.to_string())?;
+        prep.output().map_err(|e| e.to_string())
+    }))
+    .unwrap_or_else(|_| Err("panicked".into()))
 }
 
 fn inputs(p: &AttentionProblem, dtype: DType, seed: u64) -> [Tensor; 3] {
@@ -79,7 +71,8 @@ fn inputs(p: &AttentionProblem, dtype: DType, seed: u64) -> [Tensor; 3] {
     ]
 }
 
-/// Run every algorithm on the problem at every precision, verify fully, collect failures.
+/// Run every registered kernel on the problem at every precision, verify fully, collect
+/// failures: a correct kernel must pass, a broken test kernel must be caught (fail or error).
 fn check_all(
     p: &AttentionProblem,
     dtypes: &[DType],
@@ -87,35 +80,49 @@ fn check_all(
     make: impl Fn(DType) -> [Tensor; 3],
     report: &mut Vec<String>,
 ) {
+    let reg = registry();
     for &dtype in dtypes {
-        let [q, k, v] = make(dtype);
+        let ins: Vec<Arc<Tensor>> = make(dtype).into_iter().map(Arc::new).collect();
         let prec = Precision::same(dtype);
-        for algo in algos(p) {
-            let out =
-                run(algo, p, &q, &k, &v).unwrap_or_else(|e| panic!("{algo:?} {p} {dtype}: {e}"));
-            let ver = verify_attention(
-                p,
-                prec,
-                &q,
-                &k,
-                &v,
-                &out,
-                &VerifyOptions {
-                    seed,
-                    ..Default::default()
-                },
-            );
-            let line = format!(
-                "{algo:?} {p} {dtype}: {} error {:.3e} bound {:.3e} ({:.2} of bound) {:?}",
-                ver.method,
-                ver.error,
-                ver.bound,
-                ver.error / ver.bound,
-                ver.detail
-            );
+        let kernels = kernels_for(&reg, p, dtype);
+        assert!(!kernels.is_empty(), "no kernel runs {p} {dtype}");
+        for k in kernels {
+            let id = k.identity().id();
+            let ver = run(k, p, &ins).map(|out| {
+                verify_attention(
+                    p,
+                    prec,
+                    &ins[0],
+                    &ins[1],
+                    &ins[2],
+                    &out,
+                    &VerifyOptions {
+                        seed,
+                        ..Default::default()
+                    },
+                )
+            });
+            let line = match &ver {
+                Ok(v) => format!(
+                    "{id} {p}: {} error {:.3e} bound {:.3e} ({:.2} of bound) {:?}",
+                    v.method,
+                    v.error,
+                    v.bound,
+                    v.error / v.bound,
+                    v.detail
+                ),
+                Err(e) => format!("{id} {p}: {e}"),
+            };
             println!("{line}");
-            if ver.verdict != Verdict::Pass || ver.method != "full" {
-                report.push(line);
+            let passed = ver
+                .as_ref()
+                .is_ok_and(|v| v.verdict == Verdict::Pass && v.method == "full");
+            if passed == broken(k) {
+                report.push(if broken(k) {
+                    format!("broken kernel not caught: {line}")
+                } else {
+                    line
+                });
             }
         }
     }
@@ -246,8 +253,18 @@ fn uniform_attention_is_the_mean_of_visible_rows() {
     let q = Tensor::from_f32(DType::F32, &vec![0.0; p.q_len_elems()]);
     let k = Tensor::random(DType::F32, p.kv_len_elems(), 3);
     let vt = Tensor::from_f32(DType::F32, &v);
-    for algo in algos(&p) {
-        let out = run(algo, &p, &q, &k, &vt).unwrap().to_f64();
+    let ins = [Arc::new(q), Arc::new(k), Arc::new(vt)];
+    let reg = registry();
+    for kernel in kernels_for(&reg, &p, DType::F32) {
+        let name = kernel.identity().id();
+        let out = match run(kernel, &p, &ins) {
+            Ok(out) => out.to_f64(),
+            Err(e) => {
+                assert!(broken(kernel), "{name}: {e}");
+                continue;
+            }
+        };
+        let mut exact = true;
         for b in 0..p.batch {
             for h in 0..p.q_heads {
                 let g = h / group;
@@ -258,14 +275,19 @@ fn uniform_attention_is_the_mean_of_visible_rows() {
                         let mean: f64 = (0..keys).map(|j| v[base + j * d + dd] as f64).sum::<f64>()
                             / keys as f64;
                         let got = out[((b * p.q_heads + h) * p.q_len + i) * d + dd];
+                        exact &= (got - mean).abs() < 1e-5;
                         assert!(
-                            (got - mean).abs() < 1e-5,
-                            "{algo:?} b{b} h{h} i{i} d{dd}: {got} vs {mean}"
+                            (got - mean).abs() < 1e-5 || broken(kernel),
+                            "{name} b{b} h{h} i{i} d{dd}: {got} vs {mean}"
                         );
                     }
                 }
             }
         }
+        assert!(
+            exact != broken(kernel),
+            "{name}: a broken kernel gave the exact means"
+        );
     }
 }
 
@@ -308,63 +330,43 @@ fn decode_refuses_prefill_and_short_buffers_are_errors() {
     assert!(e.to_string().contains("buffer `K`"), "{e}");
 }
 
-/// Every registered attention kernel that runs here, through prepare → poison → run → output,
-/// verified: adding a kernel to the registry adds it to this test.
+/// Every registered CPU attention kernel that can run here ran at least once above: the shapes
+/// of these tests reach every kernel (a prefill and a decode shape at each precision).
 #[test]
-fn registry_kernels_verify() {
-    let reg = Registry::new(&RegistryOptions::default());
-    let problems = [
-        AttentionProblem::new(1, 4, 2, 1, 200, 80).causal(true),
-        AttentionProblem::new(2, 4, 1, 33, 50, 64).causal(true),
-    ];
-    let mut ran = 0;
-    let mut report = Vec::new();
-    for (n, p) in problems.iter().enumerate() {
-        let problem = Problem::Attention(*p);
-        for kernel in reg
-            .kernels()
+fn every_supported_kernel_is_reached() {
+    let reg = registry();
+    let mut unreached = Vec::new();
+    for k in reg.kernels().iter().map(|k| k.as_ref()) {
+        let id = k.identity();
+        if id.op != Op::Attention || id.backend != Backend::Cpu {
+            continue;
+        }
+        let dtype = id.precision.input;
+        if id.precision != Precision::same(dtype) {
+            continue;
+        }
+        // The shapes `small_shapes_every_path_and_precision` uses include both of these.
+        let shapes = [
+            AttentionProblem::new(1, 8, 2, 1, 300, 128).causal(true),
+            AttentionProblem::new(1, 2, 2, 17, 17, 64).causal(true),
+        ];
+        let supported = shapes
             .iter()
-            .filter(|k| k.identity().op == Op::Attention)
-        {
-            let id = kernel.identity();
-            if !kernel.supports(&problem).is_yes() {
-                continue;
-            }
-            let ins: Vec<Arc<Tensor>> = inputs(p, id.precision.input, 40 + n as u64)
-                .into_iter()
-                .map(Arc::new)
-                .collect();
-            let mut prep = kernel.prepare(&problem, &ins).unwrap();
-            prep.poison().unwrap();
-            prep.run().unwrap();
-            let out = prep.output().unwrap();
-            let v: Verification = verify_attention(
-                p,
-                id.precision,
-                &ins[0],
-                &ins[1],
-                &ins[2],
-                &out,
-                &VerifyOptions::default(),
-            );
-            if v.verdict != Verdict::Pass {
-                report.push(format!("{} {p}: {v:?}", id.id()));
-            }
-            ran += 1;
+            .any(|p| k.supports(&Problem::Attention(*p)).is_yes());
+        let listed = shapes.iter().any(|p| {
+            kernels_for(&reg, p, dtype)
+                .iter()
+                .any(|x| x.identity().id() == id.id())
+        });
+        if supported && !listed {
+            unreached.push(id.id());
+        }
+        // And every kernel of this CPU's ISA paths is supported by one of the shapes.
+        if k.on_isa_path(perfledger_kernels::isa::Isa::best()) && !supported {
+            unreached.push(format!("{} supports none of the shapes", id.id()));
         }
     }
-    assert_clean(report);
-    // naive + flash per ISA on both; decode per ISA on the first; 3 precisions.
-    let isas = Isa::ALL.iter().filter(|i| i.available()).count();
-    assert_eq!(ran, 3 * (2 + 2 * isas + isas));
-    for isa in Isa::ALL {
-        for d in ["bf16", "f16", "f32"] {
-            for fam in ["flash", "decode"] {
-                let id = format!("attention.cpu.{fam}.{isa}.{d}-f32-{d}");
-                assert!(reg.find(&id).is_some(), "{id} not registered");
-            }
-        }
-    }
+    assert!(unreached.is_empty(), "{unreached:?}");
     assert!(reg
         .find("attention.cpu.naive.scalar.bf16-f32-bf16")
         .unwrap()
@@ -373,4 +375,22 @@ fn registry_kernels_verify() {
         .find("attention.cpu.flash.portable.bf16-f32-bf16")
         .unwrap()
         .is_baseline());
+}
+
+/// With the `test-kernels` feature, the broken attention kernel is among those the tests ran
+/// (and `check_all` required it to be caught).
+#[cfg(feature = "test-kernels")]
+#[test]
+fn test_kernels_are_picked_up() {
+    let reg = registry();
+    let p = AttentionProblem::new(1, 2, 2, 17, 17, 64).causal(true);
+    let names: Vec<String> = kernels_for(&reg, &p, DType::BF16)
+        .iter()
+        .filter(|k| k.is_test_kernel())
+        .map(|k| k.identity().variant)
+        .collect();
+    assert_eq!(names, ["wrong", "nan", "panic", "slow10"]);
+    let mut report = Vec::new();
+    check_all(&p, &[DType::BF16], 1, |dt| inputs(&p, dt, 2), &mut report);
+    assert_clean(report);
 }

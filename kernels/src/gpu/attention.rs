@@ -61,6 +61,15 @@ impl GpuFlashAttention {
         DType::ALL.into_iter().map(GpuFlashAttention::new).collect()
     }
 
+    /// The specializations the shader validation compiles: head_dim is a compile-time constant,
+    /// checked at the edges (1, 17: not a multiple of anything) and the common sizes.
+    pub fn specializations(&self) -> Vec<Specialization> {
+        [1, 17, 64, 128, 256]
+            .into_iter()
+            .map(|hd| flash_spec(self.precision.input, self.precision.output, hd))
+            .collect()
+    }
+
     fn ldo(&self, p: &AttentionProblem) -> usize {
         if self.precision.output == DType::BF16 {
             p.head_dim.div_ceil(2) * 2
@@ -180,6 +189,7 @@ impl GpuFlashAttention {
         let bind = ctx.bind_group(&pipeline, &[&q, &k, &v, &o, &u])?;
         let run = GpuRun::new(ctx, pipeline, bind, self.grid(p))?;
         Ok(PreparedAttention {
+            chosen: spec.params(),
             run,
             problem: *p,
             output: self.precision.output,
@@ -238,6 +248,8 @@ impl Kernel for GpuFlashAttention {
 
 /// Attention ready on the device.
 pub struct PreparedAttention {
+    /// The specialization's values (recorded as the row's chosen params).
+    chosen: serde_json::Map<String, serde_json::Value>,
     run: GpuRun,
     problem: AttentionProblem,
     output: DType,
@@ -250,6 +262,10 @@ pub struct PreparedAttention {
 impl Prepared for PreparedAttention {
     fn run(&mut self) -> Result<(), KernelError> {
         self.run.run()
+    }
+
+    fn chosen_params(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.chosen.clone()
     }
 
     fn poison(&mut self) -> Result<(), KernelError> {

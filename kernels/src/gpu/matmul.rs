@@ -282,6 +282,11 @@ pub fn coop_shape(ctx: &GpuContext) -> Option<CoopShape> {
         .max_by_key(|s| s.t)
 }
 
+/// Cooperative-matrix tile edges the coop kernel may use (what adapters report: 8 or 16).
+pub const COOP_TILES: [u32; 2] = [8, 16];
+/// Subgroup sizes the shaders are specialized for across adapters (lavapipe 8, NVIDIA 32, AMD 64).
+pub const SUBGROUP_SIZES: [u32; 3] = [8, 32, 64];
+
 /// A GPU matmul variant at one precision.
 pub struct GpuMatmul {
     pub variant: Variant,
@@ -309,6 +314,31 @@ impl GpuMatmul {
             }
         }
         v
+    }
+
+    /// Every specialization this kernel may build, with the adapter-dependent values (coop tile
+    /// edge, subgroup size, load/store convention) at every value they may take: what the
+    /// CPU-only shader validation compiles.
+    pub fn specializations(&self) -> Vec<Specialization> {
+        let (i, o) = (self.precision.input, self.precision.output);
+        match self.variant {
+            Variant::Naive => vec![naive_spec(i, o)],
+            Variant::Tiled => vec![tiled_spec(i, o)],
+            Variant::Coop => {
+                let mut v = Vec::new();
+                for t in COOP_TILES {
+                    for sg in SUBGROUP_SIZES {
+                        for conv in CoopConvention::ALL {
+                            v.push(coop_spec(CoopShape { t, acc: DType::F32 }, sg, conv));
+                        }
+                    }
+                }
+                if o != DType::F32 {
+                    v.push(convert_spec(o));
+                }
+                v
+            }
+        }
     }
 
     fn spec(&self, ctx: &Arc<GpuContext>) -> Result<Specialization, String> {
@@ -587,6 +617,7 @@ impl GpuMatmul {
             let bind = ctx.bind_group(&pipeline, &[&keep[0], &keep[1], &c, &keep[2]])?;
             let run = GpuRun::new(ctx, pipeline, bind, layout.grid)?;
             return Ok(PreparedMatmul {
+                chosen: spec.params(),
                 run,
                 problem: *p,
                 output: self.precision.output,
@@ -607,6 +638,7 @@ impl GpuMatmul {
         keep.push(zero);
         if self.precision.output == DType::F32 {
             return Ok(PreparedMatmul {
+                chosen: spec.params(),
                 run,
                 problem: *p,
                 output: DType::F32,
@@ -630,6 +662,7 @@ impl GpuMatmul {
         let run = run.then(conv, cbind, [groups, 1, 1])?;
         keep.extend([acc, cu]);
         Ok(PreparedMatmul {
+            chosen: spec.params(),
             run,
             problem: *p,
             output: self.precision.output,
@@ -642,6 +675,8 @@ impl GpuMatmul {
 
 /// A matmul ready on the device.
 pub struct PreparedMatmul {
+    /// The specialization's values (recorded as the row's chosen params).
+    chosen: serde_json::Map<String, serde_json::Value>,
     run: GpuRun,
     problem: MatmulProblem,
     output: DType,
@@ -653,6 +688,9 @@ pub struct PreparedMatmul {
 impl Prepared for PreparedMatmul {
     fn run(&mut self) -> Result<(), KernelError> {
         self.run.run()
+    }
+    fn chosen_params(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.chosen.clone()
     }
 
     fn poison(&mut self) -> Result<(), KernelError> {

@@ -29,6 +29,18 @@ pub struct ProbeParams {
 /// Probe workgroup size.
 pub const PROBE_WG: u32 = 256;
 
+/// Every specialization the GPU probes may build (coop tile edges and accumulators at every value
+/// adapters report).
+pub fn specializations() -> Vec<Specialization> {
+    let mut v = vec![fma_spec(), copy_spec()];
+    for t in crate::gpu::matmul::COOP_TILES {
+        for acc in [DType::F32, DType::F16] {
+            v.push(coop_peak_spec(CoopShape { t, acc }, 32));
+        }
+    }
+    v
+}
+
 pub fn fma_spec() -> Specialization {
     Specialization::new(Shader::Probe, "fma_probe").override_("WG", PROBE_WG)
 }

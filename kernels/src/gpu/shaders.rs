@@ -125,6 +125,26 @@ impl Specialization {
         self
     }
 
+    /// Every specialization value as run-file params: the `const`s and flags of the prelude,
+    /// the pipeline overrides, the cooperative-matrix tile.
+    pub fn params(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        for (k, v) in &self.consts {
+            m.insert(k.to_lowercase(), (*v).into());
+        }
+        for (k, v) in &self.flags {
+            m.insert(k.to_lowercase(), (*v).into());
+        }
+        for (k, v) in &self.overrides {
+            m.insert(k.to_lowercase(), (*v).into());
+        }
+        if let Some(c) = self.coop {
+            m.insert("coop_tile".into(), c.t.into());
+            m.insert("coop_acc".into(), c.acc.name().into());
+        }
+        m
+    }
+
     /// The pipeline-cache key: shader file, entry point and every specialization value.
     pub fn key(&self) -> String {
         let mut s = format!("{}:{}", self.shader.file(), self.entry);
@@ -278,37 +298,22 @@ pub fn validate_with_naga(spec: &Specialization) -> Result<(), String> {
     Ok(())
 }
 
-/// Every specialization the registry and the probes can build, with the adapter-dependent values
-/// (coop tile edge and accumulator, subgroup size) at every value they may take.
+/// Every specialization the registered GPU kernels and the probes can build (each kernel lists
+/// its own, with the adapter-dependent values at every value they may take).
 pub fn all_specializations() -> Vec<Specialization> {
-    let mut v = Vec::new();
-    for (i, o) in crate::gpu::matmul::gpu_precisions() {
-        v.push(crate::gpu::matmul::naive_spec(i, o));
-        v.push(crate::gpu::matmul::tiled_spec(i, o));
-    }
-    for d in DType::ALL {
-        for hd in [1, 17, 64, 128, 256] {
-            v.push(crate::gpu::attention::flash_spec(d, d, hd));
-        }
-    }
-    for out in [DType::F16, DType::F32] {
-        v.push(crate::gpu::matmul::convert_spec(out));
-    }
-    for t in [8, 16] {
-        for sg in [8, 32, 64] {
-            for conv in crate::gpu::matmul::CoopConvention::ALL {
-                v.push(crate::gpu::matmul::coop_spec(
-                    CoopShape { t, acc: DType::F32 },
-                    sg,
-                    conv,
-                ));
-            }
-        }
-        for acc in [DType::F32, DType::F16] {
-            v.push(crate::gpu::probe::coop_peak_spec(CoopShape { t, acc }, 32));
-        }
-    }
-    v.push(crate::gpu::probe::fma_spec());
-    v.push(crate::gpu::probe::copy_spec());
+    let mut v: Vec<Specialization> = crate::gpu::matmul::GpuMatmul::all()
+        .iter()
+        .flat_map(|k| k.specializations())
+        .chain(
+            crate::gpu::attention::GpuFlashAttention::all()
+                .iter()
+                .flat_map(|k| k.specializations()),
+        )
+        .collect();
+    v.extend(crate::gpu::probe::specializations());
+    // Kernels that share a shader build the same specializations (the coop kernel at both
+    // outputs): each once.
+    let mut seen = std::collections::BTreeSet::new();
+    v.retain(|s| seen.insert(s.key()));
     v
 }

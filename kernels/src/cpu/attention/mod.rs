@@ -379,24 +379,20 @@ impl Kernel for CpuAttentionKernel {
                 let t = FlashTiles::for_isa(isa);
                 params.insert("bq".into(), t.bq.into());
                 params.insert("bk".into(), t.bk.into());
-                params.insert(
-                    "s_tile".into(),
-                    format!("{}x{}", t.kr, t.qv * t.lanes).into(),
-                );
-                params.insert(
-                    "pv_tile".into(),
-                    format!("{}x{}", t.mr, t.nv * t.lanes).into(),
-                );
+                // Micro-tiles as numbers: S = K·Qᵀ in kr × (qv·lanes), P·V in mr × (nv·lanes).
+                params.insert("s_tile_rows".into(), t.kr.into());
+                params.insert("s_tile_cols".into(), (t.qv * t.lanes).into());
+                params.insert("pv_tile_rows".into(), t.mr.into());
+                params.insert("pv_tile_cols".into(), (t.nv * t.lanes).into());
                 isa.name().to_string()
             }
             Algo::Decode(isa) => {
                 let (lanes, gr) = decode_tiles(isa);
                 params.insert("block".into(), decode::DBK.into());
-                params.insert("dot_tile".into(), format!("{}x{}", lanes / gr, gr).into());
-                params.insert(
-                    "splits".into(),
-                    "≥16 tasks per thread, ≥256 keys each".into(),
-                );
+                params.insert("dot_keys".into(), (lanes / gr).into());
+                params.insert("dot_rows".into(), gr.into());
+                // The KV splits are chosen per problem and thread count when prepared:
+                // `kv_splits` and `keys_per_split` in the row (Prepared::chosen_params).
                 isa.name().to_string()
             }
         };
@@ -476,14 +472,25 @@ impl Kernel for CpuAttentionKernel {
             }
         }
         check(&p, [q.len(), k.len(), v.len(), p.q_len_elems()])?;
+        // What decode chooses for this problem on the calling pool's threads.
+        let mut chosen = serde_json::Map::new();
+        if let Algo::Decode(_) = self.algo {
+            let threads = rayon::current_num_threads();
+            let s = decode::Splits::new(&p, threads);
+            chosen.insert("kv_splits".into(), s.n.into());
+            chosen.insert("keys_per_split".into(), s.len.into());
+            chosen.insert("tasks".into(), (p.batch * p.kv_heads * s.n).into());
+        }
         fn make<T: Element>(
             p: AttentionProblem,
             algo: Algo,
             qkv: [&Arc<Tensor>; 3],
+            chosen: serde_json::Map<String, serde_json::Value>,
         ) -> Box<dyn Prepared> {
             Box::new(CpuAttention::<T> {
                 problem: p,
                 algo,
+                chosen,
                 q: qkv[0].clone(),
                 k: qkv[1].clone(),
                 v: qkv[2].clone(),
@@ -492,9 +499,9 @@ impl Kernel for CpuAttentionKernel {
         }
         use half::{bf16, f16};
         Ok(match self.precision.input {
-            DType::F32 => make::<f32>(p, self.algo, [q, k, v]),
-            DType::F16 => make::<f16>(p, self.algo, [q, k, v]),
-            DType::BF16 => make::<bf16>(p, self.algo, [q, k, v]),
+            DType::F32 => make::<f32>(p, self.algo, [q, k, v], chosen),
+            DType::F16 => make::<f16>(p, self.algo, [q, k, v], chosen),
+            DType::BF16 => make::<bf16>(p, self.algo, [q, k, v], chosen),
         })
     }
 
@@ -507,6 +514,7 @@ impl Kernel for CpuAttentionKernel {
 struct CpuAttention<T: Element> {
     problem: AttentionProblem,
     algo: Algo,
+    chosen: serde_json::Map<String, serde_json::Value>,
     q: Arc<Tensor>,
     k: Arc<Tensor>,
     v: Arc<Tensor>,
@@ -524,6 +532,9 @@ impl<T: Element> Prepared for CpuAttention<T> {
             Algo::Flash(isa) => flash_attention(isa, p, q, k, v, &mut self.out),
             Algo::Decode(isa) => decode_attention(isa, p, q, k, v, &mut self.out),
         }
+    }
+    fn chosen_params(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.chosen.clone()
     }
     fn poison(&mut self) -> Result<(), KernelError> {
         self.out.iter_mut().for_each(|x| *x = T::nan());
