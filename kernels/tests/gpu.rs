@@ -21,7 +21,8 @@ use std::sync::{Arc, OnceLock};
 
 /// The shared device, or `None` (with a notice) when there is no adapter and none is required.
 fn gpu() -> Option<Arc<GpuContext>> {
-    static CTX: OnceLock<Result<Arc<GpuContext>, String>> = OnceLock::new();
+    static CTX: OnceLock<Result<Arc<GpuContext>, perfledger_kernels::gpu::GpuError>> =
+        OnceLock::new();
     let r = CTX.get_or_init(|| {
         context::configure(GpuOptions {
             allow_software: true,

@@ -11,7 +11,7 @@ fn every_specialization_validates_with_naga() {
     let mut failures = Vec::new();
     for s in &specs {
         if let Err(e) = validate_with_naga(s) {
-            failures.push(e);
+            failures.push(e.to_string());
         }
     }
     assert!(

@@ -7,7 +7,7 @@ use crate::runfile::{Device, GpuCeilings};
 /// software flag, its index in `environment.gpus`. `Err`: why GPU rows will be unsupported.
 #[cfg(feature = "gpu")]
 pub fn row_device() -> Result<Device, String> {
-    let ctx = perfledger_kernels::gpu::context::global()?;
+    let ctx = perfledger_kernels::gpu::context::global().map_err(|e| e.to_string())?;
     let mut d = Device::named(ctx.report.name.clone());
     d.software = ctx.report.software;
     d.gpu_index = Some(ctx.report.index);

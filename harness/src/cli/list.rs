@@ -5,7 +5,7 @@ use anyhow::Result;
 use perfledger_kernels::{Problem, Registry, RegistryOptions, Support};
 
 pub(crate) fn cmd_list(args: ListArgs) -> Result<u8> {
-    let isa = parse_isa(args.isa.as_deref())?;
+    let isa = parse_isa(args.isa)?;
     let reg = Registry::new(&RegistryOptions {
         isa,
         ..RegistryOptions::default()

@@ -110,18 +110,18 @@ pub struct RunArgs {
     /// Embedded suite (quick, standard, llm, sweep) or a suite file.
     #[arg(long, default_value = "standard")]
     pub suite: String,
-    /// Backends to run (comma-separated: cpu, gpu).
-    #[arg(long, value_delimiter = ',')]
-    pub backend: Option<Vec<String>>,
-    /// Input dtypes to run (comma-separated: f32, f16, bf16).
-    #[arg(long, value_delimiter = ',')]
-    pub dtype: Option<Vec<String>>,
+    /// Backends to run (comma-separated).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub backend: Option<Vec<BackendArg>>,
+    /// Input dtypes to run (comma-separated).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub dtype: Option<Vec<DTypeArg>>,
     /// Kernel glob(s), matched against the id, the family or the short name (`packed`).
     #[arg(long, value_delimiter = ',')]
     pub kernel: Option<Vec<String>>,
-    /// Force the CPU ISA path (avx512f, avx2fma, portable); default: the best detected.
-    #[arg(long)]
-    pub isa: Option<String>,
+    /// Force the CPU ISA path; default: the best detected.
+    #[arg(long, value_enum)]
+    pub isa: Option<IsaArg>,
     /// Override the packed matmul's cache blocking, e.g. `mc=96,kc=1024,nc=2048`.
     #[arg(long)]
     pub blocking: Option<String>,
@@ -192,8 +192,8 @@ pub struct EnvArgs {
 #[derive(clap::Args, Debug)]
 pub struct ListArgs {
     /// Force the CPU ISA path when judging what runs here.
-    #[arg(long)]
-    pub isa: Option<String>,
+    #[arg(long, value_enum)]
+    pub isa: Option<IsaArg>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -275,10 +275,21 @@ pub struct SpecsArgs {
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+        // Help and version go out as clap writes them; a usage error as one line (what was
+        // wrong, and the values that would do), like every other bad input.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::from(EXIT_OK);
+        }
+        Err(e) => {
+            let text = e.render().to_string();
+            let parts: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+                .collect();
+            eprintln!("perfledger: {}", parts.join(" "));
+            return ExitCode::from(EXIT_USAGE);
         }
     };
     match dispatch(cli) {
@@ -310,18 +321,69 @@ fn dispatch(cli: Cli) -> Result<u8> {
     }
 }
 
-/// `--isa NAME`, checked against this CPU.
-pub(crate) fn parse_isa(isa: Option<&str>) -> Result<Option<perfledger_kernels::isa::Isa>> {
-    use perfledger_kernels::isa::{self, Isa, ParseIsaError};
-    let Some(s) = isa else { return Ok(None) };
-    let isa: Isa = s
-        .parse()
-        .map_err(|e: ParseIsaError| usage(format!("--isa: {e}")))?;
+/// `--isa`, checked against this CPU.
+pub(crate) fn parse_isa(isa: Option<IsaArg>) -> Result<Option<perfledger_kernels::isa::Isa>> {
+    let Some(isa) = isa.map(perfledger_kernels::isa::Isa::from) else {
+        return Ok(None);
+    };
     if !isa.available() {
         anyhow::bail!(usage(format!(
             "--isa {isa}: this CPU lacks {isa} (detected: {})",
-            isa::detected().names.join(", ")
+            perfledger_kernels::isa::detected().names.join(", ")
         )));
     }
     Ok(Some(isa))
+}
+
+/// `--dtype` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DTypeArg {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl From<DTypeArg> for perfledger_kernels::DType {
+    fn from(d: DTypeArg) -> Self {
+        match d {
+            DTypeArg::F32 => perfledger_kernels::DType::F32,
+            DTypeArg::F16 => perfledger_kernels::DType::F16,
+            DTypeArg::Bf16 => perfledger_kernels::DType::BF16,
+        }
+    }
+}
+
+/// `--backend` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    Cpu,
+    Gpu,
+}
+
+impl From<BackendArg> for perfledger_kernels::Backend {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::Cpu => perfledger_kernels::Backend::Cpu,
+            BackendArg::Gpu => perfledger_kernels::Backend::Gpu,
+        }
+    }
+}
+
+/// `--isa` values: the CPU ISA paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum IsaArg {
+    Avx512f,
+    Avx2fma,
+    Portable,
+}
+
+impl From<IsaArg> for perfledger_kernels::isa::Isa {
+    fn from(i: IsaArg) -> Self {
+        use perfledger_kernels::isa::Isa;
+        match i {
+            IsaArg::Avx512f => Isa::Avx512f,
+            IsaArg::Avx2fma => Isa::Avx2fma,
+            IsaArg::Portable => Isa::Portable,
+        }
+    }
 }

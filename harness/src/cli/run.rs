@@ -34,7 +34,7 @@ struct RunPlan {
 }
 
 fn validate_run(args: &RunArgs) -> Result<RunPlan> {
-    let isa = parse_isa(args.isa.as_deref())?;
+    let isa = parse_isa(args.isa)?;
     let blocking = args
         .blocking
         .as_deref()
@@ -49,24 +49,11 @@ fn validate_run(args: &RunArgs) -> Result<RunPlan> {
     let dtypes = args
         .dtype
         .as_ref()
-        .map(|v| {
-            v.iter()
-                .map(|d| {
-                    d.parse::<DType>()
-                        .map_err(|e| usage(format!("--dtype: {e}")))
-                })
-                .collect::<Result<Vec<_>>>()
-        })
-        .transpose()?;
+        .map(|v| v.iter().map(|&d| DType::from(d)).collect::<Vec<_>>());
     let backends = args
         .backend
         .as_ref()
-        .map(|v| {
-            v.iter()
-                .map(|b| workload::parse_backend(b).map_err(|e| usage(format!("--backend: {e}"))))
-                .collect::<Result<Vec<Backend>>>()
-        })
-        .transpose()?;
+        .map(|v| v.iter().map(|&b| Backend::from(b)).collect::<Vec<_>>());
     let positive = |name: &str, v: Option<f64>| -> Result<Option<f64>> {
         match v {
             Some(x) if !(x.is_finite() && x > 0.0) => {

@@ -17,6 +17,7 @@ pub fn configure(allow_software: bool, select: Option<&str>) -> Result<(), Strin
         allow_software,
         select,
     })
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(not(feature = "gpu"))]

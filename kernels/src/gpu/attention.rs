@@ -87,7 +87,7 @@ impl GpuFlashAttention {
             ));
         }
         let spec = flash_spec(self.precision.input, self.precision.output, p.head_dim);
-        can_build(ctx, &spec)?;
+        can_build(ctx, &spec).map_err(|e| e.to_string())?;
         let wg_mem = 2 * BKV as u64 * p.head_dim as u64 * 4;
         if wg_mem > ctx.limits.max_compute_workgroup_storage_size as u64 {
             return Err(format!(
@@ -113,9 +113,10 @@ impl GpuFlashAttention {
                     u32::MAX
                 ));
             }
-            ctx.check_buffer(what, bytes, true)?;
+            ctx.check_buffer(what, bytes, true)
+                .map_err(|e| e.to_string())?;
         }
-        ctx.check_grid(self.grid(p))?;
+        ctx.check_grid(self.grid(p)).map_err(|e| e.to_string())?;
         Ok(spec)
     }
 
@@ -240,7 +241,7 @@ impl Kernel for GpuFlashAttention {
         problem: &Problem,
         inputs: &[Arc<Tensor>],
     ) -> Result<Box<dyn Prepared>, KernelError> {
-        let ctx = context::global().map_err(KernelError::Other)?;
+        let ctx = context::global()?;
         self.prepare_on(ctx, problem, inputs)
             .map(|p| Box::new(p) as Box<dyn Prepared>)
     }

@@ -10,6 +10,7 @@
 //! SwiftShader, WARP) only when allowed, and then labelled `software`. `--gpu INDEX|NAME` picks one.
 
 use crate::gpu::pipelines::PipelineCache;
+use crate::gpu::GpuError;
 use crate::kernel::KernelError;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -34,11 +35,13 @@ pub enum GpuSelect {
 }
 
 impl FromStr for GpuSelect {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = GpuError;
+    fn from_str(s: &str) -> Result<Self, GpuError> {
         let s = s.trim();
         if s.is_empty() {
-            return Err("empty GPU selector (expected an adapter index or a name)".into());
+            return Err(GpuError::Options(
+                "empty GPU selector (expected an adapter index or a name)".into(),
+            ));
         }
         Ok(match s.parse::<usize>() {
             Ok(i) => GpuSelect::Index(i),
@@ -294,7 +297,7 @@ pub fn hardware_warning(nodes: &[String], reports: &[AdapterReport]) -> Option<S
 }
 
 /// Pick an adapter per the options; returns its enumeration index.
-pub fn select(reports: &[AdapterReport], opts: &GpuOptions) -> Result<usize, String> {
+pub fn select(reports: &[AdapterReport], opts: &GpuOptions) -> Result<usize, GpuError> {
     let listing = || {
         if reports.is_empty() {
             "none".to_string()
@@ -313,12 +316,12 @@ pub fn select(reports: &[AdapterReport], opts: &GpuOptions) -> Result<usize, Str
                 .join("; ")
         }
     };
-    let allowed = |r: &AdapterReport| -> Result<usize, String> {
+    let allowed = |r: &AdapterReport| -> Result<usize, GpuError> {
         if r.software && !opts.allow_software {
-            Err(format!(
+            Err(GpuError::NoDevice(format!(
                 "GPU adapter {} ({}) is a software adapter; pass --allow-software-gpu to use it",
                 r.index, r.name
-            ))
+            )))
         } else {
             Ok(r.index)
         }
@@ -326,7 +329,10 @@ pub fn select(reports: &[AdapterReport], opts: &GpuOptions) -> Result<usize, Str
     match &opts.select {
         Some(GpuSelect::Index(i)) => match reports.get(*i) {
             Some(r) => allowed(r),
-            None => Err(format!("no GPU adapter {i} (adapters: {})", listing())),
+            None => Err(GpuError::Options(format!(
+                "no GPU adapter {i} (adapters: {})",
+                listing()
+            ))),
         },
         Some(GpuSelect::Name(n)) => {
             let needle = n.to_lowercase();
@@ -335,10 +341,10 @@ pub fn select(reports: &[AdapterReport], opts: &GpuOptions) -> Result<usize, Str
                 .find(|r| r.name.to_lowercase().contains(&needle))
             {
                 Some(r) => allowed(r),
-                None => Err(format!(
+                None => Err(GpuError::Options(format!(
                     "no GPU adapter named like `{n}` (adapters: {})",
                     listing()
-                )),
+                ))),
             }
         }
         None => {
@@ -358,11 +364,13 @@ pub fn select(reports: &[AdapterReport], opts: &GpuOptions) -> Result<usize, Str
             }
             match reports.iter().find(|r| r.software) {
                 Some(r) if opts.allow_software => Ok(r.index),
-                Some(r) => Err(format!(
+                Some(r) => Err(GpuError::NoDevice(format!(
                     "no hardware GPU adapter; only the software adapter {} (pass --allow-software-gpu to use it)",
                     r.name
+                ))),
+                None => Err(GpuError::NoDevice(
+                    "no GPU adapter (wgpu found none on Vulkan/Metal/DX12)".into(),
                 )),
-                None => Err("no GPU adapter (wgpu found none on Vulkan/Metal/DX12)".into()),
             }
         }
     }
@@ -407,7 +415,7 @@ fn gpu_err(msg: impl Into<String>) -> KernelError {
 impl GpuContext {
     /// Open a device on the adapter the options select (features and limits raised to the
     /// adapter's). Tests use this directly; the CLI goes through [`configure`] + [`global`].
-    pub fn create(opts: &GpuOptions) -> Result<GpuContext, String> {
+    pub fn create(opts: &GpuOptions) -> Result<GpuContext, GpuError> {
         let e = enumeration();
         let reports: Vec<AdapterReport> = e.adapters.iter().map(|(_, r)| r.clone()).collect();
         let index = select(&reports, opts)?;
@@ -429,7 +437,7 @@ impl GpuContext {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
-        .map_err(|e| format!("opening a device on {}: {e}", report.name))?;
+        .map_err(|e| GpuError::NoDevice(format!("opening a device on {}: {e}", report.name)))?;
         let lost = Arc::new(Mutex::new(None));
         let l2 = lost.clone();
         device.set_device_lost_callback(move |reason, msg| {
@@ -507,31 +515,31 @@ impl GpuContext {
     }
 
     /// Refuse a buffer the device cannot hold or bind, naming the limit (before allocating).
-    pub fn check_buffer(&self, what: &str, bytes: u64, binding: bool) -> Result<(), String> {
+    pub fn check_buffer(&self, what: &str, bytes: u64, binding: bool) -> Result<(), GpuError> {
         if bytes > self.limits.max_buffer_size {
-            return Err(format!(
+            return Err(GpuError::Unsupported(format!(
                 "{what} needs {bytes} bytes, above this GPU's max_buffer_size ({})",
                 self.limits.max_buffer_size
-            ));
+            )));
         }
         if binding && bytes > self.limits.max_storage_buffer_binding_size {
-            return Err(format!(
+            return Err(GpuError::Unsupported(format!(
                 "{what} needs {bytes} bytes, above this GPU's max_storage_buffer_binding_size ({})",
                 self.limits.max_storage_buffer_binding_size
-            ));
+            )));
         }
         Ok(())
     }
 
     /// Refuse a dispatch grid above `max_compute_workgroups_per_dimension`.
-    pub fn check_grid(&self, grid: [u32; 3]) -> Result<(), String> {
+    pub fn check_grid(&self, grid: [u32; 3]) -> Result<(), GpuError> {
         let max = self.limits.max_compute_workgroups_per_dimension;
         for (axis, g) in ["x", "y", "z"].iter().zip(grid) {
             if g > max {
-                return Err(format!(
+                return Err(GpuError::Unsupported(format!(
                     "dispatch needs {g} workgroups along {axis}, above this GPU's \
                      max_compute_workgroups_per_dimension ({max})"
-                ));
+                )));
             }
         }
         Ok(())
@@ -540,7 +548,8 @@ impl GpuContext {
     /// A storage buffer holding `bytes` (padded to 4 bytes), readable and copyable.
     pub fn storage_init(&self, label: &str, bytes: &[u8]) -> Result<wgpu::Buffer, KernelError> {
         let size = (bytes.len() as u64).div_ceil(4).max(1) * 4;
-        self.check_buffer(label, size, true).map_err(gpu_err)?;
+        self.check_buffer(label, size, true)
+            .map_err(|e| gpu_err(e.to_string()))?;
         self.scoped(label, || {
             let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
@@ -654,14 +663,18 @@ impl GpuContext {
 }
 
 static OPTIONS: Mutex<Option<GpuOptions>> = Mutex::new(None);
-static GLOBAL: OnceLock<Result<Arc<GpuContext>, String>> = OnceLock::new();
+static GLOBAL: OnceLock<Result<Arc<GpuContext>, GpuError>> = OnceLock::new();
 
 /// Set how the process's GPU is chosen. Must come before the first [`global`]; a later call with
 /// different options is an error (the device is already open).
-pub fn configure(opts: GpuOptions) -> Result<(), String> {
-    let mut g = OPTIONS.lock().map_err(|_| "GPU options lock poisoned")?;
+pub fn configure(opts: GpuOptions) -> Result<(), GpuError> {
+    let mut g = OPTIONS
+        .lock()
+        .map_err(|_| GpuError::Options("GPU options lock poisoned".into()))?;
     if GLOBAL.get().is_some() && g.clone().unwrap_or_default() != opts {
-        return Err("the GPU device is already open with other options".into());
+        return Err(GpuError::Options(
+            "the GPU device is already open with other options".into(),
+        ));
     }
     *g = Some(opts);
     Ok(())
@@ -679,7 +692,7 @@ pub fn options() -> GpuOptions {
 /// The process's GPU context, opened on first use with the [`configure`]d options. The error (no
 /// adapter, software adapter not allowed, device creation failed) is kept and returned to every
 /// caller, so each GPU kernel reports it as `unsupported`.
-pub fn global() -> Result<Arc<GpuContext>, String> {
+pub fn global() -> Result<Arc<GpuContext>, GpuError> {
     GLOBAL
         .get_or_init(|| GpuContext::create(&options()).map(Arc::new))
         .clone()
@@ -723,15 +736,16 @@ mod tests {
         assert_eq!(select(&all, &d), Ok(2));
         assert_eq!(select(&[sw.clone(), igpu.clone()], &d), Ok(1));
         let only_sw = vec![sw.clone()];
-        assert!(select(&only_sw, &d)
-            .unwrap_err()
-            .contains("--allow-software-gpu"));
+        let e = select(&only_sw, &d).unwrap_err();
+        assert!(matches!(e, GpuError::NoDevice(_)), "{e:?}");
+        assert!(e.to_string().contains("--allow-software-gpu"));
         let allow = GpuOptions {
             allow_software: true,
             select: None,
         };
         assert_eq!(select(&only_sw, &allow), Ok(0));
-        assert!(select(&[], &allow).unwrap_err().contains("no GPU adapter"));
+        let e = select(&[], &allow).unwrap_err();
+        assert!(matches!(e, GpuError::NoDevice(_)) && e.to_string().contains("no GPU adapter"));
         let by_name = GpuOptions {
             allow_software: false,
             select: Some("h100".parse().unwrap()),
@@ -741,15 +755,21 @@ mod tests {
             allow_software: false,
             select: Some("0".parse().unwrap()),
         };
-        assert!(select(&all, &by_index).unwrap_err().contains("software"));
+        assert!(select(&all, &by_index)
+            .unwrap_err()
+            .to_string()
+            .contains("software"));
         let missing = GpuOptions {
             allow_software: true,
             select: Some("7".parse().unwrap()),
         };
-        assert!(select(&all, &missing)
-            .unwrap_err()
-            .contains("no GPU adapter 7"));
-        assert!("".parse::<GpuSelect>().is_err());
+        let e = select(&all, &missing).unwrap_err();
+        assert!(
+            matches!(e, GpuError::Options(_)),
+            "a bad --gpu is the user's: {e:?}"
+        );
+        assert!(e.to_string().contains("no GPU adapter 7"));
+        assert!(matches!("".parse::<GpuSelect>(), Err(GpuError::Options(_))));
     }
 
     #[test]

@@ -377,7 +377,7 @@ impl GpuMatmul {
     ) -> Result<(Specialization, Layout), String> {
         p.validate().map_err(|e| e.to_string())?;
         let spec = self.spec(ctx)?;
-        can_build(ctx, &spec)?;
+        can_build(ctx, &spec).map_err(|e| e.to_string())?;
         if let Specialization {
             coop: Some(shape), ..
         } = &spec
@@ -418,9 +418,10 @@ impl GpuMatmul {
                     u32::MAX
                 ));
             }
-            ctx.check_buffer(what, bytes, true)?;
+            ctx.check_buffer(what, bytes, true)
+                .map_err(|e| e.to_string())?;
         }
-        ctx.check_grid(layout.grid)?;
+        ctx.check_grid(layout.grid).map_err(|e| e.to_string())?;
         Ok((spec, layout))
     }
 }
@@ -538,7 +539,7 @@ impl Kernel for GpuMatmul {
         problem: &Problem,
         inputs: &[Arc<Tensor>],
     ) -> Result<Box<dyn Prepared>, KernelError> {
-        let ctx = context::global().map_err(KernelError::Other)?;
+        let ctx = context::global()?;
         self.prepare_on(ctx, problem, inputs)
             .map(|p| Box::new(p) as Box<dyn Prepared>)
     }

@@ -12,6 +12,8 @@
 
 pub mod attention;
 pub mod context;
+pub mod error;
+pub use error::GpuError;
 pub mod matmul;
 pub mod pipelines;
 pub mod probe;

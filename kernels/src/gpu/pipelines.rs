@@ -5,6 +5,7 @@
 
 use crate::gpu::context::GpuContext;
 use crate::gpu::shaders::Specialization;
+use crate::gpu::GpuError;
 use crate::kernel::KernelError;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -37,7 +38,11 @@ impl PipelineCache {
 }
 
 /// Whether the device can build this specialization at all (features), with the reason if not.
-pub fn can_build(ctx: &GpuContext, spec: &Specialization) -> Result<(), String> {
+pub fn can_build(ctx: &GpuContext, spec: &Specialization) -> Result<(), GpuError> {
+    can_build_here(ctx, spec).map_err(GpuError::Unsupported)
+}
+
+fn can_build_here(ctx: &GpuContext, spec: &Specialization) -> Result<(), String> {
     if spec.needs_f16() && !ctx.has(wgpu::Features::SHADER_F16) {
         return Err(format!(
             "{} has no SHADER_F16 (f16 in shaders)",

@@ -244,7 +244,7 @@ fn coop_probe(
         s => s,
     };
     let spec = coop_peak_spec(shape, sg);
-    can_build(ctx, &spec).map_err(KernelError::Other)?;
+    can_build(ctx, &spec)?;
     let pipeline = ctx.pipeline(&spec)?;
     let t = shape.t as usize;
     let src: Vec<half::f16> = (0..t * t)

@@ -7,6 +7,7 @@
 //! with naga.
 
 use crate::dtype::DType;
+use crate::gpu::GpuError;
 use std::fmt::Write as _;
 
 /// A shader family: one file under `shaders/`.
@@ -256,7 +257,11 @@ pub fn naga_capabilities(spec: &Specialization) -> naga::valid::Capabilities {
 /// values for its entry point and translate it to SPIR-V, as the Vulkan backend would: errors are
 /// rendered with the source line.
 #[cfg(feature = "gpu")]
-pub fn validate_with_naga(spec: &Specialization) -> Result<(), String> {
+pub fn validate_with_naga(spec: &Specialization) -> Result<(), GpuError> {
+    validate_naga(spec).map_err(GpuError::Shader)
+}
+
+fn validate_naga(spec: &Specialization) -> Result<(), String> {
     let src = spec.source();
     let key = spec.key();
     let module = naga::front::wgsl::parse_str(&src)

@@ -70,7 +70,7 @@ impl GpuRun {
         bind: wgpu::BindGroup,
         grid: [u32; 3],
     ) -> Result<GpuRun, KernelError> {
-        ctx.check_grid(grid).map_err(KernelError::Other)?;
+        ctx.check_grid(grid)?;
         let timer = if ctx.has_timestamps() {
             Some(Timer::new(&ctx)?)
         } else {
@@ -94,7 +94,7 @@ impl GpuRun {
         bind: wgpu::BindGroup,
         grid: [u32; 3],
     ) -> Result<GpuRun, KernelError> {
-        self.ctx.check_grid(grid).map_err(KernelError::Other)?;
+        self.ctx.check_grid(grid)?;
         self.steps.push(Step {
             pipeline,
             bind,

@@ -1,0 +1,374 @@
+//! Run files: one JSON document per run, schema `perfledger.run/1.2` (DESIGN.md "Result file",
+//! `results/README.md`, `results/schema/run-1.2.schema.json`; 1.1 added the optional after-rows
+//! probes of `measured_ceilings`; 1.2 the compute unit of every measured row's kernel
+//! (`kernel.unit`), the `vdpbf16ps` probe and the read-bandwidth patterns, each row's budget,
+//! cap and times (`timing.budget_s`, `max_row_s`, `sampling_s`, `row_s`), the `row_cap` stop reason
+//! and `config.max_row_s`), and the JSON-lines format of external rows
+//! (`results/schema/external-rows-1.schema.json`).
+//!
+//! Field names here are pinned: reports, `compare` and outside scripts read exactly these. A new
+//! minor version may only add fields; readers accept older minors of their major and refuse other
+//! majors, naming the file and the version found.
+//!
+//! Reading checks the `schema` string before anything else, then deserializes with the JSON path
+//! of any bad field (`results[3].status`), then checks each row's invariants ([`Row::validate`]).
+//! Writing is atomic (a temporary file in the same directory, fsync, rename) and never replaces an
+//! existing file unless forced.
+
+use crate::env::{Environment, HarnessInfo, InstanceInfo};
+use crate::stats::{Sample, Summary, MIN_SAMPLES};
+use perfledger_kernels::dtype::SplitMix64;
+use perfledger_kernels::kernel::{Backend, KernelIdentity, Op, Problem};
+use perfledger_kernels::problem::{AttentionProblem, MatmulProblem, Precision};
+use perfledger_kernels::ComputeUnit;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use time::{OffsetDateTime, UtcOffset};
+
+/// The name part of the run-file schema string.
+pub const SCHEMA_NAME: &str = "perfledger.run";
+/// The schema string this build writes.
+pub const SCHEMA: &str = "perfledger.run/1.2";
+/// The version this build writes and reads (with older minors of the same major).
+pub const VERSION: SchemaVersion = SchemaVersion::new(1, 2);
+/// Where runs go by default (relative to the working directory; git-ignored).
+pub const RUNS_DIR: &str = "results/runs";
+
+mod ceilings;
+mod error;
+mod external;
+mod files;
+mod row;
+mod shape;
+mod version;
+
+pub use ceilings::*;
+pub use error::*;
+pub use external::*;
+pub use files::*;
+pub use row::*;
+pub use shape::*;
+pub use version::*;
+
+/// One run: fingerprint, configuration and result rows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunFile {
+    /// `perfledger.run/1.2`. Files of older minors are read as the current version, and this field
+    /// is set to [`SCHEMA`] on reading (the value in memory is always of the current version).
+    pub schema: String,
+    /// Random 128-bit id, 32 lowercase hex digits ([`new_run_id`]).
+    pub run_id: String,
+    /// When the run started (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
+    /// False while running and when interrupted (a partial run).
+    pub complete: bool,
+    pub harness: HarnessInfo,
+    pub environment: Environment,
+    #[serde(default)]
+    pub measured_ceilings: MeasuredCeilings,
+    pub suite: SuiteRef,
+    pub config: RunConfig,
+    #[serde(default)]
+    pub results: Vec<Row>,
+}
+
+/// Which suite ran.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteRef {
+    /// `quick`, `standard`, ..., or the `name` of a suite file.
+    pub name: String,
+    /// `builtin`, or the path of the suite file.
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+/// The configuration a run was made with.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Seed of the random inputs (cases may override it; their rows then say so in the suite).
+    pub seed: u64,
+    /// Time budget of one row (case × kernel × dtype), seconds: a target; a row that has not
+    /// reached the minimum sample count goes on past it, up to `max_row_s`.
+    pub case_budget_s: f64,
+    /// The most one row may take (warm-up and samples) to reach the minimum sample count
+    /// (1.2; absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_row_s: Option<f64>,
+    /// Time budget of the whole run, seconds (`None`: unlimited).
+    #[serde(default)]
+    pub run_budget_s: Option<f64>,
+    /// The command line, as given.
+    #[serde(default)]
+    pub argv: Vec<String>,
+}
+
+impl RunFile {
+    /// A new, incomplete run created now, with a fresh id and no rows.
+    pub fn new(
+        harness: HarnessInfo,
+        environment: Environment,
+        suite: SuiteRef,
+        config: RunConfig,
+    ) -> RunFile {
+        RunFile {
+            schema: SCHEMA.to_string(),
+            run_id: new_run_id(),
+            created: OffsetDateTime::now_utc(),
+            complete: false,
+            harness,
+            environment,
+            measured_ceilings: MeasuredCeilings::default(),
+            suite,
+            config,
+            results: Vec::new(),
+        }
+    }
+
+    /// Read and check a run file (version, fields, row invariants). Every error names the file.
+    pub fn read(path: impl AsRef<Path>) -> Result<RunFile, RunFileError> {
+        let path = path.as_ref();
+        let bytes = fs::read(path).map_err(|cause| RunFileError::Read {
+            path: path.to_path_buf(),
+            cause,
+        })?;
+        RunFile::from_slice(&bytes, path)
+    }
+
+    /// Parse a run file's bytes; `origin` is the name errors give.
+    pub fn from_slice(bytes: &[u8], origin: &Path) -> Result<RunFile, RunFileError> {
+        let path = || origin.to_path_buf();
+        // The version first, so an old or foreign file is refused for what it is rather than for
+        // a field it lacks.
+        let value: Value = serde_json::from_slice(bytes).map_err(|cause| RunFileError::Syntax {
+            path: path(),
+            cause,
+        })?;
+        let version = check_schema(value.get("schema"), origin)?;
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let mut run: RunFile =
+            serde_path_to_error::deserialize(&mut de).map_err(|e| RunFileError::Field {
+                path: path(),
+                field: field_name(e.path()),
+                cause: e.into_inner(),
+            })?;
+        if version < SchemaVersion::new(1, 2) {
+            for row in &mut run.results {
+                let backend = row.backend;
+                if let Some(k) = row.kernel.as_mut() {
+                    if k.unit.is_none() {
+                        k.unit = legacy_unit(backend, k);
+                    }
+                }
+            }
+        }
+        run.validate().map_err(|error| RunFileError::Invalid {
+            path: path(),
+            error,
+        })?;
+        run.schema = SCHEMA.to_string();
+        Ok(run)
+    }
+
+    /// The run's invariants: a run id, and [`Row::validate`] for every row (fields prefixed
+    /// `results[i].`).
+    pub fn validate(&self) -> Result<(), RowError> {
+        if self.run_id.trim().is_empty() {
+            return Err(RowError::new("run_id", "is empty"));
+        }
+        for (i, row) in self.results.iter().enumerate() {
+            row.validate()
+                .map_err(|e| e.within(&format!("results[{i}]")))?;
+        }
+        Ok(())
+    }
+
+    /// Pretty JSON with a trailing newline, `schema` set to [`SCHEMA`].
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        let mut s = if self.schema == SCHEMA {
+            serde_json::to_string_pretty(self)?
+        } else {
+            let mut current = self.clone();
+            current.schema = SCHEMA.to_string();
+            serde_json::to_string_pretty(&current)?
+        };
+        s.push('\n');
+        Ok(s)
+    }
+
+    /// Write atomically: validate, write a temporary file in the target directory, fsync, then
+    /// move it into place. An existing file is replaced only when `force` is set; otherwise it is
+    /// left untouched and [`RunFileError::Exists`] returned. Parent directories are created.
+    pub fn write(&self, path: impl AsRef<Path>, force: bool) -> Result<(), RunFileError> {
+        let path = path.as_ref();
+        self.validate().map_err(|error| RunFileError::Invalid {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        let json = self.to_json().map_err(|e| RunFileError::Write {
+            path: path.to_path_buf(),
+            cause: io::Error::new(io::ErrorKind::InvalidData, e),
+        })?;
+        write_atomic(path, json.as_bytes(), force)
+    }
+
+    /// [`default_run_path`] of this run (host from `environment.hostname`).
+    pub fn default_path(&self) -> PathBuf {
+        let host = self.environment.hostname.as_deref().unwrap_or("unknown");
+        default_run_path(self.created, host, &self.run_id)
+    }
+}
+
+/// Check a document's `schema` value against [`VERSION`].
+pub(crate) fn check_schema(
+    schema: Option<&Value>,
+    origin: &Path,
+) -> Result<SchemaVersion, RunFileError> {
+    let found = match schema {
+        Some(Value::String(s)) => s,
+        other => {
+            return Err(RunFileError::NotRunFile {
+                path: origin.to_path_buf(),
+                found: other.map(|v| v.to_string()),
+            })
+        }
+    };
+    let version =
+        SchemaVersion::parse(SCHEMA_NAME, found).ok_or_else(|| RunFileError::NotRunFile {
+            path: origin.to_path_buf(),
+            found: Some(format!("\"{found}\"")),
+        })?;
+    VERSION
+        .can_read(version)
+        .map_err(|error| RunFileError::Version {
+            path: origin.to_path_buf(),
+            found: found.clone(),
+            error,
+        })?;
+    Ok(version)
+}
+
+/// The JSON path of a serde error, empty at the top level.
+pub(crate) fn field_name(path: &serde_path_to_error::Path) -> String {
+    let s = path.to_string();
+    if s == "." {
+        String::new()
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+
+    #[test]
+    fn ceilings_are_the_higher_of_the_bracketing_probes() {
+        let mut c = MeasuredCeilings::default();
+        assert_eq!(c.read_ceiling_gbs(), None);
+        assert_eq!(c.read_text(), "read n/a");
+        c.cpu_read_gbs = Some(47.8);
+        assert_eq!(c.read_ceiling_gbs(), Some(47.8));
+        c.cpu_read_gbs_after = Some(70.1);
+        assert_eq!(c.read_ceiling_gbs(), Some(70.1));
+        assert_eq!(c.read_text(), "read 47.8 GB/s before, 70.1 after the rows");
+        c.cpu_read_gbs = Some(80.0);
+        assert_eq!(c.read_ceiling_gbs(), Some(80.0));
+        c.cpu_fma_gflops.insert("avx512f".into(), 520.0);
+        assert_eq!(c.fma_ceiling("avx512f"), Some(520.0));
+        assert_eq!(c.fma_text(), ["avx512f 520 GFLOP/s"]);
+        c.cpu_fma_gflops_after.insert("avx512f".into(), 531.0);
+        assert_eq!(c.fma_ceiling("avx512f"), Some(531.0));
+        assert_eq!(c.fma_ceiling("avx2fma"), None);
+        assert_eq!(c.fma_text(), ["avx512f 520 GFLOP/s (531 after the rows)"]);
+        // Older run files without the second probes still parse.
+        let old: MeasuredCeilings =
+            serde_json::from_str(r#"{"cpu_fma_gflops": {}, "cpu_read_gbs": 40.0}"#).unwrap();
+        assert_eq!(old.read_ceiling_gbs(), Some(40.0));
+    }
+    use super::*;
+
+    #[test]
+    fn version_parse() {
+        assert_eq!(SchemaVersion::parse(SCHEMA_NAME, SCHEMA), Some(VERSION));
+        assert_eq!(
+            SchemaVersion::parse(SCHEMA_NAME, "perfledger.run/12.34"),
+            Some(SchemaVersion::new(12, 34))
+        );
+        for bad in [
+            "perfledger.run/1",
+            "perfledger.run/1.",
+            "perfledger.run/a.b",
+            "perfledger.suite/1.0",
+            "perfledger.run/+1.0",
+            "perfledger.run/1.0.0",
+        ] {
+            assert_eq!(SchemaVersion::parse(SCHEMA_NAME, bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn run_path_is_utc_sanitized_and_short() {
+        let t = OffsetDateTime::from_unix_timestamp(1_767_225_600).unwrap(); // 2026-01-01T00:00:00Z
+        let t = t.to_offset(UtcOffset::from_hms(5, 30, 0).unwrap());
+        let p = default_run_path(
+            t,
+            "ip-10-0-0-1.ec2.internal",
+            "0123456789abcdef0123456789abcdef",
+        );
+        assert_eq!(
+            p,
+            Path::new("results/runs/20260101T000000Z-ip-10-0-0-1-ec2-internal-01234567.json")
+        );
+        let p = default_run_path(t, "", "ab");
+        assert_eq!(
+            p,
+            Path::new("results/runs/20260101T000000Z-unknown-ab.json")
+        );
+    }
+
+    #[test]
+    fn run_ids_are_128_bit_hex_and_distinct() {
+        let a = new_run_id();
+        let b = new_run_id();
+        assert_eq!(a.len(), 32);
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn shape_errors_name_the_field() {
+        let e = serde_json::from_str::<Shape>(r#"{"m": 2, "n": 3}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing field `k`"), "{e}");
+        let e = serde_json::from_str::<Shape>(r#"{"m": 2, "n": 3, "k": 4, "q": 1}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `q`"), "{e}");
+        let e = serde_json::from_str::<Shape>(r#"{"x": 1}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("neither"), "{e}");
+        let s: Shape = serde_json::from_str(r#"{"m": 2, "n": 3, "k": 4}"#).unwrap();
+        assert_eq!(
+            s,
+            Shape::Matmul(MatmulShape {
+                batch: 1,
+                m: 2,
+                n: 3,
+                k: 4,
+                trans_b: false
+            })
+        );
+    }
+}
