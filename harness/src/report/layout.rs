@@ -2,7 +2,7 @@
 //! rendered as terminal text ([`super::table`]), Markdown ([`super::md`]) and HTML
 //! ([`super::html`], which also draws the charts at the [`Block::Chart`] places).
 
-use super::{interval, num, opt, pct, usd, Report, RowReport};
+use super::{interval, num, opt, pct, usd, Report, RowReport, WorkloadReport};
 use crate::runfile::{RowKind, Status};
 use crate::specs::fmt_num;
 
@@ -112,9 +112,28 @@ fn kind_label(k: RowKind) -> String {
     k.name().to_string()
 }
 
-/// The document of a report.
+/// The document of a report: its sections in order.
 pub fn document(rep: &Report) -> Vec<Block> {
     let mut b = Vec::new();
+    for section in [
+        title,
+        summary,
+        conventions,
+        runs,
+        targets,
+        workloads,
+        llm,
+        scaling,
+        all_rows,
+        sources,
+    ] {
+        section(rep, &mut b);
+    }
+    b
+}
+
+/// The title and the line of what the report covers.
+fn title(rep: &Report, b: &mut Vec<Block>) {
     b.push(Block::Heading(1, "perfledger report".into()));
     b.push(Block::Para(format!(
         "As of {} · {} run file(s) · {} workloads · spec database: {} accelerators, {} CPUs, {} \
@@ -128,6 +147,10 @@ pub fn document(rep: &Report) -> Vec<Block> {
         rep.database.files.join("; "),
         rep.database.max_price_age_days
     )));
+}
+
+/// Per workload: the top device and the break-even prices of unpriced targets.
+fn summary(rep: &Report, b: &mut Vec<Block>) {
     b.push(Block::Heading(2, "Summary".into()));
     b.push(Block::Para(
         "Per workload: the top-ranked device (measured, peer or imported; never projected) and \
@@ -192,6 +215,10 @@ pub fn document(rep: &Report) -> Vec<Block> {
         ],
         &[],
     ));
+}
+
+/// The conventions every figure follows.
+fn conventions(rep: &Report, b: &mut Vec<Block>) {
     b.push(Block::Heading(2, "Conventions".into()));
     b.push(Block::List(vec![
         format!("FLOP convention: {}", rep.conventions.flops),
@@ -204,8 +231,10 @@ pub fn document(rep: &Report) -> Vec<Block> {
          projected = computed from published specs (never a measurement)."
             .into(),
     ]));
+}
 
-    // Runs.
+/// The runs: machine, build, price, and what each run measured of its machine.
+fn runs(rep: &Report, b: &mut Vec<Block>) {
     b.push(Block::Heading(2, "Runs".into()));
     b.push(for_terminal(
         table(
@@ -324,8 +353,10 @@ pub fn document(rep: &Report) -> Vec<Block> {
         }
     }
     b.push(Block::List(facts));
+}
 
-    // Targets.
+/// The projection targets and their prices.
+fn targets(rep: &Report, b: &mut Vec<Block>) {
     b.push(Block::Heading(2, "Projection targets".into()));
     b.push(Block::Para(format!(
         "Projected rows are computed from published specs, never measured. The roofline ceiling \
@@ -379,8 +410,11 @@ pub fn document(rep: &Report) -> Vec<Block> {
         &["offer (provider, model, region, status, as of)", "note"],
     ));
     b.push(Block::Chart(Chart::Roofline));
+}
 
-    // Workloads.
+/// One section per workload: the ranking, the other verified rows, the rows not ranked, the
+/// projections and the perf-per-dollar chart.
+fn workloads(rep: &Report, b: &mut Vec<Block>) {
     for (wi, w) in rep.workloads.iter().enumerate() {
         b.push(Block::Heading(2, format!("Workload: {}", w.key)));
         b.push(Block::Para(format!(
@@ -390,90 +424,124 @@ pub fn document(rep: &Report) -> Vec<Block> {
             num(w.intensity),
             w.ranked_by
         )));
-        if w.ranking.is_empty() {
-            b.push(Block::Para(
-                "No verified ok row for this workload: nothing ranked.".into(),
-            ));
-        } else {
-            b.push(for_terminal(
-                table(
-                    &[
-                        "#",
-                        "device (run)",
-                        "kind",
-                        "best kernel",
-                        "GFLOP/s [95% CI]",
-                        "% published peak",
-                        "% measured ceiling",
-                        "bound",
-                        "USD/h (share)",
-                        "GFLOP per $ [95% CI]",
-                        "$ per PFLOP",
-                        "per used core: GFLOP per $ (secondary)",
-                    ],
-                    w.ranking
-                        .iter()
-                        .map(|rk| {
-                            let r = &rep.rows[rk.row];
-                            vec![
-                                rk.rank.to_string(),
-                                rk.device.clone(),
-                                kind_label(r.kind),
-                                r.kernel.clone(),
-                                gflops(r),
-                                opt(r.published.as_ref(), |p| pct(p.pct_of_peak)),
-                                opt(r.measured.as_ref(), pct_measured),
-                                r.measured
-                                    .as_ref()
-                                    .and_then(|m| m.bound)
-                                    .or(r.published.as_ref().and_then(|p| p.bound))
-                                    .map(|b| b.name().to_string())
-                                    .unwrap_or_else(|| "n/a".into()),
-                                opt(r.price.as_ref(), |p| {
-                                    format!("{}/h ({})", usd(p.usd_per_hour), p.share)
-                                }),
-                                opt(r.price.as_ref(), |p| interval(&p.perf.gflop_per_usd)),
-                                opt(r.price.as_ref(), |p| {
-                                    format!("${}", num(p.perf.usd_per_pflop.median))
-                                }),
-                                opt(r.per_core.as_ref(), |c| {
-                                    format!(
-                                        "{} ({} of {} cores, {}/h)",
-                                        num(c.perf.gflop_per_usd.median),
-                                        c.cores_used,
-                                        c.cores_total,
-                                        usd(c.usd_per_hour)
-                                    )
-                                }),
-                            ]
-                        })
-                        .collect(),
-                ),
+        ranking(rep, w, b);
+        other_rows(rep, w, b);
+        projections(w, b);
+        b.push(Block::Chart(Chart::PerfPerDollar(wi)));
+    }
+}
+
+/// A workload's ranked devices.
+fn ranking(rep: &Report, w: &WorkloadReport, b: &mut Vec<Block>) {
+    if w.ranking.is_empty() {
+        b.push(Block::Para(
+            "No verified ok row for this workload: nothing ranked.".into(),
+        ));
+    } else {
+        b.push(for_terminal(
+            table(
                 &[
                     "#",
                     "device (run)",
-                    "best kernel",
-                    "GFLOP/s [95% CI]=GFLOP/s",
-                    "% published peak=% peak",
-                    "% measured ceiling=% ceiling",
-                    "bound",
-                    "GFLOP per $ [95% CI]=GFLOP per $",
-                ],
-                &[
                     "kind",
+                    "best kernel",
+                    "GFLOP/s [95% CI]",
+                    "% published peak",
+                    "% measured ceiling",
+                    "bound",
                     "USD/h (share)",
+                    "GFLOP per $ [95% CI]",
                     "$ per PFLOP",
                     "per used core: GFLOP per $ (secondary)",
                 ],
-            ));
-        }
-        if !w.also_verified.is_empty() {
-            b.push(Block::Para(
-                "Also verified (not their device's best):".into(),
-            ));
-            b.push(table(
-                &["device (run)", "kind", "kernel", "GFLOP/s [95% CI]"],
-                w.also_verified
+                w.ranking
+                    .iter()
+                    .map(|rk| {
+                        let r = &rep.rows[rk.row];
+                        vec![
+                            rk.rank.to_string(),
+                            rk.device.clone(),
+                            kind_label(r.kind),
+                            r.kernel.clone(),
+                            gflops(r),
+                            opt(r.published.as_ref(), |p| pct(p.pct_of_peak)),
+                            opt(r.measured.as_ref(), pct_measured),
+                            r.measured
+                                .as_ref()
+                                .and_then(|m| m.bound)
+                                .or(r.published.as_ref().and_then(|p| p.bound))
+                                .map(|b| b.name().to_string())
+                                .unwrap_or_else(|| "n/a".into()),
+                            opt(r.price.as_ref(), |p| {
+                                format!("{}/h ({})", usd(p.usd_per_hour), p.share)
+                            }),
+                            opt(r.price.as_ref(), |p| interval(&p.perf.gflop_per_usd)),
+                            opt(r.price.as_ref(), |p| {
+                                format!("${}", num(p.perf.usd_per_pflop.median))
+                            }),
+                            opt(r.per_core.as_ref(), |c| {
+                                format!(
+                                    "{} ({} of {} cores, {}/h)",
+                                    num(c.perf.gflop_per_usd.median),
+                                    c.cores_used,
+                                    c.cores_total,
+                                    usd(c.usd_per_hour)
+                                )
+                            }),
+                        ]
+                    })
+                    .collect(),
+            ),
+            &[
+                "#",
+                "device (run)",
+                "best kernel",
+                "GFLOP/s [95% CI]=GFLOP/s",
+                "% published peak=% peak",
+                "% measured ceiling=% ceiling",
+                "bound",
+                "GFLOP per $ [95% CI]=GFLOP per $",
+            ],
+            &[
+                "kind",
+                "USD/h (share)",
+                "$ per PFLOP",
+                "per used core: GFLOP per $ (secondary)",
+            ],
+        ));
+    }
+}
+
+/// A workload's other verified rows, and the rows not ranked (no speed unless ok).
+fn other_rows(rep: &Report, w: &WorkloadReport, b: &mut Vec<Block>) {
+    if !w.also_verified.is_empty() {
+        b.push(Block::Para(
+            "Also verified (not their device's best):".into(),
+        ));
+        b.push(table(
+            &["device (run)", "kind", "kernel", "GFLOP/s [95% CI]"],
+            w.also_verified
+                .iter()
+                .map(|&i| {
+                    let r = &rep.rows[i];
+                    vec![
+                        format!("{} — {}", r.device, r.run_label),
+                        kind_label(r.kind),
+                        r.kernel.clone(),
+                        gflops(r),
+                    ]
+                })
+                .collect(),
+        ));
+    }
+    if !w.not_ranked.is_empty() {
+        b.push(Block::Para(
+            "Not ranked (listed, never ranked; rows that are not ok show no speed):".into(),
+        ));
+        b.push(for_terminal(
+            table(
+                &["device (run)", "kind", "kernel", "status", "GFLOP/s", "why"],
+                w.not_ranked
                     .iter()
                     .map(|&i| {
                         let r = &rep.rows[i];
@@ -481,138 +549,119 @@ pub fn document(rep: &Report) -> Vec<Block> {
                             format!("{} — {}", r.device, r.run_label),
                             kind_label(r.kind),
                             r.kernel.clone(),
-                            gflops(r),
+                            r.status.to_string(),
+                            if r.status == Status::Ok {
+                                format!("{} (unverified)", gflops(r))
+                            } else {
+                                "—".into()
+                            },
+                            r.not_ranked.clone().unwrap_or_default(),
                         ]
                     })
                     .collect(),
-            ));
-        }
-        if !w.not_ranked.is_empty() {
-            b.push(Block::Para(
-                "Not ranked (listed, never ranked; rows that are not ok show no speed):".into(),
-            ));
-            b.push(for_terminal(
-                table(
-                    &["device (run)", "kind", "kernel", "status", "GFLOP/s", "why"],
-                    w.not_ranked
-                        .iter()
-                        .map(|&i| {
-                            let r = &rep.rows[i];
-                            vec![
-                                format!("{} — {}", r.device, r.run_label),
-                                kind_label(r.kind),
-                                r.kernel.clone(),
-                                r.status.to_string(),
-                                if r.status == Status::Ok {
-                                    format!("{} (unverified)", gflops(r))
-                                } else {
-                                    "—".into()
-                                },
-                                r.not_ranked.clone().unwrap_or_default(),
-                            ]
-                        })
-                        .collect(),
-                ),
-                &["device (run)", "kernel", "status", "GFLOP/s"],
-                &["why"],
-            ));
-        }
-        // Projections.
-        let rows: Vec<Vec<String>> = w
-            .projections
-            .iter()
-            .map(|p| match &p.projection {
-                None => vec![
-                    format!("{} (projected)", p.chip_name),
-                    "projected".into(),
-                    format!("n/a: {}", p.error.clone().unwrap_or_default()),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                ],
-                Some(pr) => vec![
-                    format!("{} (projected)", p.chip_name),
-                    "projected".into(),
-                    format!("≤ {}", num(pr.ceiling_gflops)),
-                    pr.bound.name().to_string(),
-                    opt(pr.realistic_gflops, num),
-                    opt(p.price.as_ref(), |x| {
-                        format!("{} ({}, {})", usd(x.usd_per_chip_hour), x.offer, x.status)
-                    }),
-                    opt(p.ceiling_perf.as_ref(), |x| {
-                        format!("≤ {}", num(x.gflop_per_usd.median))
-                    }),
-                    opt(p.realistic_perf.as_ref(), |x| num(x.gflop_per_usd.median)),
-                    opt(p.break_even.as_ref(), |x| {
-                        format!(
-                            "{}{} ({})",
-                            if x.from == "ceiling" { "≤ " } else { "" },
-                            interval(&x.usd_per_chip_hour),
-                            x.from
-                        )
-                    }),
-                ],
-            })
-            .collect();
-        if !rows.is_empty() {
-            b.push(Block::Para(
-                "Projected (kind: projected — computed from published specs, never measured):"
-                    .into(),
-            ));
-            b.push(for_terminal(
-                table(
-                    &[
-                        "chip",
-                        "kind",
-                        "ceiling GFLOP/s (upper bound)",
-                        "bound",
-                        "realistic GFLOP/s",
-                        "price per chip-hour (offer, status)",
-                        "GFLOP per $ at ceiling",
-                        "GFLOP per $ realistic",
-                        "break-even $ per chip-hour",
-                    ],
-                    rows,
-                ),
+            ),
+            &["device (run)", "kernel", "status", "GFLOP/s"],
+            &["why"],
+        ));
+    }
+}
+
+/// A workload's projections onto the targets, with their assumptions and break-even prices.
+fn projections(w: &WorkloadReport, b: &mut Vec<Block>) {
+    let rows: Vec<Vec<String>> = w
+        .projections
+        .iter()
+        .map(|p| match &p.projection {
+            None => vec![
+                format!("{} (projected)", p.chip_name),
+                "projected".into(),
+                format!("n/a: {}", p.error.clone().unwrap_or_default()),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ],
+            Some(pr) => vec![
+                format!("{} (projected)", p.chip_name),
+                "projected".into(),
+                format!("≤ {}", num(pr.ceiling_gflops)),
+                pr.bound.name().to_string(),
+                opt(pr.realistic_gflops, num),
+                opt(p.price.as_ref(), |x| {
+                    format!("{} ({}, {})", usd(x.usd_per_chip_hour), x.offer, x.status)
+                }),
+                opt(p.ceiling_perf.as_ref(), |x| {
+                    format!("≤ {}", num(x.gflop_per_usd.median))
+                }),
+                opt(p.realistic_perf.as_ref(), |x| num(x.gflop_per_usd.median)),
+                opt(p.break_even.as_ref(), |x| {
+                    format!(
+                        "{}{} ({})",
+                        if x.from == "ceiling" { "≤ " } else { "" },
+                        interval(&x.usd_per_chip_hour),
+                        x.from
+                    )
+                }),
+            ],
+        })
+        .collect();
+    if !rows.is_empty() {
+        b.push(Block::Para(
+            "Projected (kind: projected — computed from published specs, never measured):".into(),
+        ));
+        b.push(for_terminal(
+            table(
                 &[
                     "chip",
-                    "ceiling GFLOP/s (upper bound)=ceiling GFLOP/s",
+                    "kind",
+                    "ceiling GFLOP/s (upper bound)",
                     "bound",
-                    "realistic GFLOP/s=realistic",
-                    "GFLOP per $ at ceiling=GFLOP/$ ceiling",
-                    "GFLOP per $ realistic=GFLOP/$ realistic",
-                    "break-even $ per chip-hour=break-even $/chip-h",
+                    "realistic GFLOP/s",
+                    "price per chip-hour (offer, status)",
+                    "GFLOP per $ at ceiling",
+                    "GFLOP per $ realistic",
+                    "break-even $ per chip-hour",
                 ],
-                &["price per chip-hour (offer, status)"],
-            ));
-            let mut assumptions: Vec<String> = w
-                .projections
-                .iter()
-                .filter_map(|p| {
-                    p.projection
-                        .as_ref()
-                        .map(|pr| format!("projected · {}: {}", p.chip_name, pr.assumption))
-                })
-                .collect();
-            assumptions.extend(w.projections.iter().filter_map(|p| {
-                p.break_even.as_ref().map(|be| {
-                    format!(
-                        "break-even · {}: {} per chip-hour is {}",
-                        p.chip_name,
-                        interval(&be.usd_per_chip_hour),
-                        be.wording
-                    )
-                })
-            }));
-            b.push(Block::List(assumptions));
-        }
-        b.push(Block::Chart(Chart::PerfPerDollar(wi)));
+                rows,
+            ),
+            &[
+                "chip",
+                "ceiling GFLOP/s (upper bound)=ceiling GFLOP/s",
+                "bound",
+                "realistic GFLOP/s=realistic",
+                "GFLOP per $ at ceiling=GFLOP/$ ceiling",
+                "GFLOP per $ realistic=GFLOP/$ realistic",
+                "break-even $ per chip-hour=break-even $/chip-h",
+            ],
+            &["price per chip-hour (offer, status)"],
+        ));
+        let mut assumptions: Vec<String> = w
+            .projections
+            .iter()
+            .filter_map(|p| {
+                p.projection
+                    .as_ref()
+                    .map(|pr| format!("projected · {}: {}", p.chip_name, pr.assumption))
+            })
+            .collect();
+        assumptions.extend(w.projections.iter().filter_map(|p| {
+            p.break_even.as_ref().map(|be| {
+                format!(
+                    "break-even · {}: {} per chip-hour is {}",
+                    p.chip_name,
+                    interval(&be.usd_per_chip_hour),
+                    be.wording
+                )
+            })
+        }));
+        b.push(Block::List(assumptions));
     }
+}
 
-    // LLM.
+/// The LLM estimate (kernel-only).
+fn llm(rep: &Report, b: &mut Vec<Block>) {
     if !rep.llm.is_empty() {
         b.push(Block::Heading(
             2,
@@ -704,8 +753,10 @@ pub fn document(rep: &Report) -> Vec<Block> {
         formulas.extend(sources.into_iter().map(|s| format!("layer count · {s}")));
         b.push(Block::List(formulas));
     }
+}
 
-    // Scaling.
+/// Scaling curves of sweep runs.
+fn scaling(rep: &Report, b: &mut Vec<Block>) {
     if !rep.sweeps.is_empty() {
         b.push(Block::Heading(2, "Scaling (sweep runs)".into()));
         b.push(Block::Chart(Chart::Scaling));
@@ -728,8 +779,10 @@ pub fn document(rep: &Report) -> Vec<Block> {
                 .collect(),
         ));
     }
+}
 
-    // All rows.
+/// Every row of every run.
+fn all_rows(rep: &Report, b: &mut Vec<Block>) {
     b.push(Block::Heading(2, "All rows".into()));
     b.push(for_terminal(
         table(
@@ -793,7 +846,10 @@ pub fn document(rep: &Report) -> Vec<Block> {
         ],
         &["spec match", "published peak (basis)"],
     ));
+}
 
+/// The notes, and the sources of every spec and price used.
+fn sources(rep: &Report, b: &mut Vec<Block>) {
     if !rep.notes.is_empty() {
         b.push(Block::Heading(2, "Notes".into()));
         b.push(Block::List(rep.notes.clone()));
@@ -825,5 +881,4 @@ pub fn document(rep: &Report) -> Vec<Block> {
         &["id", "what", "as of", "status"],
         &["source", "file"],
     ));
-    b
 }
