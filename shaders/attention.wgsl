@@ -1,6 +1,6 @@
 // attention.wgsl — flash attention forward: O = softmax(scale · Q·Kᵀ + mask) · V. Entry point `flash`.
 //
-// Source order: generated prelude (kernels/src/gpu/shaders.rs `Prelude`) + common.wgsl + this file.
+// Source order: generated prelude (kernels/src/gpu/shaders.rs `Specialization::prelude`) + common.wgsl + this file.
 //
 // Layout [batch, heads, seq, head_dim], contiguous (kernels/src/problem.rs `AttentionProblem`).
 // GQA: query head h reads KV head h / group. Causal mask aligned to the end: query i sees keys

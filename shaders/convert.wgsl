@@ -4,7 +4,7 @@
 // stored as f32: the host records this dispatch right after the matmul's in the same compute pass
 // (one iteration = both), so timings include the rounding.
 //
-// Source order: generated prelude (kernels/src/gpu/shaders.rs `Prelude`) + common.wgsl + this file.
+// Source order: generated prelude (kernels/src/gpu/shaders.rs `Specialization::prelude`) + common.wgsl + this file.
 //
 // Bindings (group 0):
 //   0  SRC  array<f32>, storage, read          n elements

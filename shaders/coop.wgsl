@@ -5,7 +5,7 @@
 // adapter configuration M = N = K = T with ab_type f16, cr_type f32 (kernels/src/gpu/matmul.rs
 // picks it from `adapter.cooperative_matrix_properties()`). wgpu 30 has no bf16 cooperative type.
 //
-// Source order: generated prelude (kernels/src/gpu/shaders.rs `Prelude`) + common.wgsl + this file.
+// Source order: generated prelude (kernels/src/gpu/shaders.rs `Specialization::prelude`) + common.wgsl + this file.
 //
 // Bindings (group 0; not named A/B/C, which are the cooperative roles):
 //   0  MA   array<f16>, storage, read          [batch][m, lda], lda a multiple of 8

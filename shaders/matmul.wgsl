@@ -1,6 +1,6 @@
 // matmul.wgsl — C[b] = A[b] · op(B[b]), row-major, f32 accumulation. Entry points `naive`, `tiled`.
 //
-// Source order: generated prelude (kernels/src/gpu/shaders.rs `Prelude`) + common.wgsl + this file.
+// Source order: generated prelude (kernels/src/gpu/shaders.rs `Specialization::prelude`) + common.wgsl + this file.
 //
 // Bindings (group 0):
 //   0  A  array<InWord>, storage, read        A[b] is [m, lda] (element index b·a_stride + r·lda + k)

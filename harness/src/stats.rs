@@ -16,7 +16,8 @@
 //!   dropped.
 //!
 //! [`median_ratio`] gives the ratio of two samples' medians with a bootstrap CI (each side
-//! resampled independently), for `compare` and side-by-side scripts.
+//! resampled independently), for the side-by-side scripts (and the CI comparison of base and
+//! candidate runs, issue 12, when it lands).
 
 use perfledger_kernels::dtype::SplitMix64;
 use serde::{Deserialize, Serialize};
@@ -248,8 +249,8 @@ pub struct RatioEstimate {
 
 /// `median(num) / median(den)` with a percentile-bootstrap 95% CI: each sample is resampled
 /// independently (`opts.resamples` times), the ratio of the resample medians taken, and the 2.5th
-/// and 97.5th percentiles of those ratios reported. For `compare`, `num` is the candidate and
-/// `den` the baseline (per-round medians), so a ratio above 1 means slower.
+/// and 97.5th percentiles of those ratios reported. Comparing a candidate with a baseline, `num`
+/// is the candidate and `den` the baseline, so a ratio of times above 1 means slower.
 ///
 /// A resample whose denominator median is 0 contributes `+∞` (the CI then says so).
 pub fn median_ratio(

@@ -6,7 +6,7 @@
 //! and `config.max_row_s`), and the JSON-lines format of external rows
 //! (`results/schema/external-rows-1.schema.json`).
 //!
-//! Field names here are pinned: reports, `compare` and outside scripts read exactly these. A new
+//! Field names here are pinned: reports, exports and outside scripts read exactly these. A new
 //! minor version may only add fields; readers accept older minors of their major and refuse other
 //! majors, naming the file and the version found.
 //!
