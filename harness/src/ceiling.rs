@@ -252,11 +252,3 @@ pub fn share(row: &Row, location: Location, c: &MeasuredCeilings) -> Option<Shar
         roof,
     })
 }
-
-/// Every row of a run with its share of its measured ceiling, in row order.
-pub fn shares(db: Option<&Database>, run: &RunFile) -> Vec<Option<Share>> {
-    run.results
-        .iter()
-        .map(|row| share(row, locate(db, run, row), &run.measured_ceilings))
-        .collect()
-}

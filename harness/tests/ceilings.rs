@@ -1,6 +1,7 @@
 //! The measured-ceiling rule is one rule ([`perfledger::ceiling`]): the run summary and the report
-//! print the same % of ceiling for every row, every probed compute unit gets a number, and no CPU
-//! row of a fresh quick run is above 105% of its own ceiling.
+//! print the same % of ceiling for every row (the summary is a view of the report's rows, and the
+//! rows' % goes through `ceiling::share`), every probed compute unit gets a number, and no CPU row
+//! of a fresh quick run is above 105% of its own ceiling.
 
 use perfledger::ceiling::ABOVE_CEILING;
 use perfledger::cli::summary::summary_rows;
@@ -70,7 +71,7 @@ fn summary_and_report_print_the_same_share_of_ceiling_for_every_committed_row() 
         assert_eq!(rep.rows.len(), run.results.len());
         for s in &summary {
             let r = &rep.rows[s.index];
-            let from_summary = s.share.as_ref().and_then(|x| x.pct);
+            let from_summary = s.pct;
             let from_report = r.measured.as_ref().and_then(|m| m.pct_of_attainable);
             assert_eq!(
                 from_summary,
@@ -81,7 +82,7 @@ fn summary_and_report_print_the_same_share_of_ceiling_for_every_committed_row() 
                 s.kernel
             );
             assert_eq!(
-                s.share.as_ref().and_then(|x| x.probe_wrong.clone()),
+                s.probe_wrong.clone(),
                 r.measured.as_ref().and_then(|m| m.probe_wrong.clone()),
                 "{} row {}",
                 path.display(),
@@ -157,7 +158,7 @@ fn every_probed_cpu_unit_gets_a_number() {
     }
     assert!(!run.results.is_empty());
     for s in summary_rows(&run) {
-        let pct = s.share.as_ref().and_then(|x| x.pct);
+        let pct = s.pct;
         assert!(
             pct.is_some(),
             "{} prints no %: {}",
@@ -191,15 +192,14 @@ fn no_cpu_row_of_a_fresh_quick_run_is_above_its_ceiling() {
     let run = RunFile::read(&out).unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
     for s in summary_rows(&run) {
-        let share = s.share.as_ref();
         assert!(
-            share.is_none_or(|x| x.probe_wrong.is_none()),
+            s.probe_wrong.is_none(),
             "{} {}: {:?}\n{text}",
             s.kernel,
             s.shape,
-            share.and_then(|x| x.probe_wrong.clone())
+            s.probe_wrong
         );
-        if let Some(p) = share.and_then(|x| x.pct) {
+        if let Some(p) = s.pct {
             assert!(p <= 100.0 * ABOVE_CEILING, "{} {p}", s.kernel);
         }
     }

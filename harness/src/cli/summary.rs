@@ -3,9 +3,15 @@
 //! Rows that ran are one table (kernel, shape, GFLOP/s with its CI or the status, % of the
 //! measured ceiling with the bound), at most [`WIDTH`] columns wide; unsupported rows are counted
 //! in one line per (backend, reason); rows above their ceiling get a warning naming the row and
-//! the probe instead of a percentage ([`crate::ceiling`]); then the measured ceilings.
+//! the probe instead of a percentage; then the measured ceilings.
+//!
+//! The table is a view of the report model (`report::build` of the one run, no projections):
+//! its GFLOP/s and % of ceiling cells are the report's own fields through the report's own cell
+//! formatters (`report::format`), so the run summary and every report format print one number.
 
-use crate::ceiling::{self, Share};
+use crate::normalize::Bound;
+use crate::report::format::{gflops_cell, pct_measured};
+use crate::report::{self, Input, Options, RowReport};
 use crate::runfile::{Row, RunFile, Status};
 use crate::specs::{Database, LoadOptions};
 use comfy_table::{Cell, CellAlignment};
@@ -14,32 +20,92 @@ use std::fmt::Write;
 /// Widest line of the summary table.
 pub const WIDTH: usize = crate::report::table::WIDTH;
 
-/// One row of the summary table, as data.
+/// One row of the summary table: a view of the report's row.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SummaryRow {
-    /// Index into `run.results`.
+    /// Index into `run.results` (and the report's rows).
     pub index: usize,
     pub kernel: String,
     pub shape: String,
     /// `194.5 [192.7, 196.0]` for `ok` rows, else the status.
     pub speed: String,
-    /// The row's share of its measured ceiling (`None`: n/a, or no speed).
-    pub share: Option<Share>,
+    /// The report's % of the measured ceiling (`None`: n/a, above its probe, or no speed).
+    pub pct: Option<f64>,
+    pub bound: Option<Bound>,
+    /// The warning when the row is above its ceiling.
+    pub probe_wrong: Option<String>,
+    /// The report's cell: `54%`, `above probe (see notes)`, `n/a`, or `-` without a speed.
+    pub ceiling: String,
     pub verified: bool,
 }
 
 impl SummaryRow {
-    /// `54% compute`, `above probe (see warnings)`, `n/a`, or `-` for rows without a speed.
+    /// `54% compute`, `above probe (see notes) compute`, `n/a`, or `-` for rows without a speed.
     pub fn ceiling_text(&self) -> String {
-        match &self.share {
-            Some(s) => match s.pct {
-                Some(p) => format!("{p:.0}% {}", s.bound.name()),
-                None => format!("above probe ({})", s.bound.name()),
-            },
-            None if self.speed.contains('[') => "n/a".into(),
-            None => "-".into(),
+        match self.bound {
+            Some(b) if self.ceiling != "n/a" => format!("{} {}", self.ceiling, b.name()),
+            _ => self.ceiling.clone(),
         }
     }
+
+    fn from_report(r: &RowReport, row: &Row) -> SummaryRow {
+        let m = r.measured.as_ref();
+        SummaryRow {
+            index: r.index,
+            kernel: row_name(row),
+            shape: r.shape.clone(),
+            speed: match (&r.gflops, r.status) {
+                (Some(_), Status::Ok) => gflops_cell(r),
+                _ => r.status.to_string(),
+            },
+            pct: m.and_then(|m| m.pct_of_attainable),
+            bound: m.and_then(|m| m.bound),
+            probe_wrong: m.and_then(|m| m.probe_wrong.clone()),
+            ceiling: match m {
+                Some(m) => pct_measured(m),
+                None if r.gflops.is_some() => "n/a".into(),
+                None => "-".into(),
+            },
+            verified: row.verification.as_ref().is_some_and(|v| v.passed()),
+        }
+    }
+}
+
+/// The spec database the report model is built with: today's embedded database (a machine whose
+/// clock is before the database's dates gets it judged at the run's own date).
+fn database(run: &RunFile) -> Option<Database> {
+    Database::embedded(&LoadOptions::default())
+        .or_else(|_| {
+            Database::embedded(&LoadOptions {
+                as_of: run.created.date(),
+                ..LoadOptions::default()
+            })
+        })
+        .ok()
+}
+
+/// The table's rows: every row that is not `unsupported`, in run order.
+pub fn summary_rows(run: &RunFile) -> Vec<SummaryRow> {
+    let Some(db) = database(run) else {
+        return Vec::new();
+    };
+    let rep = report::build(
+        &[Input {
+            file: String::new(),
+            run: run.clone(),
+        }],
+        &db,
+        &Options {
+            targets: Vec::new(),
+            efficiency: None,
+        },
+    );
+    rep.rows
+        .iter()
+        .zip(&run.results)
+        .filter(|(_, row)| row.status != Status::Unsupported)
+        .map(|(r, row)| SummaryRow::from_report(r, row))
+        .collect()
 }
 
 /// Unsupported rows with one reason on one backend.
@@ -48,36 +114,6 @@ pub struct UnsupportedGroup {
     pub backend: String,
     pub reason: String,
     pub rows: usize,
-}
-
-/// The spec database the summary locates peer rows with (the report uses the same rule).
-fn database() -> Option<Database> {
-    Database::embedded(&LoadOptions::default()).ok()
-}
-
-/// The table's rows: every row that is not `unsupported`, in run order.
-pub fn summary_rows(run: &RunFile) -> Vec<SummaryRow> {
-    let db = database();
-    let shares = ceiling::shares(db.as_ref(), run);
-    run.results
-        .iter()
-        .zip(shares)
-        .enumerate()
-        .filter(|(_, (r, _))| r.status != Status::Unsupported)
-        .map(|(index, (row, share))| SummaryRow {
-            index,
-            kernel: row_name(row),
-            shape: shape_str(row),
-            speed: match (&row.gflops, row.status) {
-                (Some(g), Status::Ok) => {
-                    format!("{:.1} [{:.1}, {:.1}]", g.median, g.ci95[0], g.ci95[1])
-                }
-                _ => row.status.to_string(),
-            },
-            share,
-            verified: row.verification.as_ref().is_some_and(|v| v.passed()),
-        })
-        .collect()
 }
 
 /// Unsupported rows grouped by (backend, reason), in order of first appearance.
@@ -158,10 +194,7 @@ pub fn format_summary(run: &RunFile) -> String {
             "    ",
         );
     }
-    for w in rows
-        .iter()
-        .filter_map(|r| r.share.as_ref()?.probe_wrong.as_ref())
-    {
+    for w in rows.iter().filter_map(|r| r.probe_wrong.as_ref()) {
         say(w.clone(), "warning: ", "    ");
     }
     let c = &run.measured_ceilings;

@@ -68,3 +68,24 @@ pub fn usd(v: f64) -> String {
         format!("${v:.4}")
     }
 }
+
+/// The GFLOP/s cell of a row: the median with its CI for `ok` rows, else `—` (a row that is not
+/// `ok` shows no speed). The terminal, Markdown, HTML and the run summary all print this.
+pub fn gflops_cell(r: &RowReport) -> String {
+    match (&r.gflops, r.status) {
+        (Some(g), Status::Ok) => interval(g),
+        _ => "—".into(),
+    }
+}
+
+/// The % of the measured ceiling, or, for a row above [`crate::ceiling::ABOVE_CEILING`] of its
+/// probe, that the probe is not its ceiling (the notes name both). Every text format and the run
+/// summary print this; CSV and JSON carry the number (`pct_of_attainable`) and the warning
+/// (`probe_wrong`).
+pub fn pct_measured(m: &Normalized) -> String {
+    match (m.pct_of_attainable, &m.probe_wrong) {
+        (Some(v), _) => pct(v),
+        (None, Some(_)) => "above probe (see notes)".into(),
+        (None, None) => "n/a".into(),
+    }
+}

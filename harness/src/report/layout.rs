@@ -2,7 +2,7 @@
 //! rendered as terminal text ([`super::table`]), Markdown ([`super::md`]) and HTML
 //! ([`super::html`], which also draws the charts at the [`Block::Chart`] places).
 
-use super::{interval, num, opt, pct, usd, Report, RowReport, WorkloadReport};
+use super::{interval, num, opt, pct, usd, Report, WorkloadReport};
 use crate::runfile::{RowKind, Status};
 use crate::specs::fmt_num;
 
@@ -91,22 +91,7 @@ fn si(v: f64, unit: &str) -> String {
     format!("{} {p}{unit}", num(v / d))
 }
 
-fn gflops(r: &RowReport) -> String {
-    match (&r.gflops, r.status) {
-        (Some(g), Status::Ok) => interval(g),
-        _ => "—".into(),
-    }
-}
-
-/// The % of the measured ceiling, or, for a row above [`crate::ceiling::ABOVE_CEILING`] of its
-/// probe, that the probe is not its ceiling (the notes name both).
-fn pct_measured(m: &crate::report::Normalized) -> String {
-    match (m.pct_of_attainable, &m.probe_wrong) {
-        (Some(v), _) => pct(v),
-        (None, Some(_)) => "above probe (see notes)".into(),
-        (None, None) => "n/a".into(),
-    }
-}
+use super::format::{gflops_cell as gflops, pct_measured};
 
 fn kind_label(k: RowKind) -> String {
     k.name().to_string()

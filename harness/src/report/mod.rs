@@ -36,7 +36,7 @@ pub mod md;
 pub mod table;
 
 mod build;
-mod format;
+pub mod format;
 mod rows;
 mod targets;
 
