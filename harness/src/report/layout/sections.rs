@@ -1,124 +1,10 @@
-//! The report as a document of headings, paragraphs, lists and tables — laid out once here and
-//! rendered as terminal text ([`super::table`]), Markdown ([`super::md`]) and HTML
-//! ([`super::html`], which also draws the charts at the [`Block::Chart`] places).
+//! The report's sections other than the workloads: title, summary, conventions, runs, targets,
+//! the LLM estimate, scaling, all rows, notes and sources.
 
-use super::{interval, num, opt, pct, usd, Report, WorkloadReport};
-use crate::runfile::{RowKind, Status};
-use crate::specs::fmt_num;
-
-/// A chart the HTML renderer draws at this place (text formats skip it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Chart {
-    Roofline,
-    /// Perf-per-dollar bars of workload `i`.
-    PerfPerDollar(usize),
-    Scaling,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Table {
-    pub headers: Vec<String>,
-    pub rows: Vec<Vec<String>>,
-    /// How the terminal shows it (Markdown and HTML show every column).
-    pub terminal: Terminal,
-}
-
-/// The terminal's view of a table: the columns it shows, and the columns whose cells become
-/// numbered footnotes under the table (long provenance: sources, offers, reasons). Columns in
-/// neither are left out of the terminal view.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Terminal {
-    /// Indices of the columns shown, each with a shorter header where it has one; empty: every
-    /// column not in `footnotes`.
-    pub show: Vec<(usize, Option<String>)>,
-    pub footnotes: Vec<usize>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Block {
-    Heading(u8, String),
-    Para(String),
-    List(Vec<String>),
-    Table(Table),
-    Chart(Chart),
-}
-
-fn table(headers: &[&str], rows: Vec<Vec<String>>) -> Block {
-    Block::Table(Table {
-        headers: headers.iter().map(|s| s.to_string()).collect(),
-        rows,
-        terminal: Terminal::default(),
-    })
-}
-
-/// A table the terminal shows in part: `show` and `footnotes` name columns by header; a shown
-/// column may get a shorter terminal header as `header=short`.
-pub(crate) fn for_terminal(block: Block, show: &[&str], footnotes: &[&str]) -> Block {
-    let Block::Table(mut t) = block else {
-        return block;
-    };
-    let index = |name: &str| -> usize {
-        t.headers
-            .iter()
-            .position(|h| h == name)
-            .unwrap_or_else(|| panic!("no column {name:?} in {:?}", t.headers))
-    };
-    t.terminal = Terminal {
-        show: show
-            .iter()
-            .map(|n| match n.split_once('=') {
-                Some((name, short)) => (index(name), Some(short.to_string())),
-                None => (index(n), None),
-            })
-            .collect(),
-        footnotes: footnotes.iter().map(|n| index(n)).collect(),
-    };
-    Block::Table(t)
-}
-
-fn si(v: f64, unit: &str) -> String {
-    let (d, p) = if v >= 1e12 {
-        (1e12, "T")
-    } else if v >= 1e9 {
-        (1e9, "G")
-    } else if v >= 1e6 {
-        (1e6, "M")
-    } else if v >= 1e3 {
-        (1e3, "k")
-    } else {
-        (1.0, "")
-    };
-    format!("{} {p}{unit}", num(v / d))
-}
-
-use super::format::{gflops_cell as gflops, pct_measured};
-
-fn kind_label(k: RowKind) -> String {
-    k.name().to_string()
-}
-
-/// The document of a report: its sections in order.
-pub fn document(rep: &Report) -> Vec<Block> {
-    let mut b = Vec::new();
-    for section in [
-        title,
-        summary,
-        conventions,
-        runs,
-        targets,
-        workloads,
-        llm,
-        scaling,
-        all_rows,
-        sources,
-    ] {
-        section(rep, &mut b);
-    }
-    b
-}
+use super::*;
 
 /// The title and the line of what the report covers.
-fn title(rep: &Report, b: &mut Vec<Block>) {
+pub(super) fn title(rep: &Report, b: &mut Vec<Block>) {
     b.push(Block::Heading(1, "perfledger report".into()));
     b.push(Block::Para(format!(
         "As of {} · {} run file(s) · {} workloads · spec database: {} accelerators, {} CPUs, {} \
@@ -135,7 +21,7 @@ fn title(rep: &Report, b: &mut Vec<Block>) {
 }
 
 /// Per workload: the top device and the break-even prices of unpriced targets.
-fn summary(rep: &Report, b: &mut Vec<Block>) {
+pub(super) fn summary(rep: &Report, b: &mut Vec<Block>) {
     b.push(Block::Heading(2, "Summary".into()));
     b.push(Block::Para(
         "Per workload: the top-ranked device (measured, peer or imported; never projected) and \
@@ -203,7 +89,7 @@ fn summary(rep: &Report, b: &mut Vec<Block>) {
 }
 
 /// The conventions every figure follows.
-fn conventions(rep: &Report, b: &mut Vec<Block>) {
+pub(super) fn conventions(rep: &Report, b: &mut Vec<Block>) {
     b.push(Block::Heading(2, "Conventions".into()));
     b.push(Block::List(vec![
         format!("FLOP convention: {}", rep.conventions.flops),
@@ -219,7 +105,7 @@ fn conventions(rep: &Report, b: &mut Vec<Block>) {
 }
 
 /// The runs: machine, build, price, and what each run measured of its machine.
-fn runs(rep: &Report, b: &mut Vec<Block>) {
+pub(super) fn runs(rep: &Report, b: &mut Vec<Block>) {
     b.push(Block::Heading(2, "Runs".into()));
     b.push(for_terminal(
         table(
@@ -341,7 +227,7 @@ fn runs(rep: &Report, b: &mut Vec<Block>) {
 }
 
 /// The projection targets and their prices.
-fn targets(rep: &Report, b: &mut Vec<Block>) {
+pub(super) fn targets(rep: &Report, b: &mut Vec<Block>) {
     b.push(Block::Heading(2, "Projection targets".into()));
     b.push(Block::Para(format!(
         "Projected rows are computed from published specs, never measured. The roofline ceiling \
@@ -397,256 +283,8 @@ fn targets(rep: &Report, b: &mut Vec<Block>) {
     b.push(Block::Chart(Chart::Roofline));
 }
 
-/// One section per workload: the ranking, the other verified rows, the rows not ranked, the
-/// projections and the perf-per-dollar chart.
-fn workloads(rep: &Report, b: &mut Vec<Block>) {
-    for (wi, w) in rep.workloads.iter().enumerate() {
-        b.push(Block::Heading(2, format!("Workload: {}", w.key)));
-        b.push(Block::Para(format!(
-            "{} useful FLOPs, {} minimal bytes, AI {} FLOP/byte. Ranked by {}.",
-            si(w.flops as f64, "FLOP"),
-            si(w.min_bytes as f64, "B"),
-            num(w.intensity),
-            w.ranked_by
-        )));
-        ranking(rep, w, b);
-        other_rows(rep, w, b);
-        projections(w, b);
-        b.push(Block::Chart(Chart::PerfPerDollar(wi)));
-    }
-}
-
-/// A workload's ranked devices.
-fn ranking(rep: &Report, w: &WorkloadReport, b: &mut Vec<Block>) {
-    if w.ranking.is_empty() {
-        b.push(Block::Para(
-            "No verified ok row for this workload: nothing ranked.".into(),
-        ));
-    } else {
-        b.push(for_terminal(
-            table(
-                &[
-                    "#",
-                    "device (run)",
-                    "kind",
-                    "best kernel",
-                    "GFLOP/s [95% CI]",
-                    "% published peak",
-                    "% measured ceiling",
-                    "bound",
-                    "USD/h (share)",
-                    "GFLOP per $ [95% CI]",
-                    "$ per PFLOP",
-                    "per used core: GFLOP per $ (secondary)",
-                ],
-                w.ranking
-                    .iter()
-                    .map(|rk| {
-                        let r = &rep.rows[rk.row];
-                        vec![
-                            rk.rank.to_string(),
-                            rk.device.clone(),
-                            kind_label(r.kind),
-                            r.kernel.clone(),
-                            gflops(r),
-                            opt(r.published.as_ref(), |p| pct(p.pct_of_peak)),
-                            opt(r.measured.as_ref(), pct_measured),
-                            r.measured
-                                .as_ref()
-                                .and_then(|m| m.bound)
-                                .or(r.published.as_ref().and_then(|p| p.bound))
-                                .map(|b| b.name().to_string())
-                                .unwrap_or_else(|| "n/a".into()),
-                            opt(r.price.as_ref(), |p| {
-                                format!("{}/h ({})", usd(p.usd_per_hour), p.share)
-                            }),
-                            opt(r.price.as_ref(), |p| interval(&p.perf.gflop_per_usd)),
-                            opt(r.price.as_ref(), |p| {
-                                format!("${}", num(p.perf.usd_per_pflop.median))
-                            }),
-                            opt(r.per_core.as_ref(), |c| {
-                                format!(
-                                    "{} ({} of {} cores, {}/h)",
-                                    num(c.perf.gflop_per_usd.median),
-                                    c.cores_used,
-                                    c.cores_total,
-                                    usd(c.usd_per_hour)
-                                )
-                            }),
-                        ]
-                    })
-                    .collect(),
-            ),
-            &[
-                "#",
-                "device (run)",
-                "best kernel",
-                "GFLOP/s [95% CI]=GFLOP/s",
-                "% published peak=% peak",
-                "% measured ceiling=% ceiling",
-                "bound",
-                "GFLOP per $ [95% CI]=GFLOP per $",
-            ],
-            &[
-                "kind",
-                "USD/h (share)",
-                "$ per PFLOP",
-                "per used core: GFLOP per $ (secondary)",
-            ],
-        ));
-    }
-}
-
-/// A workload's other verified rows, and the rows not ranked (no speed unless ok).
-fn other_rows(rep: &Report, w: &WorkloadReport, b: &mut Vec<Block>) {
-    if !w.also_verified.is_empty() {
-        b.push(Block::Para(
-            "Also verified (not their device's best):".into(),
-        ));
-        b.push(table(
-            &["device (run)", "kind", "kernel", "GFLOP/s [95% CI]"],
-            w.also_verified
-                .iter()
-                .map(|&i| {
-                    let r = &rep.rows[i];
-                    vec![
-                        format!("{} — {}", r.device, r.run_label),
-                        kind_label(r.kind),
-                        r.kernel.clone(),
-                        gflops(r),
-                    ]
-                })
-                .collect(),
-        ));
-    }
-    if !w.not_ranked.is_empty() {
-        b.push(Block::Para(
-            "Not ranked (listed, never ranked; rows that are not ok show no speed):".into(),
-        ));
-        b.push(for_terminal(
-            table(
-                &["device (run)", "kind", "kernel", "status", "GFLOP/s", "why"],
-                w.not_ranked
-                    .iter()
-                    .map(|&i| {
-                        let r = &rep.rows[i];
-                        vec![
-                            format!("{} — {}", r.device, r.run_label),
-                            kind_label(r.kind),
-                            r.kernel.clone(),
-                            r.status.to_string(),
-                            if r.status == Status::Ok {
-                                format!("{} (unverified)", gflops(r))
-                            } else {
-                                "—".into()
-                            },
-                            r.not_ranked.clone().unwrap_or_default(),
-                        ]
-                    })
-                    .collect(),
-            ),
-            &["device (run)", "kernel", "status", "GFLOP/s"],
-            &["why"],
-        ));
-    }
-}
-
-/// A workload's projections onto the targets, with their assumptions and break-even prices.
-fn projections(w: &WorkloadReport, b: &mut Vec<Block>) {
-    let rows: Vec<Vec<String>> = w
-        .projections
-        .iter()
-        .map(|p| match &p.projection {
-            None => vec![
-                format!("{} (projected)", p.chip_name),
-                "projected".into(),
-                format!("n/a: {}", p.error.clone().unwrap_or_default()),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-            ],
-            Some(pr) => vec![
-                format!("{} (projected)", p.chip_name),
-                "projected".into(),
-                format!("≤ {}", num(pr.ceiling_gflops)),
-                pr.bound.name().to_string(),
-                opt(pr.realistic_gflops, num),
-                opt(p.price.as_ref(), |x| {
-                    format!("{} ({}, {})", usd(x.usd_per_chip_hour), x.offer, x.status)
-                }),
-                opt(p.ceiling_perf.as_ref(), |x| {
-                    format!("≤ {}", num(x.gflop_per_usd.median))
-                }),
-                opt(p.realistic_perf.as_ref(), |x| num(x.gflop_per_usd.median)),
-                opt(p.break_even.as_ref(), |x| {
-                    format!(
-                        "{}{} ({})",
-                        if x.from == "ceiling" { "≤ " } else { "" },
-                        interval(&x.usd_per_chip_hour),
-                        x.from
-                    )
-                }),
-            ],
-        })
-        .collect();
-    if !rows.is_empty() {
-        b.push(Block::Para(
-            "Projected (kind: projected — computed from published specs, never measured):".into(),
-        ));
-        b.push(for_terminal(
-            table(
-                &[
-                    "chip",
-                    "kind",
-                    "ceiling GFLOP/s (upper bound)",
-                    "bound",
-                    "realistic GFLOP/s",
-                    "price per chip-hour (offer, status)",
-                    "GFLOP per $ at ceiling",
-                    "GFLOP per $ realistic",
-                    "break-even $ per chip-hour",
-                ],
-                rows,
-            ),
-            &[
-                "chip",
-                "ceiling GFLOP/s (upper bound)=ceiling GFLOP/s",
-                "bound",
-                "realistic GFLOP/s=realistic",
-                "GFLOP per $ at ceiling=GFLOP/$ ceiling",
-                "GFLOP per $ realistic=GFLOP/$ realistic",
-                "break-even $ per chip-hour=break-even $/chip-h",
-            ],
-            &["price per chip-hour (offer, status)"],
-        ));
-        let mut assumptions: Vec<String> = w
-            .projections
-            .iter()
-            .filter_map(|p| {
-                p.projection
-                    .as_ref()
-                    .map(|pr| format!("projected · {}: {}", p.chip_name, pr.assumption))
-            })
-            .collect();
-        assumptions.extend(w.projections.iter().filter_map(|p| {
-            p.break_even.as_ref().map(|be| {
-                format!(
-                    "break-even · {}: {} per chip-hour is {}",
-                    p.chip_name,
-                    interval(&be.usd_per_chip_hour),
-                    be.wording
-                )
-            })
-        }));
-        b.push(Block::List(assumptions));
-    }
-}
-
 /// The LLM estimate (kernel-only).
-fn llm(rep: &Report, b: &mut Vec<Block>) {
+pub(super) fn llm(rep: &Report, b: &mut Vec<Block>) {
     if !rep.llm.is_empty() {
         b.push(Block::Heading(
             2,
@@ -655,7 +293,7 @@ fn llm(rep: &Report, b: &mut Vec<Block>) {
         b.push(Block::Para(format!(
             "Layer time = its projection matmuls + attention, × layer count; {}. Every figure \
              here is a kernel-only estimate.",
-            super::llm::EXCLUDES
+            crate::report::llm::EXCLUDES
         )));
         b.push(for_terminal(
             table(
@@ -741,7 +379,7 @@ fn llm(rep: &Report, b: &mut Vec<Block>) {
 }
 
 /// Scaling curves of sweep runs.
-fn scaling(rep: &Report, b: &mut Vec<Block>) {
+pub(super) fn scaling(rep: &Report, b: &mut Vec<Block>) {
     if !rep.sweeps.is_empty() {
         b.push(Block::Heading(2, "Scaling (sweep runs)".into()));
         b.push(Block::Chart(Chart::Scaling));
@@ -767,7 +405,7 @@ fn scaling(rep: &Report, b: &mut Vec<Block>) {
 }
 
 /// Every row of every run.
-fn all_rows(rep: &Report, b: &mut Vec<Block>) {
+pub(super) fn all_rows(rep: &Report, b: &mut Vec<Block>) {
     b.push(Block::Heading(2, "All rows".into()));
     b.push(for_terminal(
         table(
@@ -834,7 +472,7 @@ fn all_rows(rep: &Report, b: &mut Vec<Block>) {
 }
 
 /// The notes, and the sources of every spec and price used.
-fn sources(rep: &Report, b: &mut Vec<Block>) {
+pub(super) fn sources(rep: &Report, b: &mut Vec<Block>) {
     if !rep.notes.is_empty() {
         b.push(Block::Heading(2, "Notes".into()));
         b.push(Block::List(rep.notes.clone()));
