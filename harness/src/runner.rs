@@ -14,10 +14,13 @@
 //! - memory-bound rows rotate input sets spanning [`ROTATE_FOOTPRINT_L3`] × L3 so samples do not
 //!   measure a warm cache;
 //! - the last sample's output is poisoned before and verified after: a kernel that fails either
-//!   verification is `incorrect` and shows no speed.
+//!   verification is `incorrect` and shows no speed;
+//! - the row records the machine's noise while it sampled ([`RowNoise`]: steal time over warm-up
+//!   and samples, the run queue read after every sample, outside the timed region).
 
+use crate::env::cpu::{online_cpus, read_cpu_times, read_run_queue, steal_pct, CpuTimes};
 use crate::runfile::{
-    Device, Flops, Row, RowVerification, Shape, Status, StopReason, Timing, TimingMethod,
+    Device, Flops, Row, RowNoise, RowVerification, Shape, Status, StopReason, Timing, TimingMethod,
 };
 use crate::stats::{Bootstrap, Sample, MIN_SAMPLES};
 use crate::workload::PlannedRow;
@@ -330,6 +333,52 @@ fn time_rotating(prepared: &mut [PreparedSet], first: usize, iters: u64) -> Resu
     Ok(t.elapsed().as_secs_f64() / iters as f64)
 }
 
+/// What the machine did while one row sampled: `/proc/stat` at the start and end (steal), the
+/// run queue after each sample (read between samples, never inside a timed region).
+struct NoiseMeter {
+    start: Option<CpuTimes>,
+    run_queue: Vec<u32>,
+}
+
+impl NoiseMeter {
+    fn start() -> NoiseMeter {
+        NoiseMeter {
+            start: read_cpu_times(),
+            run_queue: Vec::new(),
+        }
+    }
+
+    fn after_sample(&mut self) {
+        if let Some(r) = read_run_queue() {
+            self.run_queue.push(r);
+        }
+    }
+
+    fn finish(self) -> RowNoise {
+        let steal = self
+            .start
+            .zip(read_cpu_times())
+            .and_then(|(a, b)| steal_pct(a, b));
+        let mut q = self.run_queue;
+        q.sort_unstable();
+        let median = (!q.is_empty()).then(|| {
+            let n = q.len();
+            if n % 2 == 1 {
+                q[n / 2] as f64
+            } else {
+                (q[n / 2 - 1] + q[n / 2]) as f64 / 2.0
+            }
+        });
+        RowNoise {
+            steal_pct: steal,
+            run_queue_median: median,
+            run_queue_max: q.last().copied(),
+            readings: q.len() as u64,
+            online_cpus: online_cpus(),
+        }
+    }
+}
+
 /// A prepared kernel and the inputs it was prepared with (for verification).
 type PreparedSet = (Box<dyn Prepared>, Vec<Arc<Tensor>>);
 
@@ -391,6 +440,7 @@ fn measure(
     // Warm-up: until two consecutive iterations agree within 5%, capped in count and time.
     let warm_budget = budget.mul_f64(WARMUP_BUDGET_SHARE);
     let warm_start = Instant::now();
+    let mut noise = NoiseMeter::start();
     let mut warmup_iters = 0u64;
     let mut clock = Clock::default();
     let mut last = f64::INFINITY;
@@ -439,6 +489,7 @@ fn measure(
                 &mut clock,
             )?);
         }
+        noise.after_sample();
         let n = samples.len();
         if n >= MIN_SAMPLES && (n.is_multiple_of(5) || n == MIN_SAMPLES) {
             let s = Sample::from_slice(&samples).map_err(|e| e.to_string())?;
@@ -484,6 +535,7 @@ fn measure(
         });
         verify_set = Some(set);
     }
+    row.noise = Some(noise.finish());
     let timing = Timing {
         method: clock.method(),
         warmup_iters,

@@ -33,7 +33,7 @@ fn tiny_suite(dir: &Path) -> PathBuf {
 }
 
 fn schema_validator() -> jsonschema::Validator {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/schema/run-1.2.schema.json");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/schema/run-1.3.schema.json");
     let schema: Value = serde_json::from_str(&std::fs::read_to_string(root).unwrap()).unwrap();
     jsonschema::validator_for(&schema).expect("the run schema compiles")
 }
@@ -100,7 +100,11 @@ fn run_writes_a_schema_valid_file_and_plan_matches() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let doc = assert_valid(&out);
     assert_eq!(doc["complete"], true);
-    assert_eq!(doc["schema"], "perfledger.run/1.2");
+    assert_eq!(doc["schema"], "perfledger.run/1.3");
+    // What the user set is recorded as given (defaults unset).
+    assert_eq!(doc["config"]["options"]["threads"], 2);
+    assert_eq!(doc["config"]["options"]["probes"], "off");
+    assert_eq!(doc["config"]["options"]["isa"], serde_json::Value::Null);
     let rows = doc["results"].as_array().unwrap();
     let ran: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
     // Same kernels in the same order as the plan.
@@ -114,6 +118,10 @@ fn run_writes_a_schema_valid_file_and_plan_matches() {
             assert!(r["gflops"]["median"].as_f64().unwrap() > 0.0);
             assert_eq!(r["verification"]["verdict"], "pass");
             assert!(r["samples_s"].as_array().unwrap().len() >= 10);
+            // Every sampled row says what the machine did meanwhile.
+            let noise = &r["noise"];
+            assert!(noise["readings"].as_u64().unwrap() >= 10, "{noise}");
+            assert!(noise["run_queue_median"].as_f64().unwrap() >= 1.0, "{noise}");
         } else {
             assert!(r.get("gflops").is_none_or(|g| g.is_null()), "{r}");
         }

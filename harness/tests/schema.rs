@@ -5,9 +5,9 @@
 use perfledger::env::{CpuInfo, Environment, GpuInfo, HarnessInfo, InstanceInfo, PriceInfo};
 use perfledger::runfile::{
     default_run_path, AttentionShape, Device, ExternalRow, Flops, GpuCeilings, KernelRef,
-    MatmulShape, MeasuredCeilings, Provenance, Row, RowKind, RowVerification, RunConfig, RunFile,
-    RunFileError, SchemaVersion, Shape, Status, StopReason, SuiteRef, Timing, TimingMethod,
-    Verdict, VersionError, SCHEMA, VERSION,
+    MatmulShape, MeasuredCeilings, Provenance, Row, RowKind, RowNoise, RowVerification, RunConfig,
+    RunFile, RunFileError, RunOptions, SchemaVersion, Shape, Status, StopReason, SuiteRef, Timing,
+    TimingMethod, Verdict, VersionError, SCHEMA, VERSION,
 };
 use perfledger::stats::Sample;
 use perfledger_kernels::dtype::{DType, SplitMix64};
@@ -39,14 +39,14 @@ fn compile(schema: &Value) -> jsonschema::Validator {
 
 fn run_validator() -> &'static jsonschema::Validator {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
-    V.get_or_init(|| compile(&load_schema("run-1.2.schema.json")))
+    V.get_or_init(|| compile(&load_schema("run-1.3.schema.json")))
 }
 
 /// The `row` definition of the run schema as a schema of its own.
 fn row_validator() -> &'static jsonschema::Validator {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
     V.get_or_init(|| {
-        let run = load_schema("run-1.2.schema.json");
+        let run = load_schema("run-1.3.schema.json");
         compile(&json!({
             "$schema": run["$schema"],
             "$defs": run["$defs"],
@@ -218,6 +218,13 @@ fn realistic_run() -> RunFile {
                 "--suite".into(),
                 "quick".into(),
             ],
+            options: Some(RunOptions {
+                threads: Some(2),
+                isa: Some("avx2fma".into()),
+                ci_target: 0.02,
+                probes: "full".into(),
+                ..RunOptions::default()
+            }),
         },
     );
     run.complete = true;
@@ -277,6 +284,13 @@ fn realistic_run() -> RunFile {
     ok.flops = Some(Flops::exact(17_179_869_184));
     ok.min_bytes = Some(25_165_824);
     ok.timing = Some(timing);
+    ok.noise = Some(RowNoise {
+        steal_pct: Some(0.4),
+        run_queue_median: Some(2.0),
+        run_queue_max: Some(3),
+        readings: 12,
+        online_cpus: Some(2),
+    });
     let sample = Sample::new(noisy_samples(12, 0.1175, 1)).unwrap();
     ok.set_samples(&sample, &sample.summary());
     ok.verification = Some(passed.clone());
@@ -965,6 +979,7 @@ fn this_machines_fingerprint_validates() {
             max_row_s: None,
             run_budget_s: Some(60.0),
             argv: vec![],
+            options: None,
         },
     );
     run.results = realistic_run().results;
@@ -1075,6 +1090,7 @@ fn committed_run_files_of_every_minor_are_read() {
     walk(&root, &mut files);
     let v10 = compile(&load_schema("run-1.0.schema.json"));
     let v11 = compile(&load_schema("run-1.1.schema.json"));
+    let v12 = compile(&load_schema("run-1.2.schema.json"));
     let mut seen = BTreeMap::new();
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
@@ -1090,7 +1106,8 @@ fn committed_run_files_of_every_minor_are_read() {
         let validator = match schema {
             "perfledger.run/1.0" => &v10,
             "perfledger.run/1.1" => &v11,
-            "perfledger.run/1.2" => run_validator(),
+            "perfledger.run/1.2" => &v12,
+            "perfledger.run/1.3" => run_validator(),
             other => panic!("{}: unexpected schema {other}", path.display()),
         };
         let errors: Vec<String> = validator

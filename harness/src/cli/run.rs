@@ -8,7 +8,7 @@ use super::{parse_isa, usage, ProbeMode, RunArgs, EXIT_FAILED, EXIT_INTERRUPTED,
 use super::{INTERRUPTS, PARTIAL};
 use crate::env::{self, CollectOptions, StealMeter};
 use crate::eta::{self, fmt_secs, Budgets, Eta, RowWork};
-use crate::runfile::{Device, MeasuredCeilings, RunConfig, RunFile, Status, SuiteRef};
+use crate::runfile::{Device, MeasuredCeilings, RunConfig, RunFile, RunOptions, Status, SuiteRef};
 use crate::runner::{self, Inputs, RunnerOptions, MIN_SAMPLE_S};
 use crate::workload::{self, Filters, Plan, Suite};
 use anyhow::{bail, Context, Result};
@@ -31,6 +31,41 @@ struct RunPlan {
     runner: RunnerOptions,
     threads: usize,
     out: Option<PathBuf>,
+}
+
+/// The options the user set, as the run file records them (`config.options`): the flags as given,
+/// defaults unset, so the same command line records the same options.
+fn run_options(args: &RunArgs) -> RunOptions {
+    RunOptions {
+        threads: args.threads,
+        pin: args.pin,
+        isa: args
+            .isa
+            .map(|i| perfledger_kernels::isa::Isa::from(i).name().to_string()),
+        blocking: args.blocking.clone(),
+        backends: args
+            .backend
+            .iter()
+            .flatten()
+            .map(|&b| Backend::from(b))
+            .collect(),
+        dtypes: args
+            .dtype
+            .iter()
+            .flatten()
+            .map(|&d| DType::from(d))
+            .collect(),
+        kernels: args.kernel.clone().unwrap_or_default(),
+        ci_target: args.ci_target,
+        probes: match args.probes {
+            ProbeMode::Full => "full",
+            ProbeMode::Off => "off",
+        }
+        .to_string(),
+        allow_software_gpu: args.allow_software_gpu,
+        gpu: args.gpu.clone(),
+        allow_test_kernels: args.allow_test_kernels,
+    }
 }
 
 fn validate_run(args: &RunArgs) -> Result<RunPlan> {
@@ -460,6 +495,7 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
             max_row_s: Some(rp.runner.cap_s()),
             run_budget_s: rp.runner.run_budget_s,
             argv,
+            options: Some(run_options(&args)),
         },
     );
     let out = rp.out.clone().unwrap_or_else(|| run.default_path());

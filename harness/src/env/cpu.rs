@@ -330,6 +330,35 @@ impl StealMeter {
     }
 }
 
+/// The runnable-task count of `/proc/loadavg` (the numerator of its fourth field,
+/// `running/total`): tasks running or waiting for a CPU at this instant, the reading thread
+/// included.
+pub fn parse_loadavg_running(content: &str) -> Option<u32> {
+    let field = content.split_whitespace().nth(3)?;
+    field.split_once('/')?.0.parse().ok()
+}
+
+/// [`parse_loadavg_running`] of this machine now; `None` off Linux.
+pub fn read_run_queue() -> Option<u32> {
+    parse_loadavg_running(&read("/proc/loadavg")?)
+}
+
+/// `/proc/stat`'s aggregate counters now (for a steal share over an interval, [`steal_pct`]).
+pub fn read_cpu_times() -> Option<CpuTimes> {
+    read_proc_stat()
+}
+
+/// Online logical CPUs (`/sys/devices/system/cpu/online`, else the process's parallelism).
+pub fn online_cpus() -> Option<u32> {
+    read(Path::new(SYS_CPU).join("online"))
+        .and_then(|l| parse_cpu_list(&l))
+        .or_else(|| {
+            std::thread::available_parallelism()
+                .ok()
+                .map(|n| n.get() as u32)
+        })
+}
+
 fn read(path: impl AsRef<Path>) -> Option<String> {
     fs::read_to_string(path).ok()
 }

@@ -1,5 +1,7 @@
-//! Run files: one JSON document per run, schema `perfledger.run/1.2` (DESIGN.md "Result file",
-//! `results/README.md`, `results/schema/run-1.2.schema.json`; 1.1 added the optional after-rows
+//! Run files: one JSON document per run, schema `perfledger.run/1.3` (DESIGN.md "Result file",
+//! `results/README.md`, `results/schema/run-1.3.schema.json`; 1.3 added the options the run was
+//! made with (`config.options`, what `compare` checks as configuration) and each measured row's
+//! machine noise (`noise`: steal time and run queue while it sampled); 1.1 added the optional after-rows
 //! probes of `measured_ceilings`; 1.2 the compute unit of every measured row's kernel
 //! (`kernel.unit`), the `vdpbf16ps` probe and the read-bandwidth patterns, each row's budget,
 //! cap and times (`timing.budget_s`, `max_row_s`, `sampling_s`, `row_s`), the `row_cap` stop reason
@@ -33,9 +35,9 @@ use time::{OffsetDateTime, UtcOffset};
 /// The name part of the run-file schema string.
 pub const SCHEMA_NAME: &str = "perfledger.run";
 /// The schema string this build writes.
-pub const SCHEMA: &str = "perfledger.run/1.2";
+pub const SCHEMA: &str = "perfledger.run/1.3";
 /// The version this build writes and reads (with older minors of the same major).
-pub const VERSION: SchemaVersion = SchemaVersion::new(1, 2);
+pub const VERSION: SchemaVersion = SchemaVersion::new(1, 3);
 /// Where runs go by default (relative to the working directory; git-ignored).
 pub const RUNS_DIR: &str = "results/runs";
 
@@ -59,7 +61,7 @@ pub use version::*;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunFile {
-    /// `perfledger.run/1.2`. Files of older minors are read as the current version, and this field
+    /// `perfledger.run/1.3`. Files of older minors are read as the current version, and this field
     /// is set to [`SCHEMA`] on reading (the value in memory is always of the current version).
     pub schema: String,
     /// Random 128-bit id, 32 lowercase hex digits ([`new_run_id`]).
@@ -109,6 +111,42 @@ pub struct RunConfig {
     /// The command line, as given.
     #[serde(default)]
     pub argv: Vec<String>,
+    /// The options the user set (1.3; absent in older files): with the suite, the budgets, the
+    /// seed and the build features, the run's configuration as `compare` checks it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<RunOptions>,
+}
+
+/// What the user chose for a run, beyond the suite, seed and budgets (1.3). Defaults are
+/// recorded as unset (`threads: null` = all online CPUs), so two runs with the same command line
+/// on the same machine record the same options.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunOptions {
+    /// `--threads` as given.
+    pub threads: Option<usize>,
+    /// `--pin`.
+    pub pin: bool,
+    /// `--isa` as given.
+    pub isa: Option<String>,
+    /// `--blocking` as given.
+    pub blocking: Option<String>,
+    /// `--backend` (empty: every backend).
+    pub backends: Vec<Backend>,
+    /// `--dtype` (empty: every dtype).
+    pub dtypes: Vec<perfledger_kernels::DType>,
+    /// `--kernel` globs (empty: every kernel).
+    pub kernels: Vec<String>,
+    /// `--ci-target`.
+    pub ci_target: f64,
+    /// `--probes` (`full` or `off`).
+    pub probes: String,
+    /// `--allow-software-gpu`.
+    pub allow_software_gpu: bool,
+    /// `--gpu` as given.
+    pub gpu: Option<String>,
+    /// `--allow-test-kernels`.
+    pub allow_test_kernels: bool,
 }
 
 impl RunFile {

@@ -458,6 +458,27 @@ pub struct Row {
     /// groups rows by it; `message` has the whole text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The machine while the row sampled (1.3; measured rows with samples): what `compare`
+    /// marks a row `noisy` by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise: Option<RowNoise>,
+}
+
+/// The machine while one row took its warm-up and samples (1.3).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowNoise {
+    /// CPU time stolen by the hypervisor over warm-up and samples, percent of all CPU time
+    /// (`/proc/stat`); null where the counters are not available.
+    pub steal_pct: Option<f64>,
+    /// Runnable tasks (`/proc/loadavg`'s running count, this process's threads included) read
+    /// after each sample: their median and maximum.
+    pub run_queue_median: Option<f64>,
+    pub run_queue_max: Option<u32>,
+    /// How many run-queue readings were taken.
+    pub readings: u64,
+    /// Online CPUs when the row ran (what a run queue is compared with).
+    pub online_cpus: Option<u32>,
 }
 
 impl Row {
@@ -492,6 +513,7 @@ impl Row {
             power_w: None,
             case: None,
             reason: None,
+            noise: None,
         }
     }
 
