@@ -2,6 +2,7 @@
 
 pub mod ceiling;
 pub mod cli;
+pub mod compare;
 pub mod env;
 pub mod eta;
 pub mod normalize;

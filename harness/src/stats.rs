@@ -262,6 +262,20 @@ pub fn median_ratio(
     if den_median == 0.0 {
         return Err(StatsError::ZeroMedian);
     }
+    let ratios = bootstrap_median_ratios(num, den, opts);
+    Ok(RatioEstimate {
+        ratio: num.median() / den_median,
+        ci95: [
+            percentile_sorted(&ratios, 0.025),
+            percentile_sorted(&ratios, 0.975),
+        ],
+    })
+}
+
+/// The bootstrap distribution of `median(num) / median(den)`, sorted: `opts.resamples` pairs of
+/// resamples (each side drawn with replacement at its own size, independently, from one seeded
+/// [`SplitMix64`]). A zero resampled denominator gives +∞. Deterministic given the seed.
+pub fn bootstrap_median_ratios(num: &Sample, den: &Sample, opts: &Bootstrap) -> Vec<f64> {
     let mut rng = SplitMix64::new(opts.seed);
     let mut scratch = Vec::with_capacity(num.len().max(den.len()));
     let mut ratios: Vec<f64> = (0..opts.resamples.max(1))
@@ -276,16 +290,37 @@ pub fn median_ratio(
         })
         .collect();
     ratios.sort_by(f64::total_cmp);
-    Ok(RatioEstimate {
-        ratio: num.median() / den_median,
-        ci95: [
-            percentile_sorted(&ratios, 0.025),
-            percentile_sorted(&ratios, 0.975),
-        ],
-    })
+    ratios
 }
 
-/// Type-7 quantile of ascending `sorted` (non-empty), `p` clamped to [0, 1].
+/// The `p`-quantile (type 7, as [`Sample::percentile`]) of values already sorted ascending;
+/// `None` for an empty slice.
+pub fn quantile_of_sorted(sorted: &[f64], p: f64) -> Option<f64> {
+    (!sorted.is_empty()).then(|| percentile_sorted(sorted, p))
+}
+
+/// Holm's step-down correction: which of the hypotheses with these p-values are rejected at
+/// family-wise error `alpha`. Sorted ascending, `p₍ᵢ₎` (i = 1..m) is rejected while
+/// `p₍ᵢ₎ ≤ alpha / (m − i + 1)`; the first that is not stops the procedure (it and every larger
+/// p-value are kept). Returns, per hypothesis in the given order, the level it was tested at
+/// (`alpha / (m − i + 1)`, or `None` when an earlier one stopped the procedure) and whether it
+/// was rejected.
+pub fn holm(p_values: &[f64], alpha: f64) -> Vec<(Option<f64>, bool)> {
+    let m = p_values.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| p_values[a].total_cmp(&p_values[b]));
+    let mut out = vec![(None, false); m];
+    for (i, &h) in order.iter().enumerate() {
+        let level = alpha / (m - i) as f64;
+        let reject = p_values[h] <= level;
+        out[h] = (Some(level), reject);
+        if !reject {
+            break;
+        }
+    }
+    out
+}
+
 fn percentile_sorted(sorted: &[f64], p: f64) -> f64 {
     debug_assert!(!sorted.is_empty());
     let p = if p.is_nan() { 0.5 } else { p.clamp(0.0, 1.0) };

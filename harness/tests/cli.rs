@@ -121,7 +121,10 @@ fn run_writes_a_schema_valid_file_and_plan_matches() {
             // Every sampled row says what the machine did meanwhile.
             let noise = &r["noise"];
             assert!(noise["readings"].as_u64().unwrap() >= 10, "{noise}");
-            assert!(noise["run_queue_median"].as_f64().unwrap() >= 1.0, "{noise}");
+            assert!(
+                noise["run_queue_median"].as_f64().unwrap() >= 1.0,
+                "{noise}"
+            );
         } else {
             assert!(r.get("gflops").is_none_or(|g| g.is_null()), "{r}");
         }

@@ -6,6 +6,7 @@
 //! [`import`], [`report`] (`report` and `specs`). This module holds the arguments, the exit codes
 //! and the Ctrl-C handler.
 
+pub mod compare;
 pub mod env;
 pub mod gpu;
 pub mod import;
@@ -95,6 +96,9 @@ pub enum Command {
     Report(ReportArgs),
     /// Print the spec and price database with sources (`list`, `show ID`).
     Specs(SpecsArgs),
+    /// Compare base and candidate runs for CI: per-row ratios with bootstrap CIs, Holm-corrected
+    /// regression tests; exit 1 on a regression or a newly incorrect row.
+    Compare(CompareArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -239,6 +243,38 @@ pub struct ReportArgs {
     pub max_price_age_days: i64,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct CompareArgs {
+    /// BASE.json CAND.json (one round each); or use --base and --candidate.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Base run files, one per round.
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    pub base: Vec<PathBuf>,
+    /// Candidate run files, one per round.
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    pub candidate: Vec<PathBuf>,
+    /// Tolerance: a row is slower only if its ratio exceeds 1 + this and its noise floor.
+    #[arg(long, default_value_t = crate::compare::DEFAULT_THRESHOLD)]
+    pub threshold: f64,
+    /// Compare rows even when the sides' configurations differ (the difference is reported).
+    #[arg(long)]
+    pub allow_config_diff: bool,
+    /// A/A comparison (`compare --format json` of two runs of the same build): its CIs are per-row
+    /// noise floors.
+    #[arg(long, value_name = "FILE")]
+    pub noise: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = crate::compare::CompareFormat::Table)]
+    pub format: crate::compare::CompareFormat,
+    /// Write to FILE instead of stdout (atomically; an existing file needs --force).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Overwrite an existing --out.
+    #[arg(long)]
+    pub force: bool,
+}
+
 #[derive(Subcommand, Debug, Clone)]
 pub enum SpecsAction {
     /// Every accelerator, CPU, offer and alias, with sources and dates (the default).
@@ -318,6 +354,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Command::Import(args) => import::cmd_import(args),
         Command::Report(args) => report::report(args),
         Command::Specs(args) => report::specs(args),
+        Command::Compare(args) => compare::cmd_compare(args),
     }
 }
 

@@ -62,7 +62,7 @@ fn load_db(
 }
 
 /// Refuse an `--out` before any work (exists without `--force`, or a directory).
-fn check_out(out: &Path, force: bool) -> Result<()> {
+pub(crate) fn check_out(out: &Path, force: bool) -> Result<()> {
     if out.is_dir() {
         return Err(usage(format!("--out {}: is a directory", out.display())));
     }
@@ -75,7 +75,7 @@ fn check_out(out: &Path, force: bool) -> Result<()> {
     Ok(())
 }
 
-fn emit(text: &str, out: Option<&Path>, force: bool) -> Result<()> {
+pub(crate) fn emit(text: &str, out: Option<&Path>, force: bool) -> Result<()> {
     match out {
         Some(p) => {
             write_atomic(p, text.as_bytes(), force)

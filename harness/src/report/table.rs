@@ -50,7 +50,7 @@ impl Footnotes {
 }
 
 /// `matmul.cpu.packed.avx512f.f32-f32-f32` → `packed.avx512f.f32-f32-f32` (other text as is).
-fn short_kernel(text: &str) -> String {
+pub(crate) fn short_kernel(text: &str) -> String {
     for op in ["matmul.", "attention."] {
         for backend in ["cpu.", "gpu."] {
             if let Some(rest) = text.strip_prefix(op).and_then(|r| r.strip_prefix(backend)) {
