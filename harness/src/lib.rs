@@ -3,8 +3,10 @@
 pub mod ceiling;
 pub mod cli;
 pub mod compare;
+pub mod criterion;
 pub mod env;
 pub mod eta;
+pub mod export;
 pub mod normalize;
 pub mod report;
 pub mod runfile;

@@ -293,6 +293,18 @@ pub fn bootstrap_median_ratios(num: &Sample, den: &Sample, opts: &Bootstrap) -> 
     ratios
 }
 
+/// The bootstrap distribution of a sample's median, sorted: `opts.resamples` resamples drawn with
+/// replacement by a seeded [`SplitMix64`].
+pub fn bootstrap_medians(sample: &Sample, opts: &Bootstrap) -> Vec<f64> {
+    let mut rng = SplitMix64::new(opts.seed);
+    let mut scratch = Vec::with_capacity(sample.len());
+    let mut medians: Vec<f64> = (0..opts.resamples.max(1))
+        .map(|_| resample_median(&sample.sorted, &mut rng, &mut scratch))
+        .collect();
+    medians.sort_by(f64::total_cmp);
+    medians
+}
+
 /// The `p`-quantile (type 7, as [`Sample::percentile`]) of values already sorted ascending;
 /// `None` for an empty slice.
 pub fn quantile_of_sorted(sorted: &[f64], p: f64) -> Option<f64> {

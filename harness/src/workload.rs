@@ -404,6 +404,8 @@ pub struct Filters {
     pub dtypes: Option<Vec<DType>>,
     pub backends: Option<Vec<Backend>>,
     pub kernels: Option<Vec<String>>,
+    /// Case-name globs (`--case`).
+    pub cases: Option<Vec<String>>,
 }
 
 /// One row of the plan: a case × kernel × dtype.
@@ -430,6 +432,13 @@ impl<'a> Plan<'a> {
         let mut omitted_baseline = 0;
         let mut no_kernel = Vec::new();
         for (case_index, case) in suite.cases.iter().enumerate() {
+            if filters
+                .cases
+                .as_ref()
+                .is_some_and(|g| !g.iter().any(|p| glob_match(p, &case.name)))
+            {
+                continue;
+            }
             let op: Op = case.problem.op();
             for &dtype in &case.dtypes {
                 if filters.dtypes.as_ref().is_some_and(|d| !d.contains(&dtype)) {
@@ -654,5 +663,16 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(Plan::new(&s, &reg, &naive).rows.len(), 0);
+        let name = s.cases[0].name.clone();
+        let this_case = Filters {
+            cases: Some(vec![format!("{}*", &name[..name.len() - 1])]),
+            ..Default::default()
+        };
+        assert_eq!(Plan::new(&s, &reg, &this_case).rows.len(), plan.rows.len());
+        let other_case = Filters {
+            cases: Some(vec!["no-such-case".into()]),
+            ..Default::default()
+        };
+        assert_eq!(Plan::new(&s, &reg, &other_case).rows.len(), 0);
     }
 }

@@ -30,6 +30,7 @@ pub fn cmd_compare(args: CompareArgs) -> Result<u8> {
         threshold: args.threshold,
         allow_config_diff: args.allow_config_diff,
         noise,
+        paired: args.paired,
         ..CompareOptions::default()
     };
     let c = compare::compare(&base, &cand, &opts);

@@ -8,6 +8,7 @@
 
 pub mod compare;
 pub mod env;
+pub mod export;
 pub mod gpu;
 pub mod import;
 pub mod list;
@@ -99,6 +100,39 @@ pub enum Command {
     /// Compare base and candidate runs for CI: per-row ratios with bootstrap CIs, Holm-corrected
     /// regression tests; exit 1 on a regression or a newly incorrect row.
     Compare(CompareArgs),
+    /// Export a run's verified rows for benchmark trackers (Bencher BMF, github-action-benchmark).
+    Export(ExportArgs),
+    /// Read criterion's output tree (target/criterion) into a run file.
+    IngestCriterion(IngestCriterionArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    /// The run file.
+    #[arg(value_name = "RUN.json")]
+    pub run: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: crate::export::ExportFormat,
+    /// Write to FILE instead of stdout (atomically; an existing file needs --force).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Overwrite an existing --out.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct IngestCriterionArgs {
+    /// criterion's output directory.
+    #[arg(value_name = "DIR", default_value = "target/criterion")]
+    pub dir: PathBuf,
+    /// The run file to write.
+    #[arg(long, value_name = "RUN.json")]
+    pub out: PathBuf,
+    /// Overwrite an existing --out.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -123,6 +157,9 @@ pub struct RunArgs {
     /// Kernel glob(s), matched against the id, the family or the short name (`packed`).
     #[arg(long, value_delimiter = ',')]
     pub kernel: Option<Vec<String>>,
+    /// Case-name glob(s): run only these cases of the suite (`--plan` lists them).
+    #[arg(long, value_delimiter = ',')]
+    pub case: Option<Vec<String>>,
     /// Force the CPU ISA path; default: the best detected.
     #[arg(long, value_enum)]
     pub isa: Option<IsaArg>,
@@ -260,6 +297,10 @@ pub struct CompareArgs {
     /// Compare rows even when the sides' configurations differ (the difference is reported).
     #[arg(long)]
     pub allow_config_diff: bool,
+    /// The rounds are paired: the i-th base round of a row ran next to the i-th candidate round
+    /// (as `scripts/ci-perf.sh` runs them); the ratio is the median of per-pair ratios.
+    #[arg(long)]
+    pub paired: bool,
     /// A/A comparison (`compare --format json` of two runs of the same build): its CIs are per-row
     /// noise floors.
     #[arg(long, value_name = "FILE")]
@@ -355,6 +396,8 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Command::Report(args) => report::report(args),
         Command::Specs(args) => report::specs(args),
         Command::Compare(args) => compare::cmd_compare(args),
+        Command::Export(args) => export::cmd_export(args),
+        Command::IngestCriterion(args) => export::cmd_ingest_criterion(args),
     }
 }
 

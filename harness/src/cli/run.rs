@@ -56,6 +56,7 @@ fn run_options(args: &RunArgs) -> RunOptions {
             .map(|&d| DType::from(d))
             .collect(),
         kernels: args.kernel.clone().unwrap_or_default(),
+        cases: args.case.clone().unwrap_or_default(),
         ci_target: args.ci_target,
         probes: match args.probes {
             ProbeMode::Full => "full",
@@ -141,6 +142,7 @@ fn validate_run(args: &RunArgs) -> Result<RunPlan> {
         dtypes,
         backends,
         kernels: args.kernel.clone(),
+        cases: args.case.clone(),
     };
     let runner = RunnerOptions {
         case_budget_s,

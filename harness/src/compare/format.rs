@@ -62,6 +62,7 @@ fn p_cell(r: &RowComparison, terse: bool) -> String {
 
 fn rounds_cell(r: &RowComparison) -> String {
     let how = match r.resampled {
+        Some(Resampled::Pairs) => " pairs",
         Some(Resampled::Rounds) => " rounds",
         Some(Resampled::Samples) => " samples",
         None => "",
@@ -124,13 +125,18 @@ fn header_lines(c: &Comparison) -> Vec<String> {
     }
     let m = &c.method;
     lines.push(format!(
-        "method: {}; threshold {:.1}%; {}; {} bootstrap resamples (seed {:#x}); rounds resampled \
-         with ≥ {} rounds per side, samples otherwise{}; noisy: steal above {}% or {}",
+        "method: {}; threshold {:.1}%; {}; {} bootstrap resamples (seed {:#x}); {} with ≥ {} \
+         rounds per side, samples otherwise{}; noisy: steal above {}% or {}",
         m.statistic,
         m.threshold * 100.0,
         m.correction,
         m.resamples,
         m.seed,
+        if m.paired {
+            "paired rounds (--paired): per-pair ratios resampled"
+        } else {
+            "rounds resampled"
+        },
         m.min_rounds_for_round_resampling,
         m.noise_file
             .as_ref()

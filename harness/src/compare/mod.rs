@@ -44,6 +44,9 @@ pub struct CompareOptions {
     pub allow_config_diff: bool,
     /// Per-row noise floors from a recorded A/A comparison (`--noise FILE`).
     pub noise: Option<NoiseFile>,
+    /// The rounds are paired (`--paired`): the i-th round of a row on the base side ran next to
+    /// the i-th on the candidate side, so their ratio cancels what the machine did meanwhile.
+    pub paired: bool,
     pub seed: u64,
 }
 
@@ -53,6 +56,7 @@ impl Default for CompareOptions {
             threshold: DEFAULT_THRESHOLD,
             allow_config_diff: false,
             noise: None,
+            paired: false,
             seed: crate::stats::DEFAULT_SEED,
         }
     }
@@ -105,6 +109,9 @@ impl Verdict {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Resampled {
+    /// Paired rounds (`--paired`, ≥ [`MIN_ROUNDS`] pairs): the per-pair ratios of round medians
+    /// resampled; drift common to a pair cancels.
+    Pairs,
     /// Per-round medians resampled (≥ [`MIN_ROUNDS`] rounds per side): drift between runs counts.
     Rounds,
     /// The samples of all rounds pooled and resampled (fewer rounds): drift between runs is not
@@ -144,8 +151,8 @@ pub struct RowComparison {
     /// Candidate median time / base median time (> 1: slower).
     pub ratio: Option<f64>,
     pub ci95: Option<[f64; 2]>,
-    /// The base's own round-to-round spread (2 × 1.4826 × MAD of the round medians / their
-    /// median), with ≥ 3 base rounds.
+    /// The round-to-round spread: 2 × 1.4826 × MAD / median of the base's round medians (≥ 3
+    /// base rounds), or of the paired ratios (`--paired`).
     pub noise_floor_rounds: Option<f64>,
     /// The floor from `--noise`.
     pub noise_floor_aa: Option<f64>,
@@ -182,6 +189,7 @@ pub struct Method {
     pub resamples: usize,
     pub seed: u64,
     pub min_rounds_for_round_resampling: usize,
+    pub paired: bool,
     pub noise_file: Option<String>,
     pub noisy_steal_pct: f64,
     pub noisy_run_queue: String,
@@ -273,6 +281,7 @@ pub fn compare(base: &Side, candidate: &Side, opts: &CompareOptions) -> Comparis
             resamples: RESAMPLES,
             seed: opts.seed,
             min_rounds_for_round_resampling: MIN_ROUNDS,
+            paired: opts.paired,
             noise_file: opts.noise.as_ref().map(|n| n.path.clone()),
             noisy_steal_pct: NOISY_STEAL_PCT,
             noisy_run_queue: "median run queue above the online CPUs".to_string(),

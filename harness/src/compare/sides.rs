@@ -3,7 +3,8 @@
 //!
 //! **Configuration** is what the user set: the suite, seed, row budget and cap, run budget, the
 //! run's options (`config.options`, 1.3: threads as given, pinning, `--isa`, `--blocking`,
-//! filters, CI target, probes, GPU choice, test kernels), the threads and ISA path the run used,
+//! CI target, probes, GPU choice, test kernels; not the row filters, which select rows rather than
+//! change how they run), the threads and ISA path the run used,
 //! pinning, and the build's features. The git commit, perfledger version and the parameters a
 //! kernel chose itself are never configuration: they are what a comparison measures.
 //!
@@ -86,6 +87,11 @@ impl Side {
     }
 }
 
+/// Options that only select rows (`--backend`, `--dtype`, `--kernel`, `--case`): not
+/// configuration. `scripts/ci-perf.sh` runs one row per process with them, so base and candidate
+/// rounds of a row are adjacent in time.
+pub const ROW_FILTERS: [&str; 4] = ["backends", "dtypes", "kernels", "cases"];
+
 /// A setting whose value differs between two configurations.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ConfigDifference {
@@ -119,10 +125,14 @@ pub fn configuration(run: &RunFile) -> BTreeMap<String, String> {
     features.sort();
     set("features", features.join(","));
     if let Some(o) = &run.config.options {
-        // Every option by its JSON name, so a new option is compared without a change here.
+        // Every option by its JSON name, so a new option is compared without a change here;
+        // the row filters select rows rather than change how they run (a row one side did not
+        // run is listed `not comparable`), so they are not configuration.
         if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(o) {
             for (k, v) in map {
-                set(&format!("options.{k}"), v.to_string());
+                if !ROW_FILTERS.contains(&k.as_str()) {
+                    set(&format!("options.{k}"), v.to_string());
+                }
             }
         }
     }

@@ -7,7 +7,9 @@ use super::{
     NOISY_RUN_QUEUE_EXCESS, NOISY_STEAL_PCT, RESAMPLES,
 };
 use crate::runfile::{Row, Status};
-use crate::stats::{bootstrap_median_ratios, holm, quantile_of_sorted, Bootstrap, Sample};
+use crate::stats::{
+    bootstrap_median_ratios, bootstrap_medians, holm, quantile_of_sorted, Bootstrap, Sample,
+};
 use std::collections::BTreeMap;
 
 /// Scale from the MAD to a normal-consistent σ.
@@ -151,7 +153,18 @@ pub fn compare_rows(base: &Side, cand: &Side, opts: &CompareOptions) -> Vec<RowC
         let (noisy, detail) = noise(b_rows, c_rows);
         row.noisy = noisy;
         row.noise_detail = detail;
-        match measure(&mut row, &b_ok, &c_ok, key, opts, index as u64) {
+        let pairs: Vec<(&Row, &Row)> = b_rows
+            .iter()
+            .zip(c_rows.iter())
+            .filter(|((_, b), (_, c))| b.is_rankable() && c.is_rankable())
+            .map(|((_, b), (_, c))| (*b, *c))
+            .collect();
+        let measured = if opts.paired && pairs.len() >= MIN_ROUNDS {
+            measure_pairs(&mut row, &pairs, key, opts, index as u64)
+        } else {
+            measure(&mut row, &b_ok, &c_ok, key, opts, index as u64)
+        };
+        match measured {
             Some(aa_sorted) => pending.push(Pending { row, aa_sorted }),
             None => {
                 row.verdict = Verdict::NotComparable;
@@ -304,6 +317,66 @@ fn measure(
             }
         }
     }
+    finish_tests(row, &ratios, key, opts);
+    // The base against itself (two independent resamples): how far a ratio moves by chance.
+    let aa = Bootstrap {
+        resamples: RESAMPLES,
+        seed: boot.seed ^ 0xA5A5_A5A5_A5A5_A5A5,
+    };
+    Some(bootstrap_median_ratios(&b, &b, &aa))
+}
+
+/// [`measure`] for paired rounds: the ratio is the median of the per-pair ratios of round
+/// medians, resampled by pair; the floor is their spread; the minimum detectable effect comes
+/// from the same ratios centred on 1.
+fn measure_pairs(
+    row: &mut RowComparison,
+    pairs: &[(&Row, &Row)],
+    key: &RowKey,
+    opts: &CompareOptions,
+    index: u64,
+) -> Option<Vec<f64>> {
+    let mut ratios = Vec::with_capacity(pairs.len());
+    let (mut b_med, mut c_med) = (Vec::new(), Vec::new());
+    for (b, c) in pairs {
+        let (b, c) = (round_median(b)?, round_median(c)?);
+        if b <= 0.0 {
+            return None;
+        }
+        ratios.push(c / b);
+        b_med.push(b);
+        c_med.push(c);
+    }
+    let r = Sample::new(ratios).ok()?;
+    let boot = Bootstrap {
+        resamples: RESAMPLES,
+        seed: opts.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    };
+    let dist = bootstrap_medians(&r, &boot);
+    let ratio = r.median();
+    row.resampled = Some(Resampled::Pairs);
+    row.base_median_s = Sample::new(b_med).ok().map(|s| s.median());
+    row.candidate_median_s = Sample::new(c_med).ok().map(|s| s.median());
+    row.ratio = Some(ratio);
+    row.ci95 = Some([
+        quantile_of_sorted(&dist, 0.025)?,
+        quantile_of_sorted(&dist, 0.975)?,
+    ]);
+    if ratio > 0.0 {
+        row.noise_floor_rounds = Some(2.0 * MAD_TO_SIGMA * r.mad() / ratio);
+    }
+    finish_tests(row, &dist, key, opts);
+    // The same pairs centred on 1: how far the median of the ratios moves by chance.
+    let centred = Sample::new(r.values().iter().map(|x| x / ratio).collect()).ok()?;
+    let aa = Bootstrap {
+        resamples: RESAMPLES,
+        seed: boot.seed ^ 0xA5A5_A5A5_A5A5_A5A5,
+    };
+    Some(bootstrap_medians(&centred, &aa))
+}
+
+/// The A/A floor, the tolerance and both p-values from a row's bootstrap distribution.
+fn finish_tests(row: &mut RowComparison, dist: &[f64], key: &RowKey, opts: &CompareOptions) {
     row.noise_floor_aa = opts
         .noise
         .as_ref()
@@ -313,17 +386,11 @@ fn measure(
         .flatten()
         .fold(opts.threshold, f64::max);
     row.tolerance = Some(t);
-    let n = ratios.len() as f64;
-    let slower_null = ratios.iter().filter(|&&r| r <= 1.0 + t).count() as f64;
-    let faster_null = ratios.iter().filter(|&&r| r >= 1.0 / (1.0 + t)).count() as f64;
+    let n = dist.len() as f64;
+    let slower_null = dist.iter().filter(|&&r| r <= 1.0 + t).count() as f64;
+    let faster_null = dist.iter().filter(|&&r| r >= 1.0 / (1.0 + t)).count() as f64;
     row.p_slower = Some((1.0 + slower_null) / (n + 1.0));
     row.p_faster = Some((1.0 + faster_null) / (n + 1.0));
-    // The base against itself (two independent resamples): how far a ratio moves by chance.
-    let aa = Bootstrap {
-        resamples: RESAMPLES,
-        seed: boot.seed ^ 0xA5A5_A5A5_A5A5_A5A5,
-    };
-    Some(bootstrap_median_ratios(&b, &b, &aa))
 }
 
 /// Whether any round of either side saw steal or a run queue above the thresholds.

@@ -79,6 +79,27 @@ pub struct RunFile {
     pub config: RunConfig,
     #[serde(default)]
     pub results: Vec<Row>,
+    /// Benchmarks of other tools this run file carries without a FLOP count or a shape (1.3:
+    /// criterion benches whose ids are not perfledger kernels, from `ingest-criterion`). Shown by
+    /// reports, never ranked or normalized.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign: Vec<ForeignBench>,
+}
+
+/// A benchmark of another tool: its own id and its times, nothing perfledger could check (1.3).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForeignBench {
+    /// The tool (`criterion`).
+    pub tool: String,
+    /// The tool's id of the benchmark (criterion's `full_id`).
+    pub id: String,
+    /// Seconds per iteration, in sample order.
+    pub samples_s: Vec<f64>,
+    pub stats: RowStats,
+    /// Where it was read from.
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 /// Which suite ran.
@@ -137,6 +158,9 @@ pub struct RunOptions {
     pub dtypes: Vec<perfledger_kernels::DType>,
     /// `--kernel` globs (empty: every kernel).
     pub kernels: Vec<String>,
+    /// `--case` globs (empty: every case).
+    #[serde(default)]
+    pub cases: Vec<String>,
     /// `--ci-target`.
     pub ci_target: f64,
     /// `--probes` (`full` or `off`).
@@ -168,6 +192,7 @@ impl RunFile {
             suite,
             config,
             results: Vec::new(),
+            foreign: Vec::new(),
         }
     }
 
@@ -225,6 +250,17 @@ impl RunFile {
         for (i, row) in self.results.iter().enumerate() {
             row.validate()
                 .map_err(|e| e.within(&format!("results[{i}]")))?;
+        }
+        for (i, f) in self.foreign.iter().enumerate() {
+            if f.id.trim().is_empty() {
+                return Err(RowError::new(format!("foreign[{i}].id"), "is empty"));
+            }
+            if f.samples_s.iter().any(|s| !(s.is_finite() && *s >= 0.0)) {
+                return Err(RowError::new(
+                    format!("foreign[{i}].samples_s"),
+                    "holds a value that is not finite and ≥ 0",
+                ));
+            }
         }
         Ok(())
     }
