@@ -21,6 +21,7 @@
 #   PERFLEDGER_CI_HEAD_PATCH a patch file applied to the head worktree before building (the power
 #                            check of results/ci-perf.md applies scripts/ci-perf/slower-*.patch)
 #   PERFLEDGER_CI_COMPARE_ARGS extra `compare` arguments (e.g. --threshold 0.05, --noise FILE)
+#   PERFLEDGER_CI_BUILD_ONLY=1 build (or find) both binaries, print their paths and stop
 set -euo pipefail
 
 usage() {
@@ -80,6 +81,10 @@ build() {
 BASE_BIN=$(build "$BASE")
 HEAD_BIN=$(build "$HEAD" "$PATCH")
 "$HEAD_BIN" compare --help >/dev/null 2>&1 || { echo "ci-perf: the head build has no compare command" >&2; exit 2; }
+if [ -n "${PERFLEDGER_CI_BUILD_ONLY:-}" ]; then
+  printf 'base %s\nhead %s\n' "$BASE_BIN" "$HEAD_BIN"
+  exit 0
+fi
 
 # The rows: (case, kernel id) of both builds' plans, each once, in plan order.
 plan_rows() {

@@ -48,13 +48,13 @@ pub fn bench_name(row: &Row) -> String {
     format!("{id}/{shape}")
 }
 
-/// The exported rows with their unique names, in run order.
-fn named_rows(run: &RunFile) -> Vec<(String, &Row)> {
+/// The exported rows with their unique names, in run order (files in the order given).
+fn named_rows(runs: &[RunFile]) -> Vec<(String, &RunFile, &Row)> {
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    run.results
-        .iter()
-        .filter(|r| r.is_rankable() && r.stats.is_some() && r.gflops.is_some())
-        .map(|r| {
+    runs.iter()
+        .flat_map(|run| run.results.iter().map(move |r| (run, r)))
+        .filter(|(_, r)| r.is_rankable() && r.stats.is_some() && r.gflops.is_some())
+        .map(|(run, r)| {
             let base = bench_name(r);
             let n = seen.entry(base.clone()).or_insert(0);
             *n += 1;
@@ -63,13 +63,13 @@ fn named_rows(run: &RunFile) -> Vec<(String, &Row)> {
             } else {
                 format!("{base} #{n}")
             };
-            (name, r)
+            (name, run, r)
         })
         .collect()
 }
 
-/// The export of a run in `format`, as pretty JSON with a trailing newline.
-pub fn export(run: &RunFile, format: ExportFormat) -> String {
+/// The export of runs in `format`, as pretty JSON with a trailing newline.
+pub fn export(run: &[RunFile], format: ExportFormat) -> String {
     let value = match format {
         ExportFormat::Bmf => bmf(run),
         ExportFormat::GabBigger => gab(run, true),
@@ -81,13 +81,13 @@ pub fn export(run: &RunFile, format: ExportFormat) -> String {
 }
 
 /// How many rows an export holds (for the command's message).
-pub fn exported_rows(run: &RunFile) -> usize {
+pub fn exported_rows(run: &[RunFile]) -> usize {
     named_rows(run).len()
 }
 
-fn bmf(run: &RunFile) -> Value {
+fn bmf(run: &[RunFile]) -> Value {
     let mut out = Map::new();
-    for (name, r) in named_rows(run) {
+    for (name, _, r) in named_rows(run) {
         let (Some(s), Some(g)) = (r.stats, r.gflops) else {
             continue;
         };
@@ -110,11 +110,11 @@ fn bmf(run: &RunFile) -> Value {
     Value::Object(out)
 }
 
-fn gab(run: &RunFile, bigger: bool) -> Value {
-    let commit = run.harness.git_commit.clone().unwrap_or_default();
+fn gab(run: &[RunFile], bigger: bool) -> Value {
     let rows: Vec<Value> = named_rows(run)
         .into_iter()
-        .filter_map(|(name, r)| {
+        .filter_map(|(name, run, r)| {
+            let commit = run.harness.git_commit.clone().unwrap_or_default();
             let (s, g) = (r.stats?, r.gflops?);
             let (unit, value, lo, hi) = if bigger {
                 ("GFLOP/s", g.median, g.ci95[0], g.ci95[1])

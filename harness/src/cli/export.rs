@@ -14,14 +14,18 @@ pub fn cmd_export(args: ExportArgs) -> Result<u8> {
     if let Some(out) = &args.out {
         check_out(out, args.force)?;
     }
-    let run = RunFile::read(&args.run)?;
-    let text = export::export(&run, args.format);
+    let runs = args
+        .runs
+        .iter()
+        .map(RunFile::read)
+        .collect::<Result<Vec<_>, _>>()?;
+    let text = export::export(&runs, args.format);
     emit(&text, args.out.as_deref(), args.force)?;
-    let n = export::exported_rows(&run);
-    let skipped = run.results.len() - n;
+    let n = export::exported_rows(&runs);
+    let skipped = runs.iter().map(|r| r.results.len()).sum::<usize>() - n;
     eprintln!(
-        "exported {n} verified ok row(s) of {}{}",
-        args.run.display(),
+        "exported {n} verified ok row(s) of {} run file(s){}",
+        runs.len(),
         if skipped > 0 {
             format!(" ({skipped} other rows have no number to track: not ok or not verified)")
         } else {

@@ -108,9 +108,9 @@ pub enum Command {
 
 #[derive(clap::Args, Debug)]
 pub struct ExportArgs {
-    /// The run file.
-    #[arg(value_name = "RUN.json")]
-    pub run: PathBuf,
+    /// Run files (their rows together: e.g. the one-row files of a `scripts/ci-perf.sh` round).
+    #[arg(value_name = "RUN.json", required = true)]
+    pub runs: Vec<PathBuf>,
     /// Output format.
     #[arg(long, value_enum)]
     pub format: crate::export::ExportFormat,

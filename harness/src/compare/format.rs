@@ -97,7 +97,7 @@ fn note(r: &RowComparison) -> String {
 fn header_lines(c: &Comparison) -> Vec<String> {
     let side = |name: &str, s: &super::SideSummary| {
         format!(
-            "{name}: {} round(s) of suite {}, commit {}, perfledger {}",
+            "{name}: {} run file(s) of suite {}, commit {}, perfledger {}",
             s.files.len(),
             s.suite,
             s.git_commits.join(", "),

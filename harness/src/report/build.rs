@@ -240,7 +240,22 @@ pub fn build(inputs: &[Input], db: &Database, opts: &Options) -> Report {
     let mut files: Vec<String> = db.origins.values().map(|o| o.file.clone()).collect();
     files.sort();
     files.dedup();
+    let foreign = inputs
+        .iter()
+        .enumerate()
+        .flat_map(|(run, input)| {
+            input.run.foreign.iter().map(move |f| super::ForeignReport {
+                run,
+                tool: f.tool.clone(),
+                id: f.id.clone(),
+                median_s: f.stats.median_s,
+                ci95_s: f.stats.ci95_s,
+                samples: f.samples_s.len(),
+            })
+        })
+        .collect();
     Report {
+        foreign,
         schema: REPORT_SCHEMA,
         as_of: db.options.as_of.to_string(),
         conventions: Conventions {

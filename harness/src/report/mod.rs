@@ -101,6 +101,21 @@ pub struct Report {
     pub sources: Vec<SourceRef>,
     pub database: DatabaseInfo,
     pub notes: Vec<String>,
+    /// Benchmarks of other tools carried by the runs (criterion ids from `ingest-criterion`):
+    /// shown with their times, never ranked or normalized (no FLOP count, no shape).
+    pub foreign: Vec<ForeignReport>,
+}
+
+/// A foreign benchmark as the report shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ForeignReport {
+    /// Index of the run (0-based, as `runs`).
+    pub run: usize,
+    pub tool: String,
+    pub id: String,
+    pub median_s: f64,
+    pub ci95_s: [f64; 2],
+    pub samples: usize,
 }
 
 #[derive(Clone, Debug, Serialize)]

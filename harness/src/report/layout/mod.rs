@@ -116,6 +116,7 @@ pub fn document(rep: &Report) -> Vec<Block> {
         llm,
         scaling,
         all_rows,
+        foreign,
         sources,
     ] {
         section(rep, &mut b);

@@ -405,6 +405,49 @@ pub(super) fn scaling(rep: &Report, b: &mut Vec<Block>) {
 }
 
 /// Every row of every run.
+/// A time per iteration with a unit that keeps 3–4 significant digits.
+fn time_cell(s: f64) -> String {
+    if s < 1e-6 {
+        format!("{:.2} ns", s * 1e9)
+    } else if s < 1e-3 {
+        format!("{:.2} µs", s * 1e6)
+    } else if s < 1.0 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{s:.3} s")
+    }
+}
+
+/// Benchmarks of other tools (criterion ids that are not perfledger kernels): their times only.
+pub(super) fn foreign(rep: &Report, b: &mut Vec<Block>) {
+    if rep.foreign.is_empty() {
+        return;
+    }
+    b.push(Block::Heading(2, "Other benchmarks (not ranked)".into()));
+    b.push(Block::Para(
+        "Benchmarks of other tools the run files carry (criterion ids that are not perfledger \
+         kernels, from `ingest-criterion`): no FLOP count and no shape, so neither ranked nor \
+         normalized. Median time per iteration with its 95% CI."
+            .into(),
+    ));
+    b.push(table(
+        &["run", "tool", "benchmark", "median", "95% CI", "samples"],
+        rep.foreign
+            .iter()
+            .map(|f| {
+                vec![
+                    (f.run + 1).to_string(),
+                    f.tool.clone(),
+                    f.id.clone(),
+                    time_cell(f.median_s),
+                    format!("[{}, {}]", time_cell(f.ci95_s[0]), time_cell(f.ci95_s[1])),
+                    f.samples.to_string(),
+                ]
+            })
+            .collect(),
+    ));
+}
+
 pub(super) fn all_rows(rep: &Report, b: &mut Vec<Block>) {
     b.push(Block::Heading(2, "All rows".into()));
     b.push(for_terminal(
