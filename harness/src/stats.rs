@@ -494,4 +494,34 @@ mod tests {
             Err(StatsError::ZeroMedian)
         );
     }
+
+    #[test]
+    fn holm_steps_down_and_stops_at_the_first_kept_hypothesis() {
+        // m = 4 at α = 0.05: levels 0.0125, 0.0167, 0.025, 0.05 in p order.
+        let p = [0.03, 0.001, 0.012, 0.04];
+        let d = holm(&p, 0.05);
+        assert_eq!(d[1], (Some(0.0125), true));
+        assert_eq!(d[2], (Some(0.05 / 3.0), true));
+        // 0.03 > 0.025: kept, and the procedure stops (0.04 is never tested).
+        assert_eq!(d[0], (Some(0.025), false));
+        assert_eq!(d[3], (None, false));
+        assert!(holm(&[], 0.05).is_empty());
+        // Bonferroni would keep 0.015 (> 0.0125); Holm rejects it at the second step.
+        let d = holm(&[0.001, 0.015, 0.2, 0.9], 0.05);
+        assert!(d[0].1 && d[1].1 && !d[2].1 && !d[3].1);
+    }
+
+    #[test]
+    fn bootstrap_medians_are_sorted_and_inside_the_sample() {
+        let x = s(&[1.0, 2.0, 3.0, 4.0, 10.0]);
+        let m = bootstrap_medians(&x, &Bootstrap::default());
+        assert_eq!(m.len(), DEFAULT_RESAMPLES);
+        assert!(m.windows(2).all(|w| w[0] <= w[1]));
+        assert!(m[0] >= 1.0 && m[m.len() - 1] <= 10.0);
+        let q = quantile_of_sorted(&m, 0.5).unwrap();
+        assert!((2.0..=4.0).contains(&q), "{q}");
+        assert_eq!(quantile_of_sorted(&[], 0.5), None);
+        // Same seed, same distribution.
+        assert_eq!(m, bootstrap_medians(&x, &Bootstrap::default()));
+    }
 }

@@ -678,3 +678,75 @@ fn the_perf_workflow_parses_and_names_existing_commands() {
     assert!(named >= 1, "perf.yml runs no perfledger command");
     assert!(ci_perf, "perf.yml does not run scripts/ci-perf.sh");
 }
+
+#[test]
+fn rows_that_saw_steal_or_a_long_run_queue_are_noisy_and_keep_their_verdict() {
+    use perfledger::runfile::RowNoise;
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = first_ok();
+    let quiet = RowNoise {
+        steal_pct: Some(0.0),
+        run_queue_median: Some(1.0),
+        run_queue_max: Some(2),
+        readings: 20,
+        online_cpus: Some(2),
+    };
+    let (b, c) = sides(
+        dir.path(),
+        3,
+        &|row| if row == j { 1.5 } else { 1.0 },
+        &|r| {
+            for (i, row) in r.results.iter_mut().enumerate() {
+                row.noise = Some(quiet);
+                if i == j {
+                    row.noise = Some(RowNoise {
+                        steal_pct: Some(7.5),
+                        ..quiet
+                    });
+                }
+                if i == j + 1 {
+                    row.noise = Some(RowNoise {
+                        run_queue_median: Some(3.0),
+                        ..quiet
+                    });
+                }
+            }
+        },
+    );
+    let (o, doc) = compare(&b, &c, &[]);
+    assert_eq!(o.status.code(), Some(1), "{doc}");
+    let rows = doc["rows"].as_array().unwrap();
+    let noisy: Vec<&Value> = rows.iter().filter(|r| r["noisy"] == true).collect();
+    assert_eq!(noisy.len(), 2, "{noisy:?}");
+    assert_eq!(noisy[0]["verdict"], "slower");
+    assert!(noisy[0]["noise_detail"]
+        .as_str()
+        .unwrap()
+        .contains("steal 7.5%"));
+    assert!(noisy[1]["noise_detail"]
+        .as_str()
+        .unwrap()
+        .contains("run queue 3 on 2 CPUs"));
+    assert!(noisy[1]["noise_detail"]
+        .as_str()
+        .unwrap()
+        .contains("cand0.json"));
+    assert_eq!(doc["counts"]["noisy"], 2);
+}
+
+#[test]
+fn committed_comparisons_validate_against_the_schema() {
+    let dir = root().join("results/ci-perf");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_some_and(|x| x == "json") {
+            let doc: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            assert_eq!(doc["schema"], "perfledger.compare/1", "{}", path.display());
+            assert_valid("compare-1.schema.json", &doc);
+            n += 1;
+        }
+    }
+    assert!(n >= 10, "results/ci-perf holds {n} comparisons");
+}

@@ -150,7 +150,7 @@ pub fn compare_rows(base: &Side, cand: &Side, opts: &CompareOptions) -> Vec<RowC
                 statuses(c_rows)
             ));
         }
-        let (noisy, detail) = noise(b_rows, c_rows);
+        let (noisy, detail) = noise((base, b_rows), (cand, c_rows));
         row.noisy = noisy;
         row.noise_detail = detail;
         let pairs: Vec<(&Row, &Row)> = b_rows
@@ -393,21 +393,26 @@ fn finish_tests(row: &mut RowComparison, dist: &[f64], key: &RowKey, opts: &Comp
     row.p_faster = Some((1.0 + faster_null) / (n + 1.0));
 }
 
-/// Whether any round of either side saw steal or a run queue above the thresholds.
-fn noise(b: &[(usize, &Row)], c: &[(usize, &Row)]) -> (bool, Option<String>) {
+/// Whether any round of either side saw steal or a run queue above the thresholds; the note names
+/// the side, the round (the row's n-th occurrence) and its file.
+fn noise(b: (&Side, &[(usize, &Row)]), c: (&Side, &[(usize, &Row)])) -> (bool, Option<String>) {
     let mut notes = Vec::new();
-    for (side, rows) in [("base", b), ("candidate", c)] {
-        for (round, r) in rows {
+    for (name, (side, rows)) in [("base", b), ("candidate", c)] {
+        for (round, (file, r)) in rows.iter().enumerate() {
             let Some(n) = r.noise else { continue };
+            let file = side
+                .rounds
+                .get(*file)
+                .and_then(|(p, _)| p.file_name())
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let at = format!("{name} round {} ({file})", round + 1);
             if let Some(s) = n.steal_pct.filter(|s| *s > NOISY_STEAL_PCT) {
-                notes.push(format!("{side} round {}: steal {s:.1}%", round + 1));
+                notes.push(format!("{at}: steal {s:.1}%"));
             }
             if let (Some(q), Some(cpus)) = (n.run_queue_median, n.online_cpus) {
                 if q > cpus as f64 + NOISY_RUN_QUEUE_EXCESS {
-                    notes.push(format!(
-                        "{side} round {}: run queue {q} on {cpus} CPUs",
-                        round + 1
-                    ));
+                    notes.push(format!("{at}: run queue {q} on {cpus} CPUs"));
                 }
             }
         }
