@@ -18,7 +18,7 @@
 //! - the row records the machine's noise while it sampled ([`RowNoise`]: steal time over warm-up
 //!   and samples, the run queue read after every sample, outside the timed region).
 
-use crate::env::cpu::{online_cpus, read_cpu_times, read_run_queue, steal_pct, CpuTimes};
+use crate::env::cpu::{online_cpus, read_proc_stat, read_run_queue, steal_pct, CpuTimes};
 use crate::runfile::{
     Device, Flops, Row, RowNoise, RowVerification, Shape, Status, StopReason, Timing, TimingMethod,
 };
@@ -343,7 +343,7 @@ struct NoiseMeter {
 impl NoiseMeter {
     fn start() -> NoiseMeter {
         NoiseMeter {
-            start: read_cpu_times(),
+            start: read_proc_stat(),
             run_queue: Vec::new(),
         }
     }
@@ -357,23 +357,14 @@ impl NoiseMeter {
     fn finish(self) -> RowNoise {
         let steal = self
             .start
-            .zip(read_cpu_times())
+            .zip(read_proc_stat())
             .and_then(|(a, b)| steal_pct(a, b));
-        let mut q = self.run_queue;
-        q.sort_unstable();
-        let median = (!q.is_empty()).then(|| {
-            let n = q.len();
-            if n % 2 == 1 {
-                q[n / 2] as f64
-            } else {
-                (q[n / 2 - 1] + q[n / 2]) as f64 / 2.0
-            }
-        });
+        let queue = Sample::new(self.run_queue.iter().map(|&q| q as f64).collect()).ok();
         RowNoise {
             steal_pct: steal,
-            run_queue_median: median,
-            run_queue_max: q.last().copied(),
-            readings: q.len() as u64,
+            run_queue_median: queue.as_ref().map(Sample::median),
+            run_queue_max: self.run_queue.iter().max().copied(),
+            readings: self.run_queue.len() as u64,
             online_cpus: online_cpus(),
         }
     }

@@ -142,12 +142,7 @@ impl Sample {
 
     /// Percentile-bootstrap 95% CI of the median.
     pub fn median_ci95(&self, opts: &Bootstrap) -> [f64; 2] {
-        let mut rng = SplitMix64::new(opts.seed);
-        let mut scratch = Vec::with_capacity(self.len());
-        let mut medians: Vec<f64> = (0..opts.resamples.max(1))
-            .map(|_| resample_median(&self.sorted, &mut rng, &mut scratch))
-            .collect();
-        medians.sort_by(f64::total_cmp);
+        let medians = bootstrap_medians(self, opts);
         [
             percentile_sorted(&medians, 0.025),
             percentile_sorted(&medians, 0.975),

@@ -22,6 +22,16 @@ struct Pending {
     aa_sorted: Vec<f64>,
 }
 
+impl Pending {
+    /// A row whose verdict is decided without a test (not comparable, newly incorrect, ...).
+    fn decided(row: RowComparison) -> Pending {
+        Pending {
+            row,
+            aa_sorted: Vec::new(),
+        }
+    }
+}
+
 /// Compare every key of either side.
 pub fn compare_rows(base: &Side, cand: &Side, opts: &CompareOptions) -> Vec<RowComparison> {
     let b = rows_by_key(base);
@@ -59,10 +69,7 @@ pub fn compare_rows(base: &Side, cand: &Side, opts: &CompareOptions) -> Vec<RowC
                 ),
                 None => format!("only in {here}"),
             });
-            pending.push(Pending {
-                row,
-                aa_sorted: Vec::new(),
-            });
+            pending.push(Pending::decided(row));
             continue;
         }
         let b_kind = b_rows[0].1.kind;
@@ -74,10 +81,7 @@ pub fn compare_rows(base: &Side, cand: &Side, opts: &CompareOptions) -> Vec<RowC
                 b_kind.name(),
                 c_kind.name()
             ));
-            pending.push(Pending {
-                row,
-                aa_sorted: Vec::new(),
-            });
+            pending.push(Pending::decided(row));
             continue;
         }
         let is_incorrect = |rows: &[(usize, &Row)]| {
@@ -106,20 +110,14 @@ pub fn compare_rows(base: &Side, cand: &Side, opts: &CompareOptions) -> Vec<RowC
                 "verification failed on the candidate ({}), passed on the base",
                 statuses(c_rows)
             ));
-            pending.push(Pending {
-                row,
-                aa_sorted: Vec::new(),
-            });
+            pending.push(Pending::decided(row));
             continue;
         }
         let all = |rows: &[(usize, &Row)], s: Status| rows.iter().all(|(_, r)| r.status == s);
         if all(b_rows, Status::Unsupported) && all(c_rows, Status::Unsupported) {
             row.verdict = Verdict::Unsupported;
             row.reason = c_rows[0].1.reason.clone().or(c_rows[0].1.message.clone());
-            pending.push(Pending {
-                row,
-                aa_sorted: Vec::new(),
-            });
+            pending.push(Pending::decided(row));
             continue;
         }
         if b_ok.is_empty() || c_ok.is_empty() {
@@ -136,10 +134,7 @@ pub fn compare_rows(base: &Side, cand: &Side, opts: &CompareOptions) -> Vec<RowC
                 statuses(b_rows),
                 statuses(c_rows)
             ));
-            pending.push(Pending {
-                row,
-                aa_sorted: Vec::new(),
-            });
+            pending.push(Pending::decided(row));
             continue;
         }
         let skipped = (b_rows.len() - b_ok.len()) + (c_rows.len() - c_ok.len());
@@ -169,10 +164,7 @@ pub fn compare_rows(base: &Side, cand: &Side, opts: &CompareOptions) -> Vec<RowC
             None => {
                 row.verdict = Verdict::NotComparable;
                 row.reason = Some("no usable times (a median of 0 s)".into());
-                pending.push(Pending {
-                    row,
-                    aa_sorted: Vec::new(),
-                });
+                pending.push(Pending::decided(row));
             }
         }
     }

@@ -343,11 +343,6 @@ pub fn read_run_queue() -> Option<u32> {
     parse_loadavg_running(&read("/proc/loadavg")?)
 }
 
-/// `/proc/stat`'s aggregate counters now (for a steal share over an interval, [`steal_pct`]).
-pub fn read_cpu_times() -> Option<CpuTimes> {
-    read_proc_stat()
-}
-
 /// Online logical CPUs (`/sys/devices/system/cpu/online`, else the process's parallelism).
 pub fn online_cpus() -> Option<u32> {
     read(Path::new(SYS_CPU).join("online"))
@@ -363,7 +358,8 @@ fn read(path: impl AsRef<Path>) -> Option<String> {
     fs::read_to_string(path).ok()
 }
 
-fn read_proc_stat() -> Option<CpuTimes> {
+/// `/proc/stat`'s aggregate counters now (for a steal share over an interval, [`steal_pct`]).
+pub fn read_proc_stat() -> Option<CpuTimes> {
     parse_proc_stat(&read("/proc/stat")?)
 }
 
