@@ -33,7 +33,7 @@ fn tiny_suite(dir: &Path) -> PathBuf {
 }
 
 fn schema_validator() -> jsonschema::Validator {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/schema/run-1.3.schema.json");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/schema/run-1.4.schema.json");
     let schema: Value = serde_json::from_str(&std::fs::read_to_string(root).unwrap()).unwrap();
     jsonschema::validator_for(&schema).expect("the run schema compiles")
 }

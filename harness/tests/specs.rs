@@ -138,8 +138,12 @@ fn embedded_database_is_complete() {
         assert!(o.as_of.date <= as_of, "{}", o.id);
         // One row per offer: no pricing model inside an instance name.
         assert!(!o.instance.contains("Capacity Block"), "{}", o.id);
+        let d = o
+            .device
+            .as_deref()
+            .expect("embedded offers name a spec device");
         assert!(
-            db.accelerator(&o.device).is_some() || db.cpu(&o.device).is_some(),
+            db.accelerator(d).is_some() || db.cpu(d).is_some(),
             "{}",
             o.id
         );
@@ -433,7 +437,7 @@ fn user_files_add_and_override_and_old_prices_are_flagged() {
     assert_eq!(h100.peak_gflops(SpecDType::Bf16), Some(900_000.0));
     assert!(db.origin("nvidia-h100-sxm").unwrap().user);
     let mine = db.offer("my-negotiated-h100").unwrap();
-    assert_eq!(mine.device, "nvidia-h100-sxm");
+    assert_eq!(mine.device.as_deref(), Some("nvidia-h100-sxm"));
     // A user price is the projection price of its chip (first in file order).
     assert_eq!(
         db.reference_offer("nvidia-h100-sxm").map(|o| o.id.as_str()),
@@ -578,24 +582,102 @@ fn instance_matching() {
     let inst = |t: &str, provider: Option<&str>| InstanceInfo {
         provider: provider.map(str::to_string),
         instance_type: Some(t.into()),
-        region: None,
-        pricing_model: None,
-        detected_by: Some("cli".into()),
+        detected_by: Some("flag".into()),
+        ..Default::default()
     };
-    let o = matching::instance(&db, &inst("c7i.2xlarge", Some("aws"))).unwrap();
+    let m = matching::instance(&db, &inst("c7i.2xlarge", Some("aws"))).unwrap();
+    let o = m.offer;
     assert_eq!(o.id, "aws-c7i.2xlarge-on-demand-us-east-1");
     assert_eq!((o.device_count, o.vcpus), (4, Some(8)));
-    // Several offers of one type: on-demand first.
-    let o = matching::instance(&db, &inst("p5.48xlarge", None)).unwrap();
+    assert!(
+        m.how.contains("pricing model not stated: on-demand"),
+        "{}",
+        m.how
+    );
+    // Several offers of one type: on-demand when the run states no pricing model.
+    let o = matching::instance(&db, &inst("p5.48xlarge", None))
+        .unwrap()
+        .offer;
     assert_eq!(o.pricing_model, PricingModel::OnDemand);
     // A stated pricing model selects its offer.
     let mut cb = inst("p5.48xlarge", Some("AWS"));
     cb.pricing_model = Some("capacity-block".into());
     assert_eq!(
-        matching::instance(&db, &cb).unwrap().id,
+        matching::instance(&db, &cb).unwrap().offer.id,
         "aws-p5.48xlarge-capacity-block-us-east-1"
     );
-    // Unknown types and the wrong provider match nothing.
-    assert!(matching::instance(&db, &inst("c99.large", None)).is_none());
-    assert!(matching::instance(&db, &inst("c7i.2xlarge", Some("gcp"))).is_none());
+    // A stated model the data lacks is no match, and says which models there are.
+    let mut spot = inst("c7i.2xlarge", None);
+    spot.pricing_model = Some("spot".into());
+    let e = matching::instance(&db, &spot).unwrap_err();
+    assert!(
+        e.contains("no spot offer") && e.contains("on-demand"),
+        "{e}"
+    );
+    // Unknown types and the wrong provider match nothing, and say why.
+    let e = matching::instance(&db, &inst("c99.large", None)).unwrap_err();
+    assert!(e.contains("c99.large"), "{e}");
+    let e = matching::instance(&db, &inst("c7i.2xlarge", Some("gcp"))).unwrap_err();
+    assert!(e.to_lowercase().contains("aws") && e.contains("gcp"), "{e}");
+    // The device of an instance does not depend on region or pricing model.
+    let mut far = inst("c7a.large", None);
+    far.region = Some("ap-south-1".into());
+    assert!(matching::instance(&db, &far).is_err());
+    assert_eq!(
+        matching::instance_device(&db, &far).and_then(|o| o.device.as_deref()),
+        Some("amd-genoa-9r14-aws")
+    );
+}
+
+#[test]
+fn offers_are_matched_by_region() {
+    let region_offer = |id: &str, region: Option<&str>, model: &str, usd: f64| {
+        offer(serde_json::json!({
+            "id": id, "provider": "aws", "instance": "c7a.large", "region": region,
+            "pricing_model": model, "device": "amd-genoa-9r14-aws", "device_count": 2,
+            "usd_per_hour": usd, "as_of": "2026-11-01", "source": "test catalog"
+        }))
+    };
+    let (_d, prices) = temp_file(&prices_doc(vec![
+        region_offer("east-od", Some("us-east-1"), "on-demand", 0.10264),
+        region_offer("west-od", Some("eu-west-1"), "on-demand", 0.1198),
+        region_offer("east-spot", Some("us-east-1"), "spot", 0.041),
+        region_offer("any-mkt", None, "marketplace", 0.09),
+    ]));
+    let db = Database::load(&[], std::slice::from_ref(&prices), &opts()).unwrap();
+    let run = |region: Option<&str>, model: Option<&str>| InstanceInfo {
+        provider: Some("aws".into()),
+        instance_type: Some("c7a.large".into()),
+        region: region.map(str::to_string),
+        pricing_model: model.map(str::to_string),
+        ..Default::default()
+    };
+    let id = |i: InstanceInfo| matching::instance(&db, &i).map(|m| m.offer.id.clone());
+    assert_eq!(id(run(Some("us-east-1"), None)).unwrap(), "east-od");
+    assert_eq!(
+        id(run(Some("eu-west-1"), Some("on-demand"))).unwrap(),
+        "west-od"
+    );
+    assert_eq!(
+        id(run(Some("US-EAST-1"), Some("spot"))).unwrap(),
+        "east-spot"
+    );
+    // Several regions at different prices and no region stated: no guess.
+    let e = id(run(None, None)).unwrap_err();
+    assert!(
+        e.contains("pass --region") && e.contains("eu-west-1"),
+        "{e}"
+    );
+    // A region the data has no offer in names the regions it has.
+    let e = id(run(Some("ap-south-1"), Some("spot"))).unwrap_err();
+    assert!(e.contains("ap-south-1") && e.contains("us-east-1"), "{e}");
+    // Offers for no region in particular serve every region.
+    assert_eq!(
+        id(run(Some("ap-south-1"), Some("marketplace"))).unwrap(),
+        "any-mkt"
+    );
+    // One region priced: a run without a region gets it, and the match says so.
+    let m = matching::instance(&db, &run(None, Some("spot"))).unwrap();
+    assert_eq!(m.offer.id, "east-spot");
+    assert!(m.how.contains("region not stated"), "{}", m.how);
 }

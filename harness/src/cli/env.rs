@@ -14,9 +14,9 @@ pub(crate) fn cmd_env(args: EnvArgs) -> Result<u8> {
         threads_used: threads,
         pinned: false,
         isa_selected: Isa::best().name().into(),
-        instance: None,
-        price: None,
-    });
+        identity: Default::default(),
+    })
+    .map_err(|e| super::usage(e.to_string()))?;
     environment.gpus = env::gpu::fingerprint();
     if let Some(w) = env::gpu::invisible_gpu_warning() {
         eprintln!("{w}");

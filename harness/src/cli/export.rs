@@ -47,9 +47,9 @@ pub fn cmd_ingest_criterion(args: IngestCriterionArgs) -> Result<u8> {
         threads_used: threads,
         pinned: false,
         isa_selected: isa,
-        instance: None,
-        price: None,
-    });
+        identity: Default::default(),
+    })
+    .map_err(|e| usage(e.to_string()))?;
     let device = Device::named(format!(
         "{} ({threads} threads)",
         environment

@@ -12,6 +12,7 @@ pub mod export;
 pub mod gpu;
 pub mod import;
 pub mod list;
+pub mod prices;
 pub mod report;
 pub mod run;
 pub mod summary;
@@ -104,6 +105,40 @@ pub enum Command {
     Export(ExportArgs),
     /// Read criterion's output tree (target/criterion) into a run file.
     IngestCriterion(IngestCriterionArgs),
+    /// Price files from maintained sources (`import-sky-catalog`).
+    Prices(PricesArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PricesArgs {
+    #[command(subcommand)]
+    pub command: PricesCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PricesCommand {
+    /// Convert a SkyPilot catalog file (vms.csv) into a price file for `report --prices`: one
+    /// on-demand and one spot offer per (instance, region), zone prices collapsed into ranges.
+    ImportSkyCatalog(ImportSkyCatalogArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImportSkyCatalogArgs {
+    /// The catalog file (`~/.sky/catalogs/<version>/<cloud>/vms.csv`).
+    #[arg(value_name = "VMS.csv")]
+    pub csv: PathBuf,
+    /// The date the catalog was fetched (YYYY-MM-DD): the catalog carries none.
+    #[arg(long, value_name = "DATE")]
+    pub as_of: String,
+    /// The price file to write (perfledger.prices/1).
+    #[arg(long, value_name = "PRICES.json")]
+    pub out: PathBuf,
+    /// Provider id of the offers (default: the catalog's cloud directory, `…/aws/vms.csv`).
+    #[arg(long, value_name = "ID")]
+    pub provider: Option<String>,
+    /// Overwrite an existing --out.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -194,11 +229,23 @@ pub struct RunArgs {
     /// Print the plan and exit.
     #[arg(long)]
     pub plan: bool,
-    /// Cloud instance type (recorded; overrides detection).
-    #[arg(long)]
+    /// Cloud instance type (recorded; overrides `PERFLEDGER_INSTANCE` and DMI detection).
+    #[arg(long, value_name = "TYPE")]
     pub instance: Option<String>,
-    /// Price of the instance in USD per hour (recorded for perf-per-dollar reports).
-    #[arg(long)]
+    /// Cloud provider as the price data names it (`aws`, `gcp`, `azure`, `lambda`, ...;
+    /// overrides `PERFLEDGER_PROVIDER`, SkyPilot's cloud and DMI).
+    #[arg(long, value_name = "ID")]
+    pub provider: Option<String>,
+    /// Region the instance runs in (`us-east-1`; overrides `PERFLEDGER_REGION` and SkyPilot's).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// How the instance is paid for (overrides `PERFLEDGER_PRICING_MODEL`); the report looks the
+    /// price up by provider, instance, region and pricing model.
+    #[arg(long, value_enum)]
+    pub pricing_model: Option<PricingModelArg>,
+    /// Price of the instance in USD per hour (overrides `PERFLEDGER_PRICE`; wins over any offer
+    /// in the price data, and is labelled so).
+    #[arg(long, value_name = "USD_PER_HOUR")]
     pub price: Option<f64>,
     /// Allow software GPU adapters (llvmpipe/lavapipe); their rows are labelled software.
     #[arg(long)]
@@ -398,6 +445,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Command::Compare(args) => compare::cmd_compare(args),
         Command::Export(args) => export::cmd_export(args),
         Command::IngestCriterion(args) => export::cmd_ingest_criterion(args),
+        Command::Prices(args) => prices::cmd_prices(args),
     }
 }
 
@@ -445,6 +493,28 @@ impl From<BackendArg> for perfledger_kernels::Backend {
         match b {
             BackendArg::Cpu => perfledger_kernels::Backend::Cpu,
             BackendArg::Gpu => perfledger_kernels::Backend::Gpu,
+        }
+    }
+}
+
+/// `--pricing-model` values (the price data's vocabulary).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PricingModelArg {
+    OnDemand,
+    Spot,
+    Reserved,
+    CapacityBlock,
+    Marketplace,
+}
+
+impl PricingModelArg {
+    pub fn name(self) -> &'static str {
+        match self {
+            PricingModelArg::OnDemand => "on-demand",
+            PricingModelArg::Spot => "spot",
+            PricingModelArg::Reserved => "reserved",
+            PricingModelArg::CapacityBlock => "capacity-block",
+            PricingModelArg::Marketplace => "marketplace",
         }
     }
 }

@@ -398,7 +398,7 @@ fn list_text(db: &Database) -> String {
                         o.instance.clone(),
                         o.pricing_model.name().into(),
                         o.region.clone().unwrap_or_else(|| "—".into()),
-                        format!("{} × {}", o.device, o.device_count),
+                        format!("{} × {}", o.device_label(), o.device_count),
                         o.instance_price()
                             .map(|p| p.to_string())
                             .unwrap_or_else(|| "no published price".into()),
@@ -478,7 +478,7 @@ fn show_text(db: &Database, entry: Entry<'_>, format: SpecsFormat) -> Result<Str
                 o.instance,
                 o.pricing_model.name(),
                 o.region.as_deref().unwrap_or("—"),
-                o.device,
+                o.device_label(),
                 o.device_count,
                 o.instance_price()
                     .map(|p| format!("${p}/h"))

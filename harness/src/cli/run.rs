@@ -446,9 +446,15 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
         threads_used: rp.threads,
         pinned: args.pin,
         isa_selected: rp.registry.isa_selected().name().to_string(),
-        instance: args.instance.clone(),
-        price: args.price,
-    });
+        identity: env::IdentityFlags {
+            instance: args.instance.clone(),
+            provider: args.provider.clone(),
+            region: args.region.clone(),
+            pricing_model: args.pricing_model.map(|m| m.name().to_string()),
+            price: args.price,
+        },
+    })
+    .map_err(|e| usage(e.to_string()))?;
     // GPU rows: open the selected adapter now (untimed), label their rows with it, fingerprint
     // every adapter. Runs without GPU rows never load a GPU driver.
     let has_gpu_rows = plan.rows.iter().any(|r| r.backend == Backend::Gpu);

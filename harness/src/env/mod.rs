@@ -14,6 +14,7 @@ pub mod os;
 
 pub use build::harness_info;
 pub use cpu::StealMeter;
+pub use instance::IdentityFlags;
 
 /// How the perfledger binary was built (from the build script).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -91,8 +92,32 @@ pub struct InstanceInfo {
     pub instance_type: Option<String>,
     pub region: Option<String>,
     pub pricing_model: Option<String>,
-    /// `dmi`, `cli`, `env`: how the instance was identified (never guessed).
+    /// How the type was identified: `flag`, `env`, `dmi` (`cli` in files before 1.4; never
+    /// guessed).
     pub detected_by: Option<String>,
+    /// How each field was found (1.4): `type`, `provider`, `region`, `pricing_model` →
+    /// `flag`, `env`, `skypilot` or `dmi`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub found_by: BTreeMap<String, String>,
+    /// The SkyPilot job the run was part of (1.4), as provenance; never a price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skypilot: Option<SkyPilotInfo>,
+}
+
+/// What SkyPilot says about the job a run was part of (`SKYPILOT_TASK_ID`,
+/// `SKYPILOT_CLUSTER_INFO`, `SKYPILOT_NODE_RANK`, `SKYPILOT_NUM_NODES`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SkyPilotInfo {
+    pub task_id: Option<String>,
+    pub cluster: Option<String>,
+    pub node_rank: Option<u32>,
+    pub num_nodes: Option<u32>,
+    /// SkyPilot's cloud name (`AWS`, `GCP`, `Kubernetes`).
+    pub cloud: Option<String>,
+    pub region: Option<String>,
+    pub zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_info_error: Option<String>,
 }
 
 /// The hourly price the run is normalized with.
@@ -110,24 +135,26 @@ pub struct CollectOptions {
     pub threads_used: usize,
     pub pinned: bool,
     pub isa_selected: String,
-    pub instance: Option<String>,
-    /// USD per hour, finite and > 0.
-    pub price: Option<f64>,
+    /// The identity the user gave (`--instance`, `--provider`, `--region`, `--pricing-model`,
+    /// `--price`).
+    pub identity: instance::IdentityFlags,
 }
 
 /// Fingerprint this machine at the start of a run. GPUs are filled in by the GPU backend;
-/// `cpu.mhz_after` and `cpu.steal_pct` by [`Environment::finish`].
-pub fn collect(opts: &CollectOptions) -> Environment {
-    Environment {
+/// `cpu.mhz_after` and `cpu.steal_pct` by [`Environment::finish`]. An identity variable that
+/// cannot be used (`PERFLEDGER_PRICE=cheap`) is an error naming it.
+pub fn collect(opts: &CollectOptions) -> Result<Environment, instance::IdentityError> {
+    let (instance, price) = instance::detect(&opts.identity)?;
+    Ok(Environment {
         os: os::os_name(),
         kernel: os::kernel(),
         hostname: os::hostname(),
         cpu: cpu::collect(opts.threads_used, opts.pinned, &opts.isa_selected),
         memory_bytes: os::memory_bytes(),
         gpus: Vec::new(),
-        instance: instance::detect(opts.instance.as_deref()),
-        price: instance::price_from_cli(opts.price, &instance::today_utc()),
-    }
+        instance,
+        price,
+    })
 }
 
 impl Environment {
@@ -148,10 +175,12 @@ mod tests {
             threads_used: 1,
             pinned: false,
             isa_selected: "portable".into(),
-            instance: None,
-            price: Some(0.5),
+            identity: instance::IdentityFlags {
+                price: Some(0.5),
+                ..Default::default()
+            },
         };
-        let mut env = collect(&opts);
+        let mut env = collect(&opts).unwrap();
         env.finish(&steal);
         println!("{}", serde_json::to_string_pretty(&env).unwrap());
         println!("{}", serde_json::to_string_pretty(&harness_info()).unwrap());
@@ -166,7 +195,7 @@ mod tests {
         let price = env.price.as_ref().unwrap();
         assert_eq!(
             (price.usd_per_hour, price.source.as_deref()),
-            (0.5, Some("cli"))
+            (0.5, Some("flag"))
         );
         if let Some(p) = env.cpu.steal_pct {
             assert!((0.0..=100.0).contains(&p));
@@ -181,13 +210,17 @@ mod tests {
     #[test]
     fn cli_instance_reaches_the_fingerprint() {
         let opts = CollectOptions {
-            instance: Some("m7i.large".into()),
+            identity: instance::IdentityFlags {
+                instance: Some("m7i.large".into()),
+                region: Some("us-east-1".into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
-        let env = collect(&opts);
+        let env = collect(&opts).unwrap();
         let i = env.instance.unwrap();
         assert_eq!(i.instance_type.as_deref(), Some("m7i.large"));
-        assert_eq!(i.detected_by.as_deref(), Some("cli"));
-        assert_eq!(env.price, None);
+        assert_eq!(i.detected_by.as_deref(), Some("flag"));
+        assert_eq!(i.found_by["region"], "flag");
     }
 }

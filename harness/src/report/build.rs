@@ -107,14 +107,28 @@ pub fn build(inputs: &[Input], db: &Database, opts: &Options) -> Report {
             }
         } else {
             notes.push(format!(
-                "{}: no price (no --price at run time and no offer for its instance type): \
-                 per-dollar columns are n/a",
-                ctx.info.label
+                "{}: no price (no --price at run time, and no offer: {}): per-dollar columns \
+                 are n/a",
+                ctx.info.label,
+                ctx.info.offer_no_match.as_deref().unwrap_or("unknown")
             ));
         }
         if !input.run.complete {
             notes.push(format!(
                 "{}: an interrupted run (complete: false)",
+                ctx.info.label
+            ));
+        }
+        let fixtures = input
+            .run
+            .results
+            .iter()
+            .filter(|r| rows::is_fixture(r))
+            .count();
+        if fixtures > 0 {
+            notes.push(format!(
+                "{}: {fixtures} row(s) are FIXTURE data (source \"fixture\"): test data for the \
+                 import path, not measurements",
                 ctx.info.label
             ));
         }

@@ -21,7 +21,7 @@ use crate::normalize::{
     Roof,
 };
 use crate::runfile::{Device, MeasuredCeilings, Row, RowKind, RunFile, Shape, Status};
-use crate::specs::matching::{self, DeviceMatch, SpecRef};
+use crate::specs::matching::{self, DeviceMatch, OfferMatch, SpecRef};
 use crate::specs::{fmt_num, Database, Offer, SpecDType};
 use perfledger_kernels::kernel::{Backend, Op};
 use serde::Serialize;
@@ -159,8 +159,11 @@ pub struct GpuMatchInfo {
 #[derive(Clone, Debug, Serialize)]
 pub struct InstancePrice {
     pub usd_per_hour: f64,
-    /// `--price (cli)`, or the offer id.
+    /// `--price (flag)`, `--price (PERFLEDGER_PRICE)`, or `offer ID`.
     pub source: String,
+    /// How the offer was chosen (provider, instance, region, pricing model, and what was
+    /// assumed), or that the price was given at run time.
+    pub matched: Option<String>,
     pub offer: Option<String>,
     pub provider: Option<String>,
     pub pricing_model: Option<String>,
@@ -193,6 +196,8 @@ pub struct RunInfo {
     pub vcpus: Option<u32>,
     pub instance: Option<InstanceInfo>,
     pub price: Option<InstancePrice>,
+    /// Why no offer priced the run (`None` when priced).
+    pub offer_no_match: Option<String>,
     pub cpu_spec: Option<MatchInfo>,
     pub cpu_no_match: Option<String>,
     pub gpus: Vec<GpuMatchInfo>,
@@ -250,6 +255,8 @@ pub struct RowReport {
     /// Why the row is not ranked (status, unverified, ...).
     pub not_ranked: Option<String>,
     pub device: String,
+    /// Fixture data (`source: "fixture"`): the device name says so in every format.
+    pub fixture: bool,
     /// The hardware the row ran on within its run (`cpu`, `gpu0`, or the imported device).
     pub device_key: String,
     pub software: bool,

@@ -11,12 +11,17 @@ pub(crate) struct RunCtx<'a> {
     pub(crate) offer: Option<&'a Offer>,
 }
 
-pub(crate) fn instance_price_from_offer(db: &Database, o: &Offer) -> Option<InstancePrice> {
+pub(crate) fn instance_price_from_offer(
+    db: &Database,
+    m: &OfferMatch<'_>,
+) -> Option<InstancePrice> {
+    let o = m.offer;
     let usd = o.point_price()?;
     let (age, stale) = db.price_age(o);
     Some(InstancePrice {
         usd_per_hour: usd,
         source: format!("offer {}", o.id),
+        matched: Some(m.how.clone()),
         offer: Some(o.id.clone()),
         provider: Some(o.provider.clone()),
         pricing_model: Some(o.pricing_model.name().to_string()),
@@ -43,7 +48,15 @@ pub(crate) fn instance_price_from_cli(db: &Database, p: &PriceInfo) -> InstanceP
     };
     InstancePrice {
         usd_per_hour: p.usd_per_hour,
-        source: format!("--price ({})", p.source.as_deref().unwrap_or("cli")),
+        source: format!(
+            "--price ({})",
+            match p.source.as_deref() {
+                Some("env") => "PERFLEDGER_PRICE",
+                Some("flag") | Some("cli") | None => "flag",
+                Some(other) => other,
+            }
+        ),
+        matched: Some("given at run time: wins over the price data".into()),
         offer: None,
         provider: None,
         pricing_model: None,
@@ -76,12 +89,17 @@ pub(crate) fn run_label(i: usize, run: &RunFile) -> String {
 pub(crate) fn run_ctx<'a>(db: &'a Database, i: usize, input: &Input) -> RunCtx<'a> {
     let run = &input.run;
     let env = &run.environment;
-    let offer = env
+    let offer_match = env
         .instance
         .as_ref()
-        .and_then(|inst| matching::instance(db, inst));
+        .map(|inst| matching::instance(db, inst));
+    let device_offer = env
+        .instance
+        .as_ref()
+        .and_then(|inst| matching::instance_device(db, inst));
+    let offer = device_offer;
     let cpu = offer
-        .and_then(|o| db.cpu(&o.device))
+        .and_then(|o| o.device.as_deref().and_then(|d| db.cpu(d)))
         .map(|c| DeviceMatch {
             spec: SpecRef::Cpu(c),
             how: format!(
@@ -112,10 +130,21 @@ pub(crate) fn run_ctx<'a>(db: &'a Database, i: usize, input: &Input) -> RunCtx<'
     });
     let gpus: Vec<Result<DeviceMatch<'a>, String>> =
         env.gpus.iter().map(|g| matching::gpu(db, g)).collect();
-    let price = match (&env.price, offer) {
-        (Some(p), _) => Some(instance_price_from_cli(db, p)),
-        (None, Some(o)) => instance_price_from_offer(db, o),
-        (None, None) => None,
+    let (price, price_offer, offer_no_match) = match (&env.price, &offer_match) {
+        (Some(p), _) => (Some(instance_price_from_cli(db, p)), None, None),
+        (None, Some(Ok(m))) => match instance_price_from_offer(db, m) {
+            Some(ip) => (Some(ip), Some(m.offer), None),
+            None => (
+                None,
+                None,
+                Some(format!(
+                    "offer {} ({}) has no single price",
+                    m.offer.id, m.how
+                )),
+            ),
+        },
+        (None, Some(Err(why))) => (None, None, Some(why.clone())),
+        (None, None) => (None, None, Some("no instance identity".to_string())),
     };
     let info = RunInfo {
         index: i,
@@ -149,6 +178,7 @@ pub(crate) fn run_ctx<'a>(db: &'a Database, i: usize, input: &Input) -> RunCtx<'
         vcpus: env.cpu.vcpus,
         instance: env.instance.clone(),
         price,
+        offer_no_match,
         cpu_spec: cpu.as_ref().map(MatchInfo::from),
         cpu_no_match,
         gpus: env
@@ -169,7 +199,7 @@ pub(crate) fn run_ctx<'a>(db: &'a Database, i: usize, input: &Input) -> RunCtx<'
         info,
         cpu,
         gpus,
-        offer,
+        offer: price_offer,
     }
 }
 
@@ -441,11 +471,20 @@ pub(crate) fn row_report<'a>(
             env.cpu.threads_used.max(1),
             env.cpu.smt,
             ctx.offer
-                .filter(|o| db.cpu(&o.device).is_some())
+                .filter(|o| o.device.as_deref().and_then(|d| db.cpu(d)).is_some())
                 .map(|o| o.device_count)
                 .or(env.cpu.physical_cores),
         ),
         _ => extra_u32(&row.device, "chips").or(Some(1)),
+    };
+    // An external row on some cores of one chip (`logical_neuron_cores`, `lnc`): the share of
+    // the chip it held, against which its peak and price are taken.
+    let core_share = match (&hw, &spec, extra_u32(&row.device, "logical_neuron_cores")) {
+        (Hw::External(..), Ok(m), Some(logical)) => match m.spec {
+            SpecRef::Accelerator(a) => Some(a.core_share(logical, extra_u32(&row.device, "lnc"))),
+            SpecRef::Cpu(_) => None,
+        },
+        _ => None,
     };
     let mut published = None;
     let mut measured = None;
@@ -454,8 +493,21 @@ pub(crate) fn row_report<'a>(
     let mut per_core = None;
     if let Some(g) = gflops {
         if let Ok(m) = &spec {
-            if let Some((peak, bw, basis)) = published_roof(m, dtype, cores_used) {
-                published = Some(normalized(g.median, ai, peak, bw, basis));
+            match (published_roof(m, dtype, cores_used), &core_share) {
+                (Some((peak, bw, basis)), None) => {
+                    published = Some(normalized(g.median, ai, peak, bw, basis));
+                }
+                (Some((peak, bw, basis)), Some(Ok((share, what)))) => {
+                    published = Some(normalized(
+                        g.median,
+                        ai,
+                        peak * share,
+                        bw.map(|b| b * share),
+                        format!("{basis} × {what}"),
+                    ));
+                }
+                // The cores cannot be counted: no per-chip peak stands in for a per-core one.
+                (_, Some(Err(_))) | (None, _) => {}
             }
         }
         let location = match hw {
@@ -485,8 +537,8 @@ pub(crate) fn row_report<'a>(
                 .provenance
                 .as_ref()
                 .and_then(|p| p.instance.as_ref())
-                .and_then(|i| matching::instance(db, i))
-                .and_then(|o| instance_price_from_offer(db, o)),
+                .and_then(|i| matching::instance(db, i).ok())
+                .and_then(|m| instance_price_from_offer(db, &m)),
             _ => ctx.info.price.clone(),
         };
         if let Some(ip) = inst_price {
@@ -499,8 +551,12 @@ pub(crate) fn row_report<'a>(
                     let n = ip
                         .units
                         .filter(|_| {
-                            ctx.offer
-                                .is_some_and(|o| db.accelerator(&o.device).is_some())
+                            ctx.offer.is_some_and(|o| {
+                                o.device
+                                    .as_deref()
+                                    .and_then(|d| db.accelerator(d))
+                                    .is_some()
+                            })
                         })
                         .unwrap_or_else(|| {
                             env.gpus.iter().filter(|g| !g.software).count().max(1) as u32
@@ -510,11 +566,18 @@ pub(crate) fn row_report<'a>(
                 Hw::External(..) => {
                     let used = cores_used.unwrap_or(1);
                     let n = ip.units.unwrap_or(1).max(used);
-                    (
-                        used as f64,
-                        n as f64,
-                        format!("{used} of {n} chips of the instance"),
-                    )
+                    match &core_share {
+                        Some(Ok((share, what))) => (
+                            *share,
+                            n as f64,
+                            format!("{what}, of {n} chips of the instance"),
+                        ),
+                        _ => (
+                            used as f64,
+                            n as f64,
+                            format!("{used} of {n} chips of the instance"),
+                        ),
+                    }
                 }
             };
             let usd = normalize::price_share(ip.usd_per_hour, used, total);
@@ -522,7 +585,9 @@ pub(crate) fn row_report<'a>(
                 // The instance's physical cores: the CPU offer's count, else the machine's.
                 let total_cores = ctx
                     .offer
-                    .filter(|o| db.cpu(&o.device).is_some() && ip.offer.is_some())
+                    .filter(|o| {
+                        o.device.as_deref().and_then(|d| db.cpu(d)).is_some() && ip.offer.is_some()
+                    })
                     .map(|o| o.device_count)
                     .or(env.cpu.physical_cores);
                 if let (Some(used), Some(total)) = (cores_used, total_cores) {
@@ -571,6 +636,7 @@ pub(crate) fn row_report<'a>(
         .collect::<Vec<_>>()
         .join("; ")
     });
+    let fixture = is_fixture(row);
     RowReport {
         index,
         run: ctx.info.index,
@@ -583,7 +649,12 @@ pub(crate) fn row_report<'a>(
         } else {
             not_ranked_reason(row)
         },
-        device: row.device.name.clone(),
+        device: if fixture {
+            format!("{} [FIXTURE: test data]", row.device.name)
+        } else {
+            row.device.name.clone()
+        },
+        fixture,
         device_key,
         software: row.device.software,
         backend: row.backend,
@@ -619,4 +690,13 @@ pub(crate) fn row_report<'a>(
         provenance,
         message: row.message.clone(),
     }
+}
+
+/// Whether a row is fixture data (`source: "fixture"`, as `scripts/trainium/measure_neuron.py
+/// --dry-run` writes): labelled so wherever the row is shown.
+pub(crate) fn is_fixture(row: &Row) -> bool {
+    row.provenance
+        .as_ref()
+        .and_then(|p| p.source.as_deref())
+        .is_some_and(|s| s.trim().eq_ignore_ascii_case("fixture"))
 }

@@ -46,10 +46,15 @@ pub fn parse_targets(values: &[String], db: &Database) -> Result<Vec<Target>, St
                 let off = db
                     .offer(o)
                     .ok_or_else(|| format!("--targets: {o:?} is not an offer id"))?;
-                if off.device != a.id {
+                if off.device.as_deref() != Some(a.id.as_str()) {
                     return Err(format!(
                         "--targets: offer {:?} is for {}, not {}",
-                        off.id, off.device, a.id
+                        off.id,
+                        off.device
+                            .as_deref()
+                            .or(off.device_name.as_deref())
+                            .unwrap_or("?"),
+                        a.id
                     ));
                 }
                 if off.point_price().is_none() {

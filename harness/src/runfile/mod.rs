@@ -1,5 +1,5 @@
-//! Run files: one JSON document per run, schema `perfledger.run/1.3` (DESIGN.md "Result file",
-//! `results/README.md`, `results/schema/run-1.3.schema.json`; 1.3 added the options the run was
+//! Run files: one JSON document per run, schema `perfledger.run/1.4` (DESIGN.md "Result file",
+//! `results/README.md`, `results/schema/run-1.4.schema.json`; 1.4 added how each instance field was found (`environment.instance.found_by`) and the SkyPilot job of the run (`environment.instance.skypilot`); 1.3 added the options the run was
 //! made with (`config.options`, what `compare` checks as configuration) and each measured row's
 //! machine noise (`noise`: steal time and run queue while it sampled); 1.1 added the optional after-rows
 //! probes of `measured_ceilings`; 1.2 the compute unit of every measured row's kernel
@@ -35,9 +35,9 @@ use time::{OffsetDateTime, UtcOffset};
 /// The name part of the run-file schema string.
 pub const SCHEMA_NAME: &str = "perfledger.run";
 /// The schema string this build writes.
-pub const SCHEMA: &str = "perfledger.run/1.3";
+pub const SCHEMA: &str = "perfledger.run/1.4";
 /// The version this build writes and reads (with older minors of the same major).
-pub const VERSION: SchemaVersion = SchemaVersion::new(1, 3);
+pub const VERSION: SchemaVersion = SchemaVersion::new(1, 4);
 /// Where runs go by default (relative to the working directory; git-ignored).
 pub const RUNS_DIR: &str = "results/runs";
 

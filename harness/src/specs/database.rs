@@ -313,7 +313,11 @@ impl Database {
         // Offers point at devices that exist; their ids resolve through aliases.
         let mut resolved = Vec::new();
         for o in &db.offers {
-            let id = match db.resolve(&o.device) {
+            let Some(device) = o.device.as_deref() else {
+                resolved.push(None);
+                continue;
+            };
+            let id = match db.resolve(device) {
                 Some(Entry::Accelerator(a)) => a.id.clone(),
                 Some(Entry::Cpu(c)) => c.id.clone(),
                 _ => {
@@ -324,7 +328,7 @@ impl Database {
                     })
                 }
             };
-            resolved.push(id);
+            resolved.push(Some(id));
         }
         for (o, id) in db.offers.iter_mut().zip(resolved) {
             o.device = id;
@@ -425,7 +429,9 @@ impl Database {
 
     /// Offers of a device (by resolved id).
     pub fn offers_for<'a>(&'a self, device_id: &'a str) -> impl Iterator<Item = &'a Offer> + 'a {
-        self.offers.iter().filter(move |o| o.device == device_id)
+        self.offers
+            .iter()
+            .filter(move |o| o.device.as_deref() == Some(device_id))
     }
 
     /// The price a projection for a chip uses when none is named (`--targets CHIP@OFFER`): an

@@ -3,7 +3,7 @@
 //! instance to an offer. No match is an answer ("n/a"), never a guess: there is no fuzzy or
 //! substring matching anywhere here.
 
-use super::{parse_hex_id, Accelerator, Cpu, Database, Offer, PricingModel};
+use super::{parse_hex_id, Accelerator, Cpu, Database, Offer};
 use crate::env::{GpuInfo, InstanceInfo};
 
 /// The spec entry a device was matched to.
@@ -128,17 +128,143 @@ pub fn gpu<'a>(db: &'a Database, g: &GpuInfo) -> Result<DeviceMatch<'a>, String>
     })
 }
 
-/// The offer of an instance: exact instance type (ASCII case-insensitive), the provider and
-/// pricing model where the run states them; among several, on-demand first, then the best
-/// status. `None` when the type is unknown or not in the database.
-pub fn instance<'a>(db: &'a Database, inst: &InstanceInfo) -> Option<&'a Offer> {
+/// The offer a run is priced with, and how it was chosen.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OfferMatch<'a> {
+    pub offer: &'a Offer,
+    /// `aws c7a.large us-east-1 spot` and what was assumed (`pricing model not stated:
+    /// on-demand`, `region not stated: the only region priced`).
+    pub how: String,
+}
+
+/// Whether an offer's region serves a run's: the same region (ASCII case-insensitive), or an
+/// offer for no region in particular (`null` or `global`).
+fn region_serves(offer: Option<&str>, run: &str) -> bool {
+    match offer.map(str::trim) {
+        None => true,
+        Some(r) if r.eq_ignore_ascii_case("global") => true,
+        Some(r) => r.eq_ignore_ascii_case(run.trim()),
+    }
+}
+
+fn names(offers: &[&Offer], f: impl Fn(&Offer) -> String) -> String {
+    let mut v: Vec<String> = offers.iter().map(|o| f(o)).collect();
+    v.sort();
+    v.dedup();
+    v.join(", ")
+}
+
+/// Any offer of the run's instance type (and provider, where stated): what the instance holds
+/// (its device and count), whatever its region or pricing model.
+pub fn instance_device<'a>(db: &'a Database, inst: &InstanceInfo) -> Option<&'a Offer> {
     let ty = inst.instance_type.as_deref()?.trim();
     let provider = inst.provider.as_deref();
-    let model = inst.pricing_model.as_deref();
     db.offers
         .iter()
         .filter(|o| o.instance.eq_ignore_ascii_case(ty))
         .filter(|o| provider.is_none_or(|p| o.provider.eq_ignore_ascii_case(p)))
-        .filter(|o| model.is_none_or(|m| o.pricing_model.name().eq_ignore_ascii_case(m)))
-        .min_by_key(|o| (o.pricing_model != PricingModel::OnDemand, o.status))
+        .min_by_key(|o| o.status)
+}
+
+/// The offer that prices a run: by (provider, instance type, region, pricing model), each
+/// where the run states it. A pricing model not stated is taken as on-demand (and said so); a
+/// region not stated is fine only while the offers left do not differ by region. Among
+/// several offers left, one from a user's price file, then the best data status. `Err` says why no offer matched — never a guess
+/// between regions or pricing models.
+pub fn instance<'a>(db: &'a Database, inst: &InstanceInfo) -> Result<OfferMatch<'a>, String> {
+    let Some(ty) = inst.instance_type.as_deref().map(str::trim) else {
+        return Err("no instance type (pass --instance to `run`)".into());
+    };
+    let mut notes = Vec::new();
+    let mut left: Vec<&Offer> = db
+        .offers
+        .iter()
+        .filter(|o| o.instance.eq_ignore_ascii_case(ty))
+        .collect();
+    if left.is_empty() {
+        return Err(format!(
+            "no offer for instance type {ty:?} in the price data"
+        ));
+    }
+    if let Some(p) = inst.provider.as_deref() {
+        let all = left.clone();
+        left.retain(|o| o.provider.eq_ignore_ascii_case(p));
+        if left.is_empty() {
+            return Err(format!(
+                "{ty:?} is priced for provider(s) {} only, the run's provider is {p:?}",
+                names(&all, |o| o.provider.clone())
+            ));
+        }
+    }
+    let model = match inst.pricing_model.as_deref() {
+        Some(m) => m.trim().to_ascii_lowercase(),
+        None => {
+            notes.push("pricing model not stated: on-demand".to_string());
+            "on-demand".to_string()
+        }
+    };
+    let all = left.clone();
+    left.retain(|o| o.pricing_model.name() == model);
+    if left.is_empty() {
+        return Err(format!(
+            "no {model} offer for {ty:?} (offers: {}){}",
+            names(&all, |o| o.pricing_model.name().to_string()),
+            if inst.pricing_model.is_none() {
+                "; pass --pricing-model to `run`"
+            } else {
+                ""
+            }
+        ));
+    }
+    match inst.region.as_deref() {
+        Some(r) => {
+            let all = left.clone();
+            left.retain(|o| region_serves(o.region.as_deref(), r));
+            if left.is_empty() {
+                return Err(format!(
+                    "no {model} offer for {ty:?} in region {r:?} (priced in: {})",
+                    names(&all, |o| o.region.clone().unwrap_or_else(|| "?".into()))
+                ));
+            }
+            // An offer for the region itself beats a region-independent one.
+            if left.iter().any(|o| {
+                o.region
+                    .as_deref()
+                    .is_some_and(|x| x.eq_ignore_ascii_case(r))
+            }) {
+                left.retain(|o| {
+                    o.region
+                        .as_deref()
+                        .is_some_and(|x| x.eq_ignore_ascii_case(r))
+                });
+            }
+        }
+        None => {
+            let regions = names(&left, |o| o.region.clone().unwrap_or_else(|| "any".into()));
+            let prices: Vec<Option<f64>> = left.iter().map(|o| o.point_price()).collect();
+            let differ = prices.windows(2).any(|w| w[0] != w[1]);
+            if regions.contains(", ") && differ {
+                return Err(format!(
+                    "{model} offers for {ty:?} in several regions at different prices                      ({regions}); pass --region to `run`"
+                ));
+            }
+            notes.push(format!("region not stated: priced in {regions}"));
+        }
+    }
+    // A user's price file (a negotiated rate, an imported catalog) before the embedded data.
+    let offer = left
+        .into_iter()
+        .min_by_key(|o| (!db.origin(&o.id).is_some_and(|x| x.user), o.status))
+        .expect("non-empty");
+    let mut how = format!(
+        "{} {} {} {}",
+        offer.provider,
+        offer.instance,
+        offer.region.as_deref().unwrap_or("(any region)"),
+        offer.pricing_model.name()
+    );
+    if !notes.is_empty() {
+        how.push_str(&format!(" ({})", notes.join("; ")));
+    }
+    Ok(OfferMatch { offer, how })
 }

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use time::Date;
 
 pub mod matching;
+pub mod sky_catalog;
 
 mod database;
 mod error;

@@ -158,6 +158,32 @@ pub enum CeilingKind {
     MaxAchievableMatmul,
 }
 
+/// The cores of a chip and how software counts them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoresPerChip {
+    /// Physical cores per chip.
+    pub count: u32,
+    /// `NeuronCore-v3`.
+    pub name: String,
+    /// Logical cores: how many physical cores one logical core groups (the Logical NeuronCore
+    /// setting, `NEURON_LOGICAL_NC_CONFIG`). Absent: software sees the physical cores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logical: Option<LogicalCores>,
+    pub source: String,
+}
+
+/// A logical-core setting: the degrees allowed and the default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogicalCores {
+    /// The setting's name (`NEURON_LOGICAL_NC_CONFIG`).
+    pub setting: String,
+    /// Physical cores per logical core that the setting allows (`[1, 2]`).
+    pub degrees: Vec<u32>,
+    pub default_degree: u32,
+}
+
 /// A PCI vendor id and the device ids that identify a chip (`"0x10de"`, `["0x2330"]`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -214,6 +240,10 @@ pub struct Accelerator {
     pub tdp_w: Option<Figure>,
     #[serde(default)]
     pub measured_ceilings: Vec<PublishedCeiling>,
+    /// Compute cores per chip where a workload can hold part of a chip (8 NeuronCore-v3 on a
+    /// Trainium2): rows on some of the cores are normalized against that share of the peak.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cores_per_chip: Option<CoresPerChip>,
     #[serde(default)]
     pub identify: Identify,
     #[serde(default)]
@@ -277,8 +307,14 @@ pub struct Offer {
     #[serde(default)]
     pub region: Option<String>,
     pub pricing_model: PricingModel,
-    /// Accelerator or CPU id (or alias) of the devices in the offer.
-    pub device: String,
+    /// Accelerator or CPU id (or alias) of the devices in the offer; absent when the seller's
+    /// device name matches no spec entry (then `device_name` keeps that name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// The device as the seller names it (a SkyPilot catalog's `AcceleratorName`), where it
+    /// was not mapped to a spec id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_name: Option<String>,
     /// Units of `device` in the offer: chips, or physical cores for CPU instances.
     pub device_count: u32,
     #[serde(default)]
@@ -301,6 +337,15 @@ pub struct Offer {
 }
 
 impl Offer {
+    /// The device's spec id, else the seller's name marked unmatched (`A10 (no spec entry)`).
+    pub fn device_label(&self) -> String {
+        match (&self.device, &self.device_name) {
+            (Some(d), _) => d.clone(),
+            (None, Some(n)) => format!("{n} (no spec entry)"),
+            (None, None) => "?".into(),
+        }
+    }
+
     /// The whole offer's price, USD per hour.
     pub fn instance_price(&self) -> Option<Figure> {
         match (&self.usd_per_hour, &self.usd_per_device_hour) {

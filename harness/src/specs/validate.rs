@@ -117,6 +117,29 @@ impl Accelerator {
                 f.check(name, true)?;
             }
         }
+        if let Some(c) = &self.cores_per_chip {
+            check_source(&c.source).map_err(|e| e.within("cores_per_chip"))?;
+            if c.count == 0 {
+                return Err(FieldError::new(
+                    "cores_per_chip.count",
+                    "must be at least 1",
+                ));
+            }
+            if let Some(l) = &c.logical {
+                if l.degrees.is_empty()
+                    || l.degrees.iter().any(|&d| d == 0 || c.count % d != 0)
+                    || !l.degrees.contains(&l.default_degree)
+                {
+                    return Err(FieldError::new(
+                        "cores_per_chip.logical",
+                        format!(
+                            "degrees {:?} must divide the {} cores and include the default {}",
+                            l.degrees, c.count, l.default_degree
+                        ),
+                    ));
+                }
+            }
+        }
         for (i, c) in self.measured_ceilings.iter().enumerate() {
             let field = format!("measured_ceilings[{i}]");
             check_source(&c.source).map_err(|e| e.within(&field))?;
@@ -151,6 +174,52 @@ impl Accelerator {
             check_pci(p, i)?;
         }
         Ok(())
+    }
+
+    /// The share of one chip that `logical` logical cores at degree `degree` (physical cores
+    /// per logical core; `None`: the chip's default) hold, and what it is
+    /// (`2 of 8 NeuronCore-v4: 1 logical at degree 2`). `Err` when the chip has no cores
+    /// entry, the degree is not allowed, or the cores exceed the chip.
+    pub fn core_share(&self, logical: u32, degree: Option<u32>) -> Result<(f64, String), String> {
+        let c = self
+            .cores_per_chip
+            .as_ref()
+            .ok_or_else(|| format!("{} has no cores_per_chip entry", self.name))?;
+        let (degree, how) = match (&c.logical, degree) {
+            (Some(l), Some(d)) if l.degrees.contains(&d) => (d, format!("{} = {d}", l.setting)),
+            (Some(l), Some(d)) => {
+                return Err(format!(
+                    "{} = {d} is not a degree {} allows ({:?})",
+                    l.setting, self.name, l.degrees
+                ))
+            }
+            (Some(l), None) => (
+                l.default_degree,
+                format!("{} not stated: default {}", l.setting, l.default_degree),
+            ),
+            (None, Some(d)) if d == 1 => (1, "physical cores".to_string()),
+            (None, Some(d)) => {
+                return Err(format!(
+                    "{} has no logical cores (degree {d} given)",
+                    self.name
+                ))
+            }
+            (None, None) => (1, "physical cores".to_string()),
+        };
+        let physical = logical.saturating_mul(degree);
+        if logical == 0 || physical > c.count {
+            return Err(format!(
+                "{logical} logical × {degree} = {physical} {} on a chip of {}",
+                c.name, c.count
+            ));
+        }
+        Ok((
+            physical as f64 / c.count as f64,
+            format!(
+                "{physical} of {} {}: {logical} logical at {how}",
+                c.count, c.name
+            ),
+        ))
     }
 
     /// Dense peak GFLOP/s for a dtype (upper value of a range).
@@ -225,6 +294,17 @@ impl Offer {
         }
         if self.device_count == 0 {
             return Err(FieldError::new("device_count", "must be at least 1"));
+        }
+        if self.device.is_none()
+            && self
+                .device_name
+                .as_deref()
+                .is_none_or(|n| n.trim().is_empty())
+        {
+            return Err(FieldError::new(
+                "device",
+                "name the device: a spec id in `device`, or the seller's name in `device_name`",
+            ));
         }
         if self.usd_per_hour.is_some() && self.usd_per_device_hour.is_some() {
             return Err(FieldError::new(

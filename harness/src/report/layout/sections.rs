@@ -138,35 +138,30 @@ pub(super) fn runs(rep: &Report, b: &mut Vec<Block>) {
                                 .map(|c| format!(", {c} physical cores"))
                                 .unwrap_or_default()
                         ),
-                        opt(r.instance.as_ref(), |i| {
-                            format!(
-                                "{} ({}, by {})",
-                                i.instance_type.as_deref().unwrap_or("type n/a"),
-                                i.provider.as_deref().unwrap_or("provider n/a"),
-                                i.detected_by.as_deref().unwrap_or("?")
-                            )
-                        }),
+                        opt(r.instance.as_ref(), instance_cell),
                         match (&r.cpu_spec, &r.cpu_no_match) {
                             (Some(m), _) => format!("{} ({})", m.id, m.how),
                             (None, Some(why)) => format!("n/a: {why}"),
                             _ => "n/a".into(),
                         },
-                        opt(r.price.as_ref(), |p| {
-                            format!(
+                        match (&r.price, &r.offer_no_match) {
+                            (Some(p), _) => format!(
                                 "{}/h, {}{}{}{}",
                                 usd(p.usd_per_hour),
                                 p.source,
-                                p.pricing_model
+                                p.matched
                                     .as_deref()
-                                    .map(|m| format!(", {m}"))
+                                    .map(|m| format!(" ({m})"))
                                     .unwrap_or_default(),
                                 p.as_of
                                     .as_deref()
                                     .map(|a| format!(", as of {a}"))
                                     .unwrap_or_default(),
                                 if p.stale { " (STALE)" } else { "" }
-                            )
-                        }),
+                            ),
+                            (None, Some(why)) => format!("n/a: {why}"),
+                            (None, None) => "n/a".into(),
+                        },
                         if r.complete {
                             "yes"
                         } else {
@@ -547,4 +542,43 @@ pub(super) fn sources(rep: &Report, b: &mut Vec<Block>) {
         &["id", "what", "as of", "status"],
         &["source", "file"],
     ));
+}
+
+/// A run's instance: type, provider, region, pricing model, each with the source it was found
+/// by (`c7a.large [flag] · aws [dmi] · us-east-1 [skypilot] · spot [env]`), and the SkyPilot
+/// cluster and node rank where the run was part of a SkyPilot job.
+fn instance_cell(i: &crate::env::InstanceInfo) -> String {
+    let field = |name: &str, v: Option<&str>| {
+        let by = i
+            .found_by
+            .get(name)
+            .map(String::as_str)
+            .or(if name == "type" {
+                i.detected_by.as_deref()
+            } else {
+                None
+            });
+        match (v, by) {
+            (Some(v), Some(by)) => format!("{v} [{by}]"),
+            (Some(v), None) => v.to_string(),
+            (None, _) => format!("{name} n/a"),
+        }
+    };
+    let mut s = [
+        field("type", i.instance_type.as_deref()),
+        field("provider", i.provider.as_deref()),
+        field("region", i.region.as_deref()),
+        field("pricing_model", i.pricing_model.as_deref()),
+    ]
+    .join(" · ");
+    if let Some(sky) = &i.skypilot {
+        s.push_str(&format!(
+            " · SkyPilot cluster {} node {}",
+            sky.cluster.as_deref().unwrap_or("?"),
+            sky.node_rank
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "?".into())
+        ));
+    }
+    s
 }
