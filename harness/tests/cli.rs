@@ -100,7 +100,7 @@ fn run_writes_a_schema_valid_file_and_plan_matches() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let doc = assert_valid(&out);
     assert_eq!(doc["complete"], true);
-    assert_eq!(doc["schema"], "perfledger.run/1.3");
+    assert_eq!(doc["schema"], "perfledger.run/1.4");
     // What the user set is recorded as given (defaults unset).
     assert_eq!(doc["config"]["options"]["threads"], 2);
     assert_eq!(doc["config"]["options"]["probes"], "off");

@@ -116,6 +116,7 @@ fn environment(price: Option<f64>, instance: Option<&str>) -> Environment {
             region: None,
             pricing_model: None,
             detected_by: Some("cli".into()),
+            ..Default::default()
         }),
         price: price.map(|p| PriceInfo {
             usd_per_hour: p,

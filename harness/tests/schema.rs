@@ -193,6 +193,21 @@ fn realistic_run() -> RunFile {
             region: Some("us-east-1".into()),
             pricing_model: Some("on-demand".into()),
             detected_by: Some("dmi".into()),
+            found_by: [
+                ("type".to_string(), "dmi".to_string()),
+                ("region".to_string(), "skypilot".to_string()),
+            ]
+            .into(),
+            skypilot: Some(perfledger::env::SkyPilotInfo {
+                task_id: Some("sky-1".into()),
+                cluster: Some("c".into()),
+                node_rank: Some(0),
+                num_nodes: Some(1),
+                cloud: Some("AWS".into()),
+                region: Some("us-east-1".into()),
+                zone: None,
+                cluster_info_error: None,
+            }),
         }),
         price: Some(PriceInfo {
             usd_per_hour: 0.0765,
@@ -962,10 +977,13 @@ fn this_machines_fingerprint_validates() {
     let opts = perfledger::env::CollectOptions {
         threads_used: 1,
         isa_selected: "portable".into(),
-        price: Some(0.5),
+        identity: perfledger::env::IdentityFlags {
+            price: Some(0.5),
+            ..Default::default()
+        },
         ..Default::default()
     };
-    let env = perfledger::env::collect(&opts);
+    let env = perfledger::env::collect(&opts).unwrap();
     let mut run = RunFile::new(
         perfledger::env::harness_info(),
         env,
@@ -1091,6 +1109,7 @@ fn committed_run_files_of_every_minor_are_read() {
     let v10 = compile(&load_schema("run-1.0.schema.json"));
     let v11 = compile(&load_schema("run-1.1.schema.json"));
     let v12 = compile(&load_schema("run-1.2.schema.json"));
+    let v13 = compile(&load_schema("run-1.3.schema.json"));
     let mut seen = BTreeMap::new();
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
@@ -1107,7 +1126,8 @@ fn committed_run_files_of_every_minor_are_read() {
             "perfledger.run/1.0" => &v10,
             "perfledger.run/1.1" => &v11,
             "perfledger.run/1.2" => &v12,
-            "perfledger.run/1.3" => run_validator(),
+            "perfledger.run/1.3" => &v13,
+            "perfledger.run/1.4" => run_validator(),
             other => panic!("{}: unexpected schema {other}", path.display()),
         };
         let errors: Vec<String> = validator

@@ -408,7 +408,8 @@ mod tests {
 
     #[test]
     fn dmi_fixtures_of_each_cloud() {
-        let cases: [(&str, Option<(&str, Option<&str>)>); 7] = [
+        type Want<'a> = Option<(&'a str, Option<&'a str>)>;
+        let cases: [(&str, Want); 7] = [
             ("aws-nitro", Some(("aws", Some("c7a.large")))),
             ("aws-xen", Some(("aws", None))),
             ("gcp", Some(("gcp", None))),

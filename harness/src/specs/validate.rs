@@ -197,7 +197,7 @@ impl Accelerator {
                 l.default_degree,
                 format!("{} not stated: default {}", l.setting, l.default_degree),
             ),
-            (None, Some(d)) if d == 1 => (1, "physical cores".to_string()),
+            (None, Some(1)) => (1, "physical cores".to_string()),
             (None, Some(d)) => {
                 return Err(format!(
                     "{} has no logical cores (degree {d} given)",
