@@ -36,6 +36,10 @@ def shape_key(row):
     s = dict(row["shape"])
     s.setdefault("batch", 1)
     s.setdefault("trans_b", False)
+    if "scale" in s:
+        # perfledger stores the attention scale as f32 (1/sqrt(d) rounded), the peer scripts as
+        # f64: the same scale to 6 significant digits.
+        s["scale"] = float(f'{s["scale"]:.6g}')
     return (row["op"], json.dumps(s, sort_keys=True))
 
 
