@@ -347,6 +347,56 @@ def parse_matmul_shape(text: str) -> dict:
     return {"batch": b, "m": m, "n": n, "k": k}
 
 
+ATTENTION_SHAPE_HELP = "B,Hq,Hkv,S,D  or  B,Hq,Hkv,Sq:Skv,D  or  B,Hq,Hkv,Sq,Skv,D; optional ,causal ,scale=X"
+
+
+def parse_attention_shape(text: str) -> dict:
+    fields = [f.strip() for f in text.split(",") if f.strip()]
+    causal = False
+    scale = None
+    nums = []
+    for f in fields:
+        fl = f.lower()
+        if fl in ("causal", "causal=1", "causal=true"):
+            causal = True
+        elif fl in ("causal=0", "causal=false", "noncausal"):
+            causal = False
+        elif fl.startswith("scale="):
+            try:
+                scale = float(fl[6:])
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"bad scale in {text!r}")
+            if not (math.isfinite(scale) and scale > 0):
+                raise argparse.ArgumentTypeError(f"scale must be a positive number in {text!r}")
+        else:
+            nums.append(f)
+    try:
+        if len(nums) == 5 and ":" in nums[3]:
+            sq, skv = nums[3].split(":", 1)
+            b, hq, hkv, d = int(nums[0]), int(nums[1]), int(nums[2]), int(nums[4])
+            q_len, kv_len = int(sq), int(skv)
+        elif len(nums) == 5:
+            b, hq, hkv, s, d = (int(x) for x in nums)
+            q_len = kv_len = s
+        elif len(nums) == 6:
+            b, hq, hkv, q_len, kv_len, d = (int(x) for x in nums)
+        else:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad attention shape {text!r}: expected {ATTENTION_SHAPE_HELP}")
+    if min(b, hq, hkv, q_len, kv_len, d) < 1:
+        raise argparse.ArgumentTypeError(f"bad attention shape {text!r}: sizes must be >= 1")
+    if hq % hkv:
+        raise argparse.ArgumentTypeError(
+            f"bad attention shape {text!r}: q_heads {hq} is not a multiple of kv_heads {hkv}")
+    if causal and q_len > kv_len:
+        raise argparse.ArgumentTypeError(
+            f"bad attention shape {text!r}: causal with q_len > kv_len leaves queries with no key")
+    return {"batch": b, "q_heads": hq, "kv_heads": hkv, "q_len": q_len, "kv_len": kv_len,
+            "head_dim": d, "causal": causal,
+            "scale": float(scale) if scale is not None else 1.0 / math.sqrt(d)}
+
+
 def add_common_args(p: argparse.ArgumentParser, default_dtypes: str, allowed_dtypes=DTYPES):
     p.add_argument("--dtype", type=lambda s: parse_dtypes(s, allowed_dtypes),
                    default=parse_dtypes(default_dtypes, allowed_dtypes),

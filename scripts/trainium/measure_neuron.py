@@ -97,50 +97,6 @@ def utc_now() -> str:
 # ----------------------------------------------------------------------------------------------
 # Shapes: --shape (common.py's spelling) and suite files
 # ----------------------------------------------------------------------------------------------
-def parse_attention_shape(text: str) -> dict:
-    """B,Hq,Hkv,S,D | B,Hq,Hkv,Sq:Skv,D | B,Hq,Hkv,Sq,Skv,D [,causal] [,scale=X] — the spelling of
-    scripts/reference/torch_attention.py (not in common.py, so reimplemented here)."""
-    fields = [f.strip() for f in text.split(",") if f.strip()]
-    causal, scale, nums = False, None, []
-    for f in fields:
-        fl = f.lower()
-        if fl in ("causal", "causal=1", "causal=true"):
-            causal = True
-        elif fl in ("causal=0", "causal=false", "noncausal"):
-            causal = False
-        elif fl.startswith("scale="):
-            try:
-                scale = float(fl[6:])
-            except ValueError:
-                raise argparse.ArgumentTypeError(f"bad scale in {text!r}")
-            if not (math.isfinite(scale) and scale > 0):
-                raise argparse.ArgumentTypeError(f"scale must be a positive number in {text!r}")
-        else:
-            nums.append(f)
-    try:
-        if len(nums) == 5 and ":" in nums[3]:
-            sq, skv = nums[3].split(":", 1)
-            b, hq, hkv, d = int(nums[0]), int(nums[1]), int(nums[2]), int(nums[4])
-            q_len, kv_len = int(sq), int(skv)
-        elif len(nums) == 5:
-            b, hq, hkv, s, d = (int(x) for x in nums)
-            q_len = kv_len = s
-        elif len(nums) == 6:
-            b, hq, hkv, q_len, kv_len, d = (int(x) for x in nums)
-        else:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"bad attention shape {text!r}: expected B,Hq,Hkv,S,D or B,Hq,Hkv,Sq:Skv,D")
-    if min(b, hq, hkv, q_len, kv_len, d) < 1:
-        raise argparse.ArgumentTypeError(f"bad attention shape {text!r}: sizes must be >= 1")
-    if hq % hkv:
-        raise argparse.ArgumentTypeError(f"bad attention shape {text!r}: Hq % Hkv != 0")
-    if causal and q_len > kv_len:
-        raise argparse.ArgumentTypeError(f"bad attention shape {text!r}: causal with q_len > kv_len")
-    return attention_shape(b, hq, hkv, q_len, kv_len, d, causal, scale)
-
-
 def attention_shape(b, hq, hkv, q_len, kv_len, d, causal, scale=None) -> dict:
     return {"batch": int(b), "q_heads": int(hq), "kv_heads": int(hkv), "q_len": int(q_len),
             "kv_len": int(kv_len), "head_dim": int(d), "causal": bool(causal),
@@ -154,7 +110,7 @@ def matmul_shape(b, m, n, k, trans_b=False) -> dict:
 def parse_shape(text: str):
     """A matmul (contains 'x') or attention (contains ',') --shape."""
     if "," in text:
-        return ("attention", parse_attention_shape(text))
+        return ("attention", C.parse_attention_shape(text))
     s = C.parse_matmul_shape(text)
     return ("matmul", matmul_shape(s["batch"], s["m"], s["n"], s["k"]))
 

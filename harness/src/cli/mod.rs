@@ -242,7 +242,7 @@ pub struct RunArgs {
     /// How the instance is paid for (overrides `PERFLEDGER_PRICING_MODEL`); the report looks the
     /// price up by provider, instance, region and pricing model.
     #[arg(long, value_enum)]
-    pub pricing_model: Option<PricingModelArg>,
+    pub pricing_model: Option<crate::specs::PricingModel>,
     /// Price of the instance in USD per hour (overrides `PERFLEDGER_PRICE`; wins over any offer
     /// in the price data, and is labelled so).
     #[arg(long, value_name = "USD_PER_HOUR")]
@@ -493,28 +493,6 @@ impl From<BackendArg> for perfledger_kernels::Backend {
         match b {
             BackendArg::Cpu => perfledger_kernels::Backend::Cpu,
             BackendArg::Gpu => perfledger_kernels::Backend::Gpu,
-        }
-    }
-}
-
-/// `--pricing-model` values (the price data's vocabulary).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum PricingModelArg {
-    OnDemand,
-    Spot,
-    Reserved,
-    CapacityBlock,
-    Marketplace,
-}
-
-impl PricingModelArg {
-    pub fn name(self) -> &'static str {
-        match self {
-            PricingModelArg::OnDemand => "on-demand",
-            PricingModelArg::Spot => "spot",
-            PricingModelArg::Reserved => "reserved",
-            PricingModelArg::CapacityBlock => "capacity-block",
-            PricingModelArg::Marketplace => "marketplace",
         }
     }
 }

@@ -45,20 +45,19 @@ fn import_sky_catalog(args: ImportSkyCatalogArgs) -> Result<u8> {
     )
     .map_err(|e| usage(e.to_string()))?;
     let json = serde_json::to_string_pretty(&imported.doc)? + "\n";
-    // What is written reads back as a price file (as `report --prices` will read it).
-    let as_of =
-        crate::specs::parse_date(&args.as_of).map_err(|e| usage(format!("--as-of: {e}")))?;
+    // What is written reads back as a price file (as `report --prices` will read it, today).
+    let today = crate::specs::parse_date(&crate::env::instance::today_utc())
+        .map_err(|e| anyhow::anyhow!("today's date: {e}"))?;
     parse_prices(
         &json,
         &args.out.display().to_string(),
         true,
         &LoadOptions {
-            as_of: as_of
-                .max(crate::specs::parse_date(&crate::env::instance::today_utc()).unwrap_or(as_of)),
+            as_of: today,
             max_price_age_days: crate::specs::DEFAULT_MAX_PRICE_AGE_DAYS,
         },
     )
-    .map_err(|e| anyhow::anyhow!("internal error: the imported prices do not read back: {e}"))?;
+    .map_err(|e| usage(format!("--as-of {}: {e}", args.as_of)))?;
     write_atomic(&args.out, json.as_bytes(), args.force).map_err(|e| usage(e.to_string()))?;
     let offers = &imported.doc.offers;
     let spot = offers

@@ -266,22 +266,17 @@ pub fn identify(
             (sky.as_ref().and_then(|s| s.region.clone()), "skypilot"),
         ],
     );
-    let model_env = env_var(PRICING_MODEL_ENV)
-        .map(|v| {
+    let model = |var: &str, v: Option<String>| {
+        v.map(|v| {
             pricing_model_name(&v).ok_or_else(|| IdentityError {
-                var: PRICING_MODEL_ENV.into(),
+                var: var.into(),
                 reason: format!("{v:?} is not one of {}", PRICING_MODELS.join(", ")),
             })
         })
-        .transpose()?;
-    let model_flag = given(flags.pricing_model.as_deref())
-        .map(|v| {
-            pricing_model_name(&v).ok_or_else(|| IdentityError {
-                var: "--pricing-model".into(),
-                reason: format!("{v:?} is not one of {}", PRICING_MODELS.join(", ")),
-            })
-        })
-        .transpose()?;
+        .transpose()
+    };
+    let model_env = model(PRICING_MODEL_ENV, env_var(PRICING_MODEL_ENV))?;
+    let model_flag = model("--pricing-model", given(flags.pricing_model.as_deref()))?;
     let pricing_model = pick(
         "pricing_model",
         vec![

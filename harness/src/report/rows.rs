@@ -93,11 +93,11 @@ pub(crate) fn run_ctx<'a>(db: &'a Database, i: usize, input: &Input) -> RunCtx<'
         .instance
         .as_ref()
         .map(|inst| matching::instance(db, inst));
-    let device_offer = env
+    // What the instance holds, whatever its region or pricing model.
+    let offer = env
         .instance
         .as_ref()
         .and_then(|inst| matching::instance_device(db, inst));
-    let offer = device_offer;
     let cpu = offer
         .and_then(|o| o.device.as_deref().and_then(|d| db.cpu(d)))
         .map(|c| DeviceMatch {
