@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# perfledger's CPU kernels against the reference libraries, in one sitting, on every CPU matmul
+# shape of the quick and standard suites, the odd and skinny shapes (127×8191×65, 200×300×129,
+# Llama-3.1-8B projections at 16 and 64 tokens) and the prefill / GQA decode attention shapes
+# (scripts/suites/cpu-side-by-side.json). Supersedes matmul-side-by-side.sh and cpu-baseline.sh
+# for the CPU-peers issue's gates.
+#
+# The peers:
+# - in the run itself: the in-process peer kernels (OpenBLAS sgemm/sbgemm loaded at run time,
+#   ndarray, the gemm crate), rows of kind `peer`, verified like every row, timed in the same
+#   process between perfledger's own kernels;
+# - imported: numpy (OpenBLAS sgemm of numpy's wheel), PyTorch CPU matmul (f32, bf16, f16) and
+#   scaled_dot_product_attention (bf16, f16; enable_gqa), timed before AND after the run (A B A),
+#   so drift during the sitting shows as two rows per peer.
+#
+# Writes OUTDIR (default results/cpu-side-by-side/<label>, label default `after`): run.json (all
+# rows, peers imported), peers.jsonl, perfledger.log, machine.txt (lscpu: the CPU kind every figure
+# belongs to), report.md and report.json (scripts/cpu_side_by_side.py: per workload perfledger's
+# best kernel against the best peer of its dtype, ratio with a 95% CI).
+# Needs the reference venv: python3 -m venv .venv-ref && .venv-ref/bin/pip install -r scripts/reference/requirements.txt
+# Usage: scripts/cpu-side-by-side.sh [--threads N] [--label NAME] [--out DIR] [--budget S] [--no-python-peers]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+THREADS=2
+LABEL=after
+OUT=
+BUDGET=3
+PYPEERS=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --threads) THREADS=$2; shift 2 ;;
+    --label) LABEL=$2; shift 2 ;;
+    --out) OUT=$2; shift 2 ;;
+    --budget) BUDGET=$2; shift 2 ;;
+    --no-python-peers) PYPEERS=0; shift ;;
+    *) echo "cpu-side-by-side.sh: unknown argument $1 (see the header)" >&2; exit 2 ;;
+  esac
+done
+OUT=${OUT:-results/cpu-side-by-side/$LABEL}
+SUITE=scripts/suites/cpu-side-by-side.json
+PY=.venv-ref/bin/python
+if [ "$PYPEERS" = 1 ] && [ ! -x "$PY" ]; then
+  echo "cpu-side-by-side.sh: no $PY (see the header), or pass --no-python-peers" >&2
+  exit 2
+fi
+mkdir -p "$OUT"
+BIN=${PERFLEDGER_BIN:-target/release/perfledger}
+[ -n "${PERFLEDGER_BIN:-}" ] || cargo build --release -q
+PEERS="$OUT/peers.jsonl"
+
+# The suite's shapes, split by what each peer script takes (one call per layout and dtype).
+shapes() { # $1 = matmul|attention, $2 = dtype, $3 = bt|nt (matmul)
+  python3 - "$SUITE" "$@" <<'EOF'
+import json, sys
+suite, op, dtype = sys.argv[1], sys.argv[2], sys.argv[3]
+layout = sys.argv[4] if len(sys.argv) > 4 else None
+for c in json.load(open(suite))["cases"]:
+    if c["op"] != op or dtype not in c["dtypes"]:
+        continue
+    if op == "matmul":
+        if c.get("trans_b", False) != (layout == "bt"):
+            continue
+        print(f'--shape {c.get("batch", 1)}x{c["m"]}x{c["n"]}x{c["k"]}')
+    else:
+        q = f'{c["q_len"]}:{c["kv_len"]}' if c["q_len"] != c["kv_len"] else str(c["q_len"])
+        print(f'--shape {c.get("batch", 1)},{c["q_heads"]},{c["kv_heads"]},{q},{c["head_dim"]}'
+              + (",causal" if c.get("causal") else ""))
+EOF
+}
+
+peer() { # $1 = script, $2 = dtype, rest = arguments
+  local script=$1 dtype=$2
+  shift 2
+  $PY "scripts/reference/$script" --threads "$THREADS" --out "$PEERS" --append --min-time 2 \
+    --dtype "$dtype" "$@"
+}
+
+peers_round() {
+  echo "== peers round $1 ($(date -u +%H:%M:%SZ)), load $(cat /proc/loadavg)"
+  # numpy: OpenBLAS sgemm on f32 data for every matmul shape (the f32 rows' and f16 rows' peer).
+  local all_nt all_bt
+  all_nt=$( (shapes matmul f32 nt; shapes matmul f16 nt; shapes matmul bf16 nt) | sort -u)
+  all_bt=$( (shapes matmul f32 bt; shapes matmul f16 bt; shapes matmul bf16 bt) | sort -u)
+  # shellcheck disable=SC2046
+  [ -z "$all_nt" ] || peer numpy_matmul.py f32 $all_nt
+  # shellcheck disable=SC2046
+  [ -z "$all_bt" ] || peer numpy_matmul.py f32 $all_bt --trans-b
+  for dt in f32 bf16 f16; do
+    local nt bt
+    nt=$(shapes matmul "$dt" nt)
+    bt=$(shapes matmul "$dt" bt)
+    # shellcheck disable=SC2086
+    [ -z "$nt" ] || peer torch_matmul.py "$dt" $nt
+    # shellcheck disable=SC2086
+    [ -z "$bt" ] || peer torch_matmul.py "$dt" $bt --trans-b
+  done
+  for dt in bf16 f16; do
+    local at
+    at=$(shapes attention "$dt")
+    # shellcheck disable=SC2086
+    [ -z "$at" ] || peer torch_attention.py "$dt" $at
+  done
+}
+
+{ lscpu; echo; echo "== started $(date -u +%FT%TZ), load $(cat /proc/loadavg)"; } > "$OUT/machine.txt"
+rm -f "$PEERS"
+[ "$PYPEERS" = 0 ] || peers_round before
+"$BIN" run --suite "$SUITE" --threads "$THREADS" --case-budget "$BUDGET" --out "$OUT/run.json" \
+  --force 2>&1 | tee "$OUT/perfledger.log"
+[ "$PYPEERS" = 0 ] || peers_round after
+echo "== finished $(date -u +%FT%TZ), load $(cat /proc/loadavg)" >> "$OUT/machine.txt"
+[ ! -s "$PEERS" ] || "$BIN" import "$PEERS" --into "$OUT/run.json"
+python3 scripts/cpu_side_by_side.py "$OUT/run.json" --md "$OUT/report.md" --json "$OUT/report.json" \
+  --title "CPU side by side ($LABEL): perfledger vs OpenBLAS, ndarray, gemm, numpy and PyTorch CPU, $THREADS threads"
+echo "wrote $OUT/report.md"
