@@ -20,7 +20,8 @@
 
 use crate::env::cpu::{online_cpus, read_proc_stat, read_run_queue, steal_pct, CpuTimes};
 use crate::runfile::{
-    Device, Flops, Row, RowNoise, RowVerification, Shape, Status, StopReason, Timing, TimingMethod,
+    Device, Flops, Provenance, Row, RowKind, RowNoise, RowVerification, Shape, Status, StopReason,
+    Timing, TimingMethod,
 };
 use crate::stats::{Bootstrap, Sample, MIN_SAMPLES};
 use crate::workload::PlannedRow;
@@ -153,6 +154,41 @@ pub struct RowOutcome {
 ///
 /// `on_first_run` is told the time of the first verified run (progress estimates use it).
 pub fn run_row(
+    planned: &PlannedRow<'_>,
+    inputs: &mut Inputs,
+    device: &Device,
+    opts: &RunnerOptions,
+    run_deadline: Option<Instant>,
+    interrupt: &Interrupt,
+    on_first_run: &mut dyn FnMut(f64),
+) -> RowOutcome {
+    let mut outcome = sample_row(
+        planned,
+        inputs,
+        device,
+        opts,
+        run_deadline,
+        interrupt,
+        on_first_run,
+    );
+    // An in-process reference library: kind `peer`, with the library and what it chose here
+    // (read after the row ran, so a thread count it was given is the one recorded).
+    if let Some(lib) = planned.kernel.peer() {
+        outcome.row.kind = RowKind::Peer;
+        outcome.row.provenance = Some(Provenance {
+            tool: Some(lib.name.to_string()),
+            tool_version: Some(lib.version),
+            source: Some(IN_PROCESS.to_string()),
+            ..Provenance::default()
+        });
+    }
+    outcome
+}
+
+/// The `provenance.source` of a peer row timed in perfledger's own process.
+pub const IN_PROCESS: &str = "in-process";
+
+fn sample_row(
     planned: &PlannedRow<'_>,
     inputs: &mut Inputs,
     device: &Device,

@@ -649,15 +649,43 @@ mod tests {
         let plan = Plan::new(&s, &reg, &Filters::default());
         // naive is above the cap: only the packed kernel of the selected ISA, per dtype, and for
         // bf16 on AVX-512F CPUs with AVX512_BF16 the vdpbf16ps kernel beside it.
+        // The in-process peers of the dtype run beside them (unsupported ones are rows too).
         let bf16dot = reg.isa_selected() == perfledger_kernels::isa::Isa::Avx512f
             && perfledger_kernels::isa::detected().avx512bf16;
-        assert_eq!(plan.rows.len(), 2 + usize::from(bf16dot));
+        let peers = |d: DType| {
+            reg.kernels()
+                .iter()
+                .filter(|k| k.peer().is_some() && k.identity().precision.input == d)
+                .count()
+        };
+        let planned_peers = |d: DType| {
+            reg.kernels()
+                .iter()
+                .filter(|k| k.peer().is_some() && k.identity().precision == Precision::same(d))
+                .count()
+        };
+        assert_eq!(peers(DType::F32), 3, "OpenBLAS sgemm, ndarray, gemm");
+        assert_eq!(
+            peers(DType::BF16),
+            2,
+            "OpenBLAS sbgemm, f32 and bf16 output"
+        );
+        assert_eq!(
+            plan.rows.len(),
+            2 + usize::from(bf16dot) + planned_peers(DType::F32) + planned_peers(DType::BF16)
+        );
+        assert!(plan.rows.iter().all(|r| {
+            r.kernel.peer().is_some() || r.kernel.identity().family == "matmul.cpu.packed"
+        }));
         assert_eq!(plan.omitted_baseline, 2);
         let only_f32 = Filters {
             dtypes: Some(vec![DType::F32]),
             ..Default::default()
         };
-        assert_eq!(Plan::new(&s, &reg, &only_f32).rows.len(), 1);
+        assert_eq!(
+            Plan::new(&s, &reg, &only_f32).rows.len(),
+            1 + planned_peers(DType::F32)
+        );
         let naive = Filters {
             kernels: Some(vec!["naive".into()]),
             ..Default::default()

@@ -33,7 +33,7 @@ fn tiny_suite(dir: &Path) -> PathBuf {
 }
 
 fn schema_validator() -> jsonschema::Validator {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/schema/run-1.4.schema.json");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/schema/run-1.5.schema.json");
     let schema: Value = serde_json::from_str(&std::fs::read_to_string(root).unwrap()).unwrap();
     jsonschema::validator_for(&schema).expect("the run schema compiles")
 }
@@ -64,6 +64,112 @@ fn one_line_usage_error(o: &Output) {
     let err = stderr(o);
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one line expected: {err:?}");
+}
+
+/// The in-process peers of a plain run: verified `peer` rows naming their library, and the
+/// summary's ratio column. OpenBLAS is loaded at run time: where it is missing its rows are
+/// `unsupported` saying what to install, unless `PERFLEDGER_REQUIRE_OPENBLAS=1` (set by CI,
+/// which installs it) makes its absence a failure.
+#[test]
+fn a_plain_run_carries_verified_peer_rows_and_the_ratio_column() {
+    let dir = tmpdir();
+    let suite = tiny_suite(dir.path());
+    let out = dir.path().join("run.json");
+    let o = bin()
+        .args(["run", "--suite"])
+        .arg(&suite)
+        .args(["--threads", "2", "--probes", "off", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    let doc = assert_valid(&out);
+    let rows = doc["results"].as_array().unwrap();
+    let by_id = |id: &str| {
+        rows.iter()
+            .find(|r| r["id"] == id && r["shape"]["m"] == 33)
+            .unwrap_or_else(|| panic!("no row {id}"))
+    };
+    let required = std::env::var("PERFLEDGER_REQUIRE_OPENBLAS").as_deref() == Ok("1");
+    let mut peers = vec![
+        "matmul.cpu.ndarray.dot.f32-f32-f32",
+        "matmul.cpu.gemm.gemm.f32-f32-f32",
+    ];
+    let openblas = by_id("matmul.cpu.openblas.sgemm.f32-f32-f32");
+    assert_eq!(openblas["kind"], "peer");
+    if openblas["status"] == "unsupported" {
+        assert!(
+            !required,
+            "PERFLEDGER_REQUIRE_OPENBLAS=1 but: {}",
+            openblas["message"]
+        );
+        assert!(
+            openblas["message"]
+                .as_str()
+                .unwrap()
+                .contains("apt-get install libopenblas0"),
+            "{openblas}"
+        );
+        eprintln!("note: OpenBLAS not installed; its peer rows are unsupported here");
+    } else {
+        peers.push("matmul.cpu.openblas.sgemm.f32-f32-f32");
+        let version = openblas["provenance"]["tool_version"].as_str().unwrap();
+        assert!(
+            version.contains("core ") && version.contains("threads"),
+            "{version}"
+        );
+    }
+    for id in peers {
+        let r = by_id(id);
+        assert_eq!(r["kind"], "peer", "{r}");
+        assert_eq!(r["status"], "ok", "{r}");
+        assert_eq!(r["verification"]["verdict"], "pass", "{r}");
+        assert_eq!(r["provenance"]["source"], "in-process");
+        assert!(r["samples_s"].as_array().unwrap().len() >= 10);
+    }
+    // The summary's ratio column: perfledger's f32 row against the best of those peers.
+    assert!(stdout.contains("vs best peer"), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| {
+            l.contains("matmul.cpu.packed.") && l.contains(".f32-f32-f32") && l.contains("33x47x65")
+        })
+        .unwrap_or_else(|| panic!("no packed f32 row in {stdout}"));
+    assert!(line.trim_end().ends_with('×'), "{line}");
+    let peer_line = stdout
+        .lines()
+        .find(|l| l.contains("matmul.cpu.ndarray.dot"))
+        .unwrap();
+    assert!(peer_line.trim_end().ends_with("peer"), "{peer_line}");
+}
+
+/// Without OpenBLAS (a path that does not exist) its rows say what to install; the run goes on.
+#[test]
+fn a_missing_openblas_is_unsupported_with_what_to_install() {
+    let dir = tmpdir();
+    let o = bin()
+        .env(
+            "PERFLEDGER_OPENBLAS",
+            dir.path().join("no-such-libopenblas.so"),
+        )
+        .args(["list"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("matmul.cpu.openblas."))
+        .collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    for l in lines {
+        assert!(l.contains(" no "), "{l}");
+        assert!(
+            l.contains("OpenBLAS not found: install it") && l.contains("no-such-libopenblas.so"),
+            "{l}"
+        );
+    }
 }
 
 #[test]
@@ -100,7 +206,7 @@ fn run_writes_a_schema_valid_file_and_plan_matches() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let doc = assert_valid(&out);
     assert_eq!(doc["complete"], true);
-    assert_eq!(doc["schema"], "perfledger.run/1.4");
+    assert_eq!(doc["schema"], "perfledger.run/1.5");
     // What the user set is recorded as given (defaults unset).
     assert_eq!(doc["config"]["options"]["threads"], 2);
     assert_eq!(doc["config"]["options"]["probes"], "off");
@@ -113,7 +219,24 @@ fn run_writes_a_schema_valid_file_and_plan_matches() {
         planned.iter().map(|p| p.1.as_str()).collect::<Vec<_>>()
     );
     for r in rows {
-        assert_eq!(r["kind"], "measured");
+        // perfledger's kernels are `measured`; the in-process reference libraries are `peer`
+        // rows naming the library, timed and verified the same way.
+        let family = r["kernel"]["family"].as_str().unwrap();
+        let peer = [
+            "matmul.cpu.openblas",
+            "matmul.cpu.ndarray",
+            "matmul.cpu.gemm",
+        ]
+        .contains(&family);
+        if peer {
+            assert_eq!(r["kind"], "peer", "{r}");
+            assert_eq!(r["provenance"]["source"], "in-process", "{r}");
+            assert!(r["provenance"]["tool"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty()));
+        } else {
+            assert_eq!(r["kind"], "measured", "{r}");
+        }
         if r["status"] == "ok" {
             assert!(r["gflops"]["median"].as_f64().unwrap() > 0.0);
             assert_eq!(r["verification"]["verdict"], "pass");

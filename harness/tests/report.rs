@@ -962,7 +962,7 @@ fn every_format_states_conventions_sources_and_kinds() {
     let csv = report::csv::render(&rep);
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
     assert_eq!(header, report::csv::columns());
-    assert_eq!(header.len(), 63);
+    assert_eq!(header.len(), 67);
     // Every line has every column, read back by a CSV reader (quoted fields included).
     let mut reader = ::csv::Reader::from_reader(csv.as_bytes());
     let mut lines = 0;
@@ -971,6 +971,69 @@ fn every_format_states_conventions_sources_and_kinds() {
         lines += 1;
     }
     assert_eq!(lines, csv.lines().count() - 1);
+}
+
+/// An in-process peer row of the same workload as `row(...)`: kind `peer`, an OpenBLAS kernel.
+fn peer_row(shape: Shape, precision: Precision, samples: Vec<f64>) -> Row {
+    let mut r = row(shape, precision, samples[0], cpu_device(), Backend::Cpu);
+    r.kind = RowKind::Peer;
+    let k = r.kernel.as_mut().unwrap();
+    k.family = "matmul.cpu.openblas".into();
+    k.variant = "sgemm".into();
+    r.id = Some(format!("matmul.cpu.openblas.sgemm.{precision}"));
+    r.samples_s = samples;
+    r.provenance = Some(perfledger::runfile::Provenance {
+        tool: Some("OpenBLAS".into()),
+        source: Some("in-process".into()),
+        ..Default::default()
+    });
+    r.validate().unwrap();
+    r
+}
+
+#[test]
+fn measured_rows_carry_their_ratio_to_the_best_peer_of_the_workload() {
+    let shape = matmul(512, 512, 512);
+    let mut mine = row(shape, bf16(), 0.003, cpu_device(), Backend::Cpu);
+    mine.samples_s = (0..12).map(|i| 0.003 + 1e-6 * i as f64).collect();
+    let rows = vec![
+        mine,
+        // The faster peer (4.0 ms) counts, not the slower one (6.0 ms).
+        peer_row(
+            shape,
+            bf16(),
+            (0..12).map(|i| 0.004 + 1e-6 * i as f64).collect(),
+        ),
+        peer_row(shape, bf16(), vec![0.006; 12]),
+        // Another workload's peer never counts.
+        peer_row(matmul(256, 256, 256), bf16(), vec![0.0001; 12]),
+    ];
+    let rep = report::build(
+        &[input(run(environment(None, None), rows))],
+        &db(),
+        &report::Options::default(),
+    );
+    let v = rep.rows[0]
+        .vs_peer
+        .as_ref()
+        .expect("a ratio to the best peer");
+    assert_eq!(v.peer_row, 1);
+    assert_eq!(v.peer, "matmul.cpu.openblas.sgemm.bf16-f32-bf16");
+    let want = (0.004 + 5.5e-6) / (0.003 + 5.5e-6);
+    assert!(close(v.ratio, want), "{} vs {want}", v.ratio);
+    assert!(v.ci95[0] <= v.ratio && v.ratio <= v.ci95[1]);
+    // Peers have no ratio of their own.
+    assert!(rep.rows[1..].iter().all(|r| r.vs_peer.is_none()));
+    // Every format shows it.
+    let cell = format!("{:.2}×", want);
+    assert!(report::table::render(&rep).contains(&cell));
+    assert!(report::md::render(&rep).contains(&cell));
+    let csv = report::csv::render(&rep);
+    let mut reader = ::csv::Reader::from_reader(csv.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let col = headers.iter().position(|h| h == "vs_peer_ratio").unwrap();
+    let first = reader.records().next().unwrap().unwrap();
+    assert!(close(first[col].parse::<f64>().unwrap(), want));
 }
 
 #[test]

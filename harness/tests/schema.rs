@@ -39,14 +39,14 @@ fn compile(schema: &Value) -> jsonschema::Validator {
 
 fn run_validator() -> &'static jsonschema::Validator {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
-    V.get_or_init(|| compile(&load_schema("run-1.4.schema.json")))
+    V.get_or_init(|| compile(&load_schema("run-1.5.schema.json")))
 }
 
 /// The `row` definition of the run schema as a schema of its own.
 fn row_validator() -> &'static jsonschema::Validator {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
     V.get_or_init(|| {
-        let run = load_schema("run-1.4.schema.json");
+        let run = load_schema("run-1.5.schema.json");
         compile(&json!({
             "$schema": run["$schema"],
             "$defs": run["$defs"],
@@ -1110,6 +1110,7 @@ fn committed_run_files_of_every_minor_are_read() {
     let v11 = compile(&load_schema("run-1.1.schema.json"));
     let v12 = compile(&load_schema("run-1.2.schema.json"));
     let v13 = compile(&load_schema("run-1.3.schema.json"));
+    let v14 = compile(&load_schema("run-1.4.schema.json"));
     let mut seen = BTreeMap::new();
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
@@ -1127,7 +1128,8 @@ fn committed_run_files_of_every_minor_are_read() {
             "perfledger.run/1.1" => &v11,
             "perfledger.run/1.2" => &v12,
             "perfledger.run/1.3" => &v13,
-            "perfledger.run/1.4" => run_validator(),
+            "perfledger.run/1.4" => &v14,
+            "perfledger.run/1.5" => run_validator(),
             other => panic!("{}: unexpected schema {other}", path.display()),
         };
         let errors: Vec<String> = validator

@@ -248,6 +248,17 @@ pub struct DeviceTiming {
     pub wall_s: f64,
 }
 
+/// A reference library run in-process (`crate::peers`): what a `peer` row records as its tool
+/// and version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerLibrary {
+    /// `OpenBLAS`, `ndarray`, `gemm`.
+    pub name: &'static str,
+    /// The library's version and what it chose on this machine, e.g. `0.3.21 (core SkylakeX,
+    /// 2 threads, /usr/lib/x86_64-linux-gnu/libopenblas.so.0)`.
+    pub version: String,
+}
+
 /// A registered kernel variant.
 pub trait Kernel: Send + Sync {
     fn identity(&self) -> KernelIdentity;
@@ -272,5 +283,10 @@ pub trait Kernel: Send + Sync {
     /// always do.
     fn on_isa_path(&self, _selected: crate::isa::Isa) -> bool {
         true
+    }
+    /// A reference library run in-process (`crate::peers`): its rows are of kind `peer` and
+    /// record the library's name and version. `None` for perfledger's own kernels.
+    fn peer(&self) -> Option<PeerLibrary> {
+        None
     }
 }

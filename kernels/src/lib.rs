@@ -9,6 +9,8 @@ pub mod dtype;
 pub mod gpu;
 pub mod isa;
 pub mod kernel;
+/// In-process reference libraries (OpenBLAS loaded at run time, ndarray, the gemm crate).
+pub mod peers;
 pub mod problem;
 pub mod registry;
 /// Kernels broken on purpose (feature `test-kernels`).

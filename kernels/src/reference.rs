@@ -12,6 +12,8 @@
 use crate::dtype::{Element, Tensor};
 use crate::problem::MatmulProblem;
 use crate::with_tensor;
+use ndarray::linalg::general_mat_mul;
+use ndarray::Array2;
 use rayon::prelude::*;
 
 /// `len` elements of `t` starting at `start`, widened exactly to f32.
@@ -81,6 +83,30 @@ impl MatmulOperands {
             }
         }
         (out, abs)
+    }
+
+    /// The whole batch: `A · op(B)` and `|A| · |op(B)|`, dense `m × n` row-major, through
+    /// ndarray's `general_mat_mul` (matrixmultiply's dgemm, parallel on its thread pool): the
+    /// full-reference path of verification. The operands are the exactly widened inputs in f64,
+    /// so every product is exact and only the f64 sums round (blocked, in another order than
+    /// [`row`](Self::row), to about `K · 2^-53 · |A|·|B|` all the same). Cross-checked against
+    /// the loop of [`row`](Self::row) in the tests.
+    pub fn product(&self) -> (Vec<f64>, Vec<f64>) {
+        let p = &self.p;
+        let (m, n, k) = (p.m, p.n, p.k);
+        let mut a = Array2::from_shape_fn((m, k), |(i, q)| f64::from(self.a[i * p.lda + q]));
+        let mut b = if p.trans_b {
+            Array2::from_shape_fn((k, n), |(q, j)| f64::from(self.b[j * p.ldb + q]))
+        } else {
+            Array2::from_shape_fn((k, n), |(q, j)| f64::from(self.b[q * p.ldb + j]))
+        };
+        let mut c = Array2::<f64>::zeros((m, n));
+        general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+        a.mapv_inplace(f64::abs);
+        b.mapv_inplace(f64::abs);
+        let mut s = Array2::<f64>::zeros((m, n));
+        general_mat_mul(1.0, &a, &b, 0.0, &mut s);
+        (c.into_raw_vec_and_offset().0, s.into_raw_vec_and_offset().0)
     }
 
     /// `op(B) · x` and `|op(B)| · |x|` (length `k`) for `x` of length `n`.
@@ -248,6 +274,40 @@ mod tests {
             matmul_ref_row(&pt, &a, &bt, 0, 1),
             (c[2..].to_vec(), s[2..].to_vec())
         );
+    }
+
+    #[test]
+    fn ndarray_product_agrees_with_the_loop_reference() {
+        // Shapes around matrixmultiply's blocking edges, both layouts, padded leading dimensions;
+        // f16 inputs so the operands are not small integers (the sums round).
+        for (m, n, k) in [(1, 1, 1), (7, 13, 300), (65, 33, 257), (130, 70, 1025)] {
+            for trans_b in [false, true] {
+                let mut p = MatmulProblem::new(m, n, k);
+                if trans_b {
+                    p = p.transposed_b();
+                }
+                p = p.with_leading_dims(p.lda + 3, p.ldb + 1, p.ldc);
+                let a = Tensor::random(DType::F16, p.a_len(), 3);
+                let b = Tensor::random(DType::F16, p.b_len(), 4);
+                let ops = MatmulOperands::new(&p, &a, &b, 0);
+                let (c, s) = ops.product();
+                for i in 0..m {
+                    let (rc, rs) = ops.row(i);
+                    for j in 0..n {
+                        // Both are f64 sums of the same exact products: they differ by at most
+                        // 2·K·2^-53 of |A|·|B| (each within K·2^-53 of the exact sum).
+                        let tol = 2.0 * k as f64 * f64::EPSILON / 2.0 * rs[j];
+                        assert!(
+                            (c[i * n + j] - rc[j]).abs() <= tol,
+                            "{m}x{n}x{k} bt={trans_b} ({i},{j}): {} vs {}",
+                            c[i * n + j],
+                            rc[j]
+                        );
+                        assert!((s[i * n + j] - rs[j]).abs() <= tol);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -62,6 +62,7 @@ impl Registry {
                 kernels.push(Box::new(CpuAttentionKernel::decode(isa, precision)));
             }
         }
+        kernels.extend(crate::peers::kernels());
         #[cfg(feature = "gpu")]
         kernels.extend(crate::gpu::kernels());
         #[cfg(feature = "test-kernels")]

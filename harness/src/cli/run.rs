@@ -412,6 +412,13 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
     let started = Instant::now();
     let argv: Vec<String> = std::env::args().collect();
     let rp = validate_run(&args)?;
+    // The ndarray peer runs on matrixmultiply's own thread pool, sized once from
+    // MATMUL_NUM_THREADS at its first call: give it the run's thread count unless the user chose
+    // one. No thread of this process reads the environment yet (the pools start below, and the
+    // Ctrl-C thread only waits on its signal).
+    if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
+        std::env::set_var("MATMUL_NUM_THREADS", rp.threads.to_string());
+    }
     let pool = {
         let mut b = rayon::ThreadPoolBuilder::new().num_threads(rp.threads);
         if args.pin {

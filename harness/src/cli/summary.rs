@@ -10,9 +10,9 @@
 //! formatters (`report::format`), so the run summary and every report format print one number.
 
 use crate::normalize::Bound;
-use crate::report::format::{gflops_cell, pct_measured};
+use crate::report::format::{gflops_cell, pct_measured, peer_ratio_cell};
 use crate::report::{self, Input, Options, RowReport};
-use crate::runfile::{Row, RunFile, Status};
+use crate::runfile::{Row, RowKind, RunFile, Status};
 use crate::specs::{Database, LoadOptions};
 use comfy_table::{Cell, CellAlignment};
 use std::fmt::Write;
@@ -37,6 +37,9 @@ pub struct SummaryRow {
     /// The report's cell: `54%`, `above probe (see notes)`, `n/a`, or `-` without a speed.
     pub ceiling: String,
     pub verified: bool,
+    /// The report's ratio to the best peer of the workload (`1.04×`), `peer` on peer rows, else
+    /// empty.
+    pub vs_peer: String,
 }
 
 impl SummaryRow {
@@ -67,6 +70,11 @@ impl SummaryRow {
                 None => "-".into(),
             },
             verified: row.verification.as_ref().is_some_and(|v| v.passed()),
+            vs_peer: match (&r.vs_peer, r.kind) {
+                (Some(v), _) => peer_ratio_cell(v),
+                (None, RowKind::Peer) => "peer".into(),
+                (None, _) => String::new(),
+            },
         }
     }
 }
@@ -161,7 +169,13 @@ pub fn format_summary(run: &RunFile) -> String {
     out.push('\n');
     if !rows.is_empty() {
         let mut t = crate::report::table::grid(WIDTH as u16);
-        t.set_header(["kernel", "shape", "GFLOP/s [95% CI]", "% of ceiling"]);
+        t.set_header([
+            "kernel",
+            "shape",
+            "GFLOP/s [95% CI]",
+            "% of ceiling",
+            "vs best peer",
+        ]);
         for r in &rows {
             let speed = if r.speed.contains('[') && !r.verified {
                 format!("{} unverified", r.speed)
@@ -173,6 +187,7 @@ pub fn format_summary(run: &RunFile) -> String {
                 Cell::new(&r.shape),
                 Cell::new(speed).set_alignment(CellAlignment::Right),
                 Cell::new(r.ceiling_text()).set_alignment(CellAlignment::Right),
+                Cell::new(&r.vs_peer).set_alignment(CellAlignment::Right),
             ]);
         }
         let _ = writeln!(out, "{t}");
@@ -229,7 +244,9 @@ pub fn format_summary(run: &RunFile) -> String {
     }
     say(
         "matmul 2·M·N·K, attention 4·head_dim·unmasked (q,k) pairs; GFLOP/s from the median \
-         sample; % of the measured ceiling: the roofline of the row's probes"
+         sample; % of the measured ceiling: the roofline of the row's probes; vs best peer: the \
+         fastest verified peer row of the same workload's median time over this row's (> 1: \
+         faster than every peer)"
             .to_string(),
         "FLOPs: ",
         "    ",

@@ -142,6 +142,8 @@ pub fn build(inputs: &[Input], db: &Database, opts: &Options) -> Report {
         }
     }
 
+    peer_ratios(inputs, &mut rows);
+
     // Targets and their prices.
     let targets: Vec<TargetInfo> = opts.targets.iter().map(|t| target_info(db, t)).collect();
     for t in &targets {
@@ -410,4 +412,46 @@ pub(crate) fn sweeps(rows: &[RowReport]) -> Vec<Sweep> {
             })
         })
         .collect()
+}
+
+/// Each measured `ok` row's ratio to the fastest verified peer row of its workload on the same
+/// hardware (`device_key`) in the same run ([`RowReport::vs_peer`]). In-process peers and peers
+/// imported into the run both count: they ran on the same machine.
+pub(crate) fn peer_ratios(inputs: &[Input], rows: &mut [RowReport]) {
+    let raw: Vec<&Row> = inputs.iter().flat_map(|i| i.run.results.iter()).collect();
+    debug_assert_eq!(raw.len(), rows.len());
+    let speed = |r: &RowReport| r.gflops.map(|g| g.median).unwrap_or(0.0);
+    let mut best: BTreeMap<(usize, String, String), usize> = BTreeMap::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.kind == RowKind::Peer && r.rankable)
+    {
+        let key = (r.run, r.workload.clone(), r.device_key.clone());
+        if best.get(&key).is_none_or(|&j| speed(r) > speed(&rows[j])) {
+            best.insert(key, r.index);
+        }
+    }
+    for i in 0..rows.len() {
+        let r = &rows[i];
+        if r.kind != RowKind::Measured || !r.rankable {
+            continue;
+        }
+        let Some(&j) = best.get(&(r.run, r.workload.clone(), r.device_key.clone())) else {
+            continue;
+        };
+        let (Ok(mine), Ok(theirs)) = (
+            Sample::from_slice(&raw[i].samples_s),
+            Sample::from_slice(&raw[j].samples_s),
+        ) else {
+            continue;
+        };
+        if let Ok(est) = crate::stats::median_ratio(&theirs, &mine, &Bootstrap::default()) {
+            rows[i].vs_peer = Some(PeerRatio {
+                peer_row: j,
+                peer: rows[j].kernel.clone(),
+                ratio: est.ratio,
+                ci95: est.ci95,
+            });
+        }
+    }
 }

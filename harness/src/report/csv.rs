@@ -75,6 +75,12 @@ pub struct Record {
     pub break_even_lo: Option<f64>,
     pub break_even_hi: Option<f64>,
     pub break_even_from: &'static str,
+    /// Measured rows: the best peer of the workload's median time over this row's, its CI and
+    /// the peer.
+    pub vs_peer_ratio: Option<f64>,
+    pub vs_peer_ci_lo: Option<f64>,
+    pub vs_peer_ci_hi: Option<f64>,
+    pub vs_peer: String,
 }
 
 /// A text cell: one a spreadsheet would evaluate as a formula gets a leading `'`.
@@ -162,6 +168,10 @@ pub fn records(rep: &Report) -> Vec<Record> {
             usd_per_pflop_hi: pr.map(|x| x.perf.usd_per_pflop.hi),
             per_core_usd_per_hour: r.per_core.as_ref().map(|c| c.usd_per_hour),
             per_core_gflop_per_usd: r.per_core.as_ref().map(|c| c.perf.gflop_per_usd.median),
+            vs_peer_ratio: r.vs_peer.as_ref().map(|v| v.ratio),
+            vs_peer_ci_lo: r.vs_peer.as_ref().map(|v| v.ci95[0]),
+            vs_peer_ci_hi: r.vs_peer.as_ref().map(|v| v.ci95[1]),
+            vs_peer: opt_text(r.vs_peer.as_ref().map(|v| v.peer.as_str())),
             ..Record::default()
         });
     }

@@ -89,3 +89,9 @@ pub fn pct_measured(m: &Normalized) -> String {
         (None, None) => "n/a".into(),
     }
 }
+
+/// A measured row's ratio to the best peer of its workload: `1.04×` (the CI and the peer are in
+/// the report's other columns and formats).
+pub fn peer_ratio_cell(v: &super::PeerRatio) -> String {
+    format!("{:.2}×", v.ratio)
+}

@@ -23,6 +23,7 @@ use crate::normalize::{
 use crate::runfile::{Device, MeasuredCeilings, Row, RowKind, RunFile, Shape, Status};
 use crate::specs::matching::{self, DeviceMatch, OfferMatch, SpecRef};
 use crate::specs::{fmt_num, Database, Offer, SpecDType};
+use crate::stats::{Bootstrap, Sample};
 use perfledger_kernels::kernel::{Backend, Op};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -288,6 +289,22 @@ pub struct RowReport {
     pub per_core: Option<PerCore>,
     pub provenance: Option<String>,
     pub message: Option<String>,
+    /// Measured rows: the speed against the best verified peer row of the same workload on the
+    /// same hardware in the same run.
+    pub vs_peer: Option<PeerRatio>,
+}
+
+/// A measured row's ratio to the best peer of its workload in its run:
+/// `peer median time / row median time` (> 1: faster than the peer), with a bootstrap 95% CI
+/// from both rows' samples ([`crate::stats::median_ratio`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerRatio {
+    /// Index into `rows` of the peer.
+    pub peer_row: usize,
+    /// The peer's kernel id, or its tool for imported peers.
+    pub peer: String,
+    pub ratio: f64,
+    pub ci95: [f64; 2],
 }
 
 /// A ranked device of a workload.

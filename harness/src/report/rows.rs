@@ -689,6 +689,7 @@ pub(crate) fn row_report<'a>(
         per_core,
         provenance,
         message: row.message.clone(),
+        vs_peer: None,
     }
 }
 

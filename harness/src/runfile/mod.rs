@@ -35,9 +35,9 @@ use time::{OffsetDateTime, UtcOffset};
 /// The name part of the run-file schema string.
 pub const SCHEMA_NAME: &str = "perfledger.run";
 /// The schema string this build writes.
-pub const SCHEMA: &str = "perfledger.run/1.4";
+pub const SCHEMA: &str = "perfledger.run/1.5";
 /// The version this build writes and reads (with older minors of the same major).
-pub const VERSION: SchemaVersion = SchemaVersion::new(1, 4);
+pub const VERSION: SchemaVersion = SchemaVersion::new(1, 5);
 /// Where runs go by default (relative to the working directory; git-ignored).
 pub const RUNS_DIR: &str = "results/runs";
 

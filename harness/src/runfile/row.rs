@@ -561,6 +561,12 @@ impl Row {
         Ok(())
     }
 
+    /// Whether perfledger's runner timed this row (a measured row, or an in-process peer: both
+    /// name a registered kernel), so the runner's invariants hold for it.
+    pub fn timed_here(&self) -> bool {
+        self.kind == RowKind::Measured || (self.kind == RowKind::Peer && self.kernel.is_some())
+    }
+
     /// Whether a report may rank this row: `ok` and verified with a pass.
     pub fn is_rankable(&self) -> bool {
         self.status == Status::Ok && self.verification.as_ref().is_some_and(|v| v.passed())
@@ -685,13 +691,16 @@ impl Row {
     /// A measured row names its kernel, backend, compute unit (on that backend) and an id equal
     /// to `family.variant.precision`.
     fn validate_kernel(&self) -> Result<(), RowError> {
-        if self.kind == RowKind::Measured {
-            let kernel = self
-                .kernel
-                .as_ref()
-                .ok_or_else(|| RowError::new("kernel", "a measured row names its kernel"))?;
+        if self.kind == RowKind::Measured && self.kernel.is_none() {
+            return Err(RowError::new("kernel", "a measured row names its kernel"));
+        }
+        // Measured rows and in-process peers (1.5): a registered kernel.
+        if let Some(kernel) = &self.kernel {
             if self.backend.is_none() {
-                return Err(RowError::new("backend", "a measured row names its backend"));
+                return Err(RowError::new(
+                    "backend",
+                    "a row with a kernel names its backend",
+                ));
             }
             match kernel.unit {
                 None => {
@@ -740,7 +749,7 @@ impl Row {
                 if self.kind != RowKind::Projected && self.stats.is_none() {
                     return Err(RowError::new("stats", "an `ok` row needs statistics"));
                 }
-                if self.kind == RowKind::Measured {
+                if self.timed_here() {
                     if self.samples_s.len() < MIN_SAMPLES {
                         return Err(RowError::new(
                             "samples_s",

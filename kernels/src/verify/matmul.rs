@@ -207,20 +207,21 @@ impl Worst {
     }
 }
 
-/// Check row `i` of batch `batch` of `c` elementwise against the reference.
+/// Check row `i` of batch `batch` of `c` elementwise against its reference row and the row of
+/// `|A|·|op(B)|` (`scale`, floored here).
 fn check_row(
     p: &MatmulProblem,
-    ops: &MatmulOperands,
     c: &Tensor,
     floor: f64,
     batch: usize,
     i: usize,
+    reference: Vec<f64>,
+    mut scale: Vec<f64>,
 ) -> Worst {
     let out: Vec<f64> = widen_range(c, batch * p.c_stride() + i * p.ldc, p.n)
         .into_iter()
         .map(f64::from)
         .collect();
-    let (reference, mut scale) = ops.row(i);
     scale.iter_mut().for_each(|s| *s += floor);
     match scaled_error(&out, &reference, &scale) {
         (_, None) => Worst::NONE,
@@ -366,10 +367,12 @@ pub fn verify_matmul(
     if full {
         let mut worst = Worst::NONE;
         for batch in 0..p.batch {
-            let ops = MatmulOperands::new(p, a, b, batch);
-            let w = (0..p.m)
-                .into_par_iter()
-                .map(|i| check_row(p, &ops, c, floor, batch, i))
+            let (reference, scale) = MatmulOperands::new(p, a, b, batch).product();
+            let w = reference
+                .par_chunks(p.n)
+                .zip(scale.par_chunks(p.n))
+                .enumerate()
+                .map(|(i, (r, s))| check_row(p, c, floor, batch, i, r.to_vec(), s.to_vec()))
                 .reduce(|| Worst::NONE, Worst::max);
             worst = worst.max(w);
         }
@@ -412,7 +415,11 @@ pub fn verify_matmul(
         let hi = rows.partition_point(|&r| r < (batch + 1) * p.m);
         let w = rows[lo..hi]
             .par_iter()
-            .map(|&r| check_row(p, &ops, c, floor, batch, r - batch * p.m))
+            .map(|&r| {
+                let i = r - batch * p.m;
+                let (reference, scale) = ops.row(i);
+                check_row(p, c, floor, batch, i, reference, scale)
+            })
             .reduce(|| Worst::NONE, Worst::max);
         worst = worst.max(w);
     }

@@ -2,7 +2,7 @@
 //! rendered as terminal text ([`super::table`]), Markdown ([`super::md`]) and HTML
 //! ([`super::html`], which also draws the charts at the [`Block::Chart`] places).
 
-use super::{interval, num, opt, pct, usd, Report, WorkloadReport};
+use super::{interval, num, opt, pct, usd, Report, RowReport, WorkloadReport};
 
 mod sections;
 mod workload;
@@ -98,6 +98,21 @@ pub(super) fn si(v: f64, unit: &str) -> String {
 }
 
 use super::format::{gflops_cell as gflops, pct_measured};
+
+/// A measured row's ratio to the best peer of its workload in its run, with the CI and the peer:
+/// `1.04× [1.01, 1.07] vs matmul.cpu.openblas.sgemm.f32-f32-f32`; `—` without one.
+pub(super) fn vs_peer(r: &RowReport) -> String {
+    match &r.vs_peer {
+        Some(v) => format!(
+            "{} [{:.2}, {:.2}] vs {}",
+            super::format::peer_ratio_cell(v),
+            v.ci95[0],
+            v.ci95[1],
+            v.peer
+        ),
+        None => "—".into(),
+    }
+}
 
 pub(super) fn kind_label(k: RowKind) -> String {
     k.name().to_string()

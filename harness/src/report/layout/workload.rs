@@ -43,6 +43,7 @@ pub(super) fn ranking(rep: &Report, w: &WorkloadReport, b: &mut Vec<Block>) {
                     "GFLOP per $ [95% CI]",
                     "$ per PFLOP",
                     "per used core: GFLOP per $ (secondary)",
+                    "vs best peer [95% CI]",
                 ],
                 w.ranking
                     .iter()
@@ -78,6 +79,7 @@ pub(super) fn ranking(rep: &Report, w: &WorkloadReport, b: &mut Vec<Block>) {
                                     usd(c.usd_per_hour)
                                 )
                             }),
+                            vs_peer(r),
                         ]
                     })
                     .collect(),
@@ -97,6 +99,7 @@ pub(super) fn ranking(rep: &Report, w: &WorkloadReport, b: &mut Vec<Block>) {
                 "USD/h (share)",
                 "$ per PFLOP",
                 "per used core: GFLOP per $ (secondary)",
+                "vs best peer [95% CI]",
             ],
         ));
     }
@@ -109,7 +112,13 @@ pub(super) fn other_rows(rep: &Report, w: &WorkloadReport, b: &mut Vec<Block>) {
             "Also verified (not their device's best):".into(),
         ));
         b.push(table(
-            &["device (run)", "kind", "kernel", "GFLOP/s [95% CI]"],
+            &[
+                "device (run)",
+                "kind",
+                "kernel",
+                "GFLOP/s [95% CI]",
+                "vs best peer [95% CI]",
+            ],
             w.also_verified
                 .iter()
                 .map(|&i| {
@@ -119,6 +128,7 @@ pub(super) fn other_rows(rep: &Report, w: &WorkloadReport, b: &mut Vec<Block>) {
                         kind_label(r.kind),
                         r.kernel.clone(),
                         gflops(r),
+                        vs_peer(r),
                     ]
                 })
                 .collect(),
