@@ -168,7 +168,7 @@ fn unwritten_output_fails() {
         );
         // The sampled method scans the whole output for NaN first.
         let sampled = VerifyOptions {
-            full_cap_flops: 0,
+            attention_full_cap_flops: 0,
             ..Default::default()
         };
         let ver = verify_attention(
@@ -197,7 +197,7 @@ fn sampled_rows_pass_the_real_kernel_and_catch_a_mutant() {
     ];
     let isa = Isa::best();
     let sampled = VerifyOptions {
-        full_cap_flops: 0,
+        attention_full_cap_flops: 0,
         ..Default::default()
     };
     let prec = Precision::same(dtype);

@@ -22,7 +22,7 @@
 //! - The floor `4·u_out` (2^-22 for f32, 2^-9 for f16, 2^-6 for bf16) covers a kernel whose own
 //!   output rounding lands on the other side of a tie, and reorderings of the f32 sums that the
 //!   naive computation happens to get luckier on.
-//! - Up to [`VerifyOptions::full_cap_flops`] of reference work (`4·D·unmasked pairs·heads`) every
+//! - Up to [`VerifyOptions::attention_full_cap_flops`] of reference work (`4·D·unmasked pairs·heads`) every
 //!   query row is checked (`method = "full"`); above it `4 × sample_rows` (64 by default) query
 //!   rows drawn at random from the seed (`method = "rows"`), the naive result computed for those
 //!   rows only, after a scan of the whole output for NaN/inf.
@@ -194,7 +194,7 @@ pub fn verify_attention(
     out: &Tensor,
     opts: &VerifyOptions,
 ) -> Verification {
-    let full = reference_flops(p) <= opts.full_cap_flops as u128;
+    let full = reference_flops(p) <= opts.attention_full_cap_flops as u128;
     let method = if full { "full" } else { "rows" };
     let u_floor = ATTENTION_FLOOR_UNITS * precision.output.unit_roundoff();
     let refuse = |why: String| Verification {

@@ -38,12 +38,24 @@ pub struct Verification {
     pub detail: Option<String>,
 }
 
+/// The most memory the full matmul reference of one batch may take: `A`, `op(B)` (each also as
+/// absolute values, in place) and the two `m × n` products in f64. Above it the sampled method
+/// is used whatever the FLOPs (a 65536 × 65536 × 2 product is cheap to compute, not to hold).
+pub const FULL_MATMUL_MAX_BYTES: u64 = 1 << 30;
+
 /// How much verification work to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VerifyOptions {
-    /// Check every element up to this many FLOPs of reference work (`2·batch·m·n·k`); sample
-    /// above it. Default 4e9: a few seconds of f64 reference on a few cores.
+    /// Matmul: check every element up to this many FLOPs of reference work (`2·batch·m·n·k`),
+    /// while the f64 operands and products of a batch fit [`FULL_MATMUL_MAX_BYTES`]; sample above
+    /// it. Default 1.8e10: the ndarray dgemm reference verifies 2048³ fully in 0.69 s on 2
+    /// threads of the Intel Xeon (family 6 model 207) VM, about what the row loop took at its
+    /// old cap of 4e9 (1024³ 0.31 s, 2048³ 2.6 s): `cargo run --release --example
+    /// reference_speed`, BENCHMARKS.md "Verification".
     pub full_cap_flops: u64,
+    /// Attention: every query row checked up to this many FLOPs of reference work
+    /// (`4·D·unmasked pairs·heads`, the naive loop); sample above it. Default 4e9.
+    pub attention_full_cap_flops: u64,
     /// Whole rows checked elementwise by the sampled method. Default 16.
     pub sample_rows: usize,
     /// Random vectors of Freivalds' check. Default 2.
@@ -55,7 +67,8 @@ pub struct VerifyOptions {
 impl Default for VerifyOptions {
     fn default() -> Self {
         VerifyOptions {
-            full_cap_flops: 4_000_000_000,
+            full_cap_flops: 18_000_000_000,
+            attention_full_cap_flops: 4_000_000_000,
             sample_rows: 16,
             freivalds_vectors: 2,
             seed: 0x7E57_5EED,
