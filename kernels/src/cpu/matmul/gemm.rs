@@ -14,8 +14,10 @@
 //! ```
 //!
 //! Tasks split M into MC blocks and, when that gives fewer than 2 tasks per thread, also split the
-//! NR panels, so small M (LLM projections at 1–512 tokens) still uses every thread ([`TaskSplit`],
-//! shared by [`gemm`] and [`gemm_bf16dot`]).
+//! NR panels, so small M (LLM projections at 1–512 tokens) still uses every thread ([`TaskSplit`]).
+//!
+//! The nest is written once, generic over the panel format ([`PanelFormat`]): f32 panels for the
+//! f32 micro-kernels, or bf16 k-pairs for the `vdpbf16ps` one.
 
 use super::micro::{MicroKernel, PairMicroKernel};
 use super::pack::{pack_a, pack_b_pairs, pack_b_rows, pack_bt_panel, pack_pairs_rows};
@@ -33,16 +35,193 @@ thread_local! {
     static A_PACK: RefCell<(AlignedBuf, Vec<f32>)> = RefCell::new((AlignedBuf::default(), Vec::new()));
 }
 
-/// One batch of `C (f32, ldc) = A · op(B)`. `a` and `b` start at this batch's first element.
-/// `bpack` is the shared B-panel buffer.
+/// A panel format of the loop nest: how blocks of A and op(B) are packed into micro-panels and
+/// which micro-kernel multiplies them. The nest ([`gemm`]) is written once over it:
+///
+/// - [`F32Panels`]: f32 panels, f16/bf16 widened while packing, an f32 [`MicroKernel`];
+/// - [`PairPanels`]: bf16 k-pairs in u32 words, unconverted (half the bytes), a
+///   [`PairMicroKernel`] (`vdpbf16ps`); a `kc` block of odd length pads its last pair with zero.
+pub(crate) trait PanelFormat: Sync {
+    /// The stored input element (`T`, or a bf16's bits for the pair format).
+    type In: Copy + Sync;
+    /// A packed word: an f32, or a u32 holding one k-pair.
+    type Word: bytemuck::Pod + Send + Sync;
+    const MR: usize;
+    const NR: usize;
+    /// Micro-kernel steps (packed words per row of a micro-panel) for `kc` values of k.
+    fn steps(kc: usize) -> usize;
+    /// Pack the `kc × nc` block of op(B) whose first element is `b[0]` (B `[k, n]`: row `pc`,
+    /// column `jc`; Bᵀ `[n, k]`: row `jc`, column `pc`) into `ceil(nc/NR)` micro-panels of
+    /// `steps(kc) × NR` words, panel `jp` at `jp·steps·NR`; columns past `nc` are zero. Parallel
+    /// on the caller's pool.
+    fn pack_b(
+        b: &[Self::In],
+        ldb: usize,
+        trans_b: bool,
+        kc: usize,
+        nc: usize,
+        dst: &mut [Self::Word],
+    );
+    /// Pack rows `0..mc` × columns `0..kc` of A (`a[0]` the block's first element, row stride
+    /// `lda`) into `ceil(mc/MR)` micro-panels of `steps(kc) × MR` words; rows past `mc` are zero.
+    /// `row` is f32 scratch.
+    fn pack_a(
+        a: &[Self::In],
+        lda: usize,
+        mc: usize,
+        kc: usize,
+        dst: &mut [Self::Word],
+        row: &mut Vec<f32>,
+    );
+    /// The micro-kernel (the contract of [`MicroKernel`] on this format's words).
+    ///
+    /// # Safety
+    /// As [`MicroKernel::kernel`]; the CPU has the format's ISA.
+    unsafe fn kernel(
+        steps: usize,
+        a: *const Self::Word,
+        b: *const Self::Word,
+        c: *mut f32,
+        rs_c: usize,
+        accumulate: bool,
+    );
+}
+
+/// f32 panels for the f32 micro-kernel `K`, inputs `T` widened while packing.
+pub(crate) struct F32Panels<K, T>(std::marker::PhantomData<(K, T)>);
+
+impl<K: MicroKernel, T: Element> PanelFormat for F32Panels<K, T> {
+    type In = T;
+    type Word = f32;
+    const MR: usize = K::MR;
+    const NR: usize = K::NR;
+
+    fn steps(kc: usize) -> usize {
+        kc
+    }
+
+    fn pack_b(b: &[T], ldb: usize, trans_b: bool, kc: usize, nc: usize, dst: &mut [f32]) {
+        let nr = K::NR;
+        if trans_b {
+            // Bᵀ panel by panel: each row of Bᵀ is a column of the panel.
+            dst.par_chunks_mut(kc * nr)
+                .take(nc.div_ceil(nr))
+                .enumerate()
+                .for_each(|(jp, panel)| {
+                    let j0 = jp * nr;
+                    let nr_valid = nr.min(nc - j0);
+                    A_PACK.with(|cell| {
+                        let row = &mut cell.borrow_mut().1;
+                        if row.len() < kc {
+                            row.resize(kc, 0.0);
+                        }
+                        // SAFETY: K::ISA is available (the caller checked).
+                        unsafe {
+                            pack_bt_panel(K::ISA, &b[j0 * ldb..], ldb, kc, nr, nr_valid, panel, row)
+                        };
+                    });
+                });
+        } else {
+            // B [k, n] in chunks of whole rows (sequential reads).
+            let out = SendPtr(dst.as_mut_ptr());
+            assert!(dst.len() >= nc.div_ceil(nr) * kc * nr);
+            (0..kc.div_ceil(B_ROWS_PER_TASK))
+                .into_par_iter()
+                .for_each(|t| {
+                    let p0 = t * B_ROWS_PER_TASK;
+                    let p1 = (p0 + B_ROWS_PER_TASK).min(kc);
+                    // SAFETY: K::ISA is available; the buffer holds the block's panels (asserted)
+                    // and tasks write disjoint row ranges of them.
+                    unsafe { pack_b_rows(K::ISA, b, ldb, kc, nc, nr, p0, p1, out.get()) };
+                });
+        }
+    }
+
+    fn pack_a(a: &[T], lda: usize, mc: usize, kc: usize, dst: &mut [f32], row: &mut Vec<f32>) {
+        if row.len() < kc {
+            row.resize(kc, 0.0);
+        }
+        // SAFETY: K::ISA is available (the caller checked).
+        unsafe { pack_a(K::ISA, a, lda, mc, kc, K::MR, dst, row) };
+    }
+
+    #[inline(always)]
+    unsafe fn kernel(
+        steps: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        rs_c: usize,
+        accumulate: bool,
+    ) {
+        K::kernel(steps, a, b, c, rs_c, accumulate)
+    }
+}
+
+/// bf16 k-pair panels (u32 words, unconverted) for the `vdpbf16ps` micro-kernel `K`.
+pub(crate) struct PairPanels<K>(std::marker::PhantomData<K>);
+
+impl<K: PairMicroKernel> PanelFormat for PairPanels<K> {
+    type In = u16;
+    type Word = u32;
+    const MR: usize = K::MR;
+    const NR: usize = K::NR;
+
+    fn steps(kc: usize) -> usize {
+        kc.div_ceil(2)
+    }
+
+    fn pack_b(b: &[u16], ldb: usize, trans_b: bool, kc: usize, nc: usize, dst: &mut [u32]) {
+        let (nr, kp) = (K::NR, kc.div_ceil(2));
+        dst.par_chunks_mut(kp * nr)
+            .take(nc.div_ceil(nr))
+            .enumerate()
+            .for_each(|(jp, panel)| {
+                let j0 = jp * nr;
+                let nr_valid = nr.min(nc - j0);
+                if trans_b {
+                    pack_pairs_rows(&b[j0 * ldb..], ldb, nr_valid, nr, kc, panel);
+                } else {
+                    pack_b_pairs(&b[j0..], ldb, kc, nr, nr_valid, panel);
+                }
+            });
+    }
+
+    fn pack_a(a: &[u16], lda: usize, mc: usize, kc: usize, dst: &mut [u32], _row: &mut Vec<f32>) {
+        let (mr, kp) = (K::MR, kc.div_ceil(2));
+        for (ip, panel) in dst
+            .chunks_exact_mut(kp * mr)
+            .take(mc.div_ceil(mr))
+            .enumerate()
+        {
+            let i0 = ip * mr;
+            pack_pairs_rows(&a[i0 * lda..], lda, mr.min(mc - i0), mr, kc, panel);
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn kernel(
+        steps: usize,
+        a: *const u32,
+        b: *const u32,
+        c: *mut f32,
+        rs_c: usize,
+        accumulate: bool,
+    ) {
+        K::kernel(steps, a, b, c, rs_c, accumulate)
+    }
+}
+
+/// One batch of `C (f32, ldc) = A · op(B)` in panel format `P`. `a` and `b` start at this batch's
+/// first element. `bpack` is the shared B-panel buffer.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm<K: MicroKernel, T: Element>(
+pub(crate) fn gemm<P: PanelFormat>(
     m: usize,
     n: usize,
     k: usize,
-    a: &[T],
+    a: &[P::In],
     lda: usize,
-    b: &[T],
+    b: &[P::In],
     ldb: usize,
     trans_b: bool,
     c: &mut [f32],
@@ -50,7 +229,7 @@ pub(crate) fn gemm<K: MicroKernel, T: Element>(
     blocking: &Blocking,
     bpack: &mut AlignedBuf,
 ) {
-    let (mr, nr) = (K::MR, K::NR);
+    let (mr, nr) = (P::MR, P::NR);
     let kc_max = blocking.kc.max(1);
     let nc_max = blocking.nc.div_ceil(nr).max(1) * nr;
     let mc = blocking.mc.div_ceil(mr).max(1) * mr;
@@ -62,62 +241,18 @@ pub(crate) fn gemm<K: MicroKernel, T: Element>(
         let n_panels = nc.div_ceil(nr);
         for pc in (0..k).step_by(kc_max) {
             let kc = kc_max.min(k - pc);
+            let steps = P::steps(kc);
             let accumulate = pc > 0;
 
-            // Pack B (shared by all tasks of this (jc, pc)): Bᵀ panel by panel, B [k, n] in
-            // chunks of whole rows (sequential reads).
-            let bp = bpack.get(n_panels * kc * nr);
-            if trans_b {
-                bp.par_chunks_mut(kc * nr)
-                    .enumerate()
-                    .for_each(|(jp, dst)| {
-                        let j0 = jc + jp * nr;
-                        let nr_valid = nr.min(n - j0);
-                        A_PACK.with(|cell| {
-                            let row = &mut cell.borrow_mut().1;
-                            if row.len() < kc {
-                                row.resize(kc, 0.0);
-                            }
-                            // SAFETY: K::ISA is available (the caller checked).
-                            unsafe {
-                                pack_bt_panel(
-                                    K::ISA,
-                                    &b[j0 * ldb + pc..],
-                                    ldb,
-                                    kc,
-                                    nr,
-                                    nr_valid,
-                                    dst,
-                                    row,
-                                )
-                            };
-                        });
-                    });
+            // Pack B (shared by all tasks of this (jc, pc)).
+            let bp: &mut [P::Word] = bytemuck::cast_slice_mut(bpack.get(n_panels * steps * nr));
+            let b0 = if trans_b {
+                jc * ldb + pc
             } else {
-                let dst = SendPtr(bp.as_mut_ptr());
-                (0..kc.div_ceil(B_ROWS_PER_TASK))
-                    .into_par_iter()
-                    .for_each(|t| {
-                        let p0 = t * B_ROWS_PER_TASK;
-                        let p1 = (p0 + B_ROWS_PER_TASK).min(kc);
-                        // SAFETY: K::ISA is available; the buffer holds n_panels·kc·nr f32s and
-                        // tasks write disjoint row ranges of it.
-                        unsafe {
-                            pack_b_rows(
-                                K::ISA,
-                                &b[pc * ldb + jc..],
-                                ldb,
-                                kc,
-                                nc,
-                                nr,
-                                p0,
-                                p1,
-                                dst.get(),
-                            )
-                        };
-                    });
-            }
-            let bp: &[f32] = bp;
+                pc * ldb + jc
+            };
+            P::pack_b(&b[b0..], ldb, trans_b, kc, nc, bp);
+            let bp: &[P::Word] = bp;
 
             let split = TaskSplit::new(m, mr, mc, n_panels, threads);
             (0..split.count()).into_par_iter().for_each(|task| {
@@ -126,107 +261,18 @@ pub(crate) fn gemm<K: MicroKernel, T: Element>(
                 };
                 A_PACK.with(|cell| {
                     let (abuf, row) = &mut *cell.borrow_mut();
-                    if row.len() < kc {
-                        row.resize(kc, 0.0);
-                    }
-                    let ap = abuf.get(mc_cur.div_ceil(mr) * kc * mr);
-                    // SAFETY: K::ISA is available (the caller checked).
-                    unsafe { pack_a(K::ISA, &a[ic * lda + pc..], lda, mc_cur, kc, mr, ap, row) };
-                    // SAFETY: tasks write disjoint (rows ic.., columns of panels jp0..jp1) tiles.
-                    unsafe {
-                        macro_kernel(
-                            &Tile {
-                                mr,
-                                nr,
-                                steps: kc,
-                                kernel: K::kernel,
-                            },
-                            mc_cur,
-                            ap,
-                            bp,
-                            jp0..jp1,
-                            n - jc,
-                            c_ptr.get().add(ic * ldc + jc),
-                            ldc,
-                            accumulate,
-                        );
-                    }
-                });
-            });
-        }
-    }
-}
-
-/// The same loop nest for the `vdpbf16ps` path: bf16 inputs (as bits) packed without conversion
-/// into k-pair micro-panels (u32 words, half the bytes of f32 panels), `K` a [`PairMicroKernel`].
-/// C is f32 as in [`gemm`]. A `kc` block of odd length pads its last pair with zero.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_bf16dot<K: PairMicroKernel>(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[u16],
-    lda: usize,
-    b: &[u16],
-    ldb: usize,
-    trans_b: bool,
-    c: &mut [f32],
-    ldc: usize,
-    blocking: &Blocking,
-    bpack: &mut AlignedBuf,
-) {
-    let (mr, nr) = (K::MR, K::NR);
-    let kc_max = blocking.kc.max(1);
-    let nc_max = blocking.nc.div_ceil(nr).max(1) * nr;
-    let mc = blocking.mc.div_ceil(mr).max(1) * mr;
-    let threads = rayon::current_num_threads().max(1);
-    let c_ptr = SendPtr(c.as_mut_ptr());
-
-    for jc in (0..n).step_by(nc_max) {
-        let nc = nc_max.min(n - jc);
-        let n_panels = nc.div_ceil(nr);
-        for pc in (0..k).step_by(kc_max) {
-            let kc = kc_max.min(k - pc);
-            let kp = kc.div_ceil(2);
-            let accumulate = pc > 0;
-
-            let bp: &mut [u32] = bytemuck::cast_slice_mut(bpack.get(n_panels * kp * nr));
-            bp.par_chunks_mut(kp * nr)
-                .enumerate()
-                .for_each(|(jp, dst)| {
-                    let j0 = jc + jp * nr;
-                    let nr_valid = nr.min(n - j0);
-                    if trans_b {
-                        pack_pairs_rows(&b[j0 * ldb + pc..], ldb, nr_valid, nr, kc, dst);
-                    } else {
-                        pack_b_pairs(&b[pc * ldb + j0..], ldb, kc, nr, nr_valid, dst);
-                    }
-                });
-            let bp: &[u32] = bp;
-
-            let split = TaskSplit::new(m, mr, mc, n_panels, threads);
-            (0..split.count()).into_par_iter().for_each(|task| {
-                let Some((ic, mc_cur, jp0, jp1)) = split.task(task) else {
-                    return;
-                };
-                A_PACK.with(|cell| {
-                    let abuf = &mut cell.borrow_mut().0;
-                    let panels = mc_cur.div_ceil(mr);
-                    let ap: &mut [u32] = bytemuck::cast_slice_mut(abuf.get(panels * kp * mr));
-                    for (ip, dst) in ap.chunks_exact_mut(kp * mr).enumerate() {
-                        let i0 = ic + ip * mr;
-                        let rows = mr.min(ic + mc_cur - i0);
-                        pack_pairs_rows(&a[i0 * lda + pc..], lda, rows, mr, kc, dst);
-                    }
+                    let ap: &mut [P::Word] =
+                        bytemuck::cast_slice_mut(abuf.get(mc_cur.div_ceil(mr) * steps * mr));
+                    P::pack_a(&a[ic * lda + pc..], lda, mc_cur, kc, ap, row);
                     // SAFETY: tasks write disjoint (rows ic.., columns of panels jp0..jp1) tiles;
-                    // the caller checked that the CPU has the kernel's ISA.
+                    // the caller checked that the CPU has the format's ISA.
                     unsafe {
                         macro_kernel(
                             &Tile {
                                 mr,
                                 nr,
-                                steps: kp,
-                                kernel: K::kernel,
+                                steps,
+                                kernel: P::kernel,
                             },
                             mc_cur,
                             ap,

@@ -320,17 +320,18 @@ fn run_gemm<T: Element>(
     ldc: usize,
     bpack: &mut AlignedBuf,
 ) {
+    use gemm::F32Panels;
     let (m, n, k, lda, ldb, tb) = (p.m, p.n, p.k, p.lda, p.ldb, p.trans_b);
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512f => gemm::gemm::<micro::x86::Avx512_12x32, T>(
+        Isa::Avx512f => gemm::gemm::<F32Panels<micro::x86::Avx512_12x32, T>>(
             m, n, k, a, lda, b, ldb, tb, c, ldc, blocking, bpack,
         ),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2fma => gemm::gemm::<micro::x86::Avx2_6x16, T>(
+        Isa::Avx2fma => gemm::gemm::<F32Panels<micro::x86::Avx2_6x16, T>>(
             m, n, k, a, lda, b, ldb, tb, c, ldc, blocking, bpack,
         ),
-        _ => gemm::gemm::<micro::portable::Portable4x8, T>(
+        _ => gemm::gemm::<F32Panels<micro::portable::Portable4x8, T>>(
             m, n, k, a, lda, b, ldb, tb, c, ldc, blocking, bpack,
         ),
     }
@@ -351,7 +352,7 @@ fn run_gemm_bf16dot<T: Element>(
     let a: &[u16] = bytemuck::cast_slice(a);
     let b: &[u16] = bytemuck::cast_slice(b);
     #[cfg(target_arch = "x86_64")]
-    gemm::gemm_bf16dot::<micro::x86::Avx512Bf16_12x32>(
+    gemm::gemm::<gemm::PairPanels<micro::x86::Avx512Bf16_12x32>>(
         p.m, p.n, p.k, a, p.lda, b, p.ldb, p.trans_b, c, ldc, blocking, bpack,
     );
     #[cfg(not(target_arch = "x86_64"))]
