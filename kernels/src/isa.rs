@@ -121,8 +121,16 @@ fn detect() -> Features {
     let avx2fma = has("avx2") && has("fma") && has("f16c");
     Features {
         avx2fma,
-        avx512f: avx2fma && has("avx512f"),
-        avx512bf16: avx2fma && has("avx512f") && has("avx512bf16"),
+        // The AVX-512 path also uses AVX512VL/BW (every AVX-512 x86 since Skylake-X and Zen 4):
+        // with VL, 256-bit and 128-bit operations reach registers 16–31 too, so a kernel mixing
+        // them with zmm code keeps 32 registers (without it LLVM confined the dot path's 24
+        // accumulators to zmm0-15 and spilled). Xeon Phi (F without VL) takes the AVX2 path.
+        avx512f: avx2fma && has("avx512f") && has("avx512vl") && has("avx512bw"),
+        avx512bf16: avx2fma
+            && has("avx512f")
+            && has("avx512vl")
+            && has("avx512bw")
+            && has("avx512bf16"),
         f16c: has("f16c"),
         names,
     }

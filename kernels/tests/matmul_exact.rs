@@ -6,7 +6,7 @@
 //! a wrong stride, a missed edge tile, a dropped K block — changes the result exactly.
 
 use perfledger_kernels::cpu::matmul::{
-    packed_matmul, packed_matmul_bf16dot, tile, Blocking, Path, Workspace,
+    packed_matmul, packed_matmul_bf16dot, tile, Blocking, Path, Workspace, DOT_M_MAX,
 };
 use perfledger_kernels::dtype::SplitMix64;
 use perfledger_kernels::isa::Isa;
@@ -171,6 +171,49 @@ fn gemv_exact_long_rows_every_isa() {
             run_exact::<f32, f32>(isa, &blocking, p, seed);
             run_exact::<f16, f32>(isa, &blocking, p, seed);
             run_exact::<bf16, f32>(isa, &blocking, p, seed);
+        }
+    }
+}
+
+/// The small-M path for B transposed (`DOT_M_MAX` rows and fewer): M around its row tiles
+/// (4 with AVX-512, 2 otherwise) and at the limit, N around its groups of Bᵀ rows (6 and 4), K
+/// across its k blocks (2048 f32, 4096 bf16 with `vdpbf16ps`) with tails, padded rows, a batch;
+/// and M one above the limit (the loop nest). f32 output keeps sums up to 2·2·K exact; half
+/// outputs at short K check the rounding epilogue.
+#[test]
+fn small_m_transposed_b_exact_every_isa() {
+    use half::{bf16, f16};
+    let mut shapes = Vec::new();
+    for m in [2, 3, 5, 17, DOT_M_MAX, DOT_M_MAX + 1] {
+        for (n, k) in [(7, 31), (13, 2049), (25, 4100)] {
+            shapes.push(MatmulProblem::new(m, n, k).transposed_b());
+        }
+    }
+    shapes.push(
+        MatmulProblem::new(9, 11, 2100)
+            .transposed_b()
+            .with_leading_dims(2103, 2105, 14),
+    );
+    shapes.push(MatmulProblem::new(6, 19, 300).transposed_b().with_batch(2));
+    for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
+        let blocking = Blocking::for_isa(isa);
+        for (s, p) in shapes.iter().enumerate() {
+            let seed = 7000 + s as u64;
+            run_exact::<f32, f32>(isa, &blocking, p, seed);
+            run_exact::<f16, f32>(isa, &blocking, p, seed);
+            run_exact::<bf16, f32>(isa, &blocking, p, seed);
+            if p.k <= 32 {
+                run_exact::<f16, f16>(isa, &blocking, p, seed);
+                run_exact::<bf16, bf16>(isa, &blocking, p, seed);
+            }
+        }
+    }
+    if Path::Bf16Dot.available() {
+        for (s, p) in shapes.iter().enumerate() {
+            run_exact_bf16dot::<f32>(&Blocking::for_bf16dot(), p, 7000 + s as u64);
+            if p.k <= 32 {
+                run_exact_bf16dot::<bf16>(&Blocking::for_bf16dot(), p, 7000 + s as u64);
+            }
         }
     }
 }

@@ -79,7 +79,7 @@ macro_rules! per_isa {
         #[allow(clippy::too_many_arguments)]
         $vis unsafe fn $name<T: $crate::dtype::Element>(isa: $crate::isa::Isa, $($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+            #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx2,fma,f16c")]
             #[allow(clippy::too_many_arguments)]
             unsafe fn avx512<T: $crate::dtype::Element>($($arg: $ty),*) {
                 $imp::<$crate::cpu::simd::Avx512, T>($($arg),*)

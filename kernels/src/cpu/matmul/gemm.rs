@@ -21,7 +21,7 @@
 
 use super::micro::{MicroKernel, PairMicroKernel};
 use super::pack::{pack_a, pack_b_pairs, pack_b_rows, pack_bt_panel, pack_pairs_rows};
-use super::Blocking;
+use super::{Blocking, Finish};
 use crate::cpu::{AlignedBuf, SendPtr};
 use crate::dtype::Element;
 use rayon::prelude::*;
@@ -228,6 +228,7 @@ pub(crate) fn gemm<P: PanelFormat>(
     ldc: usize,
     blocking: &Blocking,
     bpack: &mut AlignedBuf,
+    finish: Option<&Finish>,
 ) {
     let (mr, nr) = (P::MR, P::NR);
     let kc_max = blocking.kc.max(1);
@@ -243,6 +244,11 @@ pub(crate) fn gemm<P: PanelFormat>(
             let kc = kc_max.min(k - pc);
             let steps = P::steps(kc);
             let accumulate = pc > 0;
+            let last = pc + kc == k;
+            // A block's budget is `mc × kc_max` words: a shorter k block (K below kc, or the
+            // last block) takes proportionally more rows, so a small-K product (127×8191×65)
+            // packs all of A once and walks N with each B micro-panel reused from L1.
+            let mc_k = (mc * kc_max / kc).div_ceil(mr).max(1) * mr;
 
             // Pack B (shared by all tasks of this (jc, pc)).
             let bp: &mut [P::Word] = bytemuck::cast_slice_mut(bpack.get(n_panels * steps * nr));
@@ -254,7 +260,7 @@ pub(crate) fn gemm<P: PanelFormat>(
             P::pack_b(&b[b0..], ldb, trans_b, kc, nc, bp);
             let bp: &[P::Word] = bp;
 
-            let split = TaskSplit::new(m, mr, mc, n_panels, threads);
+            let split = TaskSplit::new(m, mr, mc_k.min(m.div_ceil(mr) * mr), n_panels, threads);
             (0..split.count()).into_par_iter().for_each(|task| {
                 let Some((ic, mc_cur, jp0, jp1)) = split.task(task) else {
                     return;
@@ -285,6 +291,10 @@ pub(crate) fn gemm<P: PanelFormat>(
                         );
                     }
                 });
+                if let (true, Some(f)) = (last, finish) {
+                    let c0 = jc + jp0 * nr;
+                    f(ic, mc_cur, c0, (jc + jp1 * nr).min(n) - c0);
+                }
             });
         }
     }

@@ -3,18 +3,20 @@
 //! end). On CPUs with AVX512_BF16, `packed.avx512bf16` keeps bf16 in the packed panels and
 //! multiplies with `vdpbf16ps` (bf16 products exact in f32, f32 accumulation).
 
+mod dots;
 mod gemm;
 mod gemv;
 pub mod micro;
 pub mod pack;
 
 use crate::cpu::cache::{self, CacheSizes};
-use crate::cpu::AlignedBuf;
+use crate::cpu::{AlignedBuf, SendPtr};
 use crate::dtype::{DType, Element, Tensor};
 use crate::isa::Isa;
 use crate::kernel::{Backend, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Support};
 use crate::problem::{MatmulProblem, Precision, ProblemError};
 use crate::unit::ComputeUnit;
+pub use dots::DOT_M_MAX;
 use micro::MicroKernel;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -112,6 +114,11 @@ impl FromStr for Blocking {
     }
 }
 
+/// What the f32 paths call when a region of C is final (`rows` from `r0`, `cols` from `c0`): the
+/// rounding to a half-precision output, done by the task that finished the region while it is in
+/// that core's cache. Each region is finished once.
+pub(crate) type Finish = dyn Fn(usize, usize, usize, usize) + Sync;
+
 /// Micro-kernel tile `(MR, NR)` of an ISA path.
 pub fn tile(isa: Isa) -> (usize, usize) {
     match isa {
@@ -184,6 +191,8 @@ pub struct Workspace {
     bpack: AlignedBuf,
     cbuf: AlignedBuf,
     arow: Vec<f32>,
+    /// A, widened and padded, of the small-M path (`dots`).
+    adot: AlignedBuf,
 }
 
 /// `C = A · op(B)` with the packed kernels: inputs `T`, f32 accumulation, output `O` rounded once.
@@ -256,9 +265,30 @@ fn packed_path<T: Element, O: Element>(
                 p.ldc,
                 &mut ws.bpack,
                 &mut ws.arow,
+                &mut ws.adot,
+                None,
             );
         } else {
             let cf = ws.cbuf.get(p.m * p.n);
+            // Each region of C is rounded by the task that finished it, while it is in that
+            // core's cache (not in a pass over all of C afterwards).
+            let (src, dst, n, ldc) = (
+                SendPtr(cf.as_mut_ptr()),
+                SendPtr(cb.as_mut_ptr()),
+                p.n,
+                p.ldc,
+            );
+            let round = move |r0: usize, rows: usize, c0: usize, cols: usize| {
+                for i in r0..r0 + rows {
+                    // SAFETY: regions are within m × n and each is finished by one task, once,
+                    // after its last write to the f32 buffer.
+                    unsafe {
+                        let s = std::slice::from_raw_parts(src.get().add(i * n + c0), cols);
+                        let d = std::slice::from_raw_parts_mut(dst.get().add(i * ldc + c0), cols);
+                        O::slice_from_f32(s, d);
+                    }
+                }
+            };
             compute(
                 path,
                 blocking,
@@ -269,19 +299,16 @@ fn packed_path<T: Element, O: Element>(
                 p.n,
                 &mut ws.bpack,
                 &mut ws.arow,
+                &mut ws.adot,
+                Some(&round),
             );
-            let cf: &[f32] = cf;
-            cb.par_chunks_mut(p.ldc)
-                .zip(cf.par_chunks(p.n))
-                .for_each(|(dst, src)| {
-                    O::slice_from_f32(src, &mut dst[..p.n]);
-                });
         }
     }
     Ok(())
 }
 
-/// One batch into an f32 C: the GEMV path for M = 1, the loop nest otherwise.
+/// One batch into an f32 C: the GEMV path for M = 1, the small-M dot path for B transposed and
+/// M ≤ [`DOT_M_MAX`], the loop nest otherwise.
 #[allow(clippy::too_many_arguments)]
 fn compute<T: Element>(
     path: Path,
@@ -293,6 +320,8 @@ fn compute<T: Element>(
     ldc: usize,
     bpack: &mut AlignedBuf,
     arow: &mut Vec<f32>,
+    adot: &mut AlignedBuf,
+    finish: Option<&Finish>,
 ) {
     let isa = match path {
         Path::Isa(isa) => isa,
@@ -302,10 +331,31 @@ fn compute<T: Element>(
         arow.resize(p.k, 0.0);
         T::slice_to_f32(&a[..p.k], arow);
         gemv::gemv(isa, arow, b, p.ldb, p.trans_b, p.n, c);
+        if let Some(f) = finish {
+            f(0, 1, 0, p.n);
+        }
+    } else if p.trans_b && p.m <= DOT_M_MAX {
+        match path {
+            #[cfg(target_arch = "x86_64")]
+            Path::Bf16Dot => dots::dots_bf16dot(
+                p.m,
+                p.n,
+                p.k,
+                bytemuck::cast_slice(a),
+                p.lda,
+                bytemuck::cast_slice(b),
+                p.ldb,
+                c,
+                ldc,
+                adot,
+                finish,
+            ),
+            _ => dots::dots(isa, p.m, p.n, p.k, a, p.lda, b, p.ldb, c, ldc, adot, finish),
+        }
     } else if path == Path::Bf16Dot {
-        run_gemm_bf16dot(blocking, p, a, b, c, ldc, bpack);
+        run_gemm_bf16dot(blocking, p, a, b, c, ldc, bpack, finish);
     } else {
-        run_gemm::<T>(isa, blocking, p, a, b, c, ldc, bpack);
+        run_gemm::<T>(isa, blocking, p, a, b, c, ldc, bpack, finish);
     }
 }
 
@@ -319,20 +369,21 @@ fn run_gemm<T: Element>(
     c: &mut [f32],
     ldc: usize,
     bpack: &mut AlignedBuf,
+    finish: Option<&Finish>,
 ) {
     use gemm::F32Panels;
     let (m, n, k, lda, ldb, tb) = (p.m, p.n, p.k, p.lda, p.ldb, p.trans_b);
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512f => gemm::gemm::<F32Panels<micro::x86::Avx512_12x32, T>>(
-            m, n, k, a, lda, b, ldb, tb, c, ldc, blocking, bpack,
+            m, n, k, a, lda, b, ldb, tb, c, ldc, blocking, bpack, finish,
         ),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2fma => gemm::gemm::<F32Panels<micro::x86::Avx2_6x16, T>>(
-            m, n, k, a, lda, b, ldb, tb, c, ldc, blocking, bpack,
+            m, n, k, a, lda, b, ldb, tb, c, ldc, blocking, bpack, finish,
         ),
         _ => gemm::gemm::<F32Panels<micro::portable::Portable4x8, T>>(
-            m, n, k, a, lda, b, ldb, tb, c, ldc, blocking, bpack,
+            m, n, k, a, lda, b, ldb, tb, c, ldc, blocking, bpack, finish,
         ),
     }
 }
@@ -347,17 +398,18 @@ fn run_gemm_bf16dot<T: Element>(
     c: &mut [f32],
     ldc: usize,
     bpack: &mut AlignedBuf,
+    finish: Option<&Finish>,
 ) {
     debug_assert_eq!(T::DTYPE, DType::BF16);
     let a: &[u16] = bytemuck::cast_slice(a);
     let b: &[u16] = bytemuck::cast_slice(b);
     #[cfg(target_arch = "x86_64")]
     gemm::gemm::<gemm::PairPanels<micro::x86::Avx512Bf16_12x32>>(
-        p.m, p.n, p.k, a, p.lda, b, p.ldb, p.trans_b, c, ldc, blocking, bpack,
+        p.m, p.n, p.k, a, p.lda, b, p.ldb, p.trans_b, c, ldc, blocking, bpack, finish,
     );
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (blocking, p, a, b, c, ldc, bpack);
+        let _ = (blocking, p, a, b, c, ldc, bpack, finish);
         unreachable!("Path::Bf16Dot is never available off x86-64");
     }
 }

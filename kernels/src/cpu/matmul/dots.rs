@@ -1,0 +1,436 @@
+//! The small-M path of the packed matmul, for B stored transposed (`[n, k]`: LLM weights at 2–96
+//! tokens): `C[i, j] = A[i, :] · Bᵀ[j, :]` as dot products along k, without BLIS packing.
+//!
+//! Why: the loop nest packs B into NR-wide k-major panels, which for Bᵀ is a transpose of every
+//! element of the weight matrix, and with few rows of A the packed panels are used only
+//! `m / MR` times; at 16 × 6144 × 4096 that made the packed path run at 0.12–0.17× PyTorch
+//! (results/cpu-side-by-side/baseline). Here each row of Bᵀ is already a k-contiguous vector:
+//!
+//! ```text
+//! A' ← A, rows padded to a multiple of MR and k to the vector width (zeros), once per call
+//! parallel over tasks = contiguous ranges of groups of NJ rows of Bᵀ:
+//!   for each k block kb (A's block, at most half of L2, stays there across the task's groups):
+//!     for each group of NJ rows of Bᵀ:
+//!       B' ← those rows, the k block only, copied (and widened) into L1 scratch, zero padded
+//!       for each block of MR rows of A':
+//!         acc[MR][NJ] += A'[i, k..] · B'[j, k..]   (vector lanes along k)
+//!         C[i, j] (+)= horizontal sums of acc
+//! ```
+//!
+//! Two inner kernels: the f32 one (every ISA path, through the `cpu::simd` vocabulary; f16/bf16
+//! widened while copying into scratch) and, for bf16 on CPUs with AVX512_BF16, a `vdpbf16ps` one
+//! on the unconverted pairs (32 products per instruction, no widening at all). Both accumulate in
+//! f32 lanes: the same bound as the loop nest (the products are exact in f32; only the sums'
+//! order differs).
+
+#![allow(clippy::needless_range_loop)]
+
+use super::Finish;
+use crate::cpu::simd::{convert_row, per_isa, Simd};
+use crate::cpu::{AlignedBuf, SendPtr};
+use crate::dtype::Element;
+use crate::isa::Isa;
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+/// Most rows of A for which `packed` takes this path (B transposed only). Chosen by measurement
+/// on the Intel Xeon (family 6 model 207) VM, 2 threads, bf16 and f32 `[m, 4096] · [4096, 4096]ᵀ`
+/// (BENCHMARKS.md "Small M"): the dot path won at m = 128 (184 against 100 GFLOP/s) and 256
+/// (143–170 against 115–143), the loop nest at 512 (160–175 against 104–118).
+pub const DOT_M_MAX: usize = 256;
+
+/// Most k elements per block: a group's B block (`NJ · DOT_KB` f32, 48 KiB at NJ = 6) stays in
+/// L1/L2 while the row tiles of A walk it.
+const DOT_KB: usize = 2048;
+
+/// The k block for `rows` (padded) rows of A of `bytes` per element: A's block (`rows · kb ·
+/// bytes`) at most half of L2, so it stays there while a task walks its groups; at most
+/// `DOT_KB · 4 / bytes` (the same bytes for bf16 pairs as for f32), at least 256, a multiple of
+/// 64.
+fn k_block(rows: usize, bytes: usize) -> usize {
+    let l2 = crate::cpu::cache::detected().l2;
+    (l2 / 2 / (rows.max(1) * bytes)).clamp(256, DOT_KB * 4 / bytes) / 64 * 64
+}
+
+/// Groups of Bᵀ rows per task, at least: enough work to amortize a task.
+const GROUPS_PER_TASK: usize = 8;
+
+thread_local! {
+    /// Per-thread B scratch (one group's k block).
+    static B_SCRATCH: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
+}
+
+/// Row tile of A and group of Bᵀ rows per ISA path (accumulators MR·NJ, + MR + 1 live vectors).
+fn tile(isa: Isa) -> (usize, usize) {
+    match isa {
+        Isa::Avx512f => (4, 6),
+        Isa::Avx2fma | Isa::Portable => (2, 4),
+    }
+}
+
+/// Where the small-M path writes: `C (f32, ldc)`, `accumulate` adding into it.
+#[derive(Clone, Copy)]
+struct Out {
+    c: SendPtr<f32>,
+    ldc: usize,
+}
+
+/// `c (f32, ldc) = a · bᵀ` for `m ≤` [`DOT_M_MAX`] rows, B stored `[n, k]` (`ldb`), through the
+/// f32 dot kernel of `isa` (which must be available).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn dots<T: Element>(
+    isa: Isa,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    lda: usize,
+    bt: &[T],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+    abuf: &mut AlignedBuf,
+    finish: Option<&Finish>,
+) {
+    let (mr, nj) = tile(isa);
+    let l = isa.f32_lanes().max(8);
+    let kp = k.div_ceil(l) * l;
+    let mp = m.div_ceil(mr) * mr;
+    let kb = k_block(mp, 4);
+    // A', widened and zero padded.
+    let ap = abuf.get(mp * kp);
+    ap.par_chunks_mut(kp).enumerate().for_each(|(i, row)| {
+        if i < m {
+            T::slice_to_f32(&a[i * lda..i * lda + k], &mut row[..k]);
+            row[k..].iter_mut().for_each(|x| *x = 0.0);
+        } else {
+            row.iter_mut().for_each(|x| *x = 0.0);
+        }
+    });
+    let ap: &[f32] = ap;
+    let out = Out {
+        c: SendPtr(c.as_mut_ptr()),
+        ldc,
+    };
+    let groups = n.div_ceil(nj);
+    let threads = rayon::current_num_threads().max(1);
+    let per_task = groups
+        .div_ceil(4 * threads)
+        .max(GROUPS_PER_TASK.min(groups));
+    (0..groups.div_ceil(per_task))
+        .into_par_iter()
+        .for_each(|t| {
+            let g0 = t * per_task;
+            let g1 = (g0 + per_task).min(groups);
+            B_SCRATCH.with(|cell| {
+                let bs = &mut *cell.borrow_mut();
+                for k0 in (0..k).step_by(kb) {
+                    let kw = kb.min(k - k0);
+                    let kwp = kw.div_ceil(l) * l;
+                    let bs = bs.get(nj * kwp);
+                    for g in g0..g1 {
+                        let j0 = g * nj;
+                        let cols = nj.min(n - j0);
+                        // SAFETY: `isa` is available (the caller's contract); A' holds mp rows of
+                        // kp, the scratch nj rows of kwp, Bᵀ rows j0..j0+cols from k0 on; this
+                        // task alone writes C's columns j0..j0+cols.
+                        unsafe {
+                            group_f32::<T>(
+                                isa,
+                                ap,
+                                kp,
+                                k0,
+                                kw,
+                                &bt[j0 * ldb + k0..],
+                                ldb,
+                                bs,
+                                m,
+                                j0,
+                                cols,
+                                out.c.get(),
+                                out.ldc,
+                                k0 > 0,
+                            )
+                        };
+                    }
+                }
+            });
+            if let Some(f) = finish {
+                let c0 = g0 * nj;
+                f(0, m, c0, (g1 * nj).min(n) - c0);
+            }
+        });
+}
+
+per_isa! {
+    /// One group of Bᵀ rows (`cols` rows of `bt`, leading dimension `ldb`, from the block's
+    /// first k), widened into the scratch `bs` (rows of `kwp`, zero padded), against all row
+    /// tiles of A': `C[i, j0 + r] (+)= A'[i, k0..k0+kwp] · B'[r, ..]` for `i < m`, `r < cols`.
+    ///
+    /// # Safety
+    /// `isa` is available; A' holds `ceil(m/MR)·MR` rows of `kp`; `bs` holds NJ rows of
+    /// `kwp = ceil(kw / lanes) · lanes`; C's rows `0..m` × columns `j0..j0 + cols` are writable.
+    unsafe fn group_f32(
+        ap: &[f32],
+        kp: usize,
+        k0: usize,
+        kw: usize,
+        bt: &[T],
+        ldb: usize,
+        bs: &mut [f32],
+        m: usize,
+        j0: usize,
+        cols: usize,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+    ) => group_f32_with
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn group_f32_with<S: Simd, T: Element>(
+    ap: &[f32],
+    kp: usize,
+    k0: usize,
+    kw: usize,
+    bt: &[T],
+    ldb: usize,
+    bs: &mut [f32],
+    m: usize,
+    j0: usize,
+    cols: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    let kwp = kw.div_ceil(S::LANES) * S::LANES;
+    for (r, dst) in bs.chunks_exact_mut(kwp).enumerate() {
+        if r < cols {
+            convert_row::<S, T>(bt.as_ptr().add(r * ldb), dst.as_mut_ptr(), kw, kwp);
+        } else {
+            dst.iter_mut().for_each(|x| *x = 0.0);
+        }
+    }
+    // The tiles of `tile`.
+    match S::LANES {
+        16 => group_tile::<S, 4, 6>(ap, kp, k0, kwp, bs, m, j0, cols, c, ldc, accumulate),
+        _ => group_tile::<S, 2, 4>(ap, kp, k0, kwp, bs, m, j0, cols, c, ldc, accumulate),
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn group_tile<S: Simd, const MR: usize, const NJ: usize>(
+    ap: &[f32],
+    kp: usize,
+    k0: usize,
+    kwp: usize,
+    bs: &[f32],
+    m: usize,
+    j0: usize,
+    cols: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    let l = S::LANES;
+    debug_assert!(kwp.is_multiple_of(l) && bs.len() >= NJ * kwp);
+    let bp = bs.as_ptr();
+    for i0 in (0..m).step_by(MR) {
+        let arow = ap.as_ptr().add(i0 * kp + k0);
+        let mut acc = [[S::zero(); NJ]; MR];
+        let mut q = 0;
+        while q < kwp {
+            let mut av = [S::zero(); MR];
+            for (r, v) in av.iter_mut().enumerate() {
+                *v = S::load(arow.add(r * kp + q));
+            }
+            for j in 0..NJ {
+                let bv = S::load(bp.add(j * kwp + q));
+                for r in 0..MR {
+                    acc[r][j] = S::fma(av[r], bv, acc[r][j]);
+                }
+            }
+            q += l;
+        }
+        // Sums with constant bounds first, so the accumulators stay registers (a dynamic bound
+        // on `acc` made LLVM keep it in memory and spill inside the k loop).
+        let mut sums = [[0f32; NJ]; MR];
+        for r in 0..MR {
+            for j in 0..NJ {
+                sums[r][j] = S::hsum(acc[r][j]);
+            }
+        }
+        store_sums(&sums, m - i0, cols, c.add(i0 * ldc + j0), ldc, accumulate);
+    }
+}
+
+/// `C[r][j] (+)= sums[r][j]` for the `rows × cols` valid part of a tile at `c` (row stride `ldc`).
+#[inline(always)]
+unsafe fn store_sums<const MR: usize, const NJ: usize>(
+    sums: &[[f32; NJ]; MR],
+    rows: usize,
+    cols: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    for (r, row) in sums.iter().enumerate().take(rows) {
+        let crow = c.add(r * ldc);
+        for (j, &s) in row.iter().enumerate().take(cols) {
+            *crow.add(j) = if accumulate { *crow.add(j) + s } else { s };
+        }
+    }
+}
+
+/// `c (f32, ldc) = a · bᵀ` with `vdpbf16ps` on the bf16 bits of A and Bᵀ (the small-M twin of
+/// the `packed.avx512bf16` loop nest): A' and each group's B' keep bf16 (zero padded to 32 k),
+/// products exact in f32, f32 accumulation. The CPU must have AVX512_BF16.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn dots_bf16dot(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[u16],
+    lda: usize,
+    bt: &[u16],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+    abuf: &mut AlignedBuf,
+    finish: Option<&Finish>,
+) {
+    const MR: usize = 4;
+    const NJ: usize = 6;
+    const L: usize = 32;
+    let kp = k.div_ceil(L) * L;
+    let mp = m.div_ceil(MR) * MR;
+    let kb = k_block(mp, 2);
+    let ap: &mut [u16] = &mut bytemuck::cast_slice_mut(abuf.get((mp * kp).div_ceil(2)))[..mp * kp];
+    ap.par_chunks_mut(kp).enumerate().for_each(|(i, row)| {
+        if i < m {
+            row[..k].copy_from_slice(&a[i * lda..i * lda + k]);
+            row[k..].iter_mut().for_each(|x| *x = 0);
+        } else {
+            row.iter_mut().for_each(|x| *x = 0);
+        }
+    });
+    let ap: &[u16] = ap;
+    let out = Out {
+        c: SendPtr(c.as_mut_ptr()),
+        ldc,
+    };
+    let groups = n.div_ceil(NJ);
+    let threads = rayon::current_num_threads().max(1);
+    let per_task = groups
+        .div_ceil(4 * threads)
+        .max(GROUPS_PER_TASK.min(groups));
+    (0..groups.div_ceil(per_task))
+        .into_par_iter()
+        .for_each(|t| {
+            let g0 = t * per_task;
+            let g1 = (g0 + per_task).min(groups);
+            B_SCRATCH.with(|cell| {
+                let buf = &mut *cell.borrow_mut();
+                // bf16 blocks twice as long as the f32 ones: the same bytes.
+                for k0 in (0..k).step_by(kb) {
+                    let kw = kb.min(k - k0);
+                    let kwp = kw.div_ceil(L) * L;
+                    let bs: &mut [u16] =
+                        &mut bytemuck::cast_slice_mut(buf.get((NJ * kwp).div_ceil(2)))[..NJ * kwp];
+                    for g in g0..g1 {
+                        let j0 = g * NJ;
+                        for (r, dst) in bs.chunks_exact_mut(kwp).enumerate() {
+                            let j = j0 + r;
+                            if j < n {
+                                dst[..kw].copy_from_slice(&bt[j * ldb + k0..j * ldb + k0 + kw]);
+                                dst[kw..].iter_mut().for_each(|x| *x = 0);
+                            } else {
+                                dst.iter_mut().for_each(|x| *x = 0);
+                            }
+                        }
+                        let cols = NJ.min(n - j0);
+                        // SAFETY: the caller checked AVX512_BF16; buffers as sized above; this task
+                        // alone writes C's columns j0..j0+cols.
+                        unsafe {
+                            x86::group_bf16dot::<MR, NJ>(
+                                ap,
+                                kp,
+                                k0,
+                                kwp,
+                                bs,
+                                m,
+                                j0,
+                                cols,
+                                out.c.get(),
+                                out.ldc,
+                                k0 > 0,
+                            )
+                        };
+                    }
+                }
+            });
+            if let Some(f) = finish {
+                let c0 = g0 * NJ;
+                f(0, m, c0, (g1 * NJ).min(n) - c0);
+            }
+        });
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// All row tiles of A' (bf16) against one group of B' rows, `vdpbf16ps` along k.
+    ///
+    /// # Safety
+    /// AVX512_BF16 is available; A' holds `ceil(m/MR)·MR` rows of `kp` bf16, B' `NJ` rows of
+    /// `kwp` (a multiple of 32); C's rows `0..m` × columns `j0..j0 + cols` are writable.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn group_bf16dot<const MR: usize, const NJ: usize>(
+        ap: &[u16],
+        kp: usize,
+        k0: usize,
+        kwp: usize,
+        bs: &[u16],
+        m: usize,
+        j0: usize,
+        cols: usize,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        debug_assert!(kwp.is_multiple_of(32) && bs.len() >= NJ * kwp);
+        let bp = bs.as_ptr();
+        for i0 in (0..m).step_by(MR) {
+            let arow = ap.as_ptr().add(i0 * kp + k0);
+            let mut acc = [[_mm512_setzero_ps(); NJ]; MR];
+            let mut q = 0;
+            while q < kwp {
+                let mut av = [_mm512_setzero_si512(); MR];
+                for r in 0..MR {
+                    av[r] = _mm512_loadu_si512(arow.add(r * kp + q) as *const _);
+                }
+                for j in 0..NJ {
+                    let bv: __m512bh =
+                        std::mem::transmute(_mm512_loadu_si512(bp.add(j * kwp + q) as *const _));
+                    for r in 0..MR {
+                        let a: __m512bh = std::mem::transmute(av[r]);
+                        acc[r][j] = _mm512_dpbf16_ps(acc[r][j], a, bv);
+                    }
+                }
+                q += 32;
+            }
+            let mut sums = [[0f32; NJ]; MR];
+            for r in 0..MR {
+                for j in 0..NJ {
+                    sums[r][j] = _mm512_reduce_add_ps(acc[r][j]);
+                }
+            }
+            super::store_sums(&sums, m - i0, cols, c.add(i0 * ldc + j0), ldc, accumulate);
+        }
+    }
+}
