@@ -203,6 +203,53 @@ def time_callable(fn, *, min_time: float, min_samples: int, max_samples: int,
     return samples, timing
 
 
+def l3_bytes() -> int | None:
+    """The last-level cache of CPU 0 in bytes (sysfs), or None."""
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    best = None
+    try:
+        for d in sorted(os.listdir(base)):
+            if not d.startswith("index"):
+                continue
+            with open(os.path.join(base, d, "level")) as f:
+                level = int(f.read())
+            with open(os.path.join(base, d, "size")) as f:
+                text = f.read().strip()
+            mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+            size = int(text.rstrip("KMG")) * mult
+            if best is None or level >= best[0]:
+                best = (level, size)
+    except (OSError, ValueError):
+        return None
+    return best[1] if best else None
+
+
+# perfledger's rule (harness/src/runner.rs): rows below this arithmetic intensity (FLOP/byte)
+# rotate input sets spanning ROTATE_FOOTPRINT_L3 × L3, at most MAX_ROTATE_SETS.
+MEMORY_BOUND_INTENSITY = 32.0
+ROTATE_FOOTPRINT_L3 = 2
+MAX_ROTATE_SETS = 2048
+
+
+def rotation_sets(flops: float, min_bytes: int, mode: str) -> int:
+    """How many input sets a row cycles through: 1 unless `mode` is "auto" and the row is
+    memory-bound, then enough sets of `min_bytes` to span 2 × L3 (perfledger's rule), so that
+    each call reads its inputs from memory and not from a cache the previous call warmed."""
+    if mode != "auto" or flops / max(min_bytes, 1) >= MEMORY_BOUND_INTENSITY:
+        return 1
+    l3 = l3_bytes()
+    if not l3:
+        return 1
+    return max(1, min(MAX_ROTATE_SETS, -(-ROTATE_FOOTPRINT_L3 * l3 // max(min_bytes, 1))))
+
+
+def add_rotate_arg(p: argparse.ArgumentParser):
+    p.add_argument("--rotate", choices=("auto", "off"), default="auto",
+                   help="auto (default): memory-bound shapes cycle through copies of their inputs "
+                        "spanning 2 x L3, as perfledger's runner does, so caches do not serve "
+                        "them; off: one input set (a warm cache for inputs that fit)")
+
+
 # ----------------------------------------------------------------------------------------------
 # Verification helpers
 # ----------------------------------------------------------------------------------------------
@@ -428,6 +475,7 @@ def add_common_args(p: argparse.ArgumentParser, default_dtypes: str, allowed_dty
     p.add_argument("--self-test", action="store_true",
                    help="run tiny shapes, check the JSON fields and that the checker rejects "
                         "deliberately wrong outputs; no timing claims")
+    add_rotate_arg(p)
 
 
 def config_block(args, input_seed: int, pools: list) -> dict:

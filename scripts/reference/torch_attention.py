@@ -170,8 +170,23 @@ def run_case(torch, np, args, shape: dict, dtype: str, sdpa=None):
     fn = sdpa or F.scaled_dot_product_attention
     holder = [None]
 
+    # Memory-bound shapes (decode) cycle through copies of Q, K and V (C.rotation_sets); the
+    # first set is the one verified.
+    esize = q.element_size()
+    pairs = shape["q_len"] * shape["kv_len"]
+    if shape.get("causal"):
+        off = shape["kv_len"] - shape["q_len"]
+        pairs = sum(min(shape["kv_len"], off + i + 1) for i in range(shape["q_len"]))
+    flops = 4.0 * shape["head_dim"] * pairs * shape["q_heads"] * shape["batch"]
+    min_bytes = esize * (2 * q.numel() + k.numel() + v.numel())
+    nsets = C.rotation_sets(flops, min_bytes, args.rotate)
+    sets = [(q, k, v)] + [(q.clone(), k.clone(), v.clone()) for _ in range(nsets - 1)]
+    turn = [0]
+
     def call():
-        holder[0] = fn(q, k, v, **kw)
+        x, y, z = sets[turn[0] % nsets]
+        turn[0] += 1
+        holder[0] = fn(x, y, z, **kw)
 
     rows = pick_query_rows(np, seed + 1, shape, args.verify_rows)
     with torch.inference_mode():
@@ -180,7 +195,9 @@ def run_case(torch, np, args, shape: dict, dtype: str, sdpa=None):
         samples, timing = C.time_callable(
             call, min_time=args.min_time, min_samples=args.min_samples,
             max_samples=args.max_samples, warmup_min_iters=args.warmup)
-        # the output of the last timed call
+        # the output of one more call on the verified set
+        turn[0] = 0
+        call()
         checks.append(attention_check(torch, np, shape, dtype, q, k, v, holder[0], rows))
     total = shape["batch"] * shape["q_heads"] * shape["q_len"]
     ver = C.merge_checks(checks, "full" if len(rows) == total else "rows", len(rows))
@@ -189,6 +206,7 @@ def run_case(torch, np, args, shape: dict, dtype: str, sdpa=None):
     cfg = C.config_block(args, seed, pools)
     cfg.update({
         "sdpa_backend": backend, "mask": mask_kind, "enable_gqa": bool(kw.get("enable_gqa")),
+        "input_sets": nsets,
         "layout": "[batch, heads, seq, head_dim]",
         "verification_rule": "error = max |O-Oref| / (P|V|); bound = 2*naive_error + 4*u_out",
         "naive_error": C.json_number(max(c["naive_error"] for c in checks)),

@@ -212,7 +212,7 @@ unsafe fn flash_task<T: Element, O: Element>(
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx2,fma,f16c")]
 unsafe fn flash_avx512<T: Element, O: Element>(
     cx: &flash::Ctx<'_, T, O>,
     ws: &mut flash::Scratch,
@@ -309,7 +309,7 @@ unsafe fn decode_task<T: Element>(
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx2,fma,f16c")]
 unsafe fn decode_avx512<T: Element>(cx: &decode::Ctx<'_, T>, ws: &mut decode::Scratch, t: usize) {
     decode::task::<simd::Avx512, T, 4, 4, 4>(cx, ws, t)
 }
