@@ -61,6 +61,9 @@ impl Registry {
                 kernels.push(Box::new(CpuAttentionKernel::flash(isa, precision)));
                 kernels.push(Box::new(CpuAttentionKernel::decode(isa, precision)));
             }
+            if precision.input == DType::BF16 {
+                kernels.push(Box::new(CpuAttentionKernel::flash_bf16dot(precision)));
+            }
         }
         kernels.extend(crate::peers::kernels());
         #[cfg(feature = "gpu")]
@@ -137,7 +140,8 @@ mod tests {
             bf16dot,
             [
                 "matmul.cpu.packed.avx512bf16.bf16-f32-bf16",
-                "matmul.cpu.packed.avx512bf16.bf16-f32-f32"
+                "matmul.cpu.packed.avx512bf16.bf16-f32-f32",
+                "attention.cpu.flash.avx512bf16.bf16-f32-bf16"
             ]
         );
     }

@@ -23,25 +23,47 @@
 //! is a no-op on its shape is a test failure, not a silent pass.
 
 use half::{bf16, f16};
-use perfledger_kernels::cpu::attention::{flash_attention_mutant, Mutation};
+use perfledger_kernels::cpu::attention::{flash_path_mutant, FlashPath, Mutation};
 use perfledger_kernels::isa::Isa;
 use perfledger_kernels::verify::attention::verify_attention;
 use perfledger_kernels::verify::{Verdict, VerifyOptions};
 use perfledger_kernels::{AttentionProblem, DType, Element, Precision, Tensor};
 
-fn typed<T: Element>(isa: Isa, p: &AttentionProblem, ins: &[Tensor; 3], m: Mutation) -> Tensor {
+fn typed<T: Element>(
+    path: FlashPath,
+    p: &AttentionProblem,
+    ins: &[Tensor; 3],
+    m: Mutation,
+) -> Tensor {
     let [q, k, v] = ins.each_ref().map(|t| T::tensor_slice(t).unwrap());
     let mut out = vec![T::nan(); p.q_len_elems()];
-    flash_attention_mutant(isa, p, q, k, v, &mut out, m).unwrap();
+    flash_path_mutant(path, p, q, k, v, &mut out, m).unwrap();
     T::into_tensor(out)
 }
 
-fn run(isa: Isa, p: &AttentionProblem, ins: &[Tensor; 3], m: Mutation) -> Tensor {
+fn run(path: FlashPath, p: &AttentionProblem, ins: &[Tensor; 3], m: Mutation) -> Tensor {
     match ins[0].dtype() {
-        DType::F32 => typed::<f32>(isa, p, ins, m),
-        DType::F16 => typed::<f16>(isa, p, ins, m),
-        DType::BF16 => typed::<bf16>(isa, p, ins, m),
+        DType::F32 => typed::<f32>(path, p, ins, m),
+        DType::F16 => typed::<f16>(path, p, ins, m),
+        DType::BF16 => typed::<bf16>(path, p, ins, m),
     }
+}
+
+/// Every flash path that runs `p` at `dtype` here: each available ISA path, and the
+/// `vdpbf16ps` products for bf16 (even head_dim) on CPUs with AVX512_BF16.
+fn paths(p: &AttentionProblem, dtype: DType) -> Vec<FlashPath> {
+    let mut v: Vec<FlashPath> = Isa::ALL
+        .into_iter()
+        .filter(|i| i.available())
+        .map(FlashPath::Isa)
+        .collect();
+    if dtype == DType::BF16
+        && p.head_dim.is_multiple_of(2)
+        && perfledger_kernels::isa::detected().avx512bf16
+    {
+        v.push(FlashPath::Bf16Dot);
+    }
+    v
 }
 
 fn cases(mutation: Mutation) -> Vec<AttentionProblem> {
@@ -87,7 +109,7 @@ fn check(mutation: Mutation) {
                 Tensor::random(dtype, p.kv_len_elems(), 302 + n as u64),
             ];
             let prec = Precision::same(dtype);
-            for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
+            for isa in paths(p, dtype) {
                 let good = run(isa, p, &ins, Mutation::None);
                 let bad = run(isa, p, &ins, mutation);
                 let opts = VerifyOptions::default();
@@ -143,7 +165,7 @@ fn unwritten_output_fails() {
             Tensor::random(dtype, p.kv_len_elems(), 2),
             Tensor::random(dtype, p.kv_len_elems(), 3),
         ];
-        let mut out = run(Isa::Portable, &p, &ins, Mutation::None);
+        let mut out = run(FlashPath::Isa(Isa::Portable), &p, &ins, Mutation::None);
         // One element left as the NaN poison.
         let mut v = out
             .to_f64()
@@ -195,7 +217,7 @@ fn sampled_rows_pass_the_real_kernel_and_catch_a_mutant() {
         Tensor::random(dtype, p.kv_len_elems(), 12),
         Tensor::random(dtype, p.kv_len_elems(), 13),
     ];
-    let isa = Isa::best();
+    let isa = FlashPath::Isa(Isa::best());
     let sampled = VerifyOptions {
         attention_full_cap_flops: 0,
         ..Default::default()

@@ -40,13 +40,15 @@ pub(crate) const BQ: usize = 48;
 /// Per-thread scratch, grown on first use and reused.
 #[derive(Default)]
 pub(crate) struct Scratch {
-    qt: AlignedBuf,
-    kf: AlignedBuf,
-    vf: AlignedBuf,
+    pub(super) qt: AlignedBuf,
+    pub(super) kf: AlignedBuf,
+    pub(super) vf: AlignedBuf,
     st: AlignedBuf,
     o: AlignedBuf,
     stats: AlignedBuf,
-    row: AlignedBuf,
+    pub(super) row: AlignedBuf,
+    /// The `vdpbf16ps` products' P pairs ([`super::flash_bf16`]).
+    pub(super) pp: AlignedBuf,
 }
 
 /// Everything a task reads: the problem, the inputs and where the output goes.
@@ -183,24 +185,176 @@ pub(crate) const fn lcm(a: usize, b: usize) -> usize {
     a / x * b
 }
 
-/// One task: query block `qb` of flat head `bh = b·q_heads + h`.
+/// The two products of a task, as one implementation: how the query block, each K tile and
+/// each V tile are brought into the micro-kernels' layout, and the micro-kernels. The task
+/// ([`task`]) owns everything else (tiling, the causal mask, the online softmax, the output).
 ///
-/// Micro-kernel shapes: S tile `KR` keys × `QV` vectors of queries, PV tile `MR` queries × up to
-/// `NV` vectors of head_dim.
+/// - [`F32Products`]: f16/bf16 widened to f32 (Qᵀ panels, K and V rows), f32 FMA micro-kernels;
+/// - `flash_bf16::PairProducts`: bf16 kept as pairs for `vdpbf16ps` (bf16 inputs on CPUs with
+///   AVX512_BF16), P rounded to bf16 for the P·V product.
+pub(crate) trait Products<T: Element> {
+    /// Queries per S panel (the vector width of the S micro-kernel).
+    const QW: usize;
+    /// Query rows per P·V tile.
+    const MR: usize;
+    /// Keys per S tile.
+    const KR: usize;
+
+    /// The block's queries (`nq` rows of `d` at `q`, lanes up to `act` zero), once per task.
+    unsafe fn load_q(ws: &mut Scratch, q: *const T, d: usize, nq: usize, act: usize);
+    /// `Sᵀ[j][i] = K[j] · Q[i]` for `j < nk` (K rows at `k`, stride `d`), `i < act`, into `st`
+    /// (row stride `lds`). Rows `nk..` of a last partial group of KR may be written, never read.
+    unsafe fn scores(
+        ws: &mut Scratch,
+        k: *const T,
+        d: usize,
+        nk: usize,
+        act: usize,
+        st: *mut f32,
+        lds: usize,
+    );
+    /// `O[i] = α_i·O[i] + Σ_{j<nk} P[j][i] · V[j]` for `i < act` (`first`: O is not read), P at
+    /// `st` (row stride `lds`), V rows at `v` (stride `d`), O rows of `dp` at `o`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn values(
+        ws: &mut Scratch,
+        v: *const T,
+        d: usize,
+        nk: usize,
+        act: usize,
+        st: *const f32,
+        lds: usize,
+        o: *mut f32,
+        dp: usize,
+        alpha: *const f32,
+        first: bool,
+    );
+}
+
+/// The f32 products: f16/bf16 widened once per tile, the FMA micro-kernels [`s_tile`] (`KR`
+/// keys × `QV` vectors of queries) and [`pv_tile`] (`MR` queries × up to `NV` vectors of d).
+pub(crate) struct F32Products<S, const KR: usize, const QV: usize, const MR: usize, const NV: usize>(
+    std::marker::PhantomData<S>,
+);
+
+impl<S: Simd, T: Element, const KR: usize, const QV: usize, const MR: usize, const NV: usize>
+    Products<T> for F32Products<S, KR, QV, MR, NV>
+{
+    const QW: usize = QV * S::LANES;
+    const MR: usize = MR;
+    const KR: usize = KR;
+
+    #[inline(always)]
+    unsafe fn load_q(ws: &mut Scratch, q: *const T, d: usize, nq: usize, act: usize) {
+        let l = S::LANES;
+        let qw = QV * l;
+        let dp = d.div_ceil(l) * l;
+        let qt = ws.qt.get(BQ * d).as_mut_ptr();
+        let row = ws.row.get(dp).as_mut_ptr();
+        // Qᵀ panels [act/qw][d][qw]; query lanes past nq are zero.
+        for r in 0..act {
+            if r < nq {
+                convert_row::<S, T>(q.add(r * d), row, d, dp);
+            } else {
+                std::ptr::write_bytes(row, 0, dp);
+            }
+            let panel = qt.add((r / qw) * d * qw + r % qw);
+            for dd in 0..d {
+                *panel.add(dd * qw) = *row.add(dd);
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn scores(
+        ws: &mut Scratch,
+        k: *const T,
+        d: usize,
+        nk: usize,
+        act: usize,
+        st: *mut f32,
+        lds: usize,
+    ) {
+        let l = S::LANES;
+        let qw = QV * l;
+        let dp = d.div_ceil(l) * l;
+        let kf = ws.kf.get(nk.div_ceil(KR) * KR * dp).as_mut_ptr();
+        let qt = ws.qt.get(BQ * d).as_ptr();
+        for jj in 0..nk {
+            convert_row::<S, T>(k.add(jj * d), kf.add(jj * dp), d, dp);
+        }
+        // Sᵀ = Kf · Qᵀ (rows past nk are computed from stale Kf rows and never read).
+        let mut kg = 0;
+        while kg < nk {
+            for pnl in 0..act / qw {
+                s_tile::<S, KR, QV>(
+                    d,
+                    kf.add(kg * dp),
+                    dp,
+                    qt.add(pnl * d * qw),
+                    st.add(kg * lds + pnl * qw),
+                    lds,
+                );
+            }
+            kg += KR;
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn values(
+        ws: &mut Scratch,
+        v: *const T,
+        d: usize,
+        nk: usize,
+        act: usize,
+        st: *const f32,
+        lds: usize,
+        o: *mut f32,
+        dp: usize,
+        alpha: *const f32,
+        first: bool,
+    ) {
+        let l = S::LANES;
+        // Vf converted only now, so the S phase has L1 to itself (Qᵀ + Kf).
+        let vf = ws.vf.get(nk * dp).as_mut_ptr();
+        for jj in 0..nk {
+            convert_row::<S, T>(v.add(jj * d), vf.add(jj * dp), d, dp);
+        }
+        // O = α·O + P·Vf, column panels outer so a Vf panel stays in L1 across the row tiles.
+        let nvp = dp / l;
+        let mut dc = 0;
+        while dc < nvp {
+            let nv = NV.min(nvp - dc);
+            let mut r0 = 0;
+            while r0 < act {
+                pv_tile_n::<S, f32, MR, NV>(
+                    nv,
+                    nk,
+                    st.add(r0),
+                    1,
+                    lds,
+                    vf.add(dc * l),
+                    dp,
+                    o.add(r0 * dp + dc * l),
+                    dp,
+                    alpha.add(r0),
+                    first,
+                );
+                r0 += MR;
+            }
+            dc += nv;
+        }
+    }
+}
+
+/// One task: query block `qb` of flat head `bh = b·q_heads + h`, with the products `P` and the
+/// softmax on the SIMD vocabulary `S`.
 ///
 /// # Safety
-/// The ISA of `S` is available; `cx` describes validated buffers; no other task writes this
-/// task's output rows.
+/// The ISA of `S` (and of `P`) is available; `cx` describes validated buffers; no other task
+/// writes this task's output rows.
 #[inline(always)]
-pub(crate) unsafe fn task<
-    S: Simd,
-    T: Element,
-    O: Element,
-    const KR: usize,
-    const QV: usize,
-    const MR: usize,
-    const NV: usize,
->(
+pub(crate) unsafe fn task<S: Simd, T: Element, O: Element, P: Products<T>>(
     cx: &Ctx<'_, T, O>,
     ws: &mut Scratch,
     bh: usize,
@@ -208,14 +362,14 @@ pub(crate) unsafe fn task<
 ) {
     let p = &cx.p;
     let l = S::LANES;
-    let qw = QV * l;
+    let (qw, mr) = (P::QW, P::MR);
     let bq = BQ;
     let bk = cx.bk;
     debug_assert!(
         bq.is_multiple_of(qw)
-            && bq.is_multiple_of(MR)
+            && bq.is_multiple_of(mr)
             && bq.is_multiple_of(l)
-            && bk.is_multiple_of(KR)
+            && bk.is_multiple_of(P::KR)
     );
     let (d, q_len, kv_len) = (p.head_dim, p.q_len, p.kv_len);
     let dp = d.div_ceil(l) * l;
@@ -227,34 +381,21 @@ pub(crate) unsafe fn task<
     let i0 = qb * bq;
     let nq = bq.min(q_len - i0);
     // Lanes computed: whole S panels and PV row tiles covering the valid queries.
-    let act = (nq.div_ceil(lcm(qw, MR)) * lcm(qw, MR)).min(bq);
+    let act = (nq.div_ceil(lcm(qw, mr)) * lcm(qw, mr)).min(bq);
     let q_base = cx.q.as_ptr().add((bh * q_len + i0) * d);
     let kv_off = (b * p.kv_heads + g) * kv_len * d;
     let k_base = cx.k.as_ptr().add(kv_off);
     let v_base = cx.v.as_ptr().add(kv_off);
     let c = p.scale * LOG2_E;
 
-    let qt = ws.qt.get(bq * d).as_mut_ptr();
-    let kf = ws.kf.get(bk * dp).as_mut_ptr();
-    let vf = ws.vf.get(bk * dp).as_mut_ptr();
-    let st = ws.st.get(bk * bq).as_mut_ptr();
+    // The task's own buffers (the products keep theirs in `ws` too), as raw pointers: the
+    // products borrow `ws` between uses. Sᵀ has room for a last partial group of KR keys.
+    let st = ws.st.get((bk + P::KR) * bq).as_mut_ptr();
     let o = ws.o.get(bq * dp).as_mut_ptr();
     let stats = ws.stats.get(4 * bq).as_mut_ptr();
     let (m, mc, lsum, alpha) = (stats, stats.add(bq), stats.add(2 * bq), stats.add(3 * bq));
-    let row = ws.row.get(dp).as_mut_ptr();
 
-    // Qᵀ panels [act/qw][d][qw]; query lanes past nq are zero.
-    for r in 0..act {
-        if r < nq {
-            convert_row::<S, T>(q_base.add(r * d), row, d, dp);
-        } else {
-            std::ptr::write_bytes(row, 0, dp);
-        }
-        let panel = qt.add((r / qw) * d * qw + r % qw);
-        for dd in 0..d {
-            *panel.add(dd * qw) = *row.add(dd);
-        }
-    }
+    P::load_q(ws, q_base, d, nq, act);
     for i in 0..act {
         *m.add(i) = f32::NEG_INFINITY;
         *mc.add(i) = f32::NEG_INFINITY;
@@ -269,30 +410,12 @@ pub(crate) unsafe fn task<
     } else {
         kv_len
     };
-    let nvp = dp / l;
     let csplat = S::splat(c);
     let mut first = true;
     let mut j0 = 0;
     while j0 < kv_end {
         let nk = bk.min(kv_end - j0);
-        for jj in 0..nk {
-            convert_row::<S, T>(k_base.add((j0 + jj) * d), kf.add(jj * dp), d, dp);
-        }
-        // Sᵀ = Kf · Qᵀ (rows past nk are computed from stale Kf rows and never read).
-        let mut kg = 0;
-        while kg < nk {
-            for pnl in 0..act / qw {
-                s_tile::<S, KR, QV>(
-                    d,
-                    kf.add(kg * dp),
-                    dp,
-                    qt.add(pnl * d * qw),
-                    st.add(kg * bq + pnl * qw),
-                    bq,
-                );
-            }
-            kg += KR;
-        }
+        P::scores(ws, k_base.add(j0 * d), d, nk, act, st, bq);
         // Causal mask, only on tiles that cross the diagonal: key j0+jj is hidden from lanes
         // i < j0 + jj − off − i0.
         if p.causal && (j0 + nk) as i64 - 1 > off + i0 as i64 + slack {
@@ -353,38 +476,25 @@ pub(crate) unsafe fn task<
             };
             S::store(alpha.add(cv * l), al);
         }
-        // Vf converted only now, so the S phase has L1 to itself (Qᵀ + Kf).
-        for jj in 0..nk {
-            convert_row::<S, T>(v_base.add((j0 + jj) * d), vf.add(jj * dp), d, dp);
-        }
-        // O = α·O + P·Vf, column panels outer so a Vf panel stays in L1 across the row tiles.
-        let mut dc = 0;
-        while dc < nvp {
-            let nv = NV.min(nvp - dc);
-            let mut r0 = 0;
-            while r0 < act {
-                pv_tile_n::<S, f32, MR, NV>(
-                    nv,
-                    nk,
-                    st.add(r0),
-                    1,
-                    bq,
-                    vf.add(dc * l),
-                    dp,
-                    o.add(r0 * dp + dc * l),
-                    dp,
-                    alpha.add(r0),
-                    first,
-                );
-                r0 += MR;
-            }
-            dc += nv;
-        }
+        P::values(
+            ws,
+            v_base.add(j0 * d),
+            d,
+            nk,
+            act,
+            st,
+            bq,
+            o,
+            dp,
+            alpha,
+            first,
+        );
         first = false;
         j0 += nk;
     }
 
     // O / l, rounded once.
+    let row = ws.row.get(dp).as_mut_ptr();
     let out = cx.out.get().add((bh * q_len + i0) * d);
     for r in 0..nq {
         let inv = S::splat(1.0 / *lsum.add(r));

@@ -3,7 +3,9 @@
 //!
 //! - `naive`: scores materialized in f32 per query row, the baseline (small shapes).
 //! - `flash`: tiled online softmax, SIMD micro-kernels for `Q·Kᵀ` and `P·V`, rayon over batch ×
-//!   heads × query blocks, fully masked causal tiles skipped ([`flash`] module doc).
+//!   heads × query blocks, fully masked causal tiles skipped ([`flash`] module doc);
+//!   `flash.avx512bf16` the same task with both products on `vdpbf16ps` (bf16 inputs, CPUs with
+//!   AVX512_BF16; P rounded to bf16 for P·V, [`flash_bf16`] module doc).
 //! - `decode`: `q_len = 1`, the KV sequence split across threads and the partial softmax results
 //!   combined (flash-decoding, [`decode`] module doc).
 //!
@@ -14,6 +16,9 @@
 
 mod decode;
 mod flash;
+#[cfg(target_arch = "x86_64")]
+mod flash_bf16;
+use flash::F32Products;
 mod naive;
 
 use crate::cpu::simd;
@@ -158,6 +163,66 @@ thread_local! {
         RefCell::new((decode::Scratch::default(), Vec::new()));
 }
 
+/// The flash forward with both products on `vdpbf16ps` (`flash.avx512bf16`): bf16 inputs, an
+/// even head_dim, a CPU with AVX512_BF16; on the caller's rayon pool.
+pub fn flash_bf16dot_attention<T: Element, O: Element>(
+    p: &AttentionProblem,
+    q: &[T],
+    k: &[T],
+    v: &[T],
+    out: &mut [O],
+) -> Result<(), KernelError> {
+    flash_path_mutant(FlashPath::Bf16Dot, p, q, k, v, out, Mutation::None)
+}
+
+/// A code path of the flash kernel: an ISA path's f32 products, or the `vdpbf16ps` pair products.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlashPath {
+    Isa(Isa),
+    Bf16Dot,
+}
+
+impl std::fmt::Display for FlashPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FlashPath::Isa(isa) => isa.fmt(f),
+            FlashPath::Bf16Dot => f.write_str(BF16DOT),
+        }
+    }
+}
+
+impl FlashPath {
+    /// Why this path cannot run `p` with inputs `dtype` here, if it cannot.
+    fn refuse(self, p: &AttentionProblem, dtype: DType) -> Option<String> {
+        match self {
+            FlashPath::Isa(isa) => (!isa.available()).then(|| format!("this CPU lacks {isa}")),
+            FlashPath::Bf16Dot if !crate::isa::detected().avx512bf16 => {
+                Some(format!("this CPU lacks {BF16DOT}"))
+            }
+            FlashPath::Bf16Dot if dtype != DType::BF16 => {
+                Some(format!("{BF16DOT} takes bf16 inputs, not {dtype}"))
+            }
+            FlashPath::Bf16Dot if !p.head_dim.is_multiple_of(2) => Some(format!(
+                "{BF16DOT} multiplies pairs along head_dim: head_dim {} is odd",
+                p.head_dim
+            )),
+            FlashPath::Bf16Dot => None,
+        }
+    }
+
+    fn tiles(self) -> FlashTiles {
+        match self {
+            FlashPath::Isa(isa) => FlashTiles::for_isa(isa),
+            // The same tiles as the AVX-512 f32 products.
+            FlashPath::Bf16Dot => FlashTiles::for_isa(Isa::Avx512f),
+        }
+    }
+}
+
+/// The variant name of the `vdpbf16ps` paths.
+const BF16DOT: &str = crate::unit::BF16DOT_PROBE;
+
 /// [`flash_attention`] with a deliberate bug (tests of the verifier only).
 #[doc(hidden)]
 pub fn flash_attention_mutant<T: Element, O: Element>(
@@ -169,9 +234,28 @@ pub fn flash_attention_mutant<T: Element, O: Element>(
     out: &mut [O],
     mutation: Mutation,
 ) -> Result<(), KernelError> {
+    flash_path_mutant(FlashPath::Isa(isa), p, q, k, v, out, mutation)
+}
+
+/// The flash forward on `path`, with a deliberate bug when `mutation` says so.
+#[doc(hidden)]
+pub fn flash_path_mutant<T: Element, O: Element>(
+    path: FlashPath,
+    p: &AttentionProblem,
+    q: &[T],
+    k: &[T],
+    v: &[T],
+    out: &mut [O],
+    mutation: Mutation,
+) -> Result<(), KernelError> {
     check(p, [q.len(), k.len(), v.len(), out.len()])?;
-    require(isa, "attention.cpu.flash")?;
-    let tiles = FlashTiles::for_isa(isa);
+    if let Some(reason) = path.refuse(p, T::DTYPE) {
+        return Err(KernelError::Unsupported {
+            kernel: "attention.cpu.flash".into(),
+            reason,
+        });
+    }
+    let tiles = path.tiles();
     let cx = flash::Ctx {
         p: *p,
         q,
@@ -188,26 +272,47 @@ pub fn flash_attention_mutant<T: Element, O: Element>(
         let (bh, qb) = (t / nqb, nqb - 1 - t % nqb);
         FLASH_WS.with(|ws| {
             let ws = &mut *ws.borrow_mut();
-            // SAFETY: the ISA was checked; buffers validated; tasks write disjoint row blocks.
-            unsafe { flash_task(isa, &cx, ws, bh, qb) }
+            // SAFETY: the path was checked; buffers validated; tasks write disjoint row blocks.
+            unsafe { flash_task(path, &cx, ws, bh, qb) }
         })
     });
     Ok(())
 }
 
 unsafe fn flash_task<T: Element, O: Element>(
-    isa: Isa,
+    path: FlashPath,
     cx: &flash::Ctx<'_, T, O>,
     ws: &mut flash::Scratch,
     bh: usize,
     qb: usize,
 ) {
+    let isa = match path {
+        #[cfg(target_arch = "x86_64")]
+        FlashPath::Bf16Dot => {
+            // T is bf16 (checked by `refuse`): the same buffers, typed.
+            let cx = flash::Ctx {
+                p: cx.p,
+                q: bytemuck::cast_slice::<T, half::bf16>(cx.q),
+                k: bytemuck::cast_slice(cx.k),
+                v: bytemuck::cast_slice(cx.v),
+                out: cx.out,
+                bk: cx.bk,
+                mutation: cx.mutation,
+            };
+            return flash_avx512bf16(&cx, ws, bh, qb);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        FlashPath::Bf16Dot => unreachable!("refused: no AVX512_BF16 off x86-64"),
+        FlashPath::Isa(isa) => isa,
+    };
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512f => flash_avx512(cx, ws, bh, qb),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2fma => flash_avx2(cx, ws, bh, qb),
-        _ => flash::task::<simd::Portable, T, O, 4, 1, 4, 1>(cx, ws, bh, qb),
+        _ => flash::task::<simd::Portable, T, O, F32Products<simd::Portable, 4, 1, 4, 1>>(
+            cx, ws, bh, qb,
+        ),
     }
 }
 
@@ -219,7 +324,18 @@ unsafe fn flash_avx512<T: Element, O: Element>(
     bh: usize,
     qb: usize,
 ) {
-    flash::task::<simd::Avx512, T, O, 8, 3, 6, 4>(cx, ws, bh, qb)
+    flash::task::<simd::Avx512, T, O, F32Products<simd::Avx512, 8, 3, 6, 4>>(cx, ws, bh, qb)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512bf16,avx2,fma,f16c")]
+unsafe fn flash_avx512bf16<O: Element>(
+    cx: &flash::Ctx<'_, half::bf16, O>,
+    ws: &mut flash::Scratch,
+    bh: usize,
+    qb: usize,
+) {
+    flash::task::<simd::Avx512, half::bf16, O, flash_bf16::PairProducts<8, 3, 6, 4>>(cx, ws, bh, qb)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -230,7 +346,7 @@ unsafe fn flash_avx2<T: Element, O: Element>(
     bh: usize,
     qb: usize,
 ) {
-    flash::task::<simd::Avx2, T, O, 6, 2, 6, 2>(cx, ws, bh, qb)
+    flash::task::<simd::Avx2, T, O, F32Products<simd::Avx2, 6, 2, 6, 2>>(cx, ws, bh, qb)
 }
 
 /// Flash-decoding for `q_len = 1` on ISA path `isa` (which must be available), on the caller's
@@ -330,6 +446,8 @@ pub fn attention_precisions() -> Vec<Precision> {
 enum Algo {
     Naive,
     Flash(Isa),
+    /// `flash` with the `vdpbf16ps` pair products (AVX512_BF16).
+    FlashBf16Dot,
     Decode(Isa),
 }
 
@@ -337,7 +455,7 @@ impl Algo {
     fn family(self) -> &'static str {
         match self {
             Algo::Naive => "attention.cpu.naive",
-            Algo::Flash(_) => "attention.cpu.flash",
+            Algo::Flash(_) | Algo::FlashBf16Dot => "attention.cpu.flash",
             Algo::Decode(_) => "attention.cpu.decode",
         }
     }
@@ -362,6 +480,13 @@ impl CpuAttentionKernel {
             precision,
         }
     }
+    /// `flash.avx512bf16` (register it for bf16 precisions only).
+    pub fn flash_bf16dot(precision: Precision) -> Self {
+        CpuAttentionKernel {
+            algo: Algo::FlashBf16Dot,
+            precision,
+        }
+    }
     pub fn decode(isa: Isa, precision: Precision) -> Self {
         CpuAttentionKernel {
             algo: Algo::Decode(isa),
@@ -375,8 +500,11 @@ impl Kernel for CpuAttentionKernel {
         let mut params = serde_json::Map::new();
         let variant = match self.algo {
             Algo::Naive => "scalar".to_string(),
-            Algo::Flash(isa) => {
-                let t = FlashTiles::for_isa(isa);
+            Algo::Flash(_) | Algo::FlashBf16Dot => {
+                let (t, name) = match self.algo {
+                    Algo::Flash(isa) => (FlashTiles::for_isa(isa), isa.name()),
+                    _ => (FlashPath::Bf16Dot.tiles(), BF16DOT),
+                };
                 params.insert("bq".into(), t.bq.into());
                 params.insert("bk".into(), t.bk.into());
                 // Micro-tiles as numbers: S = K·Qᵀ in kr × (qv·lanes), P·V in mr × (nv·lanes).
@@ -384,7 +512,7 @@ impl Kernel for CpuAttentionKernel {
                 params.insert("s_tile_cols".into(), (t.qv * t.lanes).into());
                 params.insert("pv_tile_rows".into(), t.mr.into());
                 params.insert("pv_tile_cols".into(), (t.nv * t.lanes).into());
-                isa.name().to_string()
+                name.to_string()
             }
             Algo::Decode(isa) => {
                 let (lanes, gr) = decode_tiles(isa);
@@ -405,15 +533,19 @@ impl Kernel for CpuAttentionKernel {
             unit: match self.algo {
                 Algo::Naive => ComputeUnit::CpuScalar,
                 Algo::Flash(isa) | Algo::Decode(isa) => ComputeUnit::CpuFma(isa),
+                Algo::FlashBf16Dot => ComputeUnit::CpuBf16Dot,
             },
             params,
         }
     }
 
+    /// `flash.avx512bf16` belongs to the AVX-512F path on CPUs with AVX512_BF16, beside
+    /// `flash.avx512f`, so both are measured.
     fn on_isa_path(&self, selected: Isa) -> bool {
         match self.algo {
             Algo::Naive => true,
             Algo::Flash(isa) | Algo::Decode(isa) => isa == selected,
+            Algo::FlashBf16Dot => selected == Isa::Avx512f && crate::isa::detected().avx512bf16,
         }
     }
 
@@ -432,6 +564,10 @@ impl Kernel for CpuAttentionKernel {
             Algo::Flash(isa) | Algo::Decode(isa) if !isa.available() => {
                 Support::no(format!("this CPU lacks {isa}"))
             }
+            Algo::FlashBf16Dot => match FlashPath::Bf16Dot.refuse(p, self.precision.input) {
+                Some(why) => Support::no(why),
+                None => Support::Yes,
+            },
             Algo::Decode(_) if p.q_len != 1 => Support::no(Unsupported::with_detail(
                 "decode handles q_len = 1 only (prefill shapes: use flash)",
                 format!("q_len {}", p.q_len),
@@ -530,6 +666,7 @@ impl<T: Element> Prepared for CpuAttention<T> {
         match self.algo {
             Algo::Naive => naive_attention(p, q, k, v, &mut self.out),
             Algo::Flash(isa) => flash_attention(isa, p, q, k, v, &mut self.out),
+            Algo::FlashBf16Dot => flash_bf16dot_attention(p, q, k, v, &mut self.out),
             Algo::Decode(isa) => decode_attention(isa, p, q, k, v, &mut self.out),
         }
     }

@@ -1,0 +1,293 @@
+//! The products of `flash.avx512bf16`: both GEMMs of the flash task with `vdpbf16ps` on bf16
+//! pairs, for bf16 inputs on CPUs with AVX512_BF16 (the task itself, with its tiling, causal mask
+//! and online softmax in f32, is [`super::flash::task`]).
+//!
+//! - `Sᵀ = K·Qᵀ`: Q is packed once per task into pair panels (`[d/2][queries]` u32 words, word
+//!   `(q, i)` = Q[i][2q] | Q[i][2q+1] << 16); each K row is read in place as pairs (head_dim even)
+//!   and broadcast one pair at a time. Every product of two bf16 is exact in f32 and `vdpbf16ps`
+//!   accumulates in f32: the scores carry the same error as the f32 path's (only the order of the
+//!   sums differs).
+//! - `O += P·V`: P is rounded to bf16 (round to nearest even, `vcvtneps2bf16`) and packed as pairs
+//!   of consecutive keys per query; the tile's V rows are packed as pairs of consecutive keys per
+//!   column. This is what PyTorch's and oneDNN's bf16 attention do. The error it adds: each
+//!   `P[j][i]` changes by at most `u·P[j][i]` with bf16's unit roundoff `u = 2⁻⁸`, so `O[i]` by at
+//!   most `2⁻⁸ · Σ_j P[j][i]·|V[j]| / l_i`, i.e. `2⁻⁸` of the verification's own scale `P|V|`
+//!   (`crate::verify::attention`): a quarter of its floor `4·u_out = 2⁻⁶` for bf16 output. So
+//!   the bound `2·naive + 4·u_out` still holds for a correct kernel, with the P rounding inside
+//!   the floor; the tests show it on every shape of the covering set (tests/attention.rs).
+//!
+//! Tiles as in the f32 path on AVX-512: S `KR` = 8 keys × `QV` = 3 vectors of 16 queries, P·V
+//! `MR` = 6 queries × `NV` = 4 vectors of 16 columns, 24 accumulators each.
+
+#![allow(clippy::needless_range_loop)]
+
+use super::flash::{Products, Scratch, BQ};
+use half::bf16;
+use std::arch::x86_64::*;
+
+/// Pair products with S tile `KR` × `QV`·16 and P·V tile `MR` × `NV`·16.
+pub(crate) struct PairProducts<const KR: usize, const QV: usize, const MR: usize, const NV: usize>;
+
+const L: usize = 16;
+
+/// 16 bf16 (a row's bits) widened to the low halves of 16 u32 words.
+#[inline(always)]
+unsafe fn lo_words(p: *const u16) -> __m512i {
+    _mm512_cvtepu16_epi32(_mm256_loadu_si256(p as *const __m256i))
+}
+
+impl<const KR: usize, const QV: usize, const MR: usize, const NV: usize> Products<bf16>
+    for PairProducts<KR, QV, MR, NV>
+{
+    const QW: usize = QV * L;
+    const MR: usize = MR;
+    const KR: usize = KR;
+
+    #[inline(always)]
+    unsafe fn load_q(ws: &mut Scratch, q: *const bf16, d: usize, nq: usize, act: usize) {
+        let qw = QV * L;
+        let dp2 = d.div_ceil(2);
+        let qp: *mut u32 = ws.qt.get(BQ * dp2).as_mut_ptr() as *mut u32;
+        let q = q as *const u16;
+        for r in 0..act {
+            let panel = qp.add((r / qw) * dp2 * qw + r % qw);
+            for qq in 0..dp2 {
+                let (lo, hi) = if r < nq {
+                    let row = q.add(r * d);
+                    let hi = if 2 * qq + 1 < d {
+                        *row.add(2 * qq + 1)
+                    } else {
+                        0
+                    };
+                    (*row.add(2 * qq), hi)
+                } else {
+                    (0, 0)
+                };
+                *panel.add(qq * qw) = u32::from(lo) | (u32::from(hi) << 16);
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn scores(
+        ws: &mut Scratch,
+        k: *const bf16,
+        d: usize,
+        nk: usize,
+        act: usize,
+        st: *mut f32,
+        lds: usize,
+    ) {
+        debug_assert!(d.is_multiple_of(2), "supports() requires an even head_dim");
+        let qw = QV * L;
+        let dp2 = d / 2;
+        let qp = ws.qt.get(BQ * dp2).as_ptr() as *const u32;
+        let k = k as *const u16;
+        let mut kg = 0;
+        while kg < nk {
+            // A last partial group repeats the last key (its rows are never read).
+            let rows: [*const u32; KR] =
+                std::array::from_fn(|r| k.add((kg + r).min(nk - 1) * d) as *const u32);
+            for pnl in 0..act / qw {
+                let panel = qp.add(pnl * dp2 * qw);
+                let mut acc = [[_mm512_setzero_ps(); QV]; KR];
+                for qq in 0..dp2 {
+                    let mut qv = [_mm512_setzero_si512(); QV];
+                    for c in 0..QV {
+                        qv[c] = _mm512_loadu_si512(panel.add(qq * qw + c * L) as *const _);
+                    }
+                    for r in 0..KR {
+                        let kb: __m512bh = std::mem::transmute(_mm512_set1_epi32(
+                            rows[r].add(qq).read_unaligned() as i32,
+                        ));
+                        for c in 0..QV {
+                            acc[r][c] = _mm512_dpbf16_ps(
+                                acc[r][c],
+                                kb,
+                                std::mem::transmute::<__m512i, __m512bh>(qv[c]),
+                            );
+                        }
+                    }
+                }
+                for r in 0..KR {
+                    for c in 0..QV {
+                        _mm512_storeu_ps(st.add((kg + r) * lds + pnl * qw + c * L), acc[r][c]);
+                    }
+                }
+            }
+            kg += KR;
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn values(
+        ws: &mut Scratch,
+        v: *const bf16,
+        d: usize,
+        nk: usize,
+        act: usize,
+        st: *const f32,
+        lds: usize,
+        o: *mut f32,
+        dp: usize,
+        alpha: *const f32,
+        first: bool,
+    ) {
+        let np = nk.div_ceil(2);
+        // P as bf16 pairs of consecutive keys, per query: pp[jp][i].
+        let pp = ws.pp.get(np * act).as_mut_ptr() as *mut u32;
+        for jp in 0..np {
+            let (r0, r1) = (st.add(2 * jp * lds), st.add((2 * jp + 1) * lds));
+            let second = 2 * jp + 1 < nk;
+            for cv in 0..act / L {
+                let p0 = _mm512_loadu_ps(r0.add(cv * L));
+                let p1 = if second {
+                    _mm512_loadu_ps(r1.add(cv * L))
+                } else {
+                    _mm512_setzero_ps()
+                };
+                let lo = _mm512_cvtepu16_epi32(std::mem::transmute::<__m256bh, __m256i>(
+                    _mm512_cvtneps_pbh(p0),
+                ));
+                let hi = _mm512_cvtepu16_epi32(std::mem::transmute::<__m256bh, __m256i>(
+                    _mm512_cvtneps_pbh(p1),
+                ));
+                let w = _mm512_or_si512(lo, _mm512_slli_epi32::<16>(hi));
+                _mm512_storeu_si512(pp.add(jp * act + cv * L) as *mut _, w);
+            }
+        }
+        // V as bf16 pairs of consecutive keys, per column: vp[jp][c], columns past d zero.
+        let vp = ws.vf.get(np * dp).as_mut_ptr() as *mut u32;
+        let v = v as *const u16;
+        let full = d / L * L;
+        for jp in 0..np {
+            let (a, b) = (v.add(2 * jp * d), v.add((2 * jp + 1) * d));
+            let second = 2 * jp + 1 < nk;
+            let dst = vp.add(jp * dp);
+            let mut c = 0;
+            while c < full {
+                let lo = lo_words(a.add(c));
+                let w = if second {
+                    _mm512_or_si512(lo, _mm512_slli_epi32::<16>(lo_words(b.add(c))))
+                } else {
+                    lo
+                };
+                _mm512_storeu_si512(dst.add(c) as *mut _, w);
+                c += L;
+            }
+            for c in full..dp {
+                let lo = if c < d { u32::from(*a.add(c)) } else { 0 };
+                let hi = if c < d && second {
+                    u32::from(*b.add(c))
+                } else {
+                    0
+                };
+                *dst.add(c) = lo | (hi << 16);
+            }
+        }
+        // O = α·O + P·V, column panels outer so a V panel stays in L1 across the row tiles.
+        let nvp = dp / L;
+        let mut dc = 0;
+        while dc < nvp {
+            let nv = NV.min(nvp - dc);
+            let mut r0 = 0;
+            while r0 < act {
+                match nv {
+                    1 => pv_pairs::<MR, 1>(
+                        np,
+                        pp.add(r0),
+                        act,
+                        vp.add(dc * L),
+                        dp,
+                        o.add(r0 * dp + dc * L),
+                        dp,
+                        alpha.add(r0),
+                        first,
+                    ),
+                    2 if NV >= 2 => pv_pairs::<MR, 2>(
+                        np,
+                        pp.add(r0),
+                        act,
+                        vp.add(dc * L),
+                        dp,
+                        o.add(r0 * dp + dc * L),
+                        dp,
+                        alpha.add(r0),
+                        first,
+                    ),
+                    3 if NV >= 3 => pv_pairs::<MR, 3>(
+                        np,
+                        pp.add(r0),
+                        act,
+                        vp.add(dc * L),
+                        dp,
+                        o.add(r0 * dp + dc * L),
+                        dp,
+                        alpha.add(r0),
+                        first,
+                    ),
+                    _ => pv_pairs::<MR, NV>(
+                        np,
+                        pp.add(r0),
+                        act,
+                        vp.add(dc * L),
+                        dp,
+                        o.add(r0 * dp + dc * L),
+                        dp,
+                        alpha.add(r0),
+                        first,
+                    ),
+                }
+                r0 += MR;
+            }
+            dc += nv;
+        }
+    }
+}
+
+/// `O[r][0..NV·16] = α_r·O[r][..] + Σ_{jp<np} pair(P)[jp][r] · pair(V)[jp][..]` for `r < MR`
+/// (`first`: O is not read): MR×NV accumulators, NV loads and MR broadcasts per key pair.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn pv_pairs<const MR: usize, const NV: usize>(
+    np: usize,
+    pp: *const u32,
+    ldp: usize,
+    vp: *const u32,
+    ldv: usize,
+    o: *mut f32,
+    ldo: usize,
+    alpha: *const f32,
+    first: bool,
+) {
+    let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+    if !first {
+        for r in 0..MR {
+            let al = _mm512_set1_ps(*alpha.add(r));
+            for c in 0..NV {
+                acc[r][c] = _mm512_mul_ps(_mm512_loadu_ps(o.add(r * ldo + c * L)), al);
+            }
+        }
+    }
+    for jp in 0..np {
+        let mut vv = [_mm512_setzero_si512(); NV];
+        for c in 0..NV {
+            vv[c] = _mm512_loadu_si512(vp.add(jp * ldv + c * L) as *const _);
+        }
+        for r in 0..MR {
+            let b: __m512bh = std::mem::transmute(_mm512_set1_epi32(*pp.add(jp * ldp + r) as i32));
+            for c in 0..NV {
+                acc[r][c] = _mm512_dpbf16_ps(
+                    acc[r][c],
+                    b,
+                    std::mem::transmute::<__m512i, __m512bh>(vv[c]),
+                );
+            }
+        }
+    }
+    for r in 0..MR {
+        for c in 0..NV {
+            _mm512_storeu_ps(o.add(r * ldo + c * L), acc[r][c]);
+        }
+    }
+}
