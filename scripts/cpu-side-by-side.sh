@@ -44,6 +44,13 @@ if [ "$PYPEERS" = 1 ] && [ ! -x "$PY" ]; then
   exit 2
 fi
 mkdir -p "$OUT"
+# The in-process OpenBLAS: PERFLEDGER_OPENBLAS if set, else numpy's (OpenBLAS 0.3.3x, which knows
+# recent CPUs), else the system library that perfledger finds itself (Debian 12's 0.3.21 runs its
+# Prescott kernels on CPUs newer than it: the row's provenance names the core type it chose).
+if [ -z "${PERFLEDGER_OPENBLAS:-}" ] && [ -x "$PY" ]; then
+  NUMPY_OPENBLAS=$(ls .venv-ref/lib/python3*/site-packages/numpy.libs/libscipy_openblas*.so 2>/dev/null | head -1 || true)
+  [ -z "$NUMPY_OPENBLAS" ] || export PERFLEDGER_OPENBLAS=$PWD/$NUMPY_OPENBLAS
+fi
 BIN=${PERFLEDGER_BIN:-target/release/perfledger}
 [ -n "${PERFLEDGER_BIN:-}" ] || cargo build --release -q
 PEERS="$OUT/peers.jsonl"
@@ -102,7 +109,8 @@ peers_round() {
   done
 }
 
-{ lscpu; echo; echo "== started $(date -u +%FT%TZ), load $(cat /proc/loadavg)"; } > "$OUT/machine.txt"
+{ lscpu; echo; echo "== PERFLEDGER_OPENBLAS=${PERFLEDGER_OPENBLAS:-(system library)}";
+  echo "== started $(date -u +%FT%TZ), load $(cat /proc/loadavg)"; } > "$OUT/machine.txt"
 rm -f "$PEERS"
 [ "$PYPEERS" = 0 ] || peers_round before
 "$BIN" run --suite "$SUITE" --threads "$THREADS" --case-budget "$BUDGET" --out "$OUT/run.json" \

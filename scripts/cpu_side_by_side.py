@@ -5,10 +5,12 @@ best verified kernel against the best verified peer of the rule for that dtype, 
 
 Usage: scripts/cpu_side_by_side.py RUN.json [--md OUT.md] [--title TITLE] [--json OUT.json]
 
-Peers that count for a dtype (the CPU-peers issue):
-  f32   every f32 peer (OpenBLAS sgemm in-process and through numpy, ndarray, the gemm crate, PyTorch f32)
-  f16   every f16 peer (the gemm crate's f16, PyTorch f16) and every f32 sgemm peer (OpenBLAS, numpy)
-  bf16  every bf16 peer (PyTorch bf16, OpenBLAS sbgemm)
+The gate peers of a dtype (the CPU-peers issue's rule; the gate is >= 0.95x the best of them):
+  f32   OpenBLAS sgemm (in-process, and numpy's)
+  f16   the gemm crate's f16 and OpenBLAS sgemm (f32 data)
+  bf16  PyTorch bf16 and OpenBLAS sbgemm
+Every other verified peer of the same input dtype (ndarray, the gemm crate's f32, PyTorch f32 on
+MKL, PyTorch f16 on oneDNN) is shown beside it as a reference, with its own ratio.
 Attention: flash rows against PyTorch SDPA at the same dtype; decode rows as a share of the run's
 read-bandwidth ceiling (K+V bytes per second over the higher of the read probes before and after).
 
@@ -52,11 +54,26 @@ def is_sgemm(r):
     return ((r.get("provenance") or {}).get("tool") or "") == "numpy"
 
 
-def counts_for(dtype, peer):
+def tool(r):
+    if r.get("kernel"):
+        return r["kernel"]["family"].rsplit(".", 1)[-1]
+    return (r.get("provenance") or {}).get("tool") or ""
+
+
+def gate_peer(dtype, peer):
+    """The issue's rule: f32 against OpenBLAS sgemm; f16 against the gemm crate's f16 and
+    OpenBLAS sgemm; bf16 against PyTorch bf16 and OpenBLAS sbgemm."""
     pin = peer["precision"]["input"]
+    if dtype == "f32":
+        return is_sgemm(peer)
     if dtype == "f16":
-        return pin == "f16" or is_sgemm(peer)
-    return pin == dtype
+        return is_sgemm(peer) or (pin == "f16" and tool(peer) == "gemm")
+    return pin == "bf16" and tool(peer) in ("torch", "openblas")
+
+
+def reference_peer(dtype, peer):
+    """Any other verified peer of the same input dtype."""
+    return peer["precision"]["input"] == dtype and not gate_peer(dtype, peer)
 
 
 def gflops(r):
@@ -97,43 +114,76 @@ def main():
            ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in sorted(fma.items())) +
            (f"; read {read:.1f} GB/s" if read else "") + ".",
            "Ratio = best peer's median time / perfledger's best kernel's median time (> 1: "
-           "perfledger faster), 95% CI by bootstrap of both sample sets. Peers per dtype: f32 "
-           "every f32 peer; f16 the f16 peers and OpenBLAS sgemm (f32 data); bf16 the bf16 peers. "
-           "Decode: K+V bytes/s as a share of the read ceiling.\n",
-           "| op | shape | dtype | perfledger best kernel | GFLOP/s [95% CI] | best peer | peer GFLOP/s "
-           "| ratio [95% CI] | other peers (GFLOP/s) |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "perfledger faster), 95% CI by bootstrap of both sample sets. Gate peers (the CPU-peers "
+           "issue's rule, gate ≥ 0.95× the best of them): f32 OpenBLAS sgemm; f16 the gemm crate's "
+           "f16 and OpenBLAS sgemm (f32 data); bf16 PyTorch bf16 and OpenBLAS sbgemm; attention "
+           "(flash) PyTorch SDPA, gate ≥ 1.5×; decode: K+V bytes/s against the run's read probe, "
+           "gate ≥ 80%. Other peers of the same dtype are references, with their own ratio.\n",
+           "| op | shape | dtype | perfledger best kernel | GFLOP/s [95% CI] | gate peer (best) | peer GFLOP/s "
+           "| ratio [95% CI] | ≥ 0.95 | fastest other reference: ratio | all rows (GFLOP/s) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     table = []
     for (sk, dtype) in keys:
         mine = [r for r in ok if shape_key(r) == sk and r["precision"]["input"] == dtype]
         best = max(mine, key=gflops)
-        cand = [p for p in peers if shape_key(p) == sk and counts_for(dtype, p)]
+        same = [p for p in peers if shape_key(p) == sk]
+        cand = [p for p in same if gate_peer(dtype, p)]
+        refs = [p for p in same if reference_peer(dtype, p)]
         g = best["gflops"]
         entry = {"op": best["op"], "shape": shape_str(best), "dtype": dtype, "kernel": best["id"],
                  "gflops": g["median"], "gflops_ci95": g["ci95"]}
         line = (f"| {best['op']} | {shape_str(best)} | {dtype} | `{best['id']}` | "
                 f"{g['median']:.1f} [{g['ci95'][0]:.1f}, {g['ci95'][1]:.1f}] |")
-        if cand:
-            top = max(cand, key=gflops)
-            lo, hi = ratio_ci(top["samples_s"], best["samples_s"])
-            ratio = statistics.median(top["samples_s"]) / statistics.median(best["samples_s"])
-            others = sorted((p for p in cand if p is not top), key=gflops, reverse=True)
-            entry.update({"peer": peer_name(top), "peer_gflops": gflops(top), "ratio": ratio,
-                          "ratio_ci95": [lo, hi]})
-            line += (f" {peer_name(top)} | {gflops(top):.1f} | **{ratio:.2f}** [{lo:.2f}, {hi:.2f}] | "
-                     + "; ".join(f"{peer_name(p)} {gflops(p):.0f}" for p in others) + " |")
-        elif best["op"] == "attention" and best["shape"].get("q_len") == 1 and read:
+        ratio_of = lambda peer: statistics.median(peer["samples_s"]) / statistics.median(best["samples_s"])
+        if best["op"] == "attention" and best["shape"].get("q_len") == 1 and read:
             gbs = best["min_bytes"] / statistics.median(best["samples_s"]) / 1e9
             entry.update({"read_gbs": gbs, "read_share": gbs / read})
-            line += f" — | — | {100 * gbs / read:.0f}% of read ({gbs:.1f} of {read:.1f} GB/s) | |"
+            line += (f" (gate: K+V read vs the run's read probe) | — | {100 * gbs / read:.0f}% of read "
+                     f"({gbs:.1f} of {read:.1f} GB/s) | {'yes' if gbs / read >= 0.8 else 'no'} (≥ 80%) |")
+        elif cand:
+            top = max(cand, key=gflops)
+            lo, hi = ratio_ci(top["samples_s"], best["samples_s"])
+            ratio = ratio_of(top)
+            gate = 1.5 if best["op"] == "attention" else 0.95
+            entry.update({"peer": peer_name(top), "peer_gflops": gflops(top), "ratio": ratio,
+                          "ratio_ci95": [lo, hi], "gate": gate, "meets_gate": ratio >= gate})
+            line += (f" {peer_name(top)} | {gflops(top):.1f} | **{ratio:.2f}** [{lo:.2f}, {hi:.2f}] | "
+                     f"{'yes' if ratio >= gate else 'no'}{'' if gate == 0.95 else f' (≥ {gate})'} |")
         else:
-            line += " — | — | — | |"
-        # Each of perfledger's kernels for this workload, when more than one ran.
-        if len(mine) > 1:
-            line = line[:-1] + " perfledger: " + "; ".join(
-                f"{r['kernel']['variant']} {gflops(r):.0f}" for r in sorted(mine, key=gflops, reverse=True)) + " |"
+            line += " — | — | — | — |"
+        if refs:
+            ref = max(refs, key=gflops)
+            entry.update({"reference": peer_name(ref), "reference_ratio": ratio_of(ref)})
+            line += f" {peer_name(ref)}: {ratio_of(ref):.2f} |"
+        else:
+            line += " — |"
+        line += " " + "; ".join(
+            [f"{r['kernel']['variant']} {gflops(r):.0f}" for r in sorted(mine, key=gflops, reverse=True)]
+            + [f"{peer_name(p)} {gflops(p):.0f}" for p in sorted(cand + refs, key=gflops, reverse=True)]) + " |"
         out.append(line)
         table.append(entry)
+    # flash.avx512bf16 against flash.avx512f in the same run (gate >= 1.6x).
+    flash = {}
+    for r in ok:
+        if r["op"] == "attention" and r["kernel"]["family"] == "attention.cpu.flash":
+            flash.setdefault(shape_key(r), {})[r["kernel"]["variant"]] = r
+    lines = []
+    for sk, by in flash.items():
+        if "avx512bf16" in by and "avx512f" in by:
+            a, b = by["avx512bf16"], by["avx512f"]
+            lo, hi = ratio_ci(b["samples_s"], a["samples_s"])
+            ratio = statistics.median(b["samples_s"]) / statistics.median(a["samples_s"])
+            lines.append(f"| {shape_str(a)} | {gflops(a):.1f} | {gflops(b):.1f} | **{ratio:.2f}** "
+                         f"[{lo:.2f}, {hi:.2f}] | {'yes' if ratio >= 1.6 else 'no'} |")
+            table.append({"flash_bf16dot_vs_f32": ratio, "shape": shape_str(a), "ci95": [lo, hi]})
+    if lines:
+        bf = fma.get("avx512bf16")
+        f32 = fma.get("avx512f")
+        out += ["", "`flash.avx512bf16` against `flash.avx512f` in the same run (gate ≥ 1.6×)"
+                + (f"; the run's probes: vdpbf16ps {bf:.0f} GFLOP/s, f32 FMA {f32:.0f} GFLOP/s "
+                   f"(ratio {bf / f32:.2f})" if bf and f32 else "") + ":", "",
+                "| shape | avx512bf16 GFLOP/s | avx512f GFLOP/s | ratio [95% CI] | ≥ 1.6 |",
+                "|---|---|---|---|---|"] + lines
     text = "\n".join(out) + "\n"
     sys.stdout.write(text)
     if args.md:
