@@ -2,6 +2,10 @@
 # One prepared GPU check for a machine with a real GPU and no network. Writes at most 8 files to
 # OUTDIR in under 5 minutes:
 #   env.json        `perfledger env`: adapters, features, limits, cooperative-matrix configurations
+#   tune.json       `perfledger tune` (≤ 90 s on a hardware GPU, ≤ 20 s on lavapipe): the fastest
+#                   verified configuration of each GPU matmul kernel per shape class; the suite
+#                   below runs with it (each row's configuration and the cache's hash in run.json)
+#   tune.txt        what tune tried, chose, skipped (its stderr)
 #   run.json        `perfledger run` of the GPU suite below (verified rows, GPU ceilings), with the
 #                   peer rows imported when PyTorch with CUDA is present
 #   peer.jsonl      PyTorch/cuBLAS + SDPA peer rows (scripts/reference/torch_cuda.py), if any
@@ -117,6 +121,18 @@ for g in gpus:
           f"max_buffer_size {lim.get('max_buffer_size')}")
 PY
 
+# --- Tune ---------------------------------------------------------------------------------------
+# Before the suite, on the same adapter: every legal configuration of tiled and coop, timed and
+# verified on a few shapes within the cap; the cache goes to OUTDIR and the suite uses it.
+TUNE_EXTRA=()
+[ "${GPU_CHECK_QUICK:-0}" = 1 ] && TUNE_EXTRA=(--allow-software-gpu)
+log "tuning (perfledger tune, capped)"
+timeout 150 "$BIN" tune --backend gpu "${TUNE_EXTRA[@]}" --tune-cache "$OUT/tune.json" > /dev/null 2> "$OUT/tune.txt"
+log "perfledger tune exit code $?"
+tail -n 40 "$OUT/tune.txt" | grep -v '^\s*$' | tail -n 25 >&2
+TUNE_ARGS=()
+[ -s "$OUT/tune.json" ] && TUNE_ARGS=(--tune-cache "$OUT/tune.json")
+
 # --- The GPU suite ----------------------------------------------------------------------------
 if [ "${GPU_CHECK_QUICK:-0}" = 1 ]; then
   MM1=256; MM2=384; SEQ=256; HD=64; EXTRA=(--allow-software-gpu); BUDGET=2
@@ -133,7 +149,7 @@ cat > "$TMP/suite.json" <<JSON
  ]}
 JSON
 log "running the GPU suite (matmul ${MM1}³ and ${MM2}³, attention seq $SEQ head_dim $HD, GQA 32/8, causal)"
-timeout 180 "$BIN" run --suite "$TMP/suite.json" --backend gpu "${EXTRA[@]}" --out "$OUT/run.json" --force \
+timeout 180 "$BIN" run --suite "$TMP/suite.json" --backend gpu "${EXTRA[@]}" "${TUNE_ARGS[@]}" --out "$OUT/run.json" --force \
   > "$OUT/summary.txt" 2>>"$LOG"
 code=$?
 log "perfledger run exit code $code"

@@ -148,3 +148,113 @@ fn coop(
         store_c(c11, select(scratch, c0 + m1 * P.ldc_out + n1, live && has_m1 && has_n1), P.ldc_out);
     }
 }
+
+// ---- coop_staged: A and B K-slices staged in workgroup memory, double-buffered ----------------
+//
+// Each workgroup stages the (2T·BLK_ROWS) × T slice of A and the T × (2T·BLK_COLS) slice of B
+// for the next K step into the other half of SA/SB while its subgroups multiply the current one
+// (one barrier per K step). Rows are padded by 8 halves (16 bytes) against bank conflicts; the
+// coop loads read row-major from workgroup memory with the same convention flags as from
+// storage. Needs one subgroup per block (the host requires a fixed subgroup size and WG = SLOTS ×
+// that size); rows or columns of a block past m or n are staged as zeros and their tiles stored
+// to the scratch tile. Under naga 30 the barrier lacks MakeAvailable/MakeVisible (see the
+// header): the host runs it only where its staged self-check passes, and builds a variant whose
+// SPIR-V barriers are patched (kernels/src/gpu/spirv.rs) where the adapter takes passthrough
+// modules.
+
+const SA_ROWS: u32 = 2u * T * BLK_ROWS;
+const SB_COLS: u32 = 2u * T * BLK_COLS;
+const SA_LD: u32 = T + 8u;
+const SB_LD: u32 = SB_COLS + 8u;
+const SA_SIZE: u32 = SA_ROWS * SA_LD;
+const SB_SIZE: u32 = T * SB_LD;
+
+var<workgroup> SA: array<f16, 2u * SA_SIZE>;
+var<workgroup> SB: array<f16, 2u * SB_SIZE>;
+
+fn stage(buf: u32, k0: u32, m_blk: u32, n_blk: u32, li: u32, a0: u32, b0: u32) {
+    for (var e = li; e < SA_ROWS * T; e += WG) {
+        let r = e / T;
+        let kk = e % T;
+        var v = f16(0.0);
+        if (m_blk + r < P.m) {
+            v = MA[a0 + (m_blk + r) * P.lda + k0 + kk];
+        }
+        SA[buf * SA_SIZE + r * SA_LD + kk] = v;
+    }
+    let trans = P.trans_b != 0u;
+    for (var e = li; e < T * SB_COLS; e += WG) {
+        // Walk whichever index is contiguous in memory.
+        let kk = select(e / SB_COLS, e % T, trans);
+        let c = select(e % SB_COLS, e / T, trans);
+        var v = f16(0.0);
+        if (n_blk + c < P.n) {
+            v = MB[select(b0 + (k0 + kk) * P.ldb + n_blk + c, b0 + (n_blk + c) * P.ldb + k0 + kk, trans)];
+        }
+        SB[buf * SB_SIZE + kk * SB_LD + c] = v;
+    }
+}
+
+fn load_sa(i: u32) -> CoopA {
+    if (A_LOAD_T) {
+        return coopLoadT<CoopA>(&SA[i], SA_LD);
+    }
+    return coopLoad<CoopA>(&SA[i], SA_LD);
+}
+
+fn load_sb(i: u32) -> CoopB {
+    if (B_LOAD_T) {
+        return coopLoadT<CoopB>(&SB[i], SB_LD);
+    }
+    return coopLoad<CoopB>(&SB[i], SB_LD);
+}
+
+@compute @workgroup_size(WG, 1, 1)
+fn coop_staged(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+    @builtin(subgroup_id) sg: u32,
+) {
+    let b = wg.z;
+    let a0 = b * P.a_stride;
+    let b0 = b * P.b_stride;
+    let m_blk = wg.y * SA_ROWS;
+    let n_blk = wg.x * SB_COLS;
+    // One block per subgroup (the host guarantees SLOTS subgroups); clamp for safety.
+    let slot = min(sg, SLOTS - 1u);
+    let lr = (slot / BLK_COLS) * 2u * T;
+    let lc = (slot % BLK_COLS) * 2u * T;
+    var c00 = coopLoadT<CoopC>(&ZERO[0], T);
+    var c01 = c00;
+    var c10 = c00;
+    var c11 = c00;
+    stage(0u, 0u, m_blk, n_blk, li, a0, b0);
+    workgroupBarrier();
+    var buf = 0u;
+    for (var k0 = 0u; k0 < P.k; k0 += T) {
+        if (k0 + T < P.k) {
+            stage(1u - buf, k0 + T, m_blk, n_blk, li, a0, b0);
+        }
+        let x0 = load_sa(buf * SA_SIZE + lr * SA_LD);
+        let x1 = load_sa(buf * SA_SIZE + (lr + T) * SA_LD);
+        let y0 = load_sb(buf * SB_SIZE + lc);
+        let y1 = load_sb(buf * SB_SIZE + lc + T);
+        c00 = coopMultiplyAdd(x0, y0, c00);
+        c01 = coopMultiplyAdd(x0, y1, c01);
+        c10 = coopMultiplyAdd(x1, y0, c10);
+        c11 = coopMultiplyAdd(x1, y1, c11);
+        workgroupBarrier();
+        buf = 1u - buf;
+    }
+    let m0 = m_blk + lr;
+    let n0 = n_blk + lc;
+    let live = sg < SLOTS && m0 < P.m && n0 < P.n;
+    let has_m1 = m0 + T < P.m;
+    let has_n1 = n0 + T < P.n;
+    let c0 = b * P.c_stride;
+    let scratch = P.aux;
+    store_c(c00, select(scratch, c0 + m0 * P.ldc_out + n0, live), P.ldc_out);
+    store_c(c01, select(scratch, c0 + m0 * P.ldc_out + n0 + T, live && has_n1), P.ldc_out);
+    store_c(c10, select(scratch, c0 + (m0 + T) * P.ldc_out + n0, live && has_m1), P.ldc_out);
+    store_c(c11, select(scratch, c0 + (m0 + T) * P.ldc_out + n0 + T, live && has_m1 && has_n1), P.ldc_out);
+}

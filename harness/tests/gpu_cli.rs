@@ -13,6 +13,9 @@ use std::process::Command;
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_perfledger"));
     c.env_remove("PERFLEDGER_INSTANCE");
+    // Never a developer's own tune cache.
+    c.env_remove("PERFLEDGER_TUNE_CACHE")
+        .env("XDG_CACHE_HOME", "/nonexistent/perfledger-test-cache");
     c
 }
 
@@ -143,4 +146,166 @@ fn env_lists_the_adapters() {
     assert_eq!(gpus.len(), adapters.len());
     assert_eq!(gpus[0]["name"], adapters[0].name.as_str());
     assert!(gpus[0]["limits"]["max_storage_buffer_binding_size"].is_u64());
+}
+
+/// `tune` on the adapter (lavapipe in CI: 20 s cap, the small class only) writes a
+/// `perfledger.tune/1` cache valid against its schema; `run --tune-cache` then takes the entry's
+/// configuration (row params, `config_source: tuned`, the file's SHA-256 in the run file); an
+/// entry for another driver version is ignored and the run says so; a bad cache is refused
+/// naming the file and the field.
+#[test]
+fn tune_writes_a_cache_that_run_uses() {
+    let Some(_) = adapters() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("tune.json");
+    let kernel = "matmul.gpu.tiled.wgsl.f32-f32-f32";
+    let o = bin()
+        .args([
+            "tune",
+            "--allow-software-gpu",
+            "--kernel",
+            kernel,
+            "--time-cap",
+            "12",
+        ])
+        .arg("--tune-cache")
+        .arg(&cache)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("time cap 12 s"), "{stderr}");
+    assert!(stderr.contains("skipped by the cap"), "{stderr}");
+    let bytes = std::fs::read(&cache).unwrap();
+    let doc: Value = serde_json::from_slice(&bytes).unwrap();
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/schema/tune-1.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let v = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    let errs: Vec<String> = v.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errs.is_empty(), "{errs:?}");
+    let entries = doc["entries"].as_array().unwrap();
+    assert!(!entries.is_empty());
+    let small = entries
+        .iter()
+        .find(|e| e["kernel"] == kernel && e["shape_class"] == "small")
+        .expect("an entry for the small class");
+    assert!(small["verified"].as_u64().unwrap() >= 1);
+
+    // A 128³ f32 tiled row (class small) takes the entry.
+    let suite = dir.path().join("s.json");
+    std::fs::write(
+        &suite,
+        r#"{"schema": "perfledger.suite/1", "name": "tuned", "case_budget_s": 0.2, "cases": [
+            {"op": "matmul", "m": 128, "n": 128, "k": 128, "dtypes": ["f32"], "backends": ["gpu"], "kernels": ["tiled"]}
+        ]}"#,
+    )
+    .unwrap();
+    let run_with = |c: &Path, out: &str| {
+        let out = dir.path().join(out);
+        let o = bin()
+            .args(["run", "--allow-software-gpu", "--probes", "off", "--suite"])
+            .arg(&suite)
+            .arg("--tune-cache")
+            .arg(c)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let doc = std::fs::read_to_string(&out)
+            .ok()
+            .map(|t| serde_json::from_str::<Value>(&t).unwrap());
+        (o, doc)
+    };
+    let (o, run) = run_with(&cache, "run.json");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let run = run.unwrap();
+    let row = &run["results"][0];
+    assert_eq!(row["status"], "ok", "{row}");
+    let params = &row["kernel"]["params"];
+    assert_eq!(params["config_source"], "tuned", "{params}");
+    for (k, v) in small["params"].as_object().unwrap() {
+        assert_eq!(&params[k], v, "param {k}: row {params} vs entry {small}");
+    }
+    let tc = &run["config"]["tune_cache"];
+    assert_eq!(
+        tc["sha256"],
+        perfledger::runfile::sha256_hex(&bytes),
+        "{tc}"
+    );
+    assert!(tc["notes"].to_string().contains("tuned"), "{tc}");
+    assert_eq!(
+        run["config"]["options"]["tune_cache"],
+        cache.display().to_string()
+    );
+
+    // The same entry for another driver version: ignored, default used, and said.
+    let mut other = doc.clone();
+    for e in other["entries"].as_array_mut().unwrap() {
+        e["adapter"]["driver_version"] = "some other version".into();
+    }
+    let other_path = dir.path().join("other.json");
+    std::fs::write(&other_path, serde_json::to_vec(&other).unwrap()).unwrap();
+    let (o, run) = run_with(&other_path, "run2.json");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let run = run.unwrap();
+    assert_eq!(
+        run["results"][0]["kernel"]["params"]["config_source"],
+        "default"
+    );
+    let notes = run["config"]["tune_cache"]["notes"].to_string();
+    assert!(
+        notes.contains("some other version") && notes.contains("ignored"),
+        "{notes}"
+    );
+
+    // A bad cache: exit 2, naming the file and the field; nothing written.
+    let mut bad = doc.clone();
+    bad["entries"][0]["gflops"] = (-1.0).into();
+    let bad_path = dir.path().join("bad.json");
+    std::fs::write(&bad_path, serde_json::to_vec(&bad).unwrap()).unwrap();
+    let (o, run) = run_with(&bad_path, "run3.json");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("bad.json") && err.contains("entries[0].gflops"),
+        "{err}"
+    );
+    assert!(run.is_none());
+    // tune refuses to update an unreadable cache (it is left as it was).
+    let o = bin()
+        .args([
+            "tune",
+            "--allow-software-gpu",
+            "--kernel",
+            kernel,
+            "--time-cap",
+            "1",
+        ])
+        .arg("--tune-cache")
+        .arg(&bad_path)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        std::fs::read(&bad_path).unwrap(),
+        serde_json::to_vec(&bad).unwrap()
+    );
 }

@@ -39,14 +39,14 @@ fn compile(schema: &Value) -> jsonschema::Validator {
 
 fn run_validator() -> &'static jsonschema::Validator {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
-    V.get_or_init(|| compile(&load_schema("run-1.5.schema.json")))
+    V.get_or_init(|| compile(&load_schema("run-1.6.schema.json")))
 }
 
 /// The `row` definition of the run schema as a schema of its own.
 fn row_validator() -> &'static jsonschema::Validator {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
     V.get_or_init(|| {
-        let run = load_schema("run-1.5.schema.json");
+        let run = load_schema("run-1.6.schema.json");
         compile(&json!({
             "$schema": run["$schema"],
             "$defs": run["$defs"],
@@ -239,6 +239,12 @@ fn realistic_run() -> RunFile {
                 ci_target: 0.02,
                 probes: "full".into(),
                 ..RunOptions::default()
+            }),
+            tune_cache: Some(perfledger::runfile::TuneCacheRef {
+                path: "/home/u/.cache/perfledger/tune.json".into(),
+                sha256: "ab".repeat(32),
+                entries: 3,
+                notes: vec!["matmul.gpu.tiled.wgsl.f32-f32-f32 small: tuned 32x32x16/4x4".into()],
             }),
         },
     );
@@ -998,6 +1004,7 @@ fn this_machines_fingerprint_validates() {
             run_budget_s: Some(60.0),
             argv: vec![],
             options: None,
+            tune_cache: None,
         },
     );
     run.results = realistic_run().results;
@@ -1111,6 +1118,7 @@ fn committed_run_files_of_every_minor_are_read() {
     let v12 = compile(&load_schema("run-1.2.schema.json"));
     let v13 = compile(&load_schema("run-1.3.schema.json"));
     let v14 = compile(&load_schema("run-1.4.schema.json"));
+    let v15 = compile(&load_schema("run-1.5.schema.json"));
     let mut seen = BTreeMap::new();
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
@@ -1129,7 +1137,8 @@ fn committed_run_files_of_every_minor_are_read() {
             "perfledger.run/1.2" => &v12,
             "perfledger.run/1.3" => &v13,
             "perfledger.run/1.4" => &v14,
-            "perfledger.run/1.5" => run_validator(),
+            "perfledger.run/1.5" => &v15,
+            "perfledger.run/1.6" => run_validator(),
             other => panic!("{}: unexpected schema {other}", path.display()),
         };
         let errors: Vec<String> = validator

@@ -113,6 +113,91 @@ fn matmul_every_variant_and_dtype_verifies() {
     }
 }
 
+/// Tile configurations of the tuning space other than the default, covering every value of each
+/// tile parameter (tm/tn 4 and 8, bk 8/16/32, rectangular blocks) and the trusted module without
+/// runtime checks: each verifies on the odd shapes (1, 17, 200×300×129, B transposed, batched,
+/// padded) at f32 and at packed bf16 output (whole-word stores at the edges). Five pipelines per
+/// dtype on lavapipe.
+#[test]
+fn tiled_tuning_configurations_verify_on_odd_shapes() {
+    use perfledger_kernels::gpu::tune::{MatmulConfig, TiledConfig, TILED_SOFTWARE};
+    let Some(ctx) = gpu() else { return };
+    let shapes = [
+        MatmulProblem::new(1, 1, 1),
+        MatmulProblem::new(17, 17, 17),
+        MatmulProblem::new(200, 300, 129),
+        MatmulProblem::new(33, 65, 40)
+            .transposed_b()
+            .with_batch(2)
+            .with_leading_dims(41, 43, 67),
+    ];
+    let t = |bm, bn, bk, tm, tn| TiledConfig { bm, bn, bk, tm, tn };
+    let configs = [
+        (t(32, 32, 8, 4, 4), true),
+        (t(64, 128, 32, 8, 4), true),
+        (t(128, 64, 16, 4, 8), true),
+        (TILED_SOFTWARE, false),
+    ];
+    for (tiles, checks) in configs {
+        assert!(tiles.illegal(&ctx.limits).is_none(), "{tiles:?}");
+        for d in [DType::F32, DType::BF16] {
+            let k = GpuMatmul::new(Variant::Tiled, Precision::same(d))
+                .with_config(MatmulConfig::Tiled { tiles, checks });
+            check_matmul(&k, &shapes);
+        }
+    }
+}
+
+/// The patched-SPIR-V passthrough path (naga in-process → SPIR-V → barrier semantics patched →
+/// `create_shader_module_passthrough` with a layout derived from the module's bindings) builds
+/// and computes correctly on this adapter: `tiled` through it verifies like through WGSL. (The
+/// patch itself changes only Vulkan-memory-model modules, i.e. the coop ones, which lavapipe
+/// cannot run; `tiled` exercises everything else of the path.)
+#[test]
+fn patched_spirv_passthrough_pipelines_verify() {
+    use perfledger_kernels::gpu::tune::TILED_SOFTWARE;
+    let Some(ctx) = gpu() else { return };
+    if !ctx
+        .report
+        .features
+        .iter()
+        .any(|f| f == "PASSTHROUGH_SHADERS")
+    {
+        println!(
+            "{}: no PASSTHROUGH_SHADERS, path not tested",
+            ctx.report.name
+        );
+        return;
+    }
+    for d in [DType::F32, DType::BF16] {
+        let k = GpuMatmul::new(Variant::Tiled, Precision::same(d));
+        let spec = gmm::tiled_spec(d, d, TILED_SOFTWARE, true).patched_spirv(true);
+        for p in [
+            MatmulProblem::new(17, 17, 17),
+            MatmulProblem::new(200, 300, 129),
+            MatmulProblem::new(33, 65, 40).transposed_b().with_batch(2),
+        ] {
+            let prob = Problem::Matmul(p);
+            let ins = inputs(&prob, d, 5);
+            let mut prep = k
+                .prepare_with_spec(ctx.clone(), &p, &ins, &spec)
+                .unwrap_or_else(|e| panic!("{d} {p}: {e}"));
+            prep.poison().unwrap();
+            prep.run().unwrap();
+            let out = prep.output().unwrap();
+            let v = verify_matmul(
+                &p,
+                k.precision,
+                &ins[0],
+                &ins[1],
+                &out,
+                &VerifyOptions::default(),
+            );
+            assert_eq!(v.verdict, Verdict::Pass, "{d} {p}: {v:?}");
+        }
+    }
+}
+
 #[test]
 fn matmul_widening_output_verifies() {
     let Some(_ctx) = gpu() else { return };
@@ -288,6 +373,8 @@ fn cooperative_matrix_path_is_gated_by_the_adapter() {
                 },
                 ctx.report.subgroup_min_size.max(1),
                 gmm::CoopConvention::ALL[0],
+                perfledger_kernels::gpu::tune::COOP_DEFAULT,
+                true,
             );
             let e = ctx
                 .build_pipeline(&spec)

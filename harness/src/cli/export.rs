@@ -73,6 +73,7 @@ pub fn cmd_ingest_criterion(args: IngestCriterionArgs) -> Result<u8> {
             run_budget_s: None,
             argv: std::env::args().collect(),
             options: None,
+            tune_cache: None,
         },
     );
     run.complete = true;

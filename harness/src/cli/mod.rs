@@ -16,6 +16,7 @@ pub mod prices;
 pub mod report;
 pub mod run;
 pub mod summary;
+pub mod tune;
 
 pub use summary::format_summary;
 
@@ -107,6 +108,9 @@ pub enum Command {
     IngestCriterion(IngestCriterionArgs),
     /// Price files from maintained sources (`import-sky-catalog`).
     Prices(PricesArgs),
+    /// Time every legal configuration of the GPU matmul kernels on this adapter and keep the
+    /// fastest verified one per (adapter, driver, kernel, shape class) in the tune cache.
+    Tune(tune::TuneArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -253,6 +257,11 @@ pub struct RunArgs {
     /// GPU adapter for GPU rows: its index (as `perfledger env` lists them) or part of its name.
     #[arg(long, value_name = "INDEX|NAME")]
     pub gpu: Option<String>,
+    /// Tune cache (`perfledger tune`) for the GPU kernels' configurations (default: the user
+    /// cache's perfledger/tune.json or $PERFLEDGER_TUNE_CACHE, when it exists); entries for
+    /// another driver version are ignored. `none`: per-adapter defaults only.
+    #[arg(long, value_name = "FILE")]
+    pub tune_cache: Option<PathBuf>,
     /// Machine probes for measured ceilings.
     #[arg(long, value_enum, default_value_t = ProbeMode::Full)]
     pub probes: ProbeMode,
@@ -446,6 +455,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Command::Export(args) => export::cmd_export(args),
         Command::IngestCriterion(args) => export::cmd_ingest_criterion(args),
         Command::Prices(args) => prices::cmd_prices(args),
+        Command::Tune(args) => tune::cmd_tune(args),
     }
 }
 

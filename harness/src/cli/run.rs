@@ -65,6 +65,7 @@ fn run_options(args: &RunArgs) -> RunOptions {
         .to_string(),
         allow_software_gpu: args.allow_software_gpu,
         gpu: args.gpu.clone(),
+        tune_cache: args.tune_cache.as_ref().map(|p| p.display().to_string()),
         allow_test_kernels: args.allow_test_kernels,
     }
 }
@@ -82,6 +83,7 @@ fn validate_run(args: &RunArgs) -> Result<RunPlan> {
     let suite = Suite::load(&args.suite)?;
     // GPU options only (no driver is loaded until a GPU row asks for the device).
     env::gpu::configure(args.allow_software_gpu, args.gpu.as_deref()).map_err(usage)?;
+    load_tune_cache(args.tune_cache.as_deref())?;
     let dtypes = args
         .dtype
         .as_ref()
@@ -160,6 +162,57 @@ fn validate_run(args: &RunArgs) -> Result<RunPlan> {
         threads,
         out: args.out.clone(),
     })
+}
+
+/// The tune cache for the GPU kernels (`--tune-cache FILE`, `none`, or the default location when
+/// a file is there): read, checked and installed for the kernels to consult. A bad file is the
+/// user's input (exit 2, naming the file and the field).
+#[cfg(feature = "gpu")]
+fn load_tune_cache(arg: Option<&Path>) -> Result<()> {
+    use perfledger_kernels::gpu::tune::{self, InstalledCache, TuneCache};
+    tune::install(None);
+    let path = match arg {
+        Some(p) if p.as_os_str() == "none" => return Ok(()),
+        Some(p) => p.to_path_buf(),
+        None => match tune::default_cache_path().filter(|p| p.is_file()) {
+            Some(p) => p,
+            None => return Ok(()),
+        },
+    };
+    let bytes =
+        std::fs::read(&path).map_err(|e| usage(format!("--tune-cache {}: {e}", path.display())))?;
+    let cache =
+        TuneCache::from_slice(&bytes, &path).map_err(|e| usage(format!("--tune-cache {e}")))?;
+    let sha256 = crate::runfile::sha256_hex(&bytes);
+    tune::install(Some(InstalledCache::new(path, sha256, cache)));
+    Ok(())
+}
+
+#[cfg(not(feature = "gpu"))]
+fn load_tune_cache(arg: Option<&Path>) -> Result<()> {
+    match arg {
+        Some(p) if p.as_os_str() != "none" => Err(usage(
+            "--tune-cache: this perfledger was built without the `gpu` feature",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// What the run file records of the tune cache (path, hash, what the GPU rows did with it).
+#[cfg(feature = "gpu")]
+fn tune_cache_ref() -> Option<crate::runfile::TuneCacheRef> {
+    let c = perfledger_kernels::gpu::tune::installed()?;
+    Some(crate::runfile::TuneCacheRef {
+        path: c.path.display().to_string(),
+        sha256: c.sha256.clone(),
+        entries: c.cache.entries.len(),
+        notes: c.notes(),
+    })
+}
+
+#[cfg(not(feature = "gpu"))]
+fn tune_cache_ref() -> Option<crate::runfile::TuneCacheRef> {
+    None
 }
 
 /// Refuse an output path before any work: existing without --force, or not creatable.
@@ -511,6 +564,7 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
             run_budget_s: rp.runner.run_budget_s,
             argv,
             options: Some(run_options(&args)),
+            tune_cache: tune_cache_ref(),
         },
     );
     let out = rp.out.clone().unwrap_or_else(|| run.default_path());
@@ -634,6 +688,7 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
     }
     environment.finish(&steal);
     run.environment = environment;
+    run.config.tune_cache = tune_cache_ref();
     run.complete = !interrupted;
     // The final write honours --force: a file that appeared at --out during the run is kept
     // (never overwritten unforced), and the run goes beside it under its own id instead.

@@ -1,5 +1,6 @@
-//! Run files: one JSON document per run, schema `perfledger.run/1.4` (DESIGN.md "Result file",
-//! `results/README.md`, `results/schema/run-1.4.schema.json`; 1.4 added how each instance field was found (`environment.instance.found_by`) and the SkyPilot job of the run (`environment.instance.skypilot`); 1.3 added the options the run was
+//! Run files: one JSON document per run, schema `perfledger.run/1.6` (DESIGN.md "Result file",
+//! `results/README.md`, `results/schema/run-1.6.schema.json`; 1.6 added the tune cache a run used
+//! (`config.tune_cache`); 1.5 in-process peer rows; 1.4 added how each instance field was found (`environment.instance.found_by`) and the SkyPilot job of the run (`environment.instance.skypilot`); 1.3 added the options the run was
 //! made with (`config.options`, what `compare` checks as configuration) and each measured row's
 //! machine noise (`noise`: steal time and run queue while it sampled); 1.1 added the optional after-rows
 //! probes of `measured_ceilings`; 1.2 the compute unit of every measured row's kernel
@@ -35,9 +36,9 @@ use time::{OffsetDateTime, UtcOffset};
 /// The name part of the run-file schema string.
 pub const SCHEMA_NAME: &str = "perfledger.run";
 /// The schema string this build writes.
-pub const SCHEMA: &str = "perfledger.run/1.5";
+pub const SCHEMA: &str = "perfledger.run/1.6";
 /// The version this build writes and reads (with older minors of the same major).
-pub const VERSION: SchemaVersion = SchemaVersion::new(1, 5);
+pub const VERSION: SchemaVersion = SchemaVersion::new(1, 6);
 /// Where runs go by default (relative to the working directory; git-ignored).
 pub const RUNS_DIR: &str = "results/runs";
 
@@ -136,6 +137,32 @@ pub struct RunConfig {
     /// seed and the build features, the run's configuration as `compare` checks it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<RunOptions>,
+    /// The tune cache the GPU kernels' configurations came from (1.6; absent when none was
+    /// used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tune_cache: Option<TuneCacheRef>,
+}
+
+/// The tune cache a run used (`perfledger.tune/1`, written by `perfledger tune`) (1.6).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TuneCacheRef {
+    /// Where it was read from.
+    pub path: String,
+    /// SHA-256 of the file's bytes (lowercase hex).
+    pub sha256: String,
+    /// Entries in it (for every adapter).
+    pub entries: usize,
+    /// Per (kernel, shape class) asked about: `tuned <configuration>`, or why the default was
+    /// used (no entry for this adapter; an entry for another driver version, ignored).
+    pub notes: Vec<String>,
+}
+
+/// SHA-256 of `bytes`, lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(bytes);
+    d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What the user chose for a run, beyond the suite, seed and budgets (1.3). Defaults are
@@ -169,6 +196,9 @@ pub struct RunOptions {
     pub allow_software_gpu: bool,
     /// `--gpu` as given.
     pub gpu: Option<String>,
+    /// `--tune-cache` as given (1.6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tune_cache: Option<String>,
     /// `--allow-test-kernels`.
     pub allow_test_kernels: bool,
 }

@@ -385,6 +385,9 @@ pub fn wanted_features() -> wgpu::Features {
         | wgpu::Features::SUBGROUP
         | wgpu::Features::SUBGROUP_BARRIER
         | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
+        // SPIR-V built in-process and patched (kernels/src/gpu/spirv.rs): the staged coop GEMM
+        // with barriers that carry MakeAvailable/MakeVisible.
+        | wgpu::Features::PASSTHROUGH_SHADERS
 }
 
 /// An open device on the selected adapter, shared by every GPU kernel of the process.

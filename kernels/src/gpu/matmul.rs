@@ -7,6 +7,7 @@ use crate::gpu::context::{self, GpuContext};
 use crate::gpu::pipelines::can_build;
 use crate::gpu::shaders::{CoopShape, Shader, Specialization};
 use crate::gpu::timing::GpuRun;
+use crate::gpu::tune::ConfigSource;
 use crate::kernel::{
     Backend, DeviceTiming, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Support,
 };
@@ -51,32 +52,10 @@ pub fn convert_spec(output: DType) -> Specialization {
         .override_("WG", CONVERT_WG)
 }
 
-/// Tile configuration of `tiled` (see the shader header for legal ranges). 64×64×16 with 8×8 per
-/// thread: on lavapipe 1.3–1.4 GFLOP/s at 512³ for every dtype with about 3 s of cold JIT per
-/// pipeline (../shared/notes/WGPU30.md §3; results/gpu-lavapipe.md); 128×128 tiles were 2×
-/// faster there but cost 8–11 s of JIT each.
-pub const TILED: TiledConfig = TiledConfig {
-    bm: 64,
-    bn: 64,
-    bk: 16,
-    tm: 8,
-    tn: 8,
-};
-
 /// `naive` workgroup: 16 × 16 threads, each one row × two columns.
 pub const NAIVE_WG: (u32, u32) = (16, 16);
 
-/// Cooperative blocks per workgroup (BLK_ROWS × BLK_COLS), each a 2T × 2T block of one subgroup.
-pub const COOP_BLOCKS: (u32, u32) = (2, 2);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TiledConfig {
-    pub bm: u32,
-    pub bn: u32,
-    pub bk: u32,
-    pub tm: u32,
-    pub tn: u32,
-}
+pub use crate::gpu::tune::{CoopBlocks, MatmulConfig, Staging, TiledConfig};
 
 /// The GPU matmul variants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -110,24 +89,43 @@ pub fn gpu_precisions() -> Vec<(DType, DType)> {
     v
 }
 
+/// `naive` (the module declares the workgroup tiles of `tiled` too: the smallest legal ones).
 pub fn naive_spec(input: DType, output: DType) -> Specialization {
-    with_tile_consts(Specialization::new(Shader::Matmul, "naive").types(input, output))
-        .override_("WG_X", NAIVE_WG.0)
-        .override_("WG_Y", NAIVE_WG.1)
+    with_tile_consts(
+        Specialization::new(Shader::Matmul, "naive").types(input, output),
+        NAIVE_TILES,
+    )
+    .override_("WG_X", NAIVE_WG.0)
+    .override_("WG_Y", NAIVE_WG.1)
 }
 
-fn with_tile_consts(s: Specialization) -> Specialization {
-    s.konst("BM", TILED.bm)
-        .konst("BN", TILED.bn)
-        .konst("BK", TILED.bk)
-        .konst("TM", TILED.tm)
-        .konst("TN", TILED.tn)
+/// The array-sizing tile constants `naive`'s module carries unused (it shares the file).
+const NAIVE_TILES: TiledConfig = TiledConfig {
+    bm: 16,
+    bn: 16,
+    bk: 4,
+    tm: 4,
+    tn: 4,
+};
+
+fn with_tile_consts(s: Specialization, t: TiledConfig) -> Specialization {
+    s.konst("BM", t.bm)
+        .konst("BN", t.bn)
+        .konst("BK", t.bk)
+        .konst("TM", t.tm)
+        .konst("TN", t.tn)
 }
 
-pub fn tiled_spec(input: DType, output: DType) -> Specialization {
-    with_tile_consts(Specialization::new(Shader::Matmul, "tiled").types(input, output))
-        .override_("WG_X", TILED.bn / TILED.tn)
-        .override_("WG_Y", TILED.bm / TILED.tm)
+/// `tiled` with tiles `t`; `checks: false` builds a trusted module without wgpu's runtime
+/// bounds checks.
+pub fn tiled_spec(input: DType, output: DType, t: TiledConfig, checks: bool) -> Specialization {
+    with_tile_consts(
+        Specialization::new(Shader::Matmul, "tiled").types(input, output),
+        t,
+    )
+    .override_("WG_X", t.bn / t.tn)
+    .override_("WG_Y", t.bm / t.tm)
+    .runtime_checks(checks)
 }
 
 /// Which cooperative load/store builtin reads/writes row-major memory, per role: `true` means the
@@ -165,18 +163,43 @@ impl CoopConvention {
 /// The coop matmul (f32 stores; f16 output adds [`convert_spec`]) for tile configuration `shape`
 /// on an adapter whose smallest subgroup has `subgroup_min` invocations, with load/store
 /// convention `conv`.
-pub fn coop_spec(shape: CoopShape, subgroup_min: u32, conv: CoopConvention) -> Specialization {
-    let slots = COOP_BLOCKS.0 * COOP_BLOCKS.1;
-    Specialization::new(Shader::Coop, "coop")
+pub fn coop_spec(
+    shape: CoopShape,
+    subgroup_min: u32,
+    conv: CoopConvention,
+    blocks: CoopBlocks,
+    checks: bool,
+) -> Specialization {
+    coop_spec_staged(shape, subgroup_min, conv, blocks, checks, Staging::Direct)
+}
+
+/// [`coop_spec`] with the tiles' path: `coop` (direct loads) or `coop_staged` (workgroup
+/// memory), the latter optionally from patched SPIR-V.
+pub fn coop_spec_staged(
+    shape: CoopShape,
+    subgroup_min: u32,
+    conv: CoopConvention,
+    blocks: CoopBlocks,
+    checks: bool,
+    staging: Staging,
+) -> Specialization {
+    let slots = blocks.slots();
+    let entry = match staging {
+        Staging::Direct => "coop",
+        Staging::Workgroup | Staging::WorkgroupPatched => "coop_staged",
+    };
+    Specialization::new(Shader::Coop, entry)
         .types(DType::F16, DType::F32)
-        .konst("BLK_ROWS", COOP_BLOCKS.0)
-        .konst("BLK_COLS", COOP_BLOCKS.1)
+        .konst("BLK_ROWS", blocks.blk_rows)
+        .konst("BLK_COLS", blocks.blk_cols)
         .konst("SLOTS", slots)
         .flag("A_LOAD_T", conv.a_t)
         .flag("B_LOAD_T", conv.b_t)
         .flag("C_STORE_T", conv.c_t)
         .coop(shape)
         .override_("WG", slots * subgroup_min.max(1))
+        .runtime_checks(checks)
+        .patched_spirv(staging == Staging::WorkgroupPatched)
 }
 
 fn subgroup_min(ctx: &GpuContext) -> u32 {
@@ -191,14 +214,35 @@ fn subgroup_min(ctx: &GpuContext) -> u32 {
 pub fn coop_self_check(ctx: &Arc<GpuContext>, conv: CoopConvention) -> Result<usize, KernelError> {
     let shape =
         coop_shape(ctx).ok_or_else(|| KernelError::Other("no coop configuration".into()))?;
+    let spec = coop_spec(
+        shape,
+        subgroup_min(ctx),
+        conv,
+        crate::gpu::tune::COOP_DEFAULT,
+        true,
+    );
+    coop_check_spec(ctx, &spec, 1)
+}
+
+/// Run a coop specialization on small non-commuting integer problems (exact in f16 and f32),
+/// with B stored both ways and `k_steps` × T deep (several K steps exercise the staged path's
+/// double buffer); returns the number of wrong output elements.
+fn coop_check_spec(
+    ctx: &Arc<GpuContext>,
+    spec: &Specialization,
+    k_steps: usize,
+) -> Result<usize, KernelError> {
+    let shape = spec
+        .coop
+        .ok_or_else(|| KernelError::Other("not a coop specialization".into()))?;
     let t = shape.t as usize;
     let precision = Precision::widening(DType::F16);
-    let spec = coop_spec(shape, subgroup_min(ctx), conv);
     let kern = GpuMatmul::new(Variant::Coop, precision);
     let mut wrong = 0;
     for trans_b in [false, true] {
-        // Two blocks across (n = 4T) so a swapped block order shows too.
-        let mut p = MatmulProblem::new(2 * t, 4 * t, 2 * t);
+        // Two blocks across (n = 4T) so a swapped block order shows too; rows past the
+        // workgroup's block (m = 3T) go through the edge path.
+        let mut p = MatmulProblem::new(3 * t, 4 * t, 2 * t * k_steps);
         if trans_b {
             p = p.transposed_b();
         }
@@ -219,8 +263,8 @@ pub fn coop_self_check(ctx: &Arc<GpuContext>, conv: CoopConvention) -> Result<us
             Arc::new(Tensor::from_f32(DType::F16, &a)),
             Arc::new(Tensor::from_f32(DType::F16, &b)),
         ];
-        let layout = Layout::new(&p, precision, Variant::Coop, &spec);
-        let mut prep = kern.prepare_spec(ctx.clone(), &p, &ins, &spec, layout)?;
+        let layout = Layout::new(&p, precision, spec);
+        let mut prep = kern.prepare_spec(ctx.clone(), &p, &ins, spec, layout)?;
         prep.run()?;
         let out = prep.output()?.to_f64();
         for r in 0..p.m {
@@ -267,6 +311,49 @@ pub fn coop_convention(ctx: &Arc<GpuContext>) -> Result<CoopConvention, String> 
     result
 }
 
+/// The staged-load self-check (`prepare` runs it once per adapter and staging mode before any
+/// staged configuration is used): the staged coop GEMM on small integer problems, four K steps
+/// deep, under the adapter's load/store convention. `Err` says how many elements were wrong (a
+/// stale read through workgroup memory shows as wrong elements), and the configuration is then
+/// unsupported on this adapter, never timed.
+pub fn staged_check(ctx: &Arc<GpuContext>, staging: Staging) -> Result<(), String> {
+    type Cache = Vec<((usize, Staging), Result<(), String>)>;
+    static CACHE: std::sync::Mutex<Cache> = std::sync::Mutex::new(Vec::new());
+    let key = (ctx.report.index, staging);
+    let mut cache = CACHE
+        .lock()
+        .map_err(|_| "staged check cache lock poisoned")?;
+    if let Some((_, r)) = cache.iter().find(|(k, _)| *k == key) {
+        return r.clone();
+    }
+    let result = (|| {
+        let shape = coop_shape(ctx).ok_or("no coop configuration")?;
+        let conv = coop_convention(ctx)?;
+        let spec = coop_spec_staged(
+            shape,
+            subgroup_min(ctx),
+            conv,
+            crate::gpu::tune::COOP_DEFAULT,
+            true,
+            staging,
+        );
+        match coop_check_spec(ctx, &spec, 4) {
+            Ok(0) => Ok(()),
+            Ok(w) => Err(format!(
+                "the staged-load self-check ({}) got {w} wrong elements: workgroup memory \
+                 read stale values on this adapter",
+                staging.name()
+            )),
+            Err(e) => Err(format!(
+                "the staged-load self-check ({}) could not run: {e}",
+                staging.name()
+            )),
+        }
+    })();
+    cache.push((key, result.clone()));
+    result
+}
+
 /// The adapter's cooperative configuration for f16 × f16 + f32 with square tiles of 8 or 16
 /// (the shapes wgpu 30's `coop_mat8x8`/`coop_mat16x16` express), the larger preferred.
 pub fn coop_shape(ctx: &GpuContext) -> Option<CoopShape> {
@@ -287,15 +374,93 @@ pub const COOP_TILES: [u32; 2] = [8, 16];
 /// Subgroup sizes the shaders are specialized for across adapters (lavapipe 8, NVIDIA 32, AMD 64).
 pub const SUBGROUP_SIZES: [u32; 3] = [8, 32, 64];
 
-/// A GPU matmul variant at one precision.
+/// A GPU matmul variant at one precision. Its configuration (tiles, blocks) is chosen per
+/// adapter and problem ([`crate::gpu::tune::choose`]) unless set with [`with_config`](Self::with_config).
 pub struct GpuMatmul {
     pub variant: Variant,
     pub precision: Precision,
+    pub config: Option<MatmulConfig>,
 }
 
 impl GpuMatmul {
     pub fn new(variant: Variant, precision: Precision) -> Self {
-        GpuMatmul { variant, precision }
+        GpuMatmul {
+            variant,
+            precision,
+            config: None,
+        }
+    }
+
+    /// This kernel with a fixed configuration (what `tune` times); it must be of the kernel's
+    /// kind (tiles for `tiled`, blocks for `coop`).
+    pub fn with_config(mut self, c: MatmulConfig) -> Self {
+        self.config = Some(c);
+        self
+    }
+
+    /// A configuration of this kernel's kind (`None` for `naive`, which has none to tune).
+    pub fn config_kind(&self) -> Option<MatmulConfig> {
+        match self.variant {
+            Variant::Naive => None,
+            Variant::Tiled => Some(MatmulConfig::Tiled {
+                tiles: crate::gpu::tune::TILED_SOFTWARE,
+                checks: true,
+            }),
+            Variant::Coop => Some(MatmulConfig::Coop {
+                blocks: crate::gpu::tune::COOP_DEFAULT,
+                checks: true,
+                staging: Staging::Direct,
+            }),
+        }
+    }
+
+    /// Every configuration `tune` may time for this kernel on an adapter with these limits and
+    /// subgroup size (legal ones only), the default first; each with and without runtime checks
+    /// for the default tiles only (the checks' cost is a property of the module, not the tiles).
+    pub fn config_space(&self, limits: &wgpu::Limits, subgroup: u32) -> Vec<MatmulConfig> {
+        let mut v = Vec::new();
+        match self.variant {
+            Variant::Naive => {}
+            Variant::Tiled => {
+                for (i, t) in crate::gpu::tune::tiled_space().into_iter().enumerate() {
+                    if t.illegal(limits).is_none() {
+                        v.push(MatmulConfig::Tiled {
+                            tiles: t,
+                            checks: true,
+                        });
+                        if i < 2 {
+                            v.push(MatmulConfig::Tiled {
+                                tiles: t,
+                                checks: false,
+                            });
+                        }
+                    }
+                }
+            }
+            Variant::Coop => {
+                // Direct loads first (every block configuration), then both staged forms: the
+                // options of the staging question side by side in one session.
+                for staging in Staging::ALL {
+                    for (i, b) in crate::gpu::tune::coop_space().into_iter().enumerate() {
+                        if b.illegal(subgroup, limits).is_none() {
+                            v.push(MatmulConfig::Coop {
+                                blocks: b,
+                                checks: true,
+                                staging,
+                            });
+                            if i == 0 {
+                                v.push(MatmulConfig::Coop {
+                                    blocks: b,
+                                    checks: false,
+                                    staging,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        v
     }
 
     /// Every registered GPU matmul.
@@ -319,17 +484,52 @@ impl GpuMatmul {
     /// Every specialization this kernel may build, with the adapter-dependent values (coop tile
     /// edge, subgroup size, load/store convention) at every value they may take: what the
     /// CPU-only shader validation compiles.
+    /// Every tile configuration of the tuning space that is legal under generous limits
+    /// ([`crate::gpu::tune::validation_limits`]) is listed.
     pub fn specializations(&self) -> Vec<Specialization> {
         let (i, o) = (self.precision.input, self.precision.output);
+        let lim = crate::gpu::tune::validation_limits();
         match self.variant {
             Variant::Naive => vec![naive_spec(i, o)],
-            Variant::Tiled => vec![tiled_spec(i, o)],
+            Variant::Tiled => self
+                .config_space(&lim, 32)
+                .into_iter()
+                .filter_map(|c| match c {
+                    MatmulConfig::Tiled { tiles, checks } => Some(tiled_spec(i, o, tiles, checks)),
+                    MatmulConfig::Coop { .. } => None,
+                })
+                .collect(),
             Variant::Coop => {
                 let mut v = Vec::new();
                 for t in COOP_TILES {
                     for sg in SUBGROUP_SIZES {
                         for conv in CoopConvention::ALL {
-                            v.push(coop_spec(CoopShape { t, acc: DType::F32 }, sg, conv));
+                            v.push(coop_spec(
+                                CoopShape { t, acc: DType::F32 },
+                                sg,
+                                conv,
+                                crate::gpu::tune::COOP_DEFAULT,
+                                true,
+                            ));
+                        }
+                        // Every block configuration legal at this subgroup size, under the
+                        // convention NVIDIA's Vulkan driver takes (all `T`).
+                        for c in self.config_space(&lim, sg) {
+                            if let MatmulConfig::Coop {
+                                blocks,
+                                checks,
+                                staging,
+                            } = c
+                            {
+                                v.push(coop_spec_staged(
+                                    CoopShape { t, acc: DType::F32 },
+                                    sg,
+                                    CoopConvention::ALL[0],
+                                    blocks,
+                                    checks,
+                                    staging,
+                                ));
+                            }
                         }
                     }
                 }
@@ -341,12 +541,46 @@ impl GpuMatmul {
         }
     }
 
-    fn spec(&self, ctx: &Arc<GpuContext>) -> Result<Specialization, String> {
+    /// The configuration for `p` on `ctx` and where it came from: the fixed one, else the
+    /// installed tune cache's entry, else the per-adapter default.
+    fn config_for(
+        &self,
+        ctx: &GpuContext,
+        p: &MatmulProblem,
+    ) -> Option<(MatmulConfig, ConfigSource)> {
+        let like = self.config_kind()?;
+        Some(match self.config {
+            Some(c) => (c, ConfigSource::Explicit),
+            None => crate::gpu::tune::choose(&self.identity().id(), &like, p, ctx),
+        })
+    }
+
+    fn spec(
+        &self,
+        ctx: &Arc<GpuContext>,
+        p: &MatmulProblem,
+    ) -> Result<(Specialization, Option<ConfigSource>), String> {
         let (i, o) = (self.precision.input, self.precision.output);
-        Ok(match self.variant {
-            Variant::Naive => naive_spec(i, o),
-            Variant::Tiled => tiled_spec(i, o),
-            Variant::Coop => {
+        let chosen = self.config_for(ctx, p);
+        if let Some((c, _)) = &chosen {
+            if let Some(why) = crate::gpu::tune::illegal_here(c, ctx) {
+                return Err(format!("configuration {}: {why}", c.label()));
+            }
+        }
+        let source = chosen.map(|(_, s)| s);
+        let config = chosen.map(|(c, _)| c);
+        let spec = match (self.variant, config) {
+            (Variant::Tiled, Some(MatmulConfig::Tiled { tiles, checks })) => {
+                tiled_spec(i, o, tiles, checks)
+            }
+            (
+                Variant::Coop,
+                Some(MatmulConfig::Coop {
+                    blocks,
+                    checks,
+                    staging,
+                }),
+            ) => {
                 let shape = coop_shape(ctx).ok_or_else(|| {
                     let have = if ctx.report.coop.is_empty() {
                         "none".to_string()
@@ -364,9 +598,21 @@ impl GpuMatmul {
                         ctx.report.name
                     )
                 })?;
-                coop_spec(shape, subgroup_min(ctx), coop_convention(ctx)?)
+                let conv = coop_convention(ctx)?;
+                if staging != Staging::Direct {
+                    staged_check(ctx, staging)?;
+                }
+                coop_spec_staged(shape, subgroup_min(ctx), conv, blocks, checks, staging)
             }
-        })
+            (Variant::Naive, _) => naive_spec(i, o),
+            (v, c) => {
+                return Err(format!(
+                    "configuration {c:?} is not one of the {} kernel",
+                    v.name()
+                ))
+            }
+        };
+        Ok((spec, source))
     }
 
     /// Everything that can be decided without allocating: context, features, shape limits.
@@ -374,9 +620,9 @@ impl GpuMatmul {
         &self,
         ctx: &Arc<GpuContext>,
         p: &MatmulProblem,
-    ) -> Result<(Specialization, Layout), String> {
+    ) -> Result<(Specialization, Option<ConfigSource>, Layout), String> {
         p.validate().map_err(|e| e.to_string())?;
-        let spec = self.spec(ctx)?;
+        let (spec, source) = self.spec(ctx, p)?;
         can_build(ctx, &spec).map_err(|e| e.to_string())?;
         if let Specialization {
             coop: Some(shape), ..
@@ -399,7 +645,7 @@ impl GpuMatmul {
                 ));
             }
         }
-        let layout = Layout::new(p, self.precision, self.variant, &spec);
+        let layout = Layout::new(p, self.precision, &spec);
         let in_b = self.precision.input.size_bytes() as u64;
         let out_b = self.precision.output.size_bytes() as u64;
         for (what, elems, bytes) in [
@@ -422,7 +668,7 @@ impl GpuMatmul {
                 .map_err(|e| e.to_string())?;
         }
         ctx.check_grid(layout.grid).map_err(|e| e.to_string())?;
-        Ok((spec, layout))
+        Ok((spec, source, layout))
     }
 }
 
@@ -438,33 +684,29 @@ struct Layout {
 }
 
 impl Layout {
-    fn new(
-        p: &MatmulProblem,
-        precision: Precision,
-        variant: Variant,
-        spec: &Specialization,
-    ) -> Self {
+    fn new(p: &MatmulProblem, precision: Precision, spec: &Specialization) -> Self {
         let ldc_out = if precision.output == DType::BF16 {
             p.n.div_ceil(2) * 2
         } else {
             p.ldc
         };
         let div = |a: usize, b: u32| a.div_ceil(b as usize).min(u32::MAX as usize) as u32;
-        let grid = match variant {
-            Variant::Naive => [
+        let grid = match (spec.entry, spec.coop) {
+            (_, Some(c)) => [
+                div(p.n, 2 * c.t * spec.konst_value("BLK_COLS")),
+                div(p.m, 2 * c.t * spec.konst_value("BLK_ROWS")),
+                p.batch as u32,
+            ],
+            ("tiled", None) => [
+                div(p.n, spec.konst_value("BN")),
+                div(p.m, spec.konst_value("BM")),
+                p.batch as u32,
+            ],
+            _ => [
                 div(p.n.div_ceil(2), NAIVE_WG.0),
                 div(p.m, NAIVE_WG.1),
                 p.batch as u32,
             ],
-            Variant::Tiled => [div(p.n, TILED.bn), div(p.m, TILED.bm), p.batch as u32],
-            Variant::Coop => {
-                let t = spec.coop.map(|c| c.t).unwrap_or(16);
-                [
-                    div(p.n, 2 * t * COOP_BLOCKS.1),
-                    div(p.m, 2 * t * COOP_BLOCKS.0),
-                    p.batch as u32,
-                ]
-            }
         };
         let scratch_len = match spec.coop {
             Some(c) => c.t as usize * ldc_out + c.t as usize,
@@ -490,16 +732,12 @@ impl Kernel for GpuMatmul {
                 put("wg_x", NAIVE_WG.0);
                 put("wg_y", NAIVE_WG.1);
             }
-            Variant::Tiled => {
-                put("bm", TILED.bm);
-                put("bn", TILED.bn);
-                put("bk", TILED.bk);
-                put("tm", TILED.tm);
-                put("tn", TILED.tn);
-            }
-            Variant::Coop => {
-                put("blk_rows", COOP_BLOCKS.0);
-                put("blk_cols", COOP_BLOCKS.1);
+            // The configuration depends on the adapter and the problem: the row's params get
+            // it when the kernel is prepared (`chosen_params`), with `config_source`.
+            Variant::Tiled | Variant::Coop => {
+                if let Some(c) = self.config {
+                    params.extend(c.params());
+                }
             }
         }
         KernelIdentity {
@@ -561,12 +799,12 @@ impl GpuMatmul {
         let Problem::Matmul(p) = problem else {
             return Err(KernelError::Other(format!("{id}: not a matmul")));
         };
-        let (spec, layout) = self
-            .check(&ctx, p)
-            .map_err(|reason| KernelError::Unsupported {
-                kernel: id.clone(),
-                reason: reason.to_string(),
-            })?;
+        let (spec, source, layout) =
+            self.check(&ctx, p)
+                .map_err(|reason| KernelError::Unsupported {
+                    kernel: id.clone(),
+                    reason: reason.to_string(),
+                })?;
         if inputs.len() != 2 {
             return Err(KernelError::Other(format!("{id}: expects 2 inputs (A, B)")));
         }
@@ -581,7 +819,40 @@ impl GpuMatmul {
             }
         }
         p.check_buffers(inputs[0].len(), inputs[1].len(), p.c_len())?;
-        self.prepare_spec(ctx, p, inputs, &spec, layout)
+        let mut prepared = self.prepare_spec(ctx, p, inputs, &spec, layout)?;
+        if self.variant == Variant::Naive {
+            // Its module carries tile constants it does not use.
+            for k in ["bm", "bn", "bk", "tm", "tn"] {
+                prepared.chosen.remove(k);
+            }
+        }
+        if let Some(s) = source {
+            prepared
+                .chosen
+                .insert("config_source".into(), s.name().into());
+        }
+        Ok(prepared)
+    }
+
+    /// Prepare with a given specialization of this kernel's shader (tests and diagnostics: e.g.
+    /// `tiled` built through the patched-SPIR-V passthrough path on any Vulkan adapter). The
+    /// problem and inputs are checked as in [`prepare_on`](Self::prepare_on).
+    pub fn prepare_with_spec(
+        &self,
+        ctx: Arc<GpuContext>,
+        p: &MatmulProblem,
+        inputs: &[Arc<Tensor>],
+        spec: &Specialization,
+    ) -> Result<PreparedMatmul, KernelError> {
+        p.validate()?;
+        if inputs.len() != 2 || inputs.iter().any(|t| t.dtype() != self.precision.input) {
+            return Err(KernelError::Other(
+                "expects 2 inputs (A, B) of the kernel's input type".into(),
+            ));
+        }
+        p.check_buffers(inputs[0].len(), inputs[1].len(), p.c_len())?;
+        let layout = Layout::new(p, self.precision, spec);
+        self.prepare_spec(ctx, p, inputs, spec, layout)
     }
 
     /// Allocate, upload and bind for an already checked specialization.

@@ -5,7 +5,8 @@
 //! - [`shaders`]: the WGSL sources, the generated prelude, naga validation;
 //! - [`pipelines`]: the pipeline cache keyed by (shader, specialization);
 //! - [`timing`]: timestamp queries with the wall clock as fallback and cross-check;
-//! - [`matmul`], [`attention`]: the kernels; [`probe`]: the ceilings.
+//! - [`matmul`], [`attention`]: the kernels; [`probe`]: the ceilings;
+//! - [`tune`]: configurations per adapter, the tune cache (`perfledger.tune/1`).
 //!
 //! Nothing here touches wgpu until a kernel is asked whether it runs ([`Kernel::supports`]) or
 //! prepared, so CPU-only commands never load a GPU driver.
@@ -18,7 +19,9 @@ pub mod matmul;
 pub mod pipelines;
 pub mod probe;
 pub mod shaders;
+pub mod spirv;
 pub mod timing;
+pub mod tune;
 
 pub use context::{configure, GpuContext, GpuOptions, GpuSelect};
 

@@ -94,16 +94,29 @@ impl GpuContext {
         spec: &Specialization,
     ) -> Result<wgpu::ComputePipeline, KernelError> {
         self.alive()?;
+        if spec.patched_spirv {
+            return self.build_patched(spec);
+        }
         let key = spec.key();
         let src = spec.source();
         let constants: Vec<(&str, f64)> = spec.overrides.iter().map(|(k, v)| (*k, *v)).collect();
         self.scoped(&format!("creating pipeline {key}"), || {
-            let module = self
-                .device
-                .create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(&key),
-                    source: wgpu::ShaderSource::Wgsl(src.as_str().into()),
-                });
+            let desc = wgpu::ShaderModuleDescriptor {
+                label: Some(&key),
+                source: wgpu::ShaderSource::Wgsl(src.as_str().into()),
+            };
+            let module = if spec.runtime_checks {
+                self.device.create_shader_module(desc)
+            } else {
+                // SAFETY: only specializations whose every storage and workgroup access is in
+                // range by construction ask for this (tiled, coop: the host checks every buffer
+                // against the problem's extents before dispatch, the shaders test m, n, k at
+                // the edges, and every loop is bounded by uniform values).
+                unsafe {
+                    self.device
+                        .create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
+                }
+            };
             self.device
                 .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                     label: Some(&key),
@@ -113,6 +126,107 @@ impl GpuContext {
                     compilation_options: wgpu::PipelineCompilationOptions {
                         constants: &constants,
                         // Every shader writes workgroup memory before reading it.
+                        zero_initialize_workgroup_memory: false,
+                    },
+                    cache: None,
+                })
+        })
+    }
+}
+
+impl GpuContext {
+    /// A pipeline from SPIR-V written by naga in-process with its barriers patched
+    /// ([`crate::gpu::spirv::patch_barrier_semantics`]), created as a passthrough module with an
+    /// explicit layout derived from the module's bindings (a passthrough module has no
+    /// reflection). Overrides are resolved by naga before writing, so none are passed here.
+    fn build_patched(&self, spec: &Specialization) -> Result<wgpu::ComputePipeline, KernelError> {
+        let key = spec.key();
+        if !self.has(wgpu::Features::PASSTHROUGH_SHADERS) {
+            return Err(GpuError::Unsupported(format!(
+                "{} has no PASSTHROUGH_SHADERS (patched SPIR-V modules)",
+                self.report.name
+            ))
+            .into());
+        }
+        if !self.report.backend.eq_ignore_ascii_case("vulkan") {
+            return Err(GpuError::Unsupported(format!(
+                "patched SPIR-V needs the Vulkan backend ({} runs {})",
+                self.report.name, self.report.backend
+            ))
+            .into());
+        }
+        // naga's defaults: no bounds-check code (every access is in range by construction, as
+        // for the trusted modules), no workgroup zeroing (the shaders write before they read).
+        let options = naga::back::spv::Options {
+            bounds_check_policies: naga::proc::BoundsCheckPolicies::default(),
+            zero_initialize_workgroup_memory:
+                naga::back::spv::ZeroInitializeWorkgroupMemoryMode::None,
+            ..Default::default()
+        };
+        let mut words = crate::gpu::shaders::spirv_words(spec, &options)
+            .map_err(|e| KernelError::Other(format!("{key}: {e}")))?;
+        crate::gpu::spirv::patch_barrier_semantics(&mut words)
+            .map_err(|e| KernelError::Other(format!("{key}: patching SPIR-V: {e}")))?;
+        let entries = crate::gpu::shaders::bindings(spec)
+            .map_err(|e| KernelError::Other(format!("{key}: {e}")))?;
+        let wg = spec
+            .overrides
+            .iter()
+            .find(|(k, _)| *k == "WG" || *k == "WG_X")
+            .map(|(_, v)| *v as u32)
+            .unwrap_or(1);
+        self.scoped(&format!("creating patched pipeline {key}"), || {
+            let layout_entries: Vec<wgpu::BindGroupLayoutEntry> = entries
+                .iter()
+                .map(|&(binding, ty)| wgpu::BindGroupLayoutEntry {
+                    binding,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                })
+                .collect();
+            let bgl = self
+                .device
+                .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some(&key),
+                    entries: &layout_entries,
+                });
+            let layout = self
+                .device
+                .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: Some(&key),
+                    bind_group_layouts: &[Some(&bgl)],
+                    immediate_size: 0,
+                });
+            let entry_points = [wgpu::PassthroughShaderEntryPoint {
+                name: spec.entry.into(),
+                workgroup_size: (wg, 1, 1),
+            }];
+            // SAFETY: the SPIR-V is naga's own output for a module naga validated, changed only
+            // in barrier memory semantics (bits the Vulkan memory model defines for barriers),
+            // and the layout is derived from the same module's bindings.
+            let module = unsafe {
+                self.device.create_shader_module_passthrough(
+                    wgpu::ShaderModuleDescriptorPassthrough {
+                        label: Some(&key),
+                        entry_points: std::borrow::Cow::Borrowed(&entry_points),
+                        spirv: Some(std::borrow::Cow::Borrowed(&words)),
+                        ..Default::default()
+                    },
+                )
+            };
+            self.device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(&key),
+                    layout: Some(&layout),
+                    module: &module,
+                    entry_point: Some(spec.entry),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants: &[],
                         zero_initialize_workgroup_memory: false,
                     },
                     cache: None,

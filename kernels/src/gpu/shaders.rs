@@ -84,6 +84,14 @@ pub struct Specialization {
     pub coop: Option<CoopShape>,
     /// Pipeline-overridable constants (workgroup sizes).
     pub overrides: Vec<(&'static str, f64)>,
+    /// wgpu's runtime checks (bounds checks, loop bounding) in the module; `false` builds a
+    /// trusted module (`create_shader_module_trusted`), for shaders whose every access is in
+    /// range by construction (the host sizes buffers and dispatch, the shader tests its edges).
+    pub runtime_checks: bool,
+    /// Build the module from SPIR-V that naga writes in-process, with every barrier's memory
+    /// semantics given MakeAvailable/MakeVisible ([`crate::gpu::spirv`]), handed to the driver
+    /// as a passthrough module (needs `Features::PASSTHROUGH_SHADERS`).
+    pub patched_spirv: bool,
 }
 
 impl Specialization {
@@ -97,7 +105,28 @@ impl Specialization {
             flags: Vec::new(),
             coop: None,
             overrides: Vec::new(),
+            runtime_checks: true,
+            patched_spirv: false,
         }
+    }
+
+    pub fn patched_spirv(mut self, on: bool) -> Self {
+        self.patched_spirv = on;
+        self
+    }
+
+    pub fn runtime_checks(mut self, on: bool) -> Self {
+        self.runtime_checks = on;
+        self
+    }
+
+    /// The value of prelude constant `name` (0 when absent).
+    pub fn konst_value(&self, name: &str) -> u32 {
+        self.consts
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| *v)
+            .unwrap_or(0)
     }
 
     pub fn types(mut self, input: DType, output: DType) -> Self {
@@ -143,6 +172,10 @@ impl Specialization {
             m.insert("coop_tile".into(), c.t.into());
             m.insert("coop_acc".into(), c.acc.name().into());
         }
+        m.insert("runtime_checks".into(), (self.runtime_checks as u32).into());
+        if self.patched_spirv {
+            m.insert("patched_spirv".into(), 1.into());
+        }
         m
     }
 
@@ -163,6 +196,12 @@ impl Specialization {
         }
         for (k, v) in &self.overrides {
             let _ = write!(s, ":@{k}={v}");
+        }
+        if !self.runtime_checks {
+            s.push_str(":unchecked");
+        }
+        if self.patched_spirv {
+            s.push_str(":spv-patched");
         }
         s
     }
@@ -262,6 +301,28 @@ pub fn validate_with_naga(spec: &Specialization) -> Result<(), GpuError> {
 }
 
 fn validate_naga(spec: &Specialization) -> Result<(), String> {
+    let mut words = spirv_words(spec, &naga::back::spv::Options::default())?;
+    if spec.patched_spirv && spec.coop.is_some() {
+        // The patched path must find barriers to patch under the Vulkan memory model.
+        let r = crate::gpu::spirv::patch_barrier_semantics(&mut words)
+            .map_err(|e| format!("{}: patching SPIR-V: {e}", spec.key()))?;
+        if !r.vulkan_memory_model || r.barriers == 0 {
+            return Err(format!(
+                "{}: patched SPIR-V changed nothing ({r:?})",
+                spec.key()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The specialization as SPIR-V, as naga writes it in-process (parsed, validated, overrides
+/// resolved for its entry point): what the patched passthrough path hands to the driver.
+#[cfg(feature = "gpu")]
+pub fn spirv_words(
+    spec: &Specialization,
+    options: &naga::back::spv::Options,
+) -> Result<Vec<u32>, String> {
     let src = spec.source();
     let key = spec.key();
     let module = naga::front::wgsl::parse_str(&src)
@@ -293,14 +354,41 @@ fn validate_naga(spec: &Specialization) -> Result<(), String> {
     let (module, info) =
         naga::back::pipeline_constants::process_overrides(&module, &info, entry, &constants)
             .map_err(|e| format!("{key}: overrides: {e}"))?;
-    let options = naga::back::spv::Options::default();
     let pipeline = naga::back::spv::PipelineOptions {
         shader_stage: naga::ShaderStage::Compute,
         entry_point: spec.entry.to_string(),
     };
-    naga::back::spv::write_vec(&module, &info, &options, Some(&pipeline))
-        .map_err(|e| format!("{key}: SPIR-V: {e}"))?;
-    Ok(())
+    naga::back::spv::write_vec(&module, &info, options, Some(&pipeline))
+        .map_err(|e| format!("{key}: SPIR-V: {e}"))
+}
+
+/// The buffer bindings of group 0 the specialization's entry point uses, with their binding
+/// type (storage read-only, storage read-write, uniform), in binding order: the explicit layout
+/// of a passthrough module.
+#[cfg(feature = "gpu")]
+pub fn bindings(spec: &Specialization) -> Result<Vec<(u32, wgpu::BufferBindingType)>, String> {
+    let src = spec.source();
+    let module = naga::front::wgsl::parse_str(&src).map_err(|e| e.emit_to_string(&src))?;
+    let mut v = Vec::new();
+    for (_, g) in module.global_variables.iter() {
+        let Some(b) = &g.binding else { continue };
+        if b.group != 0 {
+            return Err(format!(
+                "binding in group {} (only group 0 is used)",
+                b.group
+            ));
+        }
+        let ty = match g.space {
+            naga::AddressSpace::Storage { access } => wgpu::BufferBindingType::Storage {
+                read_only: !access.contains(naga::StorageAccess::STORE),
+            },
+            naga::AddressSpace::Uniform => wgpu::BufferBindingType::Uniform,
+            other => return Err(format!("binding {} in address space {other:?}", b.binding)),
+        };
+        v.push((b.binding, ty));
+    }
+    v.sort_by_key(|e| e.0);
+    Ok(v)
 }
 
 /// Every specialization the registered GPU kernels and the probes can build (each kernel lists

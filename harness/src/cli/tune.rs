@@ -1,0 +1,404 @@
+//! `perfledger tune`: time every legal configuration of each GPU matmul kernel on a few shapes,
+//! keep the fastest verified one per (adapter, driver version, kernel, shape class), and write
+//! them to the tune cache (`perfledger.tune/1`) that `run --tune-cache` reads.
+
+use super::{usage, DTypeArg};
+use anyhow::{bail, Result};
+use std::path::PathBuf;
+
+/// The most a tuning session may take on a hardware GPU, seconds.
+pub const CAP_HARDWARE_S: f64 = 90.0;
+/// The most a tuning session may take on a software adapter (seconds of JIT per pipeline).
+pub const CAP_SOFTWARE_S: f64 = 20.0;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TuneBackend {
+    Gpu,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TuneArgs {
+    /// What to tune (the GPU matmul kernels: `tiled`, `coop`).
+    #[arg(long, value_enum, default_value_t = TuneBackend::Gpu)]
+    pub backend: TuneBackend,
+    /// GPU adapter: its index (as `perfledger env` lists them) or part of its name.
+    #[arg(long, value_name = "INDEX|NAME")]
+    pub gpu: Option<String>,
+    /// The cache to update (default: $PERFLEDGER_TUNE_CACHE, else perfledger/tune.json under
+    /// the user cache directory). Entries of other adapters, drivers, kernels and classes are
+    /// kept.
+    #[arg(long, value_name = "FILE")]
+    pub tune_cache: Option<PathBuf>,
+    /// Allow software adapters (llvmpipe/lavapipe).
+    #[arg(long)]
+    pub allow_software_gpu: bool,
+    /// Time cap in seconds (at most, and by default, 90 on a hardware GPU, 20 on a software
+    /// adapter); what does not fit is reported as skipped.
+    #[arg(long, value_name = "S")]
+    pub time_cap: Option<f64>,
+    /// Kernel glob(s) (`tiled`, `matmul.gpu.coop.*`).
+    #[arg(long, value_delimiter = ',')]
+    pub kernel: Option<Vec<String>>,
+    /// Input dtypes (comma-separated).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub dtype: Option<Vec<DTypeArg>>,
+}
+
+#[cfg(not(feature = "gpu"))]
+pub fn cmd_tune(_args: TuneArgs) -> Result<u8> {
+    bail!(usage(
+        "tune: this perfledger was built without the `gpu` feature"
+    ))
+}
+
+#[cfg(feature = "gpu")]
+pub fn cmd_tune(args: TuneArgs) -> Result<u8> {
+    use super::{EXIT_FAILED, EXIT_OK};
+    use perfledger_kernels::gpu::context;
+    use perfledger_kernels::gpu::tune::{self, TuneCache};
+    let TuneBackend::Gpu = args.backend;
+    if let Some(c) = args.time_cap {
+        if !(c.is_finite() && c > 0.0) {
+            bail!(usage(format!("--time-cap: {c} is not a positive number")));
+        }
+    }
+    let path = match &args.tune_cache {
+        Some(p) => p.clone(),
+        None => tune::default_cache_path().ok_or_else(|| {
+            usage("tune: no user cache directory (HOME unset): pass --tune-cache FILE")
+        })?,
+    };
+    if path.is_dir() {
+        bail!(usage(format!(
+            "--tune-cache {}: is a directory",
+            path.display()
+        )));
+    }
+    // An existing cache must be readable: it is updated, never replaced by a partial one.
+    let mut cache = if path.exists() {
+        TuneCache::load(&path).map_err(|e| {
+            usage(format!(
+                "{e} (the cache is left as it is; move it away or pass another --tune-cache)"
+            ))
+        })?
+    } else {
+        TuneCache::new()
+    };
+    crate::env::gpu::configure(args.allow_software_gpu, args.gpu.as_deref()).map_err(usage)?;
+    let ctx = match context::global() {
+        Ok(c) => c,
+        Err(e) if args.gpu.is_some() => bail!(usage(format!("--gpu: {e}"))),
+        Err(e) => bail!("tune: no GPU to tune: {e}"),
+    };
+    let hard_cap = if ctx.report.software {
+        CAP_SOFTWARE_S
+    } else {
+        CAP_HARDWARE_S
+    };
+    let cap = args.time_cap.unwrap_or(hard_cap).min(hard_cap);
+    eprintln!(
+        "tuning the GPU matmul kernels on {} ({}, {} {}), time cap {cap:.0} s{}",
+        ctx.report.name,
+        ctx.report.backend,
+        ctx.report.driver,
+        ctx.report.driver_info,
+        if args.time_cap.is_some_and(|c| c > hard_cap) {
+            format!(" (--time-cap lowered to the {hard_cap:.0} s maximum)")
+        } else {
+            String::new()
+        }
+    );
+    let dtypes: Option<Vec<perfledger_kernels::DType>> = args
+        .dtype
+        .as_ref()
+        .map(|v| v.iter().map(|&d| d.into()).collect());
+    let outcome = session::tune(&ctx, cap, args.kernel.as_deref(), dtypes.as_deref());
+    for line in &outcome.report {
+        eprintln!("{line}");
+    }
+    let n = outcome.entries.len();
+    for e in outcome.entries {
+        cache.upsert(e);
+    }
+    cache.perfledger = env!("CARGO_PKG_VERSION").to_string();
+    if n == 0 {
+        eprintln!(
+            "no configuration verified: {} left as it was",
+            path.display()
+        );
+        return Ok(EXIT_FAILED);
+    }
+    let bytes = serde_json::to_vec_pretty(&cache)?;
+    crate::runfile::write_atomic(&path, &bytes, true)?;
+    eprintln!(
+        "wrote {n} entries to {} ({} in all); `perfledger run --tune-cache {}` uses them",
+        path.display(),
+        cache.entries.len(),
+        path.display()
+    );
+    Ok(EXIT_OK)
+}
+
+#[cfg(feature = "gpu")]
+pub mod session {
+    //! The timing loop of `tune`, separate from the command's file handling.
+
+    use perfledger_kernels::gpu::context::GpuContext;
+    use perfledger_kernels::gpu::matmul::{GpuMatmul, MatmulConfig, Variant};
+    use perfledger_kernels::gpu::tune::{AdapterKey, ShapeClass, TuneEntry};
+    use perfledger_kernels::verify::{verify_matmul, Verdict, VerifyOptions};
+    use perfledger_kernels::{DType, Kernel, MatmulProblem, Problem, Support, Tensor};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    /// What a tuning session found, and what it says about it (one line each).
+    pub struct Outcome {
+        pub entries: Vec<TuneEntry>,
+        pub report: Vec<String>,
+    }
+
+    /// One (kernel, shape class) to tune: its configurations and what was measured so far.
+    struct Job {
+        kernel: GpuMatmul,
+        id: String,
+        class: ShapeClass,
+        edge: usize,
+        space: Vec<MatmulConfig>,
+        next: usize,
+        inputs: Option<Vec<Arc<Tensor>>>,
+        results: Vec<(MatmulConfig, Result<f64, String>)>,
+    }
+
+    /// Time and verify one configuration; its GFLOP/s.
+    fn measure(
+        ctx: &Arc<GpuContext>,
+        job: &mut Job,
+        c: MatmulConfig,
+        deadline: Instant,
+    ) -> Result<f64, String> {
+        let p = MatmulProblem::new(job.edge, job.edge, job.edge);
+        let prob = Problem::Matmul(p);
+        let k = GpuMatmul::new(job.kernel.variant, job.kernel.precision).with_config(c);
+        if let Support::No(why) = k.supports(&prob) {
+            return Err(format!("unsupported: {why}"));
+        }
+        let input = job.kernel.precision.input;
+        let ins = job
+            .inputs
+            .get_or_insert_with(|| {
+                prob.input_lens()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, n)| Arc::new(Tensor::random(input, n, 0x7u64 + i as u64)))
+                    .collect()
+            })
+            .clone();
+        let mut prep = k
+            .prepare_on(ctx.clone(), &prob, &ins)
+            .map_err(|e| e.to_string())?;
+        use perfledger_kernels::Prepared;
+        prep.poison().map_err(|e| e.to_string())?;
+        prep.run().map_err(|e| e.to_string())?;
+        let out = prep.output().map_err(|e| e.to_string())?;
+        let v = verify_matmul(
+            &p,
+            k.precision,
+            &ins[0],
+            &ins[1],
+            &out,
+            &VerifyOptions::default(),
+        );
+        if v.verdict != Verdict::Pass {
+            return Err(format!(
+                "failed verification (error {:.2e} > bound {:.2e}{})",
+                v.error,
+                v.bound,
+                v.detail.map(|d| format!(": {d}")).unwrap_or_default()
+            ));
+        }
+        // One warm call, then 3 timings of `iters` calls each (about 20 ms apiece); the median.
+        let once = time_calls(&mut prep, 1)?;
+        let iters = ((0.02 / once.max(1e-7)) as u64).clamp(1, 1000);
+        let mut t = Vec::new();
+        for _ in 0..3 {
+            if Instant::now() > deadline && !t.is_empty() {
+                break;
+            }
+            t.push(time_calls(&mut prep, iters)?);
+        }
+        t.sort_by(f64::total_cmp);
+        let med = t[t.len() / 2];
+        let flops = 2.0 * (job.edge as f64).powi(3);
+        Ok(flops / med / 1e9)
+    }
+
+    fn time_calls(
+        prep: &mut perfledger_kernels::gpu::matmul::PreparedMatmul,
+        iters: u64,
+    ) -> Result<f64, String> {
+        use perfledger_kernels::Prepared;
+        match prep.time_device(iters) {
+            Some(Ok(t)) => Ok(t.device_s.unwrap_or(t.wall_s)),
+            Some(Err(e)) => Err(e.to_string()),
+            None => Err("no device timing".into()),
+        }
+    }
+
+    /// Tune within `cap_s` seconds: first every kernel's default configuration (so each (kernel,
+    /// class) has a verified baseline before any alternative), then the rest of each space in
+    /// turn across jobs, until the cap.
+    pub fn tune(
+        ctx: &Arc<GpuContext>,
+        cap_s: f64,
+        kernel_globs: Option<&[String]>,
+        dtypes: Option<&[DType]>,
+    ) -> Outcome {
+        let start = Instant::now();
+        let deadline = start + Duration::from_secs_f64(cap_s);
+        let mut report = Vec::new();
+        let sg = match ctx.report.subgroup_min_size {
+            0 => 32,
+            s => s,
+        };
+        let mut jobs = Vec::new();
+        for k in GpuMatmul::all() {
+            if k.variant == Variant::Naive {
+                continue;
+            }
+            let id = k.identity().id();
+            if let Some(g) = kernel_globs {
+                if !g.iter().any(|p| crate::workload::kernel_matches(p, &k)) {
+                    continue;
+                }
+            }
+            if dtypes.is_some_and(|d| !d.contains(&k.precision.input)) {
+                continue;
+            }
+            // Whether the kernel runs here at all (coop needs cooperative matrices).
+            let probe = Problem::Matmul(MatmulProblem::new(64, 64, 64));
+            if let Support::No(why) = k.supports(&probe) {
+                report.push(format!("{id}: not tuned: {why}"));
+                continue;
+            }
+            for class in ShapeClass::ALL {
+                let Some(edge) = class.tune_edge(ctx.report.software) else {
+                    report.push(format!(
+                        "{id} {}: not tuned on a software adapter (the default is used)",
+                        class.name()
+                    ));
+                    continue;
+                };
+                let space = k.config_space(&ctx.limits, sg);
+                jobs.push(Job {
+                    kernel: GpuMatmul::new(k.variant, k.precision),
+                    id: id.clone(),
+                    class,
+                    edge,
+                    space,
+                    next: 0,
+                    inputs: None,
+                    results: Vec::new(),
+                });
+            }
+        }
+        let total: usize = jobs.iter().map(|j| j.space.len()).sum();
+        eprintln!(
+            "{} kernel × shape-class jobs, {total} configurations in all",
+            jobs.len()
+        );
+        let bar = indicatif::ProgressBar::new(total as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        // Round-robin over the jobs, one configuration each per round.
+        loop {
+            let mut progressed = false;
+            for job in jobs.iter_mut() {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                let Some(&c) = job.space.get(job.next) else {
+                    continue;
+                };
+                job.next += 1;
+                progressed = true;
+                bar.set_message(format!("{} {} {}", job.id, job.class.name(), c.label()));
+                let r = measure(ctx, job, c, deadline);
+                if let Err(e) = &r {
+                    bar.println(format!(
+                        "{} {} {}: {e}",
+                        job.id,
+                        job.class.name(),
+                        c.label()
+                    ));
+                }
+                job.results.push((c, r));
+                bar.inc(1);
+            }
+            if !progressed || Instant::now() >= deadline {
+                break;
+            }
+        }
+        bar.finish_and_clear();
+        let elapsed = start.elapsed().as_secs_f64();
+        let adapter = AdapterKey::of(&ctx.report);
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let mut entries = Vec::new();
+        let mut skipped = 0;
+        for job in &jobs {
+            skipped += job.space.len() - job.next;
+            let verified: Vec<(MatmulConfig, f64)> = job
+                .results
+                .iter()
+                .filter_map(|(c, r)| r.as_ref().ok().map(|g| (*c, *g)))
+                .collect();
+            let default = job
+                .results
+                .first()
+                .filter(|(c, _)| Some(*c) == job.space.first().copied())
+                .and_then(|(_, r)| r.as_ref().ok().copied());
+            let Some(&(best, gflops)) = verified.iter().max_by(|a, b| a.1.total_cmp(&b.1)) else {
+                report.push(format!(
+                    "{} {}: no configuration verified ({} tried): no entry",
+                    job.id,
+                    job.class.name(),
+                    job.results.len()
+                ));
+                continue;
+            };
+            report.push(format!(
+                "{} {} ({e}³): {} at {gflops:.2} GFLOP/s{}; {}/{} verified, {} not tried",
+                job.id,
+                job.class.name(),
+                best.label(),
+                default
+                    .map(|d| format!(" (default {d:.2}, {:.2}x)", gflops / d))
+                    .unwrap_or_default(),
+                verified.len(),
+                job.results.len(),
+                job.space.len() - job.next,
+                e = job.edge,
+            ));
+            entries.push(TuneEntry {
+                adapter: adapter.clone(),
+                kernel: job.id.clone(),
+                shape_class: job.class,
+                timed_shape: [job.edge; 3],
+                params: best.params(),
+                gflops,
+                default_gflops: default,
+                verified: verified.len(),
+                tried: job.results.len(),
+                tuned_at: now.clone(),
+            });
+        }
+        report.push(format!(
+            "{:.1} s of the {cap_s:.0} s cap; {skipped} of {total} configurations skipped by the cap",
+            elapsed
+        ));
+        Outcome { entries, report }
+    }
+}

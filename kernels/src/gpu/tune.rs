@@ -1,0 +1,872 @@
+//! Configurations of the GPU matmul kernels per adapter: the legal space of each kernel, the
+//! documented per-adapter defaults, and the tune cache (`perfledger.tune/1`) that
+//! `perfledger tune` writes and `run --tune-cache` reads.
+//!
+//! A kernel picks its configuration when it is asked about a problem ([`choose`]): an entry of
+//! the installed cache for this adapter (PCI vendor id, device id, driver version), this kernel
+//! id and the problem's [`ShapeClass`] if there is one, else [`default_config`]. The choice and
+//! where it came from (`config_source`: `tuned` or `default`) go into the row's params.
+
+use crate::gpu::context::{AdapterReport, GpuContext};
+use crate::problem::MatmulProblem;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+/// The cache file's schema string.
+pub const TUNE_SCHEMA: &str = "perfledger.tune/1";
+
+/// Tile configuration of `tiled` (shaders/matmul.wgsl): a BM × BN block of C per workgroup,
+/// BK-deep workgroup-memory tiles, TM × TN outputs per thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TiledConfig {
+    pub bm: u32,
+    pub bn: u32,
+    pub bk: u32,
+    pub tm: u32,
+    pub tn: u32,
+}
+
+impl TiledConfig {
+    /// Threads per workgroup: (BN / TN) × (BM / TM).
+    pub fn threads(&self) -> u32 {
+        (self.bn / self.tn) * (self.bm / self.tm)
+    }
+
+    /// Workgroup memory of the two f32 tiles, bytes.
+    pub fn workgroup_bytes(&self) -> u32 {
+        (self.bm + self.bn) * self.bk * 4
+    }
+
+    /// Why this configuration cannot run on an adapter with these limits (the shader header's
+    /// ranges, then the adapter's), or `None`.
+    pub fn illegal(&self, limits: &wgpu::Limits) -> Option<String> {
+        let TiledConfig { bm, bn, bk, tm, tn } = *self;
+        if !(tm == 4 || tm == 8 || tm == 16) || !(tn == 4 || tn == 8 || tn == 16) {
+            return Some(format!("tm={tm}, tn={tn}: each must be 4, 8 or 16"));
+        }
+        if !(16..=256).contains(&bm) || !(16..=256).contains(&bn) {
+            return Some(format!("bm={bm}, bn={bn}: each must be in 16..=256"));
+        }
+        if bm % (4 * tm) != 0 || bn % (4 * tn) != 0 {
+            return Some(format!("bm={bm}, bn={bn}: must be multiples of 4·tm, 4·tn"));
+        }
+        if !(4..=64).contains(&bk) {
+            return Some(format!("bk={bk}: must be in 4..=64"));
+        }
+        let threads = self.threads();
+        if (bm * bk) % threads != 0 || (bk * bn) % threads != 0 {
+            return Some(format!(
+                "{threads} threads do not divide the {bm}x{bk} and {bk}x{bn} tiles"
+            ));
+        }
+        if threads > limits.max_compute_invocations_per_workgroup
+            || bn / tn > limits.max_compute_workgroup_size_x
+            || bm / tm > limits.max_compute_workgroup_size_y
+        {
+            return Some(format!(
+                "{threads} threads ({}x{}) exceed the adapter's workgroup limits",
+                bn / tn,
+                bm / tm
+            ));
+        }
+        if self.workgroup_bytes() > limits.max_compute_workgroup_storage_size {
+            return Some(format!(
+                "{} bytes of workgroup memory exceed the adapter's {}",
+                self.workgroup_bytes(),
+                limits.max_compute_workgroup_storage_size
+            ));
+        }
+        None
+    }
+}
+
+/// Blocks of the coop kernel per workgroup (shaders/coop.wgsl `BLK_ROWS` × `BLK_COLS`), each a
+/// 2T × 2T block of C computed by one subgroup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CoopBlocks {
+    pub blk_rows: u32,
+    pub blk_cols: u32,
+}
+
+impl CoopBlocks {
+    pub fn slots(&self) -> u32 {
+        self.blk_rows * self.blk_cols
+    }
+
+    /// Why these blocks cannot run with subgroups of `subgroup` invocations, or `None`.
+    pub fn illegal(&self, subgroup: u32, limits: &wgpu::Limits) -> Option<String> {
+        if !(1..=4).contains(&self.blk_rows) || !(1..=4).contains(&self.blk_cols) {
+            return Some(format!(
+                "blk_rows={}, blk_cols={}: each must be in 1..=4",
+                self.blk_rows, self.blk_cols
+            ));
+        }
+        let wg = self.slots() * subgroup.max(1);
+        if wg > limits.max_compute_invocations_per_workgroup
+            || wg > limits.max_compute_workgroup_size_x
+        {
+            return Some(format!(
+                "{wg} invocations exceed the adapter's workgroup limits"
+            ));
+        }
+        None
+    }
+}
+
+/// How the coop GEMM gets its operand tiles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Staging {
+    /// `coop`: every subgroup loads its tiles straight from storage (no workgroup memory).
+    Direct,
+    /// `coop_staged` as naga writes it: A/B K-slices staged in workgroup memory, double-buffered;
+    /// its barriers lack MakeAvailable/MakeVisible, so it runs only where the staged self-check
+    /// passes.
+    Workgroup,
+    /// `coop_staged` from naga's SPIR-V with the barriers' semantics patched, as a passthrough
+    /// module (Vulkan with `PASSTHROUGH_SHADERS`); also behind the staged self-check.
+    WorkgroupPatched,
+}
+
+impl Staging {
+    pub const ALL: [Staging; 3] = [
+        Staging::Direct,
+        Staging::Workgroup,
+        Staging::WorkgroupPatched,
+    ];
+
+    /// The number recorded in params (`staging`: 0, 1, 2).
+    pub fn code(self) -> u32 {
+        match self {
+            Staging::Direct => 0,
+            Staging::Workgroup => 1,
+            Staging::WorkgroupPatched => 2,
+        }
+    }
+
+    pub fn from_code(c: u32) -> Option<Staging> {
+        Staging::ALL.into_iter().find(|s| s.code() == c)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Staging::Direct => "direct",
+            Staging::Workgroup => "staged",
+            Staging::WorkgroupPatched => "staged+patched-spirv",
+        }
+    }
+}
+
+/// The tunable part of a GPU matmul kernel. Besides the tiles: `checks`, whether the module keeps
+/// wgpu's runtime bounds checks (`false`: a trusted module, every access proven in range by the
+/// host code that sizes buffers and dispatch, and by the shader's own edge tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MatmulConfig {
+    Tiled {
+        tiles: TiledConfig,
+        checks: bool,
+    },
+    Coop {
+        blocks: CoopBlocks,
+        checks: bool,
+        staging: Staging,
+    },
+}
+
+impl MatmulConfig {
+    /// The configuration as run-file params (numbers; `checks` as 0/1).
+    pub fn params(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        let mut put = |k: &str, v: u32| {
+            m.insert(k.into(), v.into());
+        };
+        match *self {
+            MatmulConfig::Tiled { tiles, checks } => {
+                put("bm", tiles.bm);
+                put("bn", tiles.bn);
+                put("bk", tiles.bk);
+                put("tm", tiles.tm);
+                put("tn", tiles.tn);
+                put("runtime_checks", checks as u32);
+            }
+            MatmulConfig::Coop {
+                blocks,
+                checks,
+                staging,
+            } => {
+                put("blk_rows", blocks.blk_rows);
+                put("blk_cols", blocks.blk_cols);
+                put("runtime_checks", checks as u32);
+                put("staging", staging.code());
+            }
+        }
+        m
+    }
+
+    /// Read back what [`params`](Self::params) wrote, for a kernel of the same kind as `like`.
+    pub fn from_params(
+        like: &MatmulConfig,
+        p: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<MatmulConfig, String> {
+        let get = |k: &str| -> Result<u32, String> {
+            p.get(k)
+                .and_then(|v| v.as_u64())
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| format!("`{k}` missing or not a non-negative integer"))
+        };
+        let checks = match get("runtime_checks")? {
+            0 => false,
+            1 => true,
+            v => return Err(format!("`runtime_checks` is {v}, not 0 or 1")),
+        };
+        Ok(match like {
+            MatmulConfig::Tiled { .. } => MatmulConfig::Tiled {
+                tiles: TiledConfig {
+                    bm: get("bm")?,
+                    bn: get("bn")?,
+                    bk: get("bk")?,
+                    tm: get("tm")?,
+                    tn: get("tn")?,
+                },
+                checks,
+            },
+            MatmulConfig::Coop { .. } => MatmulConfig::Coop {
+                blocks: CoopBlocks {
+                    blk_rows: get("blk_rows")?,
+                    blk_cols: get("blk_cols")?,
+                },
+                checks,
+                staging: {
+                    let c = get("staging")?;
+                    Staging::from_code(c)
+                        .ok_or_else(|| format!("`staging` is {c}, not 0, 1 or 2"))?
+                },
+            },
+        })
+    }
+
+    pub fn checks(&self) -> bool {
+        match *self {
+            MatmulConfig::Tiled { checks, .. } | MatmulConfig::Coop { checks, .. } => checks,
+        }
+    }
+
+    /// Short text for progress lines: `tiled 64x64x16/8x8`.
+    pub fn label(&self) -> String {
+        let chk = if self.checks() { "" } else { " unchecked" };
+        match self {
+            MatmulConfig::Tiled { tiles: t, .. } => {
+                format!("{}x{}x{}/{}x{}{chk}", t.bm, t.bn, t.bk, t.tm, t.tn)
+            }
+            MatmulConfig::Coop {
+                blocks: b, staging, ..
+            } => {
+                format!(
+                    "{}x{} blocks {}{chk}",
+                    b.blk_rows,
+                    b.blk_cols,
+                    staging.name()
+                )
+            }
+        }
+    }
+}
+
+/// `tiled` on a software adapter (lavapipe): 64×64×16 with 8×8 per thread, 1.3–1.4 GFLOP/s at
+/// 512³ for every dtype with about 3 s of JIT per pipeline; 128×128 tiles were 2× faster there
+/// but cost 8–11 s of JIT each (../shared/notes/WGPU30.md §3).
+pub const TILED_SOFTWARE: TiledConfig = TiledConfig {
+    bm: 64,
+    bn: 64,
+    bk: 16,
+    tm: 8,
+    tn: 8,
+};
+
+/// `tiled` on a hardware GPU without a tuned entry: 128×128 blocks, 8×8 per thread (256
+/// threads), 16-deep tiles (16 KiB of workgroup memory) — the usual register-blocked SIMT
+/// starting point for discrete GPUs; `perfledger tune` measures the alternatives.
+pub const TILED_HARDWARE: TiledConfig = TiledConfig {
+    bm: 128,
+    bn: 128,
+    bk: 16,
+    tm: 8,
+    tn: 8,
+};
+
+/// Coop blocks without a tuned entry: 2 × 2 subgroups, each a 2T × 2T block (64 × 64 of C per
+/// workgroup at T = 16).
+pub const COOP_DEFAULT: CoopBlocks = CoopBlocks {
+    blk_rows: 2,
+    blk_cols: 2,
+};
+
+/// The tiles `tune` tries for `tiled` (before the adapter's limits filter them), the defaults
+/// first. Each is a pipeline to compile, seconds each on lavapipe.
+pub fn tiled_space() -> Vec<TiledConfig> {
+    let mut v = vec![TILED_SOFTWARE, TILED_HARDWARE];
+    for (bm, bn) in [(32, 32), (64, 64), (64, 128), (128, 64), (128, 128)] {
+        for (tm, tn) in [(4, 4), (8, 4), (4, 8), (8, 8)] {
+            for bk in [8, 16, 32] {
+                let c = TiledConfig { bm, bn, bk, tm, tn };
+                if !v.contains(&c) {
+                    v.push(c);
+                }
+            }
+        }
+    }
+    v
+}
+
+/// The coop blocks `tune` tries, the default first.
+pub fn coop_space() -> Vec<CoopBlocks> {
+    let mut v = vec![COOP_DEFAULT];
+    for blk_rows in [1, 2, 4] {
+        for blk_cols in [1, 2, 4] {
+            let c = CoopBlocks { blk_rows, blk_cols };
+            if !v.contains(&c) {
+                v.push(c);
+            }
+        }
+    }
+    v
+}
+
+/// Every tile and block configuration of the space that is legal under the WGSL and wgpu
+/// defaults' most generous adapter (for CPU-side naga validation of every configuration).
+pub fn validation_limits() -> wgpu::Limits {
+    wgpu::Limits {
+        max_compute_invocations_per_workgroup: 1024,
+        max_compute_workgroup_size_x: 1024,
+        max_compute_workgroup_size_y: 1024,
+        max_compute_workgroup_storage_size: 49152,
+        ..wgpu::Limits::default()
+    }
+}
+
+/// The size class of a matmul for the cache: by its FLOPs, `small` up to 2·512³, `medium` up to
+/// 2·2048³, `large` above.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShapeClass {
+    Small,
+    Medium,
+    Large,
+}
+
+impl ShapeClass {
+    pub const ALL: [ShapeClass; 3] = [ShapeClass::Small, ShapeClass::Medium, ShapeClass::Large];
+
+    pub fn of(p: &MatmulProblem) -> ShapeClass {
+        let flops = 2.0 * p.batch as f64 * p.m as f64 * p.n as f64 * p.k as f64;
+        if flops <= 2.0 * 512f64.powi(3) {
+            ShapeClass::Small
+        } else if flops <= 2.0 * 2048f64.powi(3) {
+            ShapeClass::Medium
+        } else {
+            ShapeClass::Large
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ShapeClass::Small => "small",
+            ShapeClass::Medium => "medium",
+            ShapeClass::Large => "large",
+        }
+    }
+
+    /// The square edge `tune` times this class at: 512 / 2048 / 4096 on a hardware GPU; on a
+    /// software adapter (a few GFLOP/s, seconds of JIT per pipeline) only `small`, at 128
+    /// (`None`: not tuned there).
+    pub fn tune_edge(self, software: bool) -> Option<usize> {
+        match (self, software) {
+            (ShapeClass::Small, false) => Some(512),
+            (ShapeClass::Medium, false) => Some(2048),
+            (ShapeClass::Large, false) => Some(4096),
+            (ShapeClass::Small, true) => Some(128),
+            (ShapeClass::Medium | ShapeClass::Large, true) => None,
+        }
+    }
+}
+
+/// What identifies an adapter and driver in the cache.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdapterKey {
+    /// The adapter's name (for people; not part of the match).
+    pub name: String,
+    /// PCI vendor id (0x10de NVIDIA, 0x1002 AMD, 0x8086 Intel; 0x10005 Mesa's software).
+    pub vendor_id: u32,
+    pub device_id: u32,
+    /// The backend (`vulkan`, `metal`, `dx12`).
+    pub backend: String,
+    /// Driver name and version as wgpu reports them (`driver`, `driver_info`).
+    pub driver: String,
+    pub driver_version: String,
+}
+
+impl AdapterKey {
+    pub fn of(r: &AdapterReport) -> AdapterKey {
+        AdapterKey {
+            name: r.name.clone(),
+            vendor_id: r.vendor_id,
+            device_id: r.device_id,
+            backend: r.backend.to_lowercase(),
+            driver: r.driver.clone(),
+            driver_version: r.driver_info.clone(),
+        }
+    }
+
+    /// Same device (vendor, device id, backend), whatever the driver.
+    pub fn same_device(&self, o: &AdapterKey) -> bool {
+        self.vendor_id == o.vendor_id && self.device_id == o.device_id && self.backend == o.backend
+    }
+
+    /// Same device and driver version.
+    pub fn matches(&self, o: &AdapterKey) -> bool {
+        self.same_device(o) && self.driver == o.driver && self.driver_version == o.driver_version
+    }
+}
+
+/// One tuned configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TuneEntry {
+    pub adapter: AdapterKey,
+    /// Kernel id (`matmul.gpu.tiled.wgsl.f16-f32-f16`).
+    pub kernel: String,
+    pub shape_class: ShapeClass,
+    /// The shape it was timed at (`[m, n, k]`, B as `[k, n]`).
+    pub timed_shape: [usize; 3],
+    /// The configuration (numbers, as in a run row's `kernel.params`).
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// Its speed at `timed_shape`, median of the timed calls.
+    pub gflops: f64,
+    /// The default configuration's speed in the same sitting, if it verified.
+    pub default_gflops: Option<f64>,
+    /// Configurations timed and verified / tried for this (kernel, class).
+    pub verified: usize,
+    pub tried: usize,
+    /// When (RFC 3339).
+    pub tuned_at: String,
+}
+
+/// A `perfledger.tune/1` file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TuneCache {
+    pub schema: String,
+    /// The perfledger version that last wrote it.
+    pub perfledger: String,
+    pub entries: Vec<TuneEntry>,
+}
+
+/// A bad tune cache: the file and what is wrong in it.
+#[derive(Debug, thiserror::Error)]
+pub enum TuneCacheError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {what}")]
+    Invalid { path: PathBuf, what: String },
+}
+
+impl TuneCache {
+    pub fn new() -> TuneCache {
+        TuneCache {
+            schema: TUNE_SCHEMA.into(),
+            perfledger: String::new(),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Parse a cache file's bytes; errors name the file and the field.
+    pub fn from_slice(bytes: &[u8], path: &Path) -> Result<TuneCache, TuneCacheError> {
+        let invalid = |what: String| TuneCacheError::Invalid {
+            path: path.to_path_buf(),
+            what,
+        };
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| invalid(format!("not JSON ({e})")))?;
+        match value.get("schema").and_then(|s| s.as_str()) {
+            Some(TUNE_SCHEMA) => {}
+            Some(other) => {
+                return Err(invalid(format!(
+                    "field `schema`: `{other}` is not `{TUNE_SCHEMA}` (written by another \
+                     perfledger version: run `perfledger tune` again)"
+                )))
+            }
+            None => return Err(invalid("field `schema`: missing or not a string".into())),
+        }
+        let cache: TuneCache = serde_json::from_value(value)
+            .map_err(|e| invalid(format!("not a {TUNE_SCHEMA} file: {e}")))?;
+        for (i, e) in cache.entries.iter().enumerate() {
+            if !(e.gflops.is_finite() && e.gflops > 0.0) {
+                return Err(invalid(format!(
+                    "field `entries[{i}].gflops`: {} is not a positive number",
+                    e.gflops
+                )));
+            }
+            if e.verified == 0 || e.verified > e.tried {
+                return Err(invalid(format!(
+                    "field `entries[{i}].verified`: {} of {} tried (an entry is a verified \
+                     configuration)",
+                    e.verified, e.tried
+                )));
+            }
+        }
+        Ok(cache)
+    }
+
+    pub fn load(path: &Path) -> Result<TuneCache, TuneCacheError> {
+        let bytes = std::fs::read(path).map_err(|source| TuneCacheError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        TuneCache::from_slice(&bytes, path)
+    }
+
+    /// Add or replace the entry of (adapter with its driver, kernel, class).
+    pub fn upsert(&mut self, e: TuneEntry) {
+        self.entries.retain(|o| {
+            !(o.adapter.matches(&e.adapter)
+                && o.kernel == e.kernel
+                && o.shape_class == e.shape_class)
+        });
+        self.entries.push(e);
+        self.entries.sort_by(|a, b| {
+            (
+                a.adapter.vendor_id,
+                a.adapter.device_id,
+                &a.kernel,
+                a.shape_class,
+            )
+                .cmp(&(
+                    b.adapter.vendor_id,
+                    b.adapter.device_id,
+                    &b.kernel,
+                    b.shape_class,
+                ))
+        });
+    }
+}
+
+impl Default for TuneCache {
+    fn default() -> Self {
+        TuneCache::new()
+    }
+}
+
+/// The cache `run` uses: its entries, where it came from and its SHA-256 (the run file records
+/// both), and which entries were used or ignored.
+pub struct InstalledCache {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub cache: TuneCache,
+    uses: RwLock<BTreeMap<String, String>>,
+}
+
+impl InstalledCache {
+    pub fn new(path: PathBuf, sha256: String, cache: TuneCache) -> InstalledCache {
+        InstalledCache {
+            path,
+            sha256,
+            cache,
+            uses: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    /// Notes of what the run did with the cache (`kernel class: used` / `ignored: ...`), one per
+    /// (kernel, class) asked about.
+    pub fn notes(&self) -> Vec<String> {
+        self.uses
+            .read()
+            .map(|m| m.iter().map(|(k, v)| format!("{k}: {v}")).collect())
+            .unwrap_or_default()
+    }
+
+    fn note(&self, key: String, what: String) {
+        if let Ok(mut m) = self.uses.write() {
+            m.entry(key).or_insert(what);
+        }
+    }
+}
+
+static INSTALLED: RwLock<Option<std::sync::Arc<InstalledCache>>> = RwLock::new(None);
+
+/// Make `cache` the one kernels consult (`run --tune-cache`); `None` removes it.
+pub fn install(cache: Option<InstalledCache>) {
+    if let Ok(mut g) = INSTALLED.write() {
+        *g = cache.map(std::sync::Arc::new);
+    }
+}
+
+/// The installed cache, if any.
+pub fn installed() -> Option<std::sync::Arc<InstalledCache>> {
+    INSTALLED.read().ok().and_then(|g| g.clone())
+}
+
+/// The per-adapter default of a kernel kind (`like` gives the kind).
+pub fn default_config(like: &MatmulConfig, ctx: &GpuContext) -> MatmulConfig {
+    match like {
+        MatmulConfig::Tiled { .. } => MatmulConfig::Tiled {
+            tiles: if ctx.report.software {
+                TILED_SOFTWARE
+            } else {
+                TILED_HARDWARE
+            },
+            checks: true,
+        },
+        MatmulConfig::Coop { .. } => MatmulConfig::Coop {
+            blocks: COOP_DEFAULT,
+            checks: true,
+            staging: Staging::Direct,
+        },
+    }
+}
+
+/// Where a configuration came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// An entry of the installed cache.
+    Tuned,
+    /// The per-adapter default ([`default_config`]).
+    Default,
+    /// Set explicitly (by `tune` while it times the space).
+    Explicit,
+}
+
+impl ConfigSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            ConfigSource::Tuned => "tuned",
+            ConfigSource::Default => "default",
+            ConfigSource::Explicit => "explicit",
+        }
+    }
+}
+
+/// The configuration of kernel `kernel_id` (of the kind of `like`) for problem `p` on `ctx`: the
+/// installed cache's entry for this adapter, driver, kernel and shape class if there is one and
+/// it is legal here, else the default. An entry for another driver version is ignored (and the
+/// cache's notes say so).
+pub fn choose(
+    kernel_id: &str,
+    like: &MatmulConfig,
+    p: &MatmulProblem,
+    ctx: &GpuContext,
+) -> (MatmulConfig, ConfigSource) {
+    let fallback = default_config(like, ctx);
+    let Some(inst) = installed() else {
+        return (fallback, ConfigSource::Default);
+    };
+    let class = ShapeClass::of(p);
+    let here = AdapterKey::of(&ctx.report);
+    let note_key = format!("{kernel_id} {}", class.name());
+    let mut other_driver = None;
+    for e in &inst.cache.entries {
+        if e.kernel != kernel_id || e.shape_class != class || !e.adapter.same_device(&here) {
+            continue;
+        }
+        if !e.adapter.matches(&here) {
+            other_driver = Some(format!("{} {}", e.adapter.driver, e.adapter.driver_version));
+            continue;
+        }
+        match MatmulConfig::from_params(like, &e.params) {
+            Ok(c) => {
+                if let Some(why) = illegal_here(&c, ctx) {
+                    inst.note(note_key, format!("entry ignored ({why}); default used"));
+                    return (fallback, ConfigSource::Default);
+                }
+                inst.note(note_key, format!("tuned {}", c.label()));
+                return (c, ConfigSource::Tuned);
+            }
+            Err(why) => {
+                inst.note(
+                    note_key,
+                    format!("entry ignored (params: {why}); default used"),
+                );
+                return (fallback, ConfigSource::Default);
+            }
+        }
+    }
+    let what = match other_driver {
+        Some(d) => format!(
+            "the cache's entry is for driver {d}, this adapter runs {} {}: ignored, default used",
+            here.driver, here.driver_version
+        ),
+        None => "no entry for this adapter; default used".to_string(),
+    };
+    inst.note(note_key, what);
+    (fallback, ConfigSource::Default)
+}
+
+/// Why `c` cannot run on `ctx`, or `None`.
+pub fn illegal_here(c: &MatmulConfig, ctx: &GpuContext) -> Option<String> {
+    match c {
+        MatmulConfig::Tiled { tiles, .. } => tiles.illegal(&ctx.limits),
+        MatmulConfig::Coop {
+            blocks, staging, ..
+        } => {
+            let sg = match ctx.report.subgroup_min_size {
+                0 => 32,
+                s => s,
+            };
+            if *staging != Staging::Direct
+                && ctx.report.subgroup_min_size != ctx.report.subgroup_max_size
+            {
+                return Some(format!(
+                    "staged coop needs one fixed subgroup size (this adapter: {}..{})",
+                    ctx.report.subgroup_min_size, ctx.report.subgroup_max_size
+                ));
+            }
+            blocks.illegal(sg, &ctx.limits)
+        }
+    }
+}
+
+/// The default cache location: `$PERFLEDGER_TUNE_CACHE`, else `perfledger/tune.json` under the
+/// user cache directory (`$XDG_CACHE_HOME`, else `~/.cache`; `~/Library/Caches` on macOS,
+/// `%LOCALAPPDATA%` on Windows). `None` when no home directory is known.
+pub fn default_cache_path() -> Option<PathBuf> {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(p) = env("PERFLEDGER_TUNE_CACHE") {
+        return Some(p);
+    }
+    let base = if cfg!(target_os = "macos") {
+        env("HOME").map(|h| h.join("Library/Caches"))
+    } else if cfg!(windows) {
+        env("LOCALAPPDATA")
+    } else {
+        env("XDG_CACHE_HOME").or_else(|| env("HOME").map(|h| h.join(".cache")))
+    }?;
+    Some(base.join("perfledger").join("tune.json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn space_has_defaults_first_and_legal_members() {
+        let s = tiled_space();
+        assert_eq!(s[0], TILED_SOFTWARE);
+        assert_eq!(s[1], TILED_HARDWARE);
+        let lim = validation_limits();
+        assert!(TILED_SOFTWARE.illegal(&lim).is_none());
+        assert!(TILED_HARDWARE.illegal(&lim).is_none());
+        let legal = s.iter().filter(|c| c.illegal(&lim).is_none()).count();
+        assert!(legal >= 20, "only {legal} legal tiled configurations");
+        // wgpu's default limits (256 invocations, 16 KiB) reject some of them, for the reason.
+        let small = wgpu::Limits::default();
+        let big = TiledConfig {
+            bm: 128,
+            bn: 128,
+            bk: 32,
+            tm: 8,
+            tn: 8,
+        };
+        assert!(big.illegal(&small).unwrap().contains("workgroup memory"));
+        let many = TiledConfig {
+            bm: 128,
+            bn: 128,
+            bk: 16,
+            tm: 4,
+            tn: 4,
+        };
+        assert!(many.illegal(&small).unwrap().contains("threads"));
+        assert_eq!(coop_space()[0], COOP_DEFAULT);
+        assert!(CoopBlocks {
+            blk_rows: 4,
+            blk_cols: 4
+        }
+        .illegal(64, &small)
+        .is_some());
+    }
+
+    #[test]
+    fn params_round_trip() {
+        for c in [
+            MatmulConfig::Tiled {
+                tiles: TILED_HARDWARE,
+                checks: false,
+            },
+            MatmulConfig::Coop {
+                blocks: CoopBlocks {
+                    blk_rows: 4,
+                    blk_cols: 1,
+                },
+                checks: true,
+                staging: Staging::WorkgroupPatched,
+            },
+        ] {
+            assert_eq!(MatmulConfig::from_params(&c, &c.params()).unwrap(), c);
+        }
+        let mut p = MatmulConfig::Tiled {
+            tiles: TILED_SOFTWARE,
+            checks: true,
+        }
+        .params();
+        p.insert("bk".into(), "16".into());
+        let like = MatmulConfig::Tiled {
+            tiles: TILED_SOFTWARE,
+            checks: true,
+        };
+        assert!(MatmulConfig::from_params(&like, &p)
+            .unwrap_err()
+            .contains("`bk`"));
+    }
+
+    #[test]
+    fn shape_classes() {
+        assert_eq!(
+            ShapeClass::of(&MatmulProblem::new(512, 512, 512)),
+            ShapeClass::Small
+        );
+        assert_eq!(
+            ShapeClass::of(&MatmulProblem::new(1024, 1024, 1024)),
+            ShapeClass::Medium
+        );
+        assert_eq!(
+            ShapeClass::of(&MatmulProblem::new(4096, 4096, 4096)),
+            ShapeClass::Large
+        );
+        for c in ShapeClass::ALL {
+            if let Some(e) = c.tune_edge(false) {
+                assert_eq!(ShapeClass::of(&MatmulProblem::new(e, e, e)), c);
+            }
+            if let Some(e) = c.tune_edge(true) {
+                assert_eq!(ShapeClass::of(&MatmulProblem::new(e, e, e)), c);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_cache_files_name_the_field() {
+        let p = Path::new("t.json");
+        let e = TuneCache::from_slice(b"{", p).unwrap_err().to_string();
+        assert!(e.starts_with("t.json: not JSON"), "{e}");
+        let e = TuneCache::from_slice(br#"{"schema":"perfledger.tune/9"}"#, p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("field `schema`"), "{e}");
+        let e = TuneCache::from_slice(
+            br#"{"schema":"perfledger.tune/1","perfledger":"x","entries":[{"adapter":{}}]}"#,
+            p,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("entries[0]") || e.contains("missing field"),
+            "{e}"
+        );
+    }
+}
