@@ -1,4 +1,6 @@
-// coop.wgsl — cooperative-matrix matmul (f16 inputs, f32 accumulation). Entry point `coop`.
+// coop.wgsl — cooperative-matrix matmul (f16 inputs, f32 accumulation). Entry points `coop`
+// (tiles loaded straight from storage) and `coop_staged` (A/B K-slices double-buffered in
+// workgroup memory; see its section at the end).
 //
 // Needs `Features::EXPERIMENTAL_COOPERATIVE_MATRIX` and `Features::SUBGROUP`; the prelude enables
 // `f16` and `wgpu_cooperative_matrix` and defines T and the CoopA/CoopB/CoopC aliases from an
@@ -18,9 +20,12 @@
 //           `aux` = element offset of the scratch tile)
 //   4  ZERO array<f32>, storage, read          T·T zeros (the accumulators' initial value)
 //
-// Accumulators go straight from registers to storage with coopStore: no workgroup-memory staging
-// (naga emits the Vulkan memory model for cooperative shaders but no MakeAvailable/MakeVisible
-// semantics on barriers, so a staged epilogue read stale values on an H200; results/gpu-h200.md).
+// Accumulators go straight from registers to storage with coopStore: no workgroup-memory staged
+// epilogue (naga emits the Vulkan memory model for cooperative shaders but no
+// MakeAvailable/MakeVisible semantics on barriers, so a staged epilogue read stale values on an
+// H200; results/gpu-h200.md). `coop_staged` stages operands in workgroup memory behind a
+// self-check on the device, built either from this WGSL or from naga's SPIR-V with the
+// barriers patched (kernels/src/gpu/spirv.rs).
 //
 // Prelude (generated):
 //   T                 cooperative tile edge, 8 or 16 (from the adapter's configuration)
@@ -35,7 +40,9 @@
 //   stay in uniform control flow (naga requires it).
 //
 // Shapes: m, n, k multiples of T (the host refuses others: `unsupported`, never padded silently).
-// Dispatch: (ceil(n / (2T·BLK_COLS)), ceil(m / (2T·BLK_ROWS)), batch).
+// Dispatch (both entry points): (ceil(n / (2T·BLK_COLS)), ceil(m / (2T·BLK_ROWS)), batch).
+// coop_staged needs exactly SLOTS subgroups (the host requires a fixed subgroup size) and uses
+// 2·((2T·BLK_ROWS)·(T+8) + T·(2T·BLK_COLS+8))·2 bytes of workgroup memory.
 
 struct MatmulParams {
     m: u32,

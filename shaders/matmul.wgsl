@@ -18,6 +18,8 @@
 //   BM, BN   rows/cols of C per workgroup: multiples of 4·TM / 4·TN, 16..256
 //   BK       k per workgroup-memory tile: 4..64, (BM·BK) and (BK·BN) multiples of the workgroup size
 //   TM, TN   C elements per thread: multiples of 4, 4..16 (register blocking, vec4 accumulators)
+//   DOUBLE_BUF  bool: two halves of the tiles, the next K slice staged while one is multiplied
+//            (workgroup memory 2·(BM+BN)·BK·4 bytes instead of (BM+BN)·BK·4)
 // Overrides (workgroup size):
 //   naive: WG_X, WG_Y (1..1024, product ≤ max_compute_invocations_per_workgroup), default 16×16
 //   tiled: WG_X = BN / TN, WG_Y = BM / TM (the host passes exactly these)
@@ -99,18 +101,73 @@ fn naive(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // Workgroup-memory tiles: As is [BK][BM], Bs is [BK][BN], both f32 (converted once while staging),
-// read as vec4. Each thread accumulates a TM × TN block in vec4 registers.
-var<workgroup> As: array<vec4<f32>, BK * BM / 4u>;
-var<workgroup> Bs: array<vec4<f32>, BK * BN / 4u>;
+// read as vec4. Each thread accumulates a TM × TN block in vec4 registers. With DOUBLE_BUF the
+// tiles are doubled: the next K slice is staged into one half while the other is multiplied (one
+// barrier per K step instead of two).
+const BUFS: u32 = select(1u, 2u, DOUBLE_BUF);
+const AS_SIZE: u32 = BK * BM / 4u;
+const BS_SIZE: u32 = BK * BN / 4u;
+var<workgroup> As: array<vec4<f32>, BUFS * AS_SIZE>;
+var<workgroup> Bs: array<vec4<f32>, BUFS * BS_SIZE>;
 
-fn set_as(kk: u32, r: u32, v: f32) {
+fn set_as(buf: u32, kk: u32, r: u32, v: f32) {
     let e = kk * BM + r;
-    As[e / 4u][e % 4u] = v;
+    As[buf * AS_SIZE + e / 4u][e % 4u] = v;
 }
 
-fn set_bs(kk: u32, c: u32, v: f32) {
+fn set_bs(buf: u32, kk: u32, c: u32, v: f32) {
     let e = kk * BN + c;
-    Bs[e / 4u][e % 4u] = v;
+    Bs[buf * BS_SIZE + e / 4u][e % 4u] = v;
+}
+
+// Stage the K slice at k0 of this workgroup's A rows and B columns into tile half `buf`.
+fn stage_tiles(buf: u32, k0: u32, row0: u32, col0: u32, a0: u32, b0: u32, li: u32) {
+    let threads = WG_X * WG_Y;
+    let trans_b = P.trans_b != 0u;
+    // Stage A (consecutive threads walk k: contiguous in memory).
+    for (var e = li; e < BM * BK; e += threads) {
+        let r = e / BK;
+        let kk = e % BK;
+        var v = 0.0;
+        if (row0 + r < P.m && k0 + kk < P.k) {
+            v = ld_a(a0 + (row0 + r) * P.lda + k0 + kk);
+        }
+        set_as(buf, kk, r, v);
+    }
+    // Stage B, walking whichever index is contiguous in memory.
+    for (var e = li; e < BK * BN; e += threads) {
+        var kk = e / BN;
+        var c = e % BN;
+        if (trans_b) {
+            kk = e % BK;
+            c = e / BK;
+        }
+        var v = 0.0;
+        if (k0 + kk < P.k && col0 + c < P.n) {
+            v = ld_b(b0 + b_index(k0 + kk, col0 + c));
+        }
+        set_bs(buf, kk, c, v);
+    }
+}
+
+// acc += the product of tile half `buf` for this thread's TM × TN block.
+fn multiply_tiles(buf: u32, lid: vec3<u32>, acc: ptr<function, array<vec4<f32>, TM * TN / 4u>>) {
+    for (var kk = 0u; kk < BK; kk++) {
+        var av: array<vec4<f32>, TM / 4u>;
+        var bv: array<vec4<f32>, TN / 4u>;
+        for (var i = 0u; i < TM / 4u; i++) {
+            av[i] = As[buf * AS_SIZE + (kk * BM + lid.y * TM) / 4u + i];
+        }
+        for (var j = 0u; j < TN / 4u; j++) {
+            bv[j] = Bs[buf * BS_SIZE + (kk * BN + lid.x * TN) / 4u + j];
+        }
+        for (var i = 0u; i < TM; i++) {
+            let a = vec4<f32>(av[i / 4u][i % 4u]);
+            for (var j = 0u; j < TN / 4u; j++) {
+                (*acc)[i * (TN / 4u) + j] = fma(a, bv[j], (*acc)[i * (TN / 4u) + j]);
+            }
+        }
+    }
 }
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
@@ -124,53 +181,28 @@ fn tiled(
     let col0 = wg.x * BN;
     let a0 = b * P.a_stride;
     let b0 = b * P.b_stride;
-    let threads = WG_X * WG_Y;
-    let trans_b = P.trans_b != 0u;
 
     var acc: array<vec4<f32>, TM * TN / 4u>;
-    for (var k0 = 0u; k0 < P.k; k0 += BK) {
-        // Stage A (consecutive threads walk k: contiguous in memory).
-        for (var e = li; e < BM * BK; e += threads) {
-            let r = e / BK;
-            let kk = e % BK;
-            var v = 0.0;
-            if (row0 + r < P.m && k0 + kk < P.k) {
-                v = ld_a(a0 + (row0 + r) * P.lda + k0 + kk);
-            }
-            set_as(kk, r, v);
-        }
-        // Stage B, walking whichever index is contiguous in memory.
-        for (var e = li; e < BK * BN; e += threads) {
-            var kk = e / BN;
-            var c = e % BN;
-            if (trans_b) {
-                kk = e % BK;
-                c = e / BK;
-            }
-            var v = 0.0;
-            if (k0 + kk < P.k && col0 + c < P.n) {
-                v = ld_b(b0 + b_index(k0 + kk, col0 + c));
-            }
-            set_bs(kk, c, v);
-        }
+    if (DOUBLE_BUF) {
+        stage_tiles(0u, 0u, row0, col0, a0, b0, li);
         workgroupBarrier();
-        for (var kk = 0u; kk < BK; kk++) {
-            var av: array<vec4<f32>, TM / 4u>;
-            var bv: array<vec4<f32>, TN / 4u>;
-            for (var i = 0u; i < TM / 4u; i++) {
-                av[i] = As[(kk * BM + lid.y * TM) / 4u + i];
+        var buf = 0u;
+        for (var k0 = 0u; k0 < P.k; k0 += BK) {
+            // The other half was last read before the previous barrier: free to overwrite.
+            if (k0 + BK < P.k) {
+                stage_tiles(1u - buf, k0 + BK, row0, col0, a0, b0, li);
             }
-            for (var j = 0u; j < TN / 4u; j++) {
-                bv[j] = Bs[(kk * BN + lid.x * TN) / 4u + j];
-            }
-            for (var i = 0u; i < TM; i++) {
-                let a = vec4<f32>(av[i / 4u][i % 4u]);
-                for (var j = 0u; j < TN / 4u; j++) {
-                    acc[i * (TN / 4u) + j] = fma(a, bv[j], acc[i * (TN / 4u) + j]);
-                }
-            }
+            multiply_tiles(buf, lid, &acc);
+            workgroupBarrier();
+            buf = 1u - buf;
         }
-        workgroupBarrier();
+    } else {
+        for (var k0 = 0u; k0 < P.k; k0 += BK) {
+            stage_tiles(0u, k0, row0, col0, a0, b0, li);
+            workgroupBarrier();
+            multiply_tiles(0u, lid, &acc);
+            workgroupBarrier();
+        }
     }
 
     for (var i = 0u; i < TM; i++) {

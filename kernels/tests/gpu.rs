@@ -114,8 +114,8 @@ fn matmul_every_variant_and_dtype_verifies() {
 }
 
 /// Tile configurations of the tuning space other than the default, covering every value of each
-/// tile parameter (tm/tn 4 and 8, bk 8/16/32, rectangular blocks) and the trusted module without
-/// runtime checks: each verifies on the odd shapes (1, 17, 200×300×129, B transposed, batched,
+/// tile parameter (tm/tn 4 and 8, bk 8/16, rectangular blocks, single and double-buffered
+/// tiles) and the trusted module without runtime checks: each verifies on the odd shapes (1, 17, 200×300×129, B transposed, batched,
 /// padded) at f32 and at packed bf16 output (whole-word stores at the edges). Five pipelines per
 /// dtype on lavapipe.
 #[test]
@@ -131,11 +131,18 @@ fn tiled_tuning_configurations_verify_on_odd_shapes() {
             .with_batch(2)
             .with_leading_dims(41, 43, 67),
     ];
-    let t = |bm, bn, bk, tm, tn| TiledConfig { bm, bn, bk, tm, tn };
+    let t = |bm, bn, bk, tm, tn, double_buf| TiledConfig {
+        bm,
+        bn,
+        bk,
+        tm,
+        tn,
+        double_buf,
+    };
     let configs = [
-        (t(32, 32, 8, 4, 4), true),
-        (t(64, 128, 32, 8, 4), true),
-        (t(128, 64, 16, 4, 8), true),
+        (t(32, 32, 8, 4, 4, true), true),
+        (t(64, 128, 16, 8, 4, false), true),
+        (t(128, 64, 16, 4, 8, true), true),
         (TILED_SOFTWARE, false),
     ];
     for (tiles, checks) in configs {

@@ -106,6 +106,7 @@ const NAIVE_TILES: TiledConfig = TiledConfig {
     bk: 4,
     tm: 4,
     tn: 4,
+    double_buf: false,
 };
 
 fn with_tile_consts(s: Specialization, t: TiledConfig) -> Specialization {
@@ -114,6 +115,7 @@ fn with_tile_consts(s: Specialization, t: TiledConfig) -> Specialization {
         .konst("BK", t.bk)
         .konst("TM", t.tm)
         .konst("TN", t.tn)
+        .flag("DOUBLE_BUF", t.double_buf)
 }
 
 /// `tiled` with tiles `t`; `checks: false` builds a trusted module without wgpu's runtime
@@ -822,7 +824,7 @@ impl GpuMatmul {
         let mut prepared = self.prepare_spec(ctx, p, inputs, &spec, layout)?;
         if self.variant == Variant::Naive {
             // Its module carries tile constants it does not use.
-            for k in ["bm", "bn", "bk", "tm", "tn"] {
+            for k in ["bm", "bn", "bk", "tm", "tn", "double_buf"] {
                 prepared.chosen.remove(k);
             }
         }

@@ -155,15 +155,17 @@ impl Specialization {
         self
     }
 
-    /// Every specialization value as run-file params: the `const`s and flags of the prelude,
+    /// Every specialization value as run-file params (numbers): the `const`s and flags (0/1) of
+    /// the prelude,
     /// the pipeline overrides, the cooperative-matrix tile.
     pub fn params(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut m = serde_json::Map::new();
         for (k, v) in &self.consts {
             m.insert(k.to_lowercase(), (*v).into());
         }
+        // Flags as 0/1: a row's configuration is numbers.
         for (k, v) in &self.flags {
-            m.insert(k.to_lowercase(), (*v).into());
+            m.insert(k.to_lowercase(), (*v as u32).into());
         }
         for (k, v) in &self.overrides {
             m.insert(k.to_lowercase(), (*v).into());

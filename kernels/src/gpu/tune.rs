@@ -26,6 +26,8 @@ pub struct TiledConfig {
     pub bk: u32,
     pub tm: u32,
     pub tn: u32,
+    /// Double-buffered tiles (`DOUBLE_BUF`): the next K slice staged while one is multiplied.
+    pub double_buf: bool,
 }
 
 impl TiledConfig {
@@ -34,15 +36,17 @@ impl TiledConfig {
         (self.bn / self.tn) * (self.bm / self.tm)
     }
 
-    /// Workgroup memory of the two f32 tiles, bytes.
+    /// Workgroup memory of the f32 tiles (both halves when double-buffered), bytes.
     pub fn workgroup_bytes(&self) -> u32 {
-        (self.bm + self.bn) * self.bk * 4
+        (self.bm + self.bn) * self.bk * 4 * if self.double_buf { 2 } else { 1 }
     }
 
     /// Why this configuration cannot run on an adapter with these limits (the shader header's
     /// ranges, then the adapter's), or `None`.
     pub fn illegal(&self, limits: &wgpu::Limits) -> Option<String> {
-        let TiledConfig { bm, bn, bk, tm, tn } = *self;
+        let TiledConfig {
+            bm, bn, bk, tm, tn, ..
+        } = *self;
         if !(tm == 4 || tm == 8 || tm == 16) || !(tn == 4 || tn == 8 || tn == 16) {
             return Some(format!("tm={tm}, tn={tn}: each must be 4, 8 or 16"));
         }
@@ -188,6 +192,7 @@ impl MatmulConfig {
                 put("bk", tiles.bk);
                 put("tm", tiles.tm);
                 put("tn", tiles.tn);
+                put("double_buf", tiles.double_buf as u32);
                 put("runtime_checks", checks as u32);
             }
             MatmulConfig::Coop {
@@ -228,6 +233,11 @@ impl MatmulConfig {
                     bk: get("bk")?,
                     tm: get("tm")?,
                     tn: get("tn")?,
+                    double_buf: match get("double_buf")? {
+                        0 => false,
+                        1 => true,
+                        v => return Err(format!("`double_buf` is {v}, not 0 or 1")),
+                    },
                 },
                 checks,
             },
@@ -257,7 +267,8 @@ impl MatmulConfig {
         let chk = if self.checks() { "" } else { " unchecked" };
         match self {
             MatmulConfig::Tiled { tiles: t, .. } => {
-                format!("{}x{}x{}/{}x{}{chk}", t.bm, t.bn, t.bk, t.tm, t.tn)
+                let db = if t.double_buf { " double-buffered" } else { "" };
+                format!("{}x{}x{}/{}x{}{db}{chk}", t.bm, t.bn, t.bk, t.tm, t.tn)
             }
             MatmulConfig::Coop {
                 blocks: b, staging, ..
@@ -273,7 +284,7 @@ impl MatmulConfig {
     }
 }
 
-/// `tiled` on a software adapter (lavapipe): 64×64×16 with 8×8 per thread, 1.3–1.4 GFLOP/s at
+/// `tiled` on a software adapter (lavapipe): 64×64×16 with 8×8 per thread, single-buffered, 1.3–1.4 GFLOP/s at
 /// 512³ for every dtype with about 3 s of JIT per pipeline; 128×128 tiles were 2× faster there
 /// but cost 8–11 s of JIT each (../shared/notes/WGPU30.md §3).
 pub const TILED_SOFTWARE: TiledConfig = TiledConfig {
@@ -282,17 +293,20 @@ pub const TILED_SOFTWARE: TiledConfig = TiledConfig {
     bk: 16,
     tm: 8,
     tn: 8,
+    double_buf: false,
 };
 
 /// `tiled` on a hardware GPU without a tuned entry: 128×128 blocks, 8×8 per thread (256
-/// threads), 16-deep tiles (16 KiB of workgroup memory) — the usual register-blocked SIMT
-/// starting point for discrete GPUs; `perfledger tune` measures the alternatives.
+/// threads), 16-deep double-buffered tiles (32 KiB of workgroup memory) — the usual
+/// register-blocked SIMT starting point for discrete GPUs; `perfledger tune` measures the
+/// alternatives.
 pub const TILED_HARDWARE: TiledConfig = TiledConfig {
     bm: 128,
     bn: 128,
     bk: 16,
     tm: 8,
     tn: 8,
+    double_buf: true,
 };
 
 /// Coop blocks without a tuned entry: 2 × 2 subgroups, each a 2T × 2T block (64 × 64 of C per
@@ -309,9 +323,18 @@ pub fn tiled_space() -> Vec<TiledConfig> {
     for (bm, bn) in [(32, 32), (64, 64), (64, 128), (128, 64), (128, 128)] {
         for (tm, tn) in [(4, 4), (8, 4), (4, 8), (8, 8)] {
             for bk in [8, 16, 32] {
-                let c = TiledConfig { bm, bn, bk, tm, tn };
-                if !v.contains(&c) {
-                    v.push(c);
+                for double_buf in [false, true] {
+                    let c = TiledConfig {
+                        bm,
+                        bn,
+                        bk,
+                        tm,
+                        tn,
+                        double_buf,
+                    };
+                    if !v.contains(&c) {
+                        v.push(c);
+                    }
                 }
             }
         }
@@ -378,14 +401,15 @@ impl ShapeClass {
     }
 
     /// The square edge `tune` times this class at: 512 / 2048 / 4096 on a hardware GPU; on a
-    /// software adapter (a few GFLOP/s, seconds of JIT per pipeline) only `small`, at 128
-    /// (`None`: not tuned there).
+    /// software adapter (a few GFLOP/s) only `small`, at 256 (`None`: not tuned there). At 128³
+    /// lavapipe's choice for bf16 lost to the default at 512³ (2.5 vs 3.2 GFLOP/s): too small a
+    /// shape to stand for its class.
     pub fn tune_edge(self, software: bool) -> Option<usize> {
         match (self, software) {
             (ShapeClass::Small, false) => Some(512),
             (ShapeClass::Medium, false) => Some(2048),
             (ShapeClass::Large, false) => Some(4096),
-            (ShapeClass::Small, true) => Some(128),
+            (ShapeClass::Small, true) => Some(256),
             (ShapeClass::Medium | ShapeClass::Large, true) => None,
         }
     }
@@ -763,6 +787,8 @@ mod tests {
         let lim = validation_limits();
         assert!(TILED_SOFTWARE.illegal(&lim).is_none());
         assert!(TILED_HARDWARE.illegal(&lim).is_none());
+        // The hardware default fits 32 KiB (lavapipe's and NVIDIA's limits allow it).
+        assert_eq!(TILED_HARDWARE.workgroup_bytes(), 32768);
         let legal = s.iter().filter(|c| c.illegal(&lim).is_none()).count();
         assert!(legal >= 20, "only {legal} legal tiled configurations");
         // wgpu's default limits (256 invocations, 16 KiB) reject some of them, for the reason.
@@ -773,6 +799,7 @@ mod tests {
             bk: 32,
             tm: 8,
             tn: 8,
+            double_buf: false,
         };
         assert!(big.illegal(&small).unwrap().contains("workgroup memory"));
         let many = TiledConfig {
@@ -781,6 +808,7 @@ mod tests {
             bk: 16,
             tm: 4,
             tn: 4,
+            double_buf: false,
         };
         assert!(many.illegal(&small).unwrap().contains("threads"));
         assert_eq!(coop_space()[0], COOP_DEFAULT);
