@@ -269,10 +269,12 @@ fn sample_row(
     RowOutcome { row, interrupted }
 }
 
-/// Number of input sets to rotate for a row (1 unless memory-bound and small next to L3).
+/// Number of input sets to rotate for a row (1 unless memory-bound and small next to the
+/// last-level cache).
 ///
 /// CPU rows rotate sets spanning [`ROTATE_FOOTPRINT_L3`] × L3 (at most [`MAX_ROTATE_SETS`]); GPU
-/// rows, whose sets are device buffers cycled one per sample, at most [`MAX_GPU_ROTATE_SETS`].
+/// rows sets spanning the same multiple of the GPU's L2 ([`last_level_cache`]), device buffers
+/// cycled one per sample of one call each, at most [`MAX_GPU_ROTATE_SETS`].
 pub fn rotation_sets(
     problem: &Problem,
     precision: perfledger_kernels::Precision,
@@ -282,13 +284,28 @@ pub fn rotation_sets(
     if work.intensity() >= MEMORY_BOUND_INTENSITY {
         return 1;
     }
-    let l3 = perfledger_kernels::cpu::cache::detected().l3 as u64;
-    let target = ROTATE_FOOTPRINT_L3 as u64 * l3;
+    let target = ROTATE_FOOTPRINT_L3 as u64 * last_level_cache(backend);
     let max = match backend {
         Backend::Cpu => MAX_ROTATE_SETS,
         Backend::Gpu => MAX_GPU_ROTATE_SETS,
     };
     (target.div_ceil(work.min_bytes.max(1)) as usize).clamp(1, max)
+}
+
+/// The cache a memory-bound row's input sets must outgrow: the CPU's L3, or the GPU's L2
+/// ([`perfledger_kernels::gpu::context::last_level_cache_bytes`]: an H200's 50 MB, so one
+/// 33.5 MB K+V set of a kv-8192 decode is never measured warm).
+pub fn last_level_cache(backend: Backend) -> u64 {
+    let l3 = perfledger_kernels::cpu::cache::detected().l3 as u64;
+    match backend {
+        Backend::Cpu => l3,
+        #[cfg(feature = "gpu")]
+        Backend::Gpu => perfledger_kernels::gpu::context::global_if_open()
+            .map(|c| perfledger_kernels::gpu::context::last_level_cache_bytes(&c.report).0)
+            .unwrap_or(l3),
+        #[cfg(not(feature = "gpu"))]
+        Backend::Gpu => l3,
+    }
 }
 
 /// How a row's samples are timed: the kernel's device timer where it has one (GPU timestamp
@@ -488,7 +505,15 @@ fn measure(
     }
     // The cross-check covers the samples, not warm-up.
     clock.ratios.clear();
-    let iters_per_sample = ((MIN_SAMPLE_S / t_iter.max(1e-9)).ceil() as u64).max(1);
+    // A GPU row with several input sets times one call per sample on the device clock, cycling
+    // the sets: the iterations of a batched sample would all read one set, warm in L2 after the
+    // first (device timestamps time a single call exactly; without them, batches as usual).
+    let gpu_rotating = sets > 1 && kernel.identity().backend == Backend::Gpu && clock.device;
+    let iters_per_sample = if gpu_rotating {
+        1
+    } else {
+        ((MIN_SAMPLE_S / t_iter.max(1e-9)).ceil() as u64).max(1)
+    };
     // Memory-bound CPU rows with several input sets rotate them within each sample as well.
     let rotate = sets > 1 && iters_per_sample > 1 && kernel.identity().backend == Backend::Cpu;
     let mut next_set = 0usize;

@@ -71,11 +71,7 @@ impl GpuFlashAttention {
     }
 
     fn ldo(&self, p: &AttentionProblem) -> usize {
-        if self.precision.output == DType::BF16 {
-            p.head_dim.div_ceil(2) * 2
-        } else {
-            p.head_dim
-        }
+        out_ldo(self.precision.output, p.head_dim)
     }
 
     fn check(&self, ctx: &GpuContext, p: &AttentionProblem) -> Result<Specialization, String> {
@@ -147,28 +143,7 @@ impl GpuFlashAttention {
                 kernel: id.clone(),
                 reason: reason.to_string(),
             })?;
-        let want = [p.q_len_elems(), p.kv_len_elems(), p.kv_len_elems()];
-        if inputs.len() != 3 {
-            return Err(KernelError::Other(format!(
-                "{id}: expects 3 inputs (Q, K, V)"
-            )));
-        }
-        for (index, (t, &len)) in inputs.iter().zip(&want).enumerate() {
-            if t.dtype() != self.precision.input {
-                return Err(KernelError::InputDType {
-                    kernel: id.clone(),
-                    index,
-                    actual: t.dtype(),
-                    expected: self.precision.input,
-                });
-            }
-            if t.len() < len {
-                return Err(KernelError::Other(format!(
-                    "{id}: input {index} has {} elements, the problem needs {len}",
-                    t.len()
-                )));
-            }
-        }
+        check_qkv(&id, self.precision.input, p, inputs)?;
         let ldo = self.ldo(p);
         let out_len = p.batch * p.q_heads * p.q_len * ldo;
         let params = AttentionParams {
@@ -275,22 +250,82 @@ impl Prepared for PreparedAttention {
     }
 
     fn output(&mut self) -> Result<Tensor, KernelError> {
-        let size = self.output.size_bytes();
-        let bytes = self.run.ctx.read(&self.o, (self.out_len * size) as u64)?;
-        let d = self.problem.head_dim;
-        if self.ldo == d {
-            return Ok(tensor_from_bytes(self.output, &bytes));
-        }
-        let rows = self.out_len / self.ldo;
-        let mut out = vec![0u8; rows * d * size];
-        for r in 0..rows {
-            out[r * d * size..(r + 1) * d * size]
-                .copy_from_slice(&bytes[r * self.ldo * size..(r * self.ldo + d) * size]);
-        }
-        Ok(tensor_from_bytes(self.output, &out))
+        read_rows(
+            &self.run.ctx,
+            &self.o,
+            self.output,
+            self.out_len,
+            self.ldo,
+            self.problem.head_dim,
+        )
     }
 
     fn time_device(&mut self, iters: u64) -> Option<Result<DeviceTiming, KernelError>> {
         Some(self.run.time(iters))
+    }
+}
+
+/// Check an attention kernel's inputs: Q, K, V of the kernel's input type and long enough.
+pub(crate) fn check_qkv(
+    id: &str,
+    input: DType,
+    p: &AttentionProblem,
+    inputs: &[Arc<Tensor>],
+) -> Result<(), KernelError> {
+    let want = [p.q_len_elems(), p.kv_len_elems(), p.kv_len_elems()];
+    if inputs.len() != 3 {
+        return Err(KernelError::Other(format!(
+            "{id}: expects 3 inputs (Q, K, V)"
+        )));
+    }
+    for (index, (t, &len)) in inputs.iter().zip(&want).enumerate() {
+        if t.dtype() != input {
+            return Err(KernelError::InputDType {
+                kernel: id.to_string(),
+                index,
+                actual: t.dtype(),
+                expected: input,
+            });
+        }
+        if t.len() < len {
+            return Err(KernelError::Other(format!(
+                "{id}: input {index} has {} elements, the problem needs {len}",
+                t.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Read an attention output of `out_len` elements in rows of `ldo` (padded for packed bf16),
+/// unpadded to rows of `head_dim`.
+pub(crate) fn read_rows(
+    ctx: &GpuContext,
+    o: &wgpu::Buffer,
+    output: DType,
+    out_len: usize,
+    ldo: usize,
+    head_dim: usize,
+) -> Result<Tensor, KernelError> {
+    let size = output.size_bytes();
+    let bytes = ctx.read(o, (out_len * size) as u64)?;
+    if ldo == head_dim {
+        return Ok(tensor_from_bytes(output, &bytes));
+    }
+    let rows = out_len / ldo;
+    let mut out = vec![0u8; rows * head_dim * size];
+    for r in 0..rows {
+        out[r * head_dim * size..(r + 1) * head_dim * size]
+            .copy_from_slice(&bytes[r * ldo * size..(r * ldo + head_dim) * size]);
+    }
+    Ok(tensor_from_bytes(output, &out))
+}
+
+/// Row stride of an attention output: head_dim, rounded up to even for packed bf16.
+pub(crate) fn out_ldo(output: DType, head_dim: usize) -> usize {
+    if output == DType::BF16 {
+        head_dim.div_ceil(2) * 2
+    } else {
+        head_dim
     }
 }

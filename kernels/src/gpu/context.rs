@@ -94,6 +94,50 @@ fn scalar_name(t: wgpu::CooperativeScalarType) -> String {
     }
 }
 
+/// The last-level cache of a GPU in bytes, for sizing the input sets memory-bound GPU rows
+/// rotate, and where the figure comes from. wgpu reports no cache sizes, so: the vendors'
+/// published L2 (or Infinity Cache) of the GPUs named here; a software adapter's is the host
+/// CPU's L3 (it runs on the CPU); anything else gets 128 MiB, above every GPU in the table but
+/// one, so an unknown GPU's rows rotate more rather than less.
+pub fn last_level_cache_bytes(r: &AdapterReport) -> (u64, &'static str) {
+    const MB: u64 = 1 << 20;
+    if r.software {
+        return (
+            crate::cpu::cache::detected().l3 as u64,
+            "software adapter: the host CPU's L3",
+        );
+    }
+    let n = r.name.to_lowercase();
+    // (name part, bytes, source): NVIDIA architecture whitepapers; AMD CDNA 3 whitepaper.
+    let table: [(&str, u64, &'static str); 7] = [
+        ("h100", 50 * MB, "NVIDIA H100: 50 MB L2 (Hopper whitepaper)"),
+        (
+            "h200",
+            50 * MB,
+            "NVIDIA H200: 50 MB L2 (Hopper; same die as H100)",
+        ),
+        ("a100", 40 * MB, "NVIDIA A100: 40 MB L2 (Ampere whitepaper)"),
+        ("l40s", 96 * MB, "NVIDIA L40S: 96 MB L2 (Ada whitepaper)"),
+        ("l4", 48 * MB, "NVIDIA L4: 48 MB L2 (Ada whitepaper)"),
+        (
+            "4090",
+            72 * MB,
+            "NVIDIA RTX 4090: 72 MB L2 (Ada whitepaper)",
+        ),
+        (
+            "mi300",
+            256 * MB,
+            "AMD MI300: 256 MB Infinity Cache (CDNA 3 whitepaper)",
+        ),
+    ];
+    for (part, bytes, src) in table {
+        if n.contains(part) {
+            return (bytes, src);
+        }
+    }
+    (128 * MB, "unknown GPU: 128 MiB assumed")
+}
+
 /// Whether an adapter is a software rasterizer: CPU device type, or a known software name.
 pub fn is_software(device_type: wgpu::DeviceType, name: &str) -> bool {
     let n = name.to_lowercase();
@@ -640,19 +684,20 @@ impl GpuContext {
         Ok(bytes)
     }
 
-    /// A bind group of `buffers` at bindings 0.. of the pipeline's group 0 (auto layout).
-    pub fn bind_group(
+    /// A bind group of `(binding, buffer)` pairs in the pipeline's group 0 (auto layout: an
+    /// entry point binds only what it uses, so two entry points of one module may bind
+    /// different subsets).
+    pub fn bind_group_at(
         &self,
         pipeline: &wgpu::ComputePipeline,
-        buffers: &[&wgpu::Buffer],
+        buffers: &[(u32, &wgpu::Buffer)],
     ) -> Result<wgpu::BindGroup, KernelError> {
         self.scoped("bind group", || {
             let layout = pipeline.get_bind_group_layout(0);
             let entries: Vec<wgpu::BindGroupEntry> = buffers
                 .iter()
-                .enumerate()
-                .map(|(i, b)| wgpu::BindGroupEntry {
-                    binding: i as u32,
+                .map(|&(binding, b)| wgpu::BindGroupEntry {
+                    binding,
                     resource: b.as_entire_binding(),
                 })
                 .collect();
@@ -662,6 +707,20 @@ impl GpuContext {
                 entries: &entries,
             })
         })
+    }
+
+    /// A bind group of `buffers` at bindings 0.. of the pipeline's group 0 (auto layout).
+    pub fn bind_group(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        buffers: &[&wgpu::Buffer],
+    ) -> Result<wgpu::BindGroup, KernelError> {
+        let at: Vec<(u32, &wgpu::Buffer)> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| (i as u32, b))
+            .collect();
+        self.bind_group_at(pipeline, &at)
     }
 }
 

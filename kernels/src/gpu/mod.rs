@@ -1,4 +1,5 @@
-//! GPU kernels via wgpu: WGSL matmul (`naive`, `tiled`, `coop`) and flash attention in
+//! GPU kernels via wgpu: WGSL matmul (`naive`, `tiled`, `coop`), flash attention and split-KV
+//! decode in
 //! f32/f16/bf16, GPU ceilings, and everything they share.
 //!
 //! - [`context`]: all wgpu setup (adapter selection, device, error scopes, device loss, buffers);
@@ -13,6 +14,7 @@
 
 pub mod attention;
 pub mod context;
+pub mod decode;
 pub mod error;
 pub use error::GpuError;
 pub mod matmul;
@@ -34,6 +36,9 @@ pub fn kernels() -> Vec<Box<dyn Kernel>> {
         v.push(Box::new(k));
     }
     for k in attention::GpuFlashAttention::all() {
+        v.push(Box::new(k));
+    }
+    for k in decode::GpuDecodeAttention::all() {
         v.push(Box::new(k));
     }
     v

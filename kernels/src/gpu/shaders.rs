@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 pub enum Shader {
     Matmul,
     Attention,
+    Decode,
     Coop,
     Convert,
     Probe,
@@ -24,9 +25,10 @@ pub enum Shader {
 pub const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 
 impl Shader {
-    pub const ALL: [Shader; 6] = [
+    pub const ALL: [Shader; 7] = [
         Shader::Matmul,
         Shader::Attention,
+        Shader::Decode,
         Shader::Coop,
         Shader::Convert,
         Shader::Probe,
@@ -37,6 +39,7 @@ impl Shader {
         match self {
             Shader::Matmul => "matmul.wgsl",
             Shader::Attention => "attention.wgsl",
+            Shader::Decode => "decode.wgsl",
             Shader::Coop => "coop.wgsl",
             Shader::Convert => "convert.wgsl",
             Shader::Probe => "probe.wgsl",
@@ -48,6 +51,7 @@ impl Shader {
         match self {
             Shader::Matmul => include_str!("../../../shaders/matmul.wgsl"),
             Shader::Attention => include_str!("../../../shaders/attention.wgsl"),
+            Shader::Decode => include_str!("../../../shaders/decode.wgsl"),
             Shader::Coop => include_str!("../../../shaders/coop.wgsl"),
             Shader::Convert => include_str!("../../../shaders/convert.wgsl"),
             Shader::Probe => include_str!("../../../shaders/probe.wgsl"),
@@ -401,6 +405,11 @@ pub fn all_specializations() -> Vec<Specialization> {
         .flat_map(|k| k.specializations())
         .chain(
             crate::gpu::attention::GpuFlashAttention::all()
+                .iter()
+                .flat_map(|k| k.specializations()),
+        )
+        .chain(
+            crate::gpu::decode::GpuDecodeAttention::all()
                 .iter()
                 .flat_map(|k| k.specializations()),
         )

@@ -1,0 +1,365 @@
+//! GPU attention decode (shaders/decode.wgsl): `q_len = 1` against a long KV cache, the KV
+//! sequence split across workgroups (flash-decoding), every query head of a GQA group served by
+//! one read of its KV head's chunk, the chunks' partial softmax results merged by a second pass.
+//! Memory-bound by design: one workgroup per (chunk, KV head, batch), so the grid grows with the
+//! KV length, not the head count. FLOPs and mask follow [`AttentionProblem`].
+
+use crate::dtype::{DType, Tensor};
+use crate::gpu::attention::{check_qkv, out_ldo, read_rows};
+use crate::gpu::context::{self, GpuContext};
+use crate::gpu::pipelines::can_build;
+use crate::gpu::shaders::{Shader, Specialization};
+use crate::gpu::timing::GpuRun;
+use crate::kernel::{
+    Backend, DeviceTiming, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Support,
+};
+use crate::problem::{AttentionProblem, Precision};
+use crate::unit::ComputeUnit;
+use std::sync::Arc;
+
+/// Keys per split (the most; a shorter KV cache takes one split of all its keys).
+pub const CHUNK: u32 = 256;
+/// Workgroup size of both passes.
+pub const DECODE_WG: u32 = 64;
+/// The largest GQA group (query heads per KV head): a thread keeps GROUP partial sums.
+pub const MAX_GROUP: usize = 16;
+/// Largest head_dim.
+pub const MAX_HEAD_DIM: usize = 256;
+
+/// Rust twin of `DecodeParams` in shaders/decode.wgsl (8 × 4 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct DecodeParams {
+    pub batch: u32,
+    pub q_heads: u32,
+    pub kv_heads: u32,
+    pub kv_len: u32,
+    pub chunk: u32,
+    pub splits: u32,
+    pub ldo: u32,
+    pub scale_log2e: f32,
+}
+
+/// The broken-on-purpose variants the mutation tests run (`test-kernels` builds only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeMutant {
+    None,
+    /// Each group reads the next KV head's keys and values.
+    WrongKvHead,
+    /// The combine pass adds the chunks' sums without rescaling them to the common maximum.
+    NoRescale,
+}
+
+impl DecodeMutant {
+    fn code(self) -> u32 {
+        match self {
+            DecodeMutant::None => 0,
+            DecodeMutant::WrongKvHead => 1,
+            DecodeMutant::NoRescale => 2,
+        }
+    }
+}
+
+pub fn decode_spec(
+    input: DType,
+    output: DType,
+    head_dim: usize,
+    group: usize,
+    entry: &'static str,
+    mutant: DecodeMutant,
+) -> Specialization {
+    Specialization::new(Shader::Decode, entry)
+        .types(input, output)
+        .konst("D", head_dim as u32)
+        .konst("GROUP", group as u32)
+        .konst("CHUNK_MAX", CHUNK)
+        .konst("MUTANT", mutant.code())
+        .override_("WG", DECODE_WG)
+}
+
+/// Split-KV decode at one precision (same-type output, f32 accumulation).
+pub struct GpuDecodeAttention {
+    pub precision: Precision,
+    pub mutant: DecodeMutant,
+}
+
+impl GpuDecodeAttention {
+    pub fn new(dtype: DType) -> Self {
+        GpuDecodeAttention {
+            precision: Precision::same(dtype),
+            mutant: DecodeMutant::None,
+        }
+    }
+
+    /// A broken variant for the mutation tests.
+    pub fn mutant(dtype: DType, mutant: DecodeMutant) -> Self {
+        GpuDecodeAttention {
+            precision: Precision::same(dtype),
+            mutant,
+        }
+    }
+
+    pub fn all() -> Vec<GpuDecodeAttention> {
+        DType::ALL
+            .into_iter()
+            .map(GpuDecodeAttention::new)
+            .collect()
+    }
+
+    /// The specializations the shader validation compiles: head_dim at the edges and the common
+    /// sizes, GQA groups 1, 4, 8 and the largest, both passes.
+    pub fn specializations(&self) -> Vec<Specialization> {
+        let (i, o) = (self.precision.input, self.precision.output);
+        let mut v = Vec::new();
+        for hd in [1, 17, 64, 80, 96, 128, 256] {
+            for group in [1, 4, 8, MAX_GROUP] {
+                for entry in ["decode_split", "decode_combine"] {
+                    v.push(decode_spec(i, o, hd, group, entry, self.mutant));
+                }
+            }
+        }
+        v
+    }
+
+    fn ldo(&self, p: &AttentionProblem) -> usize {
+        out_ldo(self.precision.output, p.head_dim)
+    }
+
+    /// Keys per split and the number of splits for a KV length.
+    pub fn splits(kv_len: usize) -> (u32, u32) {
+        let chunk = (kv_len as u32).clamp(1, CHUNK);
+        (chunk, (kv_len as u32).div_ceil(chunk))
+    }
+
+    fn check(&self, ctx: &GpuContext, p: &AttentionProblem) -> Result<[Specialization; 2], String> {
+        p.validate().map_err(|e| e.to_string())?;
+        if p.q_len != 1 {
+            return Err(format!(
+                "the decode kernel takes q_len = 1 (got {}; the flash kernel takes the rest)",
+                p.q_len
+            ));
+        }
+        if p.head_dim > MAX_HEAD_DIM {
+            return Err(format!("head_dim {} above {MAX_HEAD_DIM}", p.head_dim));
+        }
+        let group = p.q_heads / p.kv_heads;
+        if group > MAX_GROUP {
+            return Err(format!(
+                "GQA group of {group} query heads per KV head, above {MAX_GROUP}"
+            ));
+        }
+        let (i, o) = (self.precision.input, self.precision.output);
+        let specs = [
+            decode_spec(i, o, p.head_dim, group, "decode_split", self.mutant),
+            decode_spec(i, o, p.head_dim, group, "decode_combine", self.mutant),
+        ];
+        for s in &specs {
+            can_build(ctx, s).map_err(|e| e.to_string())?;
+        }
+        let wg_mem = (group as u64 * (CHUNK as u64 + p.head_dim as u64) + group as u64) * 4;
+        if wg_mem > ctx.limits.max_compute_workgroup_storage_size as u64 {
+            return Err(format!(
+                "scores and queries need {wg_mem} bytes of workgroup memory, above this GPU's \
+                 max_compute_workgroup_storage_size ({})",
+                ctx.limits.max_compute_workgroup_storage_size
+            ));
+        }
+        let (_, splits) = Self::splits(p.kv_len);
+        let in_b = self.precision.input.size_bytes() as u64;
+        let part = (p.batch * p.q_heads) as u64 * splits as u64 * (p.head_dim as u64 + 2);
+        let out_len = (p.batch * p.q_heads * self.ldo(p)) as u64;
+        for (what, elems, bytes) in [
+            ("Q", p.q_len_elems() as u64, p.q_len_elems() as u64 * in_b),
+            ("K", p.kv_len_elems() as u64, p.kv_len_elems() as u64 * in_b),
+            ("partials", part, part * 4),
+            (
+                "O",
+                out_len,
+                out_len * self.precision.output.size_bytes() as u64,
+            ),
+        ] {
+            if elems > u32::MAX as u64 {
+                return Err(format!(
+                    "{what} has {elems} elements; the shaders index with u32 (at most {})",
+                    u32::MAX
+                ));
+            }
+            ctx.check_buffer(what, bytes, true)
+                .map_err(|e| e.to_string())?;
+        }
+        for g in [self.grid_split(p), self.grid_combine(p)] {
+            ctx.check_grid(g).map_err(|e| e.to_string())?;
+        }
+        Ok(specs)
+    }
+
+    fn grid_split(&self, p: &AttentionProblem) -> [u32; 3] {
+        [Self::splits(p.kv_len).1, p.kv_heads as u32, p.batch as u32]
+    }
+
+    fn grid_combine(&self, p: &AttentionProblem) -> [u32; 3] {
+        [p.q_heads as u32, p.batch as u32, 1]
+    }
+
+    /// Prepare on a given context (tests); the registry path uses the global one.
+    pub fn prepare_on(
+        &self,
+        ctx: Arc<GpuContext>,
+        problem: &Problem,
+        inputs: &[Arc<Tensor>],
+    ) -> Result<PreparedDecode, KernelError> {
+        let id = self.identity().id();
+        let Problem::Attention(p) = problem else {
+            return Err(KernelError::Other(format!(
+                "{id}: not an attention problem"
+            )));
+        };
+        let [split_spec, combine_spec] =
+            self.check(&ctx, p)
+                .map_err(|reason| KernelError::Unsupported {
+                    kernel: id.clone(),
+                    reason,
+                })?;
+        check_qkv(&id, self.precision.input, p, inputs)?;
+        let ldo = self.ldo(p);
+        let out_len = p.batch * p.q_heads * ldo;
+        let (chunk, splits) = Self::splits(p.kv_len);
+        let params = DecodeParams {
+            batch: p.batch as u32,
+            q_heads: p.q_heads as u32,
+            kv_heads: p.kv_heads as u32,
+            kv_len: p.kv_len as u32,
+            chunk,
+            splits,
+            ldo: ldo as u32,
+            scale_log2e: p.scale * std::f32::consts::LOG2_E,
+        };
+        let split = ctx.pipeline(&split_spec)?;
+        let combine = ctx.pipeline(&combine_spec)?;
+        let q = ctx.storage_init("Q", inputs[0].as_bytes())?;
+        let k = ctx.storage_init("K", inputs[1].as_bytes())?;
+        let v = ctx.storage_init("V", inputs[2].as_bytes())?;
+        let part_len = p.batch * p.q_heads * splits as usize * (p.head_dim + 2);
+        let part = ctx.storage_init("partials", Tensor::nan(DType::F32, part_len).as_bytes())?;
+        let o = ctx.storage_init("O", Tensor::nan(self.precision.output, out_len).as_bytes())?;
+        let u = ctx.uniform("decode params", bytemuck::bytes_of(&params))?;
+        let bind1 = ctx.bind_group_at(&split, &[(0, &q), (1, &k), (2, &v), (3, &part), (4, &u)])?;
+        let bind2 = ctx.bind_group_at(&combine, &[(3, &part), (4, &u), (5, &o)])?;
+        let run = GpuRun::new(ctx, split, bind1, self.grid_split(p))?.then(
+            combine,
+            bind2,
+            self.grid_combine(p),
+        )?;
+        let mut chosen = split_spec.params();
+        chosen.insert("kv_splits".into(), splits.into());
+        chosen.insert("keys_per_split".into(), chunk.into());
+        chosen.remove("mutant");
+        Ok(PreparedDecode {
+            chosen,
+            run,
+            problem: *p,
+            output: self.precision.output,
+            ldo,
+            out_len,
+            o,
+            _buffers: [q, k, v, part, u],
+        })
+    }
+}
+
+impl Kernel for GpuDecodeAttention {
+    fn identity(&self) -> KernelIdentity {
+        let mut params = serde_json::Map::new();
+        params.insert("chunk_max".into(), CHUNK.into());
+        params.insert("wg".into(), DECODE_WG.into());
+        let family = match self.mutant {
+            DecodeMutant::None => "attention.gpu.decode",
+            DecodeMutant::WrongKvHead => "attention.gpu.decode-mutant-kvhead",
+            DecodeMutant::NoRescale => "attention.gpu.decode-mutant-rescale",
+        };
+        KernelIdentity {
+            op: Op::Attention,
+            backend: Backend::Gpu,
+            family: family.into(),
+            variant: "wgsl".into(),
+            precision: self.precision,
+            unit: ComputeUnit::GpuSimt,
+            params,
+        }
+    }
+
+    fn supports(&self, problem: &Problem) -> Support {
+        let Problem::Attention(p) = problem else {
+            return Support::no("not an attention problem");
+        };
+        if let Err(e) = p.validate() {
+            return Support::no(e.to_string());
+        }
+        if p.q_len != 1 {
+            return Support::no(format!(
+                "the decode kernel takes q_len = 1 (got {})",
+                p.q_len
+            ));
+        }
+        let ctx = match context::global() {
+            Ok(c) => c,
+            Err(e) => return Support::no(e),
+        };
+        match self.check(&ctx, p) {
+            Ok(_) => Support::Yes,
+            Err(e) => Support::no(e),
+        }
+    }
+
+    fn prepare(
+        &self,
+        problem: &Problem,
+        inputs: &[Arc<Tensor>],
+    ) -> Result<Box<dyn Prepared>, KernelError> {
+        let ctx = context::global()?;
+        self.prepare_on(ctx, problem, inputs)
+            .map(|p| Box::new(p) as Box<dyn Prepared>)
+    }
+}
+
+/// Decode ready on the device.
+pub struct PreparedDecode {
+    chosen: serde_json::Map<String, serde_json::Value>,
+    run: GpuRun,
+    problem: AttentionProblem,
+    output: DType,
+    ldo: usize,
+    out_len: usize,
+    o: wgpu::Buffer,
+    _buffers: [wgpu::Buffer; 5],
+}
+
+impl Prepared for PreparedDecode {
+    fn run(&mut self) -> Result<(), KernelError> {
+        self.run.run()
+    }
+
+    fn chosen_params(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.chosen.clone()
+    }
+
+    fn poison(&mut self) -> Result<(), KernelError> {
+        let nan = Tensor::nan(self.output, self.out_len);
+        self.run.ctx.write(&self.o, nan.as_bytes())
+    }
+
+    fn output(&mut self) -> Result<Tensor, KernelError> {
+        read_rows(
+            &self.run.ctx,
+            &self.o,
+            self.output,
+            self.out_len,
+            self.ldo,
+            self.problem.head_dim,
+        )
+    }
+
+    fn time_device(&mut self, iters: u64) -> Option<Result<DeviceTiming, KernelError>> {
+        Some(self.run.time(iters))
+    }
+}
