@@ -135,9 +135,9 @@ TUNE_ARGS=()
 
 # --- The GPU suite ----------------------------------------------------------------------------
 if [ "${GPU_CHECK_QUICK:-0}" = 1 ]; then
-  MM1=256; MM2=384; SEQ=256; HD=64; EXTRA=(--allow-software-gpu); BUDGET=2
+  MM1=256; MM2=384; SEQ=256; HD=64; KV1=1024; KV2=2048; EXTRA=(--allow-software-gpu); BUDGET=2
 else
-  MM1=4096; MM2=8192; SEQ=4096; HD=128; EXTRA=(); BUDGET=8
+  MM1=4096; MM2=8192; SEQ=4096; HD=128; KV1=8192; KV2=32768; EXTRA=(); BUDGET=8
 fi
 cat > "$TMP/suite.json" <<JSON
 {"schema": "perfledger.suite/1", "name": "gpu-check", "case_budget_s": $BUDGET, "run_budget_s": 140,
@@ -145,10 +145,16 @@ cat > "$TMP/suite.json" <<JSON
   {"op": "matmul", "m": $MM1, "n": $MM1, "k": $MM1, "dtypes": ["f16", "bf16", "f32"], "backends": ["gpu"]},
   {"op": "matmul", "m": $MM2, "n": $MM2, "k": $MM2, "dtypes": ["f16", "bf16"], "backends": ["gpu"]},
   {"op": "attention", "q_heads": 32, "kv_heads": 8, "q_len": $SEQ, "kv_len": $SEQ, "head_dim": $HD,
-   "causal": true, "dtypes": ["f16", "bf16"], "backends": ["gpu"]}
+   "causal": true, "dtypes": ["f16", "bf16"], "backends": ["gpu"]},
+  {"op": "attention", "q_heads": 32, "kv_heads": 8, "q_len": $SEQ, "kv_len": $SEQ, "head_dim": $HD,
+   "causal": false, "dtypes": ["f16"], "backends": ["gpu"]},
+  {"op": "attention", "q_heads": 32, "kv_heads": 8, "q_len": 1, "kv_len": $KV1, "head_dim": $HD,
+   "causal": true, "dtypes": ["f16", "bf16"], "backends": ["gpu"], "kernels": ["attention.gpu.decode"]},
+  {"op": "attention", "q_heads": 32, "kv_heads": 8, "q_len": 1, "kv_len": $KV2, "head_dim": $HD,
+   "causal": true, "dtypes": ["bf16"], "backends": ["gpu"], "kernels": ["attention.gpu.decode"]}
  ]}
 JSON
-log "running the GPU suite (matmul ${MM1}³ and ${MM2}³, attention seq $SEQ head_dim $HD, GQA 32/8, causal)"
+log "running the GPU suite (matmul ${MM1}³ and ${MM2}³, attention seq $SEQ head_dim $HD GQA 32/8 causal and not, decode kv $KV1 and $KV2)"
 timeout 180 "$BIN" run --suite "$TMP/suite.json" --backend gpu "${EXTRA[@]}" "${TUNE_ARGS[@]}" --out "$OUT/run.json" --force \
   > "$OUT/summary.txt" 2>>"$LOG"
 code=$?
@@ -165,7 +171,9 @@ done
 if [ -n "$PY" ]; then
   log "peer: PyTorch with CUDA via $PY"
   timeout 60 "$PY" scripts/reference/torch_cuda.py --matmul "${MM1}x${MM1}x${MM1}" --matmul "${MM2}x${MM2}x${MM2}" \
-    --attention "1,32,8,$SEQ,$HD,causal" --dtype f16,bf16 --min-time 0.5 --out "$OUT/peer.jsonl" 2>>"$LOG"
+    --attention "1,32,8,$SEQ,$HD,causal" --attention "1,32,8,$SEQ,$HD" \
+    --attention "1,32,8,1:$KV1,$HD,causal" --attention "1,32,8,1:$KV2,$HD,causal" \
+    --dtype f16,bf16 --min-time 0.5 --out "$OUT/peer.jsonl" 2>>"$LOG"
   log "peer exit code $?"
   if [ -s "$OUT/peer.jsonl" ] && [ -s "$OUT/run.json" ]; then
     "$BIN" import "$OUT/peer.jsonl" --into "$OUT/run.json" >>"$LOG" 2>&1 && log "peer rows imported into run.json"
