@@ -172,7 +172,7 @@ impl GpuFlashAttention {
             ldo,
             out_len,
             o,
-            _buffers: [q, k, v, u],
+            _buffers: vec![q, k, v, u],
         })
     }
 }
@@ -194,21 +194,7 @@ impl Kernel for GpuFlashAttention {
     }
 
     fn supports(&self, problem: &Problem) -> Support {
-        let Problem::Attention(p) = problem else {
-            return Support::no("not an attention problem");
-        };
-        // The problem's own faults come first (and need no GPU).
-        if let Err(e) = p.validate() {
-            return Support::no(e.to_string());
-        }
-        let ctx = match context::global() {
-            Ok(c) => c,
-            Err(e) => return Support::no(e),
-        };
-        match self.check(&ctx, p) {
-            Ok(_) => Support::Yes,
-            Err(e) => Support::no(e),
-        }
+        attention_support(problem, |ctx, p| self.check(ctx, p).map(|_| ()))
     }
 
     fn prepare(
@@ -222,17 +208,40 @@ impl Kernel for GpuFlashAttention {
     }
 }
 
-/// Attention ready on the device.
+/// Whether a GPU attention kernel runs `problem`: the problem's own faults first (they need no
+/// GPU), then the device, then the kernel's `check`.
+pub(crate) fn attention_support(
+    problem: &Problem,
+    check: impl Fn(&GpuContext, &AttentionProblem) -> Result<(), String>,
+) -> Support {
+    let Problem::Attention(p) = problem else {
+        return Support::no("not an attention problem");
+    };
+    if let Err(e) = p.validate() {
+        return Support::no(e.to_string());
+    }
+    let ctx = match context::global() {
+        Ok(c) => c,
+        Err(e) => return Support::no(e),
+    };
+    match check(&ctx, p) {
+        Ok(()) => Support::Yes,
+        Err(e) => Support::no(e),
+    }
+}
+
+/// Attention ready on the device (flash and decode): its passes, its output buffer (rows of
+/// `ldo`), the buffers it keeps alive.
 pub struct PreparedAttention {
     /// The specialization's values (recorded as the row's chosen params).
-    chosen: serde_json::Map<String, serde_json::Value>,
-    run: GpuRun,
-    problem: AttentionProblem,
-    output: DType,
-    ldo: usize,
-    out_len: usize,
-    o: wgpu::Buffer,
-    _buffers: [wgpu::Buffer; 4],
+    pub(crate) chosen: serde_json::Map<String, serde_json::Value>,
+    pub(crate) run: GpuRun,
+    pub(crate) problem: AttentionProblem,
+    pub(crate) output: DType,
+    pub(crate) ldo: usize,
+    pub(crate) out_len: usize,
+    pub(crate) o: wgpu::Buffer,
+    pub(crate) _buffers: Vec<wgpu::Buffer>,
 }
 
 impl Prepared for PreparedAttention {

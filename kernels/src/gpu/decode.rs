@@ -5,14 +5,12 @@
 //! KV length, not the head count. FLOPs and mask follow [`AttentionProblem`].
 
 use crate::dtype::{DType, Tensor};
-use crate::gpu::attention::{check_qkv, out_ldo, read_rows};
+use crate::gpu::attention::{attention_support, check_qkv, out_ldo, PreparedAttention};
 use crate::gpu::context::{self, GpuContext};
 use crate::gpu::pipelines::can_build;
 use crate::gpu::shaders::{Shader, Specialization};
 use crate::gpu::timing::GpuRun;
-use crate::kernel::{
-    Backend, DeviceTiming, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Support,
-};
+use crate::kernel::{Backend, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Support};
 use crate::problem::{AttentionProblem, Precision};
 use crate::unit::ComputeUnit;
 use std::sync::Arc;
@@ -207,7 +205,7 @@ impl GpuDecodeAttention {
         ctx: Arc<GpuContext>,
         problem: &Problem,
         inputs: &[Arc<Tensor>],
-    ) -> Result<PreparedDecode, KernelError> {
+    ) -> Result<PreparedAttention, KernelError> {
         let id = self.identity().id();
         let Problem::Attention(p) = problem else {
             return Err(KernelError::Other(format!(
@@ -254,7 +252,7 @@ impl GpuDecodeAttention {
         chosen.insert("kv_splits".into(), splits.into());
         chosen.insert("keys_per_split".into(), chunk.into());
         chosen.remove("mutant");
-        Ok(PreparedDecode {
+        Ok(PreparedAttention {
             chosen,
             run,
             problem: *p,
@@ -262,7 +260,7 @@ impl GpuDecodeAttention {
             ldo,
             out_len,
             o,
-            _buffers: [q, k, v, part, u],
+            _buffers: vec![q, k, v, part, u],
         })
     }
 }
@@ -289,26 +287,16 @@ impl Kernel for GpuDecodeAttention {
     }
 
     fn supports(&self, problem: &Problem) -> Support {
-        let Problem::Attention(p) = problem else {
-            return Support::no("not an attention problem");
-        };
-        if let Err(e) = p.validate() {
-            return Support::no(e.to_string());
+        // A prefill shape is refused before the GPU is opened.
+        if let Problem::Attention(p) = problem {
+            if p.q_len != 1 && p.validate().is_ok() {
+                return Support::no(format!(
+                    "the decode kernel takes q_len = 1 (got {})",
+                    p.q_len
+                ));
+            }
         }
-        if p.q_len != 1 {
-            return Support::no(format!(
-                "the decode kernel takes q_len = 1 (got {})",
-                p.q_len
-            ));
-        }
-        let ctx = match context::global() {
-            Ok(c) => c,
-            Err(e) => return Support::no(e),
-        };
-        match self.check(&ctx, p) {
-            Ok(_) => Support::Yes,
-            Err(e) => Support::no(e),
-        }
+        attention_support(problem, |ctx, p| self.check(ctx, p).map(|_| ()))
     }
 
     fn prepare(
@@ -319,47 +307,5 @@ impl Kernel for GpuDecodeAttention {
         let ctx = context::global()?;
         self.prepare_on(ctx, problem, inputs)
             .map(|p| Box::new(p) as Box<dyn Prepared>)
-    }
-}
-
-/// Decode ready on the device.
-pub struct PreparedDecode {
-    chosen: serde_json::Map<String, serde_json::Value>,
-    run: GpuRun,
-    problem: AttentionProblem,
-    output: DType,
-    ldo: usize,
-    out_len: usize,
-    o: wgpu::Buffer,
-    _buffers: [wgpu::Buffer; 5],
-}
-
-impl Prepared for PreparedDecode {
-    fn run(&mut self) -> Result<(), KernelError> {
-        self.run.run()
-    }
-
-    fn chosen_params(&self) -> serde_json::Map<String, serde_json::Value> {
-        self.chosen.clone()
-    }
-
-    fn poison(&mut self) -> Result<(), KernelError> {
-        let nan = Tensor::nan(self.output, self.out_len);
-        self.run.ctx.write(&self.o, nan.as_bytes())
-    }
-
-    fn output(&mut self) -> Result<Tensor, KernelError> {
-        read_rows(
-            &self.run.ctx,
-            &self.o,
-            self.output,
-            self.out_len,
-            self.ldo,
-            self.problem.head_dim,
-        )
-    }
-
-    fn time_device(&mut self, iters: u64) -> Option<Result<DeviceTiming, KernelError>> {
-        Some(self.run.time(iters))
     }
 }
