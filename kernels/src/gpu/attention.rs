@@ -94,7 +94,7 @@ impl GpuFlashAttention {
         }
         let in_b = self.precision.input.size_bytes() as u64;
         let out_len = (p.batch * p.q_heads * p.q_len * self.ldo(p)) as u64;
-        for (what, elems, bytes) in [
+        ctx.check_buffers(&[
             ("Q", p.q_len_elems() as u64, p.q_len_elems() as u64 * in_b),
             ("K", p.kv_len_elems() as u64, p.kv_len_elems() as u64 * in_b),
             (
@@ -102,16 +102,7 @@ impl GpuFlashAttention {
                 out_len,
                 out_len * self.precision.output.size_bytes() as u64,
             ),
-        ] {
-            if elems > u32::MAX as u64 {
-                return Err(format!(
-                    "{what} has {elems} elements; the shaders index with u32 (at most {})",
-                    u32::MAX
-                ));
-            }
-            ctx.check_buffer(what, bytes, true)
-                .map_err(|e| e.to_string())?;
-        }
+        ])?;
         ctx.check_grid(self.grid(p)).map_err(|e| e.to_string())?;
         Ok(spec)
     }

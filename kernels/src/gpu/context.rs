@@ -561,6 +561,22 @@ impl GpuContext {
         self.alive()
     }
 
+    /// Check each `(name, elements, bytes)` buffer a kernel needs: its element count must fit the
+    /// shaders' u32 indices and its size the device's limits ([`check_buffer`](Self::check_buffer)).
+    pub fn check_buffers(&self, buffers: &[(&str, u64, u64)]) -> Result<(), String> {
+        for &(what, elems, bytes) in buffers {
+            if elems > u32::MAX as u64 {
+                return Err(format!(
+                    "{what} has {elems} elements; the shaders index with u32 (at most {})",
+                    u32::MAX
+                ));
+            }
+            self.check_buffer(what, bytes, true)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
     /// Refuse a buffer the device cannot hold or bind, naming the limit (before allocating).
     pub fn check_buffer(&self, what: &str, bytes: u64, binding: bool) -> Result<(), GpuError> {
         if bytes > self.limits.max_buffer_size {

@@ -166,7 +166,7 @@ impl GpuDecodeAttention {
         let in_b = self.precision.input.size_bytes() as u64;
         let part = (p.batch * p.q_heads) as u64 * splits as u64 * (p.head_dim as u64 + 2);
         let out_len = (p.batch * p.q_heads * self.ldo(p)) as u64;
-        for (what, elems, bytes) in [
+        ctx.check_buffers(&[
             ("Q", p.q_len_elems() as u64, p.q_len_elems() as u64 * in_b),
             ("K", p.kv_len_elems() as u64, p.kv_len_elems() as u64 * in_b),
             ("partials", part, part * 4),
@@ -175,16 +175,7 @@ impl GpuDecodeAttention {
                 out_len,
                 out_len * self.precision.output.size_bytes() as u64,
             ),
-        ] {
-            if elems > u32::MAX as u64 {
-                return Err(format!(
-                    "{what} has {elems} elements; the shaders index with u32 (at most {})",
-                    u32::MAX
-                ));
-            }
-            ctx.check_buffer(what, bytes, true)
-                .map_err(|e| e.to_string())?;
-        }
+        ])?;
         for g in [self.grid_split(p), self.grid_combine(p)] {
             ctx.check_grid(g).map_err(|e| e.to_string())?;
         }

@@ -650,7 +650,7 @@ impl GpuMatmul {
         let layout = Layout::new(p, self.precision, &spec);
         let in_b = self.precision.input.size_bytes() as u64;
         let out_b = self.precision.output.size_bytes() as u64;
-        for (what, elems, bytes) in [
+        ctx.check_buffers(&[
             ("A", p.a_len() as u64, p.a_len() as u64 * in_b),
             ("B", p.b_len() as u64, p.b_len() as u64 * in_b),
             ("C", layout.out_len as u64, layout.out_len as u64 * out_b),
@@ -659,16 +659,7 @@ impl GpuMatmul {
                 (layout.out_len + layout.scratch_len) as u64,
                 (layout.out_len + layout.scratch_len) as u64 * 4,
             ),
-        ] {
-            if elems > u32::MAX as u64 {
-                return Err(format!(
-                    "{what} has {elems} elements; the shaders index with u32 (at most {})",
-                    u32::MAX
-                ));
-            }
-            ctx.check_buffer(what, bytes, true)
-                .map_err(|e| e.to_string())?;
-        }
+        ])?;
         ctx.check_grid(layout.grid).map_err(|e| e.to_string())?;
         Ok((spec, source, layout))
     }
