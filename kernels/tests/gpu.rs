@@ -572,6 +572,19 @@ fn decode_split_kv_verifies_on_a_covering_set() {
             assert_eq!(v.verdict, Verdict::Pass, "{d} {p} large logits: {v:?}");
         }
     }
+    // Other configurations of the tuning space: shorter and longer splits, other workgroup sizes.
+    use perfledger_kernels::gpu::decode::DecodeConfig;
+    for (chunk, wg) in [(64, 32), (128, 256), (1024, 128)] {
+        let k = GpuDecodeAttention::new(DType::BF16).with_config(DecodeConfig { chunk, wg });
+        for p in [
+            AttentionProblem::new(1, 8, 2, 1, 700, 64),
+            AttentionProblem::new(1, 4, 4, 1, 17, 80),
+        ] {
+            let ins = inputs(&Problem::Attention(p), DType::BF16, 9);
+            let v = decode_verdict(&k, &p, &ins);
+            assert_eq!(v.verdict, Verdict::Pass, "chunk {chunk} wg {wg} {p}: {v:?}");
+        }
+    }
     // Not a decode shape: unsupported, saying why.
     let k = GpuDecodeAttention::new(DType::F16);
     let Support::No(why) = k.supports(&Problem::Attention(AttentionProblem::new(

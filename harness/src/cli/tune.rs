@@ -1,6 +1,7 @@
-//! `perfledger tune`: time every legal configuration of each GPU matmul kernel on a few shapes,
-//! keep the fastest verified one per (adapter, driver version, kernel, shape class), and write
-//! them to the tune cache (`perfledger.tune/1`) that `run --tune-cache` reads.
+//! `perfledger tune`: time every legal configuration of each tunable GPU kernel (matmul `tiled`
+//! and `coop`, attention `decode`) on a few shapes, keep the fastest verified one per (adapter,
+//! driver version, kernel, shape class), and write them to the tune cache (`perfledger.tune/1`)
+//! that `run --tune-cache` reads.
 
 use super::{usage, DTypeArg};
 use anyhow::{bail, Result};
@@ -18,7 +19,8 @@ pub enum TuneBackend {
 
 #[derive(clap::Args, Debug)]
 pub struct TuneArgs {
-    /// What to tune (the GPU matmul kernels: `tiled`, `coop`).
+    /// What to tune (the GPU kernels with configurations: matmul `tiled` and `coop`, attention
+    /// `decode`).
     #[arg(long, value_enum, default_value_t = TuneBackend::Gpu)]
     pub backend: TuneBackend,
     /// GPU adapter: its index (as `perfledger env` lists them) or part of its name.
@@ -97,7 +99,7 @@ pub fn cmd_tune(args: TuneArgs) -> Result<u8> {
     };
     let cap = args.time_cap.unwrap_or(hard_cap).min(hard_cap);
     eprintln!(
-        "tuning the GPU matmul kernels on {} ({}, {} {}), time cap {cap:.0} s{}",
+        "tuning the GPU kernels on {} ({}, {} {}), time cap {cap:.0} s{}",
         ctx.report.name,
         ctx.report.backend,
         ctx.report.driver,
@@ -144,10 +146,13 @@ pub mod session {
     //! The timing loop of `tune`, separate from the command's file handling.
 
     use perfledger_kernels::gpu::context::GpuContext;
+    use perfledger_kernels::gpu::decode::{DecodeConfig, GpuDecodeAttention};
     use perfledger_kernels::gpu::matmul::{GpuMatmul, MatmulConfig, Variant};
-    use perfledger_kernels::gpu::tune::{AdapterKey, ShapeClass, TuneEntry};
-    use perfledger_kernels::verify::{verify_matmul, Verdict, VerifyOptions};
-    use perfledger_kernels::{DType, Kernel, MatmulProblem, Problem, Support, Tensor};
+    use perfledger_kernels::gpu::tune::{self, AdapterKey, ShapeClass, TuneEntry};
+    use perfledger_kernels::verify::{verify_problem, Verdict, VerifyOptions};
+    use perfledger_kernels::{
+        AttentionProblem, DType, Kernel, MatmulProblem, Precision, Problem, Support, Tensor,
+    };
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
@@ -157,57 +162,86 @@ pub mod session {
         pub report: Vec<String>,
     }
 
+    /// A configuration of one of the tunable kernels.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Config {
+        Matmul(MatmulConfig),
+        Decode(DecodeConfig),
+    }
+
+    impl Config {
+        fn label(&self) -> String {
+            match self {
+                Config::Matmul(c) => c.label(),
+                Config::Decode(c) => c.label(),
+            }
+        }
+        fn params(&self) -> serde_json::Map<String, serde_json::Value> {
+            match self {
+                Config::Matmul(c) => c.params(),
+                Config::Decode(c) => c.params(),
+            }
+        }
+    }
+
+    /// Which kernel a job tunes.
+    #[derive(Clone, Copy)]
+    enum Target {
+        Matmul(Variant, Precision),
+        Decode(DType),
+    }
+
+    impl Target {
+        fn kernel(&self, c: Option<Config>) -> Box<dyn Kernel> {
+            match (*self, c) {
+                (Target::Matmul(v, p), Some(Config::Matmul(c))) => {
+                    Box::new(GpuMatmul::new(v, p).with_config(c))
+                }
+                (Target::Matmul(v, p), _) => Box::new(GpuMatmul::new(v, p)),
+                (Target::Decode(d), Some(Config::Decode(c))) => {
+                    Box::new(GpuDecodeAttention::new(d).with_config(c))
+                }
+                (Target::Decode(d), _) => Box::new(GpuDecodeAttention::new(d)),
+            }
+        }
+    }
+
     /// One (kernel, shape class) to tune: its configurations and what was measured so far.
     struct Job {
-        kernel: GpuMatmul,
+        target: Target,
         id: String,
         class: ShapeClass,
-        edge: usize,
-        space: Vec<MatmulConfig>,
+        problem: Problem,
+        timed_shape: [usize; 3],
+        space: Vec<Config>,
         next: usize,
         inputs: Option<Vec<Arc<Tensor>>>,
-        results: Vec<(MatmulConfig, Result<f64, String>)>,
+        results: Vec<(Config, Result<f64, String>)>,
     }
 
     /// Time and verify one configuration; its GFLOP/s.
-    fn measure(
-        ctx: &Arc<GpuContext>,
-        job: &mut Job,
-        c: MatmulConfig,
-        deadline: Instant,
-    ) -> Result<f64, String> {
-        let p = MatmulProblem::new(job.edge, job.edge, job.edge);
-        let prob = Problem::Matmul(p);
-        let k = GpuMatmul::new(job.kernel.variant, job.kernel.precision).with_config(c);
+    fn measure(job: &mut Job, c: Config, deadline: Instant) -> Result<f64, String> {
+        let k = job.target.kernel(Some(c));
+        let prob = job.problem;
         if let Support::No(why) = k.supports(&prob) {
             return Err(format!("unsupported: {why}"));
         }
-        let input = job.kernel.precision.input;
+        let precision = k.identity().precision;
         let ins = job
             .inputs
             .get_or_insert_with(|| {
                 prob.input_lens()
                     .into_iter()
                     .enumerate()
-                    .map(|(i, n)| Arc::new(Tensor::random(input, n, 0x7u64 + i as u64)))
+                    .map(|(i, n)| Arc::new(Tensor::random(precision.input, n, 0x7u64 + i as u64)))
                     .collect()
             })
             .clone();
-        let mut prep = k
-            .prepare_on(ctx.clone(), &prob, &ins)
-            .map_err(|e| e.to_string())?;
-        use perfledger_kernels::Prepared;
+        let mut prep = k.prepare(&prob, &ins).map_err(|e| e.to_string())?;
         prep.poison().map_err(|e| e.to_string())?;
         prep.run().map_err(|e| e.to_string())?;
         let out = prep.output().map_err(|e| e.to_string())?;
-        let v = verify_matmul(
-            &p,
-            k.precision,
-            &ins[0],
-            &ins[1],
-            &out,
-            &VerifyOptions::default(),
-        );
+        let v = verify_problem(&prob, precision, &ins, &out, &VerifyOptions::default());
         if v.verdict != Verdict::Pass {
             return Err(format!(
                 "failed verification (error {:.2e} > bound {:.2e}{})",
@@ -217,31 +251,120 @@ pub mod session {
             ));
         }
         // One warm call, then 3 timings of `iters` calls each (about 20 ms apiece); the median.
-        let once = time_calls(&mut prep, 1)?;
+        let once = time_calls(prep.as_mut(), 1)?;
         let iters = ((0.02 / once.max(1e-7)) as u64).clamp(1, 1000);
         let mut t = Vec::new();
         for _ in 0..3 {
             if Instant::now() > deadline && !t.is_empty() {
                 break;
             }
-            t.push(time_calls(&mut prep, iters)?);
+            t.push(time_calls(prep.as_mut(), iters)?);
         }
         t.sort_by(f64::total_cmp);
         let med = t[t.len() / 2];
-        let flops = 2.0 * (job.edge as f64).powi(3);
-        Ok(flops / med / 1e9)
+        Ok(prob.work(precision).flops as f64 / med / 1e9)
     }
 
-    fn time_calls(
-        prep: &mut perfledger_kernels::gpu::matmul::PreparedMatmul,
-        iters: u64,
-    ) -> Result<f64, String> {
-        use perfledger_kernels::Prepared;
+    fn time_calls(prep: &mut dyn perfledger_kernels::Prepared, iters: u64) -> Result<f64, String> {
         match prep.time_device(iters) {
             Some(Ok(t)) => Ok(t.device_s.unwrap_or(t.wall_s)),
             Some(Err(e)) => Err(e.to_string()),
             None => Err("no device timing".into()),
         }
+    }
+
+    /// Every (kernel, shape class) job of this adapter, after the filters; what is not tuned goes
+    /// into `report`.
+    fn jobs(
+        ctx: &Arc<GpuContext>,
+        kernel_globs: Option<&[String]>,
+        dtypes: Option<&[DType]>,
+        report: &mut Vec<String>,
+    ) -> Vec<Job> {
+        let sg = match ctx.report.subgroup_min_size {
+            0 => 32,
+            s => s,
+        };
+        let software = ctx.report.software;
+        let mut targets: Vec<Target> = GpuMatmul::all()
+            .into_iter()
+            .filter(|k| k.variant != Variant::Naive)
+            .map(|k| Target::Matmul(k.variant, k.precision))
+            .collect();
+        targets.extend(DType::ALL.into_iter().map(Target::Decode));
+        let mut v = Vec::new();
+        for target in targets {
+            let k = target.kernel(None);
+            let id = k.identity().id();
+            if let Some(g) = kernel_globs {
+                if !g
+                    .iter()
+                    .any(|p| crate::workload::kernel_matches(p, k.as_ref()))
+                {
+                    continue;
+                }
+            }
+            if dtypes.is_some_and(|d| !d.contains(&k.identity().precision.input)) {
+                continue;
+            }
+            for class in ShapeClass::ALL {
+                let (problem, timed_shape, space) = match target {
+                    Target::Matmul(variant, precision) => {
+                        let Some(e) = class.tune_edge(software) else {
+                            report.push(format!(
+                                "{id} {}: not tuned on a software adapter (the default is used)",
+                                class.name()
+                            ));
+                            continue;
+                        };
+                        let m = GpuMatmul::new(variant, precision);
+                        let space = m
+                            .config_space(&ctx.limits, sg)
+                            .into_iter()
+                            .map(Config::Matmul)
+                            .collect::<Vec<_>>();
+                        (
+                            Problem::Matmul(MatmulProblem::new(e, e, e)),
+                            [e, e, e],
+                            space,
+                        )
+                    }
+                    Target::Decode(_) => {
+                        let Some(kv) = tune::decode_tune_kv(class, software) else {
+                            report.push(format!(
+                                "{id} {}: not tuned on a software adapter (the default is used)",
+                                class.name()
+                            ));
+                            continue;
+                        };
+                        let p = AttentionProblem::new(1, 32, 8, 1, kv, 128).causal(true);
+                        let space = tune::decode_space()
+                            .into_iter()
+                            .filter(|c| c.illegal(4, 128, &ctx.limits).is_none())
+                            .map(Config::Decode)
+                            .collect::<Vec<_>>();
+                        (Problem::Attention(p), [1, kv, 128], space)
+                    }
+                };
+                // Whether the kernel runs here at all (coop needs cooperative matrices).
+                if let Support::No(why) = k.supports(&problem) {
+                    report.push(format!("{id} {}: not tuned: {why}", class.name()));
+                    continue;
+                }
+                v.push(Job {
+                    target,
+                    id: id.clone(),
+                    class,
+                    problem,
+                    timed_shape,
+                    space,
+                    next: 0,
+                    inputs: None,
+                    results: Vec::new(),
+                });
+            }
+        }
+        v
     }
 
     /// Tune within `cap_s` seconds: first every kernel's default configuration (so each (kernel,
@@ -256,51 +379,7 @@ pub mod session {
         let start = Instant::now();
         let deadline = start + Duration::from_secs_f64(cap_s);
         let mut report = Vec::new();
-        let sg = match ctx.report.subgroup_min_size {
-            0 => 32,
-            s => s,
-        };
-        let mut jobs = Vec::new();
-        for k in GpuMatmul::all() {
-            if k.variant == Variant::Naive {
-                continue;
-            }
-            let id = k.identity().id();
-            if let Some(g) = kernel_globs {
-                if !g.iter().any(|p| crate::workload::kernel_matches(p, &k)) {
-                    continue;
-                }
-            }
-            if dtypes.is_some_and(|d| !d.contains(&k.precision.input)) {
-                continue;
-            }
-            // Whether the kernel runs here at all (coop needs cooperative matrices).
-            let probe = Problem::Matmul(MatmulProblem::new(64, 64, 64));
-            if let Support::No(why) = k.supports(&probe) {
-                report.push(format!("{id}: not tuned: {why}"));
-                continue;
-            }
-            for class in ShapeClass::ALL {
-                let Some(edge) = class.tune_edge(ctx.report.software) else {
-                    report.push(format!(
-                        "{id} {}: not tuned on a software adapter (the default is used)",
-                        class.name()
-                    ));
-                    continue;
-                };
-                let space = k.config_space(&ctx.limits, sg);
-                jobs.push(Job {
-                    kernel: GpuMatmul::new(k.variant, k.precision),
-                    id: id.clone(),
-                    class,
-                    edge,
-                    space,
-                    next: 0,
-                    inputs: None,
-                    results: Vec::new(),
-                });
-            }
-        }
+        let mut jobs = jobs(ctx, kernel_globs, dtypes, &mut report);
         let total: usize = jobs.iter().map(|j| j.space.len()).sum();
         eprintln!(
             "{} kernel × shape-class jobs, {total} configurations in all",
@@ -324,7 +403,7 @@ pub mod session {
                 job.next += 1;
                 progressed = true;
                 bar.set_message(format!("{} {} {}", job.id, job.class.name(), c.label()));
-                let r = measure(ctx, job, c, deadline);
+                let r = measure(job, c, deadline);
                 if let Err(e) = &r {
                     bar.println(format!(
                         "{} {} {}: {e}",
@@ -350,7 +429,7 @@ pub mod session {
         let mut skipped = 0;
         for job in &jobs {
             skipped += job.space.len() - job.next;
-            let verified: Vec<(MatmulConfig, f64)> = job
+            let verified: Vec<(Config, f64)> = job
                 .results
                 .iter()
                 .filter_map(|(c, r)| r.as_ref().ok().map(|g| (*c, *g)))
@@ -370,9 +449,10 @@ pub mod session {
                 continue;
             };
             report.push(format!(
-                "{} {} ({e}³): {} at {gflops:.2} GFLOP/s{}; {}/{} verified, {} not tried",
+                "{} {} ({}): {} at {gflops:.2} GFLOP/s{}; {}/{} verified, {} not tried",
                 job.id,
                 job.class.name(),
+                job.problem,
                 best.label(),
                 default
                     .map(|d| format!(" (default {d:.2}, {:.2}x)", gflops / d))
@@ -380,13 +460,12 @@ pub mod session {
                 verified.len(),
                 job.results.len(),
                 job.space.len() - job.next,
-                e = job.edge,
             ));
             entries.push(TuneEntry {
                 adapter: adapter.clone(),
                 kernel: job.id.clone(),
                 shape_class: job.class,
-                timed_shape: [job.edge; 3],
+                timed_shape: job.timed_shape,
                 params: best.params(),
                 gflops,
                 default_gflops: default,

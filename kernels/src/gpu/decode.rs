@@ -15,10 +15,8 @@ use crate::problem::{AttentionProblem, Precision};
 use crate::unit::ComputeUnit;
 use std::sync::Arc;
 
-/// Keys per split (the most; a shorter KV cache takes one split of all its keys).
-pub const CHUNK: u32 = 256;
-/// Workgroup size of both passes.
-pub const DECODE_WG: u32 = 64;
+use crate::gpu::tune::ConfigSource;
+pub use crate::gpu::tune::{DecodeConfig, DECODE_DEFAULT};
 /// The largest GQA group (query heads per KV head): a thread keeps GROUP partial sums.
 pub const MAX_GROUP: usize = 16;
 /// Largest head_dim.
@@ -65,20 +63,23 @@ pub fn decode_spec(
     group: usize,
     entry: &'static str,
     mutant: DecodeMutant,
+    cfg: DecodeConfig,
 ) -> Specialization {
     Specialization::new(Shader::Decode, entry)
         .types(input, output)
         .konst("D", head_dim as u32)
         .konst("GROUP", group as u32)
-        .konst("CHUNK_MAX", CHUNK)
+        .konst("CHUNK_MAX", cfg.chunk)
         .konst("MUTANT", mutant.code())
-        .override_("WG", DECODE_WG)
+        .override_("WG", cfg.wg)
 }
 
 /// Split-KV decode at one precision (same-type output, f32 accumulation).
 pub struct GpuDecodeAttention {
     pub precision: Precision,
     pub mutant: DecodeMutant,
+    /// A fixed configuration (what `tune` times); `None`: the tune cache's, else the default.
+    pub config: Option<DecodeConfig>,
 }
 
 impl GpuDecodeAttention {
@@ -86,7 +87,14 @@ impl GpuDecodeAttention {
         GpuDecodeAttention {
             precision: Precision::same(dtype),
             mutant: DecodeMutant::None,
+            config: None,
         }
+    }
+
+    /// This kernel with a fixed configuration.
+    pub fn with_config(mut self, c: DecodeConfig) -> Self {
+        self.config = Some(c);
+        self
     }
 
     /// A broken variant for the mutation tests.
@@ -94,6 +102,7 @@ impl GpuDecodeAttention {
         GpuDecodeAttention {
             precision: Precision::same(dtype),
             mutant,
+            config: None,
         }
     }
 
@@ -105,31 +114,64 @@ impl GpuDecodeAttention {
     }
 
     /// The specializations the shader validation compiles: head_dim at the edges and the common
-    /// sizes, GQA groups 1, 4, 8 and the largest, both passes.
+    /// sizes, GQA groups 1, 4, 8 and the largest, both passes, at the default configuration;
+    /// every legal configuration of the tuning space at head_dim 128, group 8.
     pub fn specializations(&self) -> Vec<Specialization> {
         let (i, o) = (self.precision.input, self.precision.output);
+        let lim = crate::gpu::tune::validation_limits();
         let mut v = Vec::new();
-        for hd in [1, 17, 64, 80, 96, 128, 256] {
-            for group in [1, 4, 8, MAX_GROUP] {
-                for entry in ["decode_split", "decode_combine"] {
-                    v.push(decode_spec(i, o, hd, group, entry, self.mutant));
+        for entry in ["decode_split", "decode_combine"] {
+            for hd in [1, 17, 64, 80, 96, 128, 256] {
+                for group in [1, 4, 8, MAX_GROUP] {
+                    v.push(decode_spec(
+                        i,
+                        o,
+                        hd,
+                        group,
+                        entry,
+                        self.mutant,
+                        DECODE_DEFAULT,
+                    ));
+                }
+            }
+            for c in crate::gpu::tune::decode_space() {
+                if c.illegal(8, 128, &lim).is_none() {
+                    v.push(decode_spec(i, o, 128, 8, entry, self.mutant, c));
                 }
             }
         }
         v
     }
 
+    /// The configuration for `p` on `ctx` and where it came from.
+    fn config_for(&self, ctx: &GpuContext, p: &AttentionProblem) -> (DecodeConfig, ConfigSource) {
+        match self.config {
+            Some(c) => (c, ConfigSource::Explicit),
+            None => crate::gpu::tune::choose_decode(
+                &self.identity().id(),
+                p,
+                self.precision.input.size_bytes(),
+                ctx,
+            ),
+        }
+    }
+
     fn ldo(&self, p: &AttentionProblem) -> usize {
         out_ldo(self.precision.output, p.head_dim)
     }
 
-    /// Keys per split and the number of splits for a KV length.
-    pub fn splits(kv_len: usize) -> (u32, u32) {
-        let chunk = (kv_len as u32).clamp(1, CHUNK);
+    /// Keys per split and the number of splits for a KV length, splits of at most `chunk` keys.
+    pub fn splits(kv_len: usize, chunk: u32) -> (u32, u32) {
+        let chunk = (kv_len as u32).clamp(1, chunk);
         (chunk, (kv_len as u32).div_ceil(chunk))
     }
 
-    fn check(&self, ctx: &GpuContext, p: &AttentionProblem) -> Result<[Specialization; 2], String> {
+    #[allow(clippy::type_complexity)]
+    fn check(
+        &self,
+        ctx: &GpuContext,
+        p: &AttentionProblem,
+    ) -> Result<([Specialization; 2], DecodeConfig, ConfigSource), String> {
         p.validate().map_err(|e| e.to_string())?;
         if p.q_len != 1 {
             return Err(format!(
@@ -147,22 +189,18 @@ impl GpuDecodeAttention {
             ));
         }
         let (i, o) = (self.precision.input, self.precision.output);
+        let (cfg, source) = self.config_for(ctx, p);
+        if let Some(why) = cfg.illegal(group, p.head_dim, &ctx.limits) {
+            return Err(format!("configuration {}: {why}", cfg.label()));
+        }
         let specs = [
-            decode_spec(i, o, p.head_dim, group, "decode_split", self.mutant),
-            decode_spec(i, o, p.head_dim, group, "decode_combine", self.mutant),
+            decode_spec(i, o, p.head_dim, group, "decode_split", self.mutant, cfg),
+            decode_spec(i, o, p.head_dim, group, "decode_combine", self.mutant, cfg),
         ];
         for s in &specs {
             can_build(ctx, s).map_err(|e| e.to_string())?;
         }
-        let wg_mem = (group as u64 * (CHUNK as u64 + p.head_dim as u64) + group as u64) * 4;
-        if wg_mem > ctx.limits.max_compute_workgroup_storage_size as u64 {
-            return Err(format!(
-                "scores and queries need {wg_mem} bytes of workgroup memory, above this GPU's \
-                 max_compute_workgroup_storage_size ({})",
-                ctx.limits.max_compute_workgroup_storage_size
-            ));
-        }
-        let (_, splits) = Self::splits(p.kv_len);
+        let (_, splits) = Self::splits(p.kv_len, cfg.chunk);
         let in_b = self.precision.input.size_bytes() as u64;
         let part = (p.batch * p.q_heads) as u64 * splits as u64 * (p.head_dim as u64 + 2);
         let out_len = (p.batch * p.q_heads * self.ldo(p)) as u64;
@@ -176,14 +214,18 @@ impl GpuDecodeAttention {
                 out_len * self.precision.output.size_bytes() as u64,
             ),
         ])?;
-        for g in [self.grid_split(p), self.grid_combine(p)] {
+        for g in [self.grid_split(p, cfg), self.grid_combine(p)] {
             ctx.check_grid(g).map_err(|e| e.to_string())?;
         }
-        Ok(specs)
+        Ok((specs, cfg, source))
     }
 
-    fn grid_split(&self, p: &AttentionProblem) -> [u32; 3] {
-        [Self::splits(p.kv_len).1, p.kv_heads as u32, p.batch as u32]
+    fn grid_split(&self, p: &AttentionProblem, cfg: DecodeConfig) -> [u32; 3] {
+        [
+            Self::splits(p.kv_len, cfg.chunk).1,
+            p.kv_heads as u32,
+            p.batch as u32,
+        ]
     }
 
     fn grid_combine(&self, p: &AttentionProblem) -> [u32; 3] {
@@ -203,7 +245,7 @@ impl GpuDecodeAttention {
                 "{id}: not an attention problem"
             )));
         };
-        let [split_spec, combine_spec] =
+        let ([split_spec, combine_spec], cfg, source) =
             self.check(&ctx, p)
                 .map_err(|reason| KernelError::Unsupported {
                     kernel: id.clone(),
@@ -212,7 +254,7 @@ impl GpuDecodeAttention {
         check_qkv(&id, self.precision.input, p, inputs)?;
         let ldo = self.ldo(p);
         let out_len = p.batch * p.q_heads * ldo;
-        let (chunk, splits) = Self::splits(p.kv_len);
+        let (chunk, splits) = Self::splits(p.kv_len, cfg.chunk);
         let params = DecodeParams {
             batch: p.batch as u32,
             q_heads: p.q_heads as u32,
@@ -234,7 +276,7 @@ impl GpuDecodeAttention {
         let u = ctx.uniform("decode params", bytemuck::bytes_of(&params))?;
         let bind1 = ctx.bind_group_at(&split, &[(0, &q), (1, &k), (2, &v), (3, &part), (4, &u)])?;
         let bind2 = ctx.bind_group_at(&combine, &[(3, &part), (4, &u), (5, &o)])?;
-        let run = GpuRun::new(ctx, split, bind1, self.grid_split(p))?.then(
+        let run = GpuRun::new(ctx, split, bind1, self.grid_split(p, cfg))?.then(
             combine,
             bind2,
             self.grid_combine(p),
@@ -243,6 +285,7 @@ impl GpuDecodeAttention {
         chosen.insert("kv_splits".into(), splits.into());
         chosen.insert("keys_per_split".into(), chunk.into());
         chosen.remove("mutant");
+        chosen.insert("config_source".into(), source.name().into());
         Ok(PreparedAttention {
             chosen,
             run,
@@ -258,9 +301,9 @@ impl GpuDecodeAttention {
 
 impl Kernel for GpuDecodeAttention {
     fn identity(&self) -> KernelIdentity {
-        let mut params = serde_json::Map::new();
-        params.insert("chunk_max".into(), CHUNK.into());
-        params.insert("wg".into(), DECODE_WG.into());
+        // The configuration depends on the adapter and the KV length: the row's params get it
+        // when prepared (`chunk_max`, `wg`, `kv_splits`, `config_source`).
+        let params = self.config.map(|c| c.params()).unwrap_or_default();
         let family = match self.mutant {
             DecodeMutant::None => "attention.gpu.decode",
             DecodeMutant::WrongKvHead => "attention.gpu.decode-mutant-kvhead",

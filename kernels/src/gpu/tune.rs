@@ -684,11 +684,32 @@ pub fn choose(
     p: &MatmulProblem,
     ctx: &GpuContext,
 ) -> (MatmulConfig, ConfigSource) {
-    let fallback = default_config(like, ctx);
+    choose_with(
+        kernel_id,
+        ShapeClass::of(p),
+        ctx,
+        default_config(like, ctx),
+        |params| MatmulConfig::from_params(like, params),
+        |c| illegal_here(c, ctx),
+        MatmulConfig::label,
+    )
+}
+
+/// The lookup behind [`choose`] and [`choose_decode`]: the entry for (this adapter and driver,
+/// kernel, class), parsed and checked, else `fallback`; what happened goes into the installed
+/// cache's notes.
+fn choose_with<C: Copy>(
+    kernel_id: &str,
+    class: ShapeClass,
+    ctx: &GpuContext,
+    fallback: C,
+    parse: impl Fn(&serde_json::Map<String, serde_json::Value>) -> Result<C, String>,
+    illegal: impl Fn(&C) -> Option<String>,
+    label: impl Fn(&C) -> String,
+) -> (C, ConfigSource) {
     let Some(inst) = installed() else {
         return (fallback, ConfigSource::Default);
     };
-    let class = ShapeClass::of(p);
     let here = AdapterKey::of(&ctx.report);
     let note_key = format!("{kernel_id} {}", class.name());
     let mut other_driver = None;
@@ -700,23 +721,18 @@ pub fn choose(
             other_driver = Some(format!("{} {}", e.adapter.driver, e.adapter.driver_version));
             continue;
         }
-        match MatmulConfig::from_params(like, &e.params) {
-            Ok(c) => {
-                if let Some(why) = illegal_here(&c, ctx) {
-                    inst.note(note_key, format!("entry ignored ({why}); default used"));
-                    return (fallback, ConfigSource::Default);
+        let why = match parse(&e.params) {
+            Ok(c) => match illegal(&c) {
+                None => {
+                    inst.note(note_key, format!("tuned {}", label(&c)));
+                    return (c, ConfigSource::Tuned);
                 }
-                inst.note(note_key, format!("tuned {}", c.label()));
-                return (c, ConfigSource::Tuned);
-            }
-            Err(why) => {
-                inst.note(
-                    note_key,
-                    format!("entry ignored (params: {why}); default used"),
-                );
-                return (fallback, ConfigSource::Default);
-            }
-        }
+                Some(why) => why,
+            },
+            Err(why) => format!("params: {why}"),
+        };
+        inst.note(note_key, format!("entry ignored ({why}); default used"));
+        return (fallback, ConfigSource::Default);
     }
     let what = match other_driver {
         Some(d) => format!(
@@ -727,6 +743,129 @@ pub fn choose(
     };
     inst.note(note_key, what);
     (fallback, ConfigSource::Default)
+}
+
+/// Configuration of the split-KV decode kernel (shaders/decode.wgsl): keys per split (`chunk`,
+/// the shader's CHUNK_MAX) and the workgroup size of both passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DecodeConfig {
+    pub chunk: u32,
+    pub wg: u32,
+}
+
+/// Decode without a tuned entry: 256-key splits, 64-invocation workgroups.
+pub const DECODE_DEFAULT: DecodeConfig = DecodeConfig { chunk: 256, wg: 64 };
+
+impl DecodeConfig {
+    pub fn params(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("chunk".into(), self.chunk.into());
+        m.insert("wg".into(), self.wg.into());
+        m
+    }
+
+    pub fn from_params(p: &serde_json::Map<String, serde_json::Value>) -> Result<Self, String> {
+        let get = |k: &str| -> Result<u32, String> {
+            p.get(k)
+                .and_then(|v| v.as_u64())
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| format!("`{k}` missing or not a non-negative integer"))
+        };
+        Ok(DecodeConfig {
+            chunk: get("chunk")?,
+            wg: get("wg")?,
+        })
+    }
+
+    pub fn label(&self) -> String {
+        format!("{}-key splits, {} invocations", self.chunk, self.wg)
+    }
+
+    /// Why this configuration cannot run a group of `group` query heads of `head_dim` on an
+    /// adapter with these limits, or `None`.
+    pub fn illegal(&self, group: usize, head_dim: usize, limits: &wgpu::Limits) -> Option<String> {
+        if !(16..=1024).contains(&self.chunk) || !(32..=256).contains(&self.wg) {
+            return Some(format!(
+                "chunk {} / wg {}: chunk must be in 16..=1024, wg in 32..=256",
+                self.chunk, self.wg
+            ));
+        }
+        if self.wg > limits.max_compute_invocations_per_workgroup
+            || self.wg > limits.max_compute_workgroup_size_x
+        {
+            return Some(format!(
+                "{} invocations exceed the adapter's limits",
+                self.wg
+            ));
+        }
+        let bytes = (group as u64 * (self.chunk as u64 + head_dim as u64) + group as u64) * 4;
+        if bytes > limits.max_compute_workgroup_storage_size as u64 {
+            return Some(format!(
+                "scores and queries need {bytes} bytes of workgroup memory, above the adapter's \
+                 max_compute_workgroup_storage_size ({})",
+                limits.max_compute_workgroup_storage_size
+            ));
+        }
+        None
+    }
+}
+
+/// The decode configurations `tune` tries, the default first.
+pub fn decode_space() -> Vec<DecodeConfig> {
+    let mut v = vec![DECODE_DEFAULT];
+    for chunk in [64, 128, 256, 512, 1024] {
+        for wg in [32, 64, 128, 256] {
+            let c = DecodeConfig { chunk, wg };
+            if !v.contains(&c) {
+                v.push(c);
+            }
+        }
+    }
+    v
+}
+
+/// The size class of a decode problem for the cache: by the K and V bytes it reads (the work
+/// that bounds it), `small` up to 16 MiB, `medium` up to 64 MiB, `large` above.
+pub fn decode_class(p: &crate::problem::AttentionProblem, elem_bytes: usize) -> ShapeClass {
+    let bytes = 2.0 * p.kv_len_elems() as f64 * elem_bytes as f64;
+    if bytes <= 16.0 * 1048576.0 {
+        ShapeClass::Small
+    } else if bytes <= 64.0 * 1048576.0 {
+        ShapeClass::Medium
+    } else {
+        ShapeClass::Large
+    }
+}
+
+/// The decode shape `tune` times for a class (batch 1, h32/8, head_dim 128): kv 2048 / 8192 /
+/// 32768 (8, 34, 134 MB of bf16 K+V) on a hardware GPU; kv 2048 for `small` only on a software
+/// adapter.
+pub fn decode_tune_kv(class: ShapeClass, software: bool) -> Option<usize> {
+    match (class, software) {
+        (ShapeClass::Small, _) => Some(2048),
+        (ShapeClass::Medium, false) => Some(8192),
+        (ShapeClass::Large, false) => Some(32768),
+        (_, true) => None,
+    }
+}
+
+/// The decode configuration for `p` on `ctx` (as [`choose`] for matmul).
+pub fn choose_decode(
+    kernel_id: &str,
+    p: &crate::problem::AttentionProblem,
+    elem_bytes: usize,
+    ctx: &GpuContext,
+) -> (DecodeConfig, ConfigSource) {
+    let group = p.q_heads / p.kv_heads.max(1);
+    choose_with(
+        kernel_id,
+        decode_class(p, elem_bytes),
+        ctx,
+        DECODE_DEFAULT,
+        DecodeConfig::from_params,
+        |c| c.illegal(group, p.head_dim, &ctx.limits),
+        DecodeConfig::label,
+    )
 }
 
 /// Why `c` cannot run on `ctx`, or `None`.
@@ -873,6 +1012,29 @@ mod tests {
             }
             if let Some(e) = c.tune_edge(true) {
                 assert_eq!(ShapeClass::of(&MatmulProblem::new(e, e, e)), c);
+            }
+        }
+    }
+
+    #[test]
+    fn decode_configurations() {
+        let lim = validation_limits();
+        assert_eq!(decode_space()[0], DECODE_DEFAULT);
+        assert!(DECODE_DEFAULT.illegal(16, 256, &lim).is_none());
+        let c = DecodeConfig {
+            chunk: 1024,
+            wg: 128,
+        };
+        assert_eq!(DecodeConfig::from_params(&c.params()).unwrap(), c);
+        // 16 heads × (1024 + 256) floats: 80 KiB, above 48 KiB.
+        assert!(c
+            .illegal(16, 256, &lim)
+            .unwrap()
+            .contains("workgroup memory"));
+        for class in ShapeClass::ALL {
+            if let Some(kv) = decode_tune_kv(class, false) {
+                let p = crate::problem::AttentionProblem::new(1, 32, 8, 1, kv, 128);
+                assert_eq!(decode_class(&p, 2), class);
             }
         }
     }
