@@ -36,9 +36,11 @@ pub(crate) const EXP2_MAX: f32 = 127.0;
 /// ISA is available and pointers address `LANES` readable (writable) elements.
 pub(crate) trait Simd: Copy + Send + Sync + 'static {
     const LANES: usize;
-    /// Whether the decode dot kernel may widen f16 K rows in registers. Not on AVX-512F: without
-    /// AVX-512VL, LLVM keeps its 16 accumulators in zmm0-15 next to the f16 loads and spills
-    /// (checked in the disassembly, results/attention-disasm.md); f16 rows go through f32 scratch.
+    /// Whether the decode dot kernel may widen f16 K rows in registers. On AVX-512 too since its
+    /// entry points are compiled with VL/BW: LLVM then has zmm16-31 and the loops over K and V
+    /// rows keep their accumulators in registers with no spill (checked in the disassembly of
+    /// decode_avx512); without VL it spilled (results/attention-disasm.md) and f16 rows went
+    /// through f32 scratch.
     const F16_IN_REGISTERS: bool = true;
     type V: Copy;
 
@@ -403,7 +405,6 @@ mod x86 {
 
     impl Simd for Avx512 {
         const LANES: usize = 16;
-        const F16_IN_REGISTERS: bool = false;
         type V = __m512;
 
         #[inline(always)]
