@@ -224,14 +224,13 @@ fn tune_writes_a_cache_that_run_uses() {
             .map(|t| serde_json::from_str::<Value>(&t).unwrap());
         (o, doc)
     };
-    let (o, run) = run_with(&cache, "run.json");
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let run = run.unwrap();
+    let run_ok = |c: &Path, out: &str| {
+        let (o, run) = run_with(c, out);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(0), "{err}");
+        run.expect("run file written")
+    };
+    let run = run_ok(&cache, "run.json");
     let row = &run["results"][0];
     assert_eq!(row["status"], "ok", "{row}");
     let params = &row["kernel"]["params"];
@@ -258,14 +257,7 @@ fn tune_writes_a_cache_that_run_uses() {
     }
     let other_path = dir.path().join("other.json");
     std::fs::write(&other_path, serde_json::to_vec(&other).unwrap()).unwrap();
-    let (o, run) = run_with(&other_path, "run2.json");
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let run = run.unwrap();
+    let run = run_ok(&other_path, "run2.json");
     assert_eq!(
         run["results"][0]["kernel"]["params"]["config_source"],
         "default"
