@@ -108,8 +108,9 @@ pub enum Command {
     IngestCriterion(IngestCriterionArgs),
     /// Price files from maintained sources (`import-sky-catalog`).
     Prices(PricesArgs),
-    /// Time every legal configuration of the GPU matmul kernels on this adapter and keep the
-    /// fastest verified one per (adapter, driver, kernel, shape class) in the tune cache.
+    /// Time every legal configuration of the tunable GPU kernels (matmul tiled and coop, attention
+    /// decode) on this adapter and keep the fastest verified one per (adapter, driver, kernel,
+    /// shape class) in the tune cache.
     Tune(tune::TuneArgs),
 }
 

@@ -38,7 +38,7 @@ pub struct TuneArgs {
     /// adapter); what does not fit is reported as skipped.
     #[arg(long, value_name = "S")]
     pub time_cap: Option<f64>,
-    /// Kernel glob(s) (`tiled`, `matmul.gpu.coop.*`).
+    /// Kernel glob(s) (`tiled`, `matmul.gpu.coop.*`, `decode`).
     #[arg(long, value_delimiter = ',')]
     pub kernel: Option<Vec<String>>,
     /// Input dtypes (comma-separated).
