@@ -192,51 +192,13 @@ impl<const KR: usize, const QV: usize, const MR: usize, const NV: usize> Product
             let nv = NV.min(nvp - dc);
             let mut r0 = 0;
             while r0 < act {
+                let (pr, vc) = (pp.add(r0), vp.add(dc * L));
+                let (oc, al) = (o.add(r0 * dp + dc * L), alpha.add(r0));
                 match nv {
-                    1 => pv_pairs::<MR, 1>(
-                        np,
-                        pp.add(r0),
-                        act,
-                        vp.add(dc * L),
-                        dp,
-                        o.add(r0 * dp + dc * L),
-                        dp,
-                        alpha.add(r0),
-                        first,
-                    ),
-                    2 if NV >= 2 => pv_pairs::<MR, 2>(
-                        np,
-                        pp.add(r0),
-                        act,
-                        vp.add(dc * L),
-                        dp,
-                        o.add(r0 * dp + dc * L),
-                        dp,
-                        alpha.add(r0),
-                        first,
-                    ),
-                    3 if NV >= 3 => pv_pairs::<MR, 3>(
-                        np,
-                        pp.add(r0),
-                        act,
-                        vp.add(dc * L),
-                        dp,
-                        o.add(r0 * dp + dc * L),
-                        dp,
-                        alpha.add(r0),
-                        first,
-                    ),
-                    _ => pv_pairs::<MR, NV>(
-                        np,
-                        pp.add(r0),
-                        act,
-                        vp.add(dc * L),
-                        dp,
-                        o.add(r0 * dp + dc * L),
-                        dp,
-                        alpha.add(r0),
-                        first,
-                    ),
+                    1 => pv_pairs::<MR, 1>(np, pr, act, vc, dp, oc, dp, al, first),
+                    2 if NV >= 2 => pv_pairs::<MR, 2>(np, pr, act, vc, dp, oc, dp, al, first),
+                    3 if NV >= 3 => pv_pairs::<MR, 3>(np, pr, act, vc, dp, oc, dp, al, first),
+                    _ => pv_pairs::<MR, NV>(np, pr, act, vc, dp, oc, dp, al, first),
                 }
                 r0 += MR;
             }
