@@ -163,12 +163,10 @@ impl GpuContext {
                 naga::back::spv::ZeroInitializeWorkgroupMemoryMode::None,
             ..Default::default()
         };
-        let mut words = crate::gpu::shaders::spirv_words(spec, &options)
+        let (mut words, entries) = crate::gpu::shaders::spirv_with_bindings(spec, &options)
             .map_err(|e| KernelError::Other(format!("{key}: {e}")))?;
         crate::gpu::spirv::patch_barrier_semantics(&mut words)
             .map_err(|e| KernelError::Other(format!("{key}: patching SPIR-V: {e}")))?;
-        let entries = crate::gpu::shaders::bindings(spec)
-            .map_err(|e| KernelError::Other(format!("{key}: {e}")))?;
         let wg = spec
             .overrides
             .iter()

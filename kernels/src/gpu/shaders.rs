@@ -329,6 +329,19 @@ pub fn spirv_words(
     spec: &Specialization,
     options: &naga::back::spv::Options,
 ) -> Result<Vec<u32>, String> {
+    spirv_with_bindings(spec, options).map(|(words, _)| words)
+}
+
+/// Group 0's buffer bindings with their binding type (storage read-only, storage read-write,
+/// uniform), in binding order: the explicit layout of a passthrough module.
+pub type Bindings = Vec<(u32, wgpu::BufferBindingType)>;
+
+/// [`spirv_words`] and the module's [`Bindings`], from one parse of the source.
+#[cfg(feature = "gpu")]
+pub fn spirv_with_bindings(
+    spec: &Specialization,
+    options: &naga::back::spv::Options,
+) -> Result<(Vec<u32>, Bindings), String> {
     let src = spec.source();
     let key = spec.key();
     let module = naga::front::wgsl::parse_str(&src)
@@ -357,6 +370,7 @@ pub fn spirv_words(
         constants.insert(name.to_string(), *value);
     }
     let entry = Some((naga::ShaderStage::Compute, spec.entry));
+    let bindings = bindings(&module).map_err(|e| format!("{key}: {e}"))?;
     let (module, info) =
         naga::back::pipeline_constants::process_overrides(&module, &info, entry, &constants)
             .map_err(|e| format!("{key}: overrides: {e}"))?;
@@ -364,17 +378,14 @@ pub fn spirv_words(
         shader_stage: naga::ShaderStage::Compute,
         entry_point: spec.entry.to_string(),
     };
-    naga::back::spv::write_vec(&module, &info, options, Some(&pipeline))
-        .map_err(|e| format!("{key}: SPIR-V: {e}"))
+    let words = naga::back::spv::write_vec(&module, &info, options, Some(&pipeline))
+        .map_err(|e| format!("{key}: SPIR-V: {e}"))?;
+    Ok((words, bindings))
 }
 
-/// The buffer bindings of group 0 the specialization's entry point uses, with their binding
-/// type (storage read-only, storage read-write, uniform), in binding order: the explicit layout
-/// of a passthrough module.
+/// The module's group-0 buffer bindings.
 #[cfg(feature = "gpu")]
-pub fn bindings(spec: &Specialization) -> Result<Vec<(u32, wgpu::BufferBindingType)>, String> {
-    let src = spec.source();
-    let module = naga::front::wgsl::parse_str(&src).map_err(|e| e.emit_to_string(&src))?;
+fn bindings(module: &naga::Module) -> Result<Bindings, String> {
     let mut v = Vec::new();
     for (_, g) in module.global_variables.iter() {
         let Some(b) = &g.binding else { continue };
