@@ -174,7 +174,7 @@ fn load_tune_cache(arg: Option<&Path>) -> Result<()> {
     let path = match arg {
         Some(p) if p.as_os_str() == "none" => return Ok(()),
         Some(p) => p.to_path_buf(),
-        None => match tune::default_cache_path().filter(|p| p.is_file()) {
+        None => match super::tune::default_cache_path().filter(|p| p.is_file()) {
             Some(p) => p,
             None => return Ok(()),
         },

@@ -12,6 +12,16 @@ pub const CAP_HARDWARE_S: f64 = 90.0;
 /// The most a tuning session may take on a software adapter (seconds of JIT per pipeline).
 pub const CAP_SOFTWARE_S: f64 = 20.0;
 
+/// The default tune cache: `$PERFLEDGER_TUNE_CACHE`, else `perfledger/tune.json` under the user
+/// cache directory (`dirs::cache_dir`: `$XDG_CACHE_HOME` or `~/.cache` on Linux,
+/// `~/Library/Caches` on macOS, `%LOCALAPPDATA%` on Windows). `None` when there is none.
+pub fn default_cache_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("PERFLEDGER_TUNE_CACHE").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    dirs::cache_dir().map(|d| d.join("perfledger").join("tune.json"))
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum TuneBackend {
     Gpu,
@@ -57,7 +67,7 @@ pub fn cmd_tune(_args: TuneArgs) -> Result<u8> {
 pub fn cmd_tune(args: TuneArgs) -> Result<u8> {
     use super::{EXIT_FAILED, EXIT_OK};
     use perfledger_kernels::gpu::context;
-    use perfledger_kernels::gpu::tune::{self, TuneCache};
+    use perfledger_kernels::gpu::tune::TuneCache;
     let TuneBackend::Gpu = args.backend;
     if let Some(c) = args.time_cap {
         if !(c.is_finite() && c > 0.0) {
@@ -66,7 +76,7 @@ pub fn cmd_tune(args: TuneArgs) -> Result<u8> {
     }
     let path = match &args.tune_cache {
         Some(p) => p.clone(),
-        None => tune::default_cache_path().ok_or_else(|| {
+        None => default_cache_path().ok_or_else(|| {
             usage("tune: no user cache directory (HOME unset): pass --tune-cache FILE")
         })?,
     };

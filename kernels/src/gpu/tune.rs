@@ -214,12 +214,7 @@ impl MatmulConfig {
         like: &MatmulConfig,
         p: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<MatmulConfig, String> {
-        let get = |k: &str| -> Result<u32, String> {
-            p.get(k)
-                .and_then(|v| v.as_u64())
-                .and_then(|v| u32::try_from(v).ok())
-                .ok_or_else(|| format!("`{k}` missing or not a non-negative integer"))
-        };
+        let get = |k: &str| param_u32(p, k);
         let checks = match get("runtime_checks")? {
             0 => false,
             1 => true,
@@ -282,6 +277,14 @@ impl MatmulConfig {
             }
         }
     }
+}
+
+/// Parameter `k` of a cache entry's params as a u32.
+fn param_u32(p: &serde_json::Map<String, serde_json::Value>, k: &str) -> Result<u32, String> {
+    p.get(k)
+        .and_then(|v| v.as_u64())
+        .and_then(|v| u32::try_from(v).ok())
+        .ok_or_else(|| format!("`{k}` missing or not a non-negative integer"))
 }
 
 /// `tiled` on a software adapter (lavapipe): 64×64×16 with 8×8 per thread, single-buffered, 1.3–1.4 GFLOP/s at
@@ -765,12 +768,7 @@ impl DecodeConfig {
     }
 
     pub fn from_params(p: &serde_json::Map<String, serde_json::Value>) -> Result<Self, String> {
-        let get = |k: &str| -> Result<u32, String> {
-            p.get(k)
-                .and_then(|v| v.as_u64())
-                .and_then(|v| u32::try_from(v).ok())
-                .ok_or_else(|| format!("`{k}` missing or not a non-negative integer"))
-        };
+        let get = |k: &str| param_u32(p, k);
         Ok(DecodeConfig {
             chunk: get("chunk")?,
             wg: get("wg")?,
@@ -890,28 +888,6 @@ pub fn illegal_here(c: &MatmulConfig, ctx: &GpuContext) -> Option<String> {
             blocks.illegal(sg, &ctx.limits)
         }
     }
-}
-
-/// The default cache location: `$PERFLEDGER_TUNE_CACHE`, else `perfledger/tune.json` under the
-/// user cache directory (`$XDG_CACHE_HOME`, else `~/.cache`; `~/Library/Caches` on macOS,
-/// `%LOCALAPPDATA%` on Windows). `None` when no home directory is known.
-pub fn default_cache_path() -> Option<PathBuf> {
-    let env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    if let Some(p) = env("PERFLEDGER_TUNE_CACHE") {
-        return Some(p);
-    }
-    let base = if cfg!(target_os = "macos") {
-        env("HOME").map(|h| h.join("Library/Caches"))
-    } else if cfg!(windows) {
-        env("LOCALAPPDATA")
-    } else {
-        env("XDG_CACHE_HOME").or_else(|| env("HOME").map(|h| h.join(".cache")))
-    }?;
-    Some(base.join("perfledger").join("tune.json"))
 }
 
 #[cfg(test)]
