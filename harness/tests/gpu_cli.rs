@@ -159,19 +159,22 @@ fn tune_writes_a_cache_that_run_uses() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("tune.json");
     let kernel = "matmul.gpu.tiled.wgsl.f32-f32-f32";
-    let o = bin()
-        .args([
-            "tune",
-            "--allow-software-gpu",
-            "--kernel",
-            kernel,
-            "--time-cap",
-            "12",
-        ])
-        .arg("--tune-cache")
-        .arg(&cache)
-        .output()
-        .unwrap();
+    let tune = |cache: &Path, cap: &str| {
+        bin()
+            .args([
+                "tune",
+                "--allow-software-gpu",
+                "--kernel",
+                kernel,
+                "--time-cap",
+                cap,
+            ])
+            .arg("--tune-cache")
+            .arg(cache)
+            .output()
+            .unwrap()
+    };
+    let o = tune(&cache, "12");
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("time cap 12 s"), "{stderr}");
@@ -282,19 +285,7 @@ fn tune_writes_a_cache_that_run_uses() {
     );
     assert!(run.is_none());
     // tune refuses to update an unreadable cache (it is left as it was).
-    let o = bin()
-        .args([
-            "tune",
-            "--allow-software-gpu",
-            "--kernel",
-            kernel,
-            "--time-cap",
-            "1",
-        ])
-        .arg("--tune-cache")
-        .arg(&bad_path)
-        .output()
-        .unwrap();
+    let o = tune(&bad_path, "1");
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(
         std::fs::read(&bad_path).unwrap(),

@@ -10,6 +10,8 @@
 //! magnitude 1e4 from f16/bf16 inputs; the causal shape with an empty row refused. Tests never
 //! assert on time.
 
+mod common;
+
 use half::{bf16, f16};
 use perfledger_kernels::cpu::attention::{decode_attention, flash_attention, naive_attention};
 use perfledger_kernels::isa::Isa;
@@ -189,23 +191,9 @@ fn seq_1000_causal_and_not() {
 /// in ±[60, 120], representable in f16 and bf16. Without the max subtracted in f32 the kernels
 /// would produce inf/NaN.
 fn hostile(p: &AttentionProblem, dtype: DType, seed: u64) -> [Tensor; 3] {
-    let big = |len: usize, s: u64| {
-        let mut rng = perfledger_kernels::dtype::SplitMix64::new(s);
-        let v: Vec<f32> = (0..len)
-            .map(|_| {
-                let m = 60.0 + 60.0 * rng.next_f32();
-                if rng.next_u64() & 1 == 0 {
-                    m
-                } else {
-                    -m
-                }
-            })
-            .collect();
-        Tensor::from_f32(dtype, &v)
-    };
     [
-        big(p.q_len_elems(), seed),
-        big(p.kv_len_elems(), seed + 1),
+        common::large_magnitude(dtype, p.q_len_elems(), seed),
+        common::large_magnitude(dtype, p.kv_len_elems(), seed + 1),
         Tensor::random(dtype, p.kv_len_elems(), seed + 2),
     ]
 }

@@ -7,6 +7,8 @@
 //! by `.ci/run`), which turns "no adapter at all" into a failure.
 #![cfg(feature = "gpu")]
 
+mod common;
+
 use perfledger_kernels::gpu::attention::GpuFlashAttention;
 use perfledger_kernels::gpu::context::{self, GpuContext, GpuOptions};
 use perfledger_kernels::gpu::decode::GpuDecodeAttention;
@@ -83,24 +85,35 @@ fn check_matmul(k: &GpuMatmul, shapes: &[MatmulProblem]) {
         let prob = Problem::Matmul(*p);
         let ins = inputs(&prob, k.precision.input, s as u64 + 1);
         let out = run_kernel(k, &prob, &ins);
-        let v = verify_matmul(
-            p,
-            k.precision,
-            &ins[0],
-            &ins[1],
-            &out,
-            &VerifyOptions::default(),
-        );
-        assert_eq!(
-            v.verdict,
-            Verdict::Pass,
-            "{id} {p}: error {:e} > bound {:e}: {:?}",
-            v.error,
-            v.bound,
-            v.detail
-        );
-        println!("{id} {p}: error/bound {:.3}", v.error / v.bound);
+        assert_matmul_verifies(&id, k, p, &ins, &out);
     }
+}
+
+/// The output of matmul kernel `k` on `p` passes verification (printing error / bound).
+fn assert_matmul_verifies(
+    id: &str,
+    k: &GpuMatmul,
+    p: &MatmulProblem,
+    ins: &[Arc<Tensor>],
+    out: &Tensor,
+) {
+    let v = verify_matmul(
+        p,
+        k.precision,
+        &ins[0],
+        &ins[1],
+        out,
+        &VerifyOptions::default(),
+    );
+    assert_eq!(
+        v.verdict,
+        Verdict::Pass,
+        "{id} {p}: error {:e} > bound {:e}: {:?}",
+        v.error,
+        v.bound,
+        v.detail
+    );
+    println!("{id} {p}: error/bound {:.3}", v.error / v.bound);
 }
 
 #[test]
@@ -193,15 +206,7 @@ fn patched_spirv_passthrough_pipelines_verify() {
             prep.poison().unwrap();
             prep.run().unwrap();
             let out = prep.output().unwrap();
-            let v = verify_matmul(
-                &p,
-                k.precision,
-                &ins[0],
-                &ins[1],
-                &out,
-                &VerifyOptions::default(),
-            );
-            assert_eq!(v.verdict, Verdict::Pass, "{d} {p}: {v:?}");
+            assert_matmul_verifies(&format!("patched {d}"), &k, &p, &ins, &out);
         }
     }
 }
@@ -502,18 +507,7 @@ fn device_loss_fails_the_case_not_the_process() {
 
 /// Uniform ±[60, 120] values (f16/bf16-representable): logits of magnitude ~1e4 with head_dim 64.
 fn hostile(dtype: DType, len: usize, seed: u64) -> Arc<Tensor> {
-    let mut rng = perfledger_kernels::dtype::SplitMix64::new(seed);
-    let v: Vec<f32> = (0..len)
-        .map(|_| {
-            let m = 60.0 + 60.0 * rng.next_f32();
-            if rng.next_u64() & 1 == 0 {
-                m
-            } else {
-                -m
-            }
-        })
-        .collect();
-    Arc::new(Tensor::from_f32(dtype, &v))
+    Arc::new(common::large_magnitude(dtype, len, seed))
 }
 
 fn decode_verdict(
