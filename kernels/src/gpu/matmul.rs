@@ -440,10 +440,11 @@ impl GpuMatmul {
                 }
             }
             Variant::Coop => {
-                // Direct loads first (every block configuration), then both staged forms: the
-                // options of the staging question side by side in one session.
-                for staging in Staging::ALL {
-                    for (i, b) in crate::gpu::tune::coop_space().into_iter().enumerate() {
+                // Every staging mode of a block before the next block, so the first few
+                // configurations of a job answer the staging question (direct, staged, staged
+                // from patched SPIR-V) side by side even when the time cap ends the job early.
+                for (i, b) in crate::gpu::tune::coop_space().into_iter().enumerate() {
+                    for staging in Staging::ALL {
                         if b.illegal(subgroup, limits).is_none() {
                             v.push(MatmulConfig::Coop {
                                 blocks: b,

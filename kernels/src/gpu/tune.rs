@@ -320,9 +320,13 @@ pub const COOP_DEFAULT: CoopBlocks = CoopBlocks {
 };
 
 /// The tiles `tune` tries for `tiled` (before the adapter's limits filter them), the defaults
-/// first. Each is a pipeline to compile, seconds each on lavapipe.
+/// first, then the largest blocks and register tiles first. Each is a pipeline to compile,
+/// seconds each on lavapipe. The order matters: the time cap usually ends a job long before its
+/// space does (on the H200, 2026-12-04, 8-9 of about 120 per job), and the large tiles are the
+/// hardware's candidates, the small ones lavapipe's (whose default comes first anyway).
 pub fn tiled_space() -> Vec<TiledConfig> {
     let mut v = vec![TILED_SOFTWARE, TILED_HARDWARE];
+    let mut rest = Vec::new();
     for (bm, bn) in [(32, 32), (64, 64), (64, 128), (128, 64), (128, 128)] {
         for (tm, tn) in [(4, 4), (8, 4), (4, 8), (8, 8)] {
             for bk in [8, 16, 32] {
@@ -336,26 +340,34 @@ pub fn tiled_space() -> Vec<TiledConfig> {
                         double_buf,
                     };
                     if !v.contains(&c) {
-                        v.push(c);
+                        rest.push(c);
                     }
                 }
             }
         }
     }
+    // Larger blocks, then larger register tiles, double-buffered and deeper K first.
+    rest.sort_by_key(|c| std::cmp::Reverse((c.bm * c.bn, c.tm * c.tn, c.double_buf, c.bk, c.bn)));
+    v.extend(rest);
     v
 }
 
-/// The coop blocks `tune` tries, the default first.
+/// The coop blocks `tune` tries: the default first, then more subgroups per workgroup first
+/// (each block is tried with every staging mode before the next block; see
+/// `GpuMatmul::config_space`).
 pub fn coop_space() -> Vec<CoopBlocks> {
-    let mut v = vec![COOP_DEFAULT];
+    let mut rest = Vec::new();
     for blk_rows in [1, 2, 4] {
         for blk_cols in [1, 2, 4] {
             let c = CoopBlocks { blk_rows, blk_cols };
-            if !v.contains(&c) {
-                v.push(c);
+            if c != COOP_DEFAULT {
+                rest.push(c);
             }
         }
     }
+    rest.sort_by_key(|c| std::cmp::Reverse((c.blk_rows * c.blk_cols, c.blk_cols)));
+    let mut v = vec![COOP_DEFAULT];
+    v.extend(rest);
     v
 }
 
@@ -893,6 +905,41 @@ pub fn illegal_here(c: &MatmulConfig, ctx: &GpuContext) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_configurations_of_a_job_cover_the_options_a_capped_job_must_reach() {
+        use crate::gpu::matmul::{GpuMatmul, Variant};
+        use crate::{DType, Precision};
+        let lim = validation_limits();
+        let p = Precision {
+            input: DType::F16,
+            accum: DType::F32,
+            output: DType::F16,
+        };
+        // Coop: the default block under all three staging modes (checked and unchecked) first.
+        let coop = GpuMatmul::new(Variant::Coop, p).config_space(&lim, 32);
+        let first: Vec<_> = coop[..6]
+            .iter()
+            .map(|c| match c {
+                MatmulConfig::Coop {
+                    blocks, staging, ..
+                } => (*blocks, *staging),
+                MatmulConfig::Tiled { .. } => panic!("tiled configuration in coop's space"),
+            })
+            .collect();
+        assert!(first.iter().all(|(b, _)| *b == COOP_DEFAULT), "{first:?}");
+        for s in Staging::ALL {
+            assert!(first.iter().any(|(_, x)| *x == s), "{s:?} not in {first:?}");
+        }
+        // Tiled: after the defaults, no block smaller than a later one.
+        let tiles = tiled_space();
+        let areas: Vec<u32> = tiles[2..].iter().map(|c| c.bm * c.bn).collect();
+        assert!(areas.windows(2).all(|w| w[0] >= w[1]), "{areas:?}");
+        assert_eq!(
+            (tiles[2].bm, tiles[2].bn, tiles[2].tm, tiles[2].tn),
+            (128, 128, 8, 8)
+        );
+    }
 
     #[test]
     fn space_has_defaults_first_and_legal_members() {
