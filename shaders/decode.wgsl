@@ -2,6 +2,8 @@
 // (flash-decoding). Entry points `decode_split` (pass 1: one workgroup per KV chunk of one KV
 // head, every query head of its GQA group at once, so K and V are read once) and
 // `decode_combine` (pass 2: the chunks' partial softmax results merged per query head).
+// decode_vec.wgsl adds `decode_split_vec`, the same pass 1 with 16-byte loads and subgroup
+// reductions (built as this file + that one, so it shares the bindings and params below).
 //
 // Source order: generated prelude (kernels/src/gpu/shaders.rs `Specialization::prelude`) + common.wgsl + this file.
 //

@@ -45,6 +45,17 @@ fn gpu() -> Option<Arc<GpuContext>> {
     }
 }
 
+/// Whether the adapter can run decode's vector pass 1 (subgroups, unpack2x16float).
+fn gpu_has_subgroups() -> bool {
+    gpu().is_some_and(|c| {
+        c.has(wgpu::Features::SUBGROUP)
+            && c.adapter
+                .get_downlevel_capabilities()
+                .flags
+                .contains(wgpu::DownlevelFlags::SHADER_F16_IN_F32)
+    })
+}
+
 fn inputs(p: &Problem, dtype: DType, seed: u64) -> Vec<Arc<Tensor>> {
     p.input_lens()
         .into_iter()
@@ -516,7 +527,26 @@ fn decode_verdict(
     ins: &[Arc<Tensor>],
 ) -> perfledger_kernels::verify::Verification {
     let prob = Problem::Attention(*p);
-    let out = run_kernel(k, &prob, ins);
+    let id = k.identity().id();
+    assert_eq!(k.supports(&prob), Support::Yes, "{id} on {p}");
+    let mut prep = k
+        .prepare(&prob, ins)
+        .unwrap_or_else(|e| panic!("{id} {p}: {e}"));
+    // Which pass 1 ran: the 16-byte vector pass wherever the adapter has subgroups and the rows
+    // are whole vectors, else (or when asked) the scalar one.
+    let whole_vectors = p
+        .head_dim
+        .is_multiple_of(16 / k.precision.input.size_bytes());
+    let want_vec =
+        !k.scalar_only && k.config.is_none_or(|c| c.vec) && whole_vectors && gpu_has_subgroups();
+    assert_eq!(
+        prep.chosen_params().get("vec").and_then(|v| v.as_u64()),
+        Some(want_vec as u64),
+        "{id} {p}: pass 1"
+    );
+    prep.poison().unwrap();
+    prep.run().unwrap_or_else(|e| panic!("{id} {p}: {e}"));
+    let out = prep.output().unwrap();
     perfledger_kernels::verify::verify_problem(
         &prob,
         k.precision,
@@ -566,10 +596,24 @@ fn decode_split_kv_verifies_on_a_covering_set() {
             assert_eq!(v.verdict, Verdict::Pass, "{d} {p} large logits: {v:?}");
         }
     }
+    // The scalar pass 1 (adapters without subgroups, rows that are not whole 16-byte vectors) on
+    // the same covering shapes where the vector pass ran above.
+    for d in DType::ALL {
+        let k = GpuDecodeAttention::new(d).scalar_only();
+        for (s, p) in shapes.iter().enumerate() {
+            let ins = inputs(&Problem::Attention(*p), d, 300 + s as u64);
+            let v = decode_verdict(&k, p, &ins);
+            assert_eq!(v.verdict, Verdict::Pass, "scalar {d} {p}: {v:?}");
+        }
+    }
     // Other configurations of the tuning space: shorter and longer splits, other workgroup sizes.
     use perfledger_kernels::gpu::decode::DecodeConfig;
     for (chunk, wg) in [(64, 32), (128, 256), (1024, 128)] {
-        let k = GpuDecodeAttention::new(DType::BF16).with_config(DecodeConfig { chunk, wg });
+        let k = GpuDecodeAttention::new(DType::BF16).with_config(DecodeConfig {
+            chunk,
+            wg,
+            vec: true,
+        });
         for p in [
             AttentionProblem::new(1, 8, 2, 1, 700, 64),
             AttentionProblem::new(1, 4, 4, 1, 17, 80),
@@ -600,13 +644,17 @@ fn decode_mutants_fail_verification() {
     for d in [DType::F32, DType::BF16] {
         let prob = Problem::Attention(p);
         let ins = inputs(&prob, d, 77);
-        assert_eq!(
-            decode_verdict(&GpuDecodeAttention::new(d), &p, &ins).verdict,
-            Verdict::Pass
-        );
-        for m in [DecodeMutant::WrongKvHead, DecodeMutant::NoRescale] {
-            let v = decode_verdict(&GpuDecodeAttention::mutant(d, m), &p, &ins);
-            assert_eq!(v.verdict, Verdict::Fail, "{m:?} {d}: {v:?}");
+        // Both passes 1: the vector one (where it runs) and the scalar one.
+        for scalar in [false, true] {
+            let with = |k: GpuDecodeAttention| if scalar { k.scalar_only() } else { k };
+            assert_eq!(
+                decode_verdict(&with(GpuDecodeAttention::new(d)), &p, &ins).verdict,
+                Verdict::Pass
+            );
+            for m in [DecodeMutant::WrongKvHead, DecodeMutant::NoRescale] {
+                let v = decode_verdict(&with(GpuDecodeAttention::mutant(d, m)), &p, &ins);
+                assert_eq!(v.verdict, Verdict::Fail, "{m:?} {d} scalar {scalar}: {v:?}");
+            }
         }
     }
 }

@@ -74,12 +74,109 @@ pub fn decode_spec(
         .override_("WG", cfg.wg)
 }
 
+/// How `decode_split_vec` (shaders/decode_vec.wgsl) lays a problem over its lanes: 16-byte
+/// vectors of VE elements, RV per row, TPK lanes per key in the score pass (VPT vectors each),
+/// UNROLL keys in flight per lane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VecShape {
+    pub ve: u32,
+    pub rv: u32,
+    pub tpk: u32,
+    pub vpt: u32,
+    pub unroll: u32,
+}
+
+impl VecShape {
+    /// The shape for `input` at `head_dim`, a GQA group of `group`, on an adapter whose
+    /// subgroups are `sg_min..=sg_max` lanes, with `wg` invocations; or why the vector pass
+    /// cannot run it (then `decode_split` does).
+    pub fn new(
+        input: DType,
+        head_dim: usize,
+        group: usize,
+        sg_min: u32,
+        sg_max: u32,
+        wg: u32,
+    ) -> Result<VecShape, String> {
+        let ve = 16 / input.size_bytes() as u32;
+        let d = head_dim as u32;
+        if !d.is_multiple_of(ve) {
+            return Err(format!(
+                "head_dim {d} is not a multiple of {ve} (rows of whole 16-byte vectors)"
+            ));
+        }
+        if sg_min == 0 || !sg_min.is_power_of_two() || !sg_max.is_power_of_two() {
+            return Err(format!(
+                "subgroup size {sg_min}..{sg_max} unknown or not a power of two"
+            ));
+        }
+        if !wg.is_multiple_of(sg_max) {
+            return Err(format!(
+                "workgroup of {wg} is not a multiple of the subgroup size {sg_max}"
+            ));
+        }
+        let rv = d / ve;
+        if wg < rv {
+            return Err(format!(
+                "workgroup of {wg} is narrower than a row of {rv} vectors"
+            ));
+        }
+        let tpk = rv.next_power_of_two().min(sg_min);
+        Ok(VecShape {
+            ve,
+            rv,
+            tpk,
+            vpt: rv.div_ceil(tpk),
+            unroll: (16 / group as u32).clamp(1, 4),
+        })
+    }
+
+    /// Workgroup memory of the value pass's reduction, in floats.
+    pub fn red(&self, head_dim: usize, wg: u32) -> u32 {
+        (wg / self.rv) * head_dim as u32
+    }
+}
+
+/// The specialization of `decode_split_vec`.
+pub fn decode_vec_spec(
+    input: DType,
+    output: DType,
+    head_dim: usize,
+    group: usize,
+    mutant: DecodeMutant,
+    cfg: DecodeConfig,
+    v: VecShape,
+) -> Specialization {
+    let kind = match input {
+        DType::F32 => 0,
+        DType::F16 => 1,
+        DType::BF16 => 2,
+    };
+    Specialization::new(Shader::DecodeVec, "decode_split_vec")
+        .types(input, output)
+        .konst("D", head_dim as u32)
+        .konst("GROUP", group as u32)
+        .konst("CHUNK_MAX", cfg.chunk)
+        .konst("MUTANT", mutant.code())
+        .konst("VE", v.ve)
+        .konst("RV", v.rv)
+        .konst("TPK", v.tpk)
+        .konst("VPT", v.vpt)
+        .konst("UNROLL", v.unroll)
+        .konst("IN_KIND", kind)
+        .konst("RED", v.red(head_dim, cfg.wg))
+        .override_("WG", cfg.wg)
+        .subgroups(true)
+}
+
 /// Split-KV decode at one precision (same-type output, f32 accumulation).
 pub struct GpuDecodeAttention {
     pub precision: Precision,
     pub mutant: DecodeMutant,
     /// A fixed configuration (what `tune` times); `None`: the tune cache's, else the default.
     pub config: Option<DecodeConfig>,
+    /// Run the scalar pass 1 (`decode_split`) even where the vector pass could (tests).
+    pub scalar_only: bool,
 }
 
 impl GpuDecodeAttention {
@@ -88,6 +185,7 @@ impl GpuDecodeAttention {
             precision: Precision::same(dtype),
             mutant: DecodeMutant::None,
             config: None,
+            scalar_only: false,
         }
     }
 
@@ -97,12 +195,19 @@ impl GpuDecodeAttention {
         self
     }
 
+    /// This kernel with the scalar pass 1 wherever it runs (tests of the fallback path).
+    pub fn scalar_only(mut self) -> Self {
+        self.scalar_only = true;
+        self
+    }
+
     /// A broken variant for the mutation tests.
     pub fn mutant(dtype: DType, mutant: DecodeMutant) -> Self {
         GpuDecodeAttention {
             precision: Precision::same(dtype),
             mutant,
             config: None,
+            scalar_only: false,
         }
     }
 
@@ -120,6 +225,28 @@ impl GpuDecodeAttention {
         let (i, o) = (self.precision.input, self.precision.output);
         let lim = crate::gpu::tune::validation_limits();
         let mut v = Vec::new();
+        // The vector pass at every head_dim it takes, groups 1/4/8/16, subgroups of 8, 32, 64
+        // lanes (lavapipe, NVIDIA, AMD wave64), the default configuration and the tuning space.
+        for sg in [8, 32, 64] {
+            for hd in [64, 80, 96, 128, 256] {
+                for group in [1, 4, 8, MAX_GROUP] {
+                    let cfg = DecodeConfig {
+                        wg: DECODE_DEFAULT.wg.max(sg),
+                        ..DECODE_DEFAULT
+                    };
+                    if let Ok(shape) = VecShape::new(i, hd, group, sg, sg, cfg.wg) {
+                        v.push(decode_vec_spec(i, o, hd, group, self.mutant, cfg, shape));
+                    }
+                }
+            }
+        }
+        for c in crate::gpu::tune::decode_space() {
+            if c.illegal(8, 128, &lim).is_none() {
+                if let Ok(shape) = VecShape::new(i, 128, 8, 32, 32, c.wg) {
+                    v.push(decode_vec_spec(i, o, 128, 8, self.mutant, c, shape));
+                }
+            }
+        }
         for entry in ["decode_split", "decode_combine"] {
             for hd in [1, 17, 64, 80, 96, 128, 256] {
                 for group in [1, 4, 8, MAX_GROUP] {
@@ -193,8 +320,12 @@ impl GpuDecodeAttention {
         if let Some(why) = cfg.illegal(group, p.head_dim, &ctx.limits) {
             return Err(format!("configuration {}: {why}", cfg.label()));
         }
+        let split = match self.vec_shape(ctx, p, cfg) {
+            Ok(shape) => decode_vec_spec(i, o, p.head_dim, group, self.mutant, cfg, shape),
+            Err(_) => decode_spec(i, o, p.head_dim, group, "decode_split", self.mutant, cfg),
+        };
         let specs = [
-            decode_spec(i, o, p.head_dim, group, "decode_split", self.mutant, cfg),
+            split,
             decode_spec(i, o, p.head_dim, group, "decode_combine", self.mutant, cfg),
         ];
         for s in &specs {
@@ -218,6 +349,42 @@ impl GpuDecodeAttention {
             ctx.check_grid(g).map_err(|e| e.to_string())?;
         }
         Ok((specs, cfg, source))
+    }
+
+    /// The vector pass's shape here, or why `decode_split` runs instead (no subgroups on the
+    /// adapter, a head_dim that is not whole 16-byte vectors, a workgroup the subgroups do not
+    /// tile, a configuration that asks for the scalar pass, or `scalar_only`).
+    fn vec_shape(
+        &self,
+        ctx: &GpuContext,
+        p: &AttentionProblem,
+        cfg: DecodeConfig,
+    ) -> Result<VecShape, String> {
+        if self.scalar_only || !cfg.vec {
+            return Err("scalar pass asked for".into());
+        }
+        if !ctx.has(wgpu::Features::SUBGROUP) {
+            return Err(format!("{} has no SUBGROUP", ctx.report.name));
+        }
+        if !ctx
+            .adapter
+            .get_downlevel_capabilities()
+            .flags
+            .contains(wgpu::DownlevelFlags::SHADER_F16_IN_F32)
+        {
+            return Err(format!(
+                "{} lacks SHADER_F16_IN_F32 (unpack2x16float)",
+                ctx.report.name
+            ));
+        }
+        VecShape::new(
+            self.precision.input,
+            p.head_dim,
+            p.q_heads / p.kv_heads,
+            ctx.report.subgroup_min_size,
+            ctx.report.subgroup_max_size,
+            cfg.wg,
+        )
     }
 
     fn grid_split(&self, p: &AttentionProblem, cfg: DecodeConfig) -> [u32; 3] {
@@ -274,7 +441,12 @@ impl GpuDecodeAttention {
         let part = ctx.storage_init("partials", Tensor::nan(DType::F32, part_len).as_bytes())?;
         let o = ctx.storage_init("O", Tensor::nan(self.precision.output, out_len).as_bytes())?;
         let u = ctx.uniform("decode params", bytemuck::bytes_of(&params))?;
-        let bind1 = ctx.bind_group_at(&split, &[(0, &q), (1, &k), (2, &v), (3, &part), (4, &u)])?;
+        let (kb, vb) = match split_spec.shader {
+            Shader::DecodeVec => (6, 7),
+            _ => (1, 2),
+        };
+        let bind1 =
+            ctx.bind_group_at(&split, &[(0, &q), (kb, &k), (vb, &v), (3, &part), (4, &u)])?;
         let bind2 = ctx.bind_group_at(&combine, &[(3, &part), (4, &u), (5, &o)])?;
         let run = GpuRun::new(ctx, split, bind1, self.grid_split(p, cfg))?.then(
             combine,
@@ -285,6 +457,13 @@ impl GpuDecodeAttention {
         chosen.insert("kv_splits".into(), splits.into());
         chosen.insert("keys_per_split".into(), chunk.into());
         chosen.remove("mutant");
+        chosen.remove("in_kind");
+        chosen.remove("red");
+        // Which pass 1 ran: 1 the 16-byte vector pass with subgroup reductions, 0 the scalar one.
+        chosen.insert(
+            "vec".into(),
+            u32::from(split_spec.shader == Shader::DecodeVec).into(),
+        );
         chosen.insert("config_source".into(), source.name().into());
         Ok(PreparedAttention {
             chosen,

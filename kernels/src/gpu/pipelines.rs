@@ -49,6 +49,12 @@ fn can_build_here(ctx: &GpuContext, spec: &Specialization) -> Result<(), String>
             ctx.report.name
         ));
     }
+    if spec.subgroups && !ctx.has(wgpu::Features::SUBGROUP) {
+        return Err(format!(
+            "{} has no SUBGROUP (subgroup operations)",
+            ctx.report.name
+        ));
+    }
     if spec.coop.is_some() {
         for (f, name) in [
             (

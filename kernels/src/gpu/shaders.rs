@@ -16,6 +16,8 @@ pub enum Shader {
     Matmul,
     Attention,
     Decode,
+    /// decode.wgsl + decode_vec.wgsl (the subgroup pass 1 of the decode).
+    DecodeVec,
     Coop,
     Convert,
     Probe,
@@ -25,10 +27,11 @@ pub enum Shader {
 pub const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 
 impl Shader {
-    pub const ALL: [Shader; 7] = [
+    pub const ALL: [Shader; 8] = [
         Shader::Matmul,
         Shader::Attention,
         Shader::Decode,
+        Shader::DecodeVec,
         Shader::Coop,
         Shader::Convert,
         Shader::Probe,
@@ -40,6 +43,7 @@ impl Shader {
             Shader::Matmul => "matmul.wgsl",
             Shader::Attention => "attention.wgsl",
             Shader::Decode => "decode.wgsl",
+            Shader::DecodeVec => "decode_vec.wgsl",
             Shader::Coop => "coop.wgsl",
             Shader::Convert => "convert.wgsl",
             Shader::Probe => "probe.wgsl",
@@ -52,6 +56,11 @@ impl Shader {
             Shader::Matmul => include_str!("../../../shaders/matmul.wgsl"),
             Shader::Attention => include_str!("../../../shaders/attention.wgsl"),
             Shader::Decode => include_str!("../../../shaders/decode.wgsl"),
+            Shader::DecodeVec => concat!(
+                include_str!("../../../shaders/decode.wgsl"),
+                "\n",
+                include_str!("../../../shaders/decode_vec.wgsl")
+            ),
             Shader::Coop => include_str!("../../../shaders/coop.wgsl"),
             Shader::Convert => include_str!("../../../shaders/convert.wgsl"),
             Shader::Probe => include_str!("../../../shaders/probe.wgsl"),
@@ -96,6 +105,8 @@ pub struct Specialization {
     /// semantics given MakeAvailable/MakeVisible ([`crate::gpu::spirv`]), handed to the driver
     /// as a passthrough module (needs `Features::PASSTHROUGH_SHADERS`).
     pub patched_spirv: bool,
+    /// The module uses subgroup operations (shuffles, reductions): needs `Features::SUBGROUP`.
+    pub subgroups: bool,
 }
 
 impl Specialization {
@@ -111,7 +122,20 @@ impl Specialization {
             overrides: Vec::new(),
             runtime_checks: true,
             patched_spirv: false,
+            subgroups: false,
         }
+    }
+
+    /// Mark the module as using subgroup operations.
+    pub fn subgroups(mut self, on: bool) -> Self {
+        self.subgroups = on;
+        self
+    }
+
+    /// Whether the module needs `Features::SUBGROUP` (subgroup operations or cooperative
+    /// matrices).
+    pub fn needs_subgroup(&self) -> bool {
+        self.subgroups || self.coop.is_some()
     }
 
     pub fn patched_spirv(mut self, on: bool) -> Self {
@@ -294,6 +318,14 @@ pub fn naga_capabilities(spec: &Specialization) -> naga::valid::Capabilities {
     }
     if spec.coop.is_some() {
         c |= C::COOPERATIVE_MATRIX | C::SUBGROUP | C::SUBGROUP_BARRIER;
+    }
+    if spec.subgroups {
+        c |= C::SUBGROUP;
+    }
+    if spec.shader == Shader::DecodeVec {
+        // unpack2x16float (wgpu grants it where the adapter has DownlevelFlags::SHADER_F16_IN_F32;
+        // decode.rs checks before choosing the vector pass).
+        c |= C::SHADER_FLOAT16_IN_FLOAT32;
     }
     c
 }

@@ -760,35 +760,59 @@ fn choose_with<C: Copy>(
     (fallback, ConfigSource::Default)
 }
 
-/// Configuration of the split-KV decode kernel (shaders/decode.wgsl): keys per split (`chunk`,
-/// the shader's CHUNK_MAX) and the workgroup size of both passes.
+/// Configuration of the split-KV decode kernel (shaders/decode.wgsl, decode_vec.wgsl): keys per
+/// split (`chunk`, the shader's CHUNK_MAX), the workgroup size of both passes, and whether pass 1
+/// is the vector pass (`decode_split_vec`, where the adapter and head_dim allow it) or the
+/// scalar one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct DecodeConfig {
     pub chunk: u32,
     pub wg: u32,
+    pub vec: bool,
 }
 
-/// Decode without a tuned entry: 256-key splits, 64-invocation workgroups.
-pub const DECODE_DEFAULT: DecodeConfig = DecodeConfig { chunk: 256, wg: 64 };
+/// Decode without a tuned entry: 256-key splits, 64-invocation workgroups, the vector pass.
+pub const DECODE_DEFAULT: DecodeConfig = DecodeConfig {
+    chunk: 256,
+    wg: 64,
+    vec: true,
+};
 
 impl DecodeConfig {
     pub fn params(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut m = serde_json::Map::new();
         m.insert("chunk".into(), self.chunk.into());
         m.insert("wg".into(), self.wg.into());
+        m.insert("vec".into(), u32::from(self.vec).into());
         m
     }
 
+    /// From a cache entry's params; `vec` absent (entries written before the vector pass, which
+    /// timed the scalar one) reads as the scalar pass, what was measured.
     pub fn from_params(p: &serde_json::Map<String, serde_json::Value>) -> Result<Self, String> {
         let get = |k: &str| param_u32(p, k);
+        let vec = match p.get("vec") {
+            None => false,
+            Some(_) => match get("vec")? {
+                0 => false,
+                1 => true,
+                v => return Err(format!("`vec` is {v}, not 0 or 1")),
+            },
+        };
         Ok(DecodeConfig {
             chunk: get("chunk")?,
             wg: get("wg")?,
+            vec,
         })
     }
 
     pub fn label(&self) -> String {
-        format!("{}-key splits, {} invocations", self.chunk, self.wg)
+        format!(
+            "{}-key splits, {} invocations, {} pass 1",
+            self.chunk,
+            self.wg,
+            if self.vec { "vector" } else { "scalar" }
+        )
     }
 
     /// Why this configuration cannot run a group of `group` query heads of `head_dim` on an
@@ -808,11 +832,16 @@ impl DecodeConfig {
                 self.wg
             ));
         }
-        let bytes = (group as u64 * (self.chunk as u64 + head_dim as u64) + group as u64) * 4;
+        // Scores, scaled queries and maxima (decode.wgsl), plus the vector pass's reduction of
+        // at most WG · 8 floats (decode_vec.wgsl), counted together whichever pass runs.
+        let bytes = (group as u64 * (self.chunk as u64 + head_dim as u64)
+            + group as u64
+            + self.wg as u64 * 8)
+            * 4;
         if bytes > limits.max_compute_workgroup_storage_size as u64 {
             return Some(format!(
-                "scores and queries need {bytes} bytes of workgroup memory, above the adapter's \
-                 max_compute_workgroup_storage_size ({})",
+                "scores, queries and the reduction need {bytes} bytes of workgroup memory, above \
+                 the adapter's max_compute_workgroup_storage_size ({})",
                 limits.max_compute_workgroup_storage_size
             ));
         }
@@ -820,14 +849,23 @@ impl DecodeConfig {
     }
 }
 
-/// The decode configurations `tune` tries, the default first.
+/// The decode configurations `tune` tries: the default, the default with the scalar pass 1,
+/// then every split length and workgroup size with the vector pass, then with the scalar one.
 pub fn decode_space() -> Vec<DecodeConfig> {
-    let mut v = vec![DECODE_DEFAULT];
-    for chunk in [64, 128, 256, 512, 1024] {
-        for wg in [32, 64, 128, 256] {
-            let c = DecodeConfig { chunk, wg };
-            if !v.contains(&c) {
-                v.push(c);
+    let mut v = vec![
+        DECODE_DEFAULT,
+        DecodeConfig {
+            vec: false,
+            ..DECODE_DEFAULT
+        },
+    ];
+    for vec in [true, false] {
+        for chunk in [64, 128, 256, 512, 1024] {
+            for wg in [32, 64, 128, 256] {
+                let c = DecodeConfig { chunk, wg, vec };
+                if !v.contains(&c) {
+                    v.push(c);
+                }
             }
         }
     }
@@ -1047,8 +1085,15 @@ mod tests {
         let c = DecodeConfig {
             chunk: 1024,
             wg: 128,
+            vec: true,
         };
         assert_eq!(DecodeConfig::from_params(&c.params()).unwrap(), c);
+        // An entry from before the vector pass timed the scalar one.
+        let mut old = c.params();
+        old.remove("vec");
+        assert!(!DecodeConfig::from_params(&old).unwrap().vec);
+        old.insert("vec".into(), 2.into());
+        assert!(DecodeConfig::from_params(&old).unwrap_err().contains("vec"));
         // 16 heads × (1024 + 256) floats: 80 KiB, above 48 KiB.
         assert!(c
             .illegal(16, 256, &lim)
