@@ -23,6 +23,11 @@
 #                    fetched beforehand with `apt-get download libvulkan1`).
 #   PYTHON           Python with PyTorch (default: .venv-ref/bin/python, then python3).
 #   GPU_CHECK_QUICK=1   small shapes (a dry run on lavapipe; adds --allow-software-gpu).
+#   GPU_TESTS_BIN    optional: the kernels' GPU test binary (built where there is network with
+#                    `cargo test -p perfledger-kernels --profile ci --features test-kernels --test gpu
+#                    --no-run`, the path it prints), run first with PERFLEDGER_REQUIRE_GPU=1, its
+#                    output appended to gpu-check.log: every GPU kernel and mutant on the covering
+#                    shapes at this adapter's subgroup size (lavapipe's is 8, NVIDIA's 32).
 #
 # The NVIDIA Vulkan ICD: the driver ships nvidia_icd.json naming libGLX_nvidia.so.0. When the GPU
 # is not visible with it (headless containers), the script writes ICD JSONs for libEGL_nvidia.so.0,
@@ -120,6 +125,17 @@ for g in gpus:
     print(f"      max_storage_buffer_binding_size {lim.get('max_storage_buffer_binding_size')}, "
           f"max_buffer_size {lim.get('max_buffer_size')}")
 PY
+
+# --- The kernels' GPU tests on this adapter (optional) -----------------------------------------
+if [ -n "${GPU_TESTS_BIN:-}" ]; then
+  if [ -x "$GPU_TESTS_BIN" ]; then
+    log "GPU tests: $GPU_TESTS_BIN (timeout 150 s)"
+    PERFLEDGER_REQUIRE_GPU=1 timeout 150 "$GPU_TESTS_BIN" --test-threads 1 --nocapture >> "$LOG" 2>&1
+    log "GPU tests exit code $?"
+  else
+    log "GPU_TESTS_BIN=$GPU_TESTS_BIN is not an executable file; GPU tests skipped"
+  fi
+fi
 
 # --- Tune ---------------------------------------------------------------------------------------
 # Before the suite, on the same adapter: every legal configuration of tiled and coop, timed and
