@@ -45,16 +45,168 @@ pub fn flash_spec(input: DType, output: DType, head_dim: usize) -> Specializatio
         .override_("WG", BQ)
 }
 
+/// A register-tiled flash configuration (shaders/attention_tiled.wgsl): BQ query rows × BKV
+/// keys per tile on an NROW × NCOL thread grid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TiledFlash {
+    pub bq: u32,
+    pub bkv: u32,
+    pub nrow: u32,
+    pub ncol: u32,
+}
+
+/// The tiled configurations in order of preference; `flash` takes the first one the adapter's
+/// limits allow at the problem's head_dim (larger tiles reuse each workgroup load more), and the
+/// one-row-per-thread `flash` entry (shaders/attention.wgsl) runs where none fits.
+pub const TILED_FLASH: [TiledFlash; 5] = [
+    TiledFlash {
+        bq: 32,
+        bkv: 32,
+        nrow: 8,
+        ncol: 8,
+    },
+    TiledFlash {
+        bq: 16,
+        bkv: 32,
+        nrow: 4,
+        ncol: 16,
+    },
+    TiledFlash {
+        bq: 16,
+        bkv: 16,
+        nrow: 4,
+        ncol: 8,
+    },
+    TiledFlash {
+        bq: 16,
+        bkv: 8,
+        nrow: 4,
+        ncol: 8,
+    },
+    TiledFlash {
+        bq: 8,
+        bkv: 8,
+        nrow: 2,
+        ncol: 8,
+    },
+];
+
+impl TiledFlash {
+    pub fn wg(&self) -> u32 {
+        self.nrow * self.ncol
+    }
+
+    /// Workgroup memory at `head_dim`, bytes (Qs, KVs, Ss, Cs, Ls of the shader).
+    pub fn workgroup_bytes(&self, head_dim: usize) -> u64 {
+        let ldq = head_dim as u64 + 1;
+        let (bq, bkv) = (self.bq as u64, self.bkv as u64);
+        (bq * ldq + bkv * ldq + bq * (bkv + 1) + 2 * bq) * 4
+    }
+
+    /// Why this configuration cannot run at `head_dim` under `limits`, or `None`.
+    pub fn illegal(&self, head_dim: usize, limits: &wgpu::Limits) -> Option<String> {
+        let bytes = self.workgroup_bytes(head_dim);
+        if bytes > limits.max_compute_workgroup_storage_size as u64 {
+            return Some(format!(
+                "{bytes} bytes of workgroup memory, above max_compute_workgroup_storage_size ({})",
+                limits.max_compute_workgroup_storage_size
+            ));
+        }
+        if self.wg() > limits.max_compute_invocations_per_workgroup
+            || self.wg() > limits.max_compute_workgroup_size_x
+        {
+            return Some(format!(
+                "{} invocations exceed the adapter's limits",
+                self.wg()
+            ));
+        }
+        None
+    }
+
+    /// The first preferred configuration legal here.
+    pub fn choose(head_dim: usize, limits: &wgpu::Limits) -> Option<TiledFlash> {
+        TILED_FLASH
+            .into_iter()
+            .find(|c| c.illegal(head_dim, limits).is_none())
+    }
+}
+
+/// The broken-on-purpose variants of the tiled entry the mutation tests run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlashMutant {
+    None,
+    /// Each row sees one key past its causal end.
+    MaskOffByOne,
+    /// Each GQA group reads the next KV head.
+    WrongKvHead,
+    /// O is not rescaled when a row's running max grows.
+    NoRescale,
+}
+
+impl FlashMutant {
+    fn code(self) -> u32 {
+        match self {
+            FlashMutant::None => 0,
+            FlashMutant::MaskOffByOne => 1,
+            FlashMutant::WrongKvHead => 2,
+            FlashMutant::NoRescale => 3,
+        }
+    }
+}
+
+pub fn flash_tiled_spec(
+    input: DType,
+    output: DType,
+    head_dim: usize,
+    c: TiledFlash,
+    mutant: FlashMutant,
+) -> Specialization {
+    let d = head_dim as u32;
+    Specialization::new(Shader::AttentionTiled, "flash_tiled")
+        .types(input, output)
+        .konst("D", d)
+        .konst("BQ", c.bq)
+        .konst("BKV", c.bkv)
+        .konst("NROW", c.nrow)
+        .konst("NCOL", c.ncol)
+        .konst("TR", c.bq / c.nrow)
+        .konst("TK", c.bkv / c.ncol)
+        .konst("TD", d.div_ceil(c.ncol))
+        .konst("LDQ", d + 1)
+        .konst("LDS", c.bkv + 1)
+        .konst("MUTANT", mutant.code())
+        .override_("WG", c.wg())
+}
+
 /// Flash attention at one precision (same-type output, f32 accumulation).
 pub struct GpuFlashAttention {
     pub precision: Precision,
+    /// Run the one-row-per-thread `flash` entry even where a tiled configuration fits (tests).
+    pub rows_only: bool,
+    pub mutant: FlashMutant,
 }
 
 impl GpuFlashAttention {
     pub fn new(dtype: DType) -> Self {
         GpuFlashAttention {
             precision: Precision::same(dtype),
+            rows_only: false,
+            mutant: FlashMutant::None,
         }
+    }
+
+    /// A broken tiled variant for the mutation tests.
+    pub fn mutant(dtype: DType, mutant: FlashMutant) -> Self {
+        GpuFlashAttention {
+            mutant,
+            ..GpuFlashAttention::new(dtype)
+        }
+    }
+
+    /// This kernel with the one-row-per-thread entry wherever it runs (tests of the fallback).
+    pub fn rows_only(mut self) -> Self {
+        self.rows_only = true;
+        self
     }
 
     pub fn all() -> Vec<GpuFlashAttention> {
@@ -64,10 +216,18 @@ impl GpuFlashAttention {
     /// The specializations the shader validation compiles: head_dim is a compile-time constant,
     /// checked at the edges (1, 17: not a multiple of anything) and the common sizes.
     pub fn specializations(&self) -> Vec<Specialization> {
-        [1, 17, 64, 128, 256]
+        let (i, o) = (self.precision.input, self.precision.output);
+        let mut v: Vec<Specialization> = [1, 17, 64, 128, 256]
             .into_iter()
-            .map(|hd| flash_spec(self.precision.input, self.precision.output, hd))
-            .collect()
+            .map(|hd| flash_spec(i, o, hd))
+            .collect();
+        // Every tiled configuration at the edges and the issue's head dims.
+        for hd in [1, 17, 64, 80, 96, 128, 256] {
+            for c in TILED_FLASH {
+                v.push(flash_tiled_spec(i, o, hd, c, self.mutant));
+            }
+        }
+        v
     }
 
     fn ldo(&self, p: &AttentionProblem) -> usize {
@@ -82,10 +242,17 @@ impl GpuFlashAttention {
                 p.head_dim
             ));
         }
-        let spec = flash_spec(self.precision.input, self.precision.output, p.head_dim);
+        let (i, o) = (self.precision.input, self.precision.output);
+        let tiled = (!self.rows_only)
+            .then(|| TiledFlash::choose(p.head_dim, &ctx.limits))
+            .flatten();
+        let spec = match tiled {
+            Some(c) => flash_tiled_spec(i, o, p.head_dim, c, self.mutant),
+            None => flash_spec(i, o, p.head_dim),
+        };
         can_build(ctx, &spec).map_err(|e| e.to_string())?;
         let wg_mem = 2 * BKV as u64 * p.head_dim as u64 * 4;
-        if wg_mem > ctx.limits.max_compute_workgroup_storage_size as u64 {
+        if tiled.is_none() && wg_mem > ctx.limits.max_compute_workgroup_storage_size as u64 {
             return Err(format!(
                 "K/V tiles need {wg_mem} bytes of workgroup memory, above this GPU's \
                  max_compute_workgroup_storage_size ({})",
@@ -103,13 +270,15 @@ impl GpuFlashAttention {
                 out_len * self.precision.output.size_bytes() as u64,
             ),
         ])?;
-        ctx.check_grid(self.grid(p)).map_err(|e| e.to_string())?;
+        ctx.check_grid(Self::grid(p, &spec))
+            .map_err(|e| e.to_string())?;
         Ok(spec)
     }
 
-    fn grid(&self, p: &AttentionProblem) -> [u32; 3] {
+    fn grid(p: &AttentionProblem, spec: &Specialization) -> [u32; 3] {
+        let bq = spec.konst_value("BQ").max(1) as usize;
         [
-            p.q_len.div_ceil(BQ as usize).min(u32::MAX as usize) as u32,
+            p.q_len.div_ceil(bq).min(u32::MAX as usize) as u32,
             p.q_heads.min(u32::MAX as usize) as u32,
             p.batch.min(u32::MAX as usize) as u32,
         ]
@@ -154,9 +323,18 @@ impl GpuFlashAttention {
         let o = ctx.storage_init("O", Tensor::nan(self.precision.output, out_len).as_bytes())?;
         let u = ctx.uniform("attention params", bytemuck::bytes_of(&params))?;
         let bind = ctx.bind_group(&pipeline, &[&q, &k, &v, &o, &u])?;
-        let run = GpuRun::new(ctx, pipeline, bind, self.grid(p))?;
+        let run = GpuRun::new(ctx, pipeline, bind, Self::grid(p, &spec))?;
+        let mut chosen = spec.params();
+        // Which entry ran: 1 the register-tiled one, 0 one query row per thread.
+        chosen.insert(
+            "tiled".into(),
+            u32::from(spec.shader == Shader::AttentionTiled).into(),
+        );
+        for k in ["ldq", "lds", "mutant"] {
+            chosen.remove(k);
+        }
         Ok(PreparedAttention {
-            chosen: spec.params(),
+            chosen,
             run,
             problem: *p,
             output: self.precision.output,
@@ -170,13 +348,19 @@ impl GpuFlashAttention {
 
 impl Kernel for GpuFlashAttention {
     fn identity(&self) -> KernelIdentity {
-        let mut params = serde_json::Map::new();
-        params.insert("bq".into(), BQ.into());
-        params.insert("bkv".into(), BKV.into());
+        // The tiles depend on the adapter and head_dim: the row's params get them when prepared
+        // (`bq`, `bkv`, `nrow`, `ncol`, `tiled`).
+        let params = serde_json::Map::new();
+        let family = match self.mutant {
+            FlashMutant::None => "attention.gpu.flash",
+            FlashMutant::MaskOffByOne => "attention.gpu.flash-mutant-mask",
+            FlashMutant::WrongKvHead => "attention.gpu.flash-mutant-kvhead",
+            FlashMutant::NoRescale => "attention.gpu.flash-mutant-rescale",
+        };
         KernelIdentity {
             op: Op::Attention,
             backend: Backend::Gpu,
-            family: "attention.gpu.flash".into(),
+            family: family.into(),
             variant: "wgsl".into(),
             precision: self.precision,
             unit: ComputeUnit::GpuSimt,

@@ -15,6 +15,8 @@ use std::fmt::Write as _;
 pub enum Shader {
     Matmul,
     Attention,
+    /// attention_tiled.wgsl: register-tiled flash attention.
+    AttentionTiled,
     Decode,
     /// decode.wgsl + decode_vec.wgsl (the subgroup pass 1 of the decode).
     DecodeVec,
@@ -27,9 +29,10 @@ pub enum Shader {
 pub const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 
 impl Shader {
-    pub const ALL: [Shader; 8] = [
+    pub const ALL: [Shader; 9] = [
         Shader::Matmul,
         Shader::Attention,
+        Shader::AttentionTiled,
         Shader::Decode,
         Shader::DecodeVec,
         Shader::Coop,
@@ -42,6 +45,7 @@ impl Shader {
         match self {
             Shader::Matmul => "matmul.wgsl",
             Shader::Attention => "attention.wgsl",
+            Shader::AttentionTiled => "attention_tiled.wgsl",
             Shader::Decode => "decode.wgsl",
             Shader::DecodeVec => "decode_vec.wgsl",
             Shader::Coop => "coop.wgsl",
@@ -55,6 +59,7 @@ impl Shader {
         match self {
             Shader::Matmul => include_str!("../../../shaders/matmul.wgsl"),
             Shader::Attention => include_str!("../../../shaders/attention.wgsl"),
+            Shader::AttentionTiled => include_str!("../../../shaders/attention_tiled.wgsl"),
             Shader::Decode => include_str!("../../../shaders/decode.wgsl"),
             Shader::DecodeVec => concat!(
                 include_str!("../../../shaders/decode.wgsl"),
