@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One prepared GPU check for a machine with a real GPU and no network. Writes at most 8 files to
-# OUTDIR in under 5 minutes:
+# OUTDIR in under 5 minutes (plus up to 150 s for GPU_TESTS_BIN):
 #   env.json        `perfledger env`: adapters, features, limits, cooperative-matrix configurations
 #   tune.json       `perfledger tune` (≤ 90 s on a hardware GPU, ≤ 20 s on lavapipe): the fastest
 #                   verified configuration of each GPU matmul kernel per shape class; the suite
