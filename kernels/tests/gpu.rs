@@ -338,6 +338,17 @@ fn flash_verdict(
     p: &AttentionProblem,
     ins: &[Arc<Tensor>],
 ) -> perfledger_kernels::verify::Verification {
+    attention_verdict(k, p, ins, ("tiled", !k.rows_only))
+}
+
+/// Prepare, check which entry ran (`param` is 1 when `expect`), run from a poisoned output, and
+/// verify as every attention row.
+fn attention_verdict(
+    k: &dyn Kernel,
+    p: &AttentionProblem,
+    ins: &[Arc<Tensor>],
+    (param, expect): (&str, bool),
+) -> perfledger_kernels::verify::Verification {
     let prob = Problem::Attention(*p);
     let id = k.identity().id();
     assert_eq!(k.supports(&prob), Support::Yes, "{id} on {p}");
@@ -345,16 +356,16 @@ fn flash_verdict(
         .prepare(&prob, ins)
         .unwrap_or_else(|e| panic!("{id} {p}: {e}"));
     assert_eq!(
-        prep.chosen_params().get("tiled").and_then(|v| v.as_u64()),
-        Some(u64::from(!k.rows_only)),
-        "{id} {p}: entry"
+        prep.chosen_params().get(param).and_then(|v| v.as_u64()),
+        Some(u64::from(expect)),
+        "{id} {p}: {param}"
     );
     prep.poison().unwrap();
     prep.run().unwrap_or_else(|e| panic!("{id} {p}: {e}"));
     let out = prep.output().unwrap();
     perfledger_kernels::verify::verify_problem(
         &prob,
-        k.precision,
+        k.identity().precision,
         ins,
         &out,
         &VerifyOptions::default(),
@@ -619,12 +630,6 @@ fn decode_verdict(
     p: &AttentionProblem,
     ins: &[Arc<Tensor>],
 ) -> perfledger_kernels::verify::Verification {
-    let prob = Problem::Attention(*p);
-    let id = k.identity().id();
-    assert_eq!(k.supports(&prob), Support::Yes, "{id} on {p}");
-    let mut prep = k
-        .prepare(&prob, ins)
-        .unwrap_or_else(|e| panic!("{id} {p}: {e}"));
     // Which pass 1 ran: the 16-byte vector pass wherever the adapter has subgroups and the rows
     // are whole vectors, else (or when asked) the scalar one.
     let whole_vectors = p
@@ -632,21 +637,7 @@ fn decode_verdict(
         .is_multiple_of(16 / k.precision.input.size_bytes());
     let want_vec =
         !k.scalar_only && k.config.is_none_or(|c| c.vec) && whole_vectors && gpu_has_subgroups();
-    assert_eq!(
-        prep.chosen_params().get("vec").and_then(|v| v.as_u64()),
-        Some(want_vec as u64),
-        "{id} {p}: pass 1"
-    );
-    prep.poison().unwrap();
-    prep.run().unwrap_or_else(|e| panic!("{id} {p}: {e}"));
-    let out = prep.output().unwrap();
-    perfledger_kernels::verify::verify_problem(
-        &prob,
-        k.precision,
-        ins,
-        &out,
-        &VerifyOptions::default(),
-    )
+    attention_verdict(k, p, ins, ("vec", want_vec))
 }
 
 /// The split-KV decode kernel on a covering set (not the cross product; lavapipe runs at a few
