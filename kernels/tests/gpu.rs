@@ -338,16 +338,16 @@ fn flash_verdict(
     p: &AttentionProblem,
     ins: &[Arc<Tensor>],
 ) -> perfledger_kernels::verify::Verification {
-    attention_verdict(k, p, ins, ("tiled", !k.rows_only))
+    attention_verdict(k, p, ins, Some(("tiled", !k.rows_only)))
 }
 
-/// Prepare, check which entry ran (`param` is 1 when `expect`), run from a poisoned output, and
-/// verify as every attention row.
+/// Prepare, check which entry ran (`param` is 1 when `expect`, if given), run from a poisoned
+/// output, and verify as every attention row.
 fn attention_verdict(
     k: &dyn Kernel,
     p: &AttentionProblem,
     ins: &[Arc<Tensor>],
-    (param, expect): (&str, bool),
+    entry: Option<(&str, bool)>,
 ) -> perfledger_kernels::verify::Verification {
     let prob = Problem::Attention(*p);
     let id = k.identity().id();
@@ -355,11 +355,13 @@ fn attention_verdict(
     let mut prep = k
         .prepare(&prob, ins)
         .unwrap_or_else(|e| panic!("{id} {p}: {e}"));
-    assert_eq!(
-        prep.chosen_params().get(param).and_then(|v| v.as_u64()),
-        Some(u64::from(expect)),
-        "{id} {p}: {param}"
-    );
+    if let Some((param, expect)) = entry {
+        assert_eq!(
+            prep.chosen_params().get(param).and_then(|v| v.as_u64()),
+            Some(u64::from(expect)),
+            "{id} {p}: {param}"
+        );
+    }
     prep.poison().unwrap();
     prep.run().unwrap_or_else(|e| panic!("{id} {p}: {e}"));
     let out = prep.output().unwrap();
@@ -428,6 +430,55 @@ fn flash_tiled_mutants_fail_verification() {
         ] {
             let v = flash_verdict(&GpuFlashAttention::mutant(d, m), &p, &ins);
             assert_eq!(v.verdict, Verdict::Fail, "{m:?} {d}: {v:?}");
+        }
+    }
+}
+
+/// The cooperative-matrix flash kernel: on an adapter without cooperative matrices (lavapipe) it
+/// is unsupported, saying why, and cannot be prepared; on one with them, where its device
+/// self-check passes, it verifies on a covering set at multiples of the tile (causal and not,
+/// GQA 1/2/4/8, head_dim 64/80/128/256, q_len < kv_len), and shapes off the tile are refused
+/// (the SIMT kernel takes them). Where the self-check fails, the reason is printed and the
+/// kernel stays unsupported: a failure to fix on that adapter, never a timed row.
+#[test]
+fn coop_flash_is_gated_by_the_adapter_and_its_self_check() {
+    use perfledger_kernels::gpu::flash_coop::GpuCoopFlashAttention;
+    let Some(ctx) = gpu() else { return };
+    let k = GpuCoopFlashAttention::default();
+    let p = AttentionProblem::new(1, 4, 2, 64, 96, 64).causal(true);
+    let prob = Problem::Attention(p);
+    let ins = inputs(&prob, DType::F16, 3);
+    let Some(shape) = gmm::coop_shape(&ctx) else {
+        let Support::No(why) = k.supports(&prob) else {
+            panic!("coop flash must be unsupported on {}", ctx.report.name)
+        };
+        assert!(why.reason.contains("cooperative-matrix"), "{why}");
+        assert!(k.prepare(&prob, &ins).is_err());
+        return;
+    };
+    let t = shape.t as usize;
+    match k.supports(&prob) {
+        Support::No(why) => {
+            println!("coop flash unsupported on {}: {why}", ctx.report.name);
+            assert!(
+                why.reason.contains("self-check") || why.reason.contains("subgroup"),
+                "{why}"
+            );
+        }
+        Support::Yes => {
+            for p in [
+                p,
+                AttentionProblem::new(1, 8, 1, 2 * t, 8 * t, 128),
+                AttentionProblem::new(2, 4, 4, 4 * t, 4 * t, 80).causal(true),
+                AttentionProblem::new(1, 8, 2, 2 * t, 6 * t, 256).causal(true),
+            ] {
+                let ins = inputs(&Problem::Attention(p), DType::F16, 600);
+                let v = attention_verdict(&k, &p, &ins, None);
+                assert_eq!(v.verdict, Verdict::Pass, "coop flash {p}: {v:?}");
+                println!("coop flash {p}: error/bound {:.3}", v.error / v.bound);
+            }
+            let off = Problem::Attention(AttentionProblem::new(1, 4, 4, t + 1, 2 * t, 64));
+            assert!(matches!(k.supports(&off), Support::No(_)));
         }
     }
 }
@@ -637,7 +688,7 @@ fn decode_verdict(
         .is_multiple_of(16 / k.precision.input.size_bytes());
     let want_vec =
         !k.scalar_only && k.config.is_none_or(|c| c.vec) && whole_vectors && gpu_has_subgroups();
-    attention_verdict(k, p, ins, ("vec", want_vec))
+    attention_verdict(k, p, ins, Some(("vec", want_vec)))
 }
 
 /// The split-KV decode kernel on a covering set (not the cross product; lavapipe runs at a few

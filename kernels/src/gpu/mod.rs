@@ -6,7 +6,7 @@
 //! - [`shaders`]: the WGSL sources, the generated prelude, naga validation;
 //! - [`pipelines`]: the pipeline cache keyed by (shader, specialization);
 //! - [`timing`]: timestamp queries with the wall clock as fallback and cross-check;
-//! - [`matmul`], [`attention`]: the kernels; [`probe`]: the ceilings;
+//! - [`matmul`], [`attention`], [`decode`], [`flash_coop`]: the kernels; [`probe`]: the ceilings;
 //! - [`tune`]: configurations per adapter, the tune cache (`perfledger.tune/1`).
 //!
 //! Nothing here touches wgpu until a kernel is asked whether it runs ([`Kernel::supports`]) or
@@ -16,6 +16,7 @@ pub mod attention;
 pub mod context;
 pub mod decode;
 pub mod error;
+pub mod flash_coop;
 pub use error::GpuError;
 pub mod matmul;
 pub mod pipelines;
@@ -41,5 +42,6 @@ pub fn kernels() -> Vec<Box<dyn Kernel>> {
     for k in decode::GpuDecodeAttention::all() {
         v.push(Box::new(k));
     }
+    v.push(Box::new(flash_coop::GpuCoopFlashAttention::default()));
     v
 }

@@ -21,6 +21,8 @@ pub enum Shader {
     /// decode.wgsl + decode_vec.wgsl (the subgroup pass 1 of the decode).
     DecodeVec,
     Coop,
+    /// flash_coop.wgsl: flash attention on cooperative matrices.
+    FlashCoop,
     Convert,
     Probe,
     ProbeCoop,
@@ -29,13 +31,14 @@ pub enum Shader {
 pub const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 
 impl Shader {
-    pub const ALL: [Shader; 9] = [
+    pub const ALL: [Shader; 10] = [
         Shader::Matmul,
         Shader::Attention,
         Shader::AttentionTiled,
         Shader::Decode,
         Shader::DecodeVec,
         Shader::Coop,
+        Shader::FlashCoop,
         Shader::Convert,
         Shader::Probe,
         Shader::ProbeCoop,
@@ -49,6 +52,7 @@ impl Shader {
             Shader::Decode => "decode.wgsl",
             Shader::DecodeVec => "decode_vec.wgsl",
             Shader::Coop => "coop.wgsl",
+            Shader::FlashCoop => "flash_coop.wgsl",
             Shader::Convert => "convert.wgsl",
             Shader::Probe => "probe.wgsl",
             Shader::ProbeCoop => "probe_coop.wgsl",
@@ -67,6 +71,7 @@ impl Shader {
                 include_str!("../../../shaders/decode_vec.wgsl")
             ),
             Shader::Coop => include_str!("../../../shaders/coop.wgsl"),
+            Shader::FlashCoop => include_str!("../../../shaders/flash_coop.wgsl"),
             Shader::Convert => include_str!("../../../shaders/convert.wgsl"),
             Shader::Probe => include_str!("../../../shaders/probe.wgsl"),
             Shader::ProbeCoop => include_str!("../../../shaders/probe_coop.wgsl"),
@@ -75,7 +80,7 @@ impl Shader {
 
     /// Whether the shader needs cooperative matrices (and subgroups).
     pub fn needs_coop(self) -> bool {
-        matches!(self, Shader::Coop | Shader::ProbeCoop)
+        matches!(self, Shader::Coop | Shader::FlashCoop | Shader::ProbeCoop)
     }
 }
 
@@ -456,6 +461,7 @@ pub fn all_specializations() -> Vec<Specialization> {
                 .iter()
                 .flat_map(|k| k.specializations()),
         )
+        .chain(crate::gpu::flash_coop::GpuCoopFlashAttention::default().specializations())
         .chain(
             crate::gpu::decode::GpuDecodeAttention::all()
                 .iter()
