@@ -155,6 +155,7 @@ pub fn cmd_tune(args: TuneArgs) -> Result<u8> {
 pub mod session {
     //! The timing loop of `tune`, separate from the command's file handling.
 
+    use perfledger_kernels::gpu::attention::{GpuFlashAttention, TiledFlash};
     use perfledger_kernels::gpu::context::GpuContext;
     use perfledger_kernels::gpu::decode::{DecodeConfig, GpuDecodeAttention};
     use perfledger_kernels::gpu::matmul::{GpuMatmul, MatmulConfig, Variant};
@@ -177,6 +178,7 @@ pub mod session {
     enum Config {
         Matmul(MatmulConfig),
         Decode(DecodeConfig),
+        Flash(TiledFlash),
     }
 
     impl Config {
@@ -184,12 +186,14 @@ pub mod session {
             match self {
                 Config::Matmul(c) => c.label(),
                 Config::Decode(c) => c.label(),
+                Config::Flash(c) => c.label(),
             }
         }
         fn params(&self) -> serde_json::Map<String, serde_json::Value> {
             match self {
                 Config::Matmul(c) => c.params(),
                 Config::Decode(c) => c.params(),
+                Config::Flash(c) => c.params(),
             }
         }
     }
@@ -199,6 +203,7 @@ pub mod session {
     enum Target {
         Matmul(Variant, Precision),
         Decode(DType),
+        Flash(DType),
     }
 
     impl Target {
@@ -212,6 +217,10 @@ pub mod session {
                     Box::new(GpuDecodeAttention::new(d).with_config(c))
                 }
                 (Target::Decode(d), _) => Box::new(GpuDecodeAttention::new(d)),
+                (Target::Flash(d), Some(Config::Flash(c))) => {
+                    Box::new(GpuFlashAttention::new(d).with_config(c))
+                }
+                (Target::Flash(d), _) => Box::new(GpuFlashAttention::new(d)),
             }
         }
     }
@@ -302,6 +311,7 @@ pub mod session {
             .map(|k| Target::Matmul(k.variant, k.precision))
             .collect();
         targets.extend(DType::ALL.into_iter().map(Target::Decode));
+        targets.extend(DType::ALL.into_iter().map(Target::Flash));
         let mut v = Vec::new();
         for target in targets {
             let k = target.kernel(None);
@@ -354,6 +364,22 @@ pub mod session {
                             .map(Config::Decode)
                             .collect::<Vec<_>>();
                         (Problem::Attention(p), [1, kv, 128], space)
+                    }
+                    Target::Flash(_) => {
+                        let Some(seq) = tune::flash_tune_seq(class, software) else {
+                            report.push(format!(
+                                "{id} {}: not tuned on a software adapter (the default is used)",
+                                class.name()
+                            ));
+                            continue;
+                        };
+                        let p = AttentionProblem::new(1, 32, 8, seq, seq, 128).causal(true);
+                        let space = tune::flash_space()
+                            .into_iter()
+                            .filter(|c| c.illegal(128, &ctx.limits).is_none())
+                            .map(Config::Flash)
+                            .collect::<Vec<_>>();
+                        (Problem::Attention(p), [seq, seq, 128], space)
                     }
                 };
                 // Whether the kernel runs here at all (coop needs cooperative matrices).

@@ -8,6 +8,7 @@ use crate::gpu::matmul::tensor_from_bytes;
 use crate::gpu::pipelines::can_build;
 use crate::gpu::shaders::{Shader, Specialization};
 use crate::gpu::timing::GpuRun;
+use crate::gpu::tune::ConfigSource;
 use crate::kernel::{
     Backend, DeviceTiming, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Support,
 };
@@ -123,6 +124,51 @@ impl TiledFlash {
         None
     }
 
+    pub fn params(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        for (k, v) in [
+            ("bq", self.bq),
+            ("bkv", self.bkv),
+            ("nrow", self.nrow),
+            ("ncol", self.ncol),
+        ] {
+            m.insert(k.into(), v.into());
+        }
+        m
+    }
+
+    /// From a cache entry's params; shapes the shader cannot take are refused.
+    pub fn from_params(p: &serde_json::Map<String, serde_json::Value>) -> Result<Self, String> {
+        let get = |k: &str| crate::gpu::tune::param_u32(p, k);
+        let c = TiledFlash {
+            bq: get("bq")?,
+            bkv: get("bkv")?,
+            nrow: get("nrow")?,
+            ncol: get("ncol")?,
+        };
+        let ok = c.nrow > 0
+            && c.ncol > 0
+            && c.bq.is_multiple_of(c.nrow)
+            && c.bkv.is_multiple_of(c.ncol)
+            && c.bq <= c.wg()
+            && (1..=256).contains(&c.bq)
+            && (1..=256).contains(&c.bkv);
+        if ok {
+            Ok(c)
+        } else {
+            Err(format!(
+                "{c:?}: bq a multiple of nrow, bkv of ncol, bq ≤ nrow·ncol, both 1..=256"
+            ))
+        }
+    }
+
+    pub fn label(&self) -> String {
+        format!(
+            "{}x{} tiles, {}x{} threads",
+            self.bq, self.bkv, self.nrow, self.ncol
+        )
+    }
+
     /// The first preferred configuration legal here.
     pub fn choose(head_dim: usize, limits: &wgpu::Limits) -> Option<TiledFlash> {
         TILED_FLASH
@@ -184,6 +230,9 @@ pub struct GpuFlashAttention {
     /// Run the one-row-per-thread `flash` entry even where a tiled configuration fits (tests).
     pub rows_only: bool,
     pub mutant: FlashMutant,
+    /// A fixed tiling (what `tune` times); `None`: the tune cache's, else the first legal one of
+    /// [`TILED_FLASH`].
+    pub config: Option<TiledFlash>,
 }
 
 impl GpuFlashAttention {
@@ -192,7 +241,14 @@ impl GpuFlashAttention {
             precision: Precision::same(dtype),
             rows_only: false,
             mutant: FlashMutant::None,
+            config: None,
         }
+    }
+
+    /// This kernel with a fixed tiling.
+    pub fn with_config(mut self, c: TiledFlash) -> Self {
+        self.config = Some(c);
+        self
     }
 
     /// A broken tiled variant for the mutation tests.
@@ -221,9 +277,9 @@ impl GpuFlashAttention {
             .into_iter()
             .map(|hd| flash_spec(i, o, hd))
             .collect();
-        // Every tiled configuration at the edges and the head dims.
+        // Every tiled configuration of the tuning space at the edges and the head dims.
         for hd in [1, 17, 64, 80, 96, 128, 256] {
-            for c in TILED_FLASH {
+            for c in crate::gpu::tune::flash_space() {
                 v.push(flash_tiled_spec(i, o, hd, c, self.mutant));
             }
         }
@@ -234,7 +290,12 @@ impl GpuFlashAttention {
         out_ldo(self.precision.output, p.head_dim)
     }
 
-    fn check(&self, ctx: &GpuContext, p: &AttentionProblem) -> Result<Specialization, String> {
+    #[allow(clippy::type_complexity)]
+    fn check(
+        &self,
+        ctx: &GpuContext,
+        p: &AttentionProblem,
+    ) -> Result<(Specialization, Option<ConfigSource>), String> {
         p.validate().map_err(|e| e.to_string())?;
         if p.head_dim > MAX_HEAD_DIM {
             return Err(format!(
@@ -243,11 +304,18 @@ impl GpuFlashAttention {
             ));
         }
         let (i, o) = (self.precision.input, self.precision.output);
-        let tiled = (!self.rows_only)
-            .then(|| TiledFlash::choose(p.head_dim, &ctx.limits))
-            .flatten();
+        let tiled = match (self.rows_only, self.config) {
+            (true, _) => None,
+            (false, Some(c)) => {
+                if let Some(why) = c.illegal(p.head_dim, &ctx.limits) {
+                    return Err(format!("configuration {}: {why}", c.label()));
+                }
+                Some((c, ConfigSource::Explicit))
+            }
+            (false, None) => crate::gpu::tune::choose_flash(&self.identity().id(), p, ctx),
+        };
         let spec = match tiled {
-            Some(c) => flash_tiled_spec(i, o, p.head_dim, c, self.mutant),
+            Some((c, _)) => flash_tiled_spec(i, o, p.head_dim, c, self.mutant),
             None => flash_spec(i, o, p.head_dim),
         };
         can_build(ctx, &spec).map_err(|e| e.to_string())?;
@@ -272,7 +340,7 @@ impl GpuFlashAttention {
         ])?;
         ctx.check_grid(Self::grid(p, &spec))
             .map_err(|e| e.to_string())?;
-        Ok(spec)
+        Ok((spec, tiled.map(|t| t.1)))
     }
 
     fn grid(p: &AttentionProblem, spec: &Specialization) -> [u32; 3] {
@@ -297,7 +365,7 @@ impl GpuFlashAttention {
                 "{id}: not an attention problem"
             )));
         };
-        let spec = self
+        let (spec, source) = self
             .check(&ctx, p)
             .map_err(|reason| KernelError::Unsupported {
                 kernel: id.clone(),
@@ -332,6 +400,9 @@ impl GpuFlashAttention {
         );
         for k in ["ldq", "lds", "mutant"] {
             chosen.remove(k);
+        }
+        if let Some(source) = source {
+            chosen.insert("config_source".into(), source.name().into());
         }
         Ok(PreparedAttention {
             chosen,

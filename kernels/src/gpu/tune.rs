@@ -280,7 +280,10 @@ impl MatmulConfig {
 }
 
 /// Parameter `k` of a cache entry's params as a u32.
-fn param_u32(p: &serde_json::Map<String, serde_json::Value>, k: &str) -> Result<u32, String> {
+pub(crate) fn param_u32(
+    p: &serde_json::Map<String, serde_json::Value>,
+    k: &str,
+) -> Result<u32, String> {
     p.get(k)
         .and_then(|v| v.as_u64())
         .and_then(|v| u32::try_from(v).ok())
@@ -916,6 +919,80 @@ pub fn choose_decode(
     )
 }
 
+/// The register-tiled flash configurations `tune` tries: the preference list (whose first legal
+/// member is the default) then larger and other-shaped blocks.
+pub fn flash_space() -> Vec<crate::gpu::attention::TiledFlash> {
+    use crate::gpu::attention::{TiledFlash, TILED_FLASH};
+    let mut v = TILED_FLASH.to_vec();
+    for (bq, bkv, nrow, ncol) in [
+        (64, 32, 16, 8),
+        (32, 64, 8, 8),
+        (64, 64, 16, 8),
+        (32, 32, 8, 4),
+        (32, 16, 8, 4),
+        (32, 32, 4, 8),
+    ] {
+        let c = TiledFlash {
+            bq,
+            bkv,
+            nrow,
+            ncol,
+        };
+        if !v.contains(&c) {
+            v.push(c);
+        }
+    }
+    v
+}
+
+/// The size class of a prefill attention problem for the cache, by its FLOPs (the CPU kernels'
+/// convention): `small` up to 4 GFLOP (h32 d128 causal seq 512 is 2.2), `medium` up to 60
+/// (seq 2048 is 34), `large` above (seq 4096 is 137).
+pub fn flash_class(p: &crate::problem::AttentionProblem) -> ShapeClass {
+    let flops = p
+        .work(crate::problem::Precision::same(crate::DType::F32))
+        .flops as f64;
+    if flops <= 4e9 {
+        ShapeClass::Small
+    } else if flops <= 6e10 {
+        ShapeClass::Medium
+    } else {
+        ShapeClass::Large
+    }
+}
+
+/// The prefill shape `tune` times for a class (batch 1, h32/8, head_dim 128, causal): seq 512 /
+/// 2048 / 4096 on a hardware GPU; seq 128 for `small` only on a software adapter.
+pub fn flash_tune_seq(class: ShapeClass, software: bool) -> Option<usize> {
+    match (class, software) {
+        (ShapeClass::Small, true) => Some(128),
+        (ShapeClass::Small, false) => Some(512),
+        (ShapeClass::Medium, false) => Some(2048),
+        (ShapeClass::Large, false) => Some(4096),
+        (_, true) => None,
+    }
+}
+
+/// The tiled flash configuration for `p` on `ctx` (as [`choose`] for matmul); `None` when no
+/// tiling fits here (the one-row-per-thread entry runs).
+pub fn choose_flash(
+    kernel_id: &str,
+    p: &crate::problem::AttentionProblem,
+    ctx: &GpuContext,
+) -> Option<(crate::gpu::attention::TiledFlash, ConfigSource)> {
+    use crate::gpu::attention::TiledFlash;
+    let fallback = TiledFlash::choose(p.head_dim, &ctx.limits)?;
+    Some(choose_with(
+        kernel_id,
+        flash_class(p),
+        ctx,
+        fallback,
+        TiledFlash::from_params,
+        |c| c.illegal(p.head_dim, &ctx.limits),
+        TiledFlash::label,
+    ))
+}
+
 /// Why `c` cannot run on `ctx`, or `None`.
 pub fn illegal_here(c: &MatmulConfig, ctx: &GpuContext) -> Option<String> {
     match c {
@@ -1103,6 +1180,33 @@ mod tests {
             if let Some(kv) = decode_tune_kv(class, false) {
                 let p = crate::problem::AttentionProblem::new(1, 32, 8, 1, kv, 128);
                 assert_eq!(decode_class(&p, 2), class);
+            }
+        }
+    }
+
+    #[test]
+    fn flash_configurations() {
+        use crate::gpu::attention::{TiledFlash, TILED_FLASH};
+        let lim = validation_limits();
+        let s = flash_space();
+        assert_eq!(&s[..TILED_FLASH.len()], &TILED_FLASH[..]);
+        for c in &s {
+            assert_eq!(TiledFlash::from_params(&c.params()).unwrap(), *c);
+            assert!(c.bq.is_multiple_of(c.nrow) && c.bkv.is_multiple_of(c.ncol) && c.bq <= c.wg());
+        }
+        assert!(s.iter().any(|c| c.illegal(128, &lim).is_none()));
+        let mut bad = TILED_FLASH[0].params();
+        bad.insert("nrow".into(), 3.into());
+        assert!(TiledFlash::from_params(&bad)
+            .unwrap_err()
+            .contains("multiple"));
+        for class in ShapeClass::ALL {
+            for software in [false, true] {
+                if let Some(seq) = flash_tune_seq(class, software) {
+                    let p =
+                        crate::problem::AttentionProblem::new(1, 32, 8, seq, seq, 128).causal(true);
+                    assert_eq!(flash_class(&p), class, "seq {seq}");
+                }
             }
         }
     }
