@@ -143,7 +143,7 @@ fn find_new_dirs(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<(),
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, CriterionError> {
-    let bytes = fs::read(path).map_err(|cause| CriterionError::Read {
+    let bytes = crate::input::read(path).map_err(|cause| CriterionError::Read {
         path: path.to_path_buf(),
         cause,
     })?;

@@ -7,6 +7,7 @@ pub mod criterion;
 pub mod env;
 pub mod eta;
 pub mod export;
+pub mod input;
 pub mod normalize;
 pub mod report;
 pub mod runfile;

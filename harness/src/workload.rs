@@ -146,7 +146,7 @@ impl Suite {
         if !path.exists() {
             return Err(SuiteError::Unknown(name_or_path.to_string()));
         }
-        let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Read {
+        let text = crate::input::read_to_string(path).map_err(|source| SuiteError::Read {
             file: name_or_path.to_string(),
             source,
         })?;

@@ -86,7 +86,7 @@ fn sides_of(args: &CompareArgs) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
 /// farthest its 95% CI reached from 1.
 fn read_noise(path: &Path) -> Result<NoiseFile> {
     let name = path.display();
-    let text = std::fs::read(path).map_err(|e| usage(format!("--noise {name}: {e}")))?;
+    let text = crate::input::read(path).map_err(|e| usage(format!("--noise {name}: {e}")))?;
     let doc: Value = serde_json::from_slice(&text)
         .map_err(|e| usage(format!("--noise {name}: not JSON: {e}")))?;
     if doc.get("schema").and_then(Value::as_str) != Some(compare::SCHEMA) {

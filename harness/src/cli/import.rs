@@ -7,6 +7,13 @@ use anyhow::Result;
 pub(crate) fn cmd_import(args: ImportArgs) -> Result<u8> {
     let mut run = RunFile::read(&args.into)?;
     let rows = crate::runfile::ExternalRow::read_lines(&args.file)?;
+    if rows.is_empty() {
+        anyhow::bail!(usage(format!(
+            "{}: no rows (the file is empty or blank); {} is left as it is",
+            args.file.display(),
+            args.into.display()
+        )));
+    }
     let mut added = 0;
     for (i, ext) in rows.into_iter().enumerate() {
         let row = ext

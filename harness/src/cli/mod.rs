@@ -109,7 +109,7 @@ pub enum Command {
     /// Price files from maintained sources (`import-sky-catalog`).
     Prices(PricesArgs),
     /// Time every legal configuration of the tunable GPU kernels (matmul tiled and coop, attention
-    /// decode) on this adapter and keep the fastest verified one per (adapter, driver, kernel,
+    /// flash and decode) on this adapter and keep the fastest verified one per (adapter, driver, kernel,
     /// shape class) in the tune cache.
     Tune(tune::TuneArgs),
 }

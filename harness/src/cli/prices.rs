@@ -28,7 +28,7 @@ fn import_sky_catalog(args: ImportSkyCatalogArgs) -> Result<u8> {
             MAX_CATALOG_BYTES >> 20
         )));
     }
-    let bytes = std::fs::read(&args.csv).map_err(|e| usage(format!("{file}: {e}")))?;
+    let bytes = crate::input::read(&args.csv).map_err(|e| usage(format!("{file}: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         usage(format!(
             "{file}: not UTF-8 (byte {})",

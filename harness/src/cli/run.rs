@@ -123,6 +123,10 @@ fn validate_run(args: &RunArgs) -> Result<RunPlan> {
         .unwrap_or(1);
     let threads = match args.threads {
         Some(0) => bail!(usage("--threads: 0 is not a thread count")),
+        Some(t) if t > online => bail!(usage(format!(
+            "--threads {t}: {online} CPUs are available to this process (more threads than CPUs \
+             would measure the scheduler, not the kernels)"
+        ))),
         Some(t) => t,
         None => online,
     };
@@ -179,8 +183,8 @@ fn load_tune_cache(arg: Option<&Path>) -> Result<()> {
             None => return Ok(()),
         },
     };
-    let bytes =
-        std::fs::read(&path).map_err(|e| usage(format!("--tune-cache {}: {e}", path.display())))?;
+    let bytes = crate::input::read(&path)
+        .map_err(|e| usage(format!("--tune-cache {}: {e}", path.display())))?;
     let cache =
         TuneCache::from_slice(&bytes, &path).map_err(|e| usage(format!("--tune-cache {e}")))?;
     let sha256 = crate::runfile::sha256_hex(&bytes);

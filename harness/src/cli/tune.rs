@@ -88,11 +88,10 @@ pub fn cmd_tune(args: TuneArgs) -> Result<u8> {
     }
     // An existing cache must be readable: it is updated, never replaced by a partial one.
     let mut cache = if path.exists() {
-        TuneCache::load(&path).map_err(|e| {
-            usage(format!(
-                "{e} (the cache is left as it is; move it away or pass another --tune-cache)"
-            ))
-        })?
+        let keep = "the cache is left as it is; move it away or pass another --tune-cache";
+        let bytes = crate::input::read(&path)
+            .map_err(|e| usage(format!("{}: {e} ({keep})", path.display())))?;
+        TuneCache::from_slice(&bytes, &path).map_err(|e| usage(format!("{e} ({keep})")))?
     } else {
         TuneCache::new()
     };

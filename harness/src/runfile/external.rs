@@ -68,7 +68,7 @@ impl ExternalRow {
     /// Read a JSON-lines file (blank lines skipped). Errors name the file, line and field.
     pub fn read_lines(path: impl AsRef<Path>) -> Result<Vec<ExternalRow>, RunFileError> {
         let path = path.as_ref();
-        let text = fs::read_to_string(path).map_err(|cause| RunFileError::Read {
+        let text = crate::input::read_to_string(path).map_err(|cause| RunFileError::Read {
             path: path.to_path_buf(),
             cause,
         })?;

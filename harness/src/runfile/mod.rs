@@ -229,7 +229,7 @@ impl RunFile {
     /// Read and check a run file (version, fields, row invariants). Every error names the file.
     pub fn read(path: impl AsRef<Path>) -> Result<RunFile, RunFileError> {
         let path = path.as_ref();
-        let bytes = fs::read(path).map_err(|cause| RunFileError::Read {
+        let bytes = crate::input::read(path).map_err(|cause| RunFileError::Read {
             path: path.to_path_buf(),
             cause,
         })?;

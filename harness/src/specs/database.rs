@@ -185,7 +185,7 @@ impl Database {
         opts: &LoadOptions,
     ) -> Result<Database, SpecError> {
         let read = |p: &Path| {
-            std::fs::read_to_string(p).map_err(|cause| SpecError::Read {
+            crate::input::read_to_string(p).map_err(|cause| SpecError::Read {
                 file: p.display().to_string(),
                 cause,
             })
