@@ -284,3 +284,33 @@ fn threads_beyond_the_machine_are_refused_with_the_number_available() {
     let (code, err) = run(&ok, &None);
     assert_eq!(code, Some(0), "{err}");
 }
+
+#[test]
+fn strings_from_files_cannot_drive_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("hostile.json");
+    std::fs::write(
+        &suite,
+        "{\"schema\": \"perfledger.suite/1\", \"name\": \"hostile\", \"cases\": [\
+         {\"op\": \"matmul\", \"name\": \"x\\u001b[2J\\u202egnp.exe\", \"m\": 8, \"n\": 8, \"k\": 8, \
+         \"dtypes\": [\"f32\"], \"backends\": [\"cpu\"]}]}",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_perfledger"))
+        .args(["run", "--suite", &s(&suite), "--plan", "--threads", "1"])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+        "{text:?}"
+    );
+    if out.status.success() {
+        // The plan lists the case, its hostile characters made visible.
+        assert!(text.contains("x\\u{1b}[2J\\u{202e}gnp.exe"), "{text}");
+    } else {
+        // Or the suite refuses the name, and the refusal is as safe.
+        assert_eq!(out.status.code(), Some(2), "{text}");
+    }
+}

@@ -438,7 +438,7 @@ pub fn main() -> ExitCode {
                 EXIT_FAILED
             };
             let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-            eprintln!("perfledger: error: {}", chain.join(": "));
+            eprintln!("perfledger: error: {}", terminal_safe(&chain.join(": ")));
             ExitCode::from(code)
         }
     }
@@ -524,5 +524,44 @@ impl From<IsaArg> for perfledger_kernels::isa::Isa {
             IsaArg::Avx2fma => Isa::Avx2fma,
             IsaArg::Portable => Isa::Portable,
         }
+    }
+}
+
+/// Text from files made safe for a terminal: control characters (ESC and the rest of C0 and C1,
+/// except newline and tab), bidirectional overrides and isolates, and zero-width characters are
+/// written as `\u{..}` escapes, so a string in a run, suite or spec file can neither drive the
+/// terminal nor disguise itself.
+pub(crate) fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    fn hostile(c: char) -> bool {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+    }
+    if !s.chars().any(hostile) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut o = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if hostile(c) {
+            o.extend(c.escape_unicode());
+        } else {
+            o.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(o)
+}
+
+#[cfg(test)]
+mod terminal_tests {
+    use super::terminal_safe;
+
+    #[test]
+    fn escapes_bidi_and_zero_width_characters_are_made_visible() {
+        assert_eq!(terminal_safe("plain\ttext\n"), "plain\ttext\n");
+        assert_eq!(terminal_safe("\u{1b}[31mred"), "\\u{1b}[31mred");
+        assert_eq!(
+            terminal_safe("a\u{202e}b\u{200b}c\r"),
+            "a\\u{202e}b\\u{200b}c\\u{d}"
+        );
+        assert_eq!(terminal_safe("\u{9b}2J"), "\\u{9b}2J");
     }
 }

@@ -83,6 +83,13 @@ pub(crate) fn emit(text: &str, out: Option<&Path>, force: bool) -> Result<()> {
         }
         None => {
             let mut stdout = std::io::stdout().lock();
+            // On a terminal, strings from files cannot drive it; a pipe or a redirect gets the
+            // bytes as rendered.
+            let text = if std::io::IsTerminal::is_terminal(&stdout) {
+                super::terminal_safe(text)
+            } else {
+                std::borrow::Cow::Borrowed(text)
+            };
             // A closed pipe (`| head`) is not an error worth reporting.
             let _ = stdout.write_all(text.as_bytes());
         }

@@ -497,7 +497,7 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
             println!(
                 "{:>4}  {:<36} {:<48} {}",
                 i + 1,
-                r.case.name,
+                super::terminal_safe(&r.case.name),
                 r.kernel.identity().id(),
                 r.case.problem
             );

@@ -251,13 +251,13 @@ pub fn format_summary(run: &RunFile) -> String {
         "FLOPs: ",
         "    ",
     );
-    out
+    super::terminal_safe(&out).into_owned()
 }
 
 /// The line printed as a row ends (`ok`, `BAD` incorrect, `ERR` error, `--` otherwise).
 pub fn row_line(row: &Row) -> String {
     let id = row.id.clone().unwrap_or_default();
-    match (&row.gflops, row.status) {
+    let line = match (&row.gflops, row.status) {
         (Some(g), Status::Ok) => format!(
             "  ok  {:<44} {:<28} {:>8.1} GFLOP/s [{:.1}, {:.1}]",
             id,
@@ -281,7 +281,8 @@ pub fn row_line(row: &Row) -> String {
                 .map(|m| format!(": {m}"))
                 .unwrap_or_default()
         ),
-    }
+    };
+    super::terminal_safe(&line).into_owned()
 }
 
 /// The row's shape as the summary writes it (the report's short form).
