@@ -215,6 +215,19 @@ fn sample_row(
             interrupted: false,
         };
     }
+    if let Some(why) = memory_shortfall(
+        &problem,
+        planned.precision,
+        planned.backend,
+        crate::env::os::memory_available_bytes(),
+    ) {
+        let _ = row.set_status(Status::Unsupported, Some(why.clone()));
+        row.reason = Some(why);
+        return RowOutcome {
+            row,
+            interrupted: false,
+        };
+    }
     if run_deadline.is_some_and(|d| Instant::now() >= d) {
         let _ = row.set_status(
             Status::SkippedBudget,
@@ -267,6 +280,45 @@ fn sample_row(
         t.row_s = Some(row_start.elapsed().as_secs_f64());
     }
     RowOutcome { row, interrupted }
+}
+
+/// Host memory a row allocates, in bytes: every input set it rotates, its output, and a float64
+/// copy of the output for verification.
+pub fn host_bytes(
+    problem: &Problem,
+    precision: perfledger_kernels::Precision,
+    backend: Backend,
+) -> u64 {
+    let sets = rotation_sets(problem, precision, backend) as u64;
+    let inputs: u64 = problem.input_lens().iter().map(|&n| n as u64).sum();
+    let input_bytes = inputs * precision.input.size_bytes() as u64;
+    let output_bytes = problem.output_len() as u64 * (precision.output.size_bytes() as u64 + 8);
+    input_bytes * sets + output_bytes
+}
+
+/// Why a row would not fit in the memory available (at most 90% of `available`, the rest left to
+/// everything else), or `None` (also when `available` is unknown). Checked before anything of the
+/// row is allocated.
+pub fn memory_shortfall(
+    problem: &Problem,
+    precision: perfledger_kernels::Precision,
+    backend: Backend,
+    available: Option<u64>,
+) -> Option<String> {
+    let available = available?;
+    let need = host_bytes(problem, precision, backend);
+    let budget = available / 10 * 9;
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    (need > budget).then(|| {
+        format!(
+            "needs about {:.2} GiB of host memory (inputs × {} set(s), output, a float64 copy \
+             to verify it), above 90% of the {:.2} GiB available (MemAvailable): refused before \
+             allocating",
+            gib(need),
+            rotation_sets(problem, precision, backend),
+            gib(available)
+        )
+    })
 }
 
 /// Number of input sets to rotate for a row (1 unless memory-bound and small next to the
@@ -668,4 +720,35 @@ fn record(row: &mut Row, samples: &[f64], timing: Timing) -> Result<(), String> 
     row.set_samples(&sample, &summary);
     row.timing = Some(timing);
     Ok(())
+}
+
+#[cfg(test)]
+mod memory_tests {
+    use super::*;
+    use perfledger_kernels::{DType, MatmulProblem, Precision};
+
+    #[test]
+    fn rows_that_would_not_fit_are_refused_naming_the_limit() {
+        let f32p = Precision::same(DType::F32);
+        // 16384³ f32: three 1 GiB operands and a float64 copy of C: about 5 GiB.
+        let big = Problem::Matmul(MatmulProblem::new(16384, 16384, 16384));
+        let need = host_bytes(&big, f32p, Backend::Cpu);
+        assert_eq!(need, (2 << 30) + (1u64 << 30) * 3);
+        let why = memory_shortfall(&big, f32p, Backend::Cpu, Some(4 << 30)).unwrap();
+        assert!(
+            why.contains("MemAvailable") && why.contains("4.00 GiB"),
+            "{why}"
+        );
+        assert_eq!(
+            memory_shortfall(&big, f32p, Backend::Cpu, Some(8 << 30)),
+            None
+        );
+        // Unknown availability (no /proc/meminfo): no refusal on a guess.
+        assert_eq!(memory_shortfall(&big, f32p, Backend::Cpu, None), None);
+        let small = Problem::Matmul(MatmulProblem::new(64, 64, 64));
+        assert_eq!(
+            memory_shortfall(&small, f32p, Backend::Cpu, Some(1 << 30)),
+            None
+        );
+    }
 }

@@ -46,8 +46,13 @@ fn unquote(v: &str) -> String {
 
 /// `MemTotal` of `/proc/meminfo`, in bytes.
 pub fn parse_meminfo_total(content: &str) -> Option<u64> {
-    let line = content.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let mut it = line["MemTotal:".len()..].split_whitespace();
+    parse_meminfo(content, "MemTotal:")
+}
+
+/// A `/proc/meminfo` field (`key` with its colon), in bytes.
+pub fn parse_meminfo(content: &str, key: &str) -> Option<u64> {
+    let line = content.lines().find(|l| l.starts_with(key))?;
+    let mut it = line[key.len()..].split_whitespace();
     let value: u64 = it.next()?.parse().ok()?;
     let mult = match it.next() {
         Some("kB") | Some("KB") | Some("kb") => 1024,
@@ -79,6 +84,11 @@ pub fn hostname() -> Option<String> {
 /// Total memory in bytes.
 pub fn memory_bytes() -> Option<u64> {
     read("/proc/meminfo").and_then(|c| parse_meminfo_total(&c))
+}
+
+/// Memory available for new allocations without swapping (`MemAvailable`), in bytes.
+pub fn memory_available_bytes() -> Option<u64> {
+    read("/proc/meminfo").and_then(|c| parse_meminfo(&c, "MemAvailable:"))
 }
 
 #[cfg(test)]
