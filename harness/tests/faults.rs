@@ -1,0 +1,159 @@
+//! Faults while writing: a full disk, SIGKILL at any point of a write, an output path that cannot
+//! be written. Each ends with a clear message (or, for SIGKILL, nothing), and no existing file is
+//! truncated or overwritten: checksums before and after. CI runs as root, so "unwritable" is a
+//! path under /proc; the full disk is a 64 KiB tmpfs where the sandbox allows mounting one (else
+//! the case says so and is left out).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_perfledger"));
+    c.env_remove("PERFLEDGER_INSTANCE");
+    c
+}
+
+/// A real run file (committed), 105 KB: its HTML report is several times that.
+fn good_run() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/gpu-h200-tune/run.json")
+}
+
+/// A 64 KiB tmpfs, unmounted on drop.
+struct Tiny(tempfile::TempDir);
+
+impl Tiny {
+    fn mount() -> Option<Tiny> {
+        let d = tempfile::tempdir().ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(d.path())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Tiny(d))
+    }
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Tiny {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_the_write_with_a_message_and_keeps_the_old_file() {
+    let Some(tiny) = Tiny::mount() else {
+        eprintln!(
+            "NOTICE: cannot mount a tmpfs here (not root, or no mount): full-disk case left out"
+        );
+        return;
+    };
+    let old = tiny.path().join("report.html");
+    std::fs::write(&old, b"<p>an earlier report</p>").unwrap();
+    let before = std::fs::read(&old).unwrap();
+    let out = bin()
+        .args(["report", "--format", "html", "--force", "--out"])
+        .arg(&old)
+        .arg(good_run())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a report larger than the disk was written: {err}"
+    );
+    assert!(
+        err.contains("No space left") && err.contains("report.html"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        std::fs::read(&old).unwrap(),
+        before,
+        "the earlier report changed"
+    );
+    // No temporary file left taking the space.
+    let left: Vec<_> = std::fs::read_dir(tiny.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("report.html")],
+        "{left:?}"
+    );
+}
+
+#[test]
+fn sigkill_at_any_point_of_a_write_leaves_the_old_file_or_the_whole_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // The complete new report, written once without interruption.
+    let whole = dir.path().join("whole.html");
+    let s = bin()
+        .args(["report", "--format", "html", "--out"])
+        .arg(&whole)
+        .arg(good_run())
+        .status()
+        .unwrap();
+    assert!(s.success());
+    let new = std::fs::read(&whole).unwrap();
+    let target = dir.path().join("report.html");
+    let old = b"<p>an earlier report</p>".to_vec();
+    let mut outcomes = [0usize; 2];
+    for delay_ms in [0u64, 5, 10, 20, 40, 80, 160, 320] {
+        std::fs::write(&target, &old).unwrap();
+        let mut child = bin()
+            .args(["report", "--format", "html", "--force", "--out"])
+            .arg(&target)
+            .arg(good_run())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let now = std::fs::read(&target).unwrap();
+        if now == old {
+            outcomes[0] += 1;
+        } else {
+            assert_eq!(
+                now.len(),
+                new.len(),
+                "killed after {delay_ms} ms: a partial file"
+            );
+            assert!(
+                now == new,
+                "killed after {delay_ms} ms: neither the old nor the new file"
+            );
+            outcomes[1] += 1;
+        }
+    }
+    println!(
+        "SIGKILL at 8 points: {} left the old file, {} the whole new one",
+        outcomes[0], outcomes[1]
+    );
+}
+
+#[test]
+fn an_unwritable_output_path_fails_with_a_message_naming_it() {
+    let out = bin()
+        .args([
+            "report",
+            "--format",
+            "md",
+            "--out",
+            "/proc/perfledger-no/report.md",
+        ])
+        .arg(good_run())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("/proc/perfledger-no/report.md"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
