@@ -420,6 +420,49 @@ fn a_noise_file_raises_the_tolerance_of_its_rows() {
     assert_eq!(row["verdict"], "no_change");
 }
 
+/// Under CPU contention (the candidate's rows saw a run queue of 4 on 2 CPUs), a 1.5× slower
+/// row is within what the scheduler alone can cause: no regression, the tolerance raised to the
+/// contention floor (1.0) and the row marked noisy; a 3× slower row is still flagged.
+#[test]
+fn cpu_contention_raises_the_tolerance_to_what_it_can_explain() {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, id) = first_ok();
+    let loaded = |r: &mut RunFile| {
+        for row in r.results.iter_mut() {
+            row.noise = Some(perfledger::runfile::RowNoise {
+                steal_pct: None,
+                run_queue_median: Some(4.0),
+                run_queue_max: Some(4),
+                readings: 10,
+                online_cpus: Some(2),
+            });
+        }
+    };
+    for (factor, want) in [(1.5, "no_change"), (3.0, "slower")] {
+        let (b, c) = sides(
+            dir.path(),
+            5,
+            &|row| if row == j { factor } else { 1.0 },
+            &loaded,
+        );
+        let (o, doc) = compare(&b, &c, &[]);
+        assert_valid("compare-1.schema.json", &doc);
+        let row = doc["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"].as_str() == Some(id.as_str()))
+            .unwrap();
+        assert_eq!(row["verdict"], want, "{row}");
+        assert_eq!(row["noisy"], true, "{row}");
+        assert_eq!(row["noise_floor_contention"].as_f64(), Some(1.0), "{row}");
+        assert!(row["tolerance"].as_f64().unwrap() >= 1.0, "{row}");
+        let slower = doc["counts"]["slower"].as_u64().unwrap();
+        assert_eq!(slower, u64::from(want == "slower"), "{doc}");
+        assert_eq!(o.status.code(), Some(i32::from(want == "slower")), "{doc}");
+    }
+}
+
 #[test]
 fn markdown_puts_regressions_first() {
     let dir = tempfile::tempdir().unwrap();

@@ -277,7 +277,8 @@ fn table(c: &Comparison) -> String {
     }
     out.push('\n');
     out.push_str(&crate::report::table::wrap(
-        "ratio = candidate / base median time (> 1: slower); t = max(threshold, noise floors); \
+        "ratio = candidate / base median time (> 1: slower); t = max(threshold, noise floors; \
+         under CPU contention run queue / CPUs − 1); \
          MDE = the smallest slowdown the row would flag at Holm's strictest level, from the \
          base's own spread; rounds = verified rounds base/candidate. p-values and Holm levels: \
          --format md or json.",

@@ -156,6 +156,10 @@ pub struct RowComparison {
     pub noise_floor_rounds: Option<f64>,
     /// The floor from `--noise`.
     pub noise_floor_aa: Option<f64>,
+    /// Under CPU contention (a round of either side whose median run queue exceeded its online
+    /// CPUs): the largest run queue / CPUs of those rounds, minus 1 — the slowdown the scheduler
+    /// alone can cause when more threads are runnable than there are CPUs.
+    pub noise_floor_contention: Option<f64>,
     /// t = max(threshold, floors): the test is of "ratio ≤ 1 + t" (and "ratio ≥ 1/(1 + t)").
     pub tolerance: Option<f64>,
     pub p_slower: Option<f64>,
@@ -267,7 +271,8 @@ pub fn compare(base: &Side, candidate: &Side, opts: &CompareOptions) -> Comparis
             statistic:
                 "ratio of candidate to base median time per iteration; percentile-bootstrap \
                         95% CI; one-sided bootstrap tests of ratio ≤ 1 + t (slower) and ratio ≥ \
-                        1/(1 + t) (faster), t = max(threshold, noise floors), p = (1 + #resamples \
+                        1/(1 + t) (faster), t = max(threshold, noise floors: rounds, A/A, CPU \
+                        contention = run queue / CPUs − 1), p = (1 + #resamples \
                         beyond) / (B + 1)"
                     .to_string(),
             threshold: opts.threshold,

@@ -145,9 +145,10 @@ pub fn compare_rows(base: &Side, cand: &Side, opts: &CompareOptions) -> Vec<RowC
                 statuses(c_rows)
             ));
         }
-        let (noisy, detail) = noise((base, b_rows), (cand, c_rows));
+        let (noisy, detail, contention) = noise((base, b_rows), (cand, c_rows));
         row.noisy = noisy;
         row.noise_detail = detail;
+        row.noise_floor_contention = contention.map(|f| f - 1.0);
         let pairs: Vec<(&Row, &Row)> = b_rows
             .iter()
             .zip(c_rows.iter())
@@ -222,6 +223,7 @@ fn blank(key: &RowKey, example: Option<&Row>) -> RowComparison {
         ci95: None,
         noise_floor_rounds: None,
         noise_floor_aa: None,
+        noise_floor_contention: None,
         tolerance: None,
         p_slower: None,
         p_faster: None,
@@ -373,10 +375,14 @@ fn finish_tests(row: &mut RowComparison, dist: &[f64], key: &RowKey, opts: &Comp
         .noise
         .as_ref()
         .and_then(|n| n.floors.get(&key.text()).copied());
-    let t = [row.noise_floor_rounds, row.noise_floor_aa]
-        .into_iter()
-        .flatten()
-        .fold(opts.threshold, f64::max);
+    let t = [
+        row.noise_floor_rounds,
+        row.noise_floor_aa,
+        row.noise_floor_contention,
+    ]
+    .into_iter()
+    .flatten()
+    .fold(opts.threshold, f64::max);
     row.tolerance = Some(t);
     let n = dist.len() as f64;
     let slower_null = dist.iter().filter(|&&r| r <= 1.0 + t).count() as f64;
@@ -386,9 +392,14 @@ fn finish_tests(row: &mut RowComparison, dist: &[f64], key: &RowKey, opts: &Comp
 }
 
 /// Whether any round of either side saw steal or a run queue above the thresholds; the note names
-/// the side, the round (the row's n-th occurrence) and its file.
-fn noise(b: (&Side, &[(usize, &Row)]), c: (&Side, &[(usize, &Row)])) -> (bool, Option<String>) {
+/// the side, the round (the row's n-th occurrence) and its file; and the largest oversubscription
+/// (run queue / CPUs, when above 1) of those rounds.
+fn noise(
+    b: (&Side, &[(usize, &Row)]),
+    c: (&Side, &[(usize, &Row)]),
+) -> (bool, Option<String>, Option<f64>) {
     let mut notes = Vec::new();
+    let mut contention: Option<f64> = None;
     for (name, (side, rows)) in [("base", b), ("candidate", c)] {
         for (round, (file, r)) in rows.iter().enumerate() {
             let Some(n) = r.noise else { continue };
@@ -405,14 +416,18 @@ fn noise(b: (&Side, &[(usize, &Row)]), c: (&Side, &[(usize, &Row)])) -> (bool, O
             if let (Some(q), Some(cpus)) = (n.run_queue_median, n.online_cpus) {
                 if q > cpus as f64 + NOISY_RUN_QUEUE_EXCESS {
                     notes.push(format!("{at}: run queue {q} on {cpus} CPUs"));
+                    if cpus > 0 {
+                        let f = q / cpus as f64;
+                        contention = Some(contention.map_or(f, |c| c.max(f)));
+                    }
                 }
             }
         }
     }
     if notes.is_empty() {
-        (false, None)
+        (false, None, None)
     } else {
-        (true, Some(notes.join("; ")))
+        (true, Some(notes.join("; ")), contention)
     }
 }
 
