@@ -18,13 +18,21 @@
 # belongs to), report.md and report.json (scripts/cpu_side_by_side.py: per workload perfledger's
 # best kernel against the best peer of its dtype, ratio with a 95% CI).
 # Needs the reference venv: python3 -m venv .venv-ref && .venv-ref/bin/pip install -r scripts/reference/requirements.txt
-# Usage: scripts/cpu-side-by-side.sh [--threads N] [--label NAME] [--out DIR] [--budget S] [--no-python-peers]
+# (or PYTHON=/path/to/python: any Python with numpy and torch, e.g. on a machine without network).
+# Usage: scripts/cpu-side-by-side.sh [--threads N] [--label NAME] [--out DIR] [--budget S]
+#          [--peer-min-time S] [--peer-rounds 1|2] [--no-python-peers]
+#   --budget S          perfledger's --case-budget (default 3)
+#   --peer-min-time S   each Python peer's timing per shape (default 2)
+#   --peer-rounds N     2 (default): Python peers before and after the run; 1: before only (a
+#                       short sitting, e.g. a lent machine; drift during the run is then not seen)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=2
 LABEL=after
 OUT=
 BUDGET=3
+PEER_MIN_TIME=2
+PEER_ROUNDS=2
 PYPEERS=1
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -32,24 +40,29 @@ while [ $# -gt 0 ]; do
     --label) LABEL=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --budget) BUDGET=$2; shift 2 ;;
+    --peer-min-time) PEER_MIN_TIME=$2; shift 2 ;;
+    --peer-rounds) PEER_ROUNDS=$2; shift 2 ;;
     --no-python-peers) PYPEERS=0; shift ;;
     *) echo "cpu-side-by-side.sh: unknown argument $1 (see the header)" >&2; exit 2 ;;
   esac
 done
+case "$PEER_ROUNDS" in 1|2) ;; *) echo "cpu-side-by-side.sh: --peer-rounds takes 1 or 2" >&2; exit 2 ;; esac
 OUT=${OUT:-results/cpu-side-by-side/$LABEL}
 SUITE=scripts/suites/cpu-side-by-side.json
-PY=.venv-ref/bin/python
-if [ "$PYPEERS" = 1 ] && [ ! -x "$PY" ]; then
-  echo "cpu-side-by-side.sh: no $PY (see the header), or pass --no-python-peers" >&2
+PY=${PYTHON:-.venv-ref/bin/python}
+if [ "$PYPEERS" = 1 ] && ! "$PY" -c 'import numpy, torch' 2>/dev/null; then
+  echo "cpu-side-by-side.sh: $PY cannot import numpy and torch (see the header), or pass --no-python-peers" >&2
   exit 2
 fi
 mkdir -p "$OUT"
 # The in-process OpenBLAS: PERFLEDGER_OPENBLAS if set, else numpy's (OpenBLAS 0.3.3x, which knows
 # recent CPUs), else the system library that perfledger finds itself (Debian 12's 0.3.21 runs its
 # Prescott kernels on CPUs newer than it: the row's provenance names the core type it chose).
-if [ -z "${PERFLEDGER_OPENBLAS:-}" ] && [ -x "$PY" ]; then
-  NUMPY_OPENBLAS=$(ls .venv-ref/lib/python3*/site-packages/numpy.libs/libscipy_openblas*.so 2>/dev/null | head -1 || true)
-  [ -z "$NUMPY_OPENBLAS" ] || export PERFLEDGER_OPENBLAS=$PWD/$NUMPY_OPENBLAS
+if [ -z "${PERFLEDGER_OPENBLAS:-}" ] && "$PY" -c 'import numpy' 2>/dev/null; then
+  NUMPY_OPENBLAS=$("$PY" -c 'import glob, os, numpy
+d = os.path.dirname(os.path.dirname(numpy.__file__))
+print((sorted(glob.glob(os.path.join(d, "numpy.libs", "libscipy_openblas*.so"))) + [""])[0])' 2>/dev/null || true)
+  [ -z "$NUMPY_OPENBLAS" ] || export PERFLEDGER_OPENBLAS=$NUMPY_OPENBLAS
 fi
 BIN=${PERFLEDGER_BIN:-target/release/perfledger}
 [ -n "${PERFLEDGER_BIN:-}" ] || cargo build --release -q
@@ -78,7 +91,7 @@ EOF
 peer() { # $1 = script, $2 = dtype, rest = arguments
   local script=$1 dtype=$2
   shift 2
-  $PY "scripts/reference/$script" --threads "$THREADS" --out "$PEERS" --append --min-time 2 \
+  $PY "scripts/reference/$script" --threads "$THREADS" --out "$PEERS" --append --min-time "$PEER_MIN_TIME" \
     --dtype "$dtype" "$@"
 }
 
@@ -115,7 +128,7 @@ rm -f "$PEERS"
 [ "$PYPEERS" = 0 ] || peers_round before
 "$BIN" run --suite "$SUITE" --threads "$THREADS" --case-budget "$BUDGET" --out "$OUT/run.json" \
   --force 2>&1 | tee "$OUT/perfledger.log"
-[ "$PYPEERS" = 0 ] || peers_round after
+[ "$PYPEERS" = 0 ] || [ "$PEER_ROUNDS" = 1 ] || peers_round after
 echo "== finished $(date -u +%FT%TZ), load $(cat /proc/loadavg)" >> "$OUT/machine.txt"
 [ ! -s "$PEERS" ] || "$BIN" import "$PEERS" --into "$OUT/run.json"
 python3 scripts/cpu_side_by_side.py "$OUT/run.json" --md "$OUT/report.md" --json "$OUT/report.json" \
