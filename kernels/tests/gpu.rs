@@ -298,11 +298,12 @@ fn flash_attention_every_dtype_causal_gqa_verifies() {
         // Square causal: the first row sees one key.
         AttentionProblem::new(1, 2, 2, 35, 35, 64).causal(true),
     ];
-    // The register-tiled entry (wherever a tiling fits) and the one-row-per-thread fallback.
+    // The adapter's default entry, and each of the two entries forced.
     for (d, k) in DType::ALL.into_iter().flat_map(|d| {
         [
             (d, GpuFlashAttention::new(d)),
             (d, GpuFlashAttention::new(d).rows_only()),
+            (d, GpuFlashAttention::new(d).tiled_only()),
         ]
     }) {
         let mut all = shapes.to_vec();
@@ -338,7 +339,19 @@ fn flash_verdict(
     p: &AttentionProblem,
     ins: &[Arc<Tensor>],
 ) -> perfledger_kernels::verify::Verification {
-    attention_verdict(k, p, ins, Some(("tiled", !k.rows_only)))
+    use perfledger_kernels::gpu::attention::FlashConfig;
+    // Which entry must have run: the forced one, else the adapter's default (no tune cache in
+    // tests): a tiling on a software adapter, the row entry on a GPU.
+    let tiled = if k.rows_only {
+        Some(false)
+    } else if k.tiled_only {
+        Some(true)
+    } else {
+        gpu()
+            .and_then(|ctx| FlashConfig::default_for(p.head_dim, ctx.report.software, &ctx.limits))
+            .map(|c| matches!(c, FlashConfig::Tiled(_)))
+    };
+    attention_verdict(k, p, ins, tiled.map(|t| ("tiled", t)))
 }
 
 /// Prepare, check which entry ran (`param` is 1 when `expect`, if given), run from a poisoned
@@ -389,7 +402,7 @@ fn flash_tiled_verifies_on_a_covering_set() {
         AttentionProblem::new(2, 4, 4, 17, 33, 64),
     ];
     for d in DType::ALL {
-        let k = GpuFlashAttention::new(d);
+        let k = GpuFlashAttention::new(d).tiled_only();
         for (s, p) in shapes.iter().enumerate() {
             let ins = inputs(&Problem::Attention(*p), d, 500 + s as u64);
             let v = flash_verdict(&k, p, &ins);
@@ -420,7 +433,7 @@ fn flash_tiled_mutants_fail_verification() {
     for d in [DType::F32, DType::BF16] {
         let ins = inputs(&Problem::Attention(p), d, 91);
         assert_eq!(
-            flash_verdict(&GpuFlashAttention::new(d), &p, &ins).verdict,
+            flash_verdict(&GpuFlashAttention::new(d).tiled_only(), &p, &ins).verdict,
             Verdict::Pass
         );
         for m in [

@@ -154,7 +154,7 @@ pub fn cmd_tune(args: TuneArgs) -> Result<u8> {
 pub mod session {
     //! The timing loop of `tune`, separate from the command's file handling.
 
-    use perfledger_kernels::gpu::attention::{GpuFlashAttention, TiledFlash};
+    use perfledger_kernels::gpu::attention::{FlashConfig, GpuFlashAttention};
     use perfledger_kernels::gpu::context::GpuContext;
     use perfledger_kernels::gpu::decode::{DecodeConfig, GpuDecodeAttention};
     use perfledger_kernels::gpu::matmul::{GpuMatmul, MatmulConfig, Variant};
@@ -177,7 +177,7 @@ pub mod session {
     enum Config {
         Matmul(MatmulConfig),
         Decode(DecodeConfig),
-        Flash(TiledFlash),
+        Flash(FlashConfig),
     }
 
     impl Config {

@@ -177,6 +177,86 @@ impl TiledFlash {
     }
 }
 
+/// Which flash entry runs: one query row per thread (shaders/attention.wgsl) or a register tiling
+/// (shaders/attention_tiled.wgsl). What `tune` chooses between, and what a cache entry holds
+/// (`tiled` 0 for the row entry; an entry without `tiled` is a tiling, as caches before the row
+/// entry joined the space wrote).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlashConfig {
+    Rows,
+    Tiled(TiledFlash),
+}
+
+impl FlashConfig {
+    /// Why this entry cannot run at `head_dim` under `limits`, or `None`.
+    pub fn illegal(&self, head_dim: usize, limits: &wgpu::Limits) -> Option<String> {
+        match self {
+            FlashConfig::Tiled(c) => c.illegal(head_dim, limits),
+            FlashConfig::Rows => {
+                let bytes = rows_workgroup_bytes(head_dim);
+                (bytes > limits.max_compute_workgroup_storage_size as u64).then(|| {
+                    format!(
+                        "K/V tiles need {bytes} bytes of workgroup memory, above this GPU's \
+                         max_compute_workgroup_storage_size ({})",
+                        limits.max_compute_workgroup_storage_size
+                    )
+                })
+            }
+        }
+    }
+
+    pub fn params(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = match self {
+            FlashConfig::Rows => serde_json::Map::new(),
+            FlashConfig::Tiled(c) => c.params(),
+        };
+        m.insert(
+            "tiled".into(),
+            u32::from(matches!(self, FlashConfig::Tiled(_))).into(),
+        );
+        m
+    }
+
+    /// From a cache entry's params (see the type's documentation).
+    pub fn from_params(p: &serde_json::Map<String, serde_json::Value>) -> Result<Self, String> {
+        match p.get("tiled") {
+            None => TiledFlash::from_params(p).map(FlashConfig::Tiled),
+            Some(_) => match crate::gpu::tune::param_u32(p, "tiled")? {
+                0 => Ok(FlashConfig::Rows),
+                1 => TiledFlash::from_params(p).map(FlashConfig::Tiled),
+                t => Err(format!("tiled {t}: expected 0 or 1")),
+            },
+        }
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            FlashConfig::Rows => format!("one query row per thread ({BQ} rows, {BKV}-key tiles)"),
+            FlashConfig::Tiled(c) => c.label(),
+        }
+    }
+
+    /// The entry without a tuned one: on a software adapter the first legal tiling (the row
+    /// entry's loops pass Mesa's 65535-iteration limit at moderate kv · head_dim), on a hardware
+    /// GPU the row entry (on an H200 at h32/8 seq 4096 d128: 0.44 TFLOP/s against 0.16 for the
+    /// best tiling tune found, results/gpu-h200.md), each falling back to the other where it
+    /// cannot run.
+    pub fn default_for(head_dim: usize, software: bool, limits: &wgpu::Limits) -> Option<Self> {
+        let tiled = TiledFlash::choose(head_dim, limits).map(FlashConfig::Tiled);
+        let rows = Some(FlashConfig::Rows).filter(|c| c.illegal(head_dim, limits).is_none());
+        if software {
+            tiled.or(rows)
+        } else {
+            rows.or(tiled)
+        }
+    }
+}
+
+/// Workgroup memory of the row entry at `head_dim`: K and V tiles of BKV keys in f32.
+fn rows_workgroup_bytes(head_dim: usize) -> u64 {
+    2 * BKV as u64 * head_dim as u64 * 4
+}
+
 /// The broken-on-purpose variants of the tiled entry the mutation tests run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FlashMutant {
@@ -227,12 +307,14 @@ pub fn flash_tiled_spec(
 /// Flash attention at one precision (same-type output, f32 accumulation).
 pub struct GpuFlashAttention {
     pub precision: Precision,
-    /// Run the one-row-per-thread `flash` entry even where a tiled configuration fits (tests).
+    /// Run the one-row-per-thread `flash` entry wherever it fits (tests).
     pub rows_only: bool,
+    /// Run the first legal tiling of [`TILED_FLASH`] wherever one fits (tests, mutants).
+    pub tiled_only: bool,
     pub mutant: FlashMutant,
-    /// A fixed tiling (what `tune` times); `None`: the tune cache's, else the first legal one of
-    /// [`TILED_FLASH`].
-    pub config: Option<TiledFlash>,
+    /// A fixed entry (what `tune` times); `None`: the tune cache's, else
+    /// [`FlashConfig::default_for`] the adapter.
+    pub config: Option<FlashConfig>,
 }
 
 impl GpuFlashAttention {
@@ -240,13 +322,14 @@ impl GpuFlashAttention {
         GpuFlashAttention {
             precision: Precision::same(dtype),
             rows_only: false,
+            tiled_only: false,
             mutant: FlashMutant::None,
             config: None,
         }
     }
 
-    /// This kernel with a fixed tiling.
-    pub fn with_config(mut self, c: TiledFlash) -> Self {
+    /// This kernel with a fixed entry.
+    pub fn with_config(mut self, c: FlashConfig) -> Self {
         self.config = Some(c);
         self
     }
@@ -255,13 +338,20 @@ impl GpuFlashAttention {
     pub fn mutant(dtype: DType, mutant: FlashMutant) -> Self {
         GpuFlashAttention {
             mutant,
+            tiled_only: true,
             ..GpuFlashAttention::new(dtype)
         }
     }
 
-    /// This kernel with the one-row-per-thread entry wherever it runs (tests of the fallback).
+    /// This kernel with the one-row-per-thread entry wherever it runs (tests of that entry).
     pub fn rows_only(mut self) -> Self {
         self.rows_only = true;
+        self
+    }
+
+    /// This kernel with the first legal tiling wherever one fits (tests of the tiled entry).
+    pub fn tiled_only(mut self) -> Self {
+        self.tiled_only = true;
         self
     }
 
@@ -280,7 +370,9 @@ impl GpuFlashAttention {
         // Every tiled configuration of the tuning space at the edges and the issue's head dims.
         for hd in [1, 17, 64, 80, 96, 128, 256] {
             for c in crate::gpu::tune::flash_space() {
-                v.push(flash_tiled_spec(i, o, hd, c, self.mutant));
+                if let FlashConfig::Tiled(c) = c {
+                    v.push(flash_tiled_spec(i, o, hd, c, self.mutant));
+                }
             }
         }
         v
@@ -304,29 +396,28 @@ impl GpuFlashAttention {
             ));
         }
         let (i, o) = (self.precision.input, self.precision.output);
-        let tiled = match (self.rows_only, self.config) {
-            (true, _) => None,
-            (false, Some(c)) => {
-                if let Some(why) = c.illegal(p.head_dim, &ctx.limits) {
-                    return Err(format!("configuration {}: {why}", c.label()));
-                }
-                Some((c, ConfigSource::Explicit))
-            }
-            (false, None) => crate::gpu::tune::choose_flash(&self.identity().id(), p, ctx),
+        let chosen = if self.rows_only {
+            (FlashConfig::Rows, None)
+        } else if self.tiled_only {
+            let c = TiledFlash::choose(p.head_dim, &ctx.limits)
+                .ok_or("no tiling of the tiled entry fits this adapter's limits")?;
+            (FlashConfig::Tiled(c), Some(ConfigSource::Explicit))
+        } else if let Some(c) = self.config {
+            (c, Some(ConfigSource::Explicit))
+        } else {
+            let (c, source) = crate::gpu::tune::choose_flash(&self.identity().id(), p, ctx)
+                .ok_or("neither flash entry fits this adapter's workgroup memory")?;
+            (c, Some(source))
         };
-        let spec = match tiled {
-            Some((c, _)) => flash_tiled_spec(i, o, p.head_dim, c, self.mutant),
-            None => flash_spec(i, o, p.head_dim),
+        let (config, source) = chosen;
+        if let Some(why) = config.illegal(p.head_dim, &ctx.limits) {
+            return Err(format!("configuration {}: {why}", config.label()));
+        }
+        let spec = match config {
+            FlashConfig::Tiled(c) => flash_tiled_spec(i, o, p.head_dim, c, self.mutant),
+            FlashConfig::Rows => flash_spec(i, o, p.head_dim),
         };
         can_build(ctx, &spec).map_err(|e| e.to_string())?;
-        let wg_mem = 2 * BKV as u64 * p.head_dim as u64 * 4;
-        if tiled.is_none() && wg_mem > ctx.limits.max_compute_workgroup_storage_size as u64 {
-            return Err(format!(
-                "K/V tiles need {wg_mem} bytes of workgroup memory, above this GPU's \
-                 max_compute_workgroup_storage_size ({})",
-                ctx.limits.max_compute_workgroup_storage_size
-            ));
-        }
         let in_b = self.precision.input.size_bytes() as u64;
         let out_len = (p.batch * p.q_heads * p.q_len * self.ldo(p)) as u64;
         ctx.check_buffers(&[
@@ -340,7 +431,7 @@ impl GpuFlashAttention {
         ])?;
         ctx.check_grid(Self::grid(p, &spec))
             .map_err(|e| e.to_string())?;
-        Ok((spec, tiled.map(|t| t.1)))
+        Ok((spec, source))
     }
 
     fn grid(p: &AttentionProblem, spec: &Specialization) -> [u32; 3] {

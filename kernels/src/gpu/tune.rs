@@ -844,11 +844,24 @@ impl DecodeConfig {
 /// The decode configurations `tune` tries: the default, the default with the scalar pass 1,
 /// then every split length and workgroup size with the vector pass, then with the scalar one.
 pub fn decode_space() -> Vec<DecodeConfig> {
+    // The defaults, then what won on an H200 at kv 8192 and 32768 (128-key splits, 128
+    // invocations, scalar pass 1: results/gpu-h200.md) and its vector twin, so that a capped
+    // tune session (3 configurations per job at 39 jobs in 90 s) reaches them.
     let mut v = vec![
         DECODE_DEFAULT,
         DecodeConfig {
             vec: false,
             ..DECODE_DEFAULT
+        },
+        DecodeConfig {
+            chunk: 128,
+            wg: 128,
+            vec: false,
+        },
+        DecodeConfig {
+            chunk: 128,
+            wg: 128,
+            vec: true,
         },
     ];
     for vec in [true, false] {
@@ -910,9 +923,12 @@ pub fn choose_decode(
 
 /// The register-tiled flash configurations `tune` tries: the preference list (whose first legal
 /// member is the default) then larger and other-shaped blocks.
-pub fn flash_space() -> Vec<crate::gpu::attention::TiledFlash> {
-    use crate::gpu::attention::{TiledFlash, TILED_FLASH};
-    let mut v = TILED_FLASH.to_vec();
+pub fn flash_space() -> Vec<crate::gpu::attention::FlashConfig> {
+    use crate::gpu::attention::{FlashConfig, TiledFlash, TILED_FLASH};
+    // The row entry first: the hardware default, and on an H200 faster than every tiling
+    // (results/gpu-h200.md, 2026-12-04 second run).
+    let mut v = vec![FlashConfig::Rows];
+    v.extend(TILED_FLASH.map(FlashConfig::Tiled));
     for (bq, bkv, nrow, ncol) in [
         (64, 32, 16, 8),
         (32, 64, 8, 8),
@@ -921,12 +937,12 @@ pub fn flash_space() -> Vec<crate::gpu::attention::TiledFlash> {
         (32, 16, 8, 4),
         (32, 32, 4, 8),
     ] {
-        let c = TiledFlash {
+        let c = FlashConfig::Tiled(TiledFlash {
             bq,
             bkv,
             nrow,
             ncol,
-        };
+        });
         if !v.contains(&c) {
             v.push(c);
         }
@@ -962,23 +978,24 @@ pub fn flash_tune_seq(class: ShapeClass, software: bool) -> Option<usize> {
     }
 }
 
-/// The tiled flash configuration for `p` on `ctx` (as [`choose`] for matmul); `None` when no
-/// tiling fits here (the one-row-per-thread entry runs).
+/// The flash entry for `p` on `ctx` (as [`choose`] for matmul): the tune cache's, else
+/// [`FlashConfig::default_for`](crate::gpu::attention::FlashConfig::default_for) the adapter;
+/// `None` when neither entry fits here.
 pub fn choose_flash(
     kernel_id: &str,
     p: &crate::problem::AttentionProblem,
     ctx: &GpuContext,
-) -> Option<(crate::gpu::attention::TiledFlash, ConfigSource)> {
-    use crate::gpu::attention::TiledFlash;
-    let fallback = TiledFlash::choose(p.head_dim, &ctx.limits)?;
+) -> Option<(crate::gpu::attention::FlashConfig, ConfigSource)> {
+    use crate::gpu::attention::FlashConfig;
+    let fallback = FlashConfig::default_for(p.head_dim, ctx.report.software, &ctx.limits)?;
     Some(choose_with(
         kernel_id,
         flash_class(p),
         ctx,
         fallback,
-        TiledFlash::from_params,
+        FlashConfig::from_params,
         |c| c.illegal(p.head_dim, &ctx.limits),
-        TiledFlash::label,
+        FlashConfig::label,
     ))
 }
 
@@ -1175,15 +1192,56 @@ mod tests {
 
     #[test]
     fn flash_configurations() {
-        use crate::gpu::attention::{TiledFlash, TILED_FLASH};
+        use crate::gpu::attention::{FlashConfig, TiledFlash, TILED_FLASH};
         let lim = validation_limits();
         let s = flash_space();
-        assert_eq!(&s[..TILED_FLASH.len()], &TILED_FLASH[..]);
+        assert_eq!(s[0], FlashConfig::Rows);
+        assert_eq!(
+            &s[1..=TILED_FLASH.len()],
+            &TILED_FLASH.map(FlashConfig::Tiled)[..]
+        );
         for c in &s {
-            assert_eq!(TiledFlash::from_params(&c.params()).unwrap(), *c);
-            assert!(c.bq.is_multiple_of(c.nrow) && c.bkv.is_multiple_of(c.ncol) && c.bq <= c.wg());
+            assert_eq!(FlashConfig::from_params(&c.params()).unwrap(), *c);
+            if let FlashConfig::Tiled(c) = c {
+                assert_eq!(TiledFlash::from_params(&c.params()).unwrap(), *c);
+                assert!(
+                    c.bq.is_multiple_of(c.nrow) && c.bkv.is_multiple_of(c.ncol) && c.bq <= c.wg()
+                );
+            }
         }
         assert!(s.iter().any(|c| c.illegal(128, &lim).is_none()));
+        // A cache entry written before the row entry joined the space (no `tiled`) is a tiling.
+        assert_eq!(
+            FlashConfig::from_params(&TILED_FLASH[1].params()).unwrap(),
+            FlashConfig::Tiled(TILED_FLASH[1])
+        );
+        let mut two = FlashConfig::Rows.params();
+        two.insert("tiled".into(), 2.into());
+        assert!(FlashConfig::from_params(&two)
+            .unwrap_err()
+            .contains("0 or 1"));
+        // Defaults: the row entry on hardware, a tiling on software; each falls back to the other.
+        assert_eq!(
+            FlashConfig::default_for(128, false, &lim),
+            Some(FlashConfig::Rows)
+        );
+        assert_eq!(
+            FlashConfig::default_for(128, true, &lim),
+            Some(FlashConfig::Tiled(TILED_FLASH[0]))
+        );
+        let tight = wgpu::Limits {
+            max_compute_workgroup_storage_size: 8192,
+            ..lim.clone()
+        };
+        // 2 · 16 keys · 128 · 4 bytes = 16 KiB: the row entry does not fit, a small tiling does.
+        assert!(matches!(
+            FlashConfig::default_for(128, false, &tight),
+            Some(FlashConfig::Tiled(_)) | None
+        ));
+        assert_ne!(
+            FlashConfig::default_for(128, false, &tight),
+            Some(FlashConfig::Rows)
+        );
         let mut bad = TILED_FLASH[0].params();
         bad.insert("nrow".into(), 3.into());
         assert!(TiledFlash::from_params(&bad)
