@@ -180,10 +180,21 @@ fn read_bench(dir: &Path) -> Result<CriterionBench, CriterionError> {
         if !(n.is_finite() && n >= 1.0) {
             return Err(invalid(format!("`iters[{i}]` is {n}, not a count ≥ 1")));
         }
-        if !(t.is_finite() && t >= 0.0) {
-            return Err(invalid(format!("`times[{i}]` is {t}, not a time ≥ 0 ns")));
+        if !(t.is_finite() && t > 0.0) {
+            return Err(invalid(format!(
+                "`times[{i}]` is {}, not a time > 0 ns",
+                crate::runfile::show_number(t)
+            )));
         }
-        samples_s.push(t / n / 1e9);
+        let per_iter = t / n / 1e9;
+        if per_iter > crate::runfile::MAX_TIME_S {
+            return Err(invalid(format!(
+                "`times[{i}]` / `iters[{i}]` is {} s per iteration, above {:e} s",
+                crate::runfile::show_number(per_iter),
+                crate::runfile::MAX_TIME_S
+            )));
+        }
+        samples_s.push(per_iter);
     }
     let function = b.function_id.clone().or(b.value_str.clone());
     let full_id = b.full_id.clone().unwrap_or_else(|| match &function {

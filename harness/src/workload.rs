@@ -16,6 +16,8 @@ pub const SUITE_SCHEMA: &str = "perfledger.suite/1";
 /// Largest accepted dimension (2^20 for most, 2^21 for `kv_len`): larger values are typos.
 pub const MAX_DIM: i64 = 1 << 20;
 pub const MAX_KV_LEN: i64 = 1 << 21;
+/// Longest accepted suite budget (case or run), seconds: a week.
+pub const MAX_BUDGET_S: f64 = 7.0 * 86400.0;
 /// Largest accepted buffer, in bytes (per operand).
 pub const MAX_BUFFER_BYTES: u64 = 16 << 30;
 /// Baseline kernels (`naive`) run only on rows of at most this many FLOPs (2^26 ≈ 67 MFLOP: up to
@@ -188,6 +190,15 @@ impl Suite {
                         ),
                     });
                 }
+                if v > MAX_BUDGET_S {
+                    return Err(SuiteError::Parse {
+                        file: file.to_string(),
+                        message: format!(
+                            "field `{field}`: {} s is absurdly long (limit {MAX_BUDGET_S} s, a week)",
+                            crate::runfile::show_number(v)
+                        ),
+                    });
+                }
             }
         }
         if raw.cases.is_empty() {
@@ -196,12 +207,49 @@ impl Suite {
                 message: "field `cases`: the suite has no cases".into(),
             });
         }
+        let named: Vec<Option<String>> = raw.cases.iter().map(|c| c.name.clone()).collect();
         let cases = raw
             .cases
             .into_iter()
             .enumerate()
             .map(|(i, c)| validate_case(file, i, c))
             .collect::<Result<Vec<_>, _>>()?;
+        // Duplicates: a case measuring what an earlier one measures (its rows would appear
+        // twice), or a name given to two cases (names are how people and compare tell them apart).
+        let work = |c: &Case| {
+            format!(
+                "{:?}",
+                (
+                    &c.problem,
+                    &c.dtypes,
+                    &c.backends,
+                    &c.kernels,
+                    &c.output,
+                    &c.seed
+                )
+            )
+        };
+        for (j, c) in cases.iter().enumerate() {
+            for (i, earlier) in cases[..j].iter().enumerate() {
+                let message = if work(c) == work(earlier) {
+                    format!(
+                        "field `cases[{j}]`: the same workload as cases[{i}] (`{}`)",
+                        earlier.name
+                    )
+                } else if named[j].is_some() && named[j] == named[i] {
+                    format!(
+                        "field `cases[{j}].name`: duplicate name {:?} (also cases[{i}])",
+                        c.name
+                    )
+                } else {
+                    continue;
+                };
+                return Err(SuiteError::Parse {
+                    file: file.to_string(),
+                    message,
+                });
+            }
+        }
         Ok(Suite {
             name: raw.name,
             description: raw.description,

@@ -314,3 +314,642 @@ fn strings_from_files_cannot_drive_the_terminal() {
         assert_eq!(out.status.code(), Some(2), "{text}");
     }
 }
+
+/// What a reader must do with a class of hostile content.
+#[derive(Clone, Copy, Debug)]
+enum Expect {
+    /// Exit 2, the message naming the file and containing this text (the field, or the value).
+    Refused(&'static str),
+    /// Exit 0: the reader accepts it (strings are data, rendered inert where they are shown;
+    /// foreign formats are lenient about what perfledger does not need).
+    Accepted,
+}
+
+/// One (reader, class) cell: the file to write and what must happen.
+struct Cell {
+    reader: &'static str,
+    class: &'static str,
+    contents: String,
+    expect: Expect,
+}
+
+fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+fn json(rel: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(repo(rel)).unwrap()).unwrap()
+}
+
+/// `base` with `f` applied, as text.
+fn mutated(base: &serde_json::Value, f: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut v = base.clone();
+    f(&mut v);
+    serde_json::to_string(&v).unwrap()
+}
+
+const HOSTILE_NAME: &str = "x\u{1b}[2J\u{202e}exe.txt\u{200b}<script>|=1+1";
+
+/// The table: every reader of perfledger's own JSON formats against the content classes
+/// (unknown field, other schema major, newer minor, negative / zero / 1e308 numbers, absurd
+/// dimensions, control and bidi characters in names, duplicate ids), and the two foreign formats
+/// (SkyPilot catalog CSV, criterion's sample.json) against theirs.
+fn content_cells() -> Vec<Cell> {
+    use serde_json::json;
+    use Expect::{Accepted, Refused};
+    let mut v = Vec::new();
+    let mut cell = |reader, class, contents: String, expect| {
+        v.push(Cell {
+            reader,
+            class,
+            contents,
+            expect,
+        })
+    };
+    // Suite file.
+    let suite = json!({"schema": "perfledger.suite/1", "name": "t", "cases": [
+        {"op": "matmul", "m": 8, "n": 8, "k": 8, "dtypes": ["f32"], "backends": ["cpu"]}]});
+    let r = "suite";
+    cell(
+        r,
+        "unknown field",
+        mutated(&suite, |d| d["bogus_field"] = json!(1)),
+        Refused("bogus_field"),
+    );
+    cell(
+        r,
+        "other major",
+        mutated(&suite, |d| d["schema"] = json!("perfledger.suite/9")),
+        Refused("schema"),
+    );
+    cell(
+        r,
+        "newer minor",
+        mutated(&suite, |d| d["schema"] = json!("perfledger.suite/1.99")),
+        Refused("schema"),
+    );
+    cell(
+        r,
+        "negative",
+        mutated(&suite, |d| d["cases"][0]["m"] = json!(-1)),
+        Refused("`m`"),
+    );
+    cell(
+        r,
+        "zero",
+        mutated(&suite, |d| d["case_budget_s"] = json!(0)),
+        Refused("case_budget_s"),
+    );
+    cell(
+        r,
+        "1e308",
+        mutated(&suite, |d| d["run_budget_s"] = json!(1e308)),
+        Refused("run_budget_s"),
+    );
+    cell(
+        r,
+        "absurd dimensions",
+        mutated(&suite, |d| d["cases"][0]["k"] = json!(10_000_000)),
+        Refused("absurdly large"),
+    );
+    cell(
+        r,
+        "hostile name",
+        mutated(&suite, |d| d["cases"][0]["name"] = json!(HOSTILE_NAME)),
+        Accepted,
+    );
+    cell(
+        r,
+        "duplicate ids",
+        mutated(&suite, |d| {
+            let c = d["cases"][0].clone();
+            d["cases"].as_array_mut().unwrap().push(c);
+        }),
+        Refused("cases[1]"),
+    );
+    // Run file (report; the same parser serves compare, export and import --into).
+    let run = json("results/gpu-h200-tune/run.json");
+    let r = "run file";
+    cell(
+        r,
+        "unknown field",
+        mutated(&run, |d| d["bogus_field"] = json!(1)),
+        Refused("bogus_field"),
+    );
+    cell(
+        r,
+        "other major",
+        mutated(&run, |d| d["schema"] = json!("perfledger.run/9.0")),
+        Refused("different major"),
+    );
+    cell(
+        r,
+        "newer minor",
+        mutated(&run, |d| d["schema"] = json!("perfledger.run/1.99")),
+        Refused("newer"),
+    );
+    cell(
+        r,
+        "negative",
+        mutated(&run, |d| d["results"][0]["samples_s"][0] = json!(-1.0)),
+        Refused("samples_s[0]"),
+    );
+    cell(
+        r,
+        "zero",
+        mutated(&run, |d| d["results"][0]["samples_s"][0] = json!(0.0)),
+        Refused("samples_s[0]"),
+    );
+    cell(
+        r,
+        "1e308",
+        mutated(&run, |d| {
+            d["results"][0]["stats"]["median_s"] = json!(1e308)
+        }),
+        Refused("stats"),
+    );
+    cell(
+        r,
+        "absurd dimensions",
+        mutated(&run, |d| {
+            d["results"][0]["shape"]["m"] = json!(1_000_000_000_000_000u64)
+        }),
+        Refused("shape.m"),
+    );
+    cell(
+        r,
+        "hostile name",
+        mutated(&run, |d| {
+            d["results"][0]["device"]["name"] = json!(HOSTILE_NAME)
+        }),
+        Accepted,
+    );
+    // Duplicate rows are a defined case: compare matches them by occurrence.
+    cell(
+        r,
+        "duplicate ids",
+        mutated(&run, |d| {
+            let row = d["results"][0].clone();
+            d["results"].as_array_mut().unwrap().push(row);
+        }),
+        Accepted,
+    );
+    // External rows (import): JSON lines, no schema field of their own.
+    let line = std::fs::read_to_string(repo("results/gpu-h200-tune/peer.jsonl")).unwrap();
+    let row: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    let n = row["samples_s"].as_array().unwrap().len();
+    let r = "external rows";
+    cell(
+        r,
+        "unknown field",
+        mutated(&row, |d| d["bogus_field"] = json!(1)),
+        Refused("bogus_field"),
+    );
+    cell(
+        r,
+        "negative",
+        mutated(&row, |d| d["samples_s"] = json!(vec![-1.0; n])),
+        Refused("samples_s"),
+    );
+    cell(
+        r,
+        "zero",
+        mutated(&row, |d| d["samples_s"] = json!(vec![0.0; n])),
+        Refused(":"),
+    );
+    cell(
+        r,
+        "1e308",
+        mutated(&row, |d| d["samples_s"] = json!(vec![1e308; n])),
+        Refused(":"),
+    );
+    cell(
+        r,
+        "absurd dimensions",
+        mutated(&row, |d| d["shape"]["m"] = json!(1_000_000_000_000_000u64)),
+        Refused("shape.m"),
+    );
+    cell(
+        r,
+        "hostile name",
+        mutated(&row, |d| d["device"]["name"] = json!(HOSTILE_NAME)),
+        Accepted,
+    );
+    // Before/after rounds of a peer script are the same workload twice, on purpose.
+    let twice = format!(
+        "{}\n{}\n",
+        serde_json::to_string(&row).unwrap(),
+        serde_json::to_string(&row).unwrap()
+    );
+    cell(r, "duplicate ids", twice, Accepted);
+    // Spec and price files.
+    let specs = json("harness/src/specs/data/specs.json");
+    let first_dtype = specs["accelerators"][0]["peak_tflops"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    let r = "spec file";
+    cell(
+        r,
+        "unknown field",
+        mutated(&specs, |d| d["bogus_field"] = json!(1)),
+        Refused("bogus_field"),
+    );
+    cell(
+        r,
+        "other major",
+        mutated(&specs, |d| d["schema"] = json!("perfledger.specs/9.0")),
+        Refused("schema"),
+    );
+    cell(
+        r,
+        "newer minor",
+        mutated(&specs, |d| d["schema"] = json!("perfledger.specs/1.99")),
+        Refused("schema"),
+    );
+    for (class, x) in [("negative", -1.0), ("zero", 0.0), ("1e308", 1e308)] {
+        let dt = first_dtype.clone();
+        cell(
+            r,
+            class,
+            mutated(&specs, move |d| {
+                d["accelerators"][0]["peak_tflops"][&dt]["dense"] = json!(x)
+            }),
+            Refused("peak_tflops"),
+        );
+    }
+    cell(
+        r,
+        "hostile name",
+        mutated(&specs, |d| {
+            d["accelerators"][0]["name"] = json!(HOSTILE_NAME)
+        }),
+        Accepted,
+    );
+    cell(
+        r,
+        "duplicate ids",
+        mutated(&specs, |d| {
+            let a = d["accelerators"][0].clone();
+            d["accelerators"].as_array_mut().unwrap().push(a);
+        }),
+        Refused("duplicate id"),
+    );
+    let prices = json("harness/src/specs/data/prices.json");
+    let r = "price file";
+    cell(
+        r,
+        "unknown field",
+        mutated(&prices, |d| d["bogus_field"] = json!(1)),
+        Refused("bogus_field"),
+    );
+    cell(
+        r,
+        "other major",
+        mutated(&prices, |d| d["schema"] = json!("perfledger.prices/9.0")),
+        Refused("schema"),
+    );
+    cell(
+        r,
+        "newer minor",
+        mutated(&prices, |d| d["schema"] = json!("perfledger.prices/1.99")),
+        Refused("schema"),
+    );
+    for (class, x) in [("negative", -1.0), ("zero", 0.0), ("1e308", 1e308)] {
+        cell(
+            r,
+            class,
+            mutated(&prices, move |d| d["offers"][0]["usd_per_hour"] = json!(x)),
+            Refused("usd_per_hour"),
+        );
+    }
+    cell(
+        r,
+        "absurd dimensions",
+        mutated(&prices, |d| d["offers"][0]["device_count"] = json!(1e308)),
+        Refused("device_count"),
+    );
+    cell(
+        r,
+        "hostile name",
+        mutated(&prices, |d| {
+            d["offers"][0]["instance"] = json!(HOSTILE_NAME)
+        }),
+        Accepted,
+    );
+    cell(
+        r,
+        "duplicate ids",
+        mutated(&prices, |d| {
+            let o = d["offers"][0].clone();
+            d["offers"].as_array_mut().unwrap().push(o);
+        }),
+        Refused("duplicate id"),
+    );
+    // Tune cache.
+    let tune = json("results/gpu-h200-tune/tune.json");
+    let r = "tune cache";
+    cell(
+        r,
+        "unknown field",
+        mutated(&tune, |d| d["bogus_field"] = json!(1)),
+        Refused("bogus_field"),
+    );
+    cell(
+        r,
+        "other major",
+        mutated(&tune, |d| d["schema"] = json!("perfledger.tune/9")),
+        Refused("schema"),
+    );
+    cell(
+        r,
+        "newer minor",
+        mutated(&tune, |d| d["schema"] = json!("perfledger.tune/1.99")),
+        Refused("schema"),
+    );
+    for (class, x) in [("negative", -1.0), ("zero", 0.0), ("1e308", 1e308)] {
+        cell(
+            r,
+            class,
+            mutated(&tune, move |d| d["entries"][0]["gflops"] = json!(x)),
+            Refused("entries[0].gflops"),
+        );
+    }
+    // A configuration's legality depends on the adapter: checked when the entry would be used
+    // (ignored with a note, the default runs), not at load.
+    cell(
+        r,
+        "absurd dimensions",
+        mutated(&tune, |d| {
+            d["entries"][0]["params"]["bm"] = json!(1_000_000_000)
+        }),
+        Accepted,
+    );
+    cell(
+        r,
+        "hostile name",
+        mutated(&tune, |d| {
+            d["entries"][0]["adapter"]["name"] = json!(HOSTILE_NAME)
+        }),
+        Accepted,
+    );
+    cell(
+        r,
+        "duplicate ids",
+        mutated(&tune, |d| {
+            let e = d["entries"][0].clone();
+            d["entries"].as_array_mut().unwrap().push(e);
+        }),
+        Refused("a second entry"),
+    );
+    // SkyPilot catalog (foreign, lenient about columns it does not use, strict about its own).
+    let csv =
+        std::fs::read_to_string(repo("harness/tests/fixtures/sky-catalog/aws/vms.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header = lines.next().unwrap();
+    let first = lines.next().unwrap();
+    let body: Vec<&str> = csv.lines().skip(1).collect();
+    let with = |h: &str, rows: &[String]| format!("{h}\n{}\n", rows.join("\n"));
+    let plain: Vec<String> = body.iter().map(|s| s.to_string()).collect();
+    let r = "SkyPilot catalog";
+    cell(
+        r,
+        "unknown field",
+        with(
+            &format!("{header},Bogus"),
+            &plain.iter().map(|l| format!("{l},1")).collect::<Vec<_>>(),
+        ),
+        Accepted,
+    );
+    let price_col = header.split(',').position(|c| c == "Price").unwrap();
+    let set_price = |x: &str| -> Vec<String> {
+        let mut f: Vec<String> = first.split(',').map(String::from).collect();
+        f[price_col] = x.to_string();
+        let mut rows = vec![f.join(",")];
+        rows.extend(plain.iter().skip(1).cloned());
+        rows
+    };
+    cell(
+        r,
+        "negative",
+        with(header, &set_price("-1")),
+        Refused("Price"),
+    );
+    cell(
+        r,
+        "1e308",
+        with(header, &set_price("1e308")),
+        Refused("Price"),
+    );
+    cell(
+        r,
+        "missing needed column",
+        with(&header.replace("Price,", "Cost,"), &plain),
+        Refused("Price"),
+    );
+    let it_col = header.split(',').position(|c| c == "InstanceType").unwrap();
+    let mut hostile: Vec<String> = first.split(',').map(String::from).collect();
+    hostile[it_col] = HOSTILE_NAME.replace(['|', '='], "");
+    let mut rows = vec![hostile.join(",")];
+    rows.extend(plain.iter().skip(1).cloned());
+    // The instance type becomes part of an offer id, which perfledger needs: strict.
+    cell(
+        r,
+        "hostile name",
+        with(header, &rows),
+        Refused("is not an id"),
+    );
+    // criterion's sample.json inside a tree (foreign: extra fields fine, times must be times).
+    let sample = json("harness/tests/fixtures/criterion-0.7/criterion/matmul_32x32x32/matmul.cpu.naive.scalar.f32-f32-f32/new/sample.json");
+    let r = "criterion tree";
+    cell(
+        r,
+        "unknown field",
+        mutated(&sample, |d| d["bogus_field"] = json!(1)),
+        Accepted,
+    );
+    cell(
+        r,
+        "negative",
+        mutated(&sample, |d| d["times"][0] = json!(-1.0)),
+        Refused("sample.json"),
+    );
+    cell(
+        r,
+        "zero",
+        mutated(&sample, |d| d["iters"][0] = json!(0.0)),
+        Refused("sample.json"),
+    );
+    cell(
+        r,
+        "1e308",
+        mutated(&sample, |d| d["times"][0] = json!(1e308)),
+        Refused("sample.json"),
+    );
+    v
+}
+
+/// Copy the criterion fixture tree into `dir`, with `sample` as the matmul benchmark's
+/// sample.json; returns the tree's root.
+fn criterion_tree(dir: &Path, sample: &str) -> PathBuf {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            let t = to.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                copy(&e.path(), &t);
+            } else {
+                std::fs::copy(e.path(), &t).unwrap();
+            }
+        }
+    }
+    let root = dir.join("criterion");
+    copy(
+        &repo("harness/tests/fixtures/criterion-0.7/criterion"),
+        &root,
+    );
+    std::fs::write(
+        root.join("matmul_32x32x32/matmul.cpu.naive.scalar.f32-f32-f32/new/sample.json"),
+        sample,
+    )
+    .unwrap();
+    root
+}
+
+#[test]
+fn every_reader_applies_its_contract_to_hostile_content() {
+    let cells = content_cells();
+    let mut failures = Vec::new();
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for (i, c) in cells.iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let good_run = dir.path().join("good-run.json");
+        std::fs::copy(repo("results/gpu-h200-tune/run.json"), &good_run).unwrap();
+        let out = dir.path().join("out.json");
+        let ext = match c.reader {
+            "external rows" => "jsonl",
+            "SkyPilot catalog" => "csv",
+            _ => "json",
+        };
+        let file = dir.path().join(format!("case-{i}.{ext}"));
+        std::fs::write(&file, &c.contents).unwrap();
+        let (f, g, o) = (s(&file), s(&good_run), s(&out));
+        let args: Vec<String> = match c.reader {
+            "suite" => vec!["run".into(), "--suite".into(), f.clone(), "--plan".into()],
+            "run file" => vec!["report".into(), f.clone()],
+            "external rows" => vec!["import".into(), f.clone(), "--into".into(), g.clone()],
+            "spec file" => vec!["report".into(), g.clone(), "--specs".into(), f.clone()],
+            "price file" => vec!["report".into(), g.clone(), "--prices".into(), f.clone()],
+            "tune cache" => ["run", "--suite", "quick", "--plan", "--tune-cache", &f]
+                .map(String::from)
+                .to_vec(),
+            "SkyPilot catalog" => [
+                "prices",
+                "import-sky-catalog",
+                "--as-of",
+                "2026-12-01",
+                "--provider",
+                "aws",
+                "--out",
+                &o,
+                &f,
+            ]
+            .map(String::from)
+            .to_vec(),
+            "criterion tree" => {
+                let tree = criterion_tree(dir.path(), &c.contents);
+                vec![
+                    "ingest-criterion".into(),
+                    s(&tree),
+                    "--out".into(),
+                    o.clone(),
+                ]
+            }
+            other => panic!("no command for reader {other}"),
+        };
+        let given = checksum(&file);
+        let before_run = checksum(&good_run);
+        let (code, err) = run(&args, &None);
+        *counts.entry(c.reader).or_default() += 1;
+        let mut problem = None;
+        if err.contains("panicked") {
+            problem = Some("panicked".to_string());
+        }
+        match c.expect {
+            Expect::Refused(text) => {
+                let named = err.contains(&f)
+                    || err.contains(&format!("case-{i}"))
+                    || (c.reader == "criterion tree" && err.contains("sample.json"));
+                if code != Some(2) || !named || !err.contains(text) {
+                    problem = Some(format!("expected exit 2 naming the file and `{text}`"));
+                }
+                if out.exists() {
+                    problem = Some("a refused input wrote --out".into());
+                }
+            }
+            Expect::Accepted => {
+                if code != Some(0) {
+                    problem = Some("expected it to be accepted (exit 0)".into());
+                }
+            }
+        }
+        if checksum(&file) != given {
+            problem = Some("the given file changed".into());
+        }
+        if matches!(c.expect, Expect::Refused(_)) && checksum(&good_run) != before_run {
+            problem = Some("a refused import changed the run file".into());
+        }
+        if let Some(p) = problem {
+            failures.push(format!(
+                "{} × {}: {p}; exit {code:?}, stderr: {}",
+                c.reader,
+                c.class,
+                err.trim()
+            ));
+        }
+    }
+    for (reader, n) in &counts {
+        println!("{reader}: {n} content cases");
+    }
+    println!("{} content cases in all", cells.len());
+    assert!(
+        failures.is_empty(),
+        "{} failing cases:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// The CLI's own values: out-of-range numbers are usage errors (exit 2) naming the option, never
+/// accepted and never a panic.
+#[test]
+fn cli_values_out_of_range_are_usage_errors_naming_the_option() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--case-budget", "0"], "--case-budget"),
+        (&["--case-budget", "NaN"], "--case-budget"),
+        (&["--case-budget", "1e308"], "--case-budget"),
+        (&["--run-budget", "inf"], "--run-budget"),
+        (&["--run-budget", "1e308"], "--run-budget"),
+        (&["--threads", "0"], "--threads"),
+        (&["--threads", "99999999999999999999"], "--threads"),
+        (&["--seed", "abc"], "--seed"),
+    ];
+    for (extra, option) in cases {
+        let args: Vec<String> = ["run", "--suite", "quick", "--plan"]
+            .iter()
+            .chain(extra.iter())
+            .map(|s| s.to_string())
+            .collect();
+        let (code, err) = run(&args, &None);
+        assert_eq!(code, Some(2), "{extra:?}: {err}");
+        assert!(
+            err.contains(option) && !err.contains("panicked"),
+            "{extra:?}: {err}"
+        );
+    }
+    println!("CLI values: {} cases", cases.len());
+}

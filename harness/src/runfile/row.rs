@@ -4,6 +4,20 @@
 
 use super::*;
 
+/// The longest time a row's sample or statistic may hold (10⁶ s, 11.6 days: a row is capped at
+/// minutes; a larger value is a corrupt or hostile file, and would overflow rates derived from it).
+pub const MAX_TIME_S: f64 = 1e6;
+
+/// A number from a file for a message: plain where short, in exponent form where its digits
+/// would run on (1e308 printed plainly is 309 characters).
+pub fn show_number(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-4..1e7).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}
+
 /// Where a row's number comes from. Kinds are labelled everywhere and ranked separately.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -612,10 +626,13 @@ impl Row {
     /// Samples are times; outliers among them; statistics only with samples, finite, ordered.
     fn validate_samples(&self) -> Result<(), RowError> {
         for (i, &t) in self.samples_s.iter().enumerate() {
-            if !(t.is_finite() && t >= 0.0) {
+            if !(t.is_finite() && t > 0.0 && t <= MAX_TIME_S) {
                 return Err(RowError::new(
                     format!("samples_s[{i}]"),
-                    format!("{t} is not a time"),
+                    format!(
+                        "{} is not a time (a sample is > 0 and at most {MAX_TIME_S:e} s)",
+                        show_number(t)
+                    ),
                 ));
             }
         }
@@ -643,11 +660,17 @@ impl Row {
             if !all
                 .iter()
                 .chain(&stats.ci95_s)
-                .all(|v| v.is_finite() && *v >= 0.0)
+                .all(|v| v.is_finite() && *v >= 0.0 && *v <= MAX_TIME_S)
             {
                 return Err(RowError::new(
                     "stats",
-                    "every statistic must be finite and ≥ 0",
+                    format!("every statistic must be finite, ≥ 0 and at most {MAX_TIME_S:e} s"),
+                ));
+            }
+            if !(stats.median_s > 0.0) {
+                return Err(RowError::new(
+                    "stats.median_s",
+                    "0 with samples present: a median time is > 0",
                 ));
             }
             if stats.ci95_s[0] > stats.ci95_s[1] {

@@ -144,6 +144,19 @@ impl Shape {
             if v == 0 {
                 return Err(RowError::new(format!("shape.{name}"), "must be at least 1"));
             }
+            // The suites' limits (a larger dimension is a typo or a hostile file, and its FLOPs
+            // would overflow the arithmetic of reports).
+            let max = if name == "kv_len" {
+                crate::workload::MAX_KV_LEN
+            } else {
+                crate::workload::MAX_DIM
+            } as u64;
+            if v > max {
+                return Err(RowError::new(
+                    format!("shape.{name}"),
+                    format!("{v} is absurdly large (limit {max})"),
+                ));
+            }
         }
         if let Shape::Attention(s) = self {
             if s.q_heads % s.kv_heads != 0 {

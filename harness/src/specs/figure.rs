@@ -3,6 +3,16 @@
 
 use super::*;
 
+/// The largest number a spec or price figure may hold (10⁹: no TFLOP/s, TB/s, GB, W or USD per
+/// hour figure is within three orders of magnitude of it). Larger values are typos or hostile, and
+/// would overflow the products normalization forms from them.
+pub const MAX_FIGURE: f64 = 1e9;
+
+/// A figure that is finite, > 0 and at most [`MAX_FIGURE`].
+pub fn plausible(v: f64) -> bool {
+    v.is_finite() && v > 0.0 && v <= MAX_FIGURE
+}
+
 /// A published number, or conflicting published numbers kept as a range with their sources.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -53,17 +63,25 @@ impl Figure {
     }
 
     pub(crate) fn check(&self, field: &str, positive: bool) -> Result<(), FieldError> {
-        let ok = |v: f64| v.is_finite() && (if positive { v > 0.0 } else { v >= 0.0 });
+        let ok = |v: f64| {
+            v.is_finite() && (if positive { v > 0.0 } else { v >= 0.0 }) && v <= MAX_FIGURE
+        };
         match self {
             Figure::Value(v) if !ok(*v) => Err(FieldError::new(
                 field,
-                format!("{v} is not a finite number > 0"),
+                format!(
+                    "{} is not a finite number > 0 and at most {MAX_FIGURE:e}",
+                    crate::runfile::show_number(*v)
+                ),
             )),
             Figure::Range(r) => {
                 if !ok(r.min) || !ok(r.max) {
                     return Err(FieldError::new(
                         field,
-                        format!("range [{}, {}] must be finite and > 0", r.min, r.max),
+                        format!(
+                            "range [{}, {}] must be finite, > 0 and at most {MAX_FIGURE:e}",
+                            r.min, r.max
+                        ),
                     ));
                 }
                 if r.min > r.max {

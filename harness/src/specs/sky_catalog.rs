@@ -310,7 +310,13 @@ pub fn import(text: &str, file: &str, opts: &ImportOptions) -> Result<Imported, 
         let number = |column: &str, s: Option<&str>, positive: bool| -> Result<Option<f64>, _> {
             let Some(s) = s else { return Ok(None) };
             match s.parse::<f64>() {
-                Ok(v) if v.is_finite() && (v > 0.0 || (!positive && v >= 0.0)) => Ok(Some(v)),
+                Ok(v)
+                    if v.is_finite()
+                        && (v > 0.0 || (!positive && v >= 0.0))
+                        && v <= super::figure::MAX_FIGURE =>
+                {
+                    Ok(Some(v))
+                }
                 _ => Err(cerr(
                     column,
                     format!(

@@ -56,10 +56,13 @@ pub(crate) fn check_peaks(
         }
     }
     for (dt, s) in sparse {
-        if !(s.is_finite() && *s > 0.0) {
+        if !super::figure::plausible(*s) {
             return Err(FieldError::new(
                 format!("sparse_tflops.{}", dt.name()),
-                format!("{s} is not a finite number > 0"),
+                format!(
+                    "{s} is not a finite number > 0 and at most {:e}",
+                    super::figure::MAX_FIGURE
+                ),
             ));
         }
     }
@@ -143,10 +146,14 @@ impl Accelerator {
         for (i, c) in self.measured_ceilings.iter().enumerate() {
             let field = format!("measured_ceilings[{i}]");
             check_source(&c.source).map_err(|e| e.within(&field))?;
-            if !(c.tflops.is_finite() && c.tflops > 0.0) {
+            if !super::figure::plausible(c.tflops) {
                 return Err(FieldError::new(
                     format!("{field}.tflops"),
-                    format!("{} is not a finite number > 0", c.tflops),
+                    format!(
+                        "{} is not a finite number > 0 and at most {:e}",
+                        c.tflops,
+                        super::figure::MAX_FIGURE
+                    ),
                 ));
             }
             match self.peak_tflops.get(&c.dtype) {
@@ -256,10 +263,13 @@ impl Cpu {
             "peak_gflops_per_core",
         )?;
         if let Some(c) = self.clock_ghz {
-            if !(c.is_finite() && c > 0.0) {
+            if !super::figure::plausible(c) {
                 return Err(FieldError::new(
                     "clock_ghz",
-                    format!("{c} is not a finite number > 0"),
+                    format!(
+                        "{c} is not a finite number > 0 and at most {:e}",
+                        super::figure::MAX_FIGURE
+                    ),
                 ));
             }
         }

@@ -544,10 +544,25 @@ impl TuneCache {
         let cache: TuneCache = serde_json::from_value(value)
             .map_err(|e| invalid(format!("not a {TUNE_SCHEMA} file: {e}")))?;
         for (i, e) in cache.entries.iter().enumerate() {
-            if !(e.gflops.is_finite() && e.gflops > 0.0) {
+            // At most 10⁹ GFLOP/s (an exaFLOP/s: no single adapter is within 1000× of it).
+            if !(e.gflops.is_finite() && e.gflops > 0.0 && e.gflops <= 1e9) {
                 return Err(invalid(format!(
                     "field `entries[{i}].gflops`: {} is not a positive number",
                     e.gflops
+                )));
+            }
+            if let Some(j) = cache.entries[..i].iter().position(|o| {
+                o.adapter.matches(&e.adapter)
+                    && o.kernel == e.kernel
+                    && o.shape_class == e.shape_class
+            }) {
+                return Err(invalid(format!(
+                    "field `entries[{i}]`: a second entry for {} {} on {} {} {} (also entries[{j}])",
+                    e.kernel,
+                    e.shape_class.name(),
+                    e.adapter.name,
+                    e.adapter.driver,
+                    e.adapter.driver_version
                 )));
             }
             if e.verified == 0 || e.verified > e.tried {
