@@ -183,15 +183,15 @@ fn read_bench(dir: &Path) -> Result<CriterionBench, CriterionError> {
         if !(t.is_finite() && t > 0.0) {
             return Err(invalid(format!(
                 "`times[{i}]` is {}, not a time > 0 ns",
-                crate::runfile::show_number(t)
+                crate::limits::show_number(t)
             )));
         }
         let per_iter = t / n / 1e9;
-        if per_iter > crate::runfile::MAX_TIME_S {
+        if per_iter > crate::limits::MAX_TIME_S {
             return Err(invalid(format!(
                 "`times[{i}]` / `iters[{i}]` is {} s per iteration, above {:e} s",
-                crate::runfile::show_number(per_iter),
-                crate::runfile::MAX_TIME_S
+                crate::limits::show_number(per_iter),
+                crate::limits::MAX_TIME_S
             )));
         }
         samples_s.push(per_iter);

@@ -8,6 +8,7 @@ pub mod env;
 pub mod eta;
 pub mod export;
 pub mod input;
+pub mod limits;
 pub mod normalize;
 pub mod report;
 pub mod runfile;

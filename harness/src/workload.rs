@@ -13,11 +13,7 @@ use std::path::Path;
 
 pub const SUITE_SCHEMA: &str = "perfledger.suite/1";
 
-/// Largest accepted dimension (2^20 for most, 2^21 for `kv_len`): larger values are typos.
-pub const MAX_DIM: i64 = 1 << 20;
-pub const MAX_KV_LEN: i64 = 1 << 21;
-/// Longest accepted suite budget (case or run), seconds: a week.
-pub const MAX_BUDGET_S: f64 = 7.0 * 86400.0;
+pub use crate::limits::{MAX_BUDGET_S, MAX_DIM, MAX_KV_LEN};
 /// Largest accepted buffer, in bytes (per operand).
 pub const MAX_BUFFER_BYTES: u64 = 16 << 30;
 /// Baseline kernels (`naive`) run only on rows of at most this many FLOPs (2^26 ≈ 67 MFLOP: up to
@@ -195,7 +191,7 @@ impl Suite {
                         file: file.to_string(),
                         message: format!(
                             "field `{field}`: {} s is absurdly long (limit {MAX_BUDGET_S} s, a week)",
-                            crate::runfile::show_number(v)
+                            crate::limits::show_number(v)
                         ),
                     });
                 }

@@ -97,10 +97,10 @@ fn validate_run(args: &RunArgs) -> Result<RunPlan> {
             Some(x) if !(x.is_finite() && x > 0.0) => {
                 Err(usage(format!("{name}: {x} is not a positive number")))
             }
-            Some(x) if x > crate::workload::MAX_BUDGET_S => Err(usage(format!(
+            Some(x) if x > crate::limits::MAX_BUDGET_S => Err(usage(format!(
                 "{name}: {} s is absurdly long (limit {} s, a week)",
-                crate::runfile::show_number(x),
-                crate::workload::MAX_BUDGET_S
+                crate::limits::show_number(x),
+                crate::limits::MAX_BUDGET_S
             ))),
             other => Ok(other),
         }

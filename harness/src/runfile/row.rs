@@ -4,19 +4,7 @@
 
 use super::*;
 
-/// The longest time a row's sample or statistic may hold (10⁶ s, 11.6 days: a row is capped at
-/// minutes; a larger value is a corrupt or hostile file, and would overflow rates derived from it).
-pub const MAX_TIME_S: f64 = 1e6;
-
-/// A number from a file for a message: plain where short, in exponent form where its digits
-/// would run on (1e308 printed plainly is 309 characters).
-pub fn show_number(v: f64) -> String {
-    if v != 0.0 && v.is_finite() && !(1e-4..1e7).contains(&v.abs()) {
-        format!("{v:e}")
-    } else {
-        v.to_string()
-    }
-}
+pub use crate::limits::{show_number, MAX_TIME_S};
 
 /// Where a row's number comes from. Kinds are labelled everywhere and ranked separately.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -667,7 +655,7 @@ impl Row {
                     format!("every statistic must be finite, ≥ 0 and at most {MAX_TIME_S:e} s"),
                 ));
             }
-            if !(stats.median_s > 0.0) {
+            if stats.median_s <= 0.0 {
                 return Err(RowError::new(
                     "stats.median_s",
                     "0 with samples present: a median time is > 0",

@@ -147,9 +147,9 @@ impl Shape {
             // The suites' limits (a larger dimension is a typo or a hostile file, and its FLOPs
             // would overflow the arithmetic of reports).
             let max = if name == "kv_len" {
-                crate::workload::MAX_KV_LEN
+                crate::limits::MAX_KV_LEN
             } else {
-                crate::workload::MAX_DIM
+                crate::limits::MAX_DIM
             } as u64;
             if v > max {
                 return Err(RowError::new(

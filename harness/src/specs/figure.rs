@@ -71,7 +71,7 @@ impl Figure {
                 field,
                 format!(
                     "{} is not a finite number > 0 and at most {MAX_FIGURE:e}",
-                    crate::runfile::show_number(*v)
+                    crate::limits::show_number(*v)
                 ),
             )),
             Figure::Range(r) => {
