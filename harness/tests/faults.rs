@@ -157,3 +157,112 @@ fn an_unwritable_output_path_fails_with_a_message_naming_it() {
     assert!(err.contains("/proc/perfledger-no/report.md"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// SIGINT instead of SIGKILL: a report interrupted at any point leaves the earlier file or the
+/// whole new one (never a part), ends without a panic, and a run interrupted while it measures
+/// replaces an earlier run file (`--force`) only with a whole, valid run file.
+#[test]
+fn sigint_at_any_point_leaves_the_old_file_or_a_whole_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole.html");
+    let s = bin()
+        .args(["report", "--format", "html", "--out"])
+        .arg(&whole)
+        .arg(good_run())
+        .status()
+        .unwrap();
+    assert!(s.success());
+    let new = std::fs::read(&whole).unwrap();
+    let target = dir.path().join("report.html");
+    let old = b"<p>an earlier report</p>".to_vec();
+    let sigint = |pid: u32| {
+        let _ = Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status();
+    };
+    let mut outcomes = [0usize; 2];
+    for delay_ms in [0u64, 5, 10, 20, 40, 80, 160, 320] {
+        std::fs::write(&target, &old).unwrap();
+        let mut child = bin()
+            .args(["report", "--format", "html", "--force", "--out"])
+            .arg(&target)
+            .arg(good_run())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        sigint(child.id());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{err}");
+        let now = std::fs::read(&target).unwrap();
+        if now == old {
+            outcomes[0] += 1;
+        } else {
+            assert!(
+                now == new,
+                "interrupted after {delay_ms} ms: neither the old nor the whole new report"
+            );
+            outcomes[1] += 1;
+        }
+    }
+    println!(
+        "SIGINT at 8 points of a report: {} left the old file, {} the whole new one",
+        outcomes[0], outcomes[1]
+    );
+
+    // A run replacing an earlier run file, interrupted while it measures.
+    let suite = dir.path().join("long.json");
+    std::fs::write(
+        &suite,
+        r#"{"schema": "perfledger.suite/1", "name": "long", "case_budget_s": 30, "cases": [
+            {"op": "matmul", "m": 64, "n": 64, "k": 64, "dtypes": ["f32"], "backends": ["cpu"], "kernels": ["packed"]},
+            {"op": "matmul", "m": 96, "n": 64, "k": 64, "dtypes": ["f32", "bf16"], "backends": ["cpu"], "kernels": ["packed"]}]}"#,
+    )
+    .unwrap();
+    let runfile = dir.path().join("run.json");
+    let earlier = std::fs::read(good_run()).unwrap();
+    for delay_ms in [300u64, 1200] {
+        std::fs::write(&runfile, &earlier).unwrap();
+        let child = bin()
+            .args(["run", "--suite"])
+            .arg(&suite)
+            .args([
+                "--probes",
+                "off",
+                "--ci-target",
+                "0.000001",
+                "--force",
+                "--out",
+            ])
+            .arg(&runfile)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        sigint(child.id());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{err}");
+        let now = std::fs::read(&runfile).unwrap();
+        if now != earlier {
+            let doc: serde_json::Value = serde_json::from_slice(&now)
+                .unwrap_or_else(|e| panic!("after {delay_ms} ms: not whole JSON: {e}"));
+            assert_eq!(doc["complete"], false, "after {delay_ms} ms");
+            // perfledger reads it back.
+            let o = bin().arg("report").arg(&runfile).output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        println!(
+            "SIGINT after {delay_ms} ms of a run: exit {:?}, {}",
+            out.status.code(),
+            if now == earlier {
+                "the earlier run file untouched"
+            } else {
+                "a whole partial run file"
+            }
+        );
+    }
+}
