@@ -180,22 +180,34 @@ unsafe fn pack_bt_panel_with<S: Simd, T: Element>(
     dst: &mut [f32],
     row: &mut [f32],
 ) {
-    let row = &mut row[..kc];
+    // In chunks of BT_PACK_K values of k: the scatter of one chunk (BT_PACK_K rows of the panel,
+    // nr·4 bytes each: 8 KiB at nr = 32) stays in L1 while all nr columns are written into it.
+    // Column by column over the whole kc, each column's stores would touch every line of the
+    // kc·nr·4-byte panel (256 KiB at kc = 2048) once per column, from L2.
     let dst = &mut dst[..kc * nr];
-    for j in 0..nr {
-        if j < nr_valid {
-            let src = &bt[j * ldb..j * ldb + kc];
-            simd::convert_row::<S, T>(src.as_ptr(), row.as_mut_ptr(), kc, kc);
-            for (out, &v) in dst.chunks_exact_mut(nr).zip(row.iter()) {
-                out[j] = v;
-            }
-        } else {
-            for out in dst.chunks_exact_mut(nr) {
-                out[j] = 0.0;
+    let mut k0 = 0;
+    while k0 < kc {
+        let kl = BT_PACK_K.min(kc - k0);
+        let rows = &mut dst[k0 * nr..(k0 + kl) * nr];
+        for j in 0..nr {
+            if j < nr_valid {
+                let src = &bt[j * ldb + k0..j * ldb + k0 + kl];
+                simd::convert_row::<S, T>(src.as_ptr(), row.as_mut_ptr(), kl, kl);
+                for (out, &v) in rows.chunks_exact_mut(nr).zip(&row[..kl]) {
+                    out[j] = v;
+                }
+            } else {
+                for out in rows.chunks_exact_mut(nr) {
+                    out[j] = 0.0;
+                }
             }
         }
+        k0 += kl;
     }
 }
+
+/// Values of k per chunk of [`pack_bt_panel`].
+const BT_PACK_K: usize = 64;
 
 /// Pack k-pairs of `width` rows of a row-major bf16 matrix (bits, leading dimension `ld`, `x[0]`
 /// at the first row and first k) for the `vdpbf16ps` path: word `q·width + r` holds row `r`'s
@@ -213,21 +225,30 @@ pub fn pack_pairs_rows(
     dst: &mut [u32],
 ) {
     let kp = kc.div_ceil(2);
-    for r in 0..width {
-        if r < rows_valid {
-            let row = &x[r * ld..r * ld + kc];
-            let mut pairs = row.chunks_exact(2);
-            for (q, pair) in (&mut pairs).enumerate() {
-                dst[q * width + r] = u32::from(pair[0]) | (u32::from(pair[1]) << 16);
-            }
-            if let [last] = pairs.remainder() {
-                dst[(kp - 1) * width + r] = u32::from(*last);
-            }
-        } else {
-            for q in 0..kp {
-                dst[q * width + r] = 0;
+    // In chunks of BT_PACK_K / 2 pairs, as `pack_bt_panel`: one chunk's rows of the panel stay
+    // in L1 while every row of x is scattered into them.
+    let mut q0 = 0;
+    while q0 < kp {
+        let ql = (BT_PACK_K / 2).min(kp - q0);
+        for r in 0..width {
+            let out = |q: usize| (q0 + q) * width + r;
+            if r < rows_valid {
+                let start = r * ld + 2 * q0;
+                let row = &x[start..start + (2 * ql).min(kc - 2 * q0)];
+                let mut pairs = row.chunks_exact(2);
+                for (q, pair) in (&mut pairs).enumerate() {
+                    dst[out(q)] = u32::from(pair[0]) | (u32::from(pair[1]) << 16);
+                }
+                if let [last] = pairs.remainder() {
+                    dst[out(ql - 1)] = u32::from(*last);
+                }
+            } else {
+                for q in 0..ql {
+                    dst[out(q)] = 0;
+                }
             }
         }
+        q0 += ql;
     }
 }
 
@@ -304,5 +325,47 @@ mod tests {
         let w = |lo: u32, hi: u32| lo | (hi << 16);
         assert_eq!(p1, vec![w(1, 4), w(2, 5), w(3, 6), 0, 7, 8, 9, 0]);
         assert_eq!(p1, p2);
+    }
+
+    /// The chunked Bᵀ packers against the definition, at k lengths around the chunk (64) and
+    /// with padded columns: element (k, j) of the panel is Bᵀ[j][k], 0 past nr_valid.
+    #[test]
+    fn chunked_bt_packing_matches_the_definition_across_chunk_edges() {
+        let (nr, nr_valid, ldb) = (32, 29, 301);
+        let bt_f32: Vec<f32> = (0..nr * ldb).map(|i| i as f32).collect();
+        let bt_u16: Vec<u16> = (0..nr * ldb).map(|i| (i % 65521) as u16).collect();
+        for kc in [1, 2, 63, 64, 65, 127, 128, 129, 300] {
+            let mut row = vec![0.0f32; kc];
+            for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
+                let mut dst = vec![f32::NAN; kc * nr];
+                unsafe { pack_bt_panel(isa, &bt_f32, ldb, kc, nr, nr_valid, &mut dst, &mut row) };
+                for k in 0..kc {
+                    for j in 0..nr {
+                        let want = if j < nr_valid {
+                            bt_f32[j * ldb + k]
+                        } else {
+                            0.0
+                        };
+                        assert_eq!(dst[k * nr + j], want, "{isa:?} kc {kc} k {k} j {j}");
+                    }
+                }
+            }
+            let kp = kc.div_ceil(2);
+            let mut pairs = vec![u32::MAX; kp * nr];
+            pack_pairs_rows(&bt_u16, ldb, nr_valid, nr, kc, &mut pairs);
+            for q in 0..kp {
+                for r in 0..nr {
+                    let at = |k: usize| {
+                        if r < nr_valid && k < kc {
+                            u32::from(bt_u16[r * ldb + k])
+                        } else {
+                            0
+                        }
+                    };
+                    let want = at(2 * q) | (at(2 * q + 1) << 16);
+                    assert_eq!(pairs[q * nr + r], want, "kc {kc} pair {q} row {r}");
+                }
+            }
+        }
     }
 }
