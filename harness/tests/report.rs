@@ -1046,3 +1046,95 @@ fn interval_helpers() {
     assert!(close(be.hi, 1000.0 * 3600.0 / 3.0e6));
     assert!(close(normalize::price_share(55.04, 1.0, 8.0), 6.88));
 }
+
+/// Markdown and CSV against hostile strings in every field a report prints from a file (host,
+/// CPU, device, case name, an error message): Markdown tables keep their columns (`|` escaped,
+/// line breaks flattened) and no raw HTML (`<script>`, `<img onerror>`) survives; CSV keeps one
+/// record per row with every record as wide as the header (RFC 4180 quoting), and a cell that a
+/// spreadsheet would evaluate (`=`, `+`, `-`, `@` first) starts with `'`.
+#[test]
+fn markdown_and_csv_render_hostile_strings_inert() {
+    let evil =
+        "=HYPERLINK(\"http://evil.example\")|`x`\n<img src=x onerror=alert(1)><script>y</script>";
+    let mut env = environment(Some(0.5), None);
+    env.hostname = Some(evil.into());
+    env.cpu.model = Some(evil.into());
+    let dev = Device::named(evil);
+    let mut r1 = row(
+        matmul(512, 512, 512),
+        bf16(),
+        0.003,
+        dev.clone(),
+        Backend::Cpu,
+    );
+    r1.case = Some(evil.into());
+    let mut bad = row(matmul(256, 256, 256), bf16(), 0.001, dev, Backend::Cpu);
+    bad.verification.as_mut().unwrap().verdict = Some(Verdict::Fail);
+    bad.set_status(Status::Incorrect, Some(format!("@{evil}")))
+        .unwrap();
+    let rep = report::build(
+        &[input(run(env, vec![r1, bad]))],
+        &db(),
+        &report::Options::default(),
+    );
+
+    let md = report::md::render(&rep);
+    let lower = md.to_ascii_lowercase();
+    for raw in ["<script", "<img"] {
+        assert!(!lower.contains(raw), "raw {raw:?} in the Markdown");
+    }
+    // Every line of a table has as many unescaped `|` as the table's header line.
+    let pipes = |l: &str| {
+        let b = l.as_bytes();
+        (0..b.len())
+            .filter(|&i| b[i] == b'|' && (i == 0 || b[i - 1] != b'\\'))
+            .count()
+    };
+    let mut tables = 0;
+    let mut width = None;
+    for l in md.lines() {
+        if l.starts_with('|') {
+            match width {
+                None => {
+                    width = Some(pipes(l));
+                    tables += 1;
+                }
+                Some(w) => assert_eq!(pipes(l), w, "a table row with a different width: {l}"),
+            }
+        } else {
+            width = None;
+        }
+    }
+    assert!(tables >= 1, "{md}");
+    assert!(
+        md.contains("HYPERLINK"),
+        "the hostile string is shown, inert"
+    );
+
+    let text = report::csv::render(&rep);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(text.as_bytes());
+    let header_len = reader.headers().unwrap().len();
+    let mut records = 0;
+    let mut hostile_cells = 0;
+    for rec in reader.records() {
+        let rec = rec.unwrap();
+        assert_eq!(rec.len(), header_len, "a record of another width: {rec:?}");
+        records += 1;
+        for field in rec.iter() {
+            if field.contains("HYPERLINK") {
+                hostile_cells += 1;
+                assert!(
+                    !field.starts_with(['=', '+', '-', '@']),
+                    "a formula cell: {field:?}"
+                );
+            }
+        }
+    }
+    assert!(records >= 2, "{text}");
+    assert!(
+        hostile_cells >= 3,
+        "{hostile_cells} hostile cells in {text}"
+    );
+}
