@@ -223,6 +223,9 @@ fn sigint_at_any_point_leaves_the_old_file_or_a_whole_new_one() {
     .unwrap();
     let runfile = dir.path().join("run.json");
     let earlier = std::fs::read(good_run()).unwrap();
+    // An earlier run file beside the target: never touched.
+    let sibling = dir.path().join("earlier-run.json");
+    std::fs::write(&sibling, &earlier).unwrap();
     for delay_ms in [300u64, 1200] {
         std::fs::write(&runfile, &earlier).unwrap();
         let child = bin()
@@ -255,6 +258,11 @@ fn sigint_at_any_point_leaves_the_old_file_or_a_whole_new_one() {
             let o = bin().arg("report").arg(&runfile).output().unwrap();
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         }
+        assert_eq!(
+            std::fs::read(&sibling).unwrap(),
+            earlier,
+            "the earlier run file changed"
+        );
         println!(
             "SIGINT after {delay_ms} ms of a run: exit {:?}, {}",
             out.status.code(),
