@@ -183,7 +183,7 @@ fn sigint_at_any_point_leaves_the_old_file_or_a_whole_new_one() {
     let mut outcomes = [0usize; 2];
     for delay_ms in [0u64, 5, 10, 20, 40, 80, 160, 320] {
         std::fs::write(&target, &old).unwrap();
-        let mut child = bin()
+        let child = bin()
             .args(["report", "--format", "html", "--force", "--out"])
             .arg(&target)
             .arg(good_run())
