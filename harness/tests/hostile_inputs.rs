@@ -953,3 +953,33 @@ fn cli_values_out_of_range_are_usage_errors_naming_the_option() {
     }
     println!("CLI values: {} cases", cases.len());
 }
+
+/// `import` names the line of the file a refused row is on, blank lines counted.
+#[test]
+fn import_names_the_file_line_of_a_refused_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let into = dir.path().join("run.json");
+    std::fs::copy(repo("results/gpu-h200-tune/run.json"), &into).unwrap();
+    let before = checksum(&into);
+    let text = std::fs::read_to_string(repo("results/gpu-h200-tune/peer.jsonl")).unwrap();
+    let good = text.lines().next().unwrap();
+    let mut bad: serde_json::Value = serde_json::from_str(good).unwrap();
+    let n = bad["samples_s"].as_array().unwrap().len();
+    bad["samples_s"] = serde_json::json!(vec![0.0; n]);
+    let file = dir.path().join("rows.jsonl");
+    std::fs::write(&file, format!("\n{good}\n\n{bad}\n")).unwrap();
+    let (code, err) = run(
+        &["import".into(), s(&file), "--into".into(), s(&into)],
+        &None,
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("rows.jsonl") && err.contains("line 4"),
+        "{err}"
+    );
+    assert_eq!(
+        checksum(&into),
+        before,
+        "a refused import changed the run file"
+    );
+}

@@ -6,7 +6,7 @@ use anyhow::Result;
 
 pub(crate) fn cmd_import(args: ImportArgs) -> Result<u8> {
     let mut run = RunFile::read(&args.into)?;
-    let rows = crate::runfile::ExternalRow::read_lines(&args.file)?;
+    let rows = crate::runfile::ExternalRow::read_numbered_lines(&args.file)?;
     if rows.is_empty() {
         anyhow::bail!(usage(format!(
             "{}: no rows (the file is empty or blank); {} is left as it is",
@@ -15,10 +15,10 @@ pub(crate) fn cmd_import(args: ImportArgs) -> Result<u8> {
         )));
     }
     let mut added = 0;
-    for (i, ext) in rows.into_iter().enumerate() {
+    for (line, ext) in rows {
         let row = ext
             .into_row()
-            .map_err(|e| usage(format!("{}: line {}: {e}", args.file.display(), i + 1)))?;
+            .map_err(|e| usage(format!("{}: line {line}: {e}", args.file.display())))?;
         debug_assert!(matches!(row.kind, RowKind::Peer | RowKind::Imported));
         run.results.push(row);
         added += 1;

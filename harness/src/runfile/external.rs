@@ -67,6 +67,17 @@ impl ExternalRow {
 
     /// Read a JSON-lines file (blank lines skipped). Errors name the file, line and field.
     pub fn read_lines(path: impl AsRef<Path>) -> Result<Vec<ExternalRow>, RunFileError> {
+        Ok(Self::read_numbered_lines(path)?
+            .into_iter()
+            .map(|(_, row)| row)
+            .collect())
+    }
+
+    /// As [`read_lines`](Self::read_lines), each row with its line number in the file (1-based,
+    /// blank lines counted), for later messages about it.
+    pub fn read_numbered_lines(
+        path: impl AsRef<Path>,
+    ) -> Result<Vec<(usize, ExternalRow)>, RunFileError> {
         let path = path.as_ref();
         let text = crate::input::read_to_string(path).map_err(|cause| RunFileError::Read {
             path: path.to_path_buf(),
@@ -83,7 +94,7 @@ impl ExternalRow {
                 field: e.field,
                 reason: e.reason,
             })?;
-            rows.push(row);
+            rows.push((i + 1, row));
         }
         Ok(rows)
     }
