@@ -373,11 +373,19 @@ pub mod session {
                             continue;
                         };
                         let p = AttentionProblem::new(1, 32, 8, seq, seq, 128).causal(true);
-                        let space = tune::flash_space()
+                        let mut space = tune::flash_space()
                             .into_iter()
                             .filter(|c| c.illegal(128, &ctx.limits).is_none())
-                            .map(Config::Flash)
                             .collect::<Vec<_>>();
+                        // The adapter's default first (the row entry on hardware, a tiling on
+                        // software): the baseline the others are reported against.
+                        if let Some(d) =
+                            FlashConfig::default_for(128, ctx.report.software, &ctx.limits)
+                        {
+                            space.retain(|c| *c != d);
+                            space.insert(0, d);
+                        }
+                        let space = space.into_iter().map(Config::Flash).collect::<Vec<_>>();
                         (Problem::Attention(p), [seq, seq, 128], space)
                     }
                 };
@@ -496,6 +504,20 @@ pub mod session {
                 job.results.len(),
                 job.space.len() - job.next,
             ));
+            // Every configuration tried, in order, with its rate: the losers' figures are what
+            // answers "which staging / which tiling" questions.
+            let tried: Vec<String> = job
+                .results
+                .iter()
+                .map(|(c, r)| match r {
+                    Ok(g) => format!("{} {g:.2}", c.label()),
+                    Err(e) => {
+                        let short: String = e.chars().take(60).collect();
+                        format!("{} failed ({short})", c.label())
+                    }
+                })
+                .collect();
+            report.push(format!("    tried (GFLOP/s): {}", tried.join("; ")));
             entries.push(TuneEntry {
                 adapter: adapter.clone(),
                 kernel: job.id.clone(),
