@@ -212,22 +212,25 @@ impl Suite {
             .collect::<Result<Vec<_>, _>>()?;
         // Duplicates: a case measuring what an earlier one measures (its rows would appear
         // twice), or a name given to two cases (names are how people and compare tell them apart).
-        let work = |c: &Case| {
-            format!(
-                "{:?}",
-                (
-                    &c.problem,
-                    &c.dtypes,
-                    &c.backends,
-                    &c.kernels,
-                    &c.output,
-                    &c.seed
+        let works: Vec<String> = cases
+            .iter()
+            .map(|c| {
+                format!(
+                    "{:?}",
+                    (
+                        &c.problem,
+                        &c.dtypes,
+                        &c.backends,
+                        &c.kernels,
+                        &c.output,
+                        &c.seed
+                    )
                 )
-            )
-        };
+            })
+            .collect();
         for (j, c) in cases.iter().enumerate() {
             for (i, earlier) in cases[..j].iter().enumerate() {
-                let message = if work(c) == work(earlier) {
+                let message = if works[j] == works[i] {
                     format!(
                         "field `cases[{j}]`: the same workload as cases[{i}] (`{}`)",
                         earlier.name
