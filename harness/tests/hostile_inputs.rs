@@ -350,6 +350,78 @@ fn mutated(base: &serde_json::Value, f: impl FnOnce(&mut serde_json::Value)) -> 
 
 const HOSTILE_NAME: &str = "x\u{1b}[2J\u{202e}exe.txt\u{200b}<script>|=1+1";
 
+/// The table under construction: one reader's cells at a time, with the classes every one of
+/// perfledger's own JSON formats shares written once.
+struct Cells {
+    v: Vec<Cell>,
+    reader: &'static str,
+    base: serde_json::Value,
+}
+
+impl Cells {
+    /// Start the cells of `reader`, whose valid document is `base`.
+    fn reader(&mut self, reader: &'static str, base: serde_json::Value) {
+        self.reader = reader;
+        self.base = base;
+    }
+
+    fn add(&mut self, class: &'static str, contents: String, expect: Expect) {
+        self.v.push(Cell {
+            reader: self.reader,
+            class,
+            contents,
+            expect,
+        });
+    }
+
+    /// The base document with `f` applied.
+    fn edit(&mut self, class: &'static str, f: impl FnOnce(&mut serde_json::Value), e: Expect) {
+        let contents = mutated(&self.base, f);
+        self.add(class, contents, e);
+    }
+
+    /// Unknown top-level field, schema `{name}/{major}` and `{name}/{minor}`, each refused with
+    /// the given text.
+    fn schema(&mut self, name: &str, major: &str, minor: &str, expect: [&'static str; 2]) {
+        use serde_json::json;
+        self.edit(
+            "unknown field",
+            |d| d["bogus_field"] = json!(1),
+            Expect::Refused("bogus_field"),
+        );
+        let (to_major, to_minor) = (format!("{name}/{major}"), format!("{name}/{minor}"));
+        self.edit(
+            "other major",
+            |d| d["schema"] = json!(to_major),
+            Expect::Refused(expect[0]),
+        );
+        self.edit(
+            "newer minor",
+            |d| d["schema"] = json!(to_minor),
+            Expect::Refused(expect[1]),
+        );
+    }
+
+    /// The negative, zero and 1e308 classes: `set` puts the number where it matters.
+    fn numbers(&mut self, set: impl Fn(&mut serde_json::Value, f64), expect: Expect) {
+        for (class, x) in [("negative", -1.0), ("zero", 0.0), ("1e308", 1e308)] {
+            self.edit(class, |d| set(d, x), expect);
+        }
+    }
+
+    /// The list `key`'s first element appended again.
+    fn duplicate(&mut self, key: &str, expect: Expect) {
+        self.edit(
+            "duplicate ids",
+            |d| {
+                let first = d[key][0].clone();
+                d[key].as_array_mut().unwrap().push(first);
+            },
+            expect,
+        );
+    }
+}
+
 /// The table: every reader of perfledger's own JSON formats against the content classes
 /// (unknown field, other schema major, newer minor, negative / zero / 1e308 numbers, absurd
 /// dimensions, control and bidi characters in names, duplicate ids), and the two foreign formats
@@ -357,439 +429,235 @@ const HOSTILE_NAME: &str = "x\u{1b}[2J\u{202e}exe.txt\u{200b}<script>|=1+1";
 fn content_cells() -> Vec<Cell> {
     use serde_json::json;
     use Expect::{Accepted, Refused};
-    let mut v = Vec::new();
-    let mut cell = |reader, class, contents: String, expect| {
-        v.push(Cell {
-            reader,
-            class,
-            contents,
-            expect,
-        })
+    let mut t = Cells {
+        v: Vec::new(),
+        reader: "",
+        base: json!(null),
     };
+    let big = 1_000_000_000_000_000u64;
     // Suite file.
-    let suite = json!({"schema": "perfledger.suite/1", "name": "t", "cases": [
-        {"op": "matmul", "m": 8, "n": 8, "k": 8, "dtypes": ["f32"], "backends": ["cpu"]}]});
-    let r = "suite";
-    cell(
-        r,
-        "unknown field",
-        mutated(&suite, |d| d["bogus_field"] = json!(1)),
-        Refused("bogus_field"),
+    t.reader(
+        "suite",
+        json!({"schema": "perfledger.suite/1", "name": "t", "cases": [
+            {"op": "matmul", "m": 8, "n": 8, "k": 8, "dtypes": ["f32"], "backends": ["cpu"]}]}),
     );
-    cell(
-        r,
-        "other major",
-        mutated(&suite, |d| d["schema"] = json!("perfledger.suite/9")),
-        Refused("schema"),
-    );
-    cell(
-        r,
-        "newer minor",
-        mutated(&suite, |d| d["schema"] = json!("perfledger.suite/1.99")),
-        Refused("schema"),
-    );
-    cell(
-        r,
+    t.schema("perfledger.suite", "9", "1.99", ["schema", "schema"]);
+    t.edit(
         "negative",
-        mutated(&suite, |d| d["cases"][0]["m"] = json!(-1)),
+        |d| d["cases"][0]["m"] = json!(-1),
         Refused("`m`"),
     );
-    cell(
-        r,
+    t.edit(
         "zero",
-        mutated(&suite, |d| d["case_budget_s"] = json!(0)),
+        |d| d["case_budget_s"] = json!(0),
         Refused("case_budget_s"),
     );
-    cell(
-        r,
+    t.edit(
         "1e308",
-        mutated(&suite, |d| d["run_budget_s"] = json!(1e308)),
+        |d| d["run_budget_s"] = json!(1e308),
         Refused("run_budget_s"),
     );
-    cell(
-        r,
+    t.edit(
         "absurd dimensions",
-        mutated(&suite, |d| d["cases"][0]["k"] = json!(10_000_000)),
+        |d| d["cases"][0]["k"] = json!(10_000_000),
         Refused("absurdly large"),
     );
-    cell(
-        r,
+    t.edit(
         "hostile name",
-        mutated(&suite, |d| d["cases"][0]["name"] = json!(HOSTILE_NAME)),
+        |d| d["cases"][0]["name"] = json!(HOSTILE_NAME),
         Accepted,
     );
-    cell(
-        r,
-        "duplicate ids",
-        mutated(&suite, |d| {
-            let c = d["cases"][0].clone();
-            d["cases"].as_array_mut().unwrap().push(c);
-        }),
-        Refused("cases[1]"),
-    );
+    t.duplicate("cases", Refused("cases[1]"));
     // Run file (report; the same parser serves compare, export and import --into).
-    let run = json("results/gpu-h200-tune/run.json");
-    let r = "run file";
-    cell(
-        r,
-        "unknown field",
-        mutated(&run, |d| d["bogus_field"] = json!(1)),
-        Refused("bogus_field"),
+    t.reader("run file", json("results/gpu-h200-tune/run.json"));
+    t.schema(
+        "perfledger.run",
+        "9.0",
+        "1.99",
+        ["different major", "newer"],
     );
-    cell(
-        r,
-        "other major",
-        mutated(&run, |d| d["schema"] = json!("perfledger.run/9.0")),
-        Refused("different major"),
-    );
-    cell(
-        r,
-        "newer minor",
-        mutated(&run, |d| d["schema"] = json!("perfledger.run/1.99")),
-        Refused("newer"),
-    );
-    cell(
-        r,
+    t.edit(
         "negative",
-        mutated(&run, |d| d["results"][0]["samples_s"][0] = json!(-1.0)),
+        |d| d["results"][0]["samples_s"][0] = json!(-1.0),
         Refused("samples_s[0]"),
     );
-    cell(
-        r,
+    t.edit(
         "zero",
-        mutated(&run, |d| d["results"][0]["samples_s"][0] = json!(0.0)),
+        |d| d["results"][0]["samples_s"][0] = json!(0.0),
         Refused("samples_s[0]"),
     );
-    cell(
-        r,
+    t.edit(
         "1e308",
-        mutated(&run, |d| {
-            d["results"][0]["stats"]["median_s"] = json!(1e308)
-        }),
+        |d| d["results"][0]["stats"]["median_s"] = json!(1e308),
         Refused("stats"),
     );
-    cell(
-        r,
+    t.edit(
         "absurd dimensions",
-        mutated(&run, |d| {
-            d["results"][0]["shape"]["m"] = json!(1_000_000_000_000_000u64)
-        }),
+        |d| d["results"][0]["shape"]["m"] = json!(big),
         Refused("shape.m"),
     );
-    cell(
-        r,
+    t.edit(
         "hostile name",
-        mutated(&run, |d| {
-            d["results"][0]["device"]["name"] = json!(HOSTILE_NAME)
-        }),
+        |d| d["results"][0]["device"]["name"] = json!(HOSTILE_NAME),
         Accepted,
     );
     // Duplicate rows are a defined case: compare matches them by occurrence.
-    cell(
-        r,
-        "duplicate ids",
-        mutated(&run, |d| {
-            let row = d["results"][0].clone();
-            d["results"].as_array_mut().unwrap().push(row);
-        }),
-        Accepted,
-    );
+    t.duplicate("results", Accepted);
     // External rows (import): JSON lines, no schema field of their own.
     let line = std::fs::read_to_string(repo("results/gpu-h200-tune/peer.jsonl")).unwrap();
     let row: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
     let n = row["samples_s"].as_array().unwrap().len();
-    let r = "external rows";
-    cell(
-        r,
+    t.reader("external rows", row.clone());
+    t.edit(
         "unknown field",
-        mutated(&row, |d| d["bogus_field"] = json!(1)),
+        |d| d["bogus_field"] = json!(1),
         Refused("bogus_field"),
     );
-    cell(
-        r,
+    t.edit(
         "negative",
-        mutated(&row, |d| d["samples_s"] = json!(vec![-1.0; n])),
+        |d| d["samples_s"] = json!(vec![-1.0; n]),
         Refused("samples_s"),
     );
-    cell(
-        r,
+    t.edit(
         "zero",
-        mutated(&row, |d| d["samples_s"] = json!(vec![0.0; n])),
+        |d| d["samples_s"] = json!(vec![0.0; n]),
         Refused(":"),
     );
-    cell(
-        r,
+    t.edit(
         "1e308",
-        mutated(&row, |d| d["samples_s"] = json!(vec![1e308; n])),
+        |d| d["samples_s"] = json!(vec![1e308; n]),
         Refused(":"),
     );
-    cell(
-        r,
+    t.edit(
         "absurd dimensions",
-        mutated(&row, |d| d["shape"]["m"] = json!(1_000_000_000_000_000u64)),
+        |d| d["shape"]["m"] = json!(big),
         Refused("shape.m"),
     );
-    cell(
-        r,
+    t.edit(
         "hostile name",
-        mutated(&row, |d| d["device"]["name"] = json!(HOSTILE_NAME)),
+        |d| d["device"]["name"] = json!(HOSTILE_NAME),
         Accepted,
     );
     // Before/after rounds of a peer script are the same workload twice, on purpose.
-    let twice = format!(
-        "{}\n{}\n",
-        serde_json::to_string(&row).unwrap(),
-        serde_json::to_string(&row).unwrap()
-    );
-    cell(r, "duplicate ids", twice, Accepted);
+    let once = serde_json::to_string(&row).unwrap();
+    t.add("duplicate ids", format!("{once}\n{once}\n"), Accepted);
     // Spec and price files.
     let specs = json("harness/src/specs/data/specs.json");
-    let first_dtype = specs["accelerators"][0]["peak_tflops"]
+    let dt = specs["accelerators"][0]["peak_tflops"]
         .as_object()
         .unwrap()
         .keys()
         .next()
         .unwrap()
         .clone();
-    let r = "spec file";
-    cell(
-        r,
-        "unknown field",
-        mutated(&specs, |d| d["bogus_field"] = json!(1)),
-        Refused("bogus_field"),
+    t.reader("spec file", specs);
+    t.schema("perfledger.specs", "9.0", "1.99", ["schema", "schema"]);
+    t.numbers(
+        |d, x| d["accelerators"][0]["peak_tflops"][&dt]["dense"] = json!(x),
+        Refused("peak_tflops"),
     );
-    cell(
-        r,
-        "other major",
-        mutated(&specs, |d| d["schema"] = json!("perfledger.specs/9.0")),
-        Refused("schema"),
-    );
-    cell(
-        r,
-        "newer minor",
-        mutated(&specs, |d| d["schema"] = json!("perfledger.specs/1.99")),
-        Refused("schema"),
-    );
-    for (class, x) in [("negative", -1.0), ("zero", 0.0), ("1e308", 1e308)] {
-        let dt = first_dtype.clone();
-        cell(
-            r,
-            class,
-            mutated(&specs, move |d| {
-                d["accelerators"][0]["peak_tflops"][&dt]["dense"] = json!(x)
-            }),
-            Refused("peak_tflops"),
-        );
-    }
-    cell(
-        r,
+    t.edit(
         "hostile name",
-        mutated(&specs, |d| {
-            d["accelerators"][0]["name"] = json!(HOSTILE_NAME)
-        }),
+        |d| d["accelerators"][0]["name"] = json!(HOSTILE_NAME),
         Accepted,
     );
-    cell(
-        r,
-        "duplicate ids",
-        mutated(&specs, |d| {
-            let a = d["accelerators"][0].clone();
-            d["accelerators"].as_array_mut().unwrap().push(a);
-        }),
-        Refused("duplicate id"),
+    t.duplicate("accelerators", Refused("duplicate id"));
+    t.reader("price file", json("harness/src/specs/data/prices.json"));
+    t.schema("perfledger.prices", "9.0", "1.99", ["schema", "schema"]);
+    t.numbers(
+        |d, x| d["offers"][0]["usd_per_hour"] = json!(x),
+        Refused("usd_per_hour"),
     );
-    let prices = json("harness/src/specs/data/prices.json");
-    let r = "price file";
-    cell(
-        r,
-        "unknown field",
-        mutated(&prices, |d| d["bogus_field"] = json!(1)),
-        Refused("bogus_field"),
-    );
-    cell(
-        r,
-        "other major",
-        mutated(&prices, |d| d["schema"] = json!("perfledger.prices/9.0")),
-        Refused("schema"),
-    );
-    cell(
-        r,
-        "newer minor",
-        mutated(&prices, |d| d["schema"] = json!("perfledger.prices/1.99")),
-        Refused("schema"),
-    );
-    for (class, x) in [("negative", -1.0), ("zero", 0.0), ("1e308", 1e308)] {
-        cell(
-            r,
-            class,
-            mutated(&prices, move |d| d["offers"][0]["usd_per_hour"] = json!(x)),
-            Refused("usd_per_hour"),
-        );
-    }
-    cell(
-        r,
+    t.edit(
         "absurd dimensions",
-        mutated(&prices, |d| d["offers"][0]["device_count"] = json!(1e308)),
+        |d| d["offers"][0]["device_count"] = json!(1e308),
         Refused("device_count"),
     );
-    cell(
-        r,
+    t.edit(
         "hostile name",
-        mutated(&prices, |d| {
-            d["offers"][0]["instance"] = json!(HOSTILE_NAME)
-        }),
+        |d| d["offers"][0]["instance"] = json!(HOSTILE_NAME),
         Accepted,
     );
-    cell(
-        r,
-        "duplicate ids",
-        mutated(&prices, |d| {
-            let o = d["offers"][0].clone();
-            d["offers"].as_array_mut().unwrap().push(o);
-        }),
-        Refused("duplicate id"),
-    );
+    t.duplicate("offers", Refused("duplicate id"));
     // Tune cache.
-    let tune = json("results/gpu-h200-tune/tune.json");
-    let r = "tune cache";
-    cell(
-        r,
-        "unknown field",
-        mutated(&tune, |d| d["bogus_field"] = json!(1)),
-        Refused("bogus_field"),
+    t.reader("tune cache", json("results/gpu-h200-tune/tune.json"));
+    t.schema("perfledger.tune", "9", "1.99", ["schema", "schema"]);
+    t.numbers(
+        |d, x| d["entries"][0]["gflops"] = json!(x),
+        Refused("entries[0].gflops"),
     );
-    cell(
-        r,
-        "other major",
-        mutated(&tune, |d| d["schema"] = json!("perfledger.tune/9")),
-        Refused("schema"),
-    );
-    cell(
-        r,
-        "newer minor",
-        mutated(&tune, |d| d["schema"] = json!("perfledger.tune/1.99")),
-        Refused("schema"),
-    );
-    for (class, x) in [("negative", -1.0), ("zero", 0.0), ("1e308", 1e308)] {
-        cell(
-            r,
-            class,
-            mutated(&tune, move |d| d["entries"][0]["gflops"] = json!(x)),
-            Refused("entries[0].gflops"),
-        );
-    }
     // A configuration's legality depends on the adapter: checked when the entry would be used
     // (ignored with a note, the default runs), not at load.
-    cell(
-        r,
+    t.edit(
         "absurd dimensions",
-        mutated(&tune, |d| {
-            d["entries"][0]["params"]["bm"] = json!(1_000_000_000)
-        }),
+        |d| d["entries"][0]["params"]["bm"] = json!(1_000_000_000),
         Accepted,
     );
-    cell(
-        r,
+    t.edit(
         "hostile name",
-        mutated(&tune, |d| {
-            d["entries"][0]["adapter"]["name"] = json!(HOSTILE_NAME)
-        }),
+        |d| d["entries"][0]["adapter"]["name"] = json!(HOSTILE_NAME),
         Accepted,
     );
-    cell(
-        r,
-        "duplicate ids",
-        mutated(&tune, |d| {
-            let e = d["entries"][0].clone();
-            d["entries"].as_array_mut().unwrap().push(e);
-        }),
-        Refused("a second entry"),
-    );
+    t.duplicate("entries", Refused("a second entry"));
     // SkyPilot catalog (foreign, lenient about columns it does not use, strict about its own).
     let csv =
         std::fs::read_to_string(repo("harness/tests/fixtures/sky-catalog/aws/vms.csv")).unwrap();
-    let mut lines = csv.lines();
-    let header = lines.next().unwrap();
-    let first = lines.next().unwrap();
-    let body: Vec<&str> = csv.lines().skip(1).collect();
+    let (header, body) = csv.split_once('\n').unwrap();
+    let rows: Vec<&str> = body.lines().collect();
     let with = |h: &str, rows: &[String]| format!("{h}\n{}\n", rows.join("\n"));
-    let plain: Vec<String> = body.iter().map(|s| s.to_string()).collect();
-    let r = "SkyPilot catalog";
-    cell(
-        r,
+    // The catalog with the first row's column `col` set to `value`.
+    let set_first = |col: &str, value: &str| -> String {
+        let at = header.split(',').position(|c| c == col).unwrap();
+        let mut first: Vec<&str> = rows[0].split(',').collect();
+        first[at] = value;
+        let mut all = vec![first.join(",")];
+        all.extend(rows[1..].iter().map(|s| s.to_string()));
+        with(header, &all)
+    };
+    t.reader("SkyPilot catalog", json!(null));
+    let extra: Vec<String> = rows.iter().map(|l| format!("{l},1")).collect();
+    t.add(
         "unknown field",
-        with(
-            &format!("{header},Bogus"),
-            &plain.iter().map(|l| format!("{l},1")).collect::<Vec<_>>(),
-        ),
+        with(&format!("{header},Bogus"), &extra),
         Accepted,
     );
-    let price_col = header.split(',').position(|c| c == "Price").unwrap();
-    let set_price = |x: &str| -> Vec<String> {
-        let mut f: Vec<String> = first.split(',').map(String::from).collect();
-        f[price_col] = x.to_string();
-        let mut rows = vec![f.join(",")];
-        rows.extend(plain.iter().skip(1).cloned());
-        rows
-    };
-    cell(
-        r,
-        "negative",
-        with(header, &set_price("-1")),
-        Refused("Price"),
-    );
-    cell(
-        r,
-        "1e308",
-        with(header, &set_price("1e308")),
-        Refused("Price"),
-    );
-    cell(
-        r,
+    t.add("negative", set_first("Price", "-1"), Refused("Price"));
+    t.add("1e308", set_first("Price", "1e308"), Refused("Price"));
+    let plain: Vec<String> = rows.iter().map(|s| s.to_string()).collect();
+    t.add(
         "missing needed column",
         with(&header.replace("Price,", "Cost,"), &plain),
         Refused("Price"),
     );
-    let it_col = header.split(',').position(|c| c == "InstanceType").unwrap();
-    let mut hostile: Vec<String> = first.split(',').map(String::from).collect();
-    hostile[it_col] = HOSTILE_NAME.replace(['|', '='], "");
-    let mut rows = vec![hostile.join(",")];
-    rows.extend(plain.iter().skip(1).cloned());
     // The instance type becomes part of an offer id, which perfledger needs: strict.
-    cell(
-        r,
+    let hostile = HOSTILE_NAME.replace(['|', '='], "");
+    t.add(
         "hostile name",
-        with(header, &rows),
+        set_first("InstanceType", &hostile),
         Refused("is not an id"),
     );
     // criterion's sample.json inside a tree (foreign: extra fields fine, times must be times).
-    let sample = json("harness/tests/fixtures/criterion-0.7/criterion/matmul_32x32x32/matmul.cpu.naive.scalar.f32-f32-f32/new/sample.json");
-    let r = "criterion tree";
-    cell(
-        r,
-        "unknown field",
-        mutated(&sample, |d| d["bogus_field"] = json!(1)),
-        Accepted,
+    t.reader(
+        "criterion tree",
+        json("harness/tests/fixtures/criterion-0.7/criterion/matmul_32x32x32/matmul.cpu.naive.scalar.f32-f32-f32/new/sample.json"),
     );
-    cell(
-        r,
+    t.edit("unknown field", |d| d["bogus_field"] = json!(1), Accepted);
+    t.edit(
         "negative",
-        mutated(&sample, |d| d["times"][0] = json!(-1.0)),
+        |d| d["times"][0] = json!(-1.0),
         Refused("sample.json"),
     );
-    cell(
-        r,
+    t.edit(
         "zero",
-        mutated(&sample, |d| d["iters"][0] = json!(0.0)),
+        |d| d["iters"][0] = json!(0.0),
         Refused("sample.json"),
     );
-    cell(
-        r,
+    t.edit(
         "1e308",
-        mutated(&sample, |d| d["times"][0] = json!(1e308)),
+        |d| d["times"][0] = json!(1e308),
         Refused("sample.json"),
     );
-    v
+    t.v
 }
 
 /// Copy the criterion fixture tree into `dir`, with `sample` as the matmul benchmark's
