@@ -88,8 +88,13 @@ fn a_full_disk_fails_the_write_with_a_message_and_keeps_the_old_file() {
     );
 }
 
-#[test]
-fn sigkill_at_any_point_of_a_write_leaves_the_old_file_or_the_whole_new_one() {
+/// Write a report over an earlier one (`--force`) eight times, interrupting the writer with
+/// `interrupt` after 0 to 320 ms; each time the target must be the earlier file or the whole
+/// new report (never a part), and the writer must not panic. Returns (old, new) counts.
+fn interrupted_report_writes(
+    what: &str,
+    interrupt: impl Fn(&mut std::process::Child),
+) -> [usize; 2] {
     let dir = tempfile::tempdir().unwrap();
     // The complete new report, written once without interruption.
     let whole = dir.path().join("whole.html");
@@ -111,12 +116,14 @@ fn sigkill_at_any_point_of_a_write_leaves_the_old_file_or_the_whole_new_one() {
             .arg(&target)
             .arg(good_run())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(delay_ms));
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
+        interrupt(&mut child);
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{err}");
         let now = std::fs::read(&target).unwrap();
         if now == old {
             outcomes[0] += 1;
@@ -124,15 +131,29 @@ fn sigkill_at_any_point_of_a_write_leaves_the_old_file_or_the_whole_new_one() {
             assert_eq!(
                 now.len(),
                 new.len(),
-                "killed after {delay_ms} ms: a partial file"
+                "{what} after {delay_ms} ms: a partial file"
             );
             assert!(
                 now == new,
-                "killed after {delay_ms} ms: neither the old nor the new file"
+                "{what} after {delay_ms} ms: neither the old nor the new file"
             );
             outcomes[1] += 1;
         }
     }
+    outcomes
+}
+
+fn sigint(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status();
+}
+
+#[test]
+fn sigkill_at_any_point_of_a_write_leaves_the_old_file_or_the_whole_new_one() {
+    let outcomes = interrupted_report_writes("killed", |child| {
+        let _ = child.kill(); // SIGKILL
+    });
     println!(
         "SIGKILL at 8 points: {} left the old file, {} the whole new one",
         outcomes[0], outcomes[1]
@@ -163,55 +184,13 @@ fn an_unwritable_output_path_fails_with_a_message_naming_it() {
 /// replaces an earlier run file (`--force`) only with a whole, valid run file.
 #[test]
 fn sigint_at_any_point_leaves_the_old_file_or_a_whole_new_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let whole = dir.path().join("whole.html");
-    let s = bin()
-        .args(["report", "--format", "html", "--out"])
-        .arg(&whole)
-        .arg(good_run())
-        .status()
-        .unwrap();
-    assert!(s.success());
-    let new = std::fs::read(&whole).unwrap();
-    let target = dir.path().join("report.html");
-    let old = b"<p>an earlier report</p>".to_vec();
-    let sigint = |pid: u32| {
-        let _ = Command::new("kill")
-            .args(["-INT", &pid.to_string()])
-            .status();
-    };
-    let mut outcomes = [0usize; 2];
-    for delay_ms in [0u64, 5, 10, 20, 40, 80, 160, 320] {
-        std::fs::write(&target, &old).unwrap();
-        let child = bin()
-            .args(["report", "--format", "html", "--force", "--out"])
-            .arg(&target)
-            .arg(good_run())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        sigint(child.id());
-        let out = child.wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!err.contains("panicked"), "{err}");
-        let now = std::fs::read(&target).unwrap();
-        if now == old {
-            outcomes[0] += 1;
-        } else {
-            assert!(
-                now == new,
-                "interrupted after {delay_ms} ms: neither the old nor the whole new report"
-            );
-            outcomes[1] += 1;
-        }
-    }
+    let outcomes = interrupted_report_writes("interrupted", |child| sigint(child.id()));
     println!(
         "SIGINT at 8 points of a report: {} left the old file, {} the whole new one",
         outcomes[0], outcomes[1]
     );
 
+    let dir = tempfile::tempdir().unwrap();
     // A run replacing an earlier run file, interrupted while it measures.
     let suite = dir.path().join("long.json");
     std::fs::write(
