@@ -37,6 +37,22 @@ pub struct AttentionParams {
     pub scale_log2e: f32,
 }
 
+impl AttentionParams {
+    /// The uniform of problem `p` with output rows `ldo` elements apart.
+    pub fn new(p: &AttentionProblem, ldo: usize) -> Self {
+        AttentionParams {
+            batch: p.batch as u32,
+            q_heads: p.q_heads as u32,
+            kv_heads: p.kv_heads as u32,
+            q_len: p.q_len as u32,
+            kv_len: p.kv_len as u32,
+            causal: p.causal as u32,
+            ldo: ldo as u32,
+            scale_log2e: p.scale * std::f32::consts::LOG2_E,
+        }
+    }
+}
+
 pub fn flash_spec(input: DType, output: DType, head_dim: usize) -> Specialization {
     Specialization::new(Shader::Attention, "flash")
         .types(input, output)
@@ -465,16 +481,7 @@ impl GpuFlashAttention {
         check_qkv(&id, self.precision.input, p, inputs)?;
         let ldo = self.ldo(p);
         let out_len = p.batch * p.q_heads * p.q_len * ldo;
-        let params = AttentionParams {
-            batch: p.batch as u32,
-            q_heads: p.q_heads as u32,
-            kv_heads: p.kv_heads as u32,
-            q_len: p.q_len as u32,
-            kv_len: p.kv_len as u32,
-            causal: p.causal as u32,
-            ldo: ldo as u32,
-            scale_log2e: p.scale * std::f32::consts::LOG2_E,
-        };
+        let params = AttentionParams::new(p, ldo);
         let pipeline = ctx.pipeline(&spec)?;
         let q = ctx.storage_init("Q", inputs[0].as_bytes())?;
         let k = ctx.storage_init("K", inputs[1].as_bytes())?;

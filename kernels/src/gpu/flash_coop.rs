@@ -222,16 +222,7 @@ impl GpuCoopFlashAttention {
         check_qkv(&id, self.precision.input, p, inputs)?;
         let ldo = out_ldo(self.precision.output, p.head_dim);
         let out_len = p.batch * p.q_heads * p.q_len * ldo;
-        let params = AttentionParams {
-            batch: p.batch as u32,
-            q_heads: p.q_heads as u32,
-            kv_heads: p.kv_heads as u32,
-            q_len: p.q_len as u32,
-            kv_len: p.kv_len as u32,
-            causal: p.causal as u32,
-            ldo: ldo as u32,
-            scale_log2e: p.scale * std::f32::consts::LOG2_E,
-        };
+        let params = AttentionParams::new(p, ldo);
         let t = spec.coop.map_or(16, |c| c.t) as usize;
         let pipeline = ctx.pipeline(spec)?;
         let q = ctx.storage_init("Q", inputs[0].as_bytes())?;
