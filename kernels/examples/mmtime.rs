@@ -3,6 +3,9 @@
 //! `cargo run --release -p perfledger-kernels --example mmtime -- M N K [dtype] [path] [blocking] [bt]`
 //!
 //! `path`: an ISA (`avx512f`, `avx2fma`, `portable`) or `avx512bf16` (bf16 only: `vdpbf16ps`).
+//!
+//! `MMTIME_SETS=N` cycles through N input sets, one per call, as the runner does for memory-bound
+//! rows (inputs read from memory, not from the cache the previous call warmed).
 
 use perfledger_kernels::cpu::matmul::{
     packed_matmul, packed_matmul_bf16dot, Blocking, Path, Workspace,
@@ -12,14 +15,26 @@ use perfledger_kernels::{DType, Element, MatmulProblem, Tensor};
 use std::time::Instant;
 
 fn time<T: Element>(path: Path, blk: &Blocking, p: &MatmulProblem) -> Vec<f64> {
-    let a = Tensor::random(T::DTYPE, p.a_len(), 1);
-    let b = Tensor::random(T::DTYPE, p.b_len(), 2);
-    let (a, b) = (T::tensor_slice(&a).unwrap(), T::tensor_slice(&b).unwrap());
+    let sets: usize = std::env::var("MMTIME_SETS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let inputs: Vec<(Tensor, Tensor)> = (0..sets as u64)
+        .map(|s| {
+            (
+                Tensor::random(T::DTYPE, p.a_len(), 1 + 2 * s),
+                Tensor::random(T::DTYPE, p.b_len(), 2 + 2 * s),
+            )
+        })
+        .collect();
     let mut c = vec![T::default(); p.c_len()];
     let mut ws = Workspace::default();
     let mut v = Vec::new();
     let t_end = Instant::now() + std::time::Duration::from_secs_f64(3.0);
     while v.len() < 5 || (Instant::now() < t_end && v.len() < 200) {
+        let (a, b) = &inputs[v.len() % sets];
+        let (a, b) = (T::tensor_slice(a).unwrap(), T::tensor_slice(b).unwrap());
         let t = Instant::now();
         match path {
             Path::Isa(isa) => packed_matmul::<T, T>(isa, blk, p, a, b, &mut c, &mut ws).unwrap(),

@@ -115,6 +115,19 @@ pub(crate) unsafe fn load_elem<S: Simd, T: Element>(p: *const T) -> S::V {
     }
 }
 
+/// Prefetch the cache line at `p` into L2 (not L1: for data needed after the current working
+/// set, which an L1 prefetch would evict). Any address: a prefetch never faults.
+#[inline(always)]
+pub(crate) fn prefetch_l2(p: *const u8) {
+    // SAFETY: prefetching is a hint; it reads nothing architecturally and never faults.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(p as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Row `src[0..d]` widened into `dst[0..dp]`, zero-padded past `d`.
 #[inline(always)]
 pub(crate) unsafe fn convert_row<S: Simd, T: Element>(

@@ -26,7 +26,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::Finish;
-use crate::cpu::simd::{convert_row, per_isa, Simd};
+use crate::cpu::simd::{convert_row, per_isa, prefetch_l2, Simd};
 use crate::cpu::{AlignedBuf, SendPtr};
 use crate::dtype::Element;
 use crate::isa::Isa;
@@ -73,6 +73,69 @@ fn tile(isa: Isa) -> (usize, usize) {
 struct Out {
     c: SendPtr<f32>,
     ldc: usize,
+}
+
+/// The Bᵀ rows a task copies after the current group (the next group's rows of the same k block,
+/// or the task's first group in the next k block), prefetched into L2 while the current group
+/// computes. Without it a task's copy of each group waits on memory with no arithmetic in
+/// flight whenever Bᵀ comes from DRAM (a weight matrix larger than L3, or a cold one): the
+/// rotated (cold) 16 × 6144 × 4096 bf16 row ran ≈ 10% faster with it (BENCHMARKS.md, "Small M:
+/// prefetching the next group").
+#[derive(Clone, Copy)]
+struct Next {
+    /// First element of the first row, as bytes.
+    p: *const u8,
+    /// Row stride in bytes.
+    stride: usize,
+    rows: usize,
+    /// Bytes of each row to fetch.
+    bytes: usize,
+}
+
+impl Next {
+    /// The rows a task copies after group `g` of its groups `g0..g1` in the k block at `k0`.
+    #[allow(clippy::too_many_arguments)]
+    fn after<T>(
+        bt: &[T],
+        ldb: usize,
+        n: usize,
+        k: usize,
+        nj: usize,
+        kb: usize,
+        (g, g0, g1): (usize, usize, usize),
+        k0: usize,
+    ) -> Option<Next> {
+        let (g, k0) = if g + 1 < g1 {
+            (g + 1, k0)
+        } else if k0 + kb < k {
+            (g0, k0 + kb)
+        } else {
+            return None;
+        };
+        let j0 = g * nj;
+        let size = std::mem::size_of::<T>();
+        Some(Next {
+            p: bt[j0 * ldb + k0..].as_ptr() as *const u8,
+            stride: ldb * size,
+            rows: nj.min(n - j0),
+            bytes: kb.min(k - k0) * size,
+        })
+    }
+
+    /// Prefetch this step's share: the lines of every row at byte offsets `[at, at + step)`.
+    #[inline(always)]
+    fn fetch(self, at: usize, step: usize) {
+        if at >= self.bytes {
+            return;
+        }
+        let mut line = at.div_ceil(64) * 64;
+        while line < at + step {
+            for r in 0..self.rows {
+                prefetch_l2(self.p.wrapping_add(r * self.stride + line));
+            }
+            line += 64;
+        }
+    }
 }
 
 /// `c (f32, ldc) = a · bᵀ` for `m ≤` [`DOT_M_MAX`] rows, B stored `[n, k]` (`ldb`), through the
@@ -150,6 +213,7 @@ pub(crate) fn dots<T: Element>(
                                 out.c.get(),
                                 out.ldc,
                                 k0 > 0,
+                                Next::after(bt, ldb, n, k, nj, kb, (g, g0, g1), k0),
                             )
                         };
                     }
@@ -170,6 +234,7 @@ per_isa! {
     /// # Safety
     /// `isa` is available; A' holds `ceil(m/MR)·MR` rows of `kp`; `bs` holds NJ rows of
     /// `kwp = ceil(kw / lanes) · lanes`; C's rows `0..m` × columns `j0..j0 + cols` are writable.
+    /// `next` (rows to prefetch) may point anywhere: prefetches never fault.
     unsafe fn group_f32(
         ap: &[f32],
         kp: usize,
@@ -184,6 +249,7 @@ per_isa! {
         c: *mut f32,
         ldc: usize,
         accumulate: bool,
+        next: Option<Next>,
     ) => group_f32_with
 }
 
@@ -203,6 +269,7 @@ unsafe fn group_f32_with<S: Simd, T: Element>(
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
+    next: Option<Next>,
 ) {
     let kwp = kw.div_ceil(S::LANES) * S::LANES;
     for (r, dst) in bs.chunks_exact_mut(kwp).enumerate() {
@@ -214,14 +281,14 @@ unsafe fn group_f32_with<S: Simd, T: Element>(
     }
     // The tiles of `tile`.
     match S::LANES {
-        16 => group_tile::<S, 4, 6>(ap, kp, k0, kwp, bs, m, j0, cols, c, ldc, accumulate),
-        _ => group_tile::<S, 2, 4>(ap, kp, k0, kwp, bs, m, j0, cols, c, ldc, accumulate),
+        16 => group_tile::<S, T, 4, 6>(ap, kp, k0, kwp, bs, m, j0, cols, c, ldc, accumulate, next),
+        _ => group_tile::<S, T, 2, 4>(ap, kp, k0, kwp, bs, m, j0, cols, c, ldc, accumulate, next),
     }
 }
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn group_tile<S: Simd, const MR: usize, const NJ: usize>(
+unsafe fn group_tile<S: Simd, T, const MR: usize, const NJ: usize>(
     ap: &[f32],
     kp: usize,
     k0: usize,
@@ -233,15 +300,22 @@ unsafe fn group_tile<S: Simd, const MR: usize, const NJ: usize>(
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
+    next: Option<Next>,
 ) {
     let l = S::LANES;
+    let size = std::mem::size_of::<T>();
     debug_assert!(kwp.is_multiple_of(l) && bs.len() >= NJ * kwp);
     let bp = bs.as_ptr();
     for i0 in (0..m).step_by(MR) {
         let arow = ap.as_ptr().add(i0 * kp + k0);
         let mut acc = [[S::zero(); NJ]; MR];
+        // The first row tile spreads the next group's prefetches over its k loop.
+        let next = next.filter(|_| i0 == 0);
         let mut q = 0;
         while q < kwp {
+            if let Some(nx) = next {
+                nx.fetch(q * size, l * size);
+            }
             let mut av = [S::zero(); MR];
             for (r, v) in av.iter_mut().enumerate() {
                 *v = S::load(arow.add(r * kp + q));
@@ -367,6 +441,7 @@ pub(crate) fn dots_bf16dot(
                                 out.c.get(),
                                 out.ldc,
                                 k0 > 0,
+                                Next::after(bt, ldb, n, k, NJ, kb, (g, g0, g1), k0),
                             )
                         };
                     }
@@ -381,13 +456,15 @@ pub(crate) fn dots_bf16dot(
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use super::Next;
     use std::arch::x86_64::*;
 
     /// All row tiles of A' (bf16) against one group of B' rows, `vdpbf16ps` along k.
     ///
     /// # Safety
     /// AVX512_BF16 is available; A' holds `ceil(m/MR)·MR` rows of `kp` bf16, B' `NJ` rows of
-    /// `kwp` (a multiple of 32); C's rows `0..m` × columns `j0..j0 + cols` are writable.
+    /// `kwp` (a multiple of 32); C's rows `0..m` × columns `j0..j0 + cols` are writable. `next`
+    /// (rows to prefetch) may point anywhere: prefetches never fault.
     #[target_feature(enable = "avx512f,avx512bf16")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn group_bf16dot<const MR: usize, const NJ: usize>(
@@ -402,14 +479,20 @@ mod x86 {
         c: *mut f32,
         ldc: usize,
         accumulate: bool,
+        next: Option<Next>,
     ) {
         debug_assert!(kwp.is_multiple_of(32) && bs.len() >= NJ * kwp);
         let bp = bs.as_ptr();
         for i0 in (0..m).step_by(MR) {
             let arow = ap.as_ptr().add(i0 * kp + k0);
             let mut acc = [[_mm512_setzero_ps(); NJ]; MR];
+            // The first row tile spreads the next group's prefetches over its k loop.
+            let next = next.filter(|_| i0 == 0);
             let mut q = 0;
             while q < kwp {
+                if let Some(nx) = next {
+                    nx.fetch(q * 2, 64);
+                }
                 let mut av = [_mm512_setzero_si512(); MR];
                 for r in 0..MR {
                     av[r] = _mm512_loadu_si512(arow.add(r * kp + q) as *const _);
