@@ -55,15 +55,8 @@ if [ "$PYPEERS" = 1 ] && ! "$PY" -c 'import numpy, torch' 2>/dev/null; then
   exit 2
 fi
 mkdir -p "$OUT"
-# The in-process OpenBLAS: PERFLEDGER_OPENBLAS if set, else numpy's (OpenBLAS 0.3.3x, which knows
-# recent CPUs), else the system library that perfledger finds itself (Debian 12's 0.3.21 runs its
-# Prescott kernels on CPUs newer than it: the row's provenance names the core type it chose).
-if [ -z "${PERFLEDGER_OPENBLAS:-}" ] && "$PY" -c 'import numpy' 2>/dev/null; then
-  NUMPY_OPENBLAS=$("$PY" -c 'import glob, os, numpy
-d = os.path.dirname(os.path.dirname(numpy.__file__))
-print((sorted(glob.glob(os.path.join(d, "numpy.libs", "libscipy_openblas*.so"))) + [""])[0])' 2>/dev/null || true)
-  [ -z "$NUMPY_OPENBLAS" ] || export PERFLEDGER_OPENBLAS=$NUMPY_OPENBLAS
-fi
+# The in-process OpenBLAS (PERFLEDGER_OPENBLAS, else numpy's, else the system library).
+. scripts/numpy-openblas.sh
 BIN=${PERFLEDGER_BIN:-target/release/perfledger}
 [ -n "${PERFLEDGER_BIN:-}" ] || cargo build --release -q
 PEERS="$OUT/peers.jsonl"
