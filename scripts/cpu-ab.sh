@@ -41,7 +41,7 @@ def rows(path):
         g = (r.get("gflops") or {}).get("median")
         if r.get("status") != "ok" or not g:
             continue
-        res[(r["id"], r["case"] + ("-bt" if r["shape"].get("trans_b") else ""))] = g
+        res[(r["id"], r["case"])] = g
     return res
 runs = [(rows(f"{out}/before-{i}.json"), rows(f"{out}/after-{i}.json")) for i in range(1, rounds + 1)]
 keys = [k for k in runs[0][0] if all(k in b and k in a for b, a in runs)]

@@ -32,7 +32,7 @@ fn time<T: Element>(path: Path, blk: &Blocking, p: &MatmulProblem) -> Vec<f64> {
     let mut ws = Workspace::default();
     let mut v = Vec::new();
     let t_end = Instant::now() + std::time::Duration::from_secs_f64(3.0);
-    while v.len() < 5 || (Instant::now() < t_end && v.len() < 200) {
+    while v.len() < 5 || (Instant::now() < t_end && v.len() < 200.max(2 * sets)) {
         let (a, b) = &inputs[v.len() % sets];
         let (a, b) = (T::tensor_slice(a).unwrap(), T::tensor_slice(b).unwrap());
         let t = Instant::now();

@@ -381,3 +381,63 @@ fn wrong_input_dtype_and_short_buffers_are_refused() {
     assert!(e.to_string().contains("buffer `A`"), "{e}");
     let _ = Precision::same(DType::BF16);
 }
+
+/// Prepared packed matmuls share their thread's scratch (packed B, the f32 C of a half output,
+/// the small-M A'): many instances on different inputs, run one after another and concurrently on
+/// one pool (where work-stealing can nest one run inside another on a thread), each exact against
+/// its own inputs — no instance sees another's packed data.
+#[test]
+fn prepared_packed_instances_share_thread_scratch_exactly() {
+    use rayon::prelude::*;
+    let reg = Registry::new(&RegistryOptions::default());
+    let probs = [
+        MatmulProblem::new(37, 45, 29),
+        MatmulProblem::new(9, 70, 40).transposed_b(),
+        MatmulProblem::new(1, 33, 20).transposed_b(),
+    ];
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    let mut ran = 0;
+    for kernel in reg.kernels() {
+        let id = kernel.identity();
+        if !id.id().starts_with("matmul.cpu.packed.") {
+            continue;
+        }
+        for p in &probs {
+            let problem = Problem::Matmul(*p);
+            if !kernel.supports(&problem).is_yes() {
+                continue;
+            }
+            let mut sets: Vec<_> = (0..6u64)
+                .map(|s| {
+                    let (ta, a) = ints(id.precision.input, p.a_len(), 100 + 2 * s);
+                    let (tb, b) = ints(id.precision.input, p.b_len(), 101 + 2 * s);
+                    let prep = kernel
+                        .prepare(&problem, &[Arc::new(ta), Arc::new(tb)])
+                        .unwrap();
+                    (prep, exact(p, &a, &b))
+                })
+                .collect();
+            // One after another on one thread, twice round.
+            for _ in 0..2 {
+                for (prep, want) in sets.iter_mut() {
+                    prep.poison().unwrap();
+                    prep.run().unwrap();
+                    check(p, &prep.output().unwrap(), want, &id.id());
+                }
+            }
+            // Concurrently on one pool.
+            pool.install(|| {
+                sets.par_iter_mut().for_each(|(prep, want)| {
+                    prep.poison().unwrap();
+                    prep.run().unwrap();
+                    check(p, &prep.output().unwrap(), want, &id.id());
+                })
+            });
+            ran += 1;
+        }
+    }
+    assert!(ran >= 3 * 3, "too few packed kernels ran: {ran}");
+}

@@ -608,8 +608,17 @@ struct CpuMatmul<T: Element, O: Element> {
     a: Arc<Tensor>,
     b: Arc<Tensor>,
     c: Vec<O>,
-    ws: Workspace,
     _t: std::marker::PhantomData<T>,
+}
+
+thread_local! {
+    /// The scratch of every prepared packed matmul run on this thread (packed B, the f32 C of a
+    /// half output, the small-M path's A'). Scratch belongs to the thread, as a BLAS library's
+    /// buffers do, not to a prepared instance: the runner prepares one instance per rotated
+    /// input set of a memory-bound row, and one workspace each made every call pack into cold
+    /// memory, a cost a library reusing its buffers does not pay (200 × 300 × 129 f32: 32–54
+    /// GFLOP/s in runs against 75–80 for the same rotated inputs through one workspace).
+    static WORKSPACE: std::cell::RefCell<Workspace> = std::cell::RefCell::new(Workspace::default());
 }
 
 fn prepare_cpu(
@@ -659,7 +668,6 @@ fn prepare_cpu(
             a: a.clone(),
             b: b.clone(),
             c: vec![O::nan(); p.c_len()],
-            ws: Workspace::default(),
             _t: std::marker::PhantomData,
         })
     }
@@ -685,15 +693,17 @@ impl<T: Element, O: Element> Prepared for CpuMatmul<T, O> {
         let b = T::tensor_slice(&self.b).expect("dtype checked in prepare");
         match self.algo {
             Algo::Naive => naive_matmul(&self.problem, a, b, &mut self.c)?,
-            Algo::Packed { path, blocking } => packed_path(
-                path,
-                &blocking,
-                &self.problem,
-                a,
-                b,
-                &mut self.c,
-                &mut self.ws,
-            )?,
+            Algo::Packed { path, blocking } => WORKSPACE.with(|ws| {
+                let mut run = |ws: &mut Workspace| {
+                    packed_path(path, &blocking, &self.problem, a, b, &mut self.c, ws)
+                };
+                // A run that work-stealing nests inside another on this thread (two prepared
+                // matmuls in parallel on one pool) takes its own scratch.
+                match ws.try_borrow_mut() {
+                    Ok(mut ws) => run(&mut ws),
+                    Err(_) => run(&mut Workspace::default()),
+                }
+            })?,
         }
         Ok(())
     }
