@@ -39,17 +39,23 @@ use std::cell::RefCell;
 /// (143–170 against 115–143), the loop nest at 512 (160–175 against 104–118).
 pub const DOT_M_MAX: usize = 256;
 
-/// Most k elements per block: a group's B block (`NJ · DOT_KB` f32, 48 KiB at NJ = 6) stays in
-/// L1/L2 while the row tiles of A walk it.
+/// Most k elements per block (f32; twice as many bf16 pairs' halves: the same bytes).
 const DOT_KB: usize = 2048;
 
-/// The k block for `rows` (padded) rows of A of `bytes` per element: A's block (`rows · kb ·
-/// bytes`) at most half of L2, so it stays there while a task walks its groups; at most
-/// `DOT_KB · 4 / bytes` (the same bytes for bf16 pairs as for f32), at least 256, a multiple of
-/// 64.
-fn k_block(rows: usize, bytes: usize) -> usize {
-    let l2 = crate::cpu::cache::detected().l2;
-    (l2 / 2 / (rows.max(1) * bytes)).clamp(256, DOT_KB * 4 / bytes) / 64 * 64
+/// The k block for `rows` (padded) rows of A and groups of `nj` Bᵀ rows, `bytes` per element:
+/// - a group's B block (`nj · kb · bytes`) at most half of L1, so the row tiles of A walk it from
+///   L1 (at 48 KiB L1 and NJ = 6: 1024 f32; the earlier 2048 filled all of L1 and the group was
+///   read from L2: 64 × 4096 × 4096 Bᵀ bf16 ran 5–25% slower, BENCHMARKS.md "Small M: the k block
+///   in L1");
+/// - A's block (`rows · kb · bytes`) at most half of L2, so it stays there while a task walks its
+///   groups;
+///
+/// at most `DOT_KB · 4 / bytes`, at least 256, a multiple of 64.
+fn k_block(rows: usize, nj: usize, bytes: usize) -> usize {
+    let c = crate::cpu::cache::detected();
+    let a_fit = c.l2 / 2 / (rows.max(1) * bytes);
+    let b_fit = c.l1d / 2 / (nj * bytes);
+    a_fit.min(b_fit).clamp(256, DOT_KB * 4 / bytes) / 64 * 64
 }
 
 /// Groups of Bᵀ rows per task, at least: enough work to amortize a task.
@@ -159,7 +165,7 @@ pub(crate) fn dots<T: Element>(
     let l = isa.f32_lanes().max(8);
     let kp = k.div_ceil(l) * l;
     let mp = m.div_ceil(mr) * mr;
-    let kb = k_block(mp, 4);
+    let kb = k_block(mp, nj, 4);
     // A', widened and zero padded.
     let ap = abuf.get(mp * kp);
     ap.par_chunks_mut(kp).enumerate().for_each(|(i, row)| {
@@ -381,7 +387,7 @@ pub(crate) fn dots_bf16dot(
     const L: usize = 32;
     let kp = k.div_ceil(L) * L;
     let mp = m.div_ceil(MR) * MR;
-    let kb = k_block(mp, 2);
+    let kb = k_block(mp, NJ, 2);
     let ap: &mut [u16] = &mut bytemuck::cast_slice_mut(abuf.get((mp * kp).div_ceil(2)))[..mp * kp];
     ap.par_chunks_mut(kp).enumerate().for_each(|(i, row)| {
         if i < m {
