@@ -4,7 +4,10 @@
 # sitting (scripts/cpu-side-by-side.sh) at the same thread count, short budgets to fit a lease.
 # Everything lands in OUTDIR (lscpu.txt, ab/, sbs/, sbs.log); the caller tars it back.
 # Usage: scripts/device-cpu-check.sh BEFORE_BIN AFTER_BIN AB_SUITE OUTDIR [THREADS (default 2)]
-# Needs a Python with numpy and torch as PYTHON (default python3).
+# Needs a Python with numpy and torch as PYTHON (default python3). AB_TIMEOUT (default 210 s) and
+# SBS_TIMEOUT (default 330 s) bound the two halves; at 2 threads on a 16-core Xeon 6/207 host the
+# A/B took 180 s and the sitting did not finish in 330 (its 4096³ rows need seconds a sample), so
+# give the sitting a call of its own there.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 4 ] || { echo "usage: scripts/device-cpu-check.sh BEFORE_BIN AFTER_BIN AB_SUITE OUTDIR [THREADS]" >&2; exit 2; }
