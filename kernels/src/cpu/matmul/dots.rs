@@ -9,11 +9,12 @@
 //! ```text
 //! A' ← A, rows padded to a multiple of MR and k to the vector width (zeros), once per call
 //! parallel over tasks = contiguous ranges of groups of NJ rows of Bᵀ:
-//!   for each k block kb (A's block, at most half of L2, stays there across the task's groups):
+//!   for each k block kb (A's block at most half of L2, a group's B' at most half of L1):
 //!     for each group of NJ rows of Bᵀ:
 //!       B' ← those rows, the k block only, copied (and widened) into L1 scratch, zero padded
 //!       for each block of MR rows of A':
 //!         acc[MR][NJ] += A'[i, k..] · B'[j, k..]   (vector lanes along k)
+//!         (the first block also prefetches the next group's rows into L2)
 //!         C[i, j] (+)= horizontal sums of acc
 //! ```
 //!
