@@ -819,14 +819,12 @@ fn html_of(rep: &report::Report) -> String {
     html::render(rep, &db())
 }
 
-#[test]
-fn html_is_self_contained_with_charts_and_escapes_everything() {
-    let evil = r#"<script>alert(1)</script>"><img src="http://evil.example/x.png"> @import url(http://evil.example/a.css)"#;
+/// A run whose host, CPU model and device carry `evil`: a verified bf16 row named `case` and a
+/// failed one whose message is `message`.
+fn hostile_rows(evil: &str, dev: Device, case: String, message: String) -> (Environment, Row, Row) {
     let mut env = environment(Some(0.5), None);
     env.hostname = Some(evil.into());
     env.cpu.model = Some(evil.into());
-    let mut dev = Device::named(evil);
-    dev.extra.insert("note".into(), serde_json::json!(evil));
     let mut r1 = row(
         matmul(512, 512, 512),
         bf16(),
@@ -834,17 +832,19 @@ fn html_is_self_contained_with_charts_and_escapes_everything() {
         dev.clone(),
         Backend::Cpu,
     );
-    r1.case = Some(format!("{evil}-1"));
-    let mut bad = row(
-        matmul(256, 256, 256),
-        bf16(),
-        0.001,
-        dev.clone(),
-        Backend::Cpu,
-    );
+    r1.case = Some(case);
+    let mut bad = row(matmul(256, 256, 256), bf16(), 0.001, dev, Backend::Cpu);
     bad.verification.as_mut().unwrap().verdict = Some(Verdict::Fail);
-    bad.set_status(Status::Incorrect, Some(evil.into()))
-        .unwrap();
+    bad.set_status(Status::Incorrect, Some(message)).unwrap();
+    (env, r1, bad)
+}
+
+#[test]
+fn html_is_self_contained_with_charts_and_escapes_everything() {
+    let evil = r#"<script>alert(1)</script>"><img src="http://evil.example/x.png"> @import url(http://evil.example/a.css)"#;
+    let mut dev = Device::named(evil);
+    dev.extra.insert("note".into(), serde_json::json!(evil));
+    let (env, r1, bad) = hostile_rows(evil, dev, format!("{evil}-1"), evil.into());
     // A sweep family (3 sizes) for the scaling chart.
     let mut sweep = Vec::new();
     for n in [64u64, 128, 256] {
@@ -1056,22 +1056,7 @@ fn interval_helpers() {
 fn markdown_and_csv_render_hostile_strings_inert() {
     let evil =
         "=HYPERLINK(\"http://evil.example\")|`x`\n<img src=x onerror=alert(1)><script>y</script>";
-    let mut env = environment(Some(0.5), None);
-    env.hostname = Some(evil.into());
-    env.cpu.model = Some(evil.into());
-    let dev = Device::named(evil);
-    let mut r1 = row(
-        matmul(512, 512, 512),
-        bf16(),
-        0.003,
-        dev.clone(),
-        Backend::Cpu,
-    );
-    r1.case = Some(evil.into());
-    let mut bad = row(matmul(256, 256, 256), bf16(), 0.001, dev, Backend::Cpu);
-    bad.verification.as_mut().unwrap().verdict = Some(Verdict::Fail);
-    bad.set_status(Status::Incorrect, Some(format!("@{evil}")))
-        .unwrap();
+    let (env, r1, bad) = hostile_rows(evil, Device::named(evil), evil.into(), format!("@{evil}"));
     let rep = report::build(
         &[input(run(env, vec![r1, bad]))],
         &db(),
