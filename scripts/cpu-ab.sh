@@ -3,7 +3,10 @@
 # measured against the build before it under the same host conditions; then the ratio of each
 # row's median, after over before, per round.
 # Usage: scripts/cpu-ab.sh BEFORE_BIN AFTER_BIN SUITE OUTDIR [ROUNDS (default 2)] [-- run options]
-# Writes OUTDIR/before-N.json, OUTDIR/after-N.json (run files), OUTDIR/ab.md (the table).
+# Writes OUTDIR/before-N.json, OUTDIR/after-N.json (run files), OUTDIR/ab.md (the table). The
+# table is the per-round view; for a verdict against the rows' noise floors (bootstrap CIs, Holm
+# correction) run the project's comparison on the same files:
+#   perfledger compare --paired --allow-config-diff --base OUTDIR/before-*.json --candidate OUTDIR/after-*.json
 # Options after `--` go to every `perfledger run` (default: --threads 2 --probes off). Paths are
 # taken from where the script is called; PYTHON (default .venv-ref/bin/python) finds numpy's OpenBLAS.
 set -euo pipefail
