@@ -5,7 +5,8 @@
 //! `path`: an ISA (`avx512f`, `avx2fma`, `portable`) or `avx512bf16` (bf16 only: `vdpbf16ps`).
 //!
 //! `MMTIME_SETS=N` cycles through N input sets, one per call, as the runner does for memory-bound
-//! rows (inputs read from memory, not from the cache the previous call warmed).
+//! rows (inputs read from memory, not from the cache the previous call warmed), each with its
+//! own output.
 
 use perfledger_kernels::cpu::matmul::{
     packed_matmul, packed_matmul_bf16dot, Blocking, Path, Workspace,
@@ -28,20 +29,22 @@ fn time<T: Element>(path: Path, blk: &Blocking, p: &MatmulProblem) -> Vec<f64> {
             )
         })
         .collect();
-    let mut c = vec![T::default(); p.c_len()];
+    // One output per set, as the runner's prepared sets each own theirs (C written cold).
+    let mut outs: Vec<Vec<T>> = (0..sets).map(|_| vec![T::default(); p.c_len()]).collect();
     let mut ws = Workspace::default();
     let mut v = Vec::new();
     let t_end = Instant::now() + std::time::Duration::from_secs_f64(3.0);
     while v.len() < 5 || (Instant::now() < t_end && v.len() < 200.max(2 * sets)) {
         let (a, b) = &inputs[v.len() % sets];
         let (a, b) = (T::tensor_slice(a).unwrap(), T::tensor_slice(b).unwrap());
+        let c = &mut outs[v.len() % sets];
         let t = Instant::now();
         match path {
-            Path::Isa(isa) => packed_matmul::<T, T>(isa, blk, p, a, b, &mut c, &mut ws).unwrap(),
+            Path::Isa(isa) => packed_matmul::<T, T>(isa, blk, p, a, b, c, &mut ws).unwrap(),
             Path::Bf16Dot => {
                 let (a, b): (&[half::bf16], &[half::bf16]) =
                     (bytemuck::cast_slice(a), bytemuck::cast_slice(b));
-                let c: &mut [half::bf16] = bytemuck::cast_slice_mut(&mut c);
+                let c: &mut [half::bf16] = bytemuck::cast_slice_mut(c);
                 packed_matmul_bf16dot(blk, p, a, b, c, &mut ws).unwrap()
             }
         }

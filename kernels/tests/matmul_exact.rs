@@ -144,6 +144,64 @@ fn packed_exact_small_integers_every_isa_and_precision() {
     }
 }
 
+/// Shapes of the single-pass nest for small K (one k block, one A block, N ≥ M × threads): K
+/// under the blocking's kc, N split into several tasks per thread, each task's columns crossing
+/// more than one packed B chunk (`kc = 32` makes a chunk two micro-panels), edge tiles in M and
+/// N, B transposed past the small-M dot path, padded leading dimensions, batches.
+fn stream_shapes(mr: usize, nr: usize) -> (Blocking, Vec<MatmulProblem>) {
+    let threads = rayon::current_num_threads();
+    let wide = |m: usize| m * threads + 5 * nr + 3;
+    let mt = DOT_M_MAX + 1;
+    let blocking = Blocking {
+        mc: mt.div_ceil(mr) * mr,
+        kc: 32,
+        nc: 2 * nr,
+    };
+    let shapes = vec![
+        MatmulProblem::new(2 * mr - 1, wide(2 * mr - 1), 29),
+        MatmulProblem::new(mr + 1, wide(mr + 1), 32),
+        MatmulProblem::new(mr, wide(mr), 1),
+        MatmulProblem::new(mt, wide(mt), 29).transposed_b(),
+        MatmulProblem::new(2 * mr + 3, wide(2 * mr + 3), 17).with_leading_dims(
+            19,
+            wide(2 * mr + 3) + 7,
+            wide(2 * mr + 3) + 3,
+        ),
+        MatmulProblem::new(mr + 1, wide(mr + 1), 31).with_batch(2),
+    ];
+    (blocking, shapes)
+}
+
+/// The single-pass nest for small K ([`stream_shapes`]), every ISA path and precision, twice in
+/// a row on each shape (a thread's packed A is reused only within one call).
+#[test]
+fn stream_nest_exact_every_isa_and_precision() {
+    use half::{bf16, f16};
+    for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
+        let (mr, nr) = tile(isa);
+        let (blocking, shapes) = stream_shapes(mr, nr);
+        for (s, p) in shapes.iter().enumerate() {
+            for seed in [5000 + 2 * s as u64, 5100 + 2 * s as u64] {
+                run_exact::<f32, f32>(isa, &blocking, p, seed);
+                run_exact::<f16, f16>(isa, &blocking, p, seed);
+                run_exact::<f16, f32>(isa, &blocking, p, seed);
+                run_exact::<bf16, bf16>(isa, &blocking, p, seed);
+                run_exact::<bf16, f32>(isa, &blocking, p, seed);
+            }
+        }
+    }
+    if Path::Bf16Dot.available() {
+        let (mr, nr) = Path::Bf16Dot.tile();
+        let (blocking, shapes) = stream_shapes(mr, nr);
+        for (s, p) in shapes.iter().enumerate() {
+            for seed in [5200 + 2 * s as u64, 5300 + 2 * s as u64] {
+                run_exact_bf16dot::<bf16>(&blocking, p, seed);
+                run_exact_bf16dot::<f32>(&blocking, p, seed);
+            }
+        }
+    }
+}
+
 /// The M = 1 path on rows longer than its unrolled steps (64 f32 lanes per step with AVX-512)
 /// plus tails, K not a multiple of the 4-row groups of the `[k, n]` layout, wide and narrow N,
 /// and padded rows.

@@ -26,6 +26,7 @@ use crate::cpu::{AlignedBuf, SendPtr};
 use crate::dtype::Element;
 use rayon::prelude::*;
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Rows of a B block packed per parallel task.
 const B_ROWS_PER_TASK: usize = 16;
@@ -33,6 +34,21 @@ const B_ROWS_PER_TASK: usize = 16;
 thread_local! {
     /// Per-thread packing buffers: (A block, conversion row). Grown on first use, then reused.
     static A_PACK: RefCell<(AlignedBuf, Vec<f32>)> = RefCell::new((AlignedBuf::default(), Vec::new()));
+    /// The stream nest's per-thread state ([`gemm_stream`]).
+    static STREAM: RefCell<StreamScratch> = RefCell::new(StreamScratch::default());
+}
+
+/// Ids of [`gemm_stream`] calls (0: none), so a thread packs A once per call.
+static STREAM_CALLS: AtomicU64 = AtomicU64::new(1);
+
+/// One thread's buffers for [`gemm_stream`]: all of A packed for call `a_call`, one B micro-panel,
+/// and a conversion row.
+#[derive(Default)]
+struct StreamScratch {
+    a_call: u64,
+    a: AlignedBuf,
+    b: AlignedBuf,
+    row: Vec<f32>,
 }
 
 /// A panel format of the loop nest: how blocks of A and op(B) are packed into micro-panels and
@@ -61,6 +77,16 @@ pub(crate) trait PanelFormat: Sync {
         kc: usize,
         nc: usize,
         dst: &mut [Self::Word],
+    );
+    /// [`PanelFormat::pack_b`] on the calling thread (`row` is f32 scratch).
+    fn pack_b_seq(
+        b: &[Self::In],
+        ldb: usize,
+        trans_b: bool,
+        kc: usize,
+        nc: usize,
+        dst: &mut [Self::Word],
+        row: &mut Vec<f32>,
     );
     /// Pack rows `0..mc` × columns `0..kc` of A (`a[0]` the block's first element, row stride
     /// `lda`) into `ceil(mc/MR)` micro-panels of `steps(kc) × MR` words; rows past `mc` are zero.
@@ -109,16 +135,17 @@ impl<K: MicroKernel, T: Element> PanelFormat for F32Panels<K, T> {
                 .enumerate()
                 .for_each(|(jp, panel)| {
                     let j0 = jp * nr;
-                    let nr_valid = nr.min(nc - j0);
                     A_PACK.with(|cell| {
                         let row = &mut cell.borrow_mut().1;
-                        if row.len() < kc {
-                            row.resize(kc, 0.0);
-                        }
-                        // SAFETY: K::ISA is available (the caller checked).
-                        unsafe {
-                            pack_bt_panel(K::ISA, &b[j0 * ldb..], ldb, kc, nr, nr_valid, panel, row)
-                        };
+                        Self::pack_b_seq(
+                            &b[j0 * ldb..],
+                            ldb,
+                            true,
+                            kc,
+                            nr.min(nc - j0),
+                            panel,
+                            row,
+                        );
                     });
                 });
         } else {
@@ -134,6 +161,47 @@ impl<K: MicroKernel, T: Element> PanelFormat for F32Panels<K, T> {
                     // and tasks write disjoint row ranges of them.
                     unsafe { pack_b_rows(K::ISA, b, ldb, kc, nc, nr, p0, p1, out.get()) };
                 });
+        }
+    }
+
+    fn pack_b_seq(
+        b: &[T],
+        ldb: usize,
+        trans_b: bool,
+        kc: usize,
+        nc: usize,
+        dst: &mut [f32],
+        row: &mut Vec<f32>,
+    ) {
+        let nr = K::NR;
+        assert!(dst.len() >= nc.div_ceil(nr) * kc * nr);
+        if trans_b {
+            if row.len() < kc {
+                row.resize(kc, 0.0);
+            }
+            for (jp, panel) in dst
+                .chunks_exact_mut(kc * nr)
+                .take(nc.div_ceil(nr))
+                .enumerate()
+            {
+                let j0 = jp * nr;
+                // SAFETY: K::ISA is available (the caller checked).
+                unsafe {
+                    pack_bt_panel(
+                        K::ISA,
+                        &b[j0 * ldb..],
+                        ldb,
+                        kc,
+                        nr,
+                        nr.min(nc - j0),
+                        panel,
+                        row,
+                    )
+                };
+            }
+        } else {
+            // SAFETY: K::ISA is available; `dst` holds the block's panels (asserted).
+            unsafe { pack_b_rows(K::ISA, b, ldb, kc, nc, nr, 0, kc, dst.as_mut_ptr()) };
         }
     }
 
@@ -178,13 +246,41 @@ impl<K: PairMicroKernel> PanelFormat for PairPanels<K> {
             .enumerate()
             .for_each(|(jp, panel)| {
                 let j0 = jp * nr;
-                let nr_valid = nr.min(nc - j0);
-                if trans_b {
-                    pack_pairs_rows(&b[j0 * ldb..], ldb, nr_valid, nr, kc, panel);
-                } else {
-                    pack_b_pairs(&b[j0..], ldb, kc, nr, nr_valid, panel);
-                }
+                let at = if trans_b { j0 * ldb } else { j0 };
+                Self::pack_b_seq(
+                    &b[at..],
+                    ldb,
+                    trans_b,
+                    kc,
+                    nr.min(nc - j0),
+                    panel,
+                    &mut Vec::new(),
+                );
             });
+    }
+
+    fn pack_b_seq(
+        b: &[u16],
+        ldb: usize,
+        trans_b: bool,
+        kc: usize,
+        nc: usize,
+        dst: &mut [u32],
+        _row: &mut Vec<f32>,
+    ) {
+        let (nr, kp) = (K::NR, kc.div_ceil(2));
+        for (jp, panel) in dst
+            .chunks_exact_mut(kp * nr)
+            .take(nc.div_ceil(nr))
+            .enumerate()
+        {
+            let (j0, valid) = (jp * nr, nr.min(nc - jp * nr));
+            if trans_b {
+                pack_pairs_rows(&b[j0 * ldb..], ldb, valid, nr, kc, panel);
+            } else {
+                pack_b_pairs(&b[j0..], ldb, kc, nr, valid, panel);
+            }
+        }
     }
 
     fn pack_a(a: &[u16], lda: usize, mc: usize, kc: usize, dst: &mut [u32], _row: &mut Vec<f32>) {
@@ -235,6 +331,12 @@ pub(crate) fn gemm<P: PanelFormat>(
     let nc_max = blocking.nc.div_ceil(nr).max(1) * nr;
     let mc = blocking.mc.div_ceil(mr).max(1) * mr;
     let threads = rayon::current_num_threads().max(1);
+    if k > 0 && k <= kc_max && m <= (mc * kc_max / k).div_ceil(mr) * mr && m * threads <= n {
+        // One k block, one A block, and N wide enough that A packed on every thread is no more
+        // than B: no B block to share, so no packing pass over it (see `gemm_stream`).
+        gemm_stream::<P>(m, n, k, a, lda, b, ldb, trans_b, c, ldc, kc_max, finish);
+        return;
+    }
     let c_ptr = SendPtr(c.as_mut_ptr());
 
     for jc in (0..n).step_by(nc_max) {
@@ -298,6 +400,108 @@ pub(crate) fn gemm<P: PanelFormat>(
             });
         }
     }
+}
+
+/// The nest for a product whose K is one k block and whose A is one A block (K ≤ kc, M within the
+/// A budget for that K) and which is wide in N (M × threads ≤ N: 127×8191×65). The general nest
+/// packs the whole B block in a parallel pass first — a second parallel region, and the packed
+/// block written to and read back from L3 — which a product this short in K cannot amortise.
+/// Here A is packed once per thread, and each task packs its own range of B's columns on its own
+/// thread, in chunks of at most `2·steps(kc)·NR` words (a quarter of L2 by the blocking's
+/// construction), reading B's rows in runs of a chunk's width, which the hardware prefetcher
+/// follows when B comes from memory. Each A micro-panel then runs over the whole chunk, so C is
+/// written `MR` rows at a time in runs of the chunk's width.
+///
+/// Measured against the general nest (BENCHMARKS.md, "Small K in one pass"), inputs and outputs
+/// cold as in the runner's rotated sets: 127×8191×65 f32 1.22×; 200×300×129 f32 0.78× — every
+/// thread reading all of a cold A costs more than the B pass saved when N is not much wider than
+/// M, hence M × threads ≤ N. Running every A micro-panel over each B micro-panel instead (the
+/// general nest's order: C written as strips of M rows × 32 columns) was 0.90× at 127×8191×65.
+#[allow(clippy::too_many_arguments)]
+fn gemm_stream<P: PanelFormat>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[P::In],
+    lda: usize,
+    b: &[P::In],
+    ldb: usize,
+    trans_b: bool,
+    c: &mut [f32],
+    ldc: usize,
+    kc_max: usize,
+    finish: Option<&Finish>,
+) {
+    let (mr, nr) = (P::MR, P::NR);
+    let steps = P::steps(k);
+    let n_panels = n.div_ceil(nr);
+    let chunk = (2 * P::steps(kc_max) / steps).max(1);
+    // Several tasks per thread, so work stealing evens out a thread that falls behind.
+    let tasks = n_panels.min(4 * rayon::current_num_threads().max(1));
+    let call = STREAM_CALLS.fetch_add(1, Ordering::Relaxed);
+    let c_ptr = SendPtr(c.as_mut_ptr());
+    let a_words = m.div_ceil(mr) * steps * mr;
+    (0..tasks).into_par_iter().for_each(|task| {
+        let (jp0, jp1) = (task * n_panels / tasks, (task + 1) * n_panels / tasks);
+        STREAM.with(|cell| {
+            let s = &mut *cell.borrow_mut();
+            if s.a_call != call {
+                // Another call's A (or none): pack this call's. Marked invalid meanwhile, so a
+                // panic while packing leaves no stale id behind.
+                s.a_call = 0;
+                P::pack_a(
+                    a,
+                    lda,
+                    m,
+                    k,
+                    bytemuck::cast_slice_mut(s.a.get(a_words)),
+                    &mut s.row,
+                );
+                s.a_call = call;
+            }
+            let ap: &[P::Word] = bytemuck::cast_slice(s.a.get(a_words));
+            let mut j = jp0;
+            while j < jp1 {
+                let panels = chunk.min(jp1 - j);
+                let (j0, cols) = (j * nr, (panels * nr).min(n - j * nr));
+                let bp: &mut [P::Word] = bytemuck::cast_slice_mut(s.b.get(panels * steps * nr));
+                let at = if trans_b { j0 * ldb } else { j0 };
+                P::pack_b_seq(&b[at..], ldb, trans_b, k, cols, bp, &mut s.row);
+                // A micro-panel by A micro-panel, each over the whole chunk: C is written
+                // `MR` rows at a time, each row a run of `cols` (a few streams the prefetcher
+                // follows), not a strip of all M rows per B micro-panel (M short runs).
+                for ip in 0..m.div_ceil(mr) {
+                    let i0 = ip * mr;
+                    // SAFETY: tasks write disjoint column ranges of C (panels jp0..jp1); `ap`
+                    // holds all of A's micro-panels, so from panel `ip` on it holds that panel,
+                    // and `bp` this chunk's; the caller checked the CPU has the format's ISA.
+                    unsafe {
+                        macro_kernel(
+                            &Tile {
+                                mr,
+                                nr,
+                                steps,
+                                kernel: P::kernel,
+                            },
+                            mr.min(m - i0),
+                            &ap[ip * steps * mr..],
+                            bp,
+                            0..panels,
+                            cols,
+                            c_ptr.get().add(i0 * ldc + j0),
+                            ldc,
+                            false,
+                        );
+                    }
+                }
+                j += panels;
+            }
+        });
+        if let Some(f) = finish {
+            let c0 = jp0 * nr;
+            f(0, m, c0, (jp1 * nr).min(n) - c0);
+        }
+    });
 }
 
 /// The micro-kernel of a loop nest as data: tile shape, k steps per micro-panel (k for f32 panels,
