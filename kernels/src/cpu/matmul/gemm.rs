@@ -16,6 +16,9 @@
 //! Tasks split M into MC blocks and, when that gives fewer than 2 tasks per thread, also split the
 //! NR panels, so small M (LLM projections at 1–512 tokens) still uses every thread ([`TaskSplit`]).
 //!
+//! A product with K in one k block, A in one block and N ≥ M × threads takes a one-pass variant
+//! ([`gemm_stream`]): no shared B block, each task packs its own columns of B.
+//!
 //! The nest is written once, generic over the panel format ([`PanelFormat`]): f32 panels for the
 //! f32 micro-kernels, or bf16 k-pairs for the `vdpbf16ps` one.
 
@@ -41,8 +44,8 @@ thread_local! {
 /// Ids of [`gemm_stream`] calls (0: none), so a thread packs A once per call.
 static STREAM_CALLS: AtomicU64 = AtomicU64::new(1);
 
-/// One thread's buffers for [`gemm_stream`]: all of A packed for call `a_call`, one B micro-panel,
-/// and a conversion row.
+/// One thread's buffers for [`gemm_stream`]: all of A packed for call `a_call`, one chunk of B
+/// micro-panels, and a conversion row.
 #[derive(Default)]
 struct StreamScratch {
     a_call: u64,
