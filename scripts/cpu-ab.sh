@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Two perfledger binaries on one suite, alternated in one sitting (A B A B ...), so a change is
+# Two perfledger binaries on one suite, alternated in one sitting (A B, B A, ...), so a change is
 # measured against the build before it under the same host conditions; then the ratio of each
 # row's median, after over before, per round.
 # Usage: scripts/cpu-ab.sh BEFORE_BIN AFTER_BIN SUITE OUTDIR [ROUNDS (default 2)] [-- run options]
@@ -27,7 +27,10 @@ PY=${PYTHON:-$(dirname "$0")/../.venv-ref/bin/python}
 . "$(dirname "$0")/numpy-openblas.sh"
 echo "cpu-ab.sh: in-process OpenBLAS ${PERFLEDGER_OPENBLAS:-(system library)}" >&2
 for i in $(seq 1 "$ROUNDS"); do
-  for side in before after; do
+  # Order flipped each round (A B, B A, ...), so drift within a round does not always favour one.
+  sides="before after"
+  [ $((i % 2)) = 0 ] && sides="after before"
+  for side in $sides; do
     bin=$BEFORE; [ $side = after ] && bin=$AFTER
     echo "cpu-ab.sh: round $i/$ROUNDS, $side ($bin)" >&2
     "$bin" run --suite "$SUITE" "${OPTS[@]}" --out "$OUT/$side-$i.json" --force > "$OUT/$side-$i.log" 2>&1 \
