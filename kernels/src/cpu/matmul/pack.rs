@@ -311,7 +311,6 @@ mod x86 {
         kc: usize,
         dst: &mut [f32],
     ) {
-        let full = kc / 16 * 16;
         for (ip, panel) in dst
             .chunks_exact_mut(kc * MR)
             .take(mc.div_ceil(MR))
@@ -319,28 +318,7 @@ mod x86 {
         {
             let rows = MR.min(mc - ip * MR);
             let base = a.as_ptr().add(ip * MR * lda);
-            let out = panel.as_mut_ptr();
-            let mut q = 0;
-            while q < full {
-                let mut r = [_mm512_setzero_ps(); 16];
-                for (i, v) in r.iter_mut().enumerate().take(rows) {
-                    *v = load_elem::<Avx512, T>(base.add(i * lda + q));
-                }
-                let t = transpose16(r);
-                for (j, v) in t.iter().enumerate() {
-                    _mm512_mask_storeu_ps(out.add((q + j) * MR), 0x0fff, *v);
-                }
-                q += 16;
-            }
-            for q in full..kc {
-                for i in 0..MR {
-                    *out.add(q * MR + i) = if i < rows {
-                        (*base.add(i * lda + q)).to_f32()
-                    } else {
-                        0.0
-                    };
-                }
-            }
+            transpose_rows::<T>(base, lda, rows, kc, panel.as_mut_ptr(), MR, MR);
         }
     }
 
@@ -365,30 +343,51 @@ mod x86 {
     ) {
         assert!(nr_valid <= NR && dst.len() >= kc * NR);
         assert!(nr_valid == 0 || bt.len() >= (nr_valid - 1) * ldb + kc);
-        let full = kc / 16 * 16;
         let (base, out) = (bt.as_ptr(), dst.as_mut_ptr());
         for j0 in [0, 16] {
             let rows = nr_valid.saturating_sub(j0).min(16);
-            let mut q = 0;
-            while q < full {
-                let mut r = [_mm512_setzero_ps(); 16];
-                for (i, v) in r.iter_mut().enumerate().take(rows) {
-                    *v = load_elem::<Avx512, T>(base.add((j0 + i) * ldb + q));
-                }
-                let t = transpose16(r);
-                for (j, v) in t.iter().enumerate() {
-                    _mm512_storeu_ps(out.add((q + j) * NR + j0), *v);
-                }
-                q += 16;
+            transpose_rows::<T>(base.add(j0 * ldb), ldb, rows, kc, out.add(j0), NR, 16);
+        }
+    }
+
+    /// Rows `0..rows` (≤ 16) of `kc` values from `base` (row stride `ld`), widened to f32 and
+    /// written k-major: k step `q` as `width` (≤ 16) lanes at `out + q·stride`, lane `i` from row
+    /// `i`, zero past `rows`. 16 k at a time through [`transpose16`], the tail of k by scalars.
+    ///
+    /// # Safety
+    /// AVX-512 F/VL/BW are available (inlined into such functions only); the rows and the
+    /// `kc` steps of `out` are in bounds.
+    #[inline(always)]
+    unsafe fn transpose_rows<T: Element>(
+        base: *const T,
+        ld: usize,
+        rows: usize,
+        kc: usize,
+        out: *mut f32,
+        stride: usize,
+        width: usize,
+    ) {
+        let mask = ((1u32 << width) - 1) as __mmask16;
+        let full = kc / 16 * 16;
+        let mut q = 0;
+        while q < full {
+            let mut r = [_mm512_setzero_ps(); 16];
+            for (i, v) in r.iter_mut().enumerate().take(rows) {
+                *v = load_elem::<Avx512, T>(base.add(i * ld + q));
             }
-            for q in full..kc {
-                for i in 0..16 {
-                    *out.add(q * NR + j0 + i) = if i < rows {
-                        (*base.add((j0 + i) * ldb + q)).to_f32()
-                    } else {
-                        0.0
-                    };
-                }
+            let t = transpose16(r);
+            for (j, v) in t.iter().enumerate() {
+                _mm512_mask_storeu_ps(out.add((q + j) * stride), mask, *v);
+            }
+            q += 16;
+        }
+        for q in full..kc {
+            for i in 0..width {
+                *out.add(q * stride + i) = if i < rows {
+                    (*base.add(i * ld + q)).to_f32()
+                } else {
+                    0.0
+                };
             }
         }
     }
