@@ -133,24 +133,7 @@ impl<K: MicroKernel, T: Element> PanelFormat for F32Panels<K, T> {
         let nr = K::NR;
         if trans_b {
             // Bᵀ panel by panel: each row of Bᵀ is a column of the panel.
-            dst.par_chunks_mut(kc * nr)
-                .take(nc.div_ceil(nr))
-                .enumerate()
-                .for_each(|(jp, panel)| {
-                    let j0 = jp * nr;
-                    A_PACK.with(|cell| {
-                        let row = &mut cell.borrow_mut().1;
-                        Self::pack_b_seq(
-                            &b[j0 * ldb..],
-                            ldb,
-                            true,
-                            kc,
-                            nr.min(nc - j0),
-                            panel,
-                            row,
-                        );
-                    });
-                });
+            pack_b_by_panel::<Self>(b, ldb, true, kc, nc, dst);
         } else {
             // B [k, n] in chunks of whole rows (sequential reads).
             let out = SendPtr(dst.as_mut_ptr());
@@ -229,6 +212,29 @@ impl<K: MicroKernel, T: Element> PanelFormat for F32Panels<K, T> {
     }
 }
 
+/// [`PanelFormat::pack_b`] one micro-panel per parallel task, through `P::pack_b_seq`.
+fn pack_b_by_panel<P: PanelFormat>(
+    b: &[P::In],
+    ldb: usize,
+    trans_b: bool,
+    kc: usize,
+    nc: usize,
+    dst: &mut [P::Word],
+) {
+    let nr = P::NR;
+    dst.par_chunks_mut(P::steps(kc) * nr)
+        .take(nc.div_ceil(nr))
+        .enumerate()
+        .for_each(|(jp, panel)| {
+            let j0 = jp * nr;
+            let at = if trans_b { j0 * ldb } else { j0 };
+            A_PACK.with(|cell| {
+                let row = &mut cell.borrow_mut().1;
+                P::pack_b_seq(&b[at..], ldb, trans_b, kc, nr.min(nc - j0), panel, row);
+            });
+        });
+}
+
 /// bf16 k-pair panels (u32 words, unconverted) for the `vdpbf16ps` micro-kernel `K`.
 pub(crate) struct PairPanels<K>(std::marker::PhantomData<K>);
 
@@ -243,23 +249,7 @@ impl<K: PairMicroKernel> PanelFormat for PairPanels<K> {
     }
 
     fn pack_b(b: &[u16], ldb: usize, trans_b: bool, kc: usize, nc: usize, dst: &mut [u32]) {
-        let (nr, kp) = (K::NR, kc.div_ceil(2));
-        dst.par_chunks_mut(kp * nr)
-            .take(nc.div_ceil(nr))
-            .enumerate()
-            .for_each(|(jp, panel)| {
-                let j0 = jp * nr;
-                let at = if trans_b { j0 * ldb } else { j0 };
-                Self::pack_b_seq(
-                    &b[at..],
-                    ldb,
-                    trans_b,
-                    kc,
-                    nr.min(nc - j0),
-                    panel,
-                    &mut Vec::new(),
-                );
-            });
+        pack_b_by_panel::<Self>(b, ldb, trans_b, kc, nc, dst);
     }
 
     fn pack_b_seq(
@@ -379,12 +369,7 @@ pub(crate) fn gemm<P: PanelFormat>(
                     // the caller checked that the CPU has the format's ISA.
                     unsafe {
                         macro_kernel(
-                            &Tile {
-                                mr,
-                                nr,
-                                steps,
-                                kernel: P::kernel,
-                            },
+                            &tile::<P>(steps),
                             mc_cur,
                             ap,
                             bp,
@@ -480,12 +465,7 @@ fn gemm_stream<P: PanelFormat>(
                     // and `bp` this chunk's; the caller checked the CPU has the format's ISA.
                     unsafe {
                         macro_kernel(
-                            &Tile {
-                                mr,
-                                nr,
-                                steps,
-                                kernel: P::kernel,
-                            },
+                            &tile::<P>(steps),
                             mr.min(m - i0),
                             &ap[ip * steps * mr..],
                             bp,
@@ -514,6 +494,16 @@ pub(super) struct Tile<W> {
     pub nr: usize,
     pub steps: usize,
     pub kernel: unsafe fn(usize, *const W, *const W, *mut f32, usize, bool),
+}
+
+/// Format `P`'s micro-kernel over `steps` words of k.
+fn tile<P: PanelFormat>(steps: usize) -> Tile<P::Word> {
+    Tile {
+        mr: P::MR,
+        nr: P::NR,
+        steps,
+        kernel: P::kernel,
+    }
 }
 
 /// How one (jc, pc) block is cut into parallel tasks: M into blocks of whole micro-panels whose
