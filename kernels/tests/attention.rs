@@ -147,6 +147,9 @@ fn small_shapes_every_path_and_precision() {
         AttentionProblem::new(1, 8, 1, 1, 1, 65),
         // decode shape: q_len 1 against a longer cache, GQA 4, head_dim 128, causal (sees all)
         AttentionProblem::new(1, 8, 2, 1, 300, 128).causal(true),
+        // decode through the widened-scratch path (head_dim not a multiple of any vector
+        // width) over several key blocks and a partial last one, GQA 3 (padded query rows)
+        AttentionProblem::new(1, 6, 2, 1, 75, 72),
         // non-causal, head_dim 100, q_len < kv_len, several tiles and query blocks
         AttentionProblem::new(1, 3, 3, 70, 150, 100),
         // causal, GQA 8, head_dim 128, query blocks × KV tiles crossing the diagonal

@@ -1,0 +1,81 @@
+//! Time the CPU GQA decode kernel on one shape (a development aid; claims come from
+//! `perfledger run`).
+//!
+//! `cargo run --release -p perfledger-kernels --example dectime -- [kv_len] [dtype] [isa] [q_heads] [kv_heads] [head_dim]`
+//!
+//! `DECTIME_SETS=N` cycles through N input sets (default: 520 MiB of K and V in all, past twice a
+//! 260 MiB L3, so K and V are read from memory, as the runner's rotation does); `DECTIME_SETS=1`
+//! times data left in cache.
+
+use perfledger_kernels::cpu::attention::decode_attention;
+use perfledger_kernels::isa::Isa;
+use perfledger_kernels::{AttentionProblem, DType, Element, Tensor};
+use std::time::Instant;
+
+fn time<T: Element>(isa: Isa, p: &AttentionProblem) -> Vec<f64> {
+    let kv_bytes = 2 * p.kv_len_elems() * std::mem::size_of::<T>();
+    let sets: usize = std::env::var("DECTIME_SETS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| (520usize << 20).div_ceil(kv_bytes))
+        .max(1);
+    let inputs: Vec<[Tensor; 3]> = (0..sets as u64)
+        .map(|s| {
+            [
+                Tensor::random(T::DTYPE, p.q_len_elems(), 1 + 3 * s),
+                Tensor::random(T::DTYPE, p.kv_len_elems(), 2 + 3 * s),
+                Tensor::random(T::DTYPE, p.kv_len_elems(), 3 + 3 * s),
+            ]
+        })
+        .collect();
+    let mut out = vec![T::default(); p.q_len_elems()];
+    let mut v = Vec::new();
+    let t_end = Instant::now() + std::time::Duration::from_secs_f64(3.0);
+    while v.len() < 5 || (Instant::now() < t_end && v.len() < 2000.max(2 * sets)) {
+        let [q, k, vv] = &inputs[v.len() % sets];
+        let (q, k, vv) = (
+            T::tensor_slice(q).unwrap(),
+            T::tensor_slice(k).unwrap(),
+            T::tensor_slice(vv).unwrap(),
+        );
+        let t = Instant::now();
+        decode_attention::<T, T>(isa, p, q, k, vv, &mut out).unwrap();
+        v.push(t.elapsed().as_secs_f64());
+    }
+    v
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let num = |i: usize, d: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
+    let kv_len = num(0, 8192);
+    let dtype: DType = args
+        .get(1)
+        .map(|s| s.parse().unwrap())
+        .unwrap_or(DType::BF16);
+    let isa = args
+        .get(2)
+        .map(|s| s.parse::<Isa>().unwrap())
+        .unwrap_or_else(Isa::best);
+    let (qh, kvh, d) = (num(3, 32), num(4, 8), num(5, 128));
+    let p = AttentionProblem::new(1, qh, kvh, 1, kv_len, d);
+    // Timed on a worker of the pool, as the runner does (no wake-up of the calling thread).
+    let pool = rayon::ThreadPoolBuilder::new().build().unwrap();
+    let v = pool.install(|| match dtype {
+        DType::F32 => time::<f32>(isa, &p),
+        DType::F16 => time::<half::f16>(isa, &p),
+        DType::BF16 => time::<half::bf16>(isa, &p),
+    });
+    let mut s = v[1..].to_vec();
+    s.sort_by(f64::total_cmp);
+    let med = s[s.len() / 2];
+    let bytes = 2 * p.kv_len_elems() * dtype.size_bytes();
+    println!(
+        "decode h{qh}/{kvh} kv{kv_len} d{d} {dtype} {isa} threads={} samples={} median={:.3}ms K+V {:.1} GB/s best={:.1}",
+        pool.current_num_threads(),
+        s.len(),
+        med * 1e3,
+        bytes as f64 / med / 1e9,
+        bytes as f64 / s[0] / 1e9
+    );
+}
