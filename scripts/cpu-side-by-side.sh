@@ -10,21 +10,26 @@
 #   ndarray, the gemm crate), rows of kind `peer`, verified like every row, timed in the same
 #   process between perfledger's own kernels;
 # - imported: numpy (OpenBLAS sgemm of numpy's wheel), PyTorch CPU matmul (f32, bf16, f16) and
-#   scaled_dot_product_attention (bf16, f16; enable_gqa), timed before AND after the run (A B A),
-#   so drift during the sitting shows as two rows per peer.
+#   scaled_dot_product_attention (bf16, f16; enable_gqa), timed before AND after the run, so
+#   drift during the sitting shows as two rows per peer.
+# perfledger runs twice by default, the second run after the peers' second round (peers, run,
+# peers, run): the table takes the best of each side's rounds, so on a host whose speed drifts
+# within minutes neither side gets more chances than the other (with one run, the imported peers
+# had two rounds against perfledger's one).
 #
 # Writes OUTDIR (default results/cpu-side-by-side/<label>, label default `after`): run.json (all
-# rows, peers imported), peers.jsonl, perfledger.log, machine.txt (lscpu: the CPU kind every figure
+# rows, peers imported), run-2.json (the second run), peers.jsonl, perfledger.log, machine.txt (lscpu: the CPU kind every figure
 # belongs to), report.md and report.json (scripts/cpu_side_by_side.py: per workload perfledger's
 # best kernel against the best peer of its dtype, ratio with a 95% CI).
 # Needs the reference venv: python3 -m venv .venv-ref && .venv-ref/bin/pip install -r scripts/reference/requirements.txt
 # (or PYTHON=/path/to/python: any Python with numpy and torch, e.g. on a machine without network).
 # Usage: scripts/cpu-side-by-side.sh [--threads N] [--label NAME] [--out DIR] [--budget S]
-#          [--peer-min-time S] [--peer-rounds 1|2] [--no-python-peers]
+#          [--peer-min-time S] [--peer-rounds 1|2] [--runs 1|2] [--no-python-peers]
 #   --budget S          perfledger's --case-budget (default 3)
 #   --peer-min-time S   each Python peer's timing per shape (default 2)
 #   --peer-rounds N     2 (default): Python peers before and after the run; 1: before only (a
 #                       short sitting, e.g. a lent machine; drift during the run is then not seen)
+#   --runs N            2 (default): perfledger runs again after the peers' second round; 1: once
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=2
@@ -33,6 +38,7 @@ OUT=
 BUDGET=3
 PEER_MIN_TIME=2
 PEER_ROUNDS=2
+RUNS=2
 PYPEERS=1
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -42,11 +48,13 @@ while [ $# -gt 0 ]; do
     --budget) BUDGET=$2; shift 2 ;;
     --peer-min-time) PEER_MIN_TIME=$2; shift 2 ;;
     --peer-rounds) PEER_ROUNDS=$2; shift 2 ;;
+    --runs) RUNS=$2; shift 2 ;;
     --no-python-peers) PYPEERS=0; shift ;;
     *) echo "cpu-side-by-side.sh: unknown argument $1 (see the header)" >&2; exit 2 ;;
   esac
 done
 case "$PEER_ROUNDS" in 1|2) ;; *) echo "cpu-side-by-side.sh: --peer-rounds takes 1 or 2" >&2; exit 2 ;; esac
+case "$RUNS" in 1|2) ;; *) echo "cpu-side-by-side.sh: --runs takes 1 or 2" >&2; exit 2 ;; esac
 OUT=${OUT:-results/cpu-side-by-side/$LABEL}
 SUITE=scripts/suites/cpu-side-by-side.json
 PY=${PYTHON:-.venv-ref/bin/python}
@@ -122,8 +130,16 @@ rm -f "$PEERS"
 "$BIN" run --suite "$SUITE" --threads "$THREADS" --case-budget "$BUDGET" --out "$OUT/run.json" \
   --force 2>&1 | tee "$OUT/perfledger.log"
 [ "$PYPEERS" = 0 ] || [ "$PEER_ROUNDS" = 1 ] || peers_round after
+ALSO=()
+rm -f "$OUT/run-2.json"
+if [ "$RUNS" = 2 ]; then
+  echo "== perfledger run 2 ($(date -u +%H:%M:%SZ)), load $(cat /proc/loadavg)" | tee -a "$OUT/perfledger.log"
+  "$BIN" run --suite "$SUITE" --threads "$THREADS" --case-budget "$BUDGET" --out "$OUT/run-2.json" \
+    --force 2>&1 | tee -a "$OUT/perfledger.log"
+  ALSO=(--also "$OUT/run-2.json")
+fi
 echo "== finished $(date -u +%FT%TZ), load $(cat /proc/loadavg)" >> "$OUT/machine.txt"
 [ ! -s "$PEERS" ] || "$BIN" import "$PEERS" --into "$OUT/run.json"
-python3 scripts/cpu_side_by_side.py "$OUT/run.json" --md "$OUT/report.md" --json "$OUT/report.json" \
+python3 scripts/cpu_side_by_side.py "$OUT/run.json" "${ALSO[@]}" --md "$OUT/report.md" --json "$OUT/report.json" \
   --title "CPU side by side ($LABEL): perfledger vs OpenBLAS, ndarray, gemm, numpy and PyTorch CPU, $THREADS threads"
 echo "wrote $OUT/report.md"

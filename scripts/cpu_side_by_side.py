@@ -3,7 +3,14 @@
 best verified kernel against the best verified peer of the rule for that dtype, from one run file
 (perfledger's rows, the in-process peers of the same run, and the imported PyTorch/numpy rows).
 
-Usage: scripts/cpu_side_by_side.py RUN.json [--md OUT.md] [--title TITLE] [--json OUT.json]
+Usage: scripts/cpu_side_by_side.py RUN.json [--also RUN2.json ...] [--md OUT.md] [--title TITLE]
+                                   [--json OUT.json]
+
+--also: further runs of the same suite in the same sitting (scripts/cpu-side-by-side.sh runs
+perfledger twice, between the imported peers' rounds: peers, perfledger, peers, perfledger). Their
+perfledger rows and in-process peer rows join RUN's, so each side is the best of its rounds, as
+the imported peers are the best of their before and after rounds; rows from a later run are
+marked (r2), (r3), ... in the table.
 
 The gate peers of a dtype (the CPU-peers issue's rule; the gate is >= 0.95x the best of them):
   f32   OpenBLAS sgemm (in-process, and numpy's)
@@ -80,9 +87,15 @@ def gflops(r):
     return r["flops"]["useful"] / statistics.median(r["samples_s"]) / 1e9
 
 
+def rnd(r):
+    """` (rN)` for a row of a later run (`--also`), else nothing."""
+    return f" (r{r['round']})" if r.get("round") else ""
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("run")
+    ap.add_argument("--also", action="append", default=[])
     ap.add_argument("--md")
     ap.add_argument("--json")
     ap.add_argument("--title", default="CPU side by side")
@@ -95,6 +108,18 @@ def main():
     read = max((x for x in (ceil.get("cpu_read_gbs"), ceil.get("cpu_read_gbs_after")) if x),
                default=None)
     rows = [r for r in run["results"] if r.get("samples_s")]
+    for i, path in enumerate(args.also, start=2):
+        more = json.load(open(path))
+        mc = more.get("measured_ceilings", {})
+        for k, v in list((mc.get("cpu_fma_gflops") or {}).items()) + list(
+                (mc.get("cpu_fma_gflops_after") or {}).items()):
+            fma[k] = max(v, fma.get(k, 0))
+        read = max((x for x in (read, mc.get("cpu_read_gbs"), mc.get("cpu_read_gbs_after")) if x),
+                   default=None)
+        for r in more["results"]:
+            # perfledger's and the in-process peers' rows (imported rows live in RUN only)
+            if r.get("samples_s") and r.get("kernel"):
+                rows.append(dict(r, round=i))
     ok = [r for r in rows if r["status"] == "ok" and r["kind"] == "measured"]
     peers = [r for r in rows if r["kind"] == "peer"
              and (r.get("verification") or {}).get("verdict") == "pass"
@@ -107,10 +132,14 @@ def main():
             keys.append(key)
     cpu = run["environment"]["cpu"]
     out = [f"# {args.title}\n",
-           f"Run file: `{args.run}` (run_id {run['run_id']}, created {run['created']}).",
+           f"Run file: `{args.run}` (run_id {run['run_id']}, created {run['created']})" +
+           ("" if not args.also else
+            "; perfledger's and the in-process peers' rows of " +
+            ", ".join(f"`{a}` (r{i})" for i, a in enumerate(args.also, start=2)) +
+            " join them, each side the best of its rounds") + ".",
            f"CPU: {cpu.get('model')} — {cpu.get('threads_used')} threads, ISA selected "
            f"{cpu.get('isa_selected')}, load average at start {cpu.get('load_avg')}.",
-           "Measured ceilings (higher of before/after): FMA " +
+           "Measured ceilings (highest of the runs' before/after probes): FMA " +
            ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in sorted(fma.items())) +
            (f"; read {read:.1f} GB/s" if read else "") + ".",
            "Ratio = best peer's median time / perfledger's best kernel's median time (> 1: "
@@ -158,14 +187,15 @@ def main():
         else:
             line += " — |"
         line += " " + "; ".join(
-            [f"{r['kernel']['variant']} {gflops(r):.0f}" for r in sorted(mine, key=gflops, reverse=True)]
-            + [f"{peer_name(p)} {gflops(p):.0f}" for p in sorted(cand + refs, key=gflops, reverse=True)]) + " |"
+            [f"{r['kernel']['variant']}{rnd(r)} {gflops(r):.0f}" for r in sorted(mine, key=gflops, reverse=True)]
+            + [f"{peer_name(p)}{rnd(p)} {gflops(p):.0f}" for p in sorted(cand + refs, key=gflops, reverse=True)]) + " |"
         out.append(line)
         table.append(entry)
     # flash.avx512bf16 against flash.avx512f in the same run (gate >= 1.6x).
     flash = {}
     for r in ok:
-        if r["op"] == "attention" and r["kernel"]["family"] == "attention.cpu.flash":
+        if (r["op"] == "attention" and r["kernel"]["family"] == "attention.cpu.flash"
+                and not r.get("round")):
             flash.setdefault(shape_key(r), {})[r["kernel"]["variant"]] = r
     lines = []
     for sk, by in flash.items():
@@ -179,7 +209,8 @@ def main():
     if lines:
         bf = fma.get("avx512bf16")
         f32 = fma.get("avx512f")
-        out += ["", "`flash.avx512bf16` against `flash.avx512f` in the same run (gate ≥ 1.6×)"
+        out += ["", "`flash.avx512bf16` against `flash.avx512f` in the same run"
+                + (" (the first)" if args.also else "") + " (gate ≥ 1.6×)"
                 + (f"; the run's probes: vdpbf16ps {bf:.0f} GFLOP/s, f32 FMA {f32:.0f} GFLOP/s "
                    f"(ratio {bf / f32:.2f})" if bf and f32 else "") + ":", "",
                 "| shape | avx512bf16 GFLOP/s | avx512f GFLOP/s | ratio [95% CI] | ≥ 1.6 |",

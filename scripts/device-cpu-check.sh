@@ -20,6 +20,6 @@ timeout "${AB_TIMEOUT:-210}" scripts/cpu-ab.sh "$BEFORE" "$AFTER" "$SUITE" "$OUT
   --threads "$THREADS" --probes off --case-budget 0.5 2>&1 | grep -v '^cpu-ab.sh: round'
 echo "== side by side $(date -u +%T)"
 PERFLEDGER_BIN=$AFTER timeout "${SBS_TIMEOUT:-330}" scripts/cpu-side-by-side.sh --threads "$THREADS" \
-  --out "$OUT/sbs" --budget 0.5 --peer-min-time 0.3 --peer-rounds 1 > "$OUT/sbs.log" 2>&1
+  --out "$OUT/sbs" --budget 0.5 --peer-min-time 0.3 --peer-rounds 1 --runs 1 > "$OUT/sbs.log" 2>&1
 echo "side by side rc=$? $(date -u +%T)"
 tail -3 "$OUT/sbs.log"
