@@ -2,11 +2,14 @@
 //! registers, and never packed. Written once over the `cpu::simd` vocabulary, one entry point
 //! per ISA.
 //!
-//! - B transposed (`[n, k]`, LLM weights): `c[j] = dot(a, Bᵀ[j, :])`, one row at a time, so each
-//!   thread reads a single sequential stream (a task's rows are adjacent in memory), prefetched
-//!   [`PF_BYTES`] ahead in software; parallel over blocks of rows. (Four rows per step — four
-//!   streams, `a` loaded once per four rows — read ≈ 20% less per second on the Zen 5 VM; see
-//!   BENCHMARKS.md, "GEMV".)
+//! - B transposed (`[n, k]`, LLM weights): `c[j] = dot(a, Bᵀ[j, :])`, parallel over blocks of
+//!   rows, in one of two stream layouts chosen per CPU vendor ([`Streams::for_this_cpu`]):
+//!   one row at a time (a single sequential stream per thread, prefetched [`PF_BYTES`] ahead:
+//!   the better layout on the Zen 5 VM, where four rows per step — four streams — read ≈ 20%
+//!   less per second; BENCHMARKS.md, "GEMV"), or [`ROWS_TOGETHER`] rows at a time, one
+//!   64-byte line of each per step, each prefetched [`NEAR_PF_BYTES`] ahead (eight streams per
+//!   thread: 6–15% more per second than one stream on the Intel Xeon 6/207 VM; BENCHMARKS.md
+//!   "GEMV: eight rows at a time").
 //! - B `[k, n]`: K is split across tasks; each task streams its rows of B four at a time into its
 //!   own f32 accumulator of length n (L2-resident), each stream prefetched [`PF_BYTES`] ahead, and
 //!   the partial sums are added at the end.
@@ -19,21 +22,128 @@ use rayon::prelude::*;
 /// Bytes prefetched ahead of each row stream.
 const PF_BYTES: usize = 8192;
 
+/// Rows of Bᵀ read together in the many-stream layout.
+const ROWS_TOGETHER: usize = 8;
+/// Bytes prefetched ahead of each of the [`ROWS_TOGETHER`] streams (eight lines).
+const NEAR_PF_BYTES: usize = 512;
+
+/// How the transposed GEMV streams Bᵀ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Streams {
+    /// One row at a time, [`PF_BYTES`] ahead.
+    One,
+    /// [`ROWS_TOGETHER`] rows at a time, [`NEAR_PF_BYTES`] ahead.
+    Many,
+}
+
+impl Streams {
+    /// `Many` on Intel CPUs, where it was measured faster (Xeon family 6 model 207), else `One`
+    /// (measured best on the Zen 5 VM).
+    pub(crate) fn for_this_cpu() -> Streams {
+        static STREAMS: std::sync::OnceLock<Streams> = std::sync::OnceLock::new();
+        *STREAMS.get_or_init(|| {
+            #[cfg(target_arch = "x86_64")]
+            {
+                // CPUID leaf 0: the vendor string (safe on every x86-64 CPU).
+                let id = std::arch::x86_64::__cpuid(0);
+                let vendor: Vec<u8> = [id.ebx, id.edx, id.ecx]
+                    .iter()
+                    .flat_map(|r| r.to_le_bytes())
+                    .collect();
+                if vendor == b"GenuineIntel" {
+                    return Streams::Many;
+                }
+            }
+            Streams::One
+        })
+    }
+}
+
 /// Rows of Bᵀ per task (trans_b) — enough work per task to amortize scheduling.
 const ROWS_PER_TASK: usize = 64;
 
 per_isa! {
-    /// `out[r] = a · Bᵀ[r, 0..k]` for the rows of `bt` (leading dimension `ldb`): one row at a
-    /// time, so each thread reads one sequential stream (consecutive rows are adjacent), with a
-    /// software prefetch [`PF_BYTES`] ahead; four accumulators per row.
+    /// `out[r] = a · Bᵀ[r, 0..k]` for the rows of `bt` (leading dimension `ldb`), in the stream
+    /// layout `streams`.
     ///
     /// # Safety
     /// `isa` is available; `bt` holds `out.len()` rows of `k` elements at stride `ldb`.
-    unsafe fn dot_rows(a: &[f32], bt: &[T], ldb: usize, out: &mut [f32]) => dot_rows_with
+    unsafe fn dot_rows(a: &[f32], bt: &[T], ldb: usize, out: &mut [f32], streams: Streams) => dot_rows_with
 }
 
 #[inline(always)]
-unsafe fn dot_rows_with<S: Simd, T: Element>(a: &[f32], bt: &[T], ldb: usize, out: &mut [f32]) {
+unsafe fn dot_rows_with<S: Simd, T: Element>(
+    a: &[f32],
+    bt: &[T],
+    ldb: usize,
+    out: &mut [f32],
+    streams: Streams,
+) {
+    let done = match streams {
+        Streams::Many => dot_rows_together::<S, T, ROWS_TOGETHER>(a, bt, ldb, out),
+        Streams::One => 0,
+    };
+    if done < out.len() {
+        dot_rows_one::<S, T>(a, &bt[done * ldb..], ldb, &mut out[done..]);
+    }
+}
+
+/// `out[r] = a · Bᵀ[r, 0..k]` for the first whole groups of `R` rows of `out`, `R` rows at a
+/// time: per step one 64-byte line of each row (one accumulator per row), each row prefetched
+/// [`NEAR_PF_BYTES`] ahead. Returns the rows done (a multiple of `R`).
+#[inline(always)]
+unsafe fn dot_rows_together<S: Simd, T: Element, const R: usize>(
+    a: &[f32],
+    bt: &[T],
+    ldb: usize,
+    out: &mut [f32],
+) -> usize {
+    let k = a.len();
+    let l = S::LANES;
+    // Vectors per 64-byte line of a row (1–4); lines smaller than a vector take one vector.
+    let vpl = (64 / std::mem::size_of::<T>() / l).max(1);
+    let step = vpl * l;
+    let ap = a.as_ptr();
+    let groups = out.len() / R;
+    for g in 0..groups {
+        let w: [*const T; R] = std::array::from_fn(|r| bt.as_ptr().add((g * R + r) * ldb));
+        let mut acc = [S::zero(); R];
+        let mut i = 0;
+        while i + step <= k {
+            for row in w {
+                S::prefetch((row.add(i) as *const u8).wrapping_add(NEAR_PF_BYTES));
+            }
+            for v in 0..vpl {
+                let x = S::load(ap.add(i + v * l));
+                for r in 0..R {
+                    acc[r] = S::fma(x, load_elem::<S, T>(w[r].add(i + v * l)), acc[r]);
+                }
+            }
+            i += step;
+        }
+        while i + l <= k {
+            let x = S::load(ap.add(i));
+            for r in 0..R {
+                acc[r] = S::fma(x, load_elem::<S, T>(w[r].add(i)), acc[r]);
+            }
+            i += l;
+        }
+        for (r, (row, acc)) in w.iter().zip(acc).enumerate() {
+            let mut sum = S::hsum(acc);
+            for (j, &x) in a.iter().enumerate().skip(i) {
+                sum += x * (*row.add(j)).to_f32();
+            }
+            out[g * R + r] = sum;
+        }
+    }
+    groups * R
+}
+
+/// `out[r] = a · Bᵀ[r, 0..k]`, one row at a time, so each thread reads one sequential stream
+/// (consecutive rows are adjacent), with a software prefetch [`PF_BYTES`] ahead; four
+/// accumulators per row.
+#[inline(always)]
+unsafe fn dot_rows_one<S: Simd, T: Element>(a: &[f32], bt: &[T], ldb: usize, out: &mut [f32]) {
     let k = a.len();
     let l = S::LANES;
     let step = 4 * l;
@@ -140,13 +250,14 @@ pub(crate) fn gemv<T: Element>(
 ) {
     let k = a.len();
     if trans_b {
+        let streams = Streams::for_this_cpu();
         c[..n]
             .par_chunks_mut(ROWS_PER_TASK)
             .enumerate()
             .for_each(|(t, out)| {
                 let j0 = t * ROWS_PER_TASK;
                 // SAFETY: the caller checked the ISA; rows j0..j0 + out.len() are within b.
-                unsafe { dot_rows(isa, a, &b[j0 * ldb..], ldb, out) };
+                unsafe { dot_rows(isa, a, &b[j0 * ldb..], ldb, out, streams) };
             });
     } else {
         // K chunks: a few per thread, each at least 64 rows.
@@ -178,5 +289,47 @@ pub(crate) fn gemv<T: Element>(
                     }
                 }
             });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use half::{bf16, f16};
+
+    /// Both stream layouts of the transposed GEMV, whichever this CPU's vendor picks, on every
+    /// ISA path here: row counts around the groups of [`ROWS_TOGETHER`], k around a line, a
+    /// vector and a step (with tails), padded rows. Small integers, so every order of the sums
+    /// is exact and the results equal the definition's.
+    fn check<T: Element>(from: fn(f32) -> T) {
+        for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
+            for streams in [Streams::One, Streams::Many] {
+                for (rows, k, ldb) in [(19, 1030, 1030), (8, 7, 9), (17, 301, 305), (3, 64, 64)] {
+                    let a: Vec<f32> = (0..k).map(|i| ((i * 7 + 3) % 5) as f32 - 2.0).collect();
+                    let bt: Vec<T> = (0..rows * ldb)
+                        .map(|i| from(((i * 11 + 1) % 7) as f32 - 3.0))
+                        .collect();
+                    let mut out = vec![f32::NAN; rows];
+                    // SAFETY: the ISA is available; bt holds `rows` rows of k at stride ldb.
+                    unsafe { dot_rows(isa, &a, &bt, ldb, &mut out, streams) };
+                    for (r, &o) in out.iter().enumerate() {
+                        let want: f32 = (0..k).map(|j| a[j] * bt[r * ldb + j].to_f32()).sum();
+                        assert_eq!(
+                            o,
+                            want,
+                            "{isa} {streams:?} {} rows {rows} k {k} ldb {ldb}: row {r}",
+                            T::DTYPE
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn transposed_rows_both_stream_layouts_every_isa_and_dtype() {
+        check::<f32>(|x| x);
+        check::<f16>(f16::from_f32);
+        check::<bf16>(bf16::from_f32);
     }
 }
