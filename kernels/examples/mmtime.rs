@@ -6,7 +6,8 @@
 //!
 //! `MMTIME_SETS=N` cycles through N input sets, one per call, as the runner does for memory-bound
 //! rows (inputs read from memory, not from the cache the previous call warmed), each with its
-//! own output.
+//! own output. Calls are timed on a worker of a rayon pool (`RAYON_NUM_THREADS` threads), as the
+//! runner times them.
 
 use perfledger_kernels::cpu::matmul::{
     packed_matmul, packed_matmul_bf16dot, Blocking, Path, Workspace,
@@ -81,11 +82,14 @@ fn main() {
     if args.get(6).map(String::as_str) == Some("bt") {
         p = p.transposed_b();
     }
-    let v = match dtype {
+    // Timed on a worker of the pool, as the runner does: from the main thread every call would
+    // also pay for waking a worker (≈ 15% of a 256³ call in `perf`, on this VM's wake-ups).
+    let pool = rayon::ThreadPoolBuilder::new().build().unwrap();
+    let v = pool.install(|| match dtype {
         DType::F32 => time::<f32>(path, &blk, &p),
         DType::F16 => time::<half::f16>(path, &blk, &p),
         DType::BF16 => time::<half::bf16>(path, &blk, &p),
-    };
+    });
     let mut s = v[1..].to_vec();
     s.sort_by(f64::total_cmp);
     let med = s[s.len() / 2];
@@ -93,7 +97,7 @@ fn main() {
     println!(
         "{p} {dtype} {} {blk} threads={} samples={} median={:.4}s {:.1} GFLOP/s {:.2} GB/s(min bytes) best={:.1}",
         path.name(),
-        rayon::current_num_threads(),
+        pool.current_num_threads(),
         s.len(),
         med,
         w.flops as f64 / med / 1e9,
