@@ -8,8 +8,8 @@
 //!   the better layout on the Zen 5 VM, where four rows per step — four streams — read ≈ 20%
 //!   less per second; BENCHMARKS.md, "GEMV"), or [`ROWS_TOGETHER`] rows at a time, one
 //!   64-byte line of each per step, each prefetched [`NEAR_PF_BYTES`] ahead (eight streams per
-//!   thread: 6–15% more per second than one stream on the Intel Xeon 6/207 VM; BENCHMARKS.md
-//!   "GEMV: eight rows at a time").
+//!   thread: bf16/f16 6–18%, f32 0–11% more per second than one stream on the Intel Xeon 6/207
+//!   VM; BENCHMARKS.md "GEMV: eight rows at a time").
 //! - B `[k, n]`: K is split across tasks; each task streams its rows of B four at a time into its
 //!   own f32 accumulator of length n (L2-resident), each stream prefetched [`PF_BYTES`] ahead, and
 //!   the partial sums are added at the end.
