@@ -301,24 +301,55 @@ impl<K: PairMicroKernel> PanelFormat for PairPanels<K> {
     }
 }
 
-/// One batch of `C (f32, ldc) = A · op(B)` in panel format `P`. `a` and `b` start at this batch's
-/// first element. `bpack` is the shared B-panel buffer.
-#[allow(clippy::too_many_arguments)]
+/// The operands of one batch of `A · op(B)`: `a` and `b` start at the batch's first element.
+#[derive(Clone, Copy)]
+pub(crate) struct Operands<'a, In> {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: &'a [In],
+    pub lda: usize,
+    pub b: &'a [In],
+    pub ldb: usize,
+    pub trans_b: bool,
+}
+
+impl<'a, In> Operands<'a, In> {
+    /// `p`'s shape and layout with this batch's `a` and `b`.
+    pub fn of(p: &super::MatmulProblem, a: &'a [In], b: &'a [In]) -> Self {
+        Operands {
+            m: p.m,
+            n: p.n,
+            k: p.k,
+            a,
+            lda: p.lda,
+            b,
+            ldb: p.ldb,
+            trans_b: p.trans_b,
+        }
+    }
+}
+
+/// One batch of `C (f32, ldc) = A · op(B)` in panel format `P`. `bpack` is the shared B-panel
+/// buffer.
 pub(crate) fn gemm<P: PanelFormat>(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[P::In],
-    lda: usize,
-    b: &[P::In],
-    ldb: usize,
-    trans_b: bool,
+    ops: Operands<'_, P::In>,
     c: &mut [f32],
     ldc: usize,
     blocking: &Blocking,
     bpack: &mut AlignedBuf,
     finish: Option<&Finish>,
 ) {
+    let Operands {
+        m,
+        n,
+        k,
+        a,
+        lda,
+        b,
+        ldb,
+        trans_b,
+    } = ops;
     let (mr, nr) = (P::MR, P::NR);
     let kc_max = blocking.kc.max(1);
     let nc_max = blocking.nc.div_ceil(nr).max(1) * nr;
@@ -327,7 +358,7 @@ pub(crate) fn gemm<P: PanelFormat>(
     if k > 0 && k <= kc_max && m <= (mc * kc_max / k).div_ceil(mr) * mr && m * threads <= n {
         // One k block, one A block, and N wide enough that A packed on every thread is no more
         // than B: no B block to share, so no packing pass over it (see `gemm_stream`).
-        gemm_stream::<P>(m, n, k, a, lda, b, ldb, trans_b, c, ldc, kc_max, finish);
+        gemm_stream::<P>(ops, c, ldc, kc_max, finish);
         return;
     }
     let c_ptr = SendPtr(c.as_mut_ptr());
@@ -405,21 +436,23 @@ pub(crate) fn gemm<P: PanelFormat>(
 /// thread reading all of a cold A costs more than the B pass saved when N is not much wider than
 /// M, hence M × threads ≤ N. Running every A micro-panel over each B micro-panel instead (the
 /// general nest's order: C written as strips of M rows × 32 columns) was 0.90× at 127×8191×65.
-#[allow(clippy::too_many_arguments)]
 fn gemm_stream<P: PanelFormat>(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[P::In],
-    lda: usize,
-    b: &[P::In],
-    ldb: usize,
-    trans_b: bool,
+    ops: Operands<'_, P::In>,
     c: &mut [f32],
     ldc: usize,
     kc_max: usize,
     finish: Option<&Finish>,
 ) {
+    let Operands {
+        m,
+        n,
+        k,
+        a,
+        lda,
+        b,
+        ldb,
+        trans_b,
+    } = ops;
     let (mr, nr) = (P::MR, P::NR);
     let steps = P::steps(k);
     let n_panels = n.div_ceil(nr);

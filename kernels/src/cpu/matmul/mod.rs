@@ -372,18 +372,18 @@ fn run_gemm<T: Element>(
     finish: Option<&Finish>,
 ) {
     use gemm::F32Panels;
-    let (m, n, k, lda, ldb, tb) = (p.m, p.n, p.k, p.lda, p.ldb, p.trans_b);
+    let ops = gemm::Operands::of(p, a, b);
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512f => gemm::gemm::<F32Panels<micro::x86::Avx512_12x32, T>>(
-            m, n, k, a, lda, b, ldb, tb, c, ldc, blocking, bpack, finish,
+            ops, c, ldc, blocking, bpack, finish,
         ),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2fma => gemm::gemm::<F32Panels<micro::x86::Avx2_6x16, T>>(
-            m, n, k, a, lda, b, ldb, tb, c, ldc, blocking, bpack, finish,
-        ),
+        Isa::Avx2fma => {
+            gemm::gemm::<F32Panels<micro::x86::Avx2_6x16, T>>(ops, c, ldc, blocking, bpack, finish)
+        }
         _ => gemm::gemm::<F32Panels<micro::portable::Portable4x8, T>>(
-            m, n, k, a, lda, b, ldb, tb, c, ldc, blocking, bpack, finish,
+            ops, c, ldc, blocking, bpack, finish,
         ),
     }
 }
@@ -405,7 +405,12 @@ fn run_gemm_bf16dot<T: Element>(
     let b: &[u16] = bytemuck::cast_slice(b);
     #[cfg(target_arch = "x86_64")]
     gemm::gemm::<gemm::PairPanels<micro::x86::Avx512Bf16_12x32>>(
-        p.m, p.n, p.k, a, p.lda, b, p.ldb, p.trans_b, c, ldc, blocking, bpack, finish,
+        gemm::Operands::of(p, a, b),
+        c,
+        ldc,
+        blocking,
+        bpack,
+        finish,
     );
     #[cfg(not(target_arch = "x86_64"))]
     {
