@@ -543,6 +543,12 @@ fn tile<P: PanelFormat>(steps: usize) -> Tile<P::Word> {
 /// sizes differ by at most one panel (a multiple of `threads` blocks), and, when that gives fewer
 /// than 2 tasks per thread (small M: LLM projections at 1–512 tokens), N as well, so the
 /// work-stealing pool ends with balanced threads.
+///
+/// M is cut first, into up to 2 blocks per thread of at least [`MIN_BLOCK_PANELS`] micro-panels
+/// each, even where one A block would hold all of M: each task packs its own A block, so a task
+/// that splits N instead packs the same rows of A again. At 256³ f32, 2 threads, 4 tasks of 2
+/// A halves × 2 N halves (A packed twice) against 4 A quarters: 228–230 against 239–243 GFLOP/s
+/// (`mmtime`, BENCHMARKS.md "Task split: M before N").
 pub(super) struct TaskSplit {
     m: usize,
     mr: usize,
@@ -553,11 +559,17 @@ pub(super) struct TaskSplit {
     panels_per_split: usize,
 }
 
+/// The fewest A micro-panels of an M block that [`TaskSplit`] makes to spare an N split (4 × 12
+/// rows for the AVX-512 tile: at 256³, 3-panel blocks measured below 4- and 6-panel ones).
+const MIN_BLOCK_PANELS: usize = 4;
+
 impl TaskSplit {
     pub(super) fn new(m: usize, mr: usize, mc: usize, n_panels: usize, threads: usize) -> Self {
         let m_panels = m.div_ceil(mr);
         let m_blocks = m.div_ceil(mc).div_ceil(threads) * threads;
-        let m_blocks = m_blocks.min(m_panels);
+        // Up to 2 blocks per thread of ≥ MIN_BLOCK_PANELS panels, a multiple of `threads`.
+        let by_rows = (m_panels / MIN_BLOCK_PANELS).min(2 * threads) / threads * threads;
+        let m_blocks = m_blocks.max(by_rows).min(m_panels);
         let n_split = (2 * threads).div_ceil(m_blocks).clamp(1, n_panels);
         TaskSplit {
             m,
