@@ -647,3 +647,51 @@ pub(super) unsafe fn macro_kernel<W>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::TaskSplit;
+
+    /// Every (row, B panel) of the block belongs to exactly one task, rows start on micro-panel
+    /// boundaries, and the split keeps to its promises: a multiple of `threads` M blocks unless there
+    /// is one per micro-panel, at least 2 tasks per thread where the M blocks' B panels allow it, and N
+    /// split only where M gives fewer than 2 blocks per thread.
+    #[test]
+    fn task_split_covers_each_tile_once() {
+        for threads in [1, 2, 3, 16] {
+            for mr in [1, 12] {
+                for m in [1, 11, 12, 13, 64, 180, 181, 200, 256, 512, 1000] {
+                    for mc in [12, 96, 768] {
+                        for n_panels in [1, 3, 8, 128] {
+                            let s = TaskSplit::new(m, mr, mc, n_panels, threads);
+                            let mut seen = vec![0u8; m * n_panels];
+                            let mut m_blocks = std::collections::BTreeSet::new();
+                            for t in 0..s.count() {
+                                let Some((ic, rows, jp0, jp1)) = s.task(t) else {
+                                    continue;
+                                };
+                                assert_eq!(ic % mr, 0, "m {m} mr {mr} task {t}");
+                                m_blocks.insert(ic);
+                                for i in ic..ic + rows {
+                                    for jp in jp0..jp1 {
+                                        seen[i * n_panels + jp] += 1;
+                                    }
+                                }
+                            }
+                            let ctx = format!("m {m} mr {mr} mc {mc} n {n_panels} t {threads}");
+                            assert!(seen.iter().all(|&c| c == 1), "{ctx}");
+                            let panels = m.div_ceil(mr);
+                            let blocks = m_blocks.len();
+                            assert!(blocks % threads == 0 || blocks == panels, "{ctx}");
+                            if s.n_split > 1 {
+                                assert!(m_blocks.len() < 2 * threads, "{ctx}");
+                            }
+                            let pieces = m_blocks.len() * n_panels;
+                            assert!(s.count() >= (2 * threads).min(pieces), "{ctx}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
