@@ -144,16 +144,18 @@ fn packed_exact_small_integers_every_isa_and_precision() {
     }
 }
 
-/// Shapes of the single-pass nest for small K (one k block, one A block, N ≥ M × threads): K
-/// under the blocking's kc, N split into several tasks per thread, each task's columns crossing
-/// more than one packed B chunk (`kc = 32` makes a chunk two micro-panels), edge tiles in M and
-/// N, B transposed past the small-M dot path, padded leading dimensions, batches.
+/// Shapes of the single-pass nest (N ≥ M × threads, all of A packed within the A block budget):
+/// K under the blocking's kc and K over several k blocks (the last one short, odd for the bf16
+/// k-pairs), N split into several tasks per thread, each task's columns crossing more than one
+/// packed B chunk (`kc = 32` makes a chunk two micro-panels), edge tiles in M and N, B
+/// transposed past the small-M dot path, padded leading dimensions, batches.
 fn stream_shapes(mr: usize, nr: usize) -> (Blocking, Vec<MatmulProblem>) {
     let threads = rayon::current_num_threads();
     let wide = |m: usize| m * threads + 5 * nr + 3;
     let mt = DOT_M_MAX + 1;
+    // An A block of 3 × mt rows at kc: mt rows of A over three k blocks.
     let blocking = Blocking {
-        mc: mt.div_ceil(mr) * mr,
+        mc: (3 * mt).div_ceil(mr) * mr,
         kc: 32,
         nc: 2 * nr,
     };
@@ -168,11 +170,20 @@ fn stream_shapes(mr: usize, nr: usize) -> (Blocking, Vec<MatmulProblem>) {
             wide(2 * mr + 3) + 3,
         ),
         MatmulProblem::new(mr + 1, wide(mr + 1), 31).with_batch(2),
+        // K over k blocks of 32: 32 + 32 + 13, 32 + 32 + 1, 32 + 32, and padded, batched.
+        MatmulProblem::new(2 * mr + 1, wide(2 * mr + 1), 77),
+        MatmulProblem::new(mt, wide(mt), 65).transposed_b(),
+        MatmulProblem::new(mr + 2, wide(mr + 2), 64).with_leading_dims(
+            67,
+            wide(mr + 2) + 5,
+            wide(mr + 2) + 1,
+        ),
+        MatmulProblem::new(mr + 1, wide(mr + 1), 70).with_batch(2),
     ];
     (blocking, shapes)
 }
 
-/// The single-pass nest for small K ([`stream_shapes`]), every ISA path and precision, twice in
+/// The single-pass nest ([`stream_shapes`]), every ISA path and precision, twice in
 /// a row on each shape (a thread's packed A is reused only within one call).
 #[test]
 fn stream_nest_exact_every_isa_and_precision() {

@@ -355,9 +355,12 @@ pub(crate) fn gemm<P: PanelFormat>(
     let nc_max = blocking.nc.div_ceil(nr).max(1) * nr;
     let mc = blocking.mc.div_ceil(mr).max(1) * mr;
     let threads = rayon::current_num_threads().max(1);
-    if k > 0 && k <= kc_max && m <= (mc * kc_max / k).div_ceil(mr) * mr && m * threads <= n {
-        // One k block, one A block, and N wide enough that A packed on every thread is no more
-        // than B: no B block to share, so no packing pass over it (see `gemm_stream`).
+    // All of A packed, as `gemm_stream` packs it on every thread.
+    let a_words = m.div_ceil(mr) * mr * k.div_ceil(kc_max) * P::steps(kc_max.min(k));
+    if k > 0 && m * threads <= n && a_words <= (mc * kc_max).max(kc_max * nc_max / threads) {
+        // N wide enough that A packed on every thread is no more than B, and A on all threads
+        // within an A block or the B block's share of L3: no B block to share, so no packing pass
+        // over it (see `gemm_stream`).
         gemm_stream::<P>(ops, c, ldc, kc_max, finish);
         return;
     }
@@ -421,21 +424,24 @@ pub(crate) fn gemm<P: PanelFormat>(
     }
 }
 
-/// The nest for a product whose K is one k block and whose A is one A block (K ≤ kc, M within the
-/// A budget for that K) and which is wide in N (M × threads ≤ N: 127×8191×65). The general nest
-/// packs the whole B block in a parallel pass first — a second parallel region, and the packed
-/// block written to and read back from L3 — which a product this short in K cannot amortise.
-/// Here A is packed once per thread, and each task packs its own range of B's columns on its own
-/// thread, in chunks of at most `2·steps(kc)·NR` words (a quarter of L2 by the blocking's
-/// construction), reading B's rows in runs of a chunk's width, which the hardware prefetcher
-/// follows when B comes from memory. Each A micro-panel then runs over the whole chunk, so C is
-/// written `MR` rows at a time in runs of the chunk's width.
+/// The nest for a product wide in N (M × threads ≤ N) whose A, packed whole, fits an A block or
+/// each thread's share of the B block's L3 budget (`kc × nc / threads` words): 127×8191×65,
+/// 512×4096×4096. The general nest packs each B block in a parallel pass first — a second
+/// parallel region, and the packed block written to and read back from L3 by every A block —
+/// which a product this short in M or K cannot amortise. Here A is packed once per thread, and
+/// each task packs its own range of B's columns on its own thread, in chunks of at most
+/// `2·steps(kc)·NR` words (a quarter of L2 by the blocking's construction) per k block, reading B's
+/// rows in runs of a chunk's width, which the hardware prefetcher follows when B comes from
+/// memory. Each A micro-panel then runs over the whole chunk, so C is written `MR` rows at a time
+/// in runs of the chunk's width; a K beyond one k block is accumulated block by block into the
+/// chunk's columns of C while they are in L2.
 ///
 /// Measured against the general nest (BENCHMARKS.md, "Small K in one pass"), inputs and outputs
 /// cold as in the runner's rotated sets: 127×8191×65 f32 1.22×; 200×300×129 f32 0.78× — every
 /// thread reading all of a cold A costs more than the B pass saved when N is not much wider than
 /// M, hence M × threads ≤ N. Running every A micro-panel over each B micro-panel instead (the
 /// general nest's order: C written as strips of M rows × 32 columns) was 0.90× at 127×8191×65.
+/// With K in several blocks (BENCHMARKS.md "Wide N in one pass"): 512×4096×4096 Bᵀ f16 1.2×.
 fn gemm_stream<P: PanelFormat>(
     ops: Operands<'_, P::In>,
     c: &mut [f32],
@@ -454,14 +460,19 @@ fn gemm_stream<P: PanelFormat>(
         trans_b,
     } = ops;
     let (mr, nr) = (P::MR, P::NR);
-    let steps = P::steps(k);
+    // k blocks of `kc_max` (the last shorter): block `q` starts at k = q·kc_max, its A
+    // micro-panels at word `q · m_panels · steps(kc_max) · MR` of the packed A.
+    let kc_first = kc_max.min(k);
+    let k_blocks = k.div_ceil(kc_first);
+    let m_panels = m.div_ceil(mr);
+    let a_block_words = m_panels * P::steps(kc_first) * mr;
     let n_panels = n.div_ceil(nr);
-    let chunk = (2 * P::steps(kc_max) / steps).max(1);
+    let chunk = (2 * P::steps(kc_max) / P::steps(kc_first)).max(1);
     // Several tasks per thread, so work stealing evens out a thread that falls behind.
     let tasks = n_panels.min(4 * rayon::current_num_threads().max(1));
     let call = STREAM_CALLS.fetch_add(1, Ordering::Relaxed);
     let c_ptr = SendPtr(c.as_mut_ptr());
-    let a_words = m.div_ceil(mr) * steps * mr;
+    let a_words = k_blocks * a_block_words;
     (0..tasks).into_par_iter().for_each(|task| {
         let (jp0, jp1) = (task * n_panels / tasks, (task + 1) * n_panels / tasks);
         STREAM.with(|cell| {
@@ -470,14 +481,11 @@ fn gemm_stream<P: PanelFormat>(
                 // Another call's A (or none): pack this call's. Marked invalid meanwhile, so a
                 // panic while packing leaves no stale id behind.
                 s.a_call = 0;
-                P::pack_a(
-                    a,
-                    lda,
-                    m,
-                    k,
-                    bytemuck::cast_slice_mut(s.a.get(a_words)),
-                    &mut s.row,
-                );
+                let ap: &mut [P::Word] = bytemuck::cast_slice_mut(s.a.get(a_words));
+                for (q, dst) in ap.chunks_exact_mut(a_block_words).enumerate() {
+                    let pc = q * kc_first;
+                    P::pack_a(&a[pc..], lda, m, kc_first.min(k - pc), dst, &mut s.row);
+                }
                 s.a_call = call;
             }
             let ap: &[P::Word] = bytemuck::cast_slice(s.a.get(a_words));
@@ -485,29 +493,39 @@ fn gemm_stream<P: PanelFormat>(
             while j < jp1 {
                 let panels = chunk.min(jp1 - j);
                 let (j0, cols) = (j * nr, (panels * nr).min(n - j * nr));
-                let bp: &mut [P::Word] = bytemuck::cast_slice_mut(s.b.get(panels * steps * nr));
-                let at = if trans_b { j0 * ldb } else { j0 };
-                P::pack_b_seq(&b[at..], ldb, trans_b, k, cols, bp, &mut s.row);
-                // A micro-panel by A micro-panel, each over the whole chunk: C is written
-                // `MR` rows at a time, each row a run of `cols` (a few streams the prefetcher
-                // follows), not a strip of all M rows per B micro-panel (M short runs).
-                for ip in 0..m.div_ceil(mr) {
-                    let i0 = ip * mr;
-                    // SAFETY: tasks write disjoint column ranges of C (panels jp0..jp1); `ap`
-                    // holds all of A's micro-panels, so from panel `ip` on it holds that panel,
-                    // and `bp` this chunk's; the caller checked the CPU has the format's ISA.
-                    unsafe {
-                        macro_kernel(
-                            &tile::<P>(steps),
-                            mr.min(m - i0),
-                            &ap[ip * steps * mr..],
-                            bp,
-                            0..panels,
-                            cols,
-                            c_ptr.get().add(i0 * ldc + j0),
-                            ldc,
-                            false,
-                        );
+                for (q, a_block) in ap.chunks_exact(a_block_words).enumerate() {
+                    let pc = q * kc_first;
+                    let kc = kc_first.min(k - pc);
+                    let steps = P::steps(kc);
+                    let bp: &mut [P::Word] = bytemuck::cast_slice_mut(s.b.get(panels * steps * nr));
+                    let at = if trans_b {
+                        j0 * ldb + pc
+                    } else {
+                        pc * ldb + j0
+                    };
+                    P::pack_b_seq(&b[at..], ldb, trans_b, kc, cols, bp, &mut s.row);
+                    // A micro-panel by A micro-panel, each over the whole chunk: C is written
+                    // `MR` rows at a time, each row a run of `cols` (a few streams the prefetcher
+                    // follows), not a strip of all M rows per B micro-panel (M short runs).
+                    for ip in 0..m_panels {
+                        let i0 = ip * mr;
+                        // SAFETY: tasks write disjoint column ranges of C (panels jp0..jp1);
+                        // `a_block` holds k block q's A micro-panels (`steps · MR` words each,
+                        // one after another), so from panel `ip` on it holds that panel, and
+                        // `bp` this chunk's; the caller checked the CPU has the format's ISA.
+                        unsafe {
+                            macro_kernel(
+                                &tile::<P>(steps),
+                                mr.min(m - i0),
+                                &a_block[ip * steps * mr..],
+                                bp,
+                                0..panels,
+                                cols,
+                                c_ptr.get().add(i0 * ldc + j0),
+                                ldc,
+                                q > 0,
+                            );
+                        }
                     }
                 }
                 j += panels;
