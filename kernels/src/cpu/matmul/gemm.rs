@@ -16,8 +16,9 @@
 //! Tasks split M into MC blocks and, when that gives fewer than 2 tasks per thread, also split the
 //! NR panels, so small M (LLM projections at 1–512 tokens) still uses every thread ([`TaskSplit`]).
 //!
-//! A product with K in one k block, A in one block and N ≥ M × threads takes a one-pass variant
-//! ([`gemm_stream`]): no shared B block, each task packs its own columns of B.
+//! A product wide in N (N ≥ M × threads) whose A, packed whole on every thread, fits one A block
+//! or each thread's share of the B block's budget takes a one-pass variant ([`gemm_stream`]): no
+//! shared B block, each task packs its own columns of B, k block by k block.
 //!
 //! The nest is written once, generic over the panel format ([`PanelFormat`]): f32 panels for the
 //! f32 micro-kernels, or bf16 k-pairs for the `vdpbf16ps` one.
