@@ -172,11 +172,16 @@ unsafe fn avx512_12x32(
         }};
     }
     // Unrolled by 4 (fewer loop-carried pointer updates and branches per FMA), prefetching the
-    // A micro-panel a few steps ahead (it streams from L2).
+    // A micro-panel 8 steps ahead and the B micro-panel 16 steps ahead (2 KiB: at kc = 2048 its
+    // 256 KiB stream from L2 for every A micro-panel). The B prefetch: 2048³ f16 +5%, 1024³ f16
+    // +3%, elsewhere within noise (BENCHMARKS.md "Micro-kernel: prefetching B").
     for _ in 0..kc / 4 {
         _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(8 * MR) as *const i8);
         _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(8 * MR + 16) as *const i8);
         _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(8 * MR + 32) as *const i8);
+        for l in 0..8 {
+            _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add(16 * 32 + 16 * l) as *const i8);
+        }
         step!();
         step!();
         step!();
