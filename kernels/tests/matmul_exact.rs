@@ -7,6 +7,7 @@
 
 use perfledger_kernels::cpu::matmul::{
     packed_matmul, packed_matmul_bf16dot, tile, Blocking, Path, Workspace, DOT_M_MAX,
+    DOT_M_ONE_PASS,
 };
 use perfledger_kernels::dtype::SplitMix64;
 use perfledger_kernels::isa::Isa;
@@ -148,7 +149,8 @@ fn packed_exact_small_integers_every_isa_and_precision() {
 /// K under the blocking's kc and K over several k blocks (the last one short, odd for the bf16
 /// k-pairs), N split into several tasks per thread, each task's columns crossing more than one
 /// packed B chunk (`kc = 32` makes a chunk two micro-panels), edge tiles in M and N, B
-/// transposed past the small-M dot path, padded leading dimensions, batches.
+/// transposed past the small-M dot path and between its two limits, padded leading dimensions,
+/// batches.
 fn stream_shapes(mr: usize, nr: usize) -> (Blocking, Vec<MatmulProblem>) {
     let threads = rayon::current_num_threads();
     let wide = |m: usize| m * threads + 5 * nr + 3;
@@ -179,6 +181,8 @@ fn stream_shapes(mr: usize, nr: usize) -> (Blocking, Vec<MatmulProblem>) {
             wide(mr + 2) + 1,
         ),
         MatmulProblem::new(mr + 1, wide(mr + 1), 70).with_batch(2),
+        // Bᵀ between the dot path's always-rows and its limit, wide: the one-pass nest.
+        MatmulProblem::new(DOT_M_ONE_PASS + 5, wide(DOT_M_ONE_PASS + 5), 45).transposed_b(),
     ];
     (blocking, shapes)
 }

@@ -37,8 +37,17 @@ use std::cell::RefCell;
 /// Most rows of A for which `packed` takes this path (B transposed only). Chosen by measurement
 /// on the Intel Xeon (family 6 model 207) VM, 2 threads, bf16 and f32 `[m, 4096] · [4096, 4096]ᵀ`
 /// (BENCHMARKS.md "Small M"): the dot path won at m = 128 (184 against 100 GFLOP/s) and 256
-/// (143–170 against 115–143), the loop nest at 512 (160–175 against 104–118).
+/// (143–170 against 115–143), the loop nest at 512 (160–175 against 104–118). Above
+/// [`DOT_M_ONE_PASS`] rows the f32-panel paths take it only where the loop nest would not run in
+/// one pass.
 pub const DOT_M_MAX: usize = 256;
+
+/// Rows of A up to which the f32-panel paths take this path whatever N and K; from there to
+/// [`DOT_M_MAX`], the loop nest where it runs in one pass (N ≥ M × threads, A within its budget:
+/// `gemm::one_pass`). Measured on the same VM, 2 threads, `[m, 4096] · [4096, 4096]ᵀ` bf16
+/// (BENCHMARKS.md "Small M: the one-pass nest from 72 rows"): the one-pass nest against this path
+/// at m = 32 0.89, 64 0.95, 72 (f16) 1.06, 80 1.02, 96 1.07, 128 1.09, 200 1.16, 256 1.19.
+pub const DOT_M_ONE_PASS: usize = 64;
 
 /// Most k elements per block (f32; twice as many bf16 pairs' halves: the same bytes).
 const DOT_KB: usize = 2048;

@@ -331,6 +331,21 @@ impl<'a, In> Operands<'a, In> {
     }
 }
 
+/// Whether [`gemm`] multiplies an `m × n × k` product in one pass ([`gemm_stream`]) on the
+/// current pool: N wide enough that A packed on every thread is no more than B (M × threads ≤
+/// N), and A, packed whole on every thread, within one A block (`mc × kc`) or each thread's share
+/// of the B block (`kc × nc / threads` words).
+pub(crate) fn one_pass<P: PanelFormat>(m: usize, n: usize, k: usize, blocking: &Blocking) -> bool {
+    let (mr, nr) = (P::MR, P::NR);
+    let kc_max = blocking.kc.max(1);
+    let nc_max = blocking.nc.div_ceil(nr).max(1) * nr;
+    let mc = blocking.mc.div_ceil(mr).max(1) * mr;
+    let threads = rayon::current_num_threads().max(1);
+    // All of A packed, as `gemm_stream` packs it on every thread.
+    let a_words = m.div_ceil(mr) * mr * k.div_ceil(kc_max) * P::steps(kc_max.min(k));
+    k > 0 && m * threads <= n && a_words <= (mc * kc_max).max(kc_max * nc_max / threads)
+}
+
 /// One batch of `C (f32, ldc) = A · op(B)` in panel format `P`. `bpack` is the shared B-panel
 /// buffer.
 pub(crate) fn gemm<P: PanelFormat>(
@@ -356,12 +371,8 @@ pub(crate) fn gemm<P: PanelFormat>(
     let nc_max = blocking.nc.div_ceil(nr).max(1) * nr;
     let mc = blocking.mc.div_ceil(mr).max(1) * mr;
     let threads = rayon::current_num_threads().max(1);
-    // All of A packed, as `gemm_stream` packs it on every thread.
-    let a_words = m.div_ceil(mr) * mr * k.div_ceil(kc_max) * P::steps(kc_max.min(k));
-    if k > 0 && m * threads <= n && a_words <= (mc * kc_max).max(kc_max * nc_max / threads) {
-        // N wide enough that A packed on every thread is no more than B, and A on all threads
-        // within an A block or the B block's share of L3: no B block to share, so no packing pass
-        // over it (see `gemm_stream`).
+    if one_pass::<P>(m, n, k, blocking) {
+        // No B block to share, so no packing pass over it (see `gemm_stream`).
         gemm_stream::<P>(ops, c, ldc, kc_max, finish);
         return;
     }

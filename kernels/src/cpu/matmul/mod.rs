@@ -16,7 +16,7 @@ use crate::isa::Isa;
 use crate::kernel::{Backend, Kernel, KernelError, KernelIdentity, Op, Prepared, Problem, Support};
 use crate::problem::{MatmulProblem, Precision, ProblemError};
 use crate::unit::ComputeUnit;
-pub use dots::DOT_M_MAX;
+pub use dots::{DOT_M_MAX, DOT_M_ONE_PASS};
 use micro::MicroKernel;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -308,7 +308,8 @@ fn packed_path<T: Element, O: Element>(
 }
 
 /// One batch into an f32 C: the GEMV path for M = 1, the small-M dot path for B transposed and
-/// M ≤ [`DOT_M_MAX`], the loop nest otherwise.
+/// M ≤ [`DOT_M_MAX`] (above [`DOT_M_ONE_PASS`] rows only where the f32-panel loop nest would not
+/// run in one pass), the loop nest otherwise.
 #[allow(clippy::too_many_arguments)]
 fn compute<T: Element>(
     path: Path,
@@ -334,7 +335,10 @@ fn compute<T: Element>(
         if let Some(f) = finish {
             f(0, 1, 0, p.n);
         }
-    } else if p.trans_b && p.m <= DOT_M_MAX {
+    } else if p.trans_b
+        && p.m <= DOT_M_MAX
+        && (p.m <= DOT_M_ONE_PASS || !nest_one_pass::<T>(path, blocking, p))
+    {
         match path {
             #[cfg(target_arch = "x86_64")]
             Path::Bf16Dot => dots::dots_bf16dot(
@@ -356,6 +360,25 @@ fn compute<T: Element>(
         run_gemm_bf16dot(blocking, p, a, b, c, ldc, bpack, finish);
     } else {
         run_gemm::<T>(isa, blocking, p, a, b, c, ldc, bpack, finish);
+    }
+}
+
+/// Whether the f32-panel loop nest of `path` would run `p` in one pass ([`gemm::one_pass`]);
+/// false for the `vdpbf16ps` path, whose dot path keeps every M up to [`DOT_M_MAX`].
+fn nest_one_pass<T: Element>(path: Path, blocking: &Blocking, p: &MatmulProblem) -> bool {
+    use gemm::{one_pass, F32Panels};
+    let (m, n, k) = (p.m, p.n, p.k);
+    match path {
+        Path::Bf16Dot => false,
+        #[cfg(target_arch = "x86_64")]
+        Path::Isa(Isa::Avx512f) => {
+            one_pass::<F32Panels<micro::x86::Avx512_12x32, T>>(m, n, k, blocking)
+        }
+        #[cfg(target_arch = "x86_64")]
+        Path::Isa(Isa::Avx2fma) => {
+            one_pass::<F32Panels<micro::x86::Avx2_6x16, T>>(m, n, k, blocking)
+        }
+        Path::Isa(_) => one_pass::<F32Panels<micro::portable::Portable4x8, T>>(m, n, k, blocking),
     }
 }
 
