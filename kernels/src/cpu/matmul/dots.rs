@@ -1,5 +1,6 @@
-//! The small-M path of the packed matmul, for B stored transposed (`[n, k]`: LLM weights at 2–96
-//! tokens): `C[i, j] = A[i, :] · Bᵀ[j, :]` as dot products along k, without BLIS packing.
+//! The small-M path of the packed matmul, for B stored transposed (`[n, k]`: LLM weights at 2–64
+//! tokens, and up to 256 where the loop nest would not run in one pass): `C[i, j] = A[i, :] ·
+//! Bᵀ[j, :]` as dot products along k, without BLIS packing.
 //!
 //! Why: the loop nest packs B into NR-wide k-major panels, which for Bᵀ is a transpose of every
 //! element of the weight matrix, and with few rows of A the packed panels are used only
