@@ -173,8 +173,8 @@ unsafe fn avx512_12x32(
     }
     // Unrolled by 4 (fewer loop-carried pointer updates and branches per FMA), prefetching the
     // A micro-panel 8 steps ahead and the B micro-panel 16 steps ahead (2 KiB: at kc = 2048 its
-    // 256 KiB stream from L2 for every A micro-panel). The B prefetch: 2048³ f16 +5%, 1024³ f16
-    // +3%, elsewhere within noise (BENCHMARKS.md "Micro-kernel: prefetching B").
+    // 256 KiB stream from L2 for every A micro-panel). The B prefetch, in the runner: 2048³
+    // +2–10%, 1024³ +1–4%, 256³ +2–4% (BENCHMARKS.md "Micro-kernel: prefetching B").
     for _ in 0..kc / 4 {
         _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(8 * MR) as *const i8);
         _mm_prefetch::<_MM_HINT_T0>(ap.wrapping_add(8 * MR + 16) as *const i8);
