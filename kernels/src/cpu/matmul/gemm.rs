@@ -335,15 +335,34 @@ impl<'a, In> Operands<'a, In> {
 /// current pool: N wide enough that A packed on every thread is no more than B (M × threads ≤
 /// N), and A, packed whole on every thread, within one A block (`mc × kc`) or each thread's share
 /// of the B block (`kc × nc / threads` words).
-pub(crate) fn one_pass<P: PanelFormat>(m: usize, n: usize, k: usize, blocking: &Blocking) -> bool {
-    let (mr, nr) = (P::MR, P::NR);
-    let kc_max = blocking.kc.max(1);
-    let nc_max = blocking.nc.div_ceil(nr).max(1) * nr;
-    let mc = blocking.mc.div_ceil(mr).max(1) * mr;
+fn one_pass<P: PanelFormat>(m: usize, n: usize, k: usize, blocking: &Blocking) -> bool {
+    one_pass_tile(m, n, k, blocking, (P::MR, P::NR), P::steps)
+}
+
+/// [`one_pass`] for a format given by its tile `(MR, NR)` and words per k block (`steps`).
+pub(crate) fn one_pass_tile(
+    m: usize,
+    n: usize,
+    k: usize,
+    blocking: &Blocking,
+    (mr, nr): (usize, usize),
+    steps: fn(usize) -> usize,
+) -> bool {
+    let (kc_max, nc_max, mc) = block_sizes(blocking, mr, nr);
     let threads = rayon::current_num_threads().max(1);
     // All of A packed, as `gemm_stream` packs it on every thread.
-    let a_words = m.div_ceil(mr) * mr * k.div_ceil(kc_max) * P::steps(kc_max.min(k));
+    let a_words = m.div_ceil(mr) * mr * k.div_ceil(kc_max) * steps(kc_max.min(k));
     k > 0 && m * threads <= n && a_words <= (mc * kc_max).max(kc_max * nc_max / threads)
+}
+
+/// The blocking's (kc, nc, mc) for an `mr × nr` tile: nc and mc rounded up to whole
+/// micro-panels, each at least one.
+fn block_sizes(blocking: &Blocking, mr: usize, nr: usize) -> (usize, usize, usize) {
+    (
+        blocking.kc.max(1),
+        blocking.nc.div_ceil(nr).max(1) * nr,
+        blocking.mc.div_ceil(mr).max(1) * mr,
+    )
 }
 
 /// One batch of `C (f32, ldc) = A · op(B)` in panel format `P`. `bpack` is the shared B-panel
@@ -367,9 +386,7 @@ pub(crate) fn gemm<P: PanelFormat>(
         trans_b,
     } = ops;
     let (mr, nr) = (P::MR, P::NR);
-    let kc_max = blocking.kc.max(1);
-    let nc_max = blocking.nc.div_ceil(nr).max(1) * nr;
-    let mc = blocking.mc.div_ceil(mr).max(1) * mr;
+    let (kc_max, nc_max, mc) = block_sizes(blocking, mr, nr);
     let threads = rayon::current_num_threads().max(1);
     if one_pass::<P>(m, n, k, blocking) {
         // No B block to share, so no packing pass over it (see `gemm_stream`).
@@ -472,8 +489,9 @@ fn gemm_stream<P: PanelFormat>(
         trans_b,
     } = ops;
     let (mr, nr) = (P::MR, P::NR);
-    // k blocks of `kc_max` (the last shorter): block `q` starts at k = q·kc_max, its A
-    // micro-panels at word `q · m_panels · steps(kc_max) · MR` of the packed A.
+    // k blocks of `kc_first` = min(kc_max, k) (the last shorter): block `q` starts at
+    // k = q·kc_first, its A micro-panels at word `q · m_panels · steps(kc_first) · MR` of the
+    // packed A.
     let kc_first = kc_max.min(k);
     let k_blocks = k.div_ceil(kc_first);
     let m_panels = m.div_ceil(mr);

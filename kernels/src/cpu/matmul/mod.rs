@@ -337,7 +337,7 @@ fn compute<T: Element>(
         }
     } else if p.trans_b
         && p.m <= DOT_M_MAX
-        && (p.m <= DOT_M_ONE_PASS || !nest_one_pass::<T>(path, blocking, p))
+        && (p.m <= DOT_M_ONE_PASS || !nest_one_pass(path, blocking, p))
     {
         match path {
             #[cfg(target_arch = "x86_64")]
@@ -363,22 +363,13 @@ fn compute<T: Element>(
     }
 }
 
-/// Whether the f32-panel loop nest of `path` would run `p` in one pass ([`gemm::one_pass`]);
-/// false for the `vdpbf16ps` path, whose dot path keeps every M up to [`DOT_M_MAX`].
-fn nest_one_pass<T: Element>(path: Path, blocking: &Blocking, p: &MatmulProblem) -> bool {
-    use gemm::{one_pass, F32Panels};
-    let (m, n, k) = (p.m, p.n, p.k);
+/// Whether the f32-panel loop nest of `path` would run `p` in one pass ([`gemm::one_pass_tile`] for
+/// the path's tile and f32 panels: one word per k); false for the `vdpbf16ps` path, whose dot
+/// path keeps every M up to [`DOT_M_MAX`].
+fn nest_one_pass(path: Path, blocking: &Blocking, p: &MatmulProblem) -> bool {
     match path {
         Path::Bf16Dot => false,
-        #[cfg(target_arch = "x86_64")]
-        Path::Isa(Isa::Avx512f) => {
-            one_pass::<F32Panels<micro::x86::Avx512_12x32, T>>(m, n, k, blocking)
-        }
-        #[cfg(target_arch = "x86_64")]
-        Path::Isa(Isa::Avx2fma) => {
-            one_pass::<F32Panels<micro::x86::Avx2_6x16, T>>(m, n, k, blocking)
-        }
-        Path::Isa(_) => one_pass::<F32Panels<micro::portable::Portable4x8, T>>(m, n, k, blocking),
+        Path::Isa(isa) => gemm::one_pass_tile(p.m, p.n, p.k, blocking, tile(isa), |kc| kc),
     }
 }
 
