@@ -2,7 +2,8 @@
 //!
 //! `cargo run --release -p perfledger-kernels --example mmtime -- M N K [dtype] [path] [blocking] [bt]`
 //!
-//! `path`: an ISA (`avx512f`, `avx2fma`, `portable`) or `avx512bf16` (bf16 only: `vdpbf16ps`).
+//! `path`: an ISA (`avx512f`, `avx2fma`, `portable`), `avx512bf16` (bf16 only: `vdpbf16ps`) or
+//! `amx` (bf16 only: `tdpbf16ps`).
 //!
 //! `MMTIME_SETS=N` cycles through N input sets, one per call, as the runner does for memory-bound
 //! rows (inputs read from memory, not from the cache the previous call warmed), each with its
@@ -10,7 +11,7 @@
 //! runner times them.
 
 use perfledger_kernels::cpu::matmul::{
-    packed_matmul, packed_matmul_bf16dot, Blocking, Path, Workspace,
+    packed_matmul, packed_matmul_bf16, Blocking, Path, Workspace,
 };
 use perfledger_kernels::isa::Isa;
 use perfledger_kernels::{DType, Element, MatmulProblem, Tensor};
@@ -42,11 +43,11 @@ fn time<T: Element>(path: Path, blk: &Blocking, p: &MatmulProblem) -> Vec<f64> {
         let t = Instant::now();
         match path {
             Path::Isa(isa) => packed_matmul::<T, T>(isa, blk, p, a, b, c, &mut ws).unwrap(),
-            Path::Bf16Dot => {
+            _ => {
                 let (a, b): (&[half::bf16], &[half::bf16]) =
                     (bytemuck::cast_slice(a), bytemuck::cast_slice(b));
                 let c: &mut [half::bf16] = bytemuck::cast_slice_mut(c);
-                packed_matmul_bf16dot(blk, p, a, b, c, &mut ws).unwrap()
+                packed_matmul_bf16(path, blk, p, a, b, c, &mut ws).unwrap()
             }
         }
         v.push(t.elapsed().as_secs_f64());
@@ -67,6 +68,10 @@ fn main() {
             assert_eq!(dtype, DType::BF16, "avx512bf16 takes bf16 inputs");
             Path::Bf16Dot
         }
+        Some("amx") => {
+            assert_eq!(dtype, DType::BF16, "amx takes bf16 inputs");
+            Path::Amx
+        }
         Some(s) => Path::Isa(s.parse::<Isa>().unwrap()),
         None => Path::Isa(Isa::best()),
     };
@@ -74,10 +79,7 @@ fn main() {
         .get(5)
         .filter(|s| *s != "-")
         .map(|s| s.parse().unwrap())
-        .unwrap_or_else(|| match path {
-            Path::Isa(isa) => Blocking::for_isa(isa),
-            Path::Bf16Dot => Blocking::for_bf16dot(),
-        });
+        .unwrap_or_else(|| path.default_blocking());
     let mut p = MatmulProblem::new(m, n, k);
     if args.get(6).map(String::as_str) == Some("bt") {
         p = p.transposed_b();

@@ -87,6 +87,10 @@ pub struct Features {
     /// AVX512_BF16 (`vdpbf16ps`, on top of AVX-512F): the bf16 dot-product matmul path.
     #[serde(default)]
     pub avx512bf16: bool,
+    /// AMX-TILE and AMX-BF16 (`tdpbf16ps`), with the OS's tile-data state enabled and, on Linux,
+    /// this process granted its use (`arch_prctl(ARCH_REQ_XCOMP_PERM)`): the AMX matmul path.
+    #[serde(default)]
+    pub amx_bf16: bool,
     pub f16c: bool,
     /// Every feature flag detected, by name (recorded in run fingerprints).
     pub names: Vec<String>,
@@ -117,6 +121,10 @@ fn detect() -> Features {
         "avx512vl",
         "avx512bf16"
     );
+    let amx = amx::cpu_has_amx_bf16();
+    if amx {
+        names.extend(["amx-tile".to_string(), "amx-bf16".to_string()]);
+    }
     let has = |f: &str| names.iter().any(|n| n == f);
     let avx2fma = has("avx2") && has("fma") && has("f16c");
     Features {
@@ -131,8 +139,69 @@ fn detect() -> Features {
             && has("avx512vl")
             && has("avx512bw")
             && has("avx512bf16"),
+        // Tile data is requested only where the CPU has the instructions.
+        amx_bf16: amx && amx::tile_data_usable(),
         f16c: has("f16c"),
         names,
+    }
+}
+
+/// AMX detection: CPUID for the instructions (std's `is_x86_feature_detected!` does not name
+/// them on stable Rust), XCR0 for the OS's tile state, and the Linux permission request.
+#[cfg(target_arch = "x86_64")]
+mod amx {
+    use std::arch::x86_64::{__cpuid, __cpuid_count};
+
+    /// CPUID.(EAX=7, ECX=0):EDX bit 22 (AMX-BF16) and bit 24 (AMX-TILE).
+    pub(super) fn cpu_has_amx_bf16() -> bool {
+        // Leaf 7 is read only where leaf 0 lists it.
+        let max_leaf = __cpuid(0).eax;
+        if max_leaf < 7 {
+            return false;
+        }
+        let edx = __cpuid_count(7, 0).edx;
+        edx & (1 << 22) != 0 && edx & (1 << 24) != 0
+    }
+
+    /// Whether this process may execute tile instructions: XCR0 enables XTILECFG and XTILEDATA
+    /// (bits 17, 18), and on Linux the kernel grants the process the tile data state (without the
+    /// grant the first tile instruction faults).
+    pub(super) fn tile_data_usable() -> bool {
+        let osxsave = __cpuid(1).ecx & (1 << 27) != 0;
+        if !osxsave {
+            return false;
+        }
+        let (lo, _hi): (u32, u32);
+        // SAFETY: OSXSAVE is set, so XGETBV is enabled; XCR0 is register 0.
+        unsafe {
+            std::arch::asm!("xgetbv", in("ecx") 0u32, out("eax") lo, out("edx") _hi,
+                options(nomem, nostack, preserves_flags));
+        }
+        if lo & (0b11 << 17) != 0b11 << 17 {
+            return false;
+        }
+        request_tile_data()
+    }
+
+    #[cfg(target_os = "linux")]
+    fn request_tile_data() -> bool {
+        const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+        const XFEATURE_XTILEDATA: libc::c_long = 18;
+        // SAFETY: arch_prctl with ARCH_REQ_XCOMP_PERM takes a feature number and changes no
+        // memory; the grant is process-wide and idempotent.
+        unsafe {
+            libc::syscall(
+                libc::SYS_arch_prctl,
+                ARCH_REQ_XCOMP_PERM,
+                XFEATURE_XTILEDATA,
+            ) == 0
+        }
+    }
+
+    /// Elsewhere the request is not known to this crate: the path is left off.
+    #[cfg(not(target_os = "linux"))]
+    fn request_tile_data() -> bool {
+        false
     }
 }
 
@@ -146,6 +215,7 @@ fn detect() -> Features {
         avx2fma: false,
         avx512f: false,
         avx512bf16: false,
+        amx_bf16: false,
         f16c: false,
         names,
     }
@@ -157,6 +227,7 @@ fn detect() -> Features {
         avx2fma: false,
         avx512f: false,
         avx512bf16: false,
+        amx_bf16: false,
         f16c: false,
         names: Vec::new(),
     }

@@ -52,6 +52,7 @@ impl Registry {
             }
             if precision.input == DType::BF16 {
                 kernels.push(Box::new(PackedMatmul::bf16dot(precision, blocking)));
+                kernels.push(Box::new(PackedMatmul::amx(precision, blocking)));
             }
         }
         for precision in crate::cpu::attention::attention_precisions() {

@@ -16,6 +16,9 @@ pub enum ComputeUnit {
     /// CPU AVX512_BF16 `vdpbf16ps` (two bf16 products per f32 lane): held to the `vdpbf16ps`
     /// probe.
     CpuBf16Dot,
+    /// CPU AMX-BF16 `tdpbf16ps` (a 16 × 16 f32 tile += 16 × 32 bf16 · 32 × 16 bf16): held to the
+    /// `tdpbf16ps` probe.
+    CpuAmxBf16,
     /// Scalar baselines: held to the best CPU FMA probe (the machine's best).
     CpuScalar,
     /// GPU shader ALUs (f32 FMA): held to the GPU FMA probe.
@@ -26,11 +29,12 @@ pub enum ComputeUnit {
 
 impl ComputeUnit {
     /// Every unit, for exhaustive tests.
-    pub const ALL: [ComputeUnit; 7] = [
+    pub const ALL: [ComputeUnit; 8] = [
         ComputeUnit::CpuFma(Isa::Avx512f),
         ComputeUnit::CpuFma(Isa::Avx2fma),
         ComputeUnit::CpuFma(Isa::Portable),
         ComputeUnit::CpuBf16Dot,
+        ComputeUnit::CpuAmxBf16,
         ComputeUnit::CpuScalar,
         ComputeUnit::GpuSimt,
         ComputeUnit::GpuCoop,
@@ -43,6 +47,7 @@ impl ComputeUnit {
             ComputeUnit::CpuFma(Isa::Avx2fma) => "cpu.fma.avx2fma",
             ComputeUnit::CpuFma(Isa::Portable) => "cpu.fma.portable",
             ComputeUnit::CpuBf16Dot => "cpu.dpbf16.avx512bf16",
+            ComputeUnit::CpuAmxBf16 => "cpu.amx.bf16",
             ComputeUnit::CpuScalar => "cpu.scalar",
             ComputeUnit::GpuSimt => "gpu.simt",
             ComputeUnit::GpuCoop => "gpu.coop",
@@ -50,11 +55,13 @@ impl ComputeUnit {
     }
 
     /// The key of this unit's CPU FMA probe in a run's `measured_ceilings.cpu_fma_gflops`
-    /// (`avx512f`, `avx2fma`, `portable`, `avx512bf16`); `None` for scalar code and GPU units.
+    /// (`avx512f`, `avx2fma`, `portable`, `avx512bf16`, `amx_bf16`); `None` for scalar code and
+    /// GPU units.
     pub fn cpu_probe_key(self) -> Option<&'static str> {
         match self {
             ComputeUnit::CpuFma(isa) => Some(isa.name()),
             ComputeUnit::CpuBf16Dot => Some(BF16DOT_PROBE),
+            ComputeUnit::CpuAmxBf16 => Some(AMX_PROBE),
             _ => None,
         }
     }
@@ -66,6 +73,15 @@ impl ComputeUnit {
 
 /// The probe key of the `vdpbf16ps` FMA probe.
 pub const BF16DOT_PROBE: &str = "avx512bf16";
+
+/// The probe key of the AMX `tdpbf16ps` probe.
+pub const AMX_PROBE: &str = "amx_bf16";
+
+/// Whether a CPU probe key measures bf16-only arithmetic (`vdpbf16ps`, `tdpbf16ps`): a ceiling
+/// for bf16 inputs only.
+pub fn is_bf16_probe(key: &str) -> bool {
+    key == BF16DOT_PROBE || key == AMX_PROBE
+}
 
 impl fmt::Display for ComputeUnit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -6,8 +6,7 @@
 //! a wrong stride, a missed edge tile, a dropped K block — changes the result exactly.
 
 use perfledger_kernels::cpu::matmul::{
-    packed_matmul, packed_matmul_bf16dot, tile, Blocking, Path, Workspace, DOT_M_MAX,
-    DOT_M_ONE_PASS,
+    packed_matmul, packed_matmul_bf16, tile, Blocking, Path, Workspace, DOT_M_MAX, DOT_M_ONE_PASS,
 };
 use perfledger_kernels::dtype::SplitMix64;
 use perfledger_kernels::isa::Isa;
@@ -205,13 +204,13 @@ fn stream_nest_exact_every_isa_and_precision() {
             }
         }
     }
-    if Path::Bf16Dot.available() {
-        let (mr, nr) = Path::Bf16Dot.tile();
+    for path in BF16_PATHS.into_iter().filter(|p| p.available()) {
+        let (mr, nr) = path.tile();
         let (blocking, shapes) = stream_shapes(mr, nr);
         for (s, p) in shapes.iter().enumerate() {
             for seed in [5200 + 2 * s as u64, 5300 + 2 * s as u64] {
-                run_exact_bf16dot::<bf16>(&blocking, p, seed);
-                run_exact_bf16dot::<f32>(&blocking, p, seed);
+                run_exact_bf16::<bf16>(path, &blocking, p, seed);
+                run_exact_bf16::<f32>(path, &blocking, p, seed);
             }
         }
     }
@@ -282,17 +281,22 @@ fn small_m_transposed_b_exact_every_isa() {
             }
         }
     }
-    if Path::Bf16Dot.available() {
+    for path in BF16_PATHS.into_iter().filter(|p| p.available()) {
+        let blocking = path.default_blocking();
         for (s, p) in shapes.iter().enumerate() {
-            run_exact_bf16dot::<f32>(&Blocking::for_bf16dot(), p, 7000 + s as u64);
+            run_exact_bf16::<f32>(path, &blocking, p, 7000 + s as u64);
             if p.k <= 32 {
-                run_exact_bf16dot::<bf16>(&Blocking::for_bf16dot(), p, 7000 + s as u64);
+                run_exact_bf16::<bf16>(path, &blocking, p, 7000 + s as u64);
             }
         }
     }
 }
 
-fn run_exact_bf16dot<O: perfledger_kernels::Element>(
+/// The bf16-only paths: `vdpbf16ps` pair panels and AMX tile panels.
+const BF16_PATHS: [Path; 2] = [Path::Bf16Dot, Path::Amx];
+
+fn run_exact_bf16<O: perfledger_kernels::Element>(
+    path: Path,
     blocking: &Blocking,
     p: &MatmulProblem,
     seed: u64,
@@ -304,7 +308,8 @@ fn run_exact_bf16dot<O: perfledger_kernels::Element>(
     let want = exact(p, &a, &b);
     let mut c = vec![O::nan(); p.c_len()];
     let mut ws = Workspace::default();
-    packed_matmul_bf16dot::<O>(
+    packed_matmul_bf16::<O>(
+        path,
         blocking,
         p,
         bf16::tensor_slice(&ta).unwrap(),
@@ -313,21 +318,28 @@ fn run_exact_bf16dot<O: perfledger_kernels::Element>(
         &mut ws,
     )
     .unwrap();
-    let what = format!("packed.avx512bf16 bf16-f32-{} {blocking}", O::DTYPE);
+    let what = format!("packed.{} bf16-f32-{} {blocking}", path.name(), O::DTYPE);
     check(p, &O::into_tensor(c), &want, &what);
 }
 
-/// The AVX512_BF16 path (k-pair panels): odd K and odd kc blocks exercise the zero-padded half
-/// of the last pair; the tiny blockings make K cross several kc blocks.
+/// The bf16-only paths (`vdpbf16ps` k-pair panels, AMX tile panels): odd K and odd kc blocks
+/// exercise the zero-padded half of the last pair, K and kc off a multiple of 32 the padded tail
+/// of AMX's last tile step; the tiny blockings make K cross several kc blocks.
 #[test]
-fn packed_bf16dot_exact_small_integers() {
-    if !Path::Bf16Dot.available() {
-        eprintln!("skipped: this CPU lacks avx512bf16");
-        return;
+fn packed_bf16_paths_exact_small_integers() {
+    for path in BF16_PATHS {
+        if path.available() {
+            bf16_path_exact_small_integers(path);
+        } else {
+            eprintln!("skipped: this CPU lacks {}", path.name());
+        }
     }
-    let (mr, nr) = Path::Bf16Dot.tile();
+}
+
+fn bf16_path_exact_small_integers(path: Path) {
+    let (mr, nr) = path.tile();
     let mut probs = shapes(mr, nr);
-    for &k in &[2, 3, 15, 31] {
+    for &k in &[2, 3, 15, 31, 33, 95] {
         probs.push(MatmulProblem::new(mr + 1, nr + 1, k));
         probs.push(MatmulProblem::new(2 * mr - 1, 2 * nr + 5, k).transposed_b());
     }
@@ -349,13 +361,18 @@ fn packed_bf16dot_exact_small_integers() {
             kc: 7,
             nc: nr,
         },
-        Blocking::for_bf16dot(),
+        Blocking {
+            mc: mr,
+            kc: 40,
+            nc: 3 * nr,
+        },
+        path.default_blocking(),
     ];
     for (s, p) in probs.iter().enumerate() {
         for blocking in &blockings {
             let seed = 3000 + s as u64;
-            run_exact_bf16dot::<half::bf16>(blocking, p, seed);
-            run_exact_bf16dot::<f32>(blocking, p, seed);
+            run_exact_bf16::<half::bf16>(path, blocking, p, seed);
+            run_exact_bf16::<f32>(path, blocking, p, seed);
         }
     }
 }

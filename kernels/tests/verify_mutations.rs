@@ -26,7 +26,7 @@
 
 use half::{bf16, f16};
 use perfledger_kernels::cpu::matmul::{
-    naive_matmul, packed_matmul, packed_matmul_bf16dot, tile, Blocking, Path, Workspace,
+    naive_matmul, packed_matmul, packed_matmul_bf16, tile, Blocking, Path, Workspace,
 };
 use perfledger_kernels::isa::Isa;
 use perfledger_kernels::reference::matmul_ref;
@@ -500,14 +500,14 @@ fn packed<T: Element, O: Element>(case: &Case, isa: Isa, blocking: &Blocking) ->
     O::into_tensor(c)
 }
 
-fn packed_bf16dot<O: Element>(case: &Case, blocking: &Blocking) -> Tensor {
+fn packed_bf16<O: Element>(case: &Case, path: Path, blocking: &Blocking) -> Tensor {
     let p = &case.p;
     let mut c = vec![O::nan(); p.c_len()];
     let (a, b) = (
         bf16::tensor_slice(&case.a).unwrap(),
         bf16::tensor_slice(&case.b).unwrap(),
     );
-    packed_matmul_bf16dot::<O>(blocking, p, a, b, &mut c, &mut Workspace::default()).unwrap();
+    packed_matmul_bf16::<O>(path, blocking, p, a, b, &mut c, &mut Workspace::default()).unwrap();
     O::into_tensor(c)
 }
 
@@ -540,19 +540,22 @@ fn real_kernels_pass() {
                     outputs.push((format!("packed.{isa}.{bname}"), c));
                 }
             }
-            if case.prec.input == DType::BF16 && Path::Bf16Dot.available() {
-                let (mr, nr) = Path::Bf16Dot.tile();
+            for path in [Path::Bf16Dot, Path::Amx] {
+                if case.prec.input != DType::BF16 || !path.available() {
+                    continue;
+                }
+                let (mr, nr) = path.tile();
                 let small = Blocking {
                     mc: 2 * mr,
                     kc: 16,
                     nc: 2 * nr,
                 };
-                for (bname, blocking) in [("default", Blocking::for_bf16dot()), ("small", small)] {
+                for (bname, blocking) in [("default", path.default_blocking()), ("small", small)] {
                     let c = match case.prec.output {
-                        DType::BF16 => packed_bf16dot::<bf16>(&case, &blocking),
-                        _ => packed_bf16dot::<f32>(&case, &blocking),
+                        DType::BF16 => packed_bf16::<bf16>(&case, path, &blocking),
+                        _ => packed_bf16::<f32>(&case, path, &blocking),
                     };
-                    outputs.push((format!("packed.avx512bf16.{bname}"), c));
+                    outputs.push((format!("packed.{}.{bname}", path.name()), c));
                 }
             }
             for (name, c) in &outputs {

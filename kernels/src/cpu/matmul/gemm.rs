@@ -21,8 +21,10 @@
 //! shared B block, each task packs its own columns of B, k block by k block.
 //!
 //! The nest is written once, generic over the panel format ([`PanelFormat`]): f32 panels for the
-//! f32 micro-kernels, or bf16 k-pairs for the `vdpbf16ps` one.
+//! f32 micro-kernels, bf16 k-pairs for the `vdpbf16ps` one, or bf16 tile panels for AMX.
 
+#[cfg(target_arch = "x86_64")]
+use super::micro::amx;
 use super::micro::{MicroKernel, PairMicroKernel};
 use super::pack::{pack_a, pack_b_pairs, pack_b_rows, pack_bt_panel, pack_pairs_rows};
 use super::{Blocking, Finish};
@@ -262,19 +264,7 @@ impl<K: PairMicroKernel> PanelFormat for PairPanels<K> {
         dst: &mut [u32],
         _row: &mut Vec<f32>,
     ) {
-        let (nr, kp) = (K::NR, kc.div_ceil(2));
-        for (jp, panel) in dst
-            .chunks_exact_mut(kp * nr)
-            .take(nc.div_ceil(nr))
-            .enumerate()
-        {
-            let (j0, valid) = (jp * nr, nr.min(nc - jp * nr));
-            if trans_b {
-                pack_pairs_rows(&b[j0 * ldb..], ldb, valid, nr, kc, panel);
-            } else {
-                pack_b_pairs(&b[j0..], ldb, kc, nr, valid, panel);
-            }
-        }
+        pack_pair_panels(b, ldb, trans_b, kc, nc, K::NR, Self::steps(kc), dst);
     }
 
     fn pack_a(a: &[u16], lda: usize, mc: usize, kc: usize, dst: &mut [u32], _row: &mut Vec<f32>) {
@@ -299,6 +289,86 @@ impl<K: PairMicroKernel> PanelFormat for PairPanels<K> {
         accumulate: bool,
     ) {
         K::kernel(steps, a, b, c, rs_c, accumulate)
+    }
+}
+
+/// Pack the `kc × nc` block of op(B) into bf16 k-pair micro-panels of `nr` columns and `steps`
+/// pairs each (`steps ≥ kc.div_ceil(2)`; pairs past k are zero): word `q·nr + j` of a panel holds
+/// column `j`'s values at k = 2q and 2q + 1. The `vdpbf16ps` and AMX formats share it.
+#[allow(clippy::too_many_arguments)]
+fn pack_pair_panels(
+    b: &[u16],
+    ldb: usize,
+    trans_b: bool,
+    kc: usize,
+    nc: usize,
+    nr: usize,
+    steps: usize,
+    dst: &mut [u32],
+) {
+    let kp = kc.div_ceil(2);
+    for (jp, panel) in dst
+        .chunks_exact_mut(steps * nr)
+        .take(nc.div_ceil(nr))
+        .enumerate()
+    {
+        let (j0, valid) = (jp * nr, nr.min(nc - jp * nr));
+        if trans_b {
+            pack_pairs_rows(&b[j0 * ldb..], ldb, valid, nr, kc, panel);
+        } else {
+            pack_b_pairs(&b[j0..], ldb, kc, nr, valid, panel);
+        }
+        panel[kp * nr..].fill(0);
+    }
+}
+
+/// bf16 panels for the AMX micro-kernel ([`super::micro::amx`]): B as the pair panels of the
+/// `vdpbf16ps` format with k padded to whole tile steps (32 values), A as row-major 32-row ×
+/// 32-value chunks, the layout an A tile is loaded from.
+#[cfg(target_arch = "x86_64")]
+pub(crate) struct AmxPanels;
+
+#[cfg(target_arch = "x86_64")]
+impl PanelFormat for AmxPanels {
+    type In = u16;
+    type Word = u32;
+    const MR: usize = amx::MR;
+    const NR: usize = amx::NR;
+
+    fn steps(kc: usize) -> usize {
+        kc.div_ceil(amx::K_STEP) * amx::PAIRS_STEP
+    }
+
+    fn pack_b(b: &[u16], ldb: usize, trans_b: bool, kc: usize, nc: usize, dst: &mut [u32]) {
+        pack_b_by_panel::<Self>(b, ldb, trans_b, kc, nc, dst);
+    }
+
+    fn pack_b_seq(
+        b: &[u16],
+        ldb: usize,
+        trans_b: bool,
+        kc: usize,
+        nc: usize,
+        dst: &mut [u32],
+        _row: &mut Vec<f32>,
+    ) {
+        pack_pair_panels(b, ldb, trans_b, kc, nc, amx::NR, Self::steps(kc), dst);
+    }
+
+    fn pack_a(a: &[u16], lda: usize, mc: usize, kc: usize, dst: &mut [u32], _row: &mut Vec<f32>) {
+        amx::pack_a(a, lda, mc, kc, dst);
+    }
+
+    #[inline(always)]
+    unsafe fn kernel(
+        steps: usize,
+        a: *const u32,
+        b: *const u32,
+        c: *mut f32,
+        rs_c: usize,
+        accumulate: bool,
+    ) {
+        amx::kernel(steps, a, b, c, rs_c, accumulate)
     }
 }
 
@@ -664,8 +734,8 @@ pub(super) unsafe fn macro_kernel<W>(
     accumulate: bool,
 ) {
     let (mr, nr, steps) = (t.mr, t.nr, t.steps);
-    // Scratch for edge tiles, large enough for any micro-kernel here (≤ 16×32).
-    let mut tile = [0f32; 16 * 32];
+    // Scratch for edge tiles, large enough for any micro-kernel here (≤ 32×32).
+    let mut tile = [0f32; 32 * 32];
     debug_assert!(mr * nr <= tile.len());
     debug_assert!(ap.len() >= mc.div_ceil(mr) * steps * mr && bp.len() >= jp.end * steps * nr);
     for jp in jp {

@@ -1,7 +1,8 @@
 //! CPU matmul: `naive` (the obviously correct baseline) and `packed` (BLIS-style, per-ISA
 //! micro-kernels, f16/bf16 converted to f32 while packing, f32 accumulation, one rounding at the
 //! end). On CPUs with AVX512_BF16, `packed.avx512bf16` keeps bf16 in the packed panels and
-//! multiplies with `vdpbf16ps` (bf16 products exact in f32, f32 accumulation).
+//! multiplies with `vdpbf16ps` (bf16 products exact in f32, f32 accumulation); on CPUs with
+//! AMX-BF16, `packed.amx` multiplies 16 × 16 tiles with `tdpbf16ps` (the same arithmetic).
 
 mod dots;
 mod gemm;
@@ -70,6 +71,13 @@ impl Blocking {
         Blocking::bf16dot_from_caches(&cache::detected(), mr, nr)
     }
 
+    /// The blocking for the AMX path on this machine: bf16 panels (2 bytes per element and k)
+    /// of its 32 × 32 tile.
+    pub fn for_amx() -> Blocking {
+        let (mr, nr) = Path::Amx.tile();
+        Blocking::l2_resident(&cache::detected(), mr, nr, 2)
+    }
+
     /// The blocking for an ISA path on this machine.
     pub fn for_isa(isa: Isa) -> Blocking {
         let (mr, nr) = tile(isa);
@@ -134,11 +142,13 @@ pub fn tile(isa: Isa) -> (usize, usize) {
 }
 
 /// A code path of the packed matmul: an [`Isa`] path (f32 micro-kernels, halves converted while
-/// packing), or the AVX512_BF16 path (bf16 k-pair panels, `vdpbf16ps`; bf16 inputs only).
+/// packing), the AVX512_BF16 path (bf16 k-pair panels, `vdpbf16ps`; bf16 inputs only), or the
+/// AMX path (bf16 tile panels, `tdpbf16ps`; bf16 inputs only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Path {
     Isa(Isa),
     Bf16Dot,
+    Amx,
 }
 
 impl Path {
@@ -147,6 +157,7 @@ impl Path {
         match self {
             Path::Isa(isa) => isa.name(),
             Path::Bf16Dot => BF16DOT_VARIANT,
+            Path::Amx => AMX_VARIANT,
         }
     }
 
@@ -155,7 +166,19 @@ impl Path {
         match self {
             Path::Isa(isa) => isa.available(),
             Path::Bf16Dot => cfg!(target_arch = "x86_64") && crate::isa::detected().avx512bf16,
+            // The path's GEMV and small-M rows run on AVX-512F (and `vdpbf16ps`, present on
+            // every CPU with AMX-BF16).
+            Path::Amx => {
+                cfg!(target_arch = "x86_64")
+                    && crate::isa::detected().amx_bf16
+                    && crate::isa::detected().avx512bf16
+            }
         }
+    }
+
+    /// Whether the path takes bf16 inputs only (its panels hold bf16 unconverted).
+    pub fn bf16_only(self) -> bool {
+        matches!(self, Path::Bf16Dot | Path::Amx)
     }
 
     /// Micro-kernel tile `(MR, NR)`.
@@ -170,19 +193,25 @@ impl Path {
             }
             #[cfg(not(target_arch = "x86_64"))]
             Path::Bf16Dot => (12, 32),
+            Path::Amx => (32, 32),
         }
     }
 
-    fn blocking(self) -> Blocking {
+    /// The path's blocking on this machine (derived from the detected caches).
+    pub fn default_blocking(self) -> Blocking {
         match self {
             Path::Isa(isa) => Blocking::for_isa(isa),
             Path::Bf16Dot => Blocking::for_bf16dot(),
+            Path::Amx => Blocking::for_amx(),
         }
     }
 }
 
 /// Registry variant of the AVX512_BF16 path (`matmul.cpu.packed.avx512bf16.*`).
 pub const BF16DOT_VARIANT: &str = "avx512bf16";
+
+/// Registry variant of the AMX-BF16 path (`matmul.cpu.packed.amx.*`).
+pub const AMX_VARIANT: &str = "amx";
 
 /// Reusable scratch of the packed matmul: the shared B panel, the f32 C accumulator (when the
 /// output is not f32) and the f32 copy of a GEMV row.
@@ -211,10 +240,12 @@ pub fn packed_matmul<T: Element, O: Element>(
     packed_path(Path::Isa(isa), blocking, p, a, b, c, ws)
 }
 
-/// `C = A · op(B)` for bf16 inputs with `vdpbf16ps` (bf16 packed without conversion, f32
-/// accumulation, output `O` rounded once). M = 1 takes the AVX-512F GEMV. Refused where the CPU
-/// lacks AVX512_BF16.
-pub fn packed_matmul_bf16dot<O: Element>(
+/// `C = A · op(B)` for bf16 inputs on a bf16-only path ([`Path::Bf16Dot`]: `vdpbf16ps`;
+/// [`Path::Amx`]: `tdpbf16ps`), bf16 packed without conversion, f32 accumulation, output `O`
+/// rounded once. M = 1 takes the AVX-512F GEMV. Refused where the CPU lacks the path, and for
+/// an f32-panel path.
+pub fn packed_matmul_bf16<O: Element>(
+    path: Path,
     blocking: &Blocking,
     p: &MatmulProblem,
     a: &[half::bf16],
@@ -222,7 +253,13 @@ pub fn packed_matmul_bf16dot<O: Element>(
     c: &mut [O],
     ws: &mut Workspace,
 ) -> Result<(), KernelError> {
-    packed_path(Path::Bf16Dot, blocking, p, a, b, c, ws)
+    if !path.bf16_only() {
+        return Err(KernelError::Unsupported {
+            kernel: format!("matmul.cpu.packed.{}", path.name()),
+            reason: "not a bf16-only path (use packed_matmul)".into(),
+        });
+    }
+    packed_path(path, blocking, p, a, b, c, ws)
 }
 
 fn packed_path<T: Element, O: Element>(
@@ -241,7 +278,7 @@ fn packed_path<T: Element, O: Element>(
             reason: format!("this CPU lacks {}", path.name()),
         });
     }
-    if path == Path::Bf16Dot && T::DTYPE != DType::BF16 {
+    if path.bf16_only() && T::DTYPE != DType::BF16 {
         return Err(KernelError::Unsupported {
             kernel: format!("matmul.cpu.packed.{}", path.name()),
             reason: format!("{} inputs (the path takes bf16 only)", T::DTYPE),
@@ -326,7 +363,7 @@ fn compute<T: Element>(
 ) {
     let isa = match path {
         Path::Isa(isa) => isa,
-        Path::Bf16Dot => Isa::Avx512f,
+        Path::Bf16Dot | Path::Amx => Isa::Avx512f,
     };
     if p.m == 1 {
         arow.resize(p.k, 0.0);
@@ -341,7 +378,7 @@ fn compute<T: Element>(
     {
         match path {
             #[cfg(target_arch = "x86_64")]
-            Path::Bf16Dot => dots::dots_bf16dot(
+            Path::Bf16Dot | Path::Amx => dots::dots_bf16dot(
                 p.m,
                 p.n,
                 p.k,
@@ -356,8 +393,8 @@ fn compute<T: Element>(
             ),
             _ => dots::dots(isa, p.m, p.n, p.k, a, p.lda, b, p.ldb, c, ldc, adot, finish),
         }
-    } else if path == Path::Bf16Dot {
-        run_gemm_bf16dot(blocking, p, a, b, c, ldc, bpack, finish);
+    } else if path.bf16_only() {
+        run_gemm_bf16(path, blocking, p, a, b, c, ldc, bpack, finish);
     } else {
         run_gemm::<T>(isa, blocking, p, a, b, c, ldc, bpack, finish);
     }
@@ -369,6 +406,8 @@ fn compute<T: Element>(
 fn nest_one_pass(path: Path, blocking: &Blocking, p: &MatmulProblem) -> bool {
     match path {
         Path::Bf16Dot => false,
+        // The AMX nest from `DOT_M_ONE_PASS` rows, where its tiles are half full or better.
+        Path::Amx => true,
         Path::Isa(isa) => gemm::one_pass_tile(p.m, p.n, p.k, blocking, tile(isa), |kc| kc),
     }
 }
@@ -402,9 +441,11 @@ fn run_gemm<T: Element>(
     }
 }
 
-/// The `vdpbf16ps` loop nest; `T` is bf16 (checked by the caller), passed on as its bits.
+/// The loop nest of a bf16-only path (`vdpbf16ps` pair panels or AMX tile panels); `T` is bf16
+/// (checked by the caller), passed on as its bits.
 #[allow(clippy::too_many_arguments)]
-fn run_gemm_bf16dot<T: Element>(
+fn run_gemm_bf16<T: Element>(
+    path: Path,
     blocking: &Blocking,
     p: &MatmulProblem,
     a: &[T],
@@ -415,21 +456,18 @@ fn run_gemm_bf16dot<T: Element>(
     finish: Option<&Finish>,
 ) {
     debug_assert_eq!(T::DTYPE, DType::BF16);
-    let a: &[u16] = bytemuck::cast_slice(a);
-    let b: &[u16] = bytemuck::cast_slice(b);
+    let ops = gemm::Operands::of(p, bytemuck::cast_slice(a), bytemuck::cast_slice(b));
     #[cfg(target_arch = "x86_64")]
-    gemm::gemm::<gemm::PairPanels<micro::x86::Avx512Bf16_12x32>>(
-        gemm::Operands::of(p, a, b),
-        c,
-        ldc,
-        blocking,
-        bpack,
-        finish,
-    );
+    match path {
+        Path::Amx => gemm::gemm::<gemm::AmxPanels>(ops, c, ldc, blocking, bpack, finish),
+        _ => gemm::gemm::<gemm::PairPanels<micro::x86::Avx512Bf16_12x32>>(
+            ops, c, ldc, blocking, bpack, finish,
+        ),
+    }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (blocking, p, a, b, c, ldc, bpack, finish);
-        unreachable!("Path::Bf16Dot is never available off x86-64");
+        let _ = (path, blocking, ops, c, ldc, bpack, finish);
+        unreachable!("the bf16-only paths are never available off x86-64");
     }
 }
 
@@ -500,10 +538,15 @@ impl PackedMatmul {
         Self::with_path(Path::Bf16Dot, precision, blocking)
     }
 
+    /// The AMX-BF16 path (register it for bf16 input precisions only).
+    pub fn amx(precision: Precision, blocking: Option<Blocking>) -> Self {
+        Self::with_path(Path::Amx, precision, blocking)
+    }
+
     fn with_path(path: Path, precision: Precision, blocking: Option<Blocking>) -> Self {
         let (blocking, blocking_source) = match blocking {
             Some(b) => (b, "override"),
-            None => (path.blocking(), cache::detected().source),
+            None => (path.default_blocking(), cache::detected().source),
         };
         PackedMatmul {
             path,
@@ -577,23 +620,24 @@ impl Kernel for PackedMatmul {
             unit: match self.path {
                 Path::Isa(isa) => ComputeUnit::CpuFma(isa),
                 Path::Bf16Dot => ComputeUnit::CpuBf16Dot,
+                Path::Amx => ComputeUnit::CpuAmxBf16,
             },
             params,
         }
     }
-    /// `packed.avx512bf16` belongs to the AVX-512F path on CPUs with AVX512_BF16, beside
-    /// `packed.avx512f`, so both are measured.
+    /// `packed.avx512bf16` and `packed.amx` belong to the AVX-512F path on CPUs with
+    /// AVX512_BF16 and AMX-BF16, beside `packed.avx512f`, so all are measured.
     fn on_isa_path(&self, selected: Isa) -> bool {
         match self.path {
             Path::Isa(isa) => isa == selected,
-            Path::Bf16Dot => selected == Isa::Avx512f && crate::isa::detected().avx512bf16,
+            Path::Bf16Dot | Path::Amx => selected == Isa::Avx512f && self.path.available(),
         }
     }
     fn supports(&self, problem: &Problem) -> Support {
         if !self.path.available() {
             return Support::no(format!("this CPU lacks {}", self.path.name()));
         }
-        if self.path == Path::Bf16Dot && self.precision.input != DType::BF16 {
+        if self.path.bf16_only() && self.precision.input != DType::BF16 {
             return Support::no(format!(
                 "{} takes bf16 inputs, not {}",
                 self.path.name(),

@@ -7,6 +7,8 @@
 //! - The micro-kernel always computes a full `MR × NR` tile: the loop nest owns edge tiles (it
 //!   passes a scratch tile and copies the valid part).
 
+#[cfg(target_arch = "x86_64")]
+pub mod amx;
 pub mod portable;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;

@@ -1,0 +1,158 @@
+//! The AMX-BF16 micro-kernel (`tdpbf16ps`): a 32 × 32 f32 tile of C held in four 16 × 16 tile
+//! registers, multiplied by two A tiles (16 rows × 32 k) and two B tiles (16 k-pairs × 16
+//! columns) per 32 values of k.
+//!
+//! Panel layouts (u32 words, each a bf16 pair):
+//! - A micro-panel: `steps / 16` chunks of 32 values of k, each chunk 32 rows × 16 words, row by
+//!   row (a row's 32 bf16 of the chunk contiguous, as an A tile row is loaded);
+//! - B micro-panel: the `vdpbf16ps` path's pair panels with NR = 32 (word `q·32 + j`: column `j`'s
+//!   values at k = 2q and 2q + 1), k-pairs padded with zero to a multiple of 16. A B tile is 16
+//!   consecutive pairs × 16 columns: the panel read at a 128-byte row stride.
+//!
+//! Tile registers: C in tmm0–tmm3 (rows 0–15 × columns 0–15, 0–15 × 16–31, 16–31 × 0–15,
+//! 16–31 × 16–31), A in tmm4–tmm5, B in tmm6–tmm7. Each call loads the tile configuration and
+//! releases the tiles at the end, so no tile state outlives a call.
+
+use std::arch::asm;
+
+/// Rows of the tile of C.
+pub const MR: usize = 32;
+/// Columns of the tile of C.
+pub const NR: usize = 32;
+/// Values of k per tile product (one `tdpbf16ps` step): 16 k-pairs.
+pub const K_STEP: usize = 32;
+/// Panel words (k-pairs) per tile product.
+pub const PAIRS_STEP: usize = K_STEP / 2;
+
+/// The 64-byte tile configuration (palette 1): eight tiles of 16 rows × 64 bytes.
+#[repr(C, align(64))]
+struct TileConfig {
+    palette: u8,
+    start_row: u8,
+    reserved: [u8; 14],
+    colsb: [u16; 16],
+    rows: [u8; 16],
+}
+
+const CONFIG: TileConfig = {
+    let mut colsb = [0u16; 16];
+    let mut rows = [0u8; 16];
+    let mut t = 0;
+    while t < 8 {
+        colsb[t] = 64;
+        rows[t] = 16;
+        t += 1;
+    }
+    TileConfig {
+        palette: 1,
+        start_row: 0,
+        reserved: [0; 14],
+        colsb,
+        rows,
+    }
+};
+
+/// `C[0..32, 0..32] = (accumulate ? C : 0) + A · B` over `steps` k-pairs (a multiple of 16).
+///
+/// # Safety
+/// The CPU has AMX-TILE and AMX-BF16 and this process may use tile data
+/// ([`crate::isa::detected`]'s `amx_bf16`); `a` holds `steps · 32` and `b` `steps · 32` readable
+/// u32s in the layouts above; `c` addresses a 32 × 32 f32 tile with row stride `rs_c`.
+#[inline(never)]
+pub unsafe fn kernel(
+    steps: usize,
+    a: *const u32,
+    b: *const u32,
+    c: *mut f32,
+    rs_c: usize,
+    accumulate: bool,
+) {
+    debug_assert!(steps.is_multiple_of(PAIRS_STEP));
+    let chunks = steps / PAIRS_STEP;
+    let ldc = rs_c * 4;
+    let c_low = c.add(16 * rs_c);
+    asm!("ldtilecfg [{0}]", in(reg) &CONFIG, options(nostack, readonly));
+    if accumulate {
+        asm!(
+            "tileloadd tmm0, [{c} + {ldc}*1]",
+            "tileloadd tmm1, [{c} + {ldc}*1 + 64]",
+            "tileloadd tmm2, [{l} + {ldc}*1]",
+            "tileloadd tmm3, [{l} + {ldc}*1 + 64]",
+            c = in(reg) c,
+            l = in(reg) c_low,
+            ldc = in(reg) ldc,
+            options(nostack, readonly),
+        );
+    } else {
+        asm!(
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            options(nostack, nomem)
+        );
+    }
+    if chunks > 0 {
+        asm!(
+            "2:",
+            "tileloadd tmm4, [{a} + {s64}*1]",
+            "tileloadd tmm6, [{b} + {s128}*1]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tileloadd tmm7, [{b} + {s128}*1 + 64]",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "tileloadd tmm5, [{a} + {s64}*1 + 1024]",
+            "tdpbf16ps tmm2, tmm5, tmm6",
+            "tdpbf16ps tmm3, tmm5, tmm7",
+            "add {a}, 2048",
+            "add {b}, 2048",
+            "dec {n}",
+            "jnz 2b",
+            a = inout(reg) a => _,
+            b = inout(reg) b => _,
+            n = inout(reg) chunks => _,
+            s64 = in(reg) 64usize,
+            s128 = in(reg) 128usize,
+            options(nostack, readonly),
+        );
+    }
+    asm!(
+        "tilestored [{c} + {ldc}*1], tmm0",
+        "tilestored [{c} + {ldc}*1 + 64], tmm1",
+        "tilestored [{l} + {ldc}*1], tmm2",
+        "tilestored [{l} + {ldc}*1 + 64], tmm3",
+        "tilerelease",
+        c = in(reg) c,
+        l = in(reg) c_low,
+        ldc = in(reg) ldc,
+        options(nostack),
+    );
+}
+
+/// Pack rows `0..mc` × k `0..kc` of row-major bf16 A (bits, `lda`, `a[0]` the block's first
+/// element) into `ceil(mc/32)` micro-panels of the layout above, `kc.div_ceil(32) · 16 · 32`
+/// words each; rows past `mc` and k past `kc` are zero.
+pub fn pack_a(a: &[u16], lda: usize, mc: usize, kc: usize, dst: &mut [u32]) {
+    let chunks = kc.div_ceil(K_STEP);
+    let panel_words = chunks * PAIRS_STEP * MR;
+    for (ip, panel) in dst
+        .chunks_exact_mut(panel_words)
+        .take(mc.div_ceil(MR))
+        .enumerate()
+    {
+        let panel: &mut [u16] = bytemuck::cast_slice_mut(panel);
+        let rows = MR.min(mc - ip * MR);
+        for q in 0..chunks {
+            let (k0, kl) = (q * K_STEP, K_STEP.min(kc - q * K_STEP));
+            for i in 0..MR {
+                let out = &mut panel[(q * MR + i) * K_STEP..(q * MR + i + 1) * K_STEP];
+                if i < rows {
+                    let src = (ip * MR + i) * lda + k0;
+                    out[..kl].copy_from_slice(&a[src..src + kl]);
+                    out[kl..].fill(0);
+                } else {
+                    out.fill(0);
+                }
+            }
+        }
+    }
+}
