@@ -8,7 +8,8 @@
 //! |---|---|---|---|
 //! | CPU | `cpu.fma.<isa>` | that ISA path's FMA probe | read bandwidth |
 //! | CPU | `cpu.dpbf16.avx512bf16` | the `vdpbf16ps` probe | read bandwidth |
-//! | CPU | `cpu.scalar`, or none (a peer library) | the best CPU probe for the input dtype (`vdpbf16ps` counts for bf16 only) | read bandwidth |
+//! | CPU | `cpu.amx.bf16` | the `tdpbf16ps` probe | read bandwidth |
+//! | CPU | `cpu.scalar`, or none (a peer library) | the best CPU probe for the input dtype (`vdpbf16ps` and `tdpbf16ps` count for bf16 only) | read bandwidth |
 //! | GPU *i* | `gpu.simt` | GPU *i* FMA probe | GPU *i* copy |
 //! | GPU *i* | `gpu.coop` | GPU *i* cooperative-matrix probe | GPU *i* copy |
 //! | GPU *i* | none (a peer library) | f32: FMA probe; f16/bf16: cooperative-matrix probe, else FMA | GPU *i* copy |
@@ -94,12 +95,12 @@ impl MeasuredRoof {
     }
 }
 
-/// The CPU probe key of a unit held to "the best probe for the input dtype": `vdpbf16ps`
-/// counts for bf16 inputs only.
+/// The CPU probe key of a unit held to "the best probe for the input dtype": `vdpbf16ps` and
+/// `tdpbf16ps` count for bf16 inputs only.
 fn best_cpu_probe(c: &MeasuredCeilings, input: DType) -> Option<(String, f64)> {
     c.cpu_fma_gflops
         .keys()
-        .filter(|k| input == DType::BF16 || k.as_str() != perfledger_kernels::unit::BF16DOT_PROBE)
+        .filter(|k| input == DType::BF16 || !perfledger_kernels::unit::is_bf16_probe(k))
         .filter_map(|k| Some((k.clone(), c.fma_ceiling(k)?)))
         .max_by(|a, b| a.1.total_cmp(&b.1))
 }
@@ -107,6 +108,8 @@ fn best_cpu_probe(c: &MeasuredCeilings, input: DType) -> Option<(String, f64)> {
 fn probe_name(key: &str) -> String {
     if key == perfledger_kernels::unit::BF16DOT_PROBE {
         "vdpbf16ps probe".into()
+    } else if key == perfledger_kernels::unit::AMX_PROBE {
+        "tdpbf16ps probe".into()
     } else {
         format!("FMA {key} probe")
     }
@@ -123,7 +126,10 @@ pub fn measured_roof(
         Location::External => Err("measured elsewhere: no probe of this run applies".into()),
         Location::Cpu => {
             let (key, peak) = match unit {
-                Some(u @ (ComputeUnit::CpuFma(_) | ComputeUnit::CpuBf16Dot)) => {
+                Some(
+                    u
+                    @ (ComputeUnit::CpuFma(_) | ComputeUnit::CpuBf16Dot | ComputeUnit::CpuAmxBf16),
+                ) => {
                     let key = u.cpu_probe_key().expect("a CPU FMA unit has a probe key");
                     let peak = c
                         .fma_ceiling(key)

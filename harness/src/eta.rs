@@ -153,11 +153,12 @@ pub fn plan_range(rows: &[RowWork], b: &Budgets, threads: usize) -> (f64, f64) {
     (min, max + PROBES_MAX_S)
 }
 
-/// Upper bound of a CPU unit's FLOPs per cycle per thread: 2 pipes × lanes × 2.
+/// Upper bound of a CPU unit's FLOPs per cycle per thread: 2 pipes × lanes × 2; AMX 1024.
 fn unit_flops_per_cycle(unit: ComputeUnit) -> f64 {
     match unit {
         ComputeUnit::CpuFma(isa) => perfledger_kernels::probe::flops_per_cycle(isa),
         ComputeUnit::CpuBf16Dot => 128.0,
+        ComputeUnit::CpuAmxBf16 => 1024.0,
         // Scalar baselines: bounded by the widest path.
         _ => 64.0,
     }
@@ -387,7 +388,7 @@ impl Eta {
 fn model_rates(w: &RowWork, c: &MeasuredCeilings) -> (f64, f64) {
     let best_cpu = || c.cpu_fma_gflops.values().copied().fold(0.0, f64::max);
     let peak = match w.unit {
-        ComputeUnit::CpuFma(_) | ComputeUnit::CpuBf16Dot => w
+        ComputeUnit::CpuFma(_) | ComputeUnit::CpuBf16Dot | ComputeUnit::CpuAmxBf16 => w
             .unit
             .cpu_probe_key()
             .and_then(|k| c.fma_ceiling(k))

@@ -695,10 +695,12 @@ mod tests {
         let s = one_case(r#"{"op": "matmul", "m": 2048, "n": 2048, "k": 2048, "dtypes": ["bf16", "f32"], "backends": ["cpu"]}"#).unwrap();
         let plan = Plan::new(&s, &reg, &Filters::default());
         // naive is above the cap: only the packed kernel of the selected ISA, per dtype, and for
-        // bf16 on AVX-512F CPUs with AVX512_BF16 the vdpbf16ps kernel beside it.
+        // bf16 on AVX-512F CPUs with AVX512_BF16 the vdpbf16ps kernel beside it, and with
+        // AMX-BF16 the AMX kernel too.
         // The in-process peers of the dtype run beside them (unsupported ones are rows too).
-        let bf16dot = reg.isa_selected() == perfledger_kernels::isa::Isa::Avx512f
-            && perfledger_kernels::isa::detected().avx512bf16;
+        let avx512 = reg.isa_selected() == perfledger_kernels::isa::Isa::Avx512f;
+        let bf16dot = avx512 && perfledger_kernels::isa::detected().avx512bf16;
+        let amx = avx512 && perfledger_kernels::cpu::matmul::Path::Amx.available();
         let peers = |d: DType| {
             reg.kernels()
                 .iter()
@@ -719,7 +721,10 @@ mod tests {
         );
         assert_eq!(
             plan.rows.len(),
-            2 + usize::from(bf16dot) + planned_peers(DType::F32) + planned_peers(DType::BF16)
+            2 + usize::from(bf16dot)
+                + usize::from(amx)
+                + planned_peers(DType::F32)
+                + planned_peers(DType::BF16)
         );
         assert!(plan.rows.iter().all(|r| {
             r.kernel.peer().is_some() || r.kernel.identity().family == "matmul.cpu.packed"

@@ -145,6 +145,14 @@ mod tests {
                 "attention.cpu.flash.avx512bf16.bf16-f32-bf16"
             ]
         );
+        let amx: Vec<&String> = ids.iter().filter(|i| i.contains(".amx.")).collect();
+        assert_eq!(
+            amx,
+            [
+                "matmul.cpu.packed.amx.bf16-f32-bf16",
+                "matmul.cpu.packed.amx.bf16-f32-f32"
+            ]
+        );
     }
 
     #[test]

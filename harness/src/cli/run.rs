@@ -423,8 +423,8 @@ fn measure_ceilings(
         },
     };
     eprintln!(
-        "measuring ceilings (FMA per compute unit, vdpbf16ps where present, read bandwidth over \
-         7 patterns, triad)..."
+        "measuring ceilings (FMA per compute unit, vdpbf16ps and tdpbf16ps where present, read \
+         bandwidth over 7 patterns, triad)..."
     );
     // Each probe timed, so the estimate knows what repeating some after the rows will take.
     let mut repeat_s = 0.0;
@@ -445,12 +445,17 @@ fn measure_ceilings(
     timed(Some(ComputeUnit::CpuBf16Dot), &mut || {
         bf16dot = probe::bf16dot_throughput(&opts)
     });
+    let mut amx = None;
+    timed(Some(ComputeUnit::CpuAmxBf16), &mut || {
+        amx = probe::amx_throughput(&opts)
+    });
     let mut bandwidth = None;
     timed(None, &mut || bandwidth = Some(probe::bandwidth(&opts)));
     let probes = probe::CpuCeilings {
         threads,
         fma,
         bf16dot,
+        amx,
         bandwidth: bandwidth.expect("measured above"),
     };
     (MeasuredCeilings::from_cpu_probes(&probes), repeat_s)
@@ -460,12 +465,14 @@ fn measure_ceilings(
 fn selected_units(registry: &Registry) -> Vec<ComputeUnit> {
     let isa = registry.isa_selected();
     let mut v = vec![ComputeUnit::CpuFma(isa)];
-    if registry
-        .kernels()
-        .iter()
-        .any(|k| registry.is_selected(k.as_ref()) && k.identity().unit == ComputeUnit::CpuBf16Dot)
-    {
-        v.push(ComputeUnit::CpuBf16Dot);
+    for unit in [ComputeUnit::CpuBf16Dot, ComputeUnit::CpuAmxBf16] {
+        if registry
+            .kernels()
+            .iter()
+            .any(|k| registry.is_selected(k.as_ref()) && k.identity().unit == unit)
+        {
+            v.push(unit);
+        }
     }
     v
 }

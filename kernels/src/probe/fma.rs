@@ -12,6 +12,7 @@
 //! | `portable`, x86-64 | `mulps` then `addps` on xmm (SSE2, the baseline has no FMA) | 14 |
 //! | `portable`, aarch64 | `fmla v.4s` (NEON) | 16 |
 //! | `avx512bf16` (AVX512_BF16) | `vdpbf16ps zmm` (16 lanes × 2 bf16 products) | 12 |
+//! | `amx_bf16` (AMX-BF16) | `tdpbf16ps` (16 × 16 tile × 32 bf16 products) | 4 tiles |
 //!
 //! Every chain is its own register (the `asm!` operands are distinct, so the register allocator
 //! must give each its own register; the script checks the disassembly), and a loop iteration holds
@@ -38,6 +39,11 @@
 //! by 2e-6 per instruction and stay normal. Its model is 2 pipes × 32 × 2 = 128 FLOP/cycle, true
 //! where `vdpbf16ps zmm` issues on both 512-bit FMA pipes (Intel Sapphire Rapids and later, Zen 5);
 //! Zen 4 executes zmm in two halves and reaches half, which the flag then shows.
+//!
+//! The `tdpbf16ps` loop ([`amx_throughput`]) is the ceiling of `packed.amx`: four accumulator
+//! tiles (tmm0–tmm3) += two input tiles of bf16 1e-3 (8192 products, 16 384 FLOPs per
+//! instruction). Its model is Intel's figure, one instruction per 16 cycles = 1024 FLOP/cycle
+//! (Sapphire Rapids; assumed for Emerald Rapids, `shared/specs/CPU-INSTANCES.md`).
 //!
 //! ## Clock and the sanity check ([`measure_clock_ghz`])
 //!
@@ -181,8 +187,11 @@ fn clock_chain() -> Option<fn(u64) -> u64> {
 struct FmaLoop {
     run: unsafe fn(u64) -> f32,
     chains: usize,
-    /// Products per instruction (f32 lanes; 32 for `vdpbf16ps zmm`).
+    /// Products per instruction (f32 lanes; 32 for `vdpbf16ps zmm`, 8192 for `tdpbf16ps`).
     lanes: usize,
+    /// The model's instructions per cycle per core: [`FMA_PIPES_ASSUMED`] for the vector loops,
+    /// 1/16 for `tdpbf16ps`.
+    per_cycle: f64,
     instruction: &'static str,
 }
 
@@ -202,18 +211,21 @@ fn fma_loop(isa: Isa) -> Option<FmaLoop> {
             run: x86::fma_zmm,
             chains: x86::CHAINS_AVX,
             lanes: 16,
+            per_cycle: FMA_PIPES_ASSUMED,
             instruction: "vfmadd213ps zmm",
         },
         Isa::Avx2fma => FmaLoop {
             run: x86::fma_ymm,
             chains: x86::CHAINS_AVX,
             lanes: 8,
+            per_cycle: FMA_PIPES_ASSUMED,
             instruction: "vfmadd213ps ymm",
         },
         Isa::Portable => FmaLoop {
             run: x86::mul_add_xmm,
             chains: x86::CHAINS_SSE,
             lanes: 4,
+            per_cycle: FMA_PIPES_ASSUMED,
             instruction: "mulps+addps xmm",
         },
     })
@@ -226,6 +238,7 @@ fn fma_loop(isa: Isa) -> Option<FmaLoop> {
             run: arm::fma_neon,
             chains: arm::CHAINS,
             lanes: 4,
+            per_cycle: FMA_PIPES_ASSUMED,
             instruction: "fmla v.4s",
         }),
         _ => None,
@@ -239,6 +252,7 @@ fn fma_loop(isa: Isa) -> Option<FmaLoop> {
             run: generic::mul_add,
             chains: generic::CHAINS,
             lanes: 1,
+            per_cycle: FMA_PIPES_ASSUMED,
             instruction: "scalar f32 mul+add (compiler-generated)",
         }),
         _ => None,
@@ -262,6 +276,7 @@ pub fn unit_throughput(unit: ComputeUnit, opts: &ProbeOptions) -> Option<FmaProb
     match unit {
         ComputeUnit::CpuFma(isa) => fma_throughput(isa, opts),
         ComputeUnit::CpuBf16Dot => bf16dot_throughput(opts),
+        ComputeUnit::CpuAmxBf16 => amx_throughput(opts),
         _ => None,
     }
 }
@@ -272,8 +287,31 @@ fn bf16dot_loop() -> Option<FmaLoop> {
         run: x86::dpbf16_zmm,
         chains: x86::CHAINS_AVX,
         lanes: 32,
+        per_cycle: FMA_PIPES_ASSUMED,
         instruction: "vdpbf16ps zmm",
     })
+}
+
+/// `tdpbf16ps` throughput on `opts.threads` threads; `None` without AMX-BF16 (or without the
+/// OS's grant of tile data).
+pub fn amx_throughput(opts: &ProbeOptions) -> Option<FmaProbe> {
+    Some(run_probe(Isa::Avx512f, &amx_loop()?, opts))
+}
+
+#[cfg(target_arch = "x86_64")]
+fn amx_loop() -> Option<FmaLoop> {
+    crate::isa::detected().amx_bf16.then_some(FmaLoop {
+        run: x86::amx_tdpbf16,
+        chains: x86::CHAINS_AMX,
+        lanes: 16 * 16 * 32,
+        per_cycle: 1.0 / 16.0,
+        instruction: "tdpbf16ps",
+    })
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn amx_loop() -> Option<FmaLoop> {
+    None
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -301,7 +339,7 @@ fn run_probe(isa: Isa, lp: &FmaLoop, opts: &ProbeOptions) -> FmaProbe {
         best_secs = best_secs.min(secs);
     }
     let gflops = flops / best_secs / 1e9;
-    let fpc = FMA_PIPES_ASSUMED * lp.lanes as f64 * 2.0;
+    let fpc = lp.per_cycle * lp.lanes as f64 * 2.0;
     // The clock before and after the FMA runs, the better of the two: a short disturbance spoils
     // one window, rarely both.
     let measured_ghz = match (ghz_before, measure_clock_on(&pool, opts.quick)) {
@@ -315,10 +353,14 @@ fn run_probe(isa: Isa, lp: &FmaLoop, opts: &ProbeOptions) -> FmaProbe {
         .map(|r| {
             format!(
             "measured {gflops:.1} GFLOP/s is {r:.2}x the model's {:.1} ({threads} threads x {fpc} \
-             FLOP/cycle x {:.2} GHz): other load, a vector-clock offset, or a core without \
-             {FMA_PIPES_ASSUMED} full-width FMA pipes",
+             FLOP/cycle x {:.2} GHz): other load, a vector-clock offset, or a core {}",
             expected_gflops.unwrap_or(f64::NAN),
             measured_ghz.unwrap_or(f64::NAN),
+            if lp.per_cycle == FMA_PIPES_ASSUMED {
+                format!("without {FMA_PIPES_ASSUMED} full-width FMA pipes")
+            } else {
+                format!("that does not issue one {} per {} cycles", lp.instruction, 1.0 / lp.per_cycle)
+            }
         )
         });
     FmaProbe {
@@ -443,6 +485,53 @@ mod x86 {
             s = _mm512_add_ps(s, v);
         }
         _mm512_reduce_add_ps(s)
+    }
+
+    /// Accumulator tiles of the `tdpbf16ps` loop.
+    pub const CHAINS_AMX: usize = 4;
+
+    /// AMX-BF16: [`CHAINS_AMX`] accumulator tiles (tmm0–tmm3) `+=` tmm4 · tmm5, both 16 × 32
+    /// bf16 1e-3, [`super::UNROLL`] rounds per iteration; each instruction adds 3.2e-5 to every
+    /// element, so the sums stay normal. Returns the sum of the first tile.
+    ///
+    /// # Safety
+    /// The CPU has AMX-TILE and AMX-BF16 and the process may use tile data
+    /// ([`crate::isa::Features::amx_bf16`]).
+    #[inline(never)]
+    pub unsafe fn amx_tdpbf16(iterations: u64) -> f32 {
+        #[repr(C, align(64))]
+        struct Tile([u32; 256]);
+        let pair = (BF16_MILLI as u32) | ((BF16_MILLI as u32) << 16);
+        let input = Tile([pair; 256]);
+        let mut out = [0f32; 256];
+        crate::cpu::matmul::micro::amx::configure();
+        asm!(
+            "tileloadd tmm4, [{p} + {s}*1]",
+            "tileloadd tmm5, [{p} + {s}*1]",
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            "2:",
+            "tdpbf16ps tmm0, tmm4, tmm5", "tdpbf16ps tmm1, tmm4, tmm5",
+            "tdpbf16ps tmm2, tmm4, tmm5", "tdpbf16ps tmm3, tmm4, tmm5",
+            "tdpbf16ps tmm0, tmm4, tmm5", "tdpbf16ps tmm1, tmm4, tmm5",
+            "tdpbf16ps tmm2, tmm4, tmm5", "tdpbf16ps tmm3, tmm4, tmm5",
+            "tdpbf16ps tmm0, tmm4, tmm5", "tdpbf16ps tmm1, tmm4, tmm5",
+            "tdpbf16ps tmm2, tmm4, tmm5", "tdpbf16ps tmm3, tmm4, tmm5",
+            "tdpbf16ps tmm0, tmm4, tmm5", "tdpbf16ps tmm1, tmm4, tmm5",
+            "tdpbf16ps tmm2, tmm4, tmm5", "tdpbf16ps tmm3, tmm4, tmm5",
+            "dec {n}",
+            "jnz 2b",
+            "tilestored [{o} + {s}*1], tmm0",
+            "tilerelease",
+            p = in(reg) input.0.as_ptr(),
+            o = in(reg) out.as_mut_ptr(),
+            s = in(reg) 64usize,
+            n = inout(reg) iterations.max(1) => _,
+            options(nostack),
+        );
+        out.iter().sum()
     }
 
     /// AVX2+FMA: 12 ymm chains of `vfmadd213ps`.
@@ -750,6 +839,36 @@ mod tests {
             ((got - want) / (want - base)).abs() < 0.05,
             "{got} vs {want} (start {base})"
         );
+    }
+
+    #[test]
+    fn probe_amx_exists_exactly_with_amx_bf16() {
+        let has = cfg!(target_arch = "x86_64") && crate::isa::detected().amx_bf16;
+        let p = amx_throughput(&ProbeOptions::quick(1));
+        assert_eq!(p.is_some(), has);
+        assert_eq!(
+            unit_throughput(ComputeUnit::CpuAmxBf16, &ProbeOptions::quick(1)).is_some(),
+            has
+        );
+        if let Some(p) = p {
+            assert_eq!(p.instruction, "tdpbf16ps");
+            assert_eq!(p.flops_per_cycle, 1024.0);
+            assert!(p.gflops.is_finite() && p.gflops > 0.0, "{p:?}");
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn probe_amx_loop_computes_what_it_claims() {
+        let Some(lp) = amx_loop() else { return };
+        // Tile 0 gets UNROLL instructions per iteration, each adding 32 · m² to each of its 256
+        // elements (m = bf16 1e-3).
+        let iters = 1000u64;
+        // SAFETY: returned only with AMX-BF16 and the tile-data grant.
+        let got = unsafe { (lp.run)(iters) } as f64;
+        let m = half::bf16::from_bits(x86::BF16_MILLI).to_f64();
+        let want = 256.0 * (iters * UNROLL as u64) as f64 * 32.0 * m * m;
+        assert!(((got - want) / want).abs() < 0.01, "{got} vs {want}");
     }
 
     #[test]

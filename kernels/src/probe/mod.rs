@@ -21,8 +21,8 @@ pub mod fma;
 
 pub use bandwidth::{bandwidth, BandwidthProbe, ReadPattern};
 pub use fma::{
-    bf16dot_throughput, flops_per_cycle, fma_throughput, measure_clock_ghz, unit_throughput,
-    FmaProbe, FMA_PIPES_ASSUMED, RATIO_TOLERANCE,
+    amx_throughput, bf16dot_throughput, flops_per_cycle, fma_throughput, measure_clock_ghz,
+    unit_throughput, FmaProbe, FMA_PIPES_ASSUMED, RATIO_TOLERANCE,
 };
 
 use serde::{Deserialize, Serialize};
@@ -75,17 +75,21 @@ pub struct CpuCeilings {
     /// The `vdpbf16ps` probe where the CPU has AVX512_BF16.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bf16dot: Option<FmaProbe>,
+    /// The `tdpbf16ps` probe where the CPU has AMX-BF16.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amx: Option<FmaProbe>,
     pub bandwidth: BandwidthProbe,
 }
 
 impl CpuCeilings {
-    /// Every FMA-type probe (the ISA paths, then `vdpbf16ps`) with its key in
+    /// Every FMA-type probe (the ISA paths, then `vdpbf16ps`, then `tdpbf16ps`) with its key in
     /// `measured_ceilings.cpu_fma_gflops`.
     pub fn fma_by_key(&self) -> impl Iterator<Item = (&'static str, &FmaProbe)> {
         self.fma
             .iter()
             .map(|f| (f.isa.name(), f))
             .chain(self.bf16dot.iter().map(|f| (crate::unit::BF16DOT_PROBE, f)))
+            .chain(self.amx.iter().map(|f| (crate::unit::AMX_PROBE, f)))
     }
 }
 
@@ -99,6 +103,7 @@ pub fn cpu_ceilings(opts: &ProbeOptions) -> CpuCeilings {
         threads: opts.resolved_threads(),
         fma,
         bf16dot: bf16dot_throughput(opts),
+        amx: amx_throughput(opts),
         bandwidth: bandwidth(opts),
     }
 }

@@ -52,6 +52,14 @@ const CONFIG: TileConfig = {
     }
 };
 
+/// Load the tile configuration of this module (eight tiles of 16 rows × 64 bytes).
+///
+/// # Safety
+/// As [`kernel`]: AMX is present and this process may use tile data.
+pub(crate) unsafe fn configure() {
+    asm!("ldtilecfg [{0}]", in(reg) &CONFIG, options(nostack, readonly));
+}
+
 /// `C[0..32, 0..32] = (accumulate ? C : 0) + A · B` over `steps` k-pairs (a multiple of 16).
 ///
 /// # Safety
@@ -71,7 +79,7 @@ pub unsafe fn kernel(
     let chunks = steps / PAIRS_STEP;
     let ldc = rs_c * 4;
     let c_low = c.add(16 * rs_c);
-    asm!("ldtilecfg [{0}]", in(reg) &CONFIG, options(nostack, readonly));
+    configure();
     if accumulate {
         asm!(
             "tileloadd tmm0, [{c} + {ldc}*1]",
@@ -95,6 +103,40 @@ pub unsafe fn kernel(
     if chunks > 0 {
         asm!(
             "2:",
+            // The next chunk of A and of B into L1 (every other line; the adjacent-line
+            // prefetcher brings the pair), so the tile loads below find this one there.
+            "prefetcht0 [{a} + 2048]",
+            "prefetcht0 [{a} + 2176]",
+            "prefetcht0 [{a} + 2304]",
+            "prefetcht0 [{a} + 2432]",
+            "prefetcht0 [{a} + 2560]",
+            "prefetcht0 [{a} + 2688]",
+            "prefetcht0 [{a} + 2816]",
+            "prefetcht0 [{a} + 2944]",
+            "prefetcht0 [{a} + 3072]",
+            "prefetcht0 [{a} + 3200]",
+            "prefetcht0 [{a} + 3328]",
+            "prefetcht0 [{a} + 3456]",
+            "prefetcht0 [{a} + 3584]",
+            "prefetcht0 [{a} + 3712]",
+            "prefetcht0 [{a} + 3840]",
+            "prefetcht0 [{a} + 3968]",
+            "prefetcht0 [{b} + 2048]",
+            "prefetcht0 [{b} + 2176]",
+            "prefetcht0 [{b} + 2304]",
+            "prefetcht0 [{b} + 2432]",
+            "prefetcht0 [{b} + 2560]",
+            "prefetcht0 [{b} + 2688]",
+            "prefetcht0 [{b} + 2816]",
+            "prefetcht0 [{b} + 2944]",
+            "prefetcht0 [{b} + 3072]",
+            "prefetcht0 [{b} + 3200]",
+            "prefetcht0 [{b} + 3328]",
+            "prefetcht0 [{b} + 3456]",
+            "prefetcht0 [{b} + 3584]",
+            "prefetcht0 [{b} + 3712]",
+            "prefetcht0 [{b} + 3840]",
+            "prefetcht0 [{b} + 3968]",
             "tileloadd tmm4, [{a} + {s64}*1]",
             "tileloadd tmm6, [{b} + {s128}*1]",
             "tdpbf16ps tmm0, tmm4, tmm6",
