@@ -6,7 +6,8 @@
 //! a wrong stride, a missed edge tile, a dropped K block — changes the result exactly.
 
 use perfledger_kernels::cpu::matmul::{
-    packed_matmul, packed_matmul_bf16, tile, Blocking, Path, Workspace, DOT_M_MAX, DOT_M_ONE_PASS,
+    packed_matmul, packed_matmul_bf16, tile, Blocking, Path, Workspace, AMX_DOT_M_MAX, DOT_M_MAX,
+    DOT_M_ONE_PASS,
 };
 use perfledger_kernels::dtype::SplitMix64;
 use perfledger_kernels::isa::Isa;
@@ -251,13 +252,13 @@ fn gemv_exact_long_rows_every_isa() {
 /// (4 with AVX-512, 2 otherwise) and at the limit, N around its groups of Bᵀ rows (6 and 4), K
 /// across its k blocks (256–2048 f32, 512–4096 bf16 with `vdpbf16ps`, by the caches: 1024 and
 /// 2048 on a 48 KiB L1) with tails, padded rows, a batch;
-/// and M one above the limit (the loop nest). f32 output keeps sums up to 2·2·K exact; half
+/// and M one above the limit (the loop nest; on the AMX path from `AMX_DOT_M_MAX + 1` rows). f32 output keeps sums up to 2·2·K exact; half
 /// outputs at short K check the rounding epilogue.
 #[test]
 fn small_m_transposed_b_exact_every_isa() {
     use half::{bf16, f16};
     let mut shapes = Vec::new();
-    for m in [2, 3, 5, 17, DOT_M_MAX, DOT_M_MAX + 1] {
+    for m in [2, 3, 5, 17, AMX_DOT_M_MAX + 1, DOT_M_MAX, DOT_M_MAX + 1] {
         for (n, k) in [(7, 31), (13, 2049), (25, 4100)] {
             shapes.push(MatmulProblem::new(m, n, k).transposed_b());
         }

@@ -344,9 +344,8 @@ fn packed_path<T: Element, O: Element>(
     Ok(())
 }
 
-/// One batch into an f32 C: the GEMV path for M = 1, the small-M dot path for B transposed and
-/// M ≤ [`DOT_M_MAX`] (above [`DOT_M_ONE_PASS`] rows only where the f32-panel loop nest would not
-/// run in one pass), the loop nest otherwise.
+/// One batch into an f32 C: the GEMV path for M = 1, the small-M dot path where [`takes_dots`],
+/// the loop nest otherwise.
 #[allow(clippy::too_many_arguments)]
 fn compute<T: Element>(
     path: Path,
@@ -372,10 +371,7 @@ fn compute<T: Element>(
         if let Some(f) = finish {
             f(0, 1, 0, p.n);
         }
-    } else if p.trans_b
-        && p.m <= DOT_M_MAX
-        && (p.m <= DOT_M_ONE_PASS || !nest_one_pass(path, blocking, p))
-    {
+    } else if takes_dots(path, blocking, p) {
         match path {
             #[cfg(target_arch = "x86_64")]
             Path::Bf16Dot | Path::Amx => dots::dots_bf16dot(
@@ -400,14 +396,29 @@ fn compute<T: Element>(
     }
 }
 
+/// Whether `p` (M ≥ 2) takes the small-M dot path: B transposed and M ≤ [`DOT_M_MAX`], above
+/// [`DOT_M_ONE_PASS`] rows only where the f32-panel nest would not run in one pass; on the AMX
+/// path M ≤ [`AMX_DOT_M_MAX`].
+fn takes_dots(path: Path, blocking: &Blocking, p: &MatmulProblem) -> bool {
+    p.trans_b
+        && match path {
+            Path::Amx => p.m <= AMX_DOT_M_MAX,
+            _ => p.m <= DOT_M_MAX && (p.m <= DOT_M_ONE_PASS || !nest_one_pass(path, blocking, p)),
+        }
+}
+
+/// The most rows of a Bᵀ product the AMX path gives to the `vdpbf16ps` dot path; from here on its
+/// 32-row tiles are better than two-thirds full and win. The AMX nest against the dot path at
+/// M = 8/16/20/24/32/64 (4096 or 6144 × 4096 Bᵀ; 64×1024×512), Intel Xeon family 6 model 207,
+/// 2 threads: 0.57/0.81–0.84/0.96/1.13/1.58/2.25 (BENCHMARKS.md "AMX").
+pub const AMX_DOT_M_MAX: usize = 20;
+
 /// Whether the f32-panel loop nest of `path` would run `p` in one pass ([`gemm::one_pass_tile`] for
 /// the path's tile and f32 panels: one word per k); false for the `vdpbf16ps` path, whose dot
 /// path keeps every M up to [`DOT_M_MAX`].
 fn nest_one_pass(path: Path, blocking: &Blocking, p: &MatmulProblem) -> bool {
     match path {
-        Path::Bf16Dot => false,
-        // The AMX nest from `DOT_M_ONE_PASS` rows, where its tiles are half full or better.
-        Path::Amx => true,
+        Path::Bf16Dot | Path::Amx => false,
         Path::Isa(isa) => gemm::one_pass_tile(p.m, p.n, p.k, blocking, tile(isa), |kc| kc),
     }
 }
