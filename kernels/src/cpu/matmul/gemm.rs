@@ -748,18 +748,21 @@ pub(super) unsafe fn macro_kernel<W>(
             if mr_cur == mr && nr_cur == nr {
                 (t.kernel)(steps, a_panel, b_panel, c_tile, ldc, accumulate);
             } else {
+                // Row by row as whole runs (memcpy), not element by element: the AMX path's
+                // 32-row tiles make every fourth tile of a 127-row C an edge tile.
                 if accumulate {
                     for i in 0..mr_cur {
-                        for j in 0..nr_cur {
-                            tile[i * nr + j] = *c_tile.add(i * ldc + j);
-                        }
+                        let row = tile.as_mut_ptr().add(i * nr);
+                        std::ptr::copy_nonoverlapping(c_tile.add(i * ldc), row, nr_cur);
                     }
                 }
                 (t.kernel)(steps, a_panel, b_panel, tile.as_mut_ptr(), nr, accumulate);
                 for i in 0..mr_cur {
-                    for j in 0..nr_cur {
-                        *c_tile.add(i * ldc + j) = tile[i * nr + j];
-                    }
+                    std::ptr::copy_nonoverlapping(
+                        tile.as_ptr().add(i * nr),
+                        c_tile.add(i * ldc),
+                        nr_cur,
+                    );
                 }
             }
         }
