@@ -64,6 +64,7 @@ impl Registry {
             }
             if precision.input == DType::BF16 {
                 kernels.push(Box::new(CpuAttentionKernel::flash_bf16dot(precision)));
+                kernels.push(Box::new(CpuAttentionKernel::flash_amx(precision)));
             }
         }
         kernels.extend(crate::peers::kernels());
@@ -150,7 +151,8 @@ mod tests {
             amx,
             [
                 "matmul.cpu.packed.amx.bf16-f32-bf16",
-                "matmul.cpu.packed.amx.bf16-f32-f32"
+                "matmul.cpu.packed.amx.bf16-f32-f32",
+                "attention.cpu.flash.amx.bf16-f32-bf16"
             ]
         );
     }

@@ -49,8 +49,9 @@ fn run(path: FlashPath, p: &AttentionProblem, ins: &[Tensor; 3], m: Mutation) ->
     }
 }
 
-/// Every flash path that runs `p` at `dtype` here: each available ISA path, and the
-/// `vdpbf16ps` products for bf16 (even head_dim) on CPUs with AVX512_BF16.
+/// Every flash path that runs `p` at `dtype` here: each available ISA path, the `vdpbf16ps`
+/// products for bf16 (even head_dim) on CPUs with AVX512_BF16, and the AMX products for bf16
+/// (head_dim a multiple of 32) on CPUs with AMX-BF16.
 fn paths(p: &AttentionProblem, dtype: DType) -> Vec<FlashPath> {
     let mut v: Vec<FlashPath> = Isa::ALL
         .into_iter()
@@ -62,6 +63,12 @@ fn paths(p: &AttentionProblem, dtype: DType) -> Vec<FlashPath> {
         && perfledger_kernels::isa::detected().avx512bf16
     {
         v.push(FlashPath::Bf16Dot);
+    }
+    if dtype == DType::BF16
+        && p.head_dim.is_multiple_of(32)
+        && perfledger_kernels::cpu::matmul::Path::Amx.available()
+    {
+        v.push(FlashPath::Amx);
     }
     v
 }
@@ -79,7 +86,8 @@ fn cases(mutation: Mutation) -> Vec<AttentionProblem> {
         ],
         Mutation::NoRescale => vec![
             AttentionProblem::new(1, 2, 2, 50, 300, 64).with_scale(2.0),
-            AttentionProblem::new(1, 4, 4, 100, 100, 128)
+            // 160 keys: more than one K/V tile on every path (AMX tiles hold 128 keys).
+            AttentionProblem::new(1, 4, 4, 160, 160, 128)
                 .causal(true)
                 .with_scale(1.5),
         ],

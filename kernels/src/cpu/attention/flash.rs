@@ -49,6 +49,8 @@ pub(crate) struct Scratch {
     pub(super) row: AlignedBuf,
     /// The `vdpbf16ps` products' P pairs ([`super::flash_bf16`]).
     pub(super) pp: AlignedBuf,
+    /// The AMX products' P rows of pairs ([`super::flash_amx`]).
+    pub(super) pa: AlignedBuf,
 }
 
 /// Everything a task reads: the problem, the inputs and where the output goes.

@@ -134,57 +134,10 @@ impl<const KR: usize, const QV: usize, const MR: usize, const NV: usize> Product
         first: bool,
     ) {
         let np = nk.div_ceil(2);
-        // P as bf16 pairs of consecutive keys, per query: pp[jp][i].
         let pp = ws.pp.get(np * act).as_mut_ptr() as *mut u32;
-        for jp in 0..np {
-            let (r0, r1) = (st.add(2 * jp * lds), st.add((2 * jp + 1) * lds));
-            let second = 2 * jp + 1 < nk;
-            for cv in 0..act / L {
-                let p0 = _mm512_loadu_ps(r0.add(cv * L));
-                let p1 = if second {
-                    _mm512_loadu_ps(r1.add(cv * L))
-                } else {
-                    _mm512_setzero_ps()
-                };
-                let lo = _mm512_cvtepu16_epi32(std::mem::transmute::<__m256bh, __m256i>(
-                    _mm512_cvtneps_pbh(p0),
-                ));
-                let hi = _mm512_cvtepu16_epi32(std::mem::transmute::<__m256bh, __m256i>(
-                    _mm512_cvtneps_pbh(p1),
-                ));
-                let w = _mm512_or_si512(lo, _mm512_slli_epi32::<16>(hi));
-                _mm512_storeu_si512(pp.add(jp * act + cv * L) as *mut _, w);
-            }
-        }
-        // V as bf16 pairs of consecutive keys, per column: vp[jp][c], columns past d zero.
+        pack_p_pairs(st, lds, nk, act, pp);
         let vp = ws.vf.get(np * dp).as_mut_ptr() as *mut u32;
-        let v = v as *const u16;
-        let full = d / L * L;
-        for jp in 0..np {
-            let (a, b) = (v.add(2 * jp * d), v.add((2 * jp + 1) * d));
-            let second = 2 * jp + 1 < nk;
-            let dst = vp.add(jp * dp);
-            let mut c = 0;
-            while c < full {
-                let lo = lo_words(a.add(c));
-                let w = if second {
-                    _mm512_or_si512(lo, _mm512_slli_epi32::<16>(lo_words(b.add(c))))
-                } else {
-                    lo
-                };
-                _mm512_storeu_si512(dst.add(c) as *mut _, w);
-                c += L;
-            }
-            for c in full..dp {
-                let lo = if c < d { u32::from(*a.add(c)) } else { 0 };
-                let hi = if c < d && second {
-                    u32::from(*b.add(c))
-                } else {
-                    0
-                };
-                *dst.add(c) = lo | (hi << 16);
-            }
-        }
+        pack_v_pairs(v as *const u16, d, nk, dp, vp);
         // O = α·O + P·V, column panels outer so a V panel stays in L1 across the row tiles.
         let nvp = dp / L;
         let mut dc = 0;
@@ -203,6 +156,76 @@ impl<const KR: usize, const QV: usize, const MR: usize, const NV: usize> Product
                 r0 += MR;
             }
             dc += nv;
+        }
+    }
+}
+
+/// P (`Sᵀ` rows of `act` queries, row stride `lds`, `nk` keys) rounded to bf16 (round to nearest
+/// even, `vcvtneps2bf16`) as pairs of consecutive keys per query: word `pp[jp·act + i]` holds
+/// keys 2jp (low half) and 2jp + 1 (high half, zero past `nk`) of query `i`.
+///
+/// # Safety
+/// AVX-512F/BW and AVX512_BF16 (inlined into such functions only); `act` a multiple of 16;
+/// `st` holds `nk` rows, `pp` `nk.div_ceil(2) · act` words.
+#[inline(always)]
+pub(crate) unsafe fn pack_p_pairs(st: *const f32, lds: usize, nk: usize, act: usize, pp: *mut u32) {
+    let np = nk.div_ceil(2);
+    for jp in 0..np {
+        let (r0, r1) = (st.add(2 * jp * lds), st.add((2 * jp + 1) * lds));
+        let second = 2 * jp + 1 < nk;
+        for cv in 0..act / L {
+            let p0 = _mm512_loadu_ps(r0.add(cv * L));
+            let p1 = if second {
+                _mm512_loadu_ps(r1.add(cv * L))
+            } else {
+                _mm512_setzero_ps()
+            };
+            let lo = _mm512_cvtepu16_epi32(std::mem::transmute::<__m256bh, __m256i>(
+                _mm512_cvtneps_pbh(p0),
+            ));
+            let hi = _mm512_cvtepu16_epi32(std::mem::transmute::<__m256bh, __m256i>(
+                _mm512_cvtneps_pbh(p1),
+            ));
+            let w = _mm512_or_si512(lo, _mm512_slli_epi32::<16>(hi));
+            _mm512_storeu_si512(pp.add(jp * act + cv * L) as *mut _, w);
+        }
+    }
+}
+
+/// The tile's V rows (`nk` rows of `d` bf16 at `v`) as pairs of consecutive keys per column:
+/// word `vp[jp·dp + c]` holds rows 2jp (low half) and 2jp + 1 (high half, zero past `nk`) of
+/// column `c`, columns `d..dp` zero.
+///
+/// # Safety
+/// AVX-512F/BW (inlined into such functions only); `v` holds `nk` rows of `d`, `vp`
+/// `nk.div_ceil(2) · dp` words.
+#[inline(always)]
+pub(crate) unsafe fn pack_v_pairs(v: *const u16, d: usize, nk: usize, dp: usize, vp: *mut u32) {
+    let np = nk.div_ceil(2);
+    let full = d / L * L;
+    for jp in 0..np {
+        let (a, b) = (v.add(2 * jp * d), v.add((2 * jp + 1) * d));
+        let second = 2 * jp + 1 < nk;
+        let dst = vp.add(jp * dp);
+        let mut c = 0;
+        while c < full {
+            let lo = lo_words(a.add(c));
+            let w = if second {
+                _mm512_or_si512(lo, _mm512_slli_epi32::<16>(lo_words(b.add(c))))
+            } else {
+                lo
+            };
+            _mm512_storeu_si512(dst.add(c) as *mut _, w);
+            c += L;
+        }
+        for c in full..dp {
+            let lo = if c < d { u32::from(*a.add(c)) } else { 0 };
+            let hi = if c < d && second {
+                u32::from(*b.add(c))
+            } else {
+                0
+            };
+            *dst.add(c) = lo | (hi << 16);
         }
     }
 }

@@ -5,7 +5,9 @@
 //! - `flash`: tiled online softmax, SIMD micro-kernels for `Q·Kᵀ` and `P·V`, rayon over batch ×
 //!   heads × query blocks, fully masked causal tiles skipped ([`flash`] module doc);
 //!   `flash.avx512bf16` the same task with both products on `vdpbf16ps` (bf16 inputs, CPUs with
-//!   AVX512_BF16; P rounded to bf16 for P·V, [`flash_bf16`] module doc).
+//!   AVX512_BF16; P rounded to bf16 for P·V, [`flash_bf16`] module doc), and `flash.amx` with
+//!   both on AMX tiles (`tdpbf16ps`; bf16 inputs, head_dim a multiple of 32, CPUs with AMX-BF16,
+//!   [`flash_amx`] module doc).
 //! - `decode`: `q_len = 1`, the KV sequence split across threads and the partial softmax results
 //!   combined (flash-decoding, [`decode`] module doc).
 //!
@@ -16,6 +18,8 @@
 
 mod decode;
 mod flash;
+#[cfg(target_arch = "x86_64")]
+mod flash_amx;
 #[cfg(target_arch = "x86_64")]
 mod flash_bf16;
 use flash::F32Products;
@@ -65,6 +69,20 @@ pub struct FlashTiles {
 }
 
 impl FlashTiles {
+    /// The AMX products' tiles: S 16 keys × 16 queries, P·V 16 queries × 16 columns (one tile
+    /// register each), K/V tiles of 128 keys (four tile steps of P·V).
+    pub fn amx() -> FlashTiles {
+        FlashTiles {
+            bq: flash::BQ,
+            bk: 128,
+            kr: 16,
+            qv: 1,
+            mr: 16,
+            nv: 1,
+            lanes: 16,
+        }
+    }
+
     pub fn for_isa(isa: Isa) -> FlashTiles {
         let bq = flash::BQ;
         match isa {
@@ -175,12 +193,14 @@ pub fn flash_bf16dot_attention<T: Element, O: Element>(
     flash_path_mutant(FlashPath::Bf16Dot, p, q, k, v, out, Mutation::None)
 }
 
-/// A code path of the flash kernel: an ISA path's f32 products, or the `vdpbf16ps` pair products.
+/// A code path of the flash kernel: an ISA path's f32 products, the `vdpbf16ps` pair products, or
+/// the AMX tile products.
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FlashPath {
     Isa(Isa),
     Bf16Dot,
+    Amx,
 }
 
 impl std::fmt::Display for FlashPath {
@@ -188,6 +208,7 @@ impl std::fmt::Display for FlashPath {
         match self {
             FlashPath::Isa(isa) => isa.fmt(f),
             FlashPath::Bf16Dot => f.write_str(BF16DOT),
+            FlashPath::Amx => f.write_str(AMX),
         }
     }
 }
@@ -208,6 +229,18 @@ impl FlashPath {
                 p.head_dim
             )),
             FlashPath::Bf16Dot => None,
+            FlashPath::Amx if !crate::cpu::matmul::Path::Amx.available() => Some(format!(
+                "this CPU lacks {AMX} (AMX-BF16 with tile data granted)"
+            )),
+            FlashPath::Amx if dtype != DType::BF16 => {
+                Some(format!("{AMX} takes bf16 inputs, not {dtype}"))
+            }
+            FlashPath::Amx if !p.head_dim.is_multiple_of(32) => Some(format!(
+                "{AMX} multiplies tiles of 32 values of head_dim: head_dim {} is not a multiple \
+                 of 32",
+                p.head_dim
+            )),
+            FlashPath::Amx => None,
         }
     }
 
@@ -216,9 +249,13 @@ impl FlashPath {
             FlashPath::Isa(isa) => FlashTiles::for_isa(isa),
             // The same tiles as the AVX-512 f32 products.
             FlashPath::Bf16Dot => FlashTiles::for_isa(Isa::Avx512f),
+            FlashPath::Amx => FlashTiles::amx(),
         }
     }
 }
+
+/// The variant name of the AMX paths.
+const AMX: &str = crate::cpu::matmul::AMX_VARIANT;
 
 /// The variant name of the `vdpbf16ps` paths.
 const BF16DOT: &str = crate::unit::BF16DOT_PROBE;
@@ -301,8 +338,24 @@ unsafe fn flash_task<T: Element, O: Element>(
             };
             return flash_avx512bf16(&cx, ws, bh, qb);
         }
+        #[cfg(target_arch = "x86_64")]
+        FlashPath::Amx => {
+            // T is bf16 (checked by `refuse`): the same buffers, typed.
+            let cx = flash::Ctx {
+                p: cx.p,
+                q: bytemuck::cast_slice::<T, half::bf16>(cx.q),
+                k: bytemuck::cast_slice(cx.k),
+                v: bytemuck::cast_slice(cx.v),
+                out: cx.out,
+                bk: cx.bk,
+                mutation: cx.mutation,
+            };
+            return flash_amx(&cx, ws, bh, qb);
+        }
         #[cfg(not(target_arch = "x86_64"))]
-        FlashPath::Bf16Dot => unreachable!("refused: no AVX512_BF16 off x86-64"),
+        FlashPath::Bf16Dot | FlashPath::Amx => {
+            unreachable!("refused: no AVX512_BF16 or AMX off x86-64")
+        }
         FlashPath::Isa(isa) => isa,
     };
     match isa {
@@ -336,6 +389,17 @@ unsafe fn flash_avx512bf16<O: Element>(
     qb: usize,
 ) {
     flash::task::<simd::Avx512, half::bf16, O, flash_bf16::PairProducts<8, 3, 6, 4>>(cx, ws, bh, qb)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512bf16,avx2,fma,f16c")]
+unsafe fn flash_amx<O: Element>(
+    cx: &flash::Ctx<'_, half::bf16, O>,
+    ws: &mut flash::Scratch,
+    bh: usize,
+    qb: usize,
+) {
+    flash::task::<simd::Avx512, half::bf16, O, flash_amx::AmxProducts>(cx, ws, bh, qb)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -448,6 +512,8 @@ enum Algo {
     Flash(Isa),
     /// `flash` with the `vdpbf16ps` pair products (AVX512_BF16).
     FlashBf16Dot,
+    /// `flash` with the AMX tile products (AMX-BF16).
+    FlashAmx,
     Decode(Isa),
 }
 
@@ -455,7 +521,7 @@ impl Algo {
     fn family(self) -> &'static str {
         match self {
             Algo::Naive => "attention.cpu.naive",
-            Algo::Flash(_) | Algo::FlashBf16Dot => "attention.cpu.flash",
+            Algo::Flash(_) | Algo::FlashBf16Dot | Algo::FlashAmx => "attention.cpu.flash",
             Algo::Decode(_) => "attention.cpu.decode",
         }
     }
@@ -487,6 +553,13 @@ impl CpuAttentionKernel {
             precision,
         }
     }
+    /// `flash.amx`: both products on AMX tiles (register it for bf16 only).
+    pub fn flash_amx(precision: Precision) -> Self {
+        CpuAttentionKernel {
+            algo: Algo::FlashAmx,
+            precision,
+        }
+    }
     pub fn decode(isa: Isa, precision: Precision) -> Self {
         CpuAttentionKernel {
             algo: Algo::Decode(isa),
@@ -500,9 +573,10 @@ impl Kernel for CpuAttentionKernel {
         let mut params = serde_json::Map::new();
         let variant = match self.algo {
             Algo::Naive => "scalar".to_string(),
-            Algo::Flash(_) | Algo::FlashBf16Dot => {
+            Algo::Flash(_) | Algo::FlashBf16Dot | Algo::FlashAmx => {
                 let (t, name) = match self.algo {
                     Algo::Flash(isa) => (FlashTiles::for_isa(isa), isa.name()),
+                    Algo::FlashAmx => (FlashPath::Amx.tiles(), AMX),
                     _ => (FlashPath::Bf16Dot.tiles(), BF16DOT),
                 };
                 params.insert("bq".into(), t.bq.into());
@@ -534,6 +608,7 @@ impl Kernel for CpuAttentionKernel {
                 Algo::Naive => ComputeUnit::CpuScalar,
                 Algo::Flash(isa) | Algo::Decode(isa) => ComputeUnit::CpuFma(isa),
                 Algo::FlashBf16Dot => ComputeUnit::CpuBf16Dot,
+                Algo::FlashAmx => ComputeUnit::CpuAmxBf16,
             },
             params,
         }
@@ -546,6 +621,7 @@ impl Kernel for CpuAttentionKernel {
             Algo::Naive => true,
             Algo::Flash(isa) | Algo::Decode(isa) => isa == selected,
             Algo::FlashBf16Dot => selected == Isa::Avx512f && crate::isa::detected().avx512bf16,
+            Algo::FlashAmx => selected == Isa::Avx512f && crate::cpu::matmul::Path::Amx.available(),
         }
     }
 
@@ -565,6 +641,10 @@ impl Kernel for CpuAttentionKernel {
                 Support::no(format!("this CPU lacks {isa}"))
             }
             Algo::FlashBf16Dot => match FlashPath::Bf16Dot.refuse(p, self.precision.input) {
+                Some(why) => Support::no(why),
+                None => Support::Yes,
+            },
+            Algo::FlashAmx => match FlashPath::Amx.refuse(p, self.precision.input) {
                 Some(why) => Support::no(why),
                 None => Support::Yes,
             },
@@ -667,6 +747,9 @@ impl<T: Element> Prepared for CpuAttention<T> {
             Algo::Naive => naive_attention(p, q, k, v, &mut self.out),
             Algo::Flash(isa) => flash_attention(isa, p, q, k, v, &mut self.out),
             Algo::FlashBf16Dot => flash_bf16dot_attention(p, q, k, v, &mut self.out),
+            Algo::FlashAmx => {
+                flash_path_mutant(FlashPath::Amx, p, q, k, v, &mut self.out, Mutation::None)
+            }
             Algo::Decode(isa) => decode_attention(isa, p, q, k, v, &mut self.out),
         }
     }

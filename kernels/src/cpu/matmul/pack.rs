@@ -307,6 +307,9 @@ pub fn pack_b_pairs(b: &[u16], ldb: usize, kc: usize, nr: usize, nr_valid: usize
 /// scalar per element at a 48-byte stride, twelve passes over the panel: 22% of a 256³ f16
 /// matmul's time at 2 threads (`perf record`), more than the B packing and the rounding together.
 #[cfg(target_arch = "x86_64")]
+pub(crate) use x86::transpose16;
+
+#[cfg(target_arch = "x86_64")]
 mod x86 {
     use crate::cpu::simd::{load_elem, Avx512};
     use crate::dtype::Element;
@@ -462,8 +465,11 @@ mod x86 {
     }
 
     /// 16×16 transpose: `out[j]` lane `i` = `r[i]` lane `j`.
+    ///
+    /// # Safety
+    /// AVX-512F is available (inlined into such functions only).
     #[inline(always)]
-    unsafe fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+    pub(crate) unsafe fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
         // a: pairs of rows interleaved within 128-bit lanes.
         let mut a = [_mm512_setzero_ps(); 16];
         for p in 0..8 {
