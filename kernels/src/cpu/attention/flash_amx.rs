@@ -69,28 +69,22 @@ impl Products<bf16> for AmxProducts {
                 std::ptr::write_bytes(kpad.add(rows * d), 0, (T - rows) * d);
                 kpad as *const u16
             };
-            for pnl in 0..act / T {
-                asm!(
-                    "tilezero tmm0",
-                    "2:",
-                    "tileloadd tmm4, [{k} + {ldk}*1]",
-                    "tileloadd tmm5, [{q} + {s64}*1]",
-                    "tdpbf16ps tmm0, tmm4, tmm5",
-                    "add {k}, 64",
-                    "add {q}, 1024",
-                    "dec {n}",
-                    "jnz 2b",
-                    "tilestored [{st} + {lds}*1], tmm0",
-                    k = inout(reg) kp => _,
-                    ldk = in(reg) 2 * d,
-                    q = inout(reg) qp.add(pnl * dp2 * T * 4) => _,
-                    s64 = in(reg) 64usize,
-                    n = inout(reg) steps => _,
-                    st = in(reg) st.add(kg * lds + pnl * T),
-                    lds = in(reg) 4 * lds,
-                    options(nostack),
-                );
-            }
+            let panels = act / T;
+            let c: [*mut f32; 3] =
+                std::array::from_fn(|i| st.add(kg * lds + i.min(panels - 1) * T));
+            let b: [*const u8; 3] =
+                std::array::from_fn(|i| qp.add(i.min(panels - 1) * dp2 * T * 4));
+            let a = Operand {
+                ptr: kp as *const u8,
+                ld: 2 * d,
+                step: 64,
+            };
+            let bl = Operand {
+                ptr: std::ptr::null(),
+                ld: 64,
+                step: 1024,
+            };
+            row_of_tiles(panels, steps, a, b, bl, c, 4 * lds, false);
             kg += T;
         }
         asm!("tilerelease", options(nostack, nomem));
@@ -146,41 +140,144 @@ impl Products<bf16> for AmxProducts {
             }
         }
         amx::configure();
+        let cbs = dp / T;
         for ib in 0..act / T {
-            for cb in 0..dp / T {
-                let oc = o.add(ib * T * dp + cb * T);
-                if first {
-                    asm!("tilezero tmm0", options(nostack, nomem));
-                } else {
-                    asm!(
-                        "tileloadd tmm0, [{o} + {ldo}*1]",
-                        o = in(reg) oc,
-                        ldo = in(reg) 4 * dp,
-                        options(nostack, readonly),
-                    );
-                }
-                asm!(
-                    "2:",
-                    "tileloadd tmm4, [{p} + {ldp}*1]",
-                    "tileloadd tmm5, [{v} + {ldv}*1]",
-                    "tdpbf16ps tmm0, tmm4, tmm5",
-                    "add {p}, 64",
-                    "add {v}, {vstep}",
-                    "dec {n}",
-                    "jnz 2b",
-                    "tilestored [{o} + {ldo}*1], tmm0",
-                    p = inout(reg) pa.add(ib * T * npp) => _,
-                    ldp = in(reg) 4 * npp,
-                    v = inout(reg) vp.add(cb * T) => _,
-                    ldv = in(reg) 4 * dp,
-                    vstep = in(reg) 4 * T * dp,
-                    n = inout(reg) npp / T => _,
-                    o = in(reg) oc,
-                    ldo = in(reg) 4 * dp,
-                    options(nostack),
-                );
+            let a = Operand {
+                ptr: pa.add(ib * T * npp) as *const u8,
+                ld: 4 * npp,
+                step: 64,
+            };
+            let bl = Operand {
+                ptr: std::ptr::null(),
+                ld: 4 * dp,
+                step: 4 * T * dp,
+            };
+            let mut cb = 0;
+            while cb < cbs {
+                let n = 3.min(cbs - cb);
+                let c: [*mut f32; 3] =
+                    std::array::from_fn(|i| o.add(ib * T * dp + (cb + i.min(n - 1)) * T));
+                let b: [*const u8; 3] =
+                    std::array::from_fn(|i| vp.add((cb + i.min(n - 1)) * T) as *const u8);
+                row_of_tiles(n, npp / T, a, b, bl, c, 4 * dp, !first);
+                cb += n;
             }
         }
         asm!("tilerelease", options(nostack, nomem));
     }
+}
+
+/// A tile operand walked along k: `ptr` at the first tile step, row stride `ld` bytes, `step`
+/// bytes from one tile step to the next.
+#[derive(Clone, Copy)]
+struct Operand {
+    ptr: *const u8,
+    ld: usize,
+    step: usize,
+}
+
+/// `C_i (+)= A · B_i` for `i < n` (n in 1..=3) over `steps` tile steps: one A tile (tmm4) shared by
+/// up to three B tiles (tmm5–tmm7) and accumulators (tmm0–tmm2), so the `tdpbf16ps` of one step
+/// are independent and each A tile is loaded once. `b` holds the B tiles' first steps (row stride
+/// and step of `bl`), `c` the C tiles (row stride `ldc` bytes; loaded when `load_c`, else zero).
+/// Entries of `b` and `c` from `n` on are ignored.
+///
+/// # Safety
+/// The tile configuration of [`amx::configure`] is loaded; every tile read or written is in
+/// bounds.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn row_of_tiles(
+    n: usize,
+    steps: usize,
+    a: Operand,
+    b: [*const u8; 3],
+    bl: Operand,
+    c: [*mut f32; 3],
+    ldc: usize,
+    load_c: bool,
+) {
+    debug_assert!((1..=3).contains(&n) && steps > 0);
+    // Unused accumulators of n < 3 point at C tile n − 1 (the callers repeat it): they are
+    // loaded, never multiplied, and stored back unchanged before tile n − 1 is stored last.
+    if load_c {
+        asm!(
+            "tileloadd tmm0, [{c0} + {ldc}*1]",
+            "tileloadd tmm1, [{c1} + {ldc}*1]",
+            "tileloadd tmm2, [{c2} + {ldc}*1]",
+            c0 = in(reg) c[0], c1 = in(reg) c[1], c2 = in(reg) c[2], ldc = in(reg) ldc,
+            options(nostack, readonly),
+        );
+    } else {
+        asm!(
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            options(nostack, nomem)
+        );
+    }
+    match n {
+        3 => asm!(
+            "2:",
+            "tileloadd tmm4, [{a} + {lda}*1]",
+            "tileloadd tmm5, [{b0} + {ldb}*1]",
+            "tdpbf16ps tmm0, tmm4, tmm5",
+            "tileloadd tmm6, [{b1} + {ldb}*1]",
+            "tdpbf16ps tmm1, tmm4, tmm6",
+            "tileloadd tmm7, [{b2} + {ldb}*1]",
+            "tdpbf16ps tmm2, tmm4, tmm7",
+            "add {a}, {astep}",
+            "add {b0}, {bstep}",
+            "add {b1}, {bstep}",
+            "add {b2}, {bstep}",
+            "dec {n}",
+            "jnz 2b",
+            a = inout(reg) a.ptr => _, lda = in(reg) a.ld, astep = in(reg) a.step,
+            b0 = inout(reg) b[0] => _, b1 = inout(reg) b[1] => _, b2 = inout(reg) b[2] => _,
+            ldb = in(reg) bl.ld, bstep = in(reg) bl.step,
+            n = inout(reg) steps => _,
+            options(nostack, readonly),
+        ),
+        2 => asm!(
+            "2:",
+            "tileloadd tmm4, [{a} + {lda}*1]",
+            "tileloadd tmm5, [{b0} + {ldb}*1]",
+            "tdpbf16ps tmm0, tmm4, tmm5",
+            "tileloadd tmm6, [{b1} + {ldb}*1]",
+            "tdpbf16ps tmm1, tmm4, tmm6",
+            "add {a}, {astep}",
+            "add {b0}, {bstep}",
+            "add {b1}, {bstep}",
+            "dec {n}",
+            "jnz 2b",
+            a = inout(reg) a.ptr => _, lda = in(reg) a.ld, astep = in(reg) a.step,
+            b0 = inout(reg) b[0] => _, b1 = inout(reg) b[1] => _,
+            ldb = in(reg) bl.ld, bstep = in(reg) bl.step,
+            n = inout(reg) steps => _,
+            options(nostack, readonly),
+        ),
+        _ => asm!(
+            "2:",
+            "tileloadd tmm4, [{a} + {lda}*1]",
+            "tileloadd tmm5, [{b0} + {ldb}*1]",
+            "tdpbf16ps tmm0, tmm4, tmm5",
+            "add {a}, {astep}",
+            "add {b0}, {bstep}",
+            "dec {n}",
+            "jnz 2b",
+            a = inout(reg) a.ptr => _, lda = in(reg) a.ld, astep = in(reg) a.step,
+            b0 = inout(reg) b[0] => _,
+            ldb = in(reg) bl.ld, bstep = in(reg) bl.step,
+            n = inout(reg) steps => _,
+            options(nostack, readonly),
+        ),
+    }
+    // Stored in reverse, so the tile that repeats tile n − 1 is overwritten by its real value.
+    asm!(
+        "tilestored [{c2} + {ldc}*1], tmm2",
+        "tilestored [{c1} + {ldc}*1], tmm1",
+        "tilestored [{c0} + {ldc}*1], tmm0",
+        c0 = in(reg) c[0], c1 = in(reg) c[1], c2 = in(reg) c[2], ldc = in(reg) ldc,
+        options(nostack),
+    );
 }
