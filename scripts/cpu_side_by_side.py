@@ -197,24 +197,28 @@ def main():
         if (r["op"] == "attention" and r["kernel"]["family"] == "attention.cpu.flash"
                 and not r.get("round")):
             flash.setdefault(shape_key(r), {})[r["kernel"]["variant"]] = r
+    # And flash.amx (AMX tiles, where the CPU has them) against the same flash.avx512f row.
     lines = []
     for sk, by in flash.items():
-        if "avx512bf16" in by and "avx512f" in by:
-            a, b = by["avx512bf16"], by["avx512f"]
-            lo, hi = ratio_ci(b["samples_s"], a["samples_s"])
-            ratio = statistics.median(b["samples_s"]) / statistics.median(a["samples_s"])
-            lines.append(f"| {shape_str(a)} | {gflops(a):.1f} | {gflops(b):.1f} | **{ratio:.2f}** "
-                         f"[{lo:.2f}, {hi:.2f}] | {'yes' if ratio >= 1.6 else 'no'} |")
-            table.append({"flash_bf16dot_vs_f32": ratio, "shape": shape_str(a), "ci95": [lo, hi]})
+        for variant, key in (("avx512bf16", "flash_bf16dot_vs_f32"), ("amx", "flash_amx_vs_f32")):
+            if variant in by and "avx512f" in by:
+                a, b = by[variant], by["avx512f"]
+                lo, hi = ratio_ci(b["samples_s"], a["samples_s"])
+                ratio = statistics.median(b["samples_s"]) / statistics.median(a["samples_s"])
+                lines.append(f"| {shape_str(a)} | `flash.{variant}` | {gflops(a):.1f} | {gflops(b):.1f} "
+                             f"| **{ratio:.2f}** [{lo:.2f}, {hi:.2f}] | {'yes' if ratio >= 1.6 else 'no'} |")
+                table.append({key: ratio, "shape": shape_str(a), "ci95": [lo, hi]})
     if lines:
         bf = fma.get("avx512bf16")
         f32 = fma.get("avx512f")
-        out += ["", "`flash.avx512bf16` against `flash.avx512f` in the same run"
-                + (" (the first)" if args.also else "") + " (gate ≥ 1.6×)"
+        amx = fma.get("amx_bf16")
+        out += ["", "`flash.avx512bf16` (and `flash.amx` where present) against `flash.avx512f` in the same run"
+                + (" (the first)" if args.also else "") + " (gate ≥ 1.6×, for `flash.avx512bf16`)"
                 + (f"; the run's probes: vdpbf16ps {bf:.0f} GFLOP/s, f32 FMA {f32:.0f} GFLOP/s "
-                   f"(ratio {bf / f32:.2f})" if bf and f32 else "") + ":", "",
-                "| shape | avx512bf16 GFLOP/s | avx512f GFLOP/s | ratio [95% CI] | ≥ 1.6 |",
-                "|---|---|---|---|---|"] + lines
+                   f"(ratio {bf / f32:.2f})" if bf and f32 else "")
+                + (f", tdpbf16ps {amx:.0f} GFLOP/s" if amx else "") + ":", "",
+                "| shape | path | its GFLOP/s | avx512f GFLOP/s | ratio [95% CI] | ≥ 1.6 |",
+                "|---|---|---|---|---|---|"] + lines
     text = "\n".join(out) + "\n"
     sys.stdout.write(text)
     if args.md:
