@@ -374,7 +374,7 @@ fn compute<T: Element>(
     } else if takes_dots(path, blocking, p) {
         match path {
             #[cfg(target_arch = "x86_64")]
-            Path::Bf16Dot | Path::Amx => dots::dots_bf16dot(
+            Path::Bf16Dot => dots::dots_bf16dot(
                 p.m,
                 p.n,
                 p.k,
@@ -407,11 +407,14 @@ fn takes_dots(path: Path, blocking: &Blocking, p: &MatmulProblem) -> bool {
         }
 }
 
-/// The most rows of a Bᵀ product the AMX path gives to the `vdpbf16ps` dot path; from here on its
-/// 32-row tiles are better than two-thirds full and win. The AMX nest against the dot path at
-/// M = 8/16/20/24/32/64 (4096 or 6144 × 4096 Bᵀ; 64×1024×512), Intel Xeon family 6 model 207,
-/// 2 threads: 0.57/0.81–0.84/0.96/1.13/1.58/2.25 (BENCHMARKS.md "AMX").
-pub const AMX_DOT_M_MAX: usize = 20;
+/// The most rows of a Bᵀ product the AMX path gives to the dot path — the f32-panel one
+/// (AVX-512F FMA), which on the AMX CPUs measured beats the `vdpbf16ps` one (vdpbf16ps issues at
+/// half the FMA rate there: 16×6144×4096 Bᵀ 110 against 74–81 GFLOP/s). The AMX nest (after the
+/// transposing Bᵀ pair packing) against the f32 dot path at M = 4/6/8/12/16 on 6144×4096 Bᵀ,
+/// and 24/32/48 on 4096×4096, Intel Xeon family 6 model 207, 2 threads, two rounds each:
+/// 0.68–0.84/0.92–0.97/1.08–1.20/1.20–1.38/1.53–1.89/2.05–2.74/2.04–2.18/1.75–2.98
+/// (BENCHMARKS.md "AMX").
+pub const AMX_DOT_M_MAX: usize = 7;
 
 /// Whether the f32-panel loop nest of `path` would run `p` in one pass ([`gemm::one_pass_tile`] for
 /// the path's tile and f32 panels: one word per k); false for the `vdpbf16ps` path, whose dot
