@@ -487,6 +487,29 @@ fn realistic_run_validates_against_the_schema() {
     assert_eq!(value["results"][4]["provenance"]["tool"], "numpy");
 }
 
+/// Every compute unit the kernels can declare is one the schema accepts (a unit added to the
+/// types without the schema makes every run on a machine that has it invalid), and a made-up
+/// one is refused.
+#[test]
+fn the_schema_accepts_every_compute_unit() {
+    let run = realistic_run();
+    let value: Value = serde_json::from_str(&run.to_json().unwrap()).unwrap();
+    let at = value["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|r| r["kernel"]["unit"].is_string())
+        .expect("a row with a unit");
+    for unit in perfledger_kernels::ComputeUnit::ALL {
+        let mut v = value.clone();
+        v["results"][at]["kernel"]["unit"] = json!(unit.name());
+        assert_valid(run_validator(), &v);
+    }
+    let mut v = value;
+    v["results"][at]["kernel"]["unit"] = json!("cpu.fma.avx9");
+    assert_invalid(run_validator(), &v);
+}
+
 #[test]
 fn the_schema_refuses_what_the_types_refuse() {
     let run = realistic_run();
