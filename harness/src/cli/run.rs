@@ -445,12 +445,14 @@ fn measure_ceilings(
     timed(Some(ComputeUnit::CpuBf16Dot), &mut || {
         bf16dot = probe::bf16dot_throughput(&opts)
     });
+    let mut bandwidth = None;
+    timed(None, &mut || bandwidth = Some(probe::bandwidth(&opts)));
+    // AMX last: heavy tile work can lower the core clock for a while after it (Intel's AMX
+    // license), which must not carry into the read probe.
     let mut amx = None;
     timed(Some(ComputeUnit::CpuAmxBf16), &mut || {
         amx = probe::amx_throughput(&opts)
     });
-    let mut bandwidth = None;
-    timed(None, &mut || bandwidth = Some(probe::bandwidth(&opts)));
     let probes = probe::CpuCeilings {
         threads,
         fma,
@@ -688,6 +690,10 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
             quick: false,
         };
         pool.install(|| {
+            // Bandwidth first, for the reason the probes before the rows end with AMX.
+            let bw = probe::bandwidth(&opts);
+            run.measured_ceilings.cpu_read_gbs_after = Some(bw.read_gbs);
+            run.measured_ceilings.cpu_triad_gbs_after = Some(bw.triad_gbs);
             for &unit in &after_units {
                 if let (Some(p), Some(key)) =
                     (probe::unit_throughput(unit, &opts), unit.cpu_probe_key())
@@ -697,9 +703,6 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
                         .insert(key.to_string(), p.gflops);
                 }
             }
-            let bw = probe::bandwidth(&opts);
-            run.measured_ceilings.cpu_read_gbs_after = Some(bw.read_gbs);
-            run.measured_ceilings.cpu_triad_gbs_after = Some(bw.triad_gbs);
         });
     }
     environment.finish(&steal);
