@@ -323,35 +323,22 @@ unsafe fn flash_task<T: Element, O: Element>(
     bh: usize,
     qb: usize,
 ) {
+    // The bf16-only paths: T is bf16 (checked by `refuse`), the same buffers typed as such.
+    #[cfg(target_arch = "x86_64")]
+    let bf16_cx = || flash::Ctx {
+        p: cx.p,
+        q: bytemuck::cast_slice::<T, half::bf16>(cx.q),
+        k: bytemuck::cast_slice(cx.k),
+        v: bytemuck::cast_slice(cx.v),
+        out: cx.out,
+        bk: cx.bk,
+        mutation: cx.mutation,
+    };
     let isa = match path {
         #[cfg(target_arch = "x86_64")]
-        FlashPath::Bf16Dot => {
-            // T is bf16 (checked by `refuse`): the same buffers, typed.
-            let cx = flash::Ctx {
-                p: cx.p,
-                q: bytemuck::cast_slice::<T, half::bf16>(cx.q),
-                k: bytemuck::cast_slice(cx.k),
-                v: bytemuck::cast_slice(cx.v),
-                out: cx.out,
-                bk: cx.bk,
-                mutation: cx.mutation,
-            };
-            return flash_avx512bf16(&cx, ws, bh, qb);
-        }
+        FlashPath::Bf16Dot => return flash_avx512bf16(&bf16_cx(), ws, bh, qb),
         #[cfg(target_arch = "x86_64")]
-        FlashPath::Amx => {
-            // T is bf16 (checked by `refuse`): the same buffers, typed.
-            let cx = flash::Ctx {
-                p: cx.p,
-                q: bytemuck::cast_slice::<T, half::bf16>(cx.q),
-                k: bytemuck::cast_slice(cx.k),
-                v: bytemuck::cast_slice(cx.v),
-                out: cx.out,
-                bk: cx.bk,
-                mutation: cx.mutation,
-            };
-            return flash_amx(&cx, ws, bh, qb);
-        }
+        FlashPath::Amx => return flash_amx(&bf16_cx(), ws, bh, qb),
         #[cfg(not(target_arch = "x86_64"))]
         FlashPath::Bf16Dot | FlashPath::Amx => {
             unreachable!("refused: no AVX512_BF16 or AMX off x86-64")
