@@ -75,7 +75,8 @@ pub(crate) trait PanelFormat: Sync {
     /// Pack the `kc × nc` block of op(B) whose first element is `b[0]` (B `[k, n]`: row `pc`,
     /// column `jc`; Bᵀ `[n, k]`: row `jc`, column `pc`) into `ceil(nc/NR)` micro-panels of
     /// `steps(kc) × NR` words, panel `jp` at `jp·steps·NR`; columns past `nc` are zero. Parallel
-    /// on the caller's pool.
+    /// on the caller's pool. By default one micro-panel per task through
+    /// [`PanelFormat::pack_b_seq`].
     fn pack_b(
         b: &[Self::In],
         ldb: usize,
@@ -83,7 +84,11 @@ pub(crate) trait PanelFormat: Sync {
         kc: usize,
         nc: usize,
         dst: &mut [Self::Word],
-    );
+    ) where
+        Self: Sized,
+    {
+        pack_b_by_panel::<Self>(b, ldb, trans_b, kc, nc, dst);
+    }
     /// [`PanelFormat::pack_b`] on the calling thread (`row` is f32 scratch).
     fn pack_b_seq(
         b: &[Self::In],
@@ -251,10 +256,6 @@ impl<K: PairMicroKernel> PanelFormat for PairPanels<K> {
         kc.div_ceil(2)
     }
 
-    fn pack_b(b: &[u16], ldb: usize, trans_b: bool, kc: usize, nc: usize, dst: &mut [u32]) {
-        pack_b_by_panel::<Self>(b, ldb, trans_b, kc, nc, dst);
-    }
-
     fn pack_b_seq(
         b: &[u16],
         ldb: usize,
@@ -337,10 +338,6 @@ impl PanelFormat for AmxPanels {
 
     fn steps(kc: usize) -> usize {
         kc.div_ceil(amx::K_STEP) * amx::PAIRS_STEP
-    }
-
-    fn pack_b(b: &[u16], ldb: usize, trans_b: bool, kc: usize, nc: usize, dst: &mut [u32]) {
-        pack_b_by_panel::<Self>(b, ldb, trans_b, kc, nc, dst);
     }
 
     fn pack_b_seq(
