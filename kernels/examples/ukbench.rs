@@ -7,6 +7,7 @@
 //! reports GFLOP/s — the ceiling the loop nest can reach before packing and barriers. With
 //! `shared_c` = 1 every call updates the same C tile (no C traffic), to separate the cost of C
 //! from that of streaming A and B. Defaults: kc 256, 1 thread, 1 panel each, shared_c 0.
+//! `UKBENCH_KERNEL=amx` measures the AMX-BF16 32×32 tile kernel instead (kc a multiple of 32).
 
 #[cfg(target_arch = "x86_64")]
 fn main() {
@@ -23,7 +24,11 @@ fn main() {
     let shared_c = args.get(4).copied().unwrap_or(0) == 1;
     let (mr, nr) = (Avx512_12x32::MR, Avx512_12x32::NR);
     let reps = (2_000_000_000usize / (2 * mr * nr * kc * a_panels * b_panels)).max(1);
+    let amx = std::env::var("UKBENCH_KERNEL").is_ok_and(|k| k == "amx");
     let run = move || {
+        if amx {
+            return amx_rate(kc, a_panels, b_panels, shared_c, reps);
+        }
         let a: Vec<f32> = (0..a_panels * kc * mr)
             .map(|i| (i % 7) as f32 * 0.01)
             .collect();
@@ -58,6 +63,10 @@ fn main() {
         std::hint::black_box(&c);
         (reps * a_panels * b_panels * 2 * mr * nr * kc) as f64 / s / 1e9
     };
+    if amx && !perfledger_kernels::isa::detected().amx_bf16 {
+        eprintln!("ukbench: this CPU (or this process) cannot use AMX-BF16 tiles");
+        std::process::exit(2);
+    }
     if !std::arch::is_x86_feature_detected!("avx512f") {
         eprintln!("ukbench: this CPU lacks AVX-512F (the micro-kernel measured here)");
         std::process::exit(2);
@@ -69,6 +78,56 @@ fn main() {
         g.iter().sum::<f64>(),
         g
     );
+}
+
+/// GFLOP/s of the AMX 32×32 kernel over cache-resident panels, in the loop order of `main`.
+#[cfg(target_arch = "x86_64")]
+fn amx_rate(kc: usize, a_panels: usize, b_panels: usize, shared_c: bool, reps: usize) -> f64 {
+    use perfledger_kernels::cpu::matmul::micro::amx;
+    use std::time::Instant;
+    assert!(
+        kc.is_multiple_of(amx::K_STEP),
+        "the AMX kernel takes kc in steps of 32"
+    );
+    let (mr, nr, steps) = (amx::MR, amx::NR, kc / 2);
+    // Small integers as bf16 bits (1.0 = 0x3f80, 0 = 0): exact products, no denormals.
+    let a: Vec<u32> = (0..a_panels * steps * mr)
+        .map(|i| if i % 3 == 0 { 0x3f80_3f80 } else { 0 })
+        .collect();
+    let b: Vec<u32> = (0..b_panels * steps * nr)
+        .map(|i| if i % 5 == 0 { 0x3f80_0000 } else { 0 })
+        .collect();
+    let mut c = vec![0f32; a_panels * mr * b_panels * nr];
+    let ldc = b_panels * nr;
+    // SAFETY: main checked AMX-BF16 and the tile grant.
+    unsafe { amx::configure() };
+    let t = Instant::now();
+    for _ in 0..reps {
+        for jp in 0..b_panels {
+            for ip in 0..a_panels {
+                // SAFETY: panels and tile are in bounds; the configuration is loaded.
+                unsafe {
+                    amx::kernel(
+                        steps,
+                        a.as_ptr().add(ip * steps * mr),
+                        b.as_ptr().add(jp * steps * nr),
+                        if shared_c {
+                            c.as_mut_ptr()
+                        } else {
+                            c.as_mut_ptr().add(ip * mr * ldc + jp * nr)
+                        },
+                        ldc,
+                        true,
+                    )
+                }
+            }
+        }
+    }
+    let s = t.elapsed().as_secs_f64();
+    // SAFETY: as configure above.
+    unsafe { amx::release() };
+    std::hint::black_box(&c);
+    (reps * a_panels * b_panels * 2 * mr * nr * kc) as f64 / s / 1e9
 }
 
 #[cfg(not(target_arch = "x86_64"))]

@@ -6,8 +6,8 @@
 //! a wrong stride, a missed edge tile, a dropped K block — changes the result exactly.
 
 use perfledger_kernels::cpu::matmul::{
-    packed_matmul, packed_matmul_bf16, tile, Blocking, Path, Workspace, AMX_DOT_M_MAX, DOT_M_MAX,
-    DOT_M_ONE_PASS,
+    packed_matmul, packed_matmul_bf16, tile, Blocking, Path, Workspace, AMX_DOT_M_MAX,
+    AMX_ROWS_M_MAX, DOT_M_MAX, DOT_M_ONE_PASS,
 };
 use perfledger_kernels::dtype::SplitMix64;
 use perfledger_kernels::isa::Isa;
@@ -289,6 +289,39 @@ fn small_m_transposed_b_exact_every_isa() {
             if p.k <= 32 {
                 run_exact_bf16::<bf16>(path, &blocking, p, 7000 + s as u64);
             }
+        }
+    }
+}
+
+/// The AMX path's in-place Bᵀ product (B's rows as the tiles' A operand, A packed as the B
+/// operand; `AMX_ROWS_M_MAX` rows and fewer, K in whole tile steps of 32): M in one and two
+/// 32-row panels with a partial one, N with a partial last group of 32 rows (copied), K in one
+/// and several 2048-value blocks with a shorter last, wider leading dimensions, a batch, and a
+/// bf16 output where K = 32 keeps the sums exact in bf16.
+#[test]
+fn amx_rows_exact_small_integers() {
+    use half::bf16;
+    if !Path::Amx.available() {
+        eprintln!("skipped: this CPU lacks amx");
+        return;
+    }
+    let mut shapes = Vec::new();
+    for m in [2, 7, 17, 32, 33, AMX_ROWS_M_MAX] {
+        for (n, k) in [(31, 32), (64, 2080), (70, 4160)] {
+            shapes.push(MatmulProblem::new(m, n, k).transposed_b());
+        }
+    }
+    shapes.push(
+        MatmulProblem::new(9, 45, 2048)
+            .transposed_b()
+            .with_leading_dims(2051, 2056, 50),
+    );
+    shapes.push(MatmulProblem::new(5, 33, 96).transposed_b().with_batch(2));
+    let blocking = Path::Amx.default_blocking();
+    for (s, p) in shapes.iter().enumerate() {
+        run_exact_bf16::<f32>(Path::Amx, &blocking, p, 9000 + s as u64);
+        if p.k <= 32 {
+            run_exact_bf16::<bf16>(Path::Amx, &blocking, p, 9000 + s as u64);
         }
     }
 }

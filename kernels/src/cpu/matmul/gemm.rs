@@ -110,7 +110,19 @@ pub(crate) trait PanelFormat: Sync {
         dst: &mut [Self::Word],
         row: &mut Vec<f32>,
     );
-    /// The micro-kernel (the contract of [`MicroKernel`] on this format's words).
+    /// Prepare this thread for a run of [`PanelFormat::kernel`] calls (the AMX format loads its
+    /// tile configuration); [`PanelFormat::leave`] ends the run. Nothing by default.
+    ///
+    /// # Safety
+    /// The CPU has the format's ISA.
+    unsafe fn enter() {}
+    /// End the run that [`PanelFormat::enter`] began on this thread.
+    ///
+    /// # Safety
+    /// As [`PanelFormat::enter`], which this thread called before.
+    unsafe fn leave() {}
+    /// The micro-kernel (the contract of [`MicroKernel`] on this format's words), called between
+    /// [`PanelFormat::enter`] and [`PanelFormat::leave`] on the calling thread.
     ///
     /// # Safety
     /// As [`MicroKernel::kernel`]; the CPU has the format's ISA.
@@ -297,7 +309,7 @@ impl<K: PairMicroKernel> PanelFormat for PairPanels<K> {
 /// pairs each (`steps ≥ kc.div_ceil(2)`; pairs past k are zero): word `q·nr + j` of a panel holds
 /// column `j`'s values at k = 2q and 2q + 1. The `vdpbf16ps` and AMX formats share it.
 #[allow(clippy::too_many_arguments)]
-fn pack_pair_panels(
+pub(super) fn pack_pair_panels(
     b: &[u16],
     ldb: usize,
     trans_b: bool,
@@ -354,6 +366,14 @@ impl PanelFormat for AmxPanels {
 
     fn pack_a(a: &[u16], lda: usize, mc: usize, kc: usize, dst: &mut [u32], _row: &mut Vec<f32>) {
         amx::pack_a(a, lda, mc, kc, dst);
+    }
+
+    unsafe fn enter() {
+        amx::configure();
+    }
+
+    unsafe fn leave() {
+        amx::release();
     }
 
     #[inline(always)]
@@ -642,6 +662,9 @@ pub(super) struct Tile<W> {
     pub nr: usize,
     pub steps: usize,
     pub kernel: unsafe fn(usize, *const W, *const W, *mut f32, usize, bool),
+    /// [`PanelFormat::enter`] and [`PanelFormat::leave`]: around each macro-kernel's calls.
+    pub enter: unsafe fn(),
+    pub leave: unsafe fn(),
 }
 
 /// Format `P`'s micro-kernel over `steps` words of k.
@@ -651,6 +674,8 @@ fn tile<P: PanelFormat>(steps: usize) -> Tile<P::Word> {
         nr: P::NR,
         steps,
         kernel: P::kernel,
+        enter: P::enter,
+        leave: P::leave,
     }
 }
 
@@ -735,6 +760,7 @@ pub(super) unsafe fn macro_kernel<W>(
     let mut tile = [0f32; 32 * 32];
     debug_assert!(mr * nr <= tile.len());
     debug_assert!(ap.len() >= mc.div_ceil(mr) * steps * mr && bp.len() >= jp.end * steps * nr);
+    (t.enter)();
     for jp in jp {
         let b_panel = bp.as_ptr().add(jp * steps * nr);
         let nr_cur = nr.min(n_rem - jp * nr);
@@ -764,6 +790,7 @@ pub(super) unsafe fn macro_kernel<W>(
             }
         }
     }
+    (t.leave)();
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 //! multiplies with `vdpbf16ps` (bf16 products exact in f32, f32 accumulation); on CPUs with
 //! AMX-BF16, `packed.amx` multiplies 16 × 16 tiles with `tdpbf16ps` (the same arithmetic).
 
+#[cfg(target_arch = "x86_64")]
+mod amx_rows;
 mod dots;
 mod gemm;
 mod gemv;
@@ -344,8 +346,8 @@ fn packed_path<T: Element, O: Element>(
     Ok(())
 }
 
-/// One batch into an f32 C: the GEMV path for M = 1, the small-M dot path where [`takes_dots`],
-/// the loop nest otherwise.
+/// One batch into an f32 C: the GEMV path for M = 1, the AMX path's in-place Bᵀ product where
+/// [`takes_amx_rows`], the small-M dot path where [`takes_dots`], the loop nest otherwise.
 #[allow(clippy::too_many_arguments)]
 fn compute<T: Element>(
     path: Path,
@@ -370,6 +372,25 @@ fn compute<T: Element>(
         gemv::gemv(isa, arow, b, p.ldb, p.trans_b, p.n, c);
         if let Some(f) = finish {
             f(0, 1, 0, p.n);
+        }
+    } else if takes_amx_rows(path, p) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the path is available (checked by the caller): AMX-BF16 and the tile grant;
+        // `T` is bf16 (checked by the caller), passed on as its bits.
+        unsafe {
+            amx_rows::gemm_bt_rows(
+                p.m,
+                p.n,
+                p.k,
+                bytemuck::cast_slice(a),
+                p.lda,
+                bytemuck::cast_slice(b),
+                p.ldb,
+                c,
+                ldc,
+                bpack,
+                finish,
+            );
         }
     } else if takes_dots(path, blocking, p) {
         match path {
@@ -407,7 +428,24 @@ fn takes_dots(path: Path, blocking: &Blocking, p: &MatmulProblem) -> bool {
         }
 }
 
-/// The most rows of a Bᵀ product the AMX path gives to the dot path — the f32-panel one
+/// Whether `p` (M ≥ 2) takes the AMX path's in-place Bᵀ product ([`amx_rows`]): B transposed,
+/// M ≤ [`AMX_ROWS_M_MAX`], K in whole tile steps (other K keep the dot path and the nest).
+fn takes_amx_rows(path: Path, p: &MatmulProblem) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return path == Path::Amx && p.trans_b && p.m <= AMX_ROWS_M_MAX && amx_rows::takes(p.k);
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// The most rows of A of a Bᵀ product that the AMX path multiplies with B's rows in place
+/// ([`amx_rows`]). Against the AMX nest (`mmtime`, 2 threads, Intel Xeon family 6 model 207,
+/// median of 3–4 alternated rounds): M = 8/16/32 on 6144×4096 1.31/1.27/1.41, M = 64 1.02
+/// (6144×4096) and 1.06 (4096×14336), M = 128 on 4096×4096 0.82, 512 0.68; against the f32 dot
+/// path at M = 2/4/6 on 6144×4096: 1.06/1.03/1.48 (BENCHMARKS.md "AMX: B's rows in place").
+pub const AMX_ROWS_M_MAX: usize = 64;
+
+/// The most rows of a Bᵀ product the AMX path gives to the dot path where K is not whole tile
+/// steps (else [`takes_amx_rows`]) — the f32-panel one
 /// (AVX-512F FMA), which on the AMX CPUs measured beats the `vdpbf16ps` one (vdpbf16ps issues at
 /// half the FMA rate there: 16×6144×4096 Bᵀ 110 against 74–81 GFLOP/s). The AMX nest (after the
 /// transposing Bᵀ pair packing) against the f32 dot path at M = 4/6/8/12/16 on 6144×4096 Bᵀ,

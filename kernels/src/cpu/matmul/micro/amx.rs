@@ -10,8 +10,11 @@
 //!   consecutive pairs × 16 columns: the panel read at a 128-byte row stride.
 //!
 //! Tile registers: C in tmm0–tmm3 (rows 0–15 × columns 0–15, 0–15 × 16–31, 16–31 × 0–15,
-//! 16–31 × 16–31), A in tmm4–tmm5, B in tmm6–tmm7. Each call loads the tile configuration and
-//! releases the tiles at the end, so no tile state outlives a call.
+//! 16–31 × 16–31), A in tmm4–tmm5, B in tmm6–tmm7. The caller loads the tile configuration
+//! ([`configure`]) once before a run of [`kernel`] calls and releases the tiles ([`release`])
+//! after it: loading the configuration and releasing the tiles on every call cost 6–25% of the
+//! kernel's rate on cache-resident panels (BENCHMARKS.md, "AMX: the tile configuration once per
+//! macro-kernel").
 
 use std::arch::asm;
 
@@ -56,15 +59,24 @@ const CONFIG: TileConfig = {
 ///
 /// # Safety
 /// As [`kernel`]: AMX is present and this process may use tile data.
-pub(crate) unsafe fn configure() {
+pub unsafe fn configure() {
     asm!("ldtilecfg [{0}]", in(reg) &CONFIG, options(nostack, readonly));
+}
+
+/// Release the tiles (`tilerelease`): the tile state returns to its initial, unconfigured state.
+///
+/// # Safety
+/// As [`configure`].
+pub unsafe fn release() {
+    asm!("tilerelease", options(nostack, nomem));
 }
 
 /// `C[0..32, 0..32] = (accumulate ? C : 0) + A · B` over `steps` k-pairs (a multiple of 16).
 ///
 /// # Safety
 /// The CPU has AMX-TILE and AMX-BF16 and this process may use tile data
-/// ([`crate::isa::detected`]'s `amx_bf16`); `a` holds `steps · 32` and `b` `steps · 32` readable
+/// ([`crate::isa::detected`]'s `amx_bf16`); this thread loaded the configuration of
+/// [`configure`] and has not released it since; `a` holds `steps · 32` and `b` `steps · 32` readable
 /// u32s in the layouts above; `c` addresses a 32 × 32 f32 tile with row stride `rs_c`.
 #[inline(never)]
 pub unsafe fn kernel(
@@ -79,18 +91,8 @@ pub unsafe fn kernel(
     let chunks = steps / PAIRS_STEP;
     let ldc = rs_c * 4;
     let c_low = c.add(16 * rs_c);
-    configure();
     if accumulate {
-        asm!(
-            "tileloadd tmm0, [{c} + {ldc}*1]",
-            "tileloadd tmm1, [{c} + {ldc}*1 + 64]",
-            "tileloadd tmm2, [{l} + {ldc}*1]",
-            "tileloadd tmm3, [{l} + {ldc}*1 + 64]",
-            c = in(reg) c,
-            l = in(reg) c_low,
-            ldc = in(reg) ldc,
-            options(nostack, readonly),
-        );
+        load_c(c, c_low, ldc);
     } else {
         asm!(
             "tilezero tmm0",
@@ -157,12 +159,114 @@ pub unsafe fn kernel(
             options(nostack, readonly),
         );
     }
+    store_c(c, c_low, ldc);
+}
+
+/// [`kernel`] with the A operand read in place from 32 rows of a row-major bf16 matrix (row
+/// stride `lda` values, `a` the first row's first value): the A tile of a step is 16 rows × the
+/// step's 32 values, rows 0–15 and 16–31 of the block, so rows of Bᵀ are multiplied as stored,
+/// with no packing pass. B (packed, in L2) is prefetched a step ahead as in [`kernel`]; the 32
+/// rows of A are left to the hardware prefetcher: prefetching each row 512 bytes ahead
+/// (`prefetcht0`, 32 a step) measured 0.72× (`prefetcht1` at 1024 bytes, 0.87× of the `prefetcht0` build) of none at
+/// 16×6144×4096 Bᵀ (BENCHMARKS.md "AMX: B's rows in place").
+///
+/// # Safety
+/// As [`kernel`], with `a` addressing 32 rows of `steps · 2` readable values each at stride
+/// `lda`.
+#[inline(never)]
+pub unsafe fn kernel_rows(
+    steps: usize,
+    a: *const u16,
+    lda: usize,
+    b: *const u32,
+    c: *mut f32,
+    rs_c: usize,
+    accumulate: bool,
+) {
+    debug_assert!(steps.is_multiple_of(PAIRS_STEP));
+    let chunks = steps / PAIRS_STEP;
+    let ldc = rs_c * 4;
+    let c_low = c.add(16 * rs_c);
+    if accumulate {
+        load_c(c, c_low, ldc);
+    } else {
+        asm!(
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            options(nostack, nomem)
+        );
+    }
+    let sa = lda * 2;
+    if chunks > 0 {
+        asm!(
+            "2:",
+            "prefetcht0 [{b} + 2048]",
+            "prefetcht0 [{b} + 2176]",
+            "prefetcht0 [{b} + 2304]",
+            "prefetcht0 [{b} + 2432]",
+            "prefetcht0 [{b} + 2560]",
+            "prefetcht0 [{b} + 2688]",
+            "prefetcht0 [{b} + 2816]",
+            "prefetcht0 [{b} + 2944]",
+            "prefetcht0 [{b} + 3072]",
+            "prefetcht0 [{b} + 3200]",
+            "prefetcht0 [{b} + 3328]",
+            "prefetcht0 [{b} + 3456]",
+            "prefetcht0 [{b} + 3584]",
+            "prefetcht0 [{b} + 3712]",
+            "prefetcht0 [{b} + 3840]",
+            "prefetcht0 [{b} + 3968]",
+            "tileloadd tmm4, [{a} + {sa}*1]",
+            "tileloadd tmm6, [{b} + {s128}*1]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tileloadd tmm7, [{b} + {s128}*1 + 64]",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "tileloadd tmm5, [{a1} + {sa}*1]",
+            "tdpbf16ps tmm2, tmm5, tmm6",
+            "tdpbf16ps tmm3, tmm5, tmm7",
+            "add {a}, 64",
+            "add {a1}, 64",
+            "add {b}, 2048",
+            "dec {n}",
+            "jnz 2b",
+            a = inout(reg) a => _,
+            a1 = inout(reg) a.add(16 * lda) => _,
+            b = inout(reg) b => _,
+            n = inout(reg) chunks => _,
+            sa = in(reg) sa,
+            s128 = in(reg) 128usize,
+            options(nostack, readonly),
+        );
+    }
+    store_c(c, c_low, ldc);
+}
+
+/// Load the 32 × 32 f32 tile of C (rows `c`, rows 16– at `c_low`, row stride `ldc` bytes) into
+/// tmm0–tmm3.
+#[inline(always)]
+unsafe fn load_c(c: *const f32, c_low: *const f32, ldc: usize) {
+    asm!(
+        "tileloadd tmm0, [{c} + {ldc}*1]",
+        "tileloadd tmm1, [{c} + {ldc}*1 + 64]",
+        "tileloadd tmm2, [{l} + {ldc}*1]",
+        "tileloadd tmm3, [{l} + {ldc}*1 + 64]",
+        c = in(reg) c,
+        l = in(reg) c_low,
+        ldc = in(reg) ldc,
+        options(nostack, readonly),
+    );
+}
+
+/// Store tmm0–tmm3 to the 32 × 32 f32 tile of C (as [`load_c`]).
+#[inline(always)]
+unsafe fn store_c(c: *mut f32, c_low: *mut f32, ldc: usize) {
     asm!(
         "tilestored [{c} + {ldc}*1], tmm0",
         "tilestored [{c} + {ldc}*1 + 64], tmm1",
         "tilestored [{l} + {ldc}*1], tmm2",
         "tilestored [{l} + {ldc}*1 + 64], tmm3",
-        "tilerelease",
         c = in(reg) c,
         l = in(reg) c_low,
         ldc = in(reg) ldc,
