@@ -1,7 +1,7 @@
 //! The measured-ceiling rule is one rule ([`perfledger::ceiling`]): the run summary and the report
 //! print the same % of ceiling for every row (the summary is a view of the report's rows, and the
 //! rows' % goes through `ceiling::share`), every probed compute unit gets a number, and no CPU row
-//! of a fresh quick run is above 105% of its own ceiling.
+//! of a fresh quick run is above 105% of its own ceiling (in two runs running).
 
 use perfledger::ceiling::ABOVE_CEILING;
 use perfledger::cli::summary::summary_rows;
@@ -174,8 +174,10 @@ fn every_probed_cpu_unit_gets_a_number() {
     }
 }
 
-#[test]
-fn no_cpu_row_of_a_fresh_quick_run_is_above_its_ceiling() {
+/// A fresh `quick` run on the CPU: the rows above [`ABOVE_CEILING`] of their own ceiling
+/// (`kernel shape`), and the run's summary. Every other row has a %, and the summary warns of
+/// nothing else.
+fn quick_run_rows_above_ceiling() -> (Vec<String>, String) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("quick.json");
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_perfledger"))
@@ -190,18 +192,37 @@ fn no_cpu_row_of_a_fresh_quick_run_is_above_its_ceiling() {
         String::from_utf8_lossy(&o.stderr)
     );
     let run = RunFile::read(&out).unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut above = Vec::new();
     for s in summary_rows(&run) {
-        assert!(
-            s.probe_wrong.is_none(),
-            "{} {}: {:?}\n{text}",
-            s.kernel,
-            s.shape,
-            s.probe_wrong
-        );
-        if let Some(p) = s.pct {
-            assert!(p <= 100.0 * ABOVE_CEILING, "{} {p}", s.kernel);
+        match (&s.probe_wrong, s.pct) {
+            (Some(_), _) => above.push(format!("{} {}", s.kernel, s.shape)),
+            (None, Some(p)) => assert!(p <= 100.0 * ABOVE_CEILING, "{} {p}", s.kernel),
+            (None, None) => {}
         }
     }
-    assert!(!text.contains("warning:"), "{text}");
+    // One `warning:` per row above its ceiling, and no other.
+    assert_eq!(text.matches("warning:").count(), above.len(), "{text}");
+    (above, text)
+}
+
+/// No CPU row of a fresh quick run is above its ceiling — in two runs running: a row above in
+/// one run is run again in a second, and only a row above in both fails. The read probe is
+/// measured before and after the rows, and this VM's memory speed moves 15–27 GB/s within
+/// minutes (BENCHMARKS.md), so a memory-bound row met a fast minute between the probes in 2 of
+/// 4 CI runs on that machine kind (a GEMV at 106% and 110% of the read probe); a probe that is
+/// not a ceiling for a row fails both runs.
+#[test]
+fn no_cpu_row_of_a_fresh_quick_run_is_above_its_ceiling() {
+    let (first, text) = quick_run_rows_above_ceiling();
+    if first.is_empty() {
+        return;
+    }
+    eprintln!("above the ceiling in the first run, run again: {first:?}\n{text}");
+    let (second, again) = quick_run_rows_above_ceiling();
+    let both: Vec<&String> = first.iter().filter(|r| second.contains(r)).collect();
+    assert!(
+        both.is_empty(),
+        "above the ceiling in both runs: {both:?}\n{text}\n{again}"
+    );
 }
