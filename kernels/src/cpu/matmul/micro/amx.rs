@@ -12,9 +12,9 @@
 //! Tile registers: C in tmm0–tmm3 (rows 0–15 × columns 0–15, 0–15 × 16–31, 16–31 × 0–15,
 //! 16–31 × 16–31), A in tmm4–tmm5, B in tmm6–tmm7. The caller loads the tile configuration
 //! ([`configure`]) once before a run of [`kernel`] calls and releases the tiles ([`release`])
-//! after it: loading the configuration and releasing the tiles on every call cost 6–25% of the
-//! kernel's rate on cache-resident panels (BENCHMARKS.md, "AMX: the tile configuration once per
-//! macro-kernel").
+//! after it: loading the configuration and releasing the tiles on every call cost 6% of the
+//! tile loop's rate at kc 2048, 14% at 512 and 43% at 128 on cache-resident panels (BENCHMARKS.md,
+//! "AMX: B's rows in place …, the tile configuration once per macro-kernel").
 
 use std::arch::asm;
 
@@ -168,7 +168,7 @@ pub unsafe fn kernel(
 /// with no packing pass. B (packed, in L2) is prefetched a step ahead as in [`kernel`]; the 32
 /// rows of A are left to the hardware prefetcher: prefetching each row 512 bytes ahead
 /// (`prefetcht0`, 32 a step) measured 0.72× (`prefetcht1` at 1024 bytes, 0.87× of the `prefetcht0` build) of none at
-/// 16×6144×4096 Bᵀ (BENCHMARKS.md "AMX: B's rows in place").
+/// 16×6144×4096 Bᵀ (BENCHMARKS.md "AMX: B's rows in place …").
 ///
 /// # Safety
 /// As [`kernel`], with `a` addressing 32 rows of `steps · 2` readable values each at stride
