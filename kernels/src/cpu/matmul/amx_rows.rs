@@ -1,4 +1,4 @@
-//! The AMX path for Bᵀ products with few rows of A (LLM projections at 8–64 tokens): B's rows
+//! The AMX path for Bᵀ products with few rows of A (LLM projections at 2–64 tokens): B's rows
 //! multiplied in place, no packing pass over B.
 //!
 //! `C = A · Bᵀ` is computed as `Cᵀ = B · Aᵀ`: 32 rows of B (row-major, k contiguous) are the A

@@ -434,7 +434,10 @@ fn takes_amx_rows(path: Path, p: &MatmulProblem) -> bool {
     #[cfg(target_arch = "x86_64")]
     return path == Path::Amx && p.trans_b && p.m <= AMX_ROWS_M_MAX && amx_rows::takes(p.k);
     #[cfg(not(target_arch = "x86_64"))]
-    false
+    {
+        let _ = (path, p);
+        false
+    }
 }
 
 /// The most rows of A of a Bᵀ product that the AMX path multiplies with B's rows in place
