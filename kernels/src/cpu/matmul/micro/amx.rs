@@ -167,8 +167,8 @@ pub unsafe fn kernel(
 /// step's 32 values, rows 0–15 and 16–31 of the block, so rows of Bᵀ are multiplied as stored,
 /// with no packing pass. B (packed, in L2) is prefetched a step ahead as in [`kernel`]; the 32
 /// rows of A are left to the hardware prefetcher: prefetching each row 512 bytes ahead
-/// (`prefetcht0`, 32 a step) measured 0.72× (`prefetcht1` at 1024 bytes, 0.87× of the `prefetcht0` build) of none at
-/// 16×6144×4096 Bᵀ (BENCHMARKS.md "AMX: B's rows in place …").
+/// (`prefetcht0`, 32 a step) measured 0.72× of none at 16×6144×4096 Bᵀ, and `prefetcht1` at 1024
+/// bytes 0.87× of that (BENCHMARKS.md "AMX: B's rows in place …").
 ///
 /// # Safety
 /// As [`kernel`], with `a` addressing 32 rows of `steps · 2` readable values each at stride
