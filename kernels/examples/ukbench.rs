@@ -12,7 +12,6 @@
 #[cfg(target_arch = "x86_64")]
 fn main() {
     use perfledger_kernels::cpu::matmul::micro::{x86::Avx512_12x32, MicroKernel};
-    use std::time::Instant;
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .map(|s| s.parse().expect("arguments are non-negative integers"))
@@ -35,33 +34,20 @@ fn main() {
         let b: Vec<f32> = (0..b_panels * kc * nr)
             .map(|i| (i % 5) as f32 * 0.01)
             .collect();
-        let mut c = vec![0f32; a_panels * mr * b_panels * nr];
-        let ldc = b_panels * nr;
-        let t = Instant::now();
-        for _ in 0..reps {
-            for jp in 0..b_panels {
-                for ip in 0..a_panels {
-                    // SAFETY: panels and tile are in bounds; the caller checked AVX-512F.
-                    unsafe {
-                        Avx512_12x32::kernel(
-                            kc,
-                            a.as_ptr().add(ip * kc * mr),
-                            b.as_ptr().add(jp * kc * nr),
-                            if shared_c {
-                                c.as_mut_ptr()
-                            } else {
-                                c.as_mut_ptr().add(ip * mr * ldc + jp * nr)
-                            },
-                            ldc,
-                            true,
-                        )
-                    }
-                }
+        let shape = (a_panels, b_panels, mr, nr, kc);
+        tile_rate(reps, shape, shared_c, |ip, jp, c, ldc| {
+            // SAFETY: panels and tile are in bounds; main checked AVX-512F.
+            unsafe {
+                Avx512_12x32::kernel(
+                    kc,
+                    a.as_ptr().add(ip * kc * mr),
+                    b.as_ptr().add(jp * kc * nr),
+                    c,
+                    ldc,
+                    true,
+                )
             }
-        }
-        let s = t.elapsed().as_secs_f64();
-        std::hint::black_box(&c);
-        (reps * a_panels * b_panels * 2 * mr * nr * kc) as f64 / s / 1e9
+        })
     };
     if amx && !perfledger_kernels::isa::detected().amx_bf16 {
         eprintln!("ukbench: this CPU (or this process) cannot use AMX-BF16 tiles");
@@ -84,7 +70,6 @@ fn main() {
 #[cfg(target_arch = "x86_64")]
 fn amx_rate(kc: usize, a_panels: usize, b_panels: usize, shared_c: bool, reps: usize) -> f64 {
     use perfledger_kernels::cpu::matmul::micro::amx;
-    use std::time::Instant;
     assert!(
         kc.is_multiple_of(amx::K_STEP),
         "the AMX kernel takes kc in steps of 32"
@@ -97,35 +82,50 @@ fn amx_rate(kc: usize, a_panels: usize, b_panels: usize, shared_c: bool, reps: u
     let b: Vec<u32> = (0..b_panels * steps * nr)
         .map(|i| if i % 5 == 0 { 0x3f80_0000 } else { 0 })
         .collect();
-    let mut c = vec![0f32; a_panels * mr * b_panels * nr];
-    let ldc = b_panels * nr;
     // SAFETY: main checked AMX-BF16 and the tile grant.
     unsafe { amx::configure() };
-    let t = Instant::now();
+    let shape = (a_panels, b_panels, mr, nr, kc);
+    let rate = tile_rate(reps, shape, shared_c, |ip, jp, c, ldc| {
+        // SAFETY: panels and tile are in bounds; the configuration is loaded.
+        unsafe {
+            amx::kernel(
+                steps,
+                a.as_ptr().add(ip * steps * mr),
+                b.as_ptr().add(jp * steps * nr),
+                c,
+                ldc,
+                true,
+            )
+        }
+    });
+    // SAFETY: as configure above.
+    unsafe { amx::release() };
+    rate
+}
+
+/// GFLOP/s of `call(ip, jp, c_tile, ldc)`, one `mr × nr × kc` tile product, over every B panel
+/// `jp` (outer) and A panel `ip`, `reps` times; `c_tile` is the pair's tile of a C of
+/// `a_panels·mr × b_panels·nr` (row stride `ldc`), or its first tile for every pair with
+/// `shared_c`.
+#[cfg(target_arch = "x86_64")]
+fn tile_rate(
+    reps: usize,
+    (a_panels, b_panels, mr, nr, kc): (usize, usize, usize, usize, usize),
+    shared_c: bool,
+    mut call: impl FnMut(usize, usize, *mut f32, usize),
+) -> f64 {
+    let mut c = vec![0f32; a_panels * mr * b_panels * nr];
+    let ldc = b_panels * nr;
+    let t = std::time::Instant::now();
     for _ in 0..reps {
         for jp in 0..b_panels {
             for ip in 0..a_panels {
-                // SAFETY: panels and tile are in bounds; the configuration is loaded.
-                unsafe {
-                    amx::kernel(
-                        steps,
-                        a.as_ptr().add(ip * steps * mr),
-                        b.as_ptr().add(jp * steps * nr),
-                        if shared_c {
-                            c.as_mut_ptr()
-                        } else {
-                            c.as_mut_ptr().add(ip * mr * ldc + jp * nr)
-                        },
-                        ldc,
-                        true,
-                    )
-                }
+                let at = if shared_c { 0 } else { ip * mr * ldc + jp * nr };
+                call(ip, jp, c.as_mut_ptr().wrapping_add(at), ldc);
             }
         }
     }
     let s = t.elapsed().as_secs_f64();
-    // SAFETY: as configure above.
-    unsafe { amx::release() };
     std::hint::black_box(&c);
     (reps * a_panels * b_panels * 2 * mr * nr * kc) as f64 / s / 1e9
 }

@@ -91,17 +91,7 @@ pub unsafe fn kernel(
     let chunks = steps / PAIRS_STEP;
     let ldc = rs_c * 4;
     let c_low = c.add(16 * rs_c);
-    if accumulate {
-        load_c(c, c_low, ldc);
-    } else {
-        asm!(
-            "tilezero tmm0",
-            "tilezero tmm1",
-            "tilezero tmm2",
-            "tilezero tmm3",
-            options(nostack, nomem)
-        );
-    }
+    start_c(c, c_low, ldc, accumulate);
     if chunks > 0 {
         asm!(
             "2:",
@@ -187,17 +177,7 @@ pub unsafe fn kernel_rows(
     let chunks = steps / PAIRS_STEP;
     let ldc = rs_c * 4;
     let c_low = c.add(16 * rs_c);
-    if accumulate {
-        load_c(c, c_low, ldc);
-    } else {
-        asm!(
-            "tilezero tmm0",
-            "tilezero tmm1",
-            "tilezero tmm2",
-            "tilezero tmm3",
-            options(nostack, nomem)
-        );
-    }
+    start_c(c, c_low, ldc, accumulate);
     let sa = lda * 2;
     if chunks > 0 {
         asm!(
@@ -241,6 +221,22 @@ pub unsafe fn kernel_rows(
         );
     }
     store_c(c, c_low, ldc);
+}
+
+/// C in tmm0–tmm3 at the start of a kernel: loaded ([`load_c`]) to accumulate, else zero.
+#[inline(always)]
+unsafe fn start_c(c: *const f32, c_low: *const f32, ldc: usize, accumulate: bool) {
+    if accumulate {
+        load_c(c, c_low, ldc);
+    } else {
+        asm!(
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            options(nostack, nomem)
+        );
+    }
 }
 
 /// Load the 32 × 32 f32 tile of C (rows `c`, rows 16– at `c_low`, row stride `ldc` bytes) into
