@@ -295,7 +295,8 @@ fn small_m_transposed_b_exact_every_isa() {
 
 /// The AMX path's in-place Bᵀ product (B's rows as the tiles' A operand, A packed as the B
 /// operand; `AMX_ROWS_M_MAX` rows and fewer, K in whole tile steps of 32): M in one and two
-/// 32-row panels with a partial one, N with a partial last group of 32 rows (copied), K in one
+/// 32-row panels with a partial one (at most 16 rows in a panel take the narrow kernel: M = 16,
+/// 33, 48 at its edge), N with a partial last group of 32 rows (copied), K in one
 /// and several 2048-value blocks with a shorter last, wider leading dimensions, a batch, and a
 /// bf16 output where K = 32 keeps the sums exact in bf16.
 #[test]
@@ -306,7 +307,7 @@ fn amx_rows_exact_small_integers() {
         return;
     }
     let mut shapes = Vec::new();
-    for m in [2, 7, 17, 32, 33, AMX_ROWS_M_MAX] {
+    for m in [2, 7, 16, 17, 32, 33, 48, AMX_ROWS_M_MAX] {
         for (n, k) in [(31, 32), (64, 2080), (70, 4160)] {
             shapes.push(MatmulProblem::new(m, n, k).transposed_b());
         }

@@ -116,6 +116,8 @@ pub(super) unsafe fn gemm_bt_rows(
                     // Each panel of A (from L3 for a large M) over every member's rows (in L2).
                     for ip in 0..m_panels {
                         let at = ap.as_ptr().add(q * block_words + ip * (kc / 2) * nr);
+                        // At most 16 of A's rows in this panel: half the products.
+                        let narrow = m - ip * nr <= nr / 2;
                         for (g, &(w, ldw)) in w[..g1 - g0].iter().enumerate() {
                             amx::kernel_rows(
                                 kc / 2,
@@ -125,6 +127,7 @@ pub(super) unsafe fn gemm_bt_rows(
                                 ct.as_mut_ptr().add((g * m_panels + ip) * mr * nr),
                                 nr,
                                 q > 0,
+                                narrow,
                             );
                         }
                     }

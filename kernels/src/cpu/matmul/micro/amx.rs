@@ -160,10 +160,14 @@ pub unsafe fn kernel(
 /// (`prefetcht0`, 32 a step) measured 0.72× of none at 16×6144×4096 Bᵀ, and `prefetcht1` at 1024
 /// bytes 0.87× of that (BENCHMARKS.md "AMX: B's rows in place …").
 ///
+/// With `narrow`, columns 16–31 of B are zero (at most 16 rows of the product's A): their two
+/// products are skipped and C's columns 16–31 keep what they held (zero unless `accumulate`).
+///
 /// # Safety
 /// As [`kernel`], with `a` addressing 32 rows of `steps · 2` readable values each at stride
 /// `lda`.
 #[inline(never)]
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn kernel_rows(
     steps: usize,
     a: *const u16,
@@ -172,6 +176,7 @@ pub unsafe fn kernel_rows(
     c: *mut f32,
     rs_c: usize,
     accumulate: bool,
+    narrow: bool,
 ) {
     debug_assert!(steps.is_multiple_of(PAIRS_STEP));
     let chunks = steps / PAIRS_STEP;
@@ -179,7 +184,44 @@ pub unsafe fn kernel_rows(
     let c_low = c.add(16 * rs_c);
     start_c(c, c_low, ldc, accumulate);
     let sa = lda * 2;
-    if chunks > 0 {
+    if chunks > 0 && narrow {
+        asm!(
+            "2:",
+            "prefetcht0 [{b} + 2048]",
+            "prefetcht0 [{b} + 2176]",
+            "prefetcht0 [{b} + 2304]",
+            "prefetcht0 [{b} + 2432]",
+            "prefetcht0 [{b} + 2560]",
+            "prefetcht0 [{b} + 2688]",
+            "prefetcht0 [{b} + 2816]",
+            "prefetcht0 [{b} + 2944]",
+            "prefetcht0 [{b} + 3072]",
+            "prefetcht0 [{b} + 3200]",
+            "prefetcht0 [{b} + 3328]",
+            "prefetcht0 [{b} + 3456]",
+            "prefetcht0 [{b} + 3584]",
+            "prefetcht0 [{b} + 3712]",
+            "prefetcht0 [{b} + 3840]",
+            "prefetcht0 [{b} + 3968]",
+            "tileloadd tmm4, [{a} + {sa}*1]",
+            "tileloadd tmm6, [{b} + {s128}*1]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tileloadd tmm5, [{a1} + {sa}*1]",
+            "tdpbf16ps tmm2, tmm5, tmm6",
+            "add {a}, 64",
+            "add {a1}, 64",
+            "add {b}, 2048",
+            "dec {n}",
+            "jnz 2b",
+            a = inout(reg) a => _,
+            a1 = inout(reg) a.add(16 * lda) => _,
+            b = inout(reg) b => _,
+            n = inout(reg) chunks => _,
+            sa = in(reg) sa,
+            s128 = in(reg) 128usize,
+            options(nostack, readonly),
+        );
+    } else if chunks > 0 {
         asm!(
             "2:",
             "prefetcht0 [{b} + 2048]",
