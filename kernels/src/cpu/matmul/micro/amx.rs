@@ -22,6 +22,32 @@ use std::arch::asm;
 pub const MR: usize = 32;
 /// Columns of the tile of C.
 pub const NR: usize = 32;
+/// The 16 `prefetcht0`s of the next step's 2 KiB of a packed operand: lines 2048 + 128·i bytes
+/// past the asm operand `{r}` (the step's first line of each 128-byte row).
+#[rustfmt::skip]
+macro_rules! prefetch_next_step {
+    ($r:literal) => {
+        concat!(
+            "prefetcht0 [{", $r, "} + 2048]\n",
+            "prefetcht0 [{", $r, "} + 2176]\n",
+            "prefetcht0 [{", $r, "} + 2304]\n",
+            "prefetcht0 [{", $r, "} + 2432]\n",
+            "prefetcht0 [{", $r, "} + 2560]\n",
+            "prefetcht0 [{", $r, "} + 2688]\n",
+            "prefetcht0 [{", $r, "} + 2816]\n",
+            "prefetcht0 [{", $r, "} + 2944]\n",
+            "prefetcht0 [{", $r, "} + 3072]\n",
+            "prefetcht0 [{", $r, "} + 3200]\n",
+            "prefetcht0 [{", $r, "} + 3328]\n",
+            "prefetcht0 [{", $r, "} + 3456]\n",
+            "prefetcht0 [{", $r, "} + 3584]\n",
+            "prefetcht0 [{", $r, "} + 3712]\n",
+            "prefetcht0 [{", $r, "} + 3840]\n",
+            "prefetcht0 [{", $r, "} + 3968]",
+        )
+    };
+}
+
 /// Values of k per tile product (one `tdpbf16ps` step): 16 k-pairs.
 pub const K_STEP: usize = 32;
 /// Panel words (k-pairs) per tile product.
@@ -97,38 +123,8 @@ pub unsafe fn kernel(
             "2:",
             // The next chunk of A and of B into L1 (every other line; the adjacent-line
             // prefetcher brings the pair), so the tile loads below find this one there.
-            "prefetcht0 [{a} + 2048]",
-            "prefetcht0 [{a} + 2176]",
-            "prefetcht0 [{a} + 2304]",
-            "prefetcht0 [{a} + 2432]",
-            "prefetcht0 [{a} + 2560]",
-            "prefetcht0 [{a} + 2688]",
-            "prefetcht0 [{a} + 2816]",
-            "prefetcht0 [{a} + 2944]",
-            "prefetcht0 [{a} + 3072]",
-            "prefetcht0 [{a} + 3200]",
-            "prefetcht0 [{a} + 3328]",
-            "prefetcht0 [{a} + 3456]",
-            "prefetcht0 [{a} + 3584]",
-            "prefetcht0 [{a} + 3712]",
-            "prefetcht0 [{a} + 3840]",
-            "prefetcht0 [{a} + 3968]",
-            "prefetcht0 [{b} + 2048]",
-            "prefetcht0 [{b} + 2176]",
-            "prefetcht0 [{b} + 2304]",
-            "prefetcht0 [{b} + 2432]",
-            "prefetcht0 [{b} + 2560]",
-            "prefetcht0 [{b} + 2688]",
-            "prefetcht0 [{b} + 2816]",
-            "prefetcht0 [{b} + 2944]",
-            "prefetcht0 [{b} + 3072]",
-            "prefetcht0 [{b} + 3200]",
-            "prefetcht0 [{b} + 3328]",
-            "prefetcht0 [{b} + 3456]",
-            "prefetcht0 [{b} + 3584]",
-            "prefetcht0 [{b} + 3712]",
-            "prefetcht0 [{b} + 3840]",
-            "prefetcht0 [{b} + 3968]",
+            prefetch_next_step!("a"),
+            prefetch_next_step!("b"),
             "tileloadd tmm4, [{a} + {s64}*1]",
             "tileloadd tmm6, [{b} + {s128}*1]",
             "tdpbf16ps tmm0, tmm4, tmm6",
@@ -187,22 +183,7 @@ pub unsafe fn kernel_rows(
     if chunks > 0 && narrow {
         asm!(
             "2:",
-            "prefetcht0 [{b} + 2048]",
-            "prefetcht0 [{b} + 2176]",
-            "prefetcht0 [{b} + 2304]",
-            "prefetcht0 [{b} + 2432]",
-            "prefetcht0 [{b} + 2560]",
-            "prefetcht0 [{b} + 2688]",
-            "prefetcht0 [{b} + 2816]",
-            "prefetcht0 [{b} + 2944]",
-            "prefetcht0 [{b} + 3072]",
-            "prefetcht0 [{b} + 3200]",
-            "prefetcht0 [{b} + 3328]",
-            "prefetcht0 [{b} + 3456]",
-            "prefetcht0 [{b} + 3584]",
-            "prefetcht0 [{b} + 3712]",
-            "prefetcht0 [{b} + 3840]",
-            "prefetcht0 [{b} + 3968]",
+            prefetch_next_step!("b"),
             "tileloadd tmm4, [{a} + {sa}*1]",
             "tileloadd tmm6, [{b} + {s128}*1]",
             "tdpbf16ps tmm0, tmm4, tmm6",
@@ -224,22 +205,7 @@ pub unsafe fn kernel_rows(
     } else if chunks > 0 {
         asm!(
             "2:",
-            "prefetcht0 [{b} + 2048]",
-            "prefetcht0 [{b} + 2176]",
-            "prefetcht0 [{b} + 2304]",
-            "prefetcht0 [{b} + 2432]",
-            "prefetcht0 [{b} + 2560]",
-            "prefetcht0 [{b} + 2688]",
-            "prefetcht0 [{b} + 2816]",
-            "prefetcht0 [{b} + 2944]",
-            "prefetcht0 [{b} + 3072]",
-            "prefetcht0 [{b} + 3200]",
-            "prefetcht0 [{b} + 3328]",
-            "prefetcht0 [{b} + 3456]",
-            "prefetcht0 [{b} + 3584]",
-            "prefetcht0 [{b} + 3712]",
-            "prefetcht0 [{b} + 3840]",
-            "prefetcht0 [{b} + 3968]",
+            prefetch_next_step!("b"),
             "tileloadd tmm4, [{a} + {sa}*1]",
             "tileloadd tmm6, [{b} + {s128}*1]",
             "tdpbf16ps tmm0, tmm4, tmm6",
