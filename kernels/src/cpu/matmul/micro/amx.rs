@@ -22,8 +22,8 @@ use std::arch::asm;
 pub const MR: usize = 32;
 /// Columns of the tile of C.
 pub const NR: usize = 32;
-/// The 16 `prefetcht0`s of the next step's 2 KiB of a packed operand: lines 2048 + 128·i bytes
-/// past the asm operand `{r}` (the step's first line of each 128-byte row).
+/// The kernels' 16 `prefetcht0`s over the next step's 2 KiB of a packed operand, 128 bytes apart:
+/// 2048 + 128·i bytes past the asm operand `{r}`.
 #[rustfmt::skip]
 macro_rules! prefetch_next_step {
     ($r:literal) => {
