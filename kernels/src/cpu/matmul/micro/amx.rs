@@ -48,6 +48,31 @@ macro_rules! prefetch_next_step {
     };
 }
 
+/// The step loop of [`kernel_rows`] over `chunks` steps: the next step's 2 KiB of the packed B
+/// prefetched, then the step's tile loads and products (`$body`, with `{a}`/`{a1}` at rows 0 / 16
+/// of A (row stride `{sa}` bytes), `{b}` at the step's B, `{s128}` its row stride).
+macro_rules! rows_loop {
+    ($a:expr, $lda:expr, $b:expr, $chunks:expr; $($body:literal),+ $(,)?) => {
+        asm!(
+            "2:",
+            prefetch_next_step!("b"),
+            $($body,)+
+            "add {a}, 64",
+            "add {a1}, 64",
+            "add {b}, 2048",
+            "dec {n}",
+            "jnz 2b",
+            a = inout(reg) $a => _,
+            a1 = inout(reg) $a.add(16 * $lda) => _,
+            b = inout(reg) $b => _,
+            n = inout(reg) $chunks => _,
+            sa = in(reg) $lda * 2,
+            s128 = in(reg) 128usize,
+            options(nostack, readonly),
+        )
+    };
+}
+
 /// Values of k per tile product (one `tdpbf16ps` step): 16 k-pairs.
 pub const K_STEP: usize = 32;
 /// Panel words (k-pairs) per tile product.
@@ -179,33 +204,18 @@ pub unsafe fn kernel_rows(
     let ldc = rs_c * 4;
     let c_low = c.add(16 * rs_c);
     start_c(c, c_low, ldc, accumulate);
-    let sa = lda * 2;
     if chunks > 0 && narrow {
-        asm!(
-            "2:",
-            prefetch_next_step!("b"),
+        rows_loop!(
+            a, lda, b, chunks;
             "tileloadd tmm4, [{a} + {sa}*1]",
             "tileloadd tmm6, [{b} + {s128}*1]",
             "tdpbf16ps tmm0, tmm4, tmm6",
             "tileloadd tmm5, [{a1} + {sa}*1]",
             "tdpbf16ps tmm2, tmm5, tmm6",
-            "add {a}, 64",
-            "add {a1}, 64",
-            "add {b}, 2048",
-            "dec {n}",
-            "jnz 2b",
-            a = inout(reg) a => _,
-            a1 = inout(reg) a.add(16 * lda) => _,
-            b = inout(reg) b => _,
-            n = inout(reg) chunks => _,
-            sa = in(reg) sa,
-            s128 = in(reg) 128usize,
-            options(nostack, readonly),
         );
     } else if chunks > 0 {
-        asm!(
-            "2:",
-            prefetch_next_step!("b"),
+        rows_loop!(
+            a, lda, b, chunks;
             "tileloadd tmm4, [{a} + {sa}*1]",
             "tileloadd tmm6, [{b} + {s128}*1]",
             "tdpbf16ps tmm0, tmm4, tmm6",
@@ -214,18 +224,6 @@ pub unsafe fn kernel_rows(
             "tileloadd tmm5, [{a1} + {sa}*1]",
             "tdpbf16ps tmm2, tmm5, tmm6",
             "tdpbf16ps tmm3, tmm5, tmm7",
-            "add {a}, 64",
-            "add {a1}, 64",
-            "add {b}, 2048",
-            "dec {n}",
-            "jnz 2b",
-            a = inout(reg) a => _,
-            a1 = inout(reg) a.add(16 * lda) => _,
-            b = inout(reg) b => _,
-            n = inout(reg) chunks => _,
-            sa = in(reg) sa,
-            s128 = in(reg) 128usize,
-            options(nostack, readonly),
         );
     }
     store_c(c, c_low, ldc);
