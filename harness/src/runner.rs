@@ -172,13 +172,15 @@ pub fn run_row(
         on_first_run,
     );
     // An in-process reference library: kind `peer`, with the library and what it chose here
-    // (read after the row ran, so a thread count it was given is the one recorded).
+    // (read after the row ran, so a thread count it was given is the one recorded), and what
+    // its rows should say about that choice (`config.caveat`).
     if let Some(lib) = planned.kernel.peer() {
         outcome.row.kind = RowKind::Peer;
         outcome.row.provenance = Some(Provenance {
             tool: Some(lib.name.to_string()),
             tool_version: Some(lib.version),
             source: Some(IN_PROCESS.to_string()),
+            config: lib.caveat.map(|c| serde_json::json!({ PEER_CAVEAT: c })),
             ..Provenance::default()
         });
     }
@@ -187,6 +189,10 @@ pub fn run_row(
 
 /// The `provenance.source` of a peer row timed in perfledger's own process.
 pub const IN_PROCESS: &str = "in-process";
+
+/// The key of `provenance.config` under which an in-process peer row says what makes the
+/// library a weaker reference here than it can be (an OpenBLAS that does not recognise the CPU).
+pub const PEER_CAVEAT: &str = "caveat";
 
 fn sample_row(
     planned: &PlannedRow<'_>,

@@ -119,6 +119,23 @@ fn a_plain_run_carries_verified_peer_rows_and_the_ratio_column() {
             version.contains("core ") && version.contains("threads"),
             "{version}"
         );
+        // The same library loaded here, with the same environment: a core type below this
+        // CPU's (an old build that does not know it) is the row's caveat and a summary note.
+        use perfledger_kernels::peers::openblas::{library, Routine};
+        let caveat = library().ok().and_then(|lib| lib.caveat(Routine::Sgemm));
+        assert_eq!(
+            openblas["provenance"]["config"]["caveat"].as_str(),
+            caveat.as_deref(),
+            "{openblas}"
+        );
+        assert_eq!(
+            stdout.contains("note: matmul.cpu.openblas.sgemm.f32-f32-f32"),
+            caveat.is_some(),
+            "{stdout}"
+        );
+        if let Some(c) = caveat {
+            eprintln!("note: {c}");
+        }
     }
     for id in peers {
         let r = by_id(id);

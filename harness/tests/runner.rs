@@ -4,10 +4,10 @@
 
 use perfledger::cli::format_summary;
 use perfledger::env::HarnessInfo;
-use perfledger::runfile::{Device, RunConfig, RunFile, Status, SuiteRef};
+use perfledger::runfile::{Device, RowKind, RunConfig, RunFile, Status, SuiteRef};
 use perfledger::runner::{run_row, Inputs, RunnerOptions};
 use perfledger::workload::{PlannedRow, Suite};
-use perfledger_kernels::kernel::Backend;
+use perfledger_kernels::kernel::{Backend, PeerLibrary};
 use perfledger_kernels::{
     Kernel, KernelError, KernelIdentity, Prepared, Problem, Registry, RegistryOptions, Support,
     Tensor,
@@ -23,6 +23,8 @@ struct Broken {
     after_runs: usize,
     unsupported: bool,
     runs: Arc<AtomicUsize>,
+    /// Run as an in-process peer library with this caveat.
+    caveat: Option<&'static str>,
 }
 
 impl Broken {
@@ -32,6 +34,7 @@ impl Broken {
             after_runs,
             unsupported,
             runs: Arc::default(),
+            caveat: None,
         }
     }
 }
@@ -85,6 +88,13 @@ impl Kernel for Broken {
             runs: Arc::clone(&self.runs),
             after_runs: self.after_runs,
         }))
+    }
+    fn peer(&self) -> Option<PeerLibrary> {
+        self.caveat.map(|c| PeerLibrary {
+            name: "test library",
+            version: "1.0".into(),
+            caveat: Some(c.into()),
+        })
     }
 }
 
@@ -312,4 +322,33 @@ fn only_the_row_cap_makes_a_row_insufficient() {
     let msg = row.message.unwrap();
     assert!(msg.contains("row cap of 0.15 s"), "{msg}");
     assert!(msg.contains("--max-row-s"), "{msg}");
+}
+
+/// What an in-process peer library says about its choices here (an OpenBLAS that fell back to old
+/// kernels) is recorded with the row (`provenance.config.caveat`) and is a note under the summary
+/// table while the row is measured; a peer row that fails verification gets no note.
+#[test]
+fn a_peer_caveat_is_recorded_and_a_note_in_the_summary() {
+    const CAVEAT: &str = "fell back to its test kernels";
+    let caveat_of = |row: &perfledger::runfile::Row| {
+        row.provenance.as_ref().unwrap().config.as_ref().unwrap()["caveat"].clone()
+    };
+    let mut peer = Broken::new(naive_f32(), usize::MAX, false);
+    peer.caveat = Some(CAVEAT);
+    let row = run_with(&peer);
+    assert_eq!((row.kind, row.status), (RowKind::Peer, Status::Ok));
+    assert_eq!(caveat_of(&row), CAVEAT);
+    let text = summary_of(row);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("note: matmul.cpu.broken.") && l.ends_with(CAVEAT)),
+        "{text}"
+    );
+
+    let mut broken = Broken::new(naive_f32(), 0, false);
+    broken.caveat = Some(CAVEAT);
+    let row = run_with(&broken);
+    assert_eq!((row.kind, row.status), (RowKind::Peer, Status::Incorrect));
+    assert_eq!(caveat_of(&row), CAVEAT);
+    assert!(!summary_of(row).contains("note:"));
 }

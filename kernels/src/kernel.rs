@@ -257,6 +257,10 @@ pub struct PeerLibrary {
     /// The library's version and what it chose on this machine, e.g. `0.3.21 (core SkylakeX,
     /// 2 threads, /usr/lib/x86_64-linux-gnu/libopenblas.so.0)`.
     pub version: String,
+    /// What the row should say about the library's choices on this machine, when they make it a
+    /// weaker reference than the library can be (an old OpenBLAS that does not recognise the
+    /// CPU); the runner records it as the row's `provenance.config.caveat`.
+    pub caveat: Option<String>,
 }
 
 /// A registered kernel variant.

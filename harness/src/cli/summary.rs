@@ -209,6 +209,9 @@ pub fn format_summary(run: &RunFile) -> String {
             "    ",
         );
     }
+    for note in report::peer_caveats(&run.results) {
+        say(note, "note: ", "    ");
+    }
     for w in rows.iter().filter_map(|r| r.probe_wrong.as_ref()) {
         say(w.clone(), "warning: ", "    ");
     }

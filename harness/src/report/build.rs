@@ -80,6 +80,45 @@ impl SourceSet {
     }
 }
 
+/// What in-process peer rows that were measured (`ok`) say about their library here
+/// (`provenance.config.caveat`: an OpenBLAS that fell back to older kernels), one line per
+/// distinct caveat naming its rows (`matmul.cpu.openblas.sgemm.f32-f32-f32 (3 rows): ...`).
+pub fn peer_caveats(results: &[Row]) -> Vec<String> {
+    let mut groups: Vec<(&str, Vec<String>, usize)> = Vec::new();
+    for r in results.iter().filter(|r| r.status == Status::Ok) {
+        let Some(caveat) = r
+            .provenance
+            .as_ref()
+            .and_then(|p| p.config.as_ref())
+            .and_then(|c| c.get(crate::runner::PEER_CAVEAT))
+            .and_then(|c| c.as_str())
+        else {
+            continue;
+        };
+        let id = r.id.clone().unwrap_or_else(|| r.kind.name().to_string());
+        match groups.iter_mut().find(|g| g.0 == caveat) {
+            Some(g) => {
+                g.2 += 1;
+                if !g.1.contains(&id) {
+                    g.1.push(id);
+                }
+            }
+            None => groups.push((caveat, vec![id], 1)),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(caveat, ids, n)| {
+            let rows = if n == 1 {
+                String::new()
+            } else {
+                format!(" ({n} rows)")
+            };
+            format!("{}{rows}: {caveat}", ids.join(", "))
+        })
+        .collect()
+}
+
 /// Build the report. `inputs` are already read and validated run files.
 pub fn build(inputs: &[Input], db: &Database, opts: &Options) -> Report {
     let mut sources = SourceSet::default();
@@ -131,6 +170,9 @@ pub fn build(inputs: &[Input], db: &Database, opts: &Options) -> Report {
                  import path, not measurements",
                 ctx.info.label
             ));
+        }
+        for note in peer_caveats(&input.run.results) {
+            notes.push(format!("{}: {note}", ctx.info.label));
         }
         for row in &input.run.results {
             let i = rows.len();

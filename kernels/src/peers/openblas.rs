@@ -171,6 +171,96 @@ impl Routine {
     }
 }
 
+/// The widest vector instructions an OpenBLAS core type's GEMM kernels use, for the x86-64 core
+/// names of `openblas_get_corename` (OpenBLAS 0.3.x). Ordered: a core below the CPU's level runs
+/// narrower kernels than the CPU could.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CoreLevel {
+    /// SSE-era cores (`Prescott`, `Core2`, `Nehalem`, `Atom`, `Barcelona`, ...): 128-bit kernels.
+    /// `Prescott` is also what a DYNAMIC_ARCH build falls back to on an Intel CPU it does not know.
+    Sse,
+    /// `Sandybridge`, `Bulldozer`, `Piledriver`, `Steamroller`: 256-bit AVX (FMA4/FMA3) kernels.
+    Avx,
+    /// `Haswell`, `Zen`, `Excavator`: AVX2 and FMA (`Excavator`'s kernels are its AVX ones, but
+    /// it is only chosen on the AMD CPU of that name, which it then matches).
+    Avx2,
+    /// `SkylakeX`: AVX-512 kernels (its `sbgemm` has no `vdpbf16ps`).
+    Avx512,
+    /// `Cooperlake`, `SapphireRapids`: AVX-512 with `vdpbf16ps` bf16 kernels.
+    Avx512Bf16,
+}
+
+impl CoreLevel {
+    /// The level of a core name (case-insensitive); `None` for a name this module does not know.
+    pub fn of(corename: &str) -> Option<CoreLevel> {
+        Some(match corename.trim().to_ascii_lowercase().as_str() {
+            "katmai" | "coppermine" | "northwood" | "prescott" | "banias" | "atom" | "core2"
+            | "penryn" | "dunnington" | "nehalem" | "athlon" | "opteron" | "opteron_sse3"
+            | "opteron(sse3)" | "barcelona" | "nano" | "bobcat" => CoreLevel::Sse,
+            "sandybridge" | "bulldozer" | "piledriver" | "steamroller" => CoreLevel::Avx,
+            "haswell" | "zen" | "excavator" => CoreLevel::Avx2,
+            "skylakex" => CoreLevel::Avx512,
+            "cooperlake" | "sapphirerapids" => CoreLevel::Avx512Bf16,
+            _ => return None,
+        })
+    }
+
+    fn kernels(self) -> &'static str {
+        match self {
+            CoreLevel::Sse => "SSE kernels",
+            CoreLevel::Avx => "AVX kernels",
+            CoreLevel::Avx2 => "AVX2 kernels",
+            CoreLevel::Avx512 => "AVX-512 kernels without vdpbf16ps",
+            CoreLevel::Avx512Bf16 => "AVX-512 kernels with vdpbf16ps",
+        }
+    }
+}
+
+/// What a row of `routine` says when OpenBLAS's core type (`corename`) runs narrower kernels
+/// than this CPU (`cpu`) offers for that routine. An old build that does not recognise a newer
+/// CPU falls back to an older core (Debian 12's 0.3.21 chooses `Prescott` on Intel Xeon family 6
+/// model 207, where its `sgemm` then runs at a fifth of its own `SkylakeX` kernels' speed), and
+/// every ratio against such a row flatters the other side. `None` when the core matches the CPU,
+/// when the name is not known here, or on a CPU without AVX2.
+///
+/// `dynamic_arch`: whether the build can be told its core (`OPENBLAS_CORETYPE`), from its
+/// configuration string.
+pub fn core_caveat(
+    routine: Routine,
+    version: &str,
+    corename: &str,
+    dynamic_arch: bool,
+    cpu: &crate::isa::Features,
+) -> Option<String> {
+    let core = CoreLevel::of(corename)?;
+    let (want, cpu_has, coretype) = if routine == Routine::Sbgemm && cpu.avx512bf16 {
+        (CoreLevel::Avx512Bf16, "AVX512_BF16", "Cooperlake")
+    } else if cpu.avx512f {
+        (CoreLevel::Avx512, "AVX-512F", "SkylakeX")
+    } else if cpu.avx2fma {
+        (CoreLevel::Avx2, "AVX2 and FMA", "Haswell")
+    } else {
+        return None;
+    };
+    if core >= want {
+        return None;
+    }
+    let fix = if dynamic_arch {
+        format!(
+            "set OPENBLAS_CORETYPE={coretype} (the build is DYNAMIC_ARCH) or {ENV} to a newer \
+             OpenBLAS (numpy's bundled copy is one)"
+        )
+    } else {
+        format!("set {ENV} to an OpenBLAS built for this CPU (numpy's bundled copy is one)")
+    };
+    Some(format!(
+        "OpenBLAS {version} chose core {corename} ({}) on a CPU with {cpu_has}: the build does \
+         not recognise this CPU, so the row measures its fallback kernels and a ratio against it \
+         flatters the other side; {fix}",
+        core.kernels()
+    ))
+}
+
 /// Why OpenBLAS did not load: every attempt, for the row's detail.
 #[derive(Clone, Debug)]
 pub struct LoadError {
@@ -283,10 +373,26 @@ impl OpenBlas {
         self.sbgemm.is_some()
     }
 
-    /// What a row records: version, core type, threads, file.
+    /// What a row of `routine` says about the core type this library chose ([`core_caveat`]).
+    pub fn caveat(&self, routine: Routine) -> Option<String> {
+        core_caveat(
+            routine,
+            self.version(),
+            &self.corename()?,
+            self.config.contains("DYNAMIC_ARCH"),
+            crate::isa::detected(),
+        )
+    }
+
+    /// What a row records: version, core type (and `OPENBLAS_CORETYPE` where set, as it
+    /// overrides the library's own choice), threads, file.
     pub fn describe(&self) -> String {
+        // Present at all, even empty, the variable changes what the library picks.
+        let forced = std::env::var_os("OPENBLAS_CORETYPE")
+            .map(|v| format!(" under OPENBLAS_CORETYPE={:?}", v.to_string_lossy()))
+            .unwrap_or_default();
         format!(
-            "{} (core {}, {} threads, {}; config: {})",
+            "{} (core {}{forced}, {} threads, {}; config: {})",
             self.version(),
             self.corename().as_deref().unwrap_or("unknown"),
             self.threads()
@@ -537,6 +643,90 @@ impl Kernel for OpenBlasMatmul {
                 Ok(lib) => lib.describe(),
                 Err(_) => "not loaded".into(),
             },
+            caveat: library().ok().and_then(|lib| lib.caveat(self.routine)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{core_caveat, CoreLevel, Routine};
+    use crate::isa::Features;
+
+    fn cpu(avx2fma: bool, avx512f: bool, avx512bf16: bool) -> Features {
+        Features {
+            avx2fma,
+            avx512f,
+            avx512bf16,
+            amx_bf16: false,
+            f16c: avx2fma,
+            names: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn core_names_have_their_kernels_level() {
+        assert_eq!(CoreLevel::of("Prescott"), Some(CoreLevel::Sse));
+        assert_eq!(CoreLevel::of("Sandybridge"), Some(CoreLevel::Avx));
+        assert_eq!(CoreLevel::of("haswell"), Some(CoreLevel::Avx2));
+        assert_eq!(CoreLevel::of("Zen"), Some(CoreLevel::Avx2));
+        assert_eq!(CoreLevel::of("SkylakeX"), Some(CoreLevel::Avx512));
+        assert_eq!(CoreLevel::of("Cooperlake"), Some(CoreLevel::Avx512Bf16));
+        assert_eq!(CoreLevel::of("SapphireRapids"), Some(CoreLevel::Avx512Bf16));
+        assert_eq!(CoreLevel::of("Neoverse V2"), None);
+        assert!(CoreLevel::Sse < CoreLevel::Avx2 && CoreLevel::Avx512 < CoreLevel::Avx512Bf16);
+    }
+
+    /// Debian 12's OpenBLAS on Intel Xeon 6/207 (AVX-512, AVX512_BF16): `Prescott`.
+    #[test]
+    fn a_core_below_the_cpu_gets_a_caveat_naming_the_fix() {
+        let spr = cpu(true, true, true);
+        let c = core_caveat(Routine::Sgemm, "0.3.21", "Prescott", true, &spr).unwrap();
+        assert!(
+            c.contains("0.3.21") && c.contains("core Prescott (SSE kernels)"),
+            "{c}"
+        );
+        assert!(
+            c.contains("AVX-512F") && c.contains("OPENBLAS_CORETYPE=SkylakeX"),
+            "{c}"
+        );
+        // Not DYNAMIC_ARCH: the core cannot be chosen, only another library.
+        let c = core_caveat(Routine::Sgemm, "0.3.21", "Haswell", false, &spr).unwrap();
+        assert!(
+            !c.contains("OPENBLAS_CORETYPE") && c.contains("PERFLEDGER_OPENBLAS"),
+            "{c}"
+        );
+        // sbgemm without vdpbf16ps kernels on a CPU that has them.
+        let c = core_caveat(Routine::Sbgemm, "0.3.21", "SkylakeX", true, &spr).unwrap();
+        assert!(
+            c.contains("AVX512_BF16") && c.contains("=Cooperlake"),
+            "{c}"
+        );
+        // AVX2 machine, SSE core.
+        let zen3 = cpu(true, false, false);
+        let c = core_caveat(Routine::Sgemm, "0.3.21", "Nehalem", true, &zen3).unwrap();
+        assert!(c.contains("=Haswell"), "{c}");
+    }
+
+    #[test]
+    fn a_core_that_matches_the_cpu_gets_none() {
+        let spr = cpu(true, true, true);
+        let zen3 = cpu(true, false, false);
+        let none = |r, core, f: &Features| core_caveat(r, "0.3.31", core, true, f);
+        assert_eq!(none(Routine::Sgemm, "SkylakeX", &spr), None);
+        assert_eq!(none(Routine::Sgemm, "Cooperlake", &spr), None);
+        assert_eq!(none(Routine::Sbgemm, "Cooperlake", &spr), None);
+        assert_eq!(
+            none(Routine::Sbgemm, "SkylakeX", &cpu(true, true, false)),
+            None
+        );
+        assert_eq!(none(Routine::Sgemm, "Haswell", &zen3), None);
+        assert_eq!(none(Routine::Sgemm, "Zen", &zen3), None);
+        // Unknown names, and CPUs below AVX2, are not judged.
+        assert_eq!(none(Routine::Sgemm, "Unknown", &spr), None);
+        assert_eq!(
+            none(Routine::Sgemm, "Prescott", &cpu(false, false, false)),
+            None
+        );
     }
 }

@@ -121,6 +121,7 @@ impl Kernel for NdarrayMatmul {
                     None => "physical cores, at most 4 (MATMUL_NUM_THREADS unset)".into(),
                 }
             ),
+            caveat: None,
         })
     }
 }
@@ -184,6 +185,7 @@ impl Kernel for GemmCrateMatmul {
                 "0.19 (x86-v4 kernels allowed, Parallelism::Rayon({}))",
                 rayon::current_num_threads()
             ),
+            caveat: None,
         })
     }
 }
