@@ -168,27 +168,43 @@ pub fn format_summary(run: &RunFile) -> String {
     let mut out = String::new();
     out.push('\n');
     if !rows.is_empty() {
-        let mut t = crate::report::table::grid(WIDTH as u16);
-        t.set_header([
+        let header = [
             "kernel",
             "shape",
             "GFLOP/s [95% CI]",
             "% of ceiling",
             "vs best peer",
-        ]);
-        for r in &rows {
-            let speed = if r.speed.contains('[') && !r.verified {
-                format!("{} unverified", r.speed)
-            } else {
-                r.speed.clone()
-            };
-            t.add_row(vec![
-                Cell::new(&r.kernel),
-                Cell::new(&r.shape),
-                Cell::new(speed).set_alignment(CellAlignment::Right),
-                Cell::new(r.ceiling_text()).set_alignment(CellAlignment::Right),
-                Cell::new(&r.vs_peer).set_alignment(CellAlignment::Right),
-            ]);
+        ]
+        .map(String::from);
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                let speed = if r.speed.contains('[') && !r.verified {
+                    format!("{} unverified", r.speed)
+                } else {
+                    r.speed.clone()
+                };
+                vec![
+                    r.kernel.clone(),
+                    r.shape.clone(),
+                    speed,
+                    r.ceiling_text(),
+                    r.vs_peer.clone(),
+                ]
+            })
+            .collect();
+        // Kernel ids whole (they are what `--kernel` takes); a long shape wraps at its spaces.
+        let mut t = crate::report::table::grid(WIDTH as u16);
+        crate::report::table::set_header_fitted(&mut t, &header, &cells, None);
+        for c in cells {
+            t.add_row(c.into_iter().enumerate().map(|(k, text)| {
+                let cell = Cell::new(text);
+                if k >= 2 {
+                    cell.set_alignment(CellAlignment::Right)
+                } else {
+                    cell
+                }
+            }));
         }
         let _ = writeln!(out, "{t}");
     }

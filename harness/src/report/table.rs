@@ -149,15 +149,8 @@ fn render_table(t: &Table, notes: &mut Footnotes, out: &mut String) {
         .collect();
     // The notes column keeps room for three references a line.
     let notes_col = with_notes.then(|| header.len() - 1);
-    let width = column_widths(&header, &rows, notes_col.map(|c| (c, 12)));
     let mut grid = grid(WIDTH as u16);
-    grid.set_header(header);
-    for (k, w) in width.iter().enumerate() {
-        if let Some(col) = grid.column_mut(k) {
-            // comfy-table's widths include the two characters of padding.
-            col.set_constraint(ColumnConstraint::Absolute(Width::Fixed(*w as u16 + 2)));
-        }
-    }
+    set_header_fitted(&mut grid, &header, &rows, notes_col.map(|c| (c, 12)));
     for r in rows {
         grid.add_row(r.into_iter().map(Cell::new).collect::<Vec<_>>());
     }
@@ -167,6 +160,24 @@ fn render_table(t: &Table, notes: &mut Footnotes, out: &mut String) {
         let text = &notes.texts[n - 1];
         let tag = format!("  [{n}] ");
         out.push_str(&wrap(text, WIDTH, &tag, &" ".repeat(tag.len())));
+    }
+}
+
+/// Set `grid`'s header and fix its columns' widths ([`column_widths`] of the header and the cells
+/// `rows` will hold) so the table fits [`WIDTH`] with words — kernel ids above all — kept whole
+/// where the width allows. `at_least`: a column and the fewest characters it keeps.
+pub(crate) fn set_header_fitted(
+    grid: &mut comfy_table::Table,
+    header: &[String],
+    rows: &[Vec<String>],
+    at_least: Option<(usize, usize)>,
+) {
+    grid.set_header(header.to_vec());
+    for (k, w) in column_widths(header, rows, at_least).iter().enumerate() {
+        if let Some(col) = grid.column_mut(k) {
+            // comfy-table's widths include the two characters of padding.
+            col.set_constraint(ColumnConstraint::Absolute(Width::Fixed(*w as u16 + 2)));
+        }
     }
 }
 
@@ -272,6 +283,52 @@ mod tests {
         // A word longer than the width stands alone on its line.
         let long = wrap("a verylongwordthatdoesnotfit b", 10, "", "");
         assert_eq!(long, "a\nverylongwordthatdoesnotfit\nb\n");
+    }
+
+    /// The run summary's table: with a long shape in it, kernel ids (what `--kernel` takes) stay
+    /// whole on one line and the shape wraps at its spaces, within [`WIDTH`].
+    #[test]
+    fn fitted_columns_keep_kernel_ids_whole() {
+        let header = [
+            "kernel",
+            "shape",
+            "GFLOP/s [95% CI]",
+            "% of ceiling",
+            "vs best peer",
+        ]
+        .map(String::from);
+        let ids = [
+            "attention.cpu.flash.avx512bf16.bf16-f32-bf16",
+            "matmul.cpu.packed.avx512f.f32-f32-f32",
+        ];
+        let rows: Vec<Vec<String>> = ids
+            .iter()
+            .map(|id| {
+                [
+                    id,
+                    "h8/2 q256 kv256 d64 causal",
+                    "74.58 [72.74, 75.21]",
+                    "62% compute",
+                    "0.81×",
+                ]
+                .map(String::from)
+                .to_vec()
+            })
+            .collect();
+        let mut t = grid(WIDTH as u16);
+        set_header_fitted(&mut t, &header, &rows, None);
+        for r in rows {
+            t.add_row(r);
+        }
+        let text = t.to_string();
+        assert!(text.lines().all(|l| l.chars().count() <= WIDTH), "{text}");
+        for id in ids {
+            assert!(text.lines().any(|l| l.contains(id)), "{id} broken:\n{text}");
+        }
+        assert!(
+            text.contains("h8/2 q256") && text.contains("causal"),
+            "{text}"
+        );
     }
 
     #[test]
