@@ -351,6 +351,8 @@ fn unwritable_and_existing_out_are_refused_before_work() {
         vec!["--price", "nan"],
         vec!["--isa", "sse9"],
         vec!["--blocking", "mc=0,kc=1,nc=1"],
+        vec!["--blocking", "kc=256,kc=128"],
+        vec!["--blocking", "ks=256"],
     ] {
         let o = bin()
             .args(["run", "--suite"])
@@ -361,6 +363,58 @@ fn unwritable_and_existing_out_are_refused_before_work() {
             .unwrap();
         one_line_usage_error(&o);
     }
+}
+
+/// `--blocking` may set one size: the packed rows use it (K = 65 in k blocks of 16, verified) and
+/// keep each path's cache-derived values for the others, recorded with `blocking_source`.
+#[test]
+fn a_partial_blocking_override_keeps_the_other_sizes() {
+    use perfledger_kernels::cpu::matmul::{Blocking, Path};
+    let dir = tmpdir();
+    let suite = tiny_suite(dir.path());
+    let out = dir.path().join("run.json");
+    let o = bin()
+        .args(["run", "--suite"])
+        .arg(&suite)
+        .args([
+            "--kernel",
+            "packed",
+            "--dtype",
+            "f32",
+            "--blocking",
+            "kc=16",
+        ])
+        .args([
+            "--threads",
+            "2",
+            "--probes",
+            "off",
+            "--case-budget",
+            "0.1",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let doc = assert_valid(&out);
+    let row = doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["shape"]["m"] == 33 && r["kind"] == "measured")
+        .unwrap_or_else(|| panic!("no packed f32 row: {doc}"));
+    assert_eq!(row["status"], "ok", "{row}");
+    let params = &row["kernel"]["params"];
+    let isa = row["kernel"]["variant"].as_str().unwrap().parse().unwrap();
+    let default: Blocking = Path::Isa(isa).default_blocking();
+    assert_eq!(params["kc"], 16, "{params}");
+    assert_eq!(
+        (params["mc"].as_u64(), params["nc"].as_u64()),
+        (Some(default.mc as u64), Some(default.nc as u64)),
+        "{params}"
+    );
+    assert_eq!(params["blocking_source"], "override", "{params}");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! here adds it to `perfledger run`, `perfledger list`, the benches and the registry-driven tests.
 //! The contract each kernel implements is [`crate::kernel`].
 
-use crate::cpu::matmul::{Blocking, NaiveMatmul, PackedMatmul};
+use crate::cpu::matmul::{BlockingOverride, NaiveMatmul, PackedMatmul};
 use crate::dtype::DType;
 use crate::isa::Isa;
 use crate::kernel::Kernel;
@@ -13,8 +13,9 @@ use crate::problem::Precision;
 pub struct RegistryOptions {
     /// Force the CPU ISA path (default: the best detected).
     pub isa: Option<Isa>,
-    /// Override the cache blocking of the packed matmul (default: derived from detected caches).
-    pub blocking: Option<Blocking>,
+    /// Override some or all of the packed matmul's cache blocking (the rest, and everything by
+    /// default, derived from the detected caches per path).
+    pub blocking: Option<BlockingOverride>,
     /// Also register the kernels broken on purpose ([`crate::testing`]; only in builds with the
     /// `test-kernels` feature, ignored otherwise).
     pub test_kernels: bool,

@@ -203,7 +203,8 @@ pub struct RunArgs {
     /// Force the CPU ISA path; default: the best detected.
     #[arg(long, value_enum)]
     pub isa: Option<IsaArg>,
-    /// Override the packed matmul's cache blocking, e.g. `mc=96,kc=1024,nc=2048`.
+    /// Override the packed matmul's cache blocking: any of `mc`, `kc`, `nc`, e.g. `kc=256` or
+    /// `mc=96,kc=1024,nc=2048` (a size not given keeps each path's cache-derived value).
     #[arg(long)]
     pub blocking: Option<String>,
     /// Worker threads (default: all online CPUs).

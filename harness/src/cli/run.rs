@@ -13,7 +13,7 @@ use crate::runner::{self, Inputs, RunnerOptions, MIN_SAMPLE_S};
 use crate::workload::{self, Filters, Plan, Suite};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
-use perfledger_kernels::cpu::matmul::Blocking;
+use perfledger_kernels::cpu::matmul::BlockingOverride;
 use perfledger_kernels::kernel::Backend;
 use perfledger_kernels::probe::{self, ProbeOptions};
 use perfledger_kernels::{ComputeUnit, DType, Registry, RegistryOptions};
@@ -76,7 +76,7 @@ fn validate_run(args: &RunArgs) -> Result<RunPlan> {
         .blocking
         .as_deref()
         .map(|b| {
-            b.parse::<Blocking>()
+            b.parse::<BlockingOverride>()
                 .map_err(|e| usage(format!("--blocking: {e}")))
         })
         .transpose()?;

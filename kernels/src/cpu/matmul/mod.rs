@@ -101,26 +101,71 @@ pub struct ParseBlockingError(pub String);
 impl FromStr for Blocking {
     type Err = ParseBlockingError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ParseBlockingError(s.to_string());
-        let (mut mc, mut kc, mut nc) = (None, None, None);
+        let o: BlockingOverride = s.parse().map_err(|_| ParseBlockingError(s.to_string()))?;
+        match (o.mc, o.kc, o.nc) {
+            (Some(mc), Some(kc), Some(nc)) => Ok(Blocking { mc, kc, nc }),
+            _ => Err(ParseBlockingError(s.to_string())),
+        }
+    }
+}
+
+/// Some or all of a [`Blocking`]'s sizes, set by the user (`--blocking kc=256`); each packed path
+/// keeps its own cache-derived value for the others ([`BlockingOverride::apply`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockingOverride {
+    pub mc: Option<usize>,
+    pub kc: Option<usize>,
+    pub nc: Option<usize>,
+}
+
+/// Error for a malformed blocking override.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid blocking `{0}`: expected one or more of `mc=N`, `kc=N`, `nc=N`, comma-separated, \
+     each once, every N ≥ 1 (e.g. `kc=256` or `mc=96,kc=1024,nc=2048`)"
+)]
+pub struct ParseBlockingOverrideError(pub String);
+
+impl BlockingOverride {
+    /// `default` with the sizes this override sets.
+    pub fn apply(&self, default: Blocking) -> Blocking {
+        Blocking {
+            mc: self.mc.unwrap_or(default.mc),
+            kc: self.kc.unwrap_or(default.kc),
+            nc: self.nc.unwrap_or(default.nc),
+        }
+    }
+}
+
+impl From<Blocking> for BlockingOverride {
+    fn from(b: Blocking) -> Self {
+        BlockingOverride {
+            mc: Some(b.mc),
+            kc: Some(b.kc),
+            nc: Some(b.nc),
+        }
+    }
+}
+
+impl FromStr for BlockingOverride {
+    type Err = ParseBlockingOverrideError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ParseBlockingOverrideError(s.to_string());
+        let mut o = BlockingOverride::default();
         for part in s.split(',') {
             let (key, val) = part.split_once('=').ok_or_else(err)?;
             let v: usize = val.trim().parse().map_err(|_| err())?;
-            if v == 0 {
+            let slot = match key.trim() {
+                "mc" => &mut o.mc,
+                "kc" => &mut o.kc,
+                "nc" => &mut o.nc,
+                _ => return Err(err()),
+            };
+            if v == 0 || slot.replace(v).is_some() {
                 return Err(err());
             }
-            match key.trim() {
-                "mc" => mc = Some(v),
-                "kc" => kc = Some(v),
-                "nc" => nc = Some(v),
-                _ => return Err(err()),
-            }
         }
-        Ok(Blocking {
-            mc: mc.ok_or_else(err)?,
-            kc: kc.ok_or_else(err)?,
-            nc: nc.ok_or_else(err)?,
-        })
+        Ok(o)
     }
 }
 
@@ -584,23 +629,23 @@ pub struct PackedMatmul {
 
 impl PackedMatmul {
     /// `blocking = None` derives it from the detected caches.
-    pub fn new(isa: Isa, precision: Precision, blocking: Option<Blocking>) -> Self {
+    pub fn new(isa: Isa, precision: Precision, blocking: Option<BlockingOverride>) -> Self {
         Self::with_path(Path::Isa(isa), precision, blocking)
     }
 
     /// The AVX512_BF16 path (register it for bf16 input precisions only).
-    pub fn bf16dot(precision: Precision, blocking: Option<Blocking>) -> Self {
+    pub fn bf16dot(precision: Precision, blocking: Option<BlockingOverride>) -> Self {
         Self::with_path(Path::Bf16Dot, precision, blocking)
     }
 
     /// The AMX-BF16 path (register it for bf16 input precisions only).
-    pub fn amx(precision: Precision, blocking: Option<Blocking>) -> Self {
+    pub fn amx(precision: Precision, blocking: Option<BlockingOverride>) -> Self {
         Self::with_path(Path::Amx, precision, blocking)
     }
 
-    fn with_path(path: Path, precision: Precision, blocking: Option<Blocking>) -> Self {
+    fn with_path(path: Path, precision: Precision, blocking: Option<BlockingOverride>) -> Self {
         let (blocking, blocking_source) = match blocking {
-            Some(b) => (b, "override"),
+            Some(o) => (o.apply(path.default_blocking()), "override"),
             None => (path.default_blocking(), cache::detected().source),
         };
         PackedMatmul {
@@ -837,6 +882,52 @@ impl<T: Element, O: Element> Prepared for CpuMatmul<T, O> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blocking_override_sets_only_what_it_names() {
+        let d = Blocking {
+            mc: 96,
+            kc: 2048,
+            nc: 8192,
+        };
+        let o: BlockingOverride = "kc=256".parse().unwrap();
+        assert_eq!(
+            o.apply(d),
+            Blocking {
+                mc: 96,
+                kc: 256,
+                nc: 8192
+            }
+        );
+        let o: BlockingOverride = " nc = 64 ,mc=48".parse().unwrap();
+        assert_eq!((o.mc, o.kc, o.nc), (Some(48), None, Some(64)));
+        let full: BlockingOverride = "mc=1,kc=2,nc=3".parse().unwrap();
+        assert_eq!(full.apply(d), "mc=1,kc=2,nc=3".parse::<Blocking>().unwrap());
+        assert_eq!(
+            BlockingOverride::from(d).apply(Blocking {
+                mc: 1,
+                kc: 1,
+                nc: 1
+            }),
+            d
+        );
+        for bad in [
+            "",
+            "kc",
+            "kc=0",
+            "kc=-1",
+            "kc=2,kc=3",
+            "xc=4",
+            "kc=1,",
+            "kc=1;nc=2",
+        ] {
+            let e = bad.parse::<BlockingOverride>().unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("`{bad}`")) && e.contains("kc=256"),
+                "{bad}: {e}"
+            );
+        }
+    }
 
     #[test]
     fn blocking_parses_and_derives() {
