@@ -487,6 +487,15 @@ fn list_and_env_work() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("matmul.cpu.packed.portable.bf16-f32-bf16"));
     assert!(text.contains("matmul.cpu.naive.scalar.f32-f32-f32"));
+    // The in-process peers name their library and what it chose here.
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("matmul.cpu.gemm.gemm.f32-f32-f32 "))
+        .unwrap_or_else(|| panic!("no gemm crate row: {text}"));
+    assert!(
+        line.contains(" yes ") && line.contains("peer: gemm 0.19"),
+        "{line}"
+    );
     let o = bin().arg("env").output().unwrap();
     assert!(o.status.success());
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();

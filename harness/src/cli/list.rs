@@ -36,10 +36,22 @@ pub(crate) fn cmd_list(args: ListArgs) -> Result<u8> {
                     id.variant
                 ),
             ),
-            Support::Yes => (
-                "yes",
-                serde_json::Value::Object(id.params.clone()).to_string(),
-            ),
+            // A reference library: what it is and what it chose here, and its caveat if any.
+            Support::Yes => match k.peer() {
+                Some(lib) => (
+                    "yes",
+                    format!(
+                        "peer: {} {}{}",
+                        lib.name,
+                        lib.version,
+                        lib.caveat.map(|c| format!(" — {c}")).unwrap_or_default()
+                    ),
+                ),
+                None => (
+                    "yes",
+                    serde_json::Value::Object(id.params.clone()).to_string(),
+                ),
+            },
         };
         println!("{:<48} {:<6} {:<10} {}", id.id(), id.backend, runs, why);
     }
