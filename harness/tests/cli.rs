@@ -500,6 +500,12 @@ fn list_and_env_work() {
     assert!(o.status.success());
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["environment"]["cpu"]["isa_detected"].is_array());
+    // `--threads` as `run` takes it (a sitting's probes between its rounds use its count).
+    let o = bin().args(["env", "--threads", "1"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["environment"]["cpu"]["threads_used"], 1);
+    one_line_usage_error(&bin().args(["env", "--threads", "0"]).output().unwrap());
 }
 
 #[test]

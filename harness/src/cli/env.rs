@@ -7,9 +7,7 @@ use perfledger_kernels::isa::Isa;
 use perfledger_kernels::probe::{self, ProbeOptions};
 
 pub(crate) fn cmd_env(args: EnvArgs) -> Result<u8> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let threads = super::thread_count(args.threads)?;
     let mut environment = env::collect(&CollectOptions {
         threads_used: threads,
         pinned: false,

@@ -286,6 +286,26 @@ pub struct EnvArgs {
     /// Also run the machine probes (FMA per ISA, bandwidth) and print them.
     #[arg(long)]
     pub probes: bool,
+    /// Threads of the probes and of the fingerprint's `threads_used` (default: all online CPUs),
+    /// e.g. a sitting's `--threads`, so its probes between rounds match its runs.
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// `--threads` checked against the CPUs this process may use (default: all of them).
+pub(crate) fn thread_count(arg: Option<usize>) -> Result<usize> {
+    let online = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    match arg {
+        Some(0) => anyhow::bail!(usage("--threads: 0 is not a thread count")),
+        Some(t) if t > online => anyhow::bail!(usage(format!(
+            "--threads {t}: {online} CPUs are available to this process (more threads than CPUs \
+             would measure the scheduler, not the kernels)"
+        ))),
+        Some(t) => Ok(t),
+        None => Ok(online),
+    }
 }
 
 #[derive(clap::Args, Debug)]

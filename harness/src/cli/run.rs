@@ -123,18 +123,7 @@ fn validate_run(args: &RunArgs) -> Result<RunPlan> {
             args.ci_target
         )));
     }
-    let online = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let threads = match args.threads {
-        Some(0) => bail!(usage("--threads: 0 is not a thread count")),
-        Some(t) if t > online => bail!(usage(format!(
-            "--threads {t}: {online} CPUs are available to this process (more threads than CPUs \
-             would measure the scheduler, not the kernels)"
-        ))),
-        Some(t) => t,
-        None => online,
-    };
+    let threads = super::thread_count(args.threads)?;
     if let Some(out) = &args.out {
         check_out_path(out, args.force)?;
     }
