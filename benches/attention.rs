@@ -14,6 +14,12 @@ use perfledger_kernels::cpu::cache;
 use perfledger_kernels::{AttentionProblem, Op, Problem};
 use std::time::Duration;
 
+/// Large buffers (the tensors) on cache lines, as the runner allocates them
+/// (`perfledger_kernels::alloc`).
+#[global_allocator]
+static ALLOC: perfledger_kernels::alloc::CacheLineAligned =
+    perfledger_kernels::alloc::CacheLineAligned;
+
 fn shapes() -> Vec<AttentionProblem> {
     let mut v = vec![
         AttentionProblem::new(1, 16, 16, 1024, 1024, 64),

@@ -7,6 +7,12 @@ use perfledger_benches::{bench_id, inputs, prepare_or_stop};
 use perfledger_kernels::{MatmulProblem, Problem};
 use std::time::Duration;
 
+/// Large buffers (the tensors) on cache lines, as the runner allocates them
+/// (`perfledger_kernels::alloc`).
+#[global_allocator]
+static ALLOC: perfledger_kernels::alloc::CacheLineAligned =
+    perfledger_kernels::alloc::CacheLineAligned;
+
 fn shapes() -> Vec<MatmulProblem> {
     let mut v = vec![
         MatmulProblem::new(512, 512, 512),

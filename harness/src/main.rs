@@ -2,6 +2,12 @@
 
 use std::process::ExitCode;
 
+/// Large buffers (the input and output tensors) on cache lines, as frameworks give their kernels
+/// (`perfledger_kernels::alloc`).
+#[global_allocator]
+static ALLOC: perfledger_kernels::alloc::CacheLineAligned =
+    perfledger_kernels::alloc::CacheLineAligned;
+
 fn main() -> ExitCode {
     // Before any thread starts (the environment is changed only here): no display probing by
     // Mesa's Vulkan device-select layer, whose Wayland/X11 connection attempts print errors on

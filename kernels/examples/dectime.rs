@@ -12,6 +12,12 @@ use perfledger_kernels::isa::Isa;
 use perfledger_kernels::{AttentionProblem, DType, Element, Tensor};
 use std::time::Instant;
 
+/// Large buffers (the tensors) on cache lines, as the runner allocates them
+/// (`perfledger_kernels::alloc`).
+#[global_allocator]
+static ALLOC: perfledger_kernels::alloc::CacheLineAligned =
+    perfledger_kernels::alloc::CacheLineAligned;
+
 fn time<T: Element>(isa: Isa, p: &AttentionProblem) -> Vec<f64> {
     let kv_bytes = 2 * p.kv_len_elems() * std::mem::size_of::<T>();
     let sets: usize = std::env::var("DECTIME_SETS")

@@ -17,6 +17,12 @@ use perfledger_kernels::isa::Isa;
 use perfledger_kernels::{DType, Element, MatmulProblem, Tensor};
 use std::time::Instant;
 
+/// Large buffers (the tensors) on cache lines, as the runner allocates them
+/// (`perfledger_kernels::alloc`).
+#[global_allocator]
+static ALLOC: perfledger_kernels::alloc::CacheLineAligned =
+    perfledger_kernels::alloc::CacheLineAligned;
+
 fn time<T: Element>(path: Path, blk: &Blocking, p: &MatmulProblem) -> Vec<f64> {
     let sets: usize = std::env::var("MMTIME_SETS")
         .ok()

@@ -2,6 +2,8 @@
 //! float64 references, error bounds, machine probes, and the registry, the one list of kernels.
 //! No sampling policy and no file formats: those belong to the harness.
 
+/// The binaries' global allocator: large blocks on cache lines, as frameworks give their kernels.
+pub mod alloc;
 pub mod cpu;
 pub mod dtype;
 /// GPU kernels via wgpu (feature `gpu`, on by default).
