@@ -19,7 +19,8 @@
 #
 # Writes OUTDIR (default results/cpu-side-by-side/<label>, label default `after`): run.json (all
 # rows, peers imported), run-2.json (the second run), peers.jsonl, perfledger.log, machine.txt (lscpu: the CPU kind every figure
-# belongs to), report.md and report.json (scripts/cpu_side_by_side.py: per workload perfledger's
+# belongs to), probes-peers-{before,after}-{start,end}.json (`perfledger env --probes` around each
+# Python peers' round), report.md and report.json (scripts/cpu_side_by_side.py: per workload perfledger's
 # best kernel against the best peer of its dtype, ratio with a 95% CI).
 # Needs the reference venv: python3 -m venv .venv-ref && .venv-ref/bin/pip install -r scripts/reference/requirements.txt
 # (or PYTHON=/path/to/python: any Python with numpy and torch, e.g. on a machine without network).
@@ -96,8 +97,16 @@ peer() { # $1 = script, $2 = dtype, rest = arguments
     --dtype "$dtype" "$@"
 }
 
+# The machine probes (FMA per unit, tdpbf16ps, read bandwidth) on the sitting's threads, saved
+# as OUT/probes-NAME.json: the imported peers' rounds get the host state that perfledger's runs
+# record in their measured ceilings (the TMUL's rate moves by 2x and more within minutes here).
+probe() {
+  "$BIN" env --threads "$THREADS" --probes > "$OUT/probes-$1.json"
+}
+
 peers_round() {
   echo "== peers round $1 ($(date -u +%H:%M:%SZ)), load $(cat /proc/loadavg)"
+  probe "peers-$1-start"
   # numpy: OpenBLAS sgemm on f32 data for every matmul shape (the f32 rows' and f16 rows' peer).
   local all_nt all_bt
   all_nt=$( (shapes matmul f32 nt; shapes matmul f16 nt; shapes matmul bf16 nt) | sort -u)
@@ -121,11 +130,12 @@ peers_round() {
     # shellcheck disable=SC2086
     [ -z "$at" ] || peer torch_attention.py "$dt" $at
   done
+  probe "peers-$1-end"
 }
 
 { lscpu; echo; echo "== PERFLEDGER_OPENBLAS=${PERFLEDGER_OPENBLAS:-(system library)}";
   echo "== started $(date -u +%FT%TZ), load $(cat /proc/loadavg)"; } > "$OUT/machine.txt"
-rm -f "$PEERS"
+rm -f "$PEERS" "$OUT"/probes-*.json
 [ "$PYPEERS" = 0 ] || peers_round before
 "$BIN" run --suite "$SUITE" --threads "$THREADS" --case-budget "$BUDGET" --out "$OUT/run.json" \
   --force 2>&1 | tee "$OUT/perfledger.log"
@@ -140,6 +150,8 @@ if [ "$RUNS" = 2 ]; then
 fi
 echo "== finished $(date -u +%FT%TZ), load $(cat /proc/loadavg)" >> "$OUT/machine.txt"
 [ ! -s "$PEERS" ] || "$BIN" import "$PEERS" --into "$OUT/run.json"
-python3 scripts/cpu_side_by_side.py "$OUT/run.json" "${ALSO[@]}" --md "$OUT/report.md" --json "$OUT/report.json" \
+PROBES=()
+for f in "$OUT"/probes-*.json; do [ -e "$f" ] && PROBES+=(--probes "$f"); done
+python3 scripts/cpu_side_by_side.py "$OUT/run.json" "${ALSO[@]}" "${PROBES[@]}" --md "$OUT/report.md" --json "$OUT/report.json" \
   --title "CPU side by side ($LABEL): perfledger vs OpenBLAS, ndarray, gemm, numpy and PyTorch CPU, $THREADS threads"
 echo "wrote $OUT/report.md"

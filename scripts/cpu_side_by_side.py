@@ -25,6 +25,7 @@ Ratio = best peer median time / perfledger median time (> 1: perfledger faster),
 percentile bootstrap of both sample sets (independent resamples, seeded). Standard library only.
 """
 import argparse
+import os
 import json
 import random
 import statistics
@@ -92,6 +93,47 @@ def rnd(r):
     return f" (r{r['round']})" if r.get("round") else ""
 
 
+def probe_table(run_path, also, probe_files):
+    """The host's probes through the sitting: around each Python peers' round (`--probes`) and
+    before/after the rows of each perfledger run (its measured ceilings), in sitting order."""
+    if not probe_files:
+        return []
+
+    def env_row(path):
+        p = json.load(open(path))["probes"]
+        fma = {f["isa"]: f["gflops"] for f in p.get("fma", [])}
+        return ((p.get("amx") or {}).get("gflops"), fma.get("avx512f") or max(fma.values(), default=None),
+                (p.get("bandwidth") or {}).get("read_gbs"))
+
+    def run_rows(path):
+        c = json.load(open(path)).get("measured_ceilings", {})
+        before, after = c.get("cpu_fma_gflops") or {}, c.get("cpu_fma_gflops_after") or {}
+        best = lambda d: d.get("avx512f") or max(d.values(), default=None)
+        return [("before its rows", (before.get("amx_bf16"), best(before), c.get("cpu_read_gbs"))),
+                ("after its rows", (after.get("amx_bf16"), best(after), c.get("cpu_read_gbs_after")))]
+
+    def label(path):
+        name = os.path.basename(path).removeprefix("probes-").removesuffix(".json")
+        parts = name.split("-")  # peers-ROUND-start|end
+        return f"Python peers, round {parts[1]}, {parts[2]}" if len(parts) == 3 else name
+
+    by_name = {os.path.basename(f): f for f in probe_files}
+    seq = []
+    for rnd, run in (("before", run_path), ("after", also[0] if also else None)):
+        for end in ("start", "end"):
+            f = by_name.pop(f"probes-peers-{rnd}-{end}.json", None)
+            if f:
+                seq.append((label(f), env_row(f)))
+        if run:
+            seq += [(f"perfledger `{os.path.basename(run)}`, {w}", v) for w, v in run_rows(run)]
+    seq += [(label(f), env_row(f)) for f in by_name.values()]
+    cell = lambda x, fmt: "—" if x is None else fmt.format(x)
+    return ["", "The host through the sitting (the same probes: `perfledger env --probes` around each "
+            "Python peers' round, each perfledger run's own before and after its rows):", "",
+            "| when | tdpbf16ps GFLOP/s | f32 FMA GFLOP/s | read GB/s |", "|---|---|---|---|"] + [
+        f"| {w} | {cell(a, '{:.0f}')} | {cell(f, '{:.0f}')} | {cell(r, '{:.1f}')} |" for w, (a, f, r) in seq]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("run")
@@ -99,6 +141,9 @@ def main():
     ap.add_argument("--md")
     ap.add_argument("--json")
     ap.add_argument("--title", default="CPU side by side")
+    ap.add_argument("--probes", action="append", default=[],
+                    help="`perfledger env --probes` output taken around a Python peers' round "
+                         "(probes-peers-ROUND-start|end.json), listed with the runs' own probes")
     args = ap.parse_args()
     run = json.load(open(args.run))
     ceil = run.get("measured_ceilings", {})
@@ -219,6 +264,7 @@ def main():
                 + (f", tdpbf16ps {amx:.0f} GFLOP/s" if amx else "") + ":", "",
                 "| shape | path | its GFLOP/s | avx512f GFLOP/s | ratio [95% CI] | ≥ 1.6 |",
                 "|---|---|---|---|---|---|"] + lines
+    out += probe_table(args.run, args.also, args.probes)
     text = "\n".join(out) + "\n"
     sys.stdout.write(text)
     if args.md:
