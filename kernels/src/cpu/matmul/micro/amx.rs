@@ -293,7 +293,14 @@ pub fn pack_a(a: &[u16], lda: usize, mc: usize, kc: usize, dst: &mut [u32]) {
             let (k0, kl) = (q * K_STEP, K_STEP.min(kc - q * K_STEP));
             for i in 0..MR {
                 let out = &mut panel[(q * MR + i) * K_STEP..(q * MR + i + 1) * K_STEP];
-                if i < rows {
+                if i < rows && kl == K_STEP {
+                    // A whole chunk: one fixed-size 64-byte copy, inlined (no memmove call and
+                    // no memset of an empty tail per row).
+                    let src = (ip * MR + i) * lda + k0;
+                    let row: &[u16; K_STEP] = a[src..src + K_STEP].try_into().expect("32 values");
+                    let dst: &mut [u16; K_STEP] = out.try_into().expect("32 values");
+                    *dst = *row;
+                } else if i < rows {
                     let src = (ip * MR + i) * lda + k0;
                     out[..kl].copy_from_slice(&a[src..src + kl]);
                     out[kl..].fill(0);
