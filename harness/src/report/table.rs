@@ -289,14 +289,7 @@ mod tests {
     /// whole on one line and the shape wraps at its spaces, within [`WIDTH`].
     #[test]
     fn fitted_columns_keep_kernel_ids_whole() {
-        let header = [
-            "kernel",
-            "shape",
-            "GFLOP/s [95% CI]",
-            "% of ceiling",
-            "vs best peer",
-        ]
-        .map(String::from);
+        let header = crate::cli::summary::HEADER.map(String::from);
         let ids = [
             "attention.cpu.flash.avx512bf16.bf16-f32-bf16",
             "matmul.cpu.packed.avx512f.f32-f32-f32",

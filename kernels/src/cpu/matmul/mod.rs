@@ -137,16 +137,6 @@ impl BlockingOverride {
     }
 }
 
-impl From<Blocking> for BlockingOverride {
-    fn from(b: Blocking) -> Self {
-        BlockingOverride {
-            mc: Some(b.mc),
-            kc: Some(b.kc),
-            nc: Some(b.nc),
-        }
-    }
-}
-
 impl FromStr for BlockingOverride {
     type Err = ParseBlockingOverrideError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -903,14 +893,6 @@ mod tests {
         assert_eq!((o.mc, o.kc, o.nc), (Some(48), None, Some(64)));
         let full: BlockingOverride = "mc=1,kc=2,nc=3".parse().unwrap();
         assert_eq!(full.apply(d), "mc=1,kc=2,nc=3".parse::<Blocking>().unwrap());
-        assert_eq!(
-            BlockingOverride::from(d).apply(Blocking {
-                mc: 1,
-                kc: 1,
-                nc: 1
-            }),
-            d
-        );
         for bad in [
             "",
             "kc",
