@@ -162,22 +162,13 @@ fn row_name(row: &Row) -> String {
         .unwrap_or_else(|| format!("{} ({})", row.kind.name(), row.device.name))
 }
 
-/// The columns of the summary's table.
-pub(crate) const HEADER: [&str; 5] = [
-    "kernel",
-    "shape",
-    "GFLOP/s [95% CI]",
-    "% of ceiling",
-    "vs best peer",
-];
-
 /// The summary: the table, the unsupported groups, the warnings, the ceilings.
 pub fn format_summary(run: &RunFile) -> String {
     let rows = summary_rows(run);
     let mut out = String::new();
     out.push('\n');
     if !rows.is_empty() {
-        let header = HEADER.map(String::from);
+        let header = crate::report::table::SUMMARY_HEADER.map(String::from);
         let cells: Vec<Vec<String>> = rows
             .iter()
             .map(|r| {

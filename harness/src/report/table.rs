@@ -13,6 +13,14 @@ use comfy_table::{Cell, ColumnConstraint, Width};
 
 /// Widest line of the terminal report.
 pub const WIDTH: usize = 120;
+/// The columns of the run summary's table (`cli::summary`), laid out by [`set_header_fitted`].
+pub const SUMMARY_HEADER: [&str; 5] = [
+    "kernel",
+    "shape",
+    "GFLOP/s [95% CI]",
+    "% of ceiling",
+    "vs best peer",
+];
 /// Longest word kept whole in a table cell (a kernel id is at most ~45 characters).
 const MAX_UNBROKEN: usize = 48;
 /// Narrowest column for text that wraps (so a device name takes two lines, not seven).
@@ -289,7 +297,7 @@ mod tests {
     /// whole on one line and the shape wraps at its spaces, within [`WIDTH`].
     #[test]
     fn fitted_columns_keep_kernel_ids_whole() {
-        let header = crate::cli::summary::HEADER.map(String::from);
+        let header = SUMMARY_HEADER.map(String::from);
         let ids = [
             "attention.cpu.flash.avx512bf16.bf16-f32-bf16",
             "matmul.cpu.packed.avx512f.f32-f32-f32",
