@@ -327,6 +327,69 @@ fn amx_rows_exact_small_integers() {
     }
 }
 
+/// The AMX nest with A's whole 32-row micro-panels read in place (k blocks of whole tile steps):
+/// k blocks of 32 and 64 with a short last block (packed: 100 = 3 × 32 + 4), M in several A blocks
+/// with a partial last micro-panel (packed), M below one micro-panel (all packed), N with edge
+/// tiles, B as stored and transposed (past the in-place Bᵀ product's rows), row strides that are
+/// not whole tile rows, a batch; f32 output (sums up to 2·2·K exact) and bf16 at K = 32.
+#[test]
+fn amx_nest_a_in_place_exact_small_integers() {
+    use half::bf16;
+    if !Path::Amx.available() {
+        eprintln!("skipped: this CPU lacks amx");
+        return;
+    }
+    let m_bt = AMX_ROWS_M_MAX + 33;
+    let probs = [
+        MatmulProblem::new(97, 70, 96),
+        MatmulProblem::new(130, 33, 100),
+        MatmulProblem::new(20, 35, 64),
+        MatmulProblem::new(64, 64, 32),
+        MatmulProblem::new(m_bt, 40, 128).transposed_b(),
+        MatmulProblem::new(70, 50, 96).with_leading_dims(101, 53, 55),
+        MatmulProblem::new(m_bt, 37, 160)
+            .transposed_b()
+            .with_leading_dims(163, 165, 40),
+        MatmulProblem::new(40, 35, 64).with_batch(2),
+    ];
+    let blockings = [
+        Blocking {
+            mc: 64,
+            kc: 32,
+            nc: 64,
+        },
+        Blocking {
+            mc: 96,
+            kc: 64,
+            nc: 32,
+        },
+        Path::Amx.default_blocking(),
+    ];
+    for (s, p) in probs.iter().enumerate() {
+        for blocking in &blockings {
+            run_exact_bf16::<f32>(Path::Amx, blocking, p, 9500 + s as u64);
+            if p.k <= 32 {
+                run_exact_bf16::<bf16>(Path::Amx, blocking, p, 9500 + s as u64);
+            }
+        }
+    }
+}
+
+/// The bf16-only paths on a B block of more than a quarter of L2 (≥ 600 KiB here; L2 up to 2.4
+/// MiB): B `[k, n]` packed by row pairs across the micro-panels. M above N (the nest, not its
+/// one-pass variant, at any thread count), odd K (the last pair's padding) and whole tile steps
+/// (AMX's A in place), a partial last micro-panel of N.
+#[test]
+fn bf16_paths_row_packed_b_exact() {
+    for path in BF16_PATHS.into_iter().filter(|p| p.available()) {
+        let blocking = path.default_blocking();
+        for (s, k) in [513, 512].into_iter().enumerate() {
+            let p = MatmulProblem::new(640, 600, k);
+            run_exact_bf16::<f32>(path, &blocking, &p, 9800 + s as u64);
+        }
+    }
+}
+
 /// The bf16-only paths: `vdpbf16ps` pair panels and AMX tile panels.
 const BF16_PATHS: [Path; 2] = [Path::Bf16Dot, Path::Amx];
 

@@ -26,7 +26,9 @@
 #[cfg(target_arch = "x86_64")]
 use super::micro::amx;
 use super::micro::{MicroKernel, PairMicroKernel};
-use super::pack::{pack_a, pack_b_pairs, pack_b_rows, pack_bt_panel, pack_pairs_rows};
+use super::pack::{
+    pack_a, pack_b_pair_rows, pack_b_pairs, pack_b_rows, pack_bt_panel, pack_pairs_rows,
+};
 use super::{Blocking, Finish};
 use crate::cpu::{AlignedBuf, SendPtr};
 use crate::dtype::Element;
@@ -134,6 +136,29 @@ pub(crate) trait PanelFormat: Sync {
         rs_c: usize,
         accumulate: bool,
     );
+    /// Whether the micro-kernel reads whole micro-panels of A in place for a k block of `kc`
+    /// values ([`PanelFormat::kernel_a_rows`]), so that only a block's last, partial micro-panel
+    /// is packed. No format does by default.
+    fn a_in_place(_kc: usize) -> bool {
+        false
+    }
+    /// [`PanelFormat::kernel`] with A's `MR` rows read in place (`a` the first row's first value,
+    /// row stride `lda` values) instead of from a packed micro-panel; only called where
+    /// [`PanelFormat::a_in_place`] holds.
+    ///
+    /// # Safety
+    /// As [`PanelFormat::kernel`], with `a` addressing `MR` rows of the k block's values.
+    unsafe fn kernel_a_rows(
+        _steps: usize,
+        _a: *const Self::In,
+        _lda: usize,
+        _b: *const Self::Word,
+        _c: *mut f32,
+        _rs_c: usize,
+        _accumulate: bool,
+    ) {
+        unreachable!("a format that reads A in place overrides kernel_a_rows")
+    }
 }
 
 /// f32 panels for the f32 micro-kernel `K`, inputs `T` widened while packing.
@@ -280,6 +305,10 @@ impl<K: PairMicroKernel> PanelFormat for PairPanels<K> {
         pack_pair_panels(b, ldb, trans_b, kc, nc, K::NR, Self::steps(kc), dst);
     }
 
+    fn pack_b(b: &[u16], ldb: usize, trans_b: bool, kc: usize, nc: usize, dst: &mut [u32]) {
+        pack_pair_block::<Self>(b, ldb, trans_b, kc, nc, dst);
+    }
+
     fn pack_a(a: &[u16], lda: usize, mc: usize, kc: usize, dst: &mut [u32], _row: &mut Vec<f32>) {
         let (mr, kp) = (K::MR, kc.div_ceil(2));
         for (ip, panel) in dst
@@ -303,6 +332,39 @@ impl<K: PairMicroKernel> PanelFormat for PairPanels<K> {
     ) {
         K::kernel(steps, a, b, c, rs_c, accumulate)
     }
+}
+
+/// [`PanelFormat::pack_b`] for the k-pair formats (`P::In` bf16 bits, `P::Word` a k-pair): B
+/// `[k, n]` whose block is more than a quarter of L2 in parallel chunks of whole row pairs
+/// across every micro-panel ([`pack_b_pair_rows`]: B read along its rows); a smaller block of B,
+/// and Bᵀ, one micro-panel per task.
+///
+/// Packing a micro-panel reads one 64-byte run of each row of B, at B's row stride, which the
+/// hardware prefetcher does not follow once the block leaves L2. One thread, the AVX-512
+/// packers, B and its panels warm (`packtime`, Intel Xeon family 6 model 207, 2 MiB L2), by row
+/// pairs against by panel: 256² 0.88–0.89, 512² 0.99, 768² 1.23–1.25, 1024² 1.51–1.54,
+/// 256 × 4096 1.46–1.47, 2048 × 512 1.53–1.54 (BENCHMARKS.md "bf16 B packing").
+fn pack_pair_block<P: PanelFormat<In = u16, Word = u32>>(
+    b: &[u16],
+    ldb: usize,
+    trans_b: bool,
+    kc: usize,
+    nc: usize,
+    dst: &mut [u32],
+) {
+    if trans_b || 4 * kc * nc * std::mem::size_of::<u16>() <= crate::cpu::cache::detected().l2 {
+        return pack_b_by_panel::<P>(b, ldb, trans_b, kc, nc, dst);
+    }
+    let (nr, steps) = (P::NR, P::steps(kc));
+    assert!(dst.len() >= nc.div_ceil(nr) * steps * nr);
+    // A few tasks per thread (work stealing evens them out), each at least 8 pairs (16 rows).
+    let tasks = (4 * rayon::current_num_threads().max(1)).min(steps.div_ceil(8));
+    let out = SendPtr(dst.as_mut_ptr());
+    (0..tasks).into_par_iter().for_each(|t| {
+        let (q0, q1) = (t * steps / tasks, (t + 1) * steps / tasks);
+        // SAFETY: `dst` holds the block's panels (asserted); tasks write disjoint pair ranges.
+        unsafe { pack_b_pair_rows(b, ldb, kc, nc, nr, steps, (q0, q1), out.get()) };
+    });
 }
 
 /// Pack the `kc × nc` block of op(B) into bf16 k-pair micro-panels of `nr` columns and `steps`
@@ -364,6 +426,10 @@ impl PanelFormat for AmxPanels {
         pack_pair_panels(b, ldb, trans_b, kc, nc, amx::NR, Self::steps(kc), dst);
     }
 
+    fn pack_b(b: &[u16], ldb: usize, trans_b: bool, kc: usize, nc: usize, dst: &mut [u32]) {
+        pack_pair_block::<Self>(b, ldb, trans_b, kc, nc, dst);
+    }
+
     fn pack_a(a: &[u16], lda: usize, mc: usize, kc: usize, dst: &mut [u32], _row: &mut Vec<f32>) {
         amx::pack_a(a, lda, mc, kc, dst);
     }
@@ -386,6 +452,24 @@ impl PanelFormat for AmxPanels {
         accumulate: bool,
     ) {
         amx::kernel(steps, a, b, c, rs_c, accumulate)
+    }
+
+    /// Whole tile steps: A's rows are loaded as tiles 32 values (64 bytes) at a time.
+    fn a_in_place(kc: usize) -> bool {
+        kc.is_multiple_of(amx::K_STEP)
+    }
+
+    #[inline(always)]
+    unsafe fn kernel_a_rows(
+        steps: usize,
+        a: *const u16,
+        lda: usize,
+        b: *const u32,
+        c: *mut f32,
+        rs_c: usize,
+        accumulate: bool,
+    ) {
+        amx::kernel_rows(steps, a, lda, b, c, rs_c, accumulate, false)
     }
 }
 
@@ -512,11 +596,10 @@ pub(crate) fn gemm<P: PanelFormat>(
                 };
                 A_PACK.with(|cell| {
                     let (abuf, row) = &mut *cell.borrow_mut();
-                    let ap: &mut [P::Word] =
-                        bytemuck::cast_slice_mut(abuf.get(mc_cur.div_ceil(mr) * steps * mr));
-                    P::pack_a(&a[ic * lda + pc..], lda, mc_cur, kc, ap, row);
+                    let ap = prepare_a::<P>(&a[ic * lda + pc..], lda, mc_cur, kc, abuf, row);
                     // SAFETY: tasks write disjoint (rows ic.., columns of panels jp0..jp1) tiles;
-                    // the caller checked that the CPU has the format's ISA.
+                    // `ap` holds the block's rows `ic..ic + mc_cur` (`a` holds them); the caller
+                    // checked that the CPU has the format's ISA.
                     unsafe {
                         macro_kernel(
                             &tile::<P>(steps),
@@ -634,7 +717,7 @@ fn gemm_stream<P: PanelFormat>(
                             macro_kernel(
                                 &tile::<P>(steps),
                                 mr.min(m - i0),
-                                &a_block[ip * steps * mr..],
+                                APanels::Packed(&a_block[ip * steps * mr..]),
                                 bp,
                                 0..panels,
                                 cols,
@@ -656,26 +739,75 @@ fn gemm_stream<P: PanelFormat>(
 }
 
 /// The micro-kernel of a loop nest as data: tile shape, k steps per micro-panel (k for f32 panels,
-/// k-pairs for bf16 pair panels), and the tile update on panels of words `W`.
-pub(super) struct Tile<W> {
+/// k-pairs for bf16 pair panels), and the tile update on panels of words `W` — from a packed A
+/// micro-panel, or from `MR` rows of A (elements `In`) read in place.
+pub(super) struct Tile<W, In> {
     pub mr: usize,
     pub nr: usize,
     pub steps: usize,
     pub kernel: unsafe fn(usize, *const W, *const W, *mut f32, usize, bool),
+    /// [`PanelFormat::kernel_a_rows`].
+    pub kernel_a_rows: unsafe fn(usize, *const In, usize, *const W, *mut f32, usize, bool),
     /// [`PanelFormat::enter`] and [`PanelFormat::leave`]: around each macro-kernel's calls.
     pub enter: unsafe fn(),
     pub leave: unsafe fn(),
 }
 
 /// Format `P`'s micro-kernel over `steps` words of k.
-fn tile<P: PanelFormat>(steps: usize) -> Tile<P::Word> {
+fn tile<P: PanelFormat>(steps: usize) -> Tile<P::Word, P::In> {
     Tile {
         mr: P::MR,
         nr: P::NR,
         steps,
         kernel: P::kernel,
+        kernel_a_rows: P::kernel_a_rows,
         enter: P::enter,
         leave: P::leave,
+    }
+}
+
+/// Where a macro-kernel's A micro-panels come from.
+#[derive(Clone, Copy)]
+pub(super) enum APanels<'a, W, In> {
+    /// All packed, micro-panel `ip` at word `ip · steps · MR`.
+    Packed(&'a [W]),
+    /// Whole micro-panels read in place ([`PanelFormat::kernel_a_rows`]): row `i` of the block
+    /// at `a + i·lda`; a last, partial micro-panel (`mc % MR` rows) packed in `tail`.
+    InPlace {
+        a: *const In,
+        lda: usize,
+        tail: &'a [W],
+    },
+}
+
+/// Pack the A block (`mc` rows from `a[0]`, row stride `lda`, `kc` values of k) for a
+/// macro-kernel into `buf`: whole micro-panels left in place where the format reads them there
+/// ([`PanelFormat::a_in_place`]), so only a partial last micro-panel is packed; all of it
+/// otherwise.
+fn prepare_a<'a, P: PanelFormat>(
+    a: &[P::In],
+    lda: usize,
+    mc: usize,
+    kc: usize,
+    buf: &'a mut AlignedBuf,
+    row: &mut Vec<f32>,
+) -> APanels<'a, P::Word, P::In> {
+    let (mr, steps) = (P::MR, P::steps(kc));
+    if P::a_in_place(kc) {
+        let (whole, tail_rows) = (mc / mr, mc % mr);
+        let tail: &mut [P::Word] = bytemuck::cast_slice_mut(buf.get(steps * mr));
+        if tail_rows > 0 {
+            P::pack_a(&a[whole * mr * lda..], lda, tail_rows, kc, tail, row);
+        }
+        APanels::InPlace {
+            a: a.as_ptr(),
+            lda,
+            tail,
+        }
+    } else {
+        let ap: &mut [P::Word] = bytemuck::cast_slice_mut(buf.get(mc.div_ceil(mr) * steps * mr));
+        P::pack_a(a, lda, mc, kc, ap, row);
+        APanels::Packed(ap)
     }
 }
 
@@ -737,17 +869,20 @@ impl TaskSplit {
     }
 }
 
-/// Run micro-kernels over B panels `jp` and all micro-panels of the packed A block (`mc` rows).
-/// `n_rem` is the number of valid columns from the start of the B panel buffer.
+/// Run micro-kernels over B panels `jp` and all micro-panels of the A block (`mc` rows, packed
+/// or in place: [`APanels`]). `n_rem` is the number of valid columns from the start of the B
+/// panel buffer.
 ///
 /// # Safety
 /// `c` addresses the block's top-left element with row stride `ldc`; the caller owns the tiles;
-/// `ap` and `bp` hold whole packed micro-panels; the CPU supports the tile's ISA.
+/// `a` holds the block's micro-panels (packed whole, or rows `0..mc` of `steps` words' values
+/// in place and a packed partial last one) and `bp` whole packed micro-panels; the CPU supports
+/// the tile's ISA.
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn macro_kernel<W>(
-    t: &Tile<W>,
+pub(super) unsafe fn macro_kernel<W, In>(
+    t: &Tile<W, In>,
     mc: usize,
-    ap: &[W],
+    a: APanels<'_, W, In>,
     bp: &[W],
     jp: std::ops::Range<usize>,
     n_rem: usize,
@@ -759,17 +894,39 @@ pub(super) unsafe fn macro_kernel<W>(
     // Scratch for edge tiles, large enough for any micro-kernel here (≤ 32×32).
     let mut tile = [0f32; 32 * 32];
     debug_assert!(mr * nr <= tile.len());
-    debug_assert!(ap.len() >= mc.div_ceil(mr) * steps * mr && bp.len() >= jp.end * steps * nr);
+    debug_assert!(bp.len() >= jp.end * steps * nr);
+    match a {
+        APanels::Packed(ap) => debug_assert!(ap.len() >= mc.div_ceil(mr) * steps * mr),
+        APanels::InPlace { tail, .. } => debug_assert!(tail.len() >= steps * mr),
+    }
+    // The tile update of A micro-panel `ip` and B micro-panel `b` into `c` (row stride `rs_c`).
+    let update = |ip: usize, b: *const W, c: *mut f32, rs_c: usize| match a {
+        APanels::Packed(ap) => {
+            (t.kernel)(
+                steps,
+                ap.as_ptr().add(ip * steps * mr),
+                b,
+                c,
+                rs_c,
+                accumulate,
+            );
+        }
+        APanels::InPlace { a, lda, .. } if (ip + 1) * mr <= mc => {
+            (t.kernel_a_rows)(steps, a.add(ip * mr * lda), lda, b, c, rs_c, accumulate);
+        }
+        APanels::InPlace { tail, .. } => {
+            (t.kernel)(steps, tail.as_ptr(), b, c, rs_c, accumulate);
+        }
+    };
     (t.enter)();
     for jp in jp {
         let b_panel = bp.as_ptr().add(jp * steps * nr);
         let nr_cur = nr.min(n_rem - jp * nr);
         for ip in 0..mc.div_ceil(mr) {
-            let a_panel = ap.as_ptr().add(ip * steps * mr);
             let mr_cur = mr.min(mc - ip * mr);
             let c_tile = c.add(ip * mr * ldc + jp * nr);
             if mr_cur == mr && nr_cur == nr {
-                (t.kernel)(steps, a_panel, b_panel, c_tile, ldc, accumulate);
+                update(ip, b_panel, c_tile, ldc);
             } else {
                 // Row by row as whole runs (memcpy), not element by element: the AMX path's
                 // 32-row tiles make every fourth tile of a 127-row C an edge tile.
@@ -779,7 +936,7 @@ pub(super) unsafe fn macro_kernel<W>(
                         std::ptr::copy_nonoverlapping(c_tile.add(i * ldc), row, nr_cur);
                     }
                 }
-                (t.kernel)(steps, a_panel, b_panel, tile.as_mut_ptr(), nr, accumulate);
+                update(ip, b_panel, tile.as_mut_ptr(), nr);
                 for i in 0..mr_cur {
                     std::ptr::copy_nonoverlapping(
                         tile.as_ptr().add(i * nr),
@@ -796,6 +953,45 @@ pub(super) unsafe fn macro_kernel<W>(
 #[cfg(test)]
 mod tests {
     use super::TaskSplit;
+
+    /// The AMX format leaves whole 32-row micro-panels of A in place for k blocks of whole tile
+    /// steps and packs only the partial last one (as `pack_a` packs those rows); other k blocks
+    /// and the f32 formats are packed whole.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn amx_a_in_place_for_whole_tile_steps() {
+        use super::{prepare_a, APanels, AmxPanels, PanelFormat};
+        use crate::cpu::AlignedBuf;
+        let (lda, mc) = (70, 70);
+        let a: Vec<u16> = (0..mc * lda).map(|i| i as u16).collect();
+        let (mut buf, mut row) = (AlignedBuf::default(), Vec::new());
+        for kc in [32, 64] {
+            match prepare_a::<AmxPanels>(&a, lda, mc, kc, &mut buf, &mut row) {
+                APanels::InPlace {
+                    a: at,
+                    lda: l,
+                    tail,
+                } => {
+                    assert_eq!((at, l), (a.as_ptr(), lda), "kc {kc}");
+                    let mut want = vec![0u32; AmxPanels::steps(kc) * AmxPanels::MR];
+                    AmxPanels::pack_a(&a[64 * lda..], lda, mc - 64, kc, &mut want, &mut row);
+                    assert_eq!(&tail[..want.len()], &want[..], "kc {kc}: the packed tail");
+                }
+                APanels::Packed(_) => panic!("kc {kc}: whole tile steps are read in place"),
+            }
+        }
+        for kc in [31, 33] {
+            let packed = prepare_a::<AmxPanels>(&a, lda, mc, kc, &mut buf, &mut row);
+            assert!(matches!(packed, APanels::Packed(_)), "kc {kc} is packed");
+        }
+        let af: Vec<f32> = a.iter().map(|&x| f32::from(x)).collect();
+        type F32 = super::F32Panels<crate::cpu::matmul::micro::portable::Portable4x8, f32>;
+        let packed = prepare_a::<F32>(&af, lda, mc, 32, &mut buf, &mut row);
+        assert!(
+            matches!(packed, APanels::Packed(_)),
+            "f32 panels are packed"
+        );
+    }
 
     /// Every (row, B panel) of the block belongs to exactly one task, rows start on micro-panel
     /// boundaries, and the split keeps to its promises: a multiple of `threads` M blocks unless there
