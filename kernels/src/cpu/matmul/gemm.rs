@@ -536,16 +536,38 @@ fn block_sizes(blocking: &Blocking, mr: usize, nr: usize) -> (usize, usize, usiz
     )
 }
 
+/// The f32 C of one batch: `c` at row stride `ldc`. With `whole_tiles`, C has room for whole
+/// micro-kernel tiles past its `m × n` elements — rows up to M rounded up to the format's MR,
+/// columns up to N rounded up to its NR, `ldc` at least that — which hold nothing of the
+/// caller's (the internal buffer of a half-precision output), so edge tiles are stored in place.
+pub(crate) struct COut<'a> {
+    pub c: &'a mut [f32],
+    pub ldc: usize,
+    pub whole_tiles: bool,
+}
+
 /// One batch of `C (f32, ldc) = A · op(B)` in panel format `P`. `bpack` is the shared B-panel
 /// buffer.
 pub(crate) fn gemm<P: PanelFormat>(
     ops: Operands<'_, P::In>,
-    c: &mut [f32],
-    ldc: usize,
+    out: COut<'_>,
     blocking: &Blocking,
     bpack: &mut AlignedBuf,
     finish: Option<&Finish>,
 ) {
+    let COut {
+        c,
+        ldc,
+        whole_tiles,
+    } = out;
+    if whole_tiles && ops.m > 0 && ops.n > 0 {
+        // The edge tiles' stores below rely on it.
+        let (rows, cols) = (ops.m.div_ceil(P::MR) * P::MR, ops.n.div_ceil(P::NR) * P::NR);
+        assert!(
+            ldc >= cols && c.len() >= (rows - 1) * ldc + cols,
+            "C holds whole tiles"
+        );
+    }
     let Operands {
         m,
         n,
@@ -561,7 +583,7 @@ pub(crate) fn gemm<P: PanelFormat>(
     let threads = rayon::current_num_threads().max(1);
     if one_pass::<P>(m, n, k, blocking) {
         // No B block to share, so no packing pass over it (see `gemm_stream`).
-        gemm_stream::<P>(ops, c, ldc, kc_max, finish);
+        gemm_stream::<P>(ops, c, ldc, whole_tiles, kc_max, finish);
         return;
     }
     let c_ptr = SendPtr(c.as_mut_ptr());
@@ -611,6 +633,7 @@ pub(crate) fn gemm<P: PanelFormat>(
                             c_ptr.get().add(ic * ldc + jc),
                             ldc,
                             accumulate,
+                            whole_tiles,
                         );
                     }
                 });
@@ -645,6 +668,7 @@ fn gemm_stream<P: PanelFormat>(
     ops: Operands<'_, P::In>,
     c: &mut [f32],
     ldc: usize,
+    whole_tiles: bool,
     kc_max: usize,
     finish: Option<&Finish>,
 ) {
@@ -724,6 +748,7 @@ fn gemm_stream<P: PanelFormat>(
                                 c_ptr.get().add(i0 * ldc + j0),
                                 ldc,
                                 q > 0,
+                                whole_tiles,
                             );
                         }
                     }
@@ -871,10 +896,12 @@ impl TaskSplit {
 
 /// Run micro-kernels over B panels `jp` and all micro-panels of the A block (`mc` rows, packed
 /// or in place: [`APanels`]). `n_rem` is the number of valid columns from the start of the B
-/// panel buffer.
+/// panel buffer. With `whole_tiles` ([`COut`]) edge tiles are stored in place like whole ones.
 ///
 /// # Safety
-/// `c` addresses the block's top-left element with row stride `ldc`; the caller owns the tiles;
+/// `c` addresses the block's top-left element with row stride `ldc` (with `whole_tiles`, whole
+/// tiles past the block's edges: rows up to `mc` rounded up to MR, columns up to NR past the last
+/// panel's first); the caller owns the tiles;
 /// `a` holds the block's micro-panels (packed whole, or rows `0..mc` of `steps` words' values
 /// in place and a packed partial last one) and `bp` whole packed micro-panels; the CPU supports
 /// the tile's ISA.
@@ -889,6 +916,7 @@ pub(super) unsafe fn macro_kernel<W, In>(
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
+    whole_tiles: bool,
 ) {
     let (mr, nr, steps) = (t.mr, t.nr, t.steps);
     // Scratch for edge tiles, large enough for any micro-kernel here (≤ 32×32).
@@ -925,7 +953,7 @@ pub(super) unsafe fn macro_kernel<W, In>(
         for ip in 0..mc.div_ceil(mr) {
             let mr_cur = mr.min(mc - ip * mr);
             let c_tile = c.add(ip * mr * ldc + jp * nr);
-            if mr_cur == mr && nr_cur == nr {
+            if whole_tiles || (mr_cur == mr && nr_cur == nr) {
                 update(ip, b_panel, c_tile, ldc);
             } else {
                 // Row by row as whole runs (memcpy), not element by element: the AMX path's

@@ -326,7 +326,7 @@ fn packed_path<T: Element, O: Element>(
         let ab = &a[bi * p.a_stride()..(bi + 1) * p.a_stride()];
         let bb = &b[bi * p.b_stride()..(bi + 1) * p.b_stride()];
         let cb = &mut c[bi * p.c_stride()..(bi + 1) * p.c_stride()];
-        // f32 output: accumulate in place. Otherwise in an f32 buffer (ldc = n), rounded once.
+        // f32 output: accumulate in place. Otherwise in an f32 buffer, rounded once.
         if direct {
             let cf: &mut [f32] = bytemuck::cast_slice_mut(cb);
             compute(
@@ -341,15 +341,21 @@ fn packed_path<T: Element, O: Element>(
                 &mut ws.arow,
                 &mut ws.adot,
                 None,
+                false,
             );
         } else {
-            let cf = ws.cbuf.get(p.m * p.n);
+            // Whole tiles of the path's micro-kernel (M and N rounded up to them, row stride
+            // `ldf`), so the loop nest stores its edge tiles in place rather than through a
+            // scratch tile and a copy per row; only rows 0..m, columns 0..n are rounded.
+            let (mr, nr) = path.tile();
+            let ldf = p.n.div_ceil(nr) * nr;
+            let cf = ws.cbuf.get(p.m.div_ceil(mr) * mr * ldf);
             // Each region of C is rounded by the task that finished it, while it is in that
             // core's cache (not in a pass over all of C afterwards).
             let (src, dst, n, ldc) = (
                 SendPtr(cf.as_mut_ptr()),
                 SendPtr(cb.as_mut_ptr()),
-                p.n,
+                ldf,
                 p.ldc,
             );
             let round = move |r0: usize, rows: usize, c0: usize, cols: usize| {
@@ -370,11 +376,12 @@ fn packed_path<T: Element, O: Element>(
                 ab,
                 bb,
                 cf,
-                p.n,
+                ldf,
                 &mut ws.bpack,
                 &mut ws.arow,
                 &mut ws.adot,
                 Some(&round),
+                true,
             );
         }
     }
@@ -396,6 +403,7 @@ fn compute<T: Element>(
     arow: &mut Vec<f32>,
     adot: &mut AlignedBuf,
     finish: Option<&Finish>,
+    whole_tiles: bool,
 ) {
     let isa = match path {
         Path::Isa(isa) => isa,
@@ -446,9 +454,9 @@ fn compute<T: Element>(
             _ => dots::dots(isa, p.m, p.n, p.k, a, p.lda, b, p.ldb, c, ldc, adot, finish),
         }
     } else if path.bf16_only() {
-        run_gemm_bf16(path, blocking, p, a, b, c, ldc, bpack, finish);
+        run_gemm_bf16(path, blocking, p, a, b, c, ldc, bpack, finish, whole_tiles);
     } else {
-        run_gemm::<T>(isa, blocking, p, a, b, c, ldc, bpack, finish);
+        run_gemm::<T>(isa, blocking, p, a, b, c, ldc, bpack, finish, whole_tiles);
     }
 }
 
@@ -513,20 +521,26 @@ fn run_gemm<T: Element>(
     ldc: usize,
     bpack: &mut AlignedBuf,
     finish: Option<&Finish>,
+    whole_tiles: bool,
 ) {
     use gemm::F32Panels;
     let ops = gemm::Operands::of(p, a, b);
+    let out = gemm::COut {
+        c,
+        ldc,
+        whole_tiles,
+    };
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512f => gemm::gemm::<F32Panels<micro::x86::Avx512_12x32, T>>(
-            ops, c, ldc, blocking, bpack, finish,
-        ),
+        Isa::Avx512f => {
+            gemm::gemm::<F32Panels<micro::x86::Avx512_12x32, T>>(ops, out, blocking, bpack, finish)
+        }
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2fma => {
-            gemm::gemm::<F32Panels<micro::x86::Avx2_6x16, T>>(ops, c, ldc, blocking, bpack, finish)
+            gemm::gemm::<F32Panels<micro::x86::Avx2_6x16, T>>(ops, out, blocking, bpack, finish)
         }
         _ => gemm::gemm::<F32Panels<micro::portable::Portable4x8, T>>(
-            ops, c, ldc, blocking, bpack, finish,
+            ops, out, blocking, bpack, finish,
         ),
     }
 }
@@ -544,19 +558,25 @@ fn run_gemm_bf16<T: Element>(
     ldc: usize,
     bpack: &mut AlignedBuf,
     finish: Option<&Finish>,
+    whole_tiles: bool,
 ) {
     debug_assert_eq!(T::DTYPE, DType::BF16);
     let ops = gemm::Operands::of(p, bytemuck::cast_slice(a), bytemuck::cast_slice(b));
+    let out = gemm::COut {
+        c,
+        ldc,
+        whole_tiles,
+    };
     #[cfg(target_arch = "x86_64")]
     match path {
-        Path::Amx => gemm::gemm::<gemm::AmxPanels>(ops, c, ldc, blocking, bpack, finish),
+        Path::Amx => gemm::gemm::<gemm::AmxPanels>(ops, out, blocking, bpack, finish),
         _ => gemm::gemm::<gemm::PairPanels<micro::x86::Avx512Bf16_12x32>>(
-            ops, c, ldc, blocking, bpack, finish,
+            ops, out, blocking, bpack, finish,
         ),
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (path, blocking, ops, c, ldc, bpack, finish);
+        let _ = (path, blocking, ops, out, bpack, finish);
         unreachable!("the bf16-only paths are never available off x86-64");
     }
 }
