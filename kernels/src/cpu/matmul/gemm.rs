@@ -5,12 +5,14 @@
 //!   for pc in 0..k step KC          (β = 0 on the first pc, then accumulate)
 //!     pack B[pc.., jc..] → bpack     (shared; parallel over row chunks of B [k, n] or NR
 //!                                     panels of Bᵀ; f16/bf16 → f32 here, or bf16 k-pairs
-//!                                     unconverted for the vdpbf16ps path)
+//!                                     unconverted for the vdpbf16ps and AMX paths)
 //!     parallel for (ic block, jr range) tasks:
-//!       pack A[ic.., pc..] → apack   (per-thread buffer in L2; f16/bf16 → f32 here)
+//!       pack A[ic.., pc..] → apack   (per-thread buffer in L2; f16/bf16 → f32 here; the AMX
+//!                                     format reads whole panels of A in place instead)
 //!       for jr in range               (B micro-panel kc×NR in L2, reused by every ir)
 //!         for ir in 0..mc step MR     (A micro-panels from L2)
-//!           micro-kernel (full tile, or a scratch tile at the edges)
+//!           micro-kernel (full tile, or a scratch tile at the edges unless C holds whole
+//!                         tiles: a half-precision output's f32 buffer)
 //! ```
 //!
 //! Tasks split M into MC blocks and, when that gives fewer than 2 tasks per thread, also split the
@@ -343,7 +345,8 @@ impl<K: PairMicroKernel> PanelFormat for PairPanels<K> {
 /// hardware prefetcher does not follow once the block leaves L2. One thread, the AVX-512
 /// packers, B and its panels warm (`packtime`, Intel Xeon family 6 model 207, 2 MiB L2), by row
 /// pairs against by panel: 256² 0.88–0.89, 512² 0.99, 768² 1.23–1.25, 1024² 1.51–1.54,
-/// 256 × 4096 1.46–1.47, 2048 × 512 1.53–1.54 (BENCHMARKS.md "bf16 B packing").
+/// 256 × 4096 1.46–1.47, 2048 × 512 1.53–1.54 (BENCHMARKS.md "AMX: A's whole panels in place;
+/// bf16 B pair packing").
 fn pack_pair_block<P: PanelFormat<In = u16, Word = u32>>(
     b: &[u16],
     ldb: usize,
