@@ -61,7 +61,18 @@ impl Blocking {
     /// (≈ 5–8% over the L1-sized kc = 384, mc = 168 at 2048³–4096³), the `vdpbf16ps` path
     /// kc = 2048, mc = 96, nc = 2048.
     pub fn l2_resident(caches: &CacheSizes, mr: usize, nr: usize, bytes: usize) -> Blocking {
-        let kc = (caches.l2 / (8 * nr * bytes)).clamp(256, 2048) / 16 * 16;
+        Blocking::l2_resident_to(caches, mr, nr, bytes, 2048)
+    }
+
+    /// [`Blocking::l2_resident`] with kc up to `kc_max` (instead of 2048).
+    fn l2_resident_to(
+        caches: &CacheSizes,
+        mr: usize,
+        nr: usize,
+        bytes: usize,
+        kc_max: usize,
+    ) -> Blocking {
+        let kc = (caches.l2 / (8 * nr * bytes)).clamp(256, kc_max) / 16 * 16;
         let mc = ((3 * caches.l2 / (8 * kc * bytes)).clamp(mr, 960) / mr).max(1) * mr;
         let nc = ((caches.l3 / (4 * kc * bytes)).clamp(nr, 8192) / nr).max(1) * nr;
         Blocking { mc, kc, nc }
@@ -73,11 +84,21 @@ impl Blocking {
         Blocking::bf16dot_from_caches(&cache::detected(), mr, nr)
     }
 
-    /// The blocking for the AMX path on this machine: bf16 panels (2 bytes per element and k)
-    /// of its 32 × 32 tile.
+    /// The blocking for the AMX path on this machine ([`Blocking::amx_from_caches`]).
     pub fn for_amx() -> Blocking {
+        Blocking::amx_from_caches(&cache::detected())
+    }
+
+    /// Blocking of the AMX path: the [`Blocking::l2_resident`] rule for bf16 panels (2 bytes per
+    /// element and k) of its 32 × 32 tile, with kc up to 4096 — on a 2 MiB L2, kc 4096 and mc
+    /// 96, so a K of 4096 loads and stores each tile of C once. Against kc 2048, mc 192
+    /// (`mmtime`, Intel Xeon family 6 model 207, 2 threads, alternated, kc-4096/kc-2048 per
+    /// round): 512×4096×4096 Bᵀ 1.01–1.10 (6 rounds), 512×14336×4096 Bᵀ 1.03–1.06 (4), 4096³
+    /// 0.99–1.14 (4), 2048³ (one k block either way) 0.99–1.01 (6) (BENCHMARKS.md "AMX: A's
+    /// whole panels in place; bf16 B pair packing").
+    pub fn amx_from_caches(caches: &CacheSizes) -> Blocking {
         let (mr, nr) = Path::Amx.tile();
-        Blocking::l2_resident(&cache::detected(), mr, nr, 2)
+        Blocking::l2_resident_to(caches, mr, nr, 2, 4096)
     }
 
     /// The blocking for an ISA path on this machine.
@@ -978,5 +999,22 @@ mod tests {
                 nc: 2048
             }
         );
+        // The AMX path: kc to 4096 on a 2 MiB L2 (Xeon 6/207), 2048 on a 1 MiB one.
+        let xeon = CacheSizes {
+            l1d: 48 << 10,
+            l2: 2 << 20,
+            l3: 300 << 20,
+            source: "test",
+        };
+        assert_eq!(
+            Blocking::amx_from_caches(&xeon),
+            Blocking {
+                mc: 96,
+                kc: 4096,
+                nc: 8192
+            }
+        );
+        assert_eq!(Blocking::amx_from_caches(&zen5).kc, 2048);
+        assert_eq!(Blocking::bf16dot_from_caches(&xeon, 12, 32).kc, 2048);
     }
 }
