@@ -356,13 +356,15 @@ fn packed_path<T: Element, O: Element>(
                 p,
                 ab,
                 bb,
-                cf,
-                p.ldc,
+                gemm::COut {
+                    c: cf,
+                    ldc: p.ldc,
+                    whole_tiles: false,
+                },
                 &mut ws.bpack,
                 &mut ws.arow,
                 &mut ws.adot,
                 None,
-                false,
             );
         } else {
             // Whole tiles of the path's micro-kernel (M and N rounded up to them, row stride
@@ -396,21 +398,24 @@ fn packed_path<T: Element, O: Element>(
                 p,
                 ab,
                 bb,
-                cf,
-                ldf,
+                gemm::COut {
+                    c: cf,
+                    ldc: ldf,
+                    whole_tiles: true,
+                },
                 &mut ws.bpack,
                 &mut ws.arow,
                 &mut ws.adot,
                 Some(&round),
-                true,
             );
         }
     }
     Ok(())
 }
 
-/// One batch into an f32 C: the GEMV path for M = 1, the AMX path's in-place Bᵀ product where
-/// [`takes_amx_rows`], the small-M dot path where [`takes_dots`], the loop nest otherwise.
+/// One batch into an f32 C (`out`; whole tiles past M × N matter to the loop nest only): the
+/// GEMV path for M = 1, the AMX path's in-place Bᵀ product where [`takes_amx_rows`], the small-M
+/// dot path where [`takes_dots`], the loop nest otherwise.
 #[allow(clippy::too_many_arguments)]
 fn compute<T: Element>(
     path: Path,
@@ -418,14 +423,13 @@ fn compute<T: Element>(
     p: &MatmulProblem,
     a: &[T],
     b: &[T],
-    c: &mut [f32],
-    ldc: usize,
+    out: gemm::COut<'_>,
     bpack: &mut AlignedBuf,
     arow: &mut Vec<f32>,
     adot: &mut AlignedBuf,
     finish: Option<&Finish>,
-    whole_tiles: bool,
 ) {
+    let (c, ldc) = (&mut *out.c, out.ldc);
     let isa = match path {
         Path::Isa(isa) => isa,
         Path::Bf16Dot | Path::Amx => Isa::Avx512f,
@@ -475,9 +479,9 @@ fn compute<T: Element>(
             _ => dots::dots(isa, p.m, p.n, p.k, a, p.lda, b, p.ldb, c, ldc, adot, finish),
         }
     } else if path.bf16_only() {
-        run_gemm_bf16(path, blocking, p, a, b, c, ldc, bpack, finish, whole_tiles);
+        run_gemm_bf16(path, blocking, p, a, b, out, bpack, finish);
     } else {
-        run_gemm::<T>(isa, blocking, p, a, b, c, ldc, bpack, finish, whole_tiles);
+        run_gemm::<T>(isa, blocking, p, a, b, out, bpack, finish);
     }
 }
 
@@ -538,19 +542,12 @@ fn run_gemm<T: Element>(
     p: &MatmulProblem,
     a: &[T],
     b: &[T],
-    c: &mut [f32],
-    ldc: usize,
+    out: gemm::COut<'_>,
     bpack: &mut AlignedBuf,
     finish: Option<&Finish>,
-    whole_tiles: bool,
 ) {
     use gemm::F32Panels;
     let ops = gemm::Operands::of(p, a, b);
-    let out = gemm::COut {
-        c,
-        ldc,
-        whole_tiles,
-    };
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512f => {
@@ -575,19 +572,12 @@ fn run_gemm_bf16<T: Element>(
     p: &MatmulProblem,
     a: &[T],
     b: &[T],
-    c: &mut [f32],
-    ldc: usize,
+    out: gemm::COut<'_>,
     bpack: &mut AlignedBuf,
     finish: Option<&Finish>,
-    whole_tiles: bool,
 ) {
     debug_assert_eq!(T::DTYPE, DType::BF16);
     let ops = gemm::Operands::of(p, bytemuck::cast_slice(a), bytemuck::cast_slice(b));
-    let out = gemm::COut {
-        c,
-        ldc,
-        whole_tiles,
-    };
     #[cfg(target_arch = "x86_64")]
     match path {
         Path::Amx => gemm::gemm::<gemm::AmxPanels>(ops, out, blocking, bpack, finish),
