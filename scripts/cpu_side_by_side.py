@@ -99,18 +99,21 @@ def probe_table(run_path, also, probe_files):
     if not probe_files:
         return []
 
+    def f32_fma(by_isa):
+        # The f32 FMA probe: AVX-512F where the run has it, else its best ISA.
+        return by_isa.get("avx512f") or max(by_isa.values(), default=None)
+
     def env_row(path):
         p = json.load(open(path))["probes"]
         fma = {f["isa"]: f["gflops"] for f in p.get("fma", [])}
-        return ((p.get("amx") or {}).get("gflops"), fma.get("avx512f") or max(fma.values(), default=None),
+        return ((p.get("amx") or {}).get("gflops"), f32_fma(fma),
                 (p.get("bandwidth") or {}).get("read_gbs"))
 
     def run_rows(path):
         c = json.load(open(path)).get("measured_ceilings", {})
         before, after = c.get("cpu_fma_gflops") or {}, c.get("cpu_fma_gflops_after") or {}
-        best = lambda d: d.get("avx512f") or max(d.values(), default=None)
-        return [("before its rows", (before.get("amx_bf16"), best(before), c.get("cpu_read_gbs"))),
-                ("after its rows", (after.get("amx_bf16"), best(after), c.get("cpu_read_gbs_after")))]
+        return [("before its rows", (before.get("amx_bf16"), f32_fma(before), c.get("cpu_read_gbs"))),
+                ("after its rows", (after.get("amx_bf16"), f32_fma(after), c.get("cpu_read_gbs_after")))]
 
     def label(path):
         name = os.path.basename(path).removeprefix("probes-").removesuffix(".json")
