@@ -147,13 +147,14 @@ fn packed_exact_small_integers_every_isa_and_precision() {
 
 /// Shapes of the single-pass nest (N ≥ M × threads, all of A packed within the A block budget):
 /// K under the blocking's kc and K over several k blocks (the last one short, odd for the bf16
-/// k-pairs), N split into several tasks per thread, each task's columns crossing more than one
-/// packed B chunk (`kc = 32` makes a chunk two micro-panels), edge tiles in M and N, B
+/// k-pairs), N split into several tasks per thread (4 per thread), each task's columns crossing
+/// more than one packed B chunk (`kc = 32` makes a chunk four micro-panels, and N holds more than
+/// 16 micro-panels per thread), edge tiles in M and N, B
 /// transposed past the small-M dot path and between its two limits, padded leading dimensions,
 /// batches.
 fn stream_shapes(mr: usize, nr: usize) -> (Blocking, Vec<MatmulProblem>) {
     let threads = rayon::current_num_threads();
-    let wide = |m: usize| m * threads + 5 * nr + 3;
+    let wide = |m: usize| m * threads + (16 * threads + 5) * nr + 3;
     let mt = DOT_M_MAX + 1;
     // An A block of 3 × mt rows at kc: mt rows of A over three k blocks.
     let blocking = Blocking {

@@ -655,7 +655,7 @@ pub(crate) fn gemm<P: PanelFormat>(
 /// parallel region, and the packed block written to and read back from L3 by every A block —
 /// which a product this short in M or K cannot amortise. Here A is packed once per thread, and
 /// each task packs its own range of B's columns on its own thread, in chunks of at most
-/// `2·steps(kc)·NR` words (a quarter of L2 by the blocking's construction) per k block, reading B's
+/// `4·steps(kc)·NR` words (half of L2 by the blocking's construction) per k block, reading B's
 /// rows in runs of a chunk's width, which the hardware prefetcher follows when B comes from
 /// memory. Each A micro-panel then runs over the whole chunk, so C is written `MR` rows at a time
 /// in runs of the chunk's width; a K beyond one k block is accumulated block by block into the
@@ -667,6 +667,14 @@ pub(crate) fn gemm<P: PanelFormat>(
 /// M, hence M × threads ≤ N. Running every A micro-panel over each B micro-panel instead (the
 /// general nest's order: C written as strips of M rows × 32 columns) was 0.90× at 127×8191×65.
 /// With K in several blocks (BENCHMARKS.md "Wide N in one pass"): 512×4096×4096 Bᵀ f16 1.2×.
+///
+/// Each A micro-panel is read from L3 once per chunk (all of A does not fit L2 beside the chunk),
+/// so the chunk's width sets how often: chunks of half of L2 against a quarter (`mmtime`, Intel
+/// Xeon family 6 model 207, 2 threads, alternated, BENCHMARKS.md "AMX: B chunks of half of L2 in
+/// one pass"): 512×4096×4096 Bᵀ bf16 on AMX (256 KiB micro-panels at kc 4096) 1.07 (6 rounds,
+/// one binary) and 1.05 [1.03, 1.09] (12 rounds, builds before/after), 512×14336×4096 1.16 and
+/// 1.06; f32 and f16 at 512×4096×4096 1.02 and 1.08; 5 and 6 micro-panels (past half of L2 with
+/// the A micro-panel beside them) 0.91 and 0.96 of 4.
 fn gemm_stream<P: PanelFormat>(
     ops: Operands<'_, P::In>,
     c: &mut [f32],
@@ -694,7 +702,7 @@ fn gemm_stream<P: PanelFormat>(
     let m_panels = m.div_ceil(mr);
     let a_block_words = m_panels * P::steps(kc_first) * mr;
     let n_panels = n.div_ceil(nr);
-    let chunk = (2 * P::steps(kc_max) / P::steps(kc_first)).max(1);
+    let chunk = (4 * P::steps(kc_max) / P::steps(kc_first)).max(1);
     // Several tasks per thread, so work stealing evens out a thread that falls behind.
     let tasks = n_panels.min(4 * rayon::current_num_threads().max(1));
     let call = STREAM_CALLS.fetch_add(1, Ordering::Relaxed);
