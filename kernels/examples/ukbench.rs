@@ -8,6 +8,8 @@
 //! `shared_c` = 1 every call updates the same C tile (no C traffic), to separate the cost of C
 //! from that of streaming A and B. Defaults: kc 256, 1 thread, 1 panel each, shared_c 0.
 //! `UKBENCH_KERNEL=amx` measures the AMX-BF16 32×32 tile kernel instead (kc a multiple of 32).
+//! `UKBENCH_ORDER=a` runs A outer and B inner instead (the one-pass nest's order: each A
+//! micro-panel over a chunk of B micro-panels).
 
 #[cfg(target_arch = "x86_64")]
 fn main() {
@@ -123,7 +125,8 @@ fn aligned<T: Copy + Default>(len: usize, f: impl Fn(usize) -> T) -> &'static mu
 }
 
 /// GFLOP/s of `call(ip, jp, c_tile, ldc)`, one `mr × nr × kc` tile product, over every B panel
-/// `jp` (outer) and A panel `ip`, `reps` times; `c_tile` is the pair's tile of a C of
+/// `jp` (outer) and A panel `ip` (inner; the other way round with `UKBENCH_ORDER=a`), `reps`
+/// times; `c_tile` is the pair's tile of a C of
 /// `a_panels·mr × b_panels·nr` (row stride `ldc`), or its first tile for every pair with
 /// `shared_c`.
 #[cfg(target_arch = "x86_64")]
@@ -135,10 +138,17 @@ fn tile_rate(
 ) -> f64 {
     let c = aligned(a_panels * mr * b_panels * nr, |_| 0f32);
     let ldc = b_panels * nr;
+    let a_outer = std::env::var("UKBENCH_ORDER").is_ok_and(|o| o == "a");
+    let (outer, inner) = if a_outer {
+        (a_panels, b_panels)
+    } else {
+        (b_panels, a_panels)
+    };
     let t = std::time::Instant::now();
     for _ in 0..reps {
-        for jp in 0..b_panels {
-            for ip in 0..a_panels {
+        for o in 0..outer {
+            for i in 0..inner {
+                let (ip, jp) = if a_outer { (o, i) } else { (i, o) };
                 let at = if shared_c { 0 } else { ip * mr * ldc + jp * nr };
                 call(ip, jp, c.as_mut_ptr().wrapping_add(at), ldc);
             }
