@@ -126,9 +126,8 @@ fn aligned<T: Copy + Default>(len: usize, f: impl Fn(usize) -> T) -> &'static mu
 
 /// GFLOP/s of `call(ip, jp, c_tile, ldc)`, one `mr × nr × kc` tile product, over every B panel
 /// `jp` (outer) and A panel `ip` (inner; the other way round with `UKBENCH_ORDER=a`), `reps`
-/// times; `c_tile` is the pair's tile of a C of
-/// `a_panels·mr × b_panels·nr` (row stride `ldc`), or its first tile for every pair with
-/// `shared_c`.
+/// times; `c_tile` is the pair's tile of a C of `a_panels·mr × b_panels·nr` (row stride `ldc`),
+/// or its first tile for every pair with `shared_c`.
 #[cfg(target_arch = "x86_64")]
 fn tile_rate(
     reps: usize,

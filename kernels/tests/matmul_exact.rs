@@ -149,9 +149,8 @@ fn packed_exact_small_integers_every_isa_and_precision() {
 /// K under the blocking's kc and K over several k blocks (the last one short, odd for the bf16
 /// k-pairs), N split into several tasks per thread (4 per thread), each task's columns crossing
 /// more than one packed B chunk (`kc = 32` makes a chunk four micro-panels, and N holds more than
-/// 16 micro-panels per thread), edge tiles in M and N, B
-/// transposed past the small-M dot path and between its two limits, padded leading dimensions,
-/// batches.
+/// 16 micro-panels per thread), edge tiles in M and N, B transposed past the small-M dot path
+/// and between its two limits, padded leading dimensions, batches.
 fn stream_shapes(mr: usize, nr: usize) -> (Blocking, Vec<MatmulProblem>) {
     let threads = rayon::current_num_threads();
     let wide = |m: usize| m * threads + (16 * threads + 5) * nr + 3;

@@ -671,7 +671,7 @@ pub(crate) fn gemm<P: PanelFormat>(
 /// Each A micro-panel is read from L3 once per chunk (all of A does not fit L2 beside the chunk),
 /// so the chunk's width sets how often: chunks of half of L2 against a quarter (`mmtime`, Intel
 /// Xeon family 6 model 207, 2 threads, alternated, BENCHMARKS.md "AMX: B chunks of half of L2 in
-/// one pass"): 512×4096×4096 Bᵀ bf16 on AMX (256 KiB micro-panels at kc 4096) 1.07 (6 rounds,
+/// the one-pass nest"): 512×4096×4096 Bᵀ bf16 on AMX (256 KiB micro-panels at kc 4096) 1.07 (6 rounds,
 /// one binary) and 1.05 [1.03, 1.09] (12 rounds, builds before/after), 512×14336×4096 1.16 and
 /// 1.06; f32 and f16 at 512×4096×4096 1.02 and 1.08; 5 and 6 micro-panels (past half of L2 with
 /// the A micro-panel beside them) 0.91 and 0.96 of 4.
