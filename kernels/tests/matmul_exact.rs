@@ -217,6 +217,46 @@ fn stream_nest_exact_every_isa_and_precision() {
     }
 }
 
+/// The single-pass nest with a blocking kc past its longest k block (2048): K = 2085 in k blocks
+/// of 2048 and 37 under kc = 4096 (the AMX path's kc), chunks sized from the blocking's kc, on
+/// every path and input precision, B as stored and transposed (past the small-M dot path). f32
+/// outputs only: sums of magnitude up to 2·2·K are exact in f32, not in a half-precision output.
+#[test]
+fn stream_nest_exact_with_k_blocks_under_a_long_kc() {
+    use half::{bf16, f16};
+    let threads = rayon::current_num_threads();
+    let shapes = |mr: usize, nr: usize| {
+        let wide = |m: usize| m * threads + (16 * threads + 5) * nr + 3;
+        let (m, mt) = (mr + 1, DOT_M_MAX + 1);
+        let blocking = Blocking {
+            mc: mt.div_ceil(mr) * mr,
+            kc: 4096,
+            nc: 2 * nr,
+        };
+        let ps = [
+            MatmulProblem::new(m, wide(m), 2085),
+            MatmulProblem::new(mt, wide(mt), 2085).transposed_b(),
+        ];
+        (blocking, ps)
+    };
+    for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
+        let (mr, nr) = tile(isa);
+        let (blocking, ps) = shapes(mr, nr);
+        for (s, p) in ps.iter().enumerate() {
+            run_exact::<f32, f32>(isa, &blocking, p, 5400 + s as u64);
+            run_exact::<f16, f32>(isa, &blocking, p, 5410 + s as u64);
+            run_exact::<bf16, f32>(isa, &blocking, p, 5420 + s as u64);
+        }
+    }
+    for path in BF16_PATHS.into_iter().filter(|p| p.available()) {
+        let (mr, nr) = path.tile();
+        let (blocking, ps) = shapes(mr, nr);
+        for (s, p) in ps.iter().enumerate() {
+            run_exact_bf16::<f32>(path, &blocking, p, 5430 + s as u64);
+        }
+    }
+}
+
 /// The M = 1 path on rows longer than its unrolled steps (64 f32 lanes per step with AVX-512)
 /// plus tails, K not a multiple of the 4-row groups of the `[k, n]` layout, wide and narrow N,
 /// and padded rows.

@@ -675,6 +675,11 @@ pub(crate) fn gemm<P: PanelFormat>(
 /// one binary) and 1.05 [1.03, 1.09] (12 rounds, builds before/after), 512×14336×4096 1.16 and
 /// 1.06; f32 and f16 at 512×4096×4096 1.02 and 1.08; 5 and 6 micro-panels (past half of L2 with
 /// the A micro-panel beside them) 0.91 and 0.96 of 4.
+///
+/// The k blocks here are at most [`STREAM_KC_MAX`] long, whatever the blocking's kc: the chunk
+/// stays half of L2 (sized from the blocking's kc), so the AMX path's kc of 4096 becomes k blocks
+/// of 2048 and chunks of eight 128 KiB micro-panels — each A micro-panel from L3 serves eight
+/// calls instead of four, for one more pass over the chunk's C (M × 256 f32 columns, in L2).
 fn gemm_stream<P: PanelFormat>(
     ops: Operands<'_, P::In>,
     c: &mut [f32],
@@ -694,10 +699,10 @@ fn gemm_stream<P: PanelFormat>(
         trans_b,
     } = ops;
     let (mr, nr) = (P::MR, P::NR);
-    // k blocks of `kc_first` = min(kc_max, k) (the last shorter): block `q` starts at
-    // k = q·kc_first, its A micro-panels at word `q · m_panels · steps(kc_first) · MR` of the
-    // packed A.
-    let kc_first = kc_max.min(k);
+    // k blocks of `kc_first` = min(kc_max, STREAM_KC_MAX, k) (the last shorter): block `q`
+    // starts at k = q·kc_first, its A micro-panels at word `q · m_panels · steps(kc_first) · MR`
+    // of the packed A.
+    let kc_first = kc_max.min(STREAM_KC_MAX).min(k);
     let k_blocks = k.div_ceil(kc_first);
     let m_panels = m.div_ceil(mr);
     let a_block_words = m_panels * P::steps(kc_first) * mr;
@@ -773,6 +778,15 @@ fn gemm_stream<P: PanelFormat>(
         }
     });
 }
+
+/// The longest k block of [`gemm_stream`] (the general nest takes the blocking's kc). Measured
+/// on 512×4096×4096 Bᵀ bf16 (AMX, Intel Xeon family 6 model 207, 2 threads, alternated on one
+/// binary, BENCHMARKS.md "AMX: B chunks of half of L2 in the one-pass nest"): k blocks of 2048
+/// with chunks of 8 micro-panels against 4096 with 4, 1.08 (6 rounds); against them, 1024 with
+/// 16 0.98, 2048 with 6 or 10 1.04 and 0.95. Builds before/after: 512×4096×4096 Bᵀ 1.09 (8
+/// rounds, 1.01–1.16), 512×14336×4096 Bᵀ 1.11 (6), 512×4096×4096 with B as stored 1.16 (6),
+/// 256×4096×4096 Bᵀ 1.06 (4). The f32-panel paths' kc is at most 2048 already.
+const STREAM_KC_MAX: usize = 2048;
 
 /// The micro-kernel of a loop nest as data: tile shape, k steps per micro-panel (k for f32 panels,
 /// k-pairs for bf16 pair panels), and the tile update on panels of words `W` — from a packed A
