@@ -655,11 +655,11 @@ pub(crate) fn gemm<P: PanelFormat>(
 /// parallel region, and the packed block written to and read back from L3 by every A block —
 /// which a product this short in M or K cannot amortise. Here A is packed once per thread, and
 /// each task packs its own range of B's columns on its own thread, in chunks of at most
-/// `4·steps(kc)·NR` words (half of L2 by the blocking's construction) per k block, reading B's
-/// rows in runs of a chunk's width, which the hardware prefetcher follows when B comes from
-/// memory. Each A micro-panel then runs over the whole chunk, so C is written `MR` rows at a time
-/// in runs of the chunk's width; a K beyond one k block is accumulated block by block into the
-/// chunk's columns of C while they are in L2.
+/// `4·steps(kc)·NR` words (kc the blocking's: half of L2 by its construction) per k block,
+/// reading B's rows in runs of a chunk's width, which the hardware prefetcher follows when B
+/// comes from memory. Each A micro-panel then runs over the whole chunk, so C is written `MR` rows
+/// at a time in runs of the chunk's width; a K beyond one k block is accumulated block by block
+/// into the chunk's columns of C while they are in L2.
 ///
 /// Measured against the general nest (BENCHMARKS.md, "Small K in one pass"), inputs and outputs
 /// cold as in the runner's rotated sets: 127×8191×65 f32 1.22×; 200×300×129 f32 0.78× — every
@@ -671,10 +671,10 @@ pub(crate) fn gemm<P: PanelFormat>(
 /// Each A micro-panel is read from L3 once per chunk (all of A does not fit L2 beside the chunk),
 /// so the chunk's width sets how often: chunks of half of L2 against a quarter (`mmtime`, Intel
 /// Xeon family 6 model 207, 2 threads, alternated, BENCHMARKS.md "AMX: B chunks of half of L2 in
-/// the one-pass nest"): 512×4096×4096 Bᵀ bf16 on AMX (256 KiB micro-panels at kc 4096) 1.07 (6 rounds,
-/// one binary) and 1.05 [1.03, 1.09] (12 rounds, builds before/after), 512×14336×4096 1.16 and
-/// 1.06; f32 and f16 at 512×4096×4096 1.02 and 1.08; 5 and 6 micro-panels (past half of L2 with
-/// the A micro-panel beside them) 0.91 and 0.96 of 4.
+/// the one-pass nest"): 512×4096×4096 Bᵀ bf16 on AMX (256 KiB micro-panels at kc 4096) 1.07 (6
+/// rounds, one binary) and 1.05 [1.03, 1.09] (12 rounds, builds before/after), 512×14336×4096
+/// 1.16 and 1.06; f32 and f16 at 512×4096×4096 1.02 and 1.08; 5 and 6 micro-panels (past half of
+/// L2 with the A micro-panel beside them) 0.91 and 0.96 of 4.
 ///
 /// The k blocks here are at most [`STREAM_KC_MAX`] long, whatever the blocking's kc: the chunk
 /// stays half of L2 (sized from the blocking's kc), so the AMX path's kc of 4096 becomes k blocks
