@@ -145,6 +145,14 @@ fn packed_exact_small_integers_every_isa_and_precision() {
     }
 }
 
+/// An N for `m` rows that runs in the single-pass nest (N ≥ M × threads) with more than 16
+/// micro-panels of width `nr` per thread, so each of its 4 tasks per thread crosses a 4-panel
+/// B chunk.
+fn stream_wide(m: usize, nr: usize) -> usize {
+    let threads = rayon::current_num_threads();
+    m * threads + (16 * threads + 5) * nr + 3
+}
+
 /// Shapes of the single-pass nest (N ≥ M × threads, all of A packed within the A block budget):
 /// K under the blocking's kc and K over several k blocks (the last one short, odd for the bf16
 /// k-pairs), N split into several tasks per thread (4 per thread), each task's columns crossing
@@ -152,8 +160,7 @@ fn packed_exact_small_integers_every_isa_and_precision() {
 /// 16 micro-panels per thread), edge tiles in M and N, B transposed past the small-M dot path
 /// and between its two limits, padded leading dimensions, batches.
 fn stream_shapes(mr: usize, nr: usize) -> (Blocking, Vec<MatmulProblem>) {
-    let threads = rayon::current_num_threads();
-    let wide = |m: usize| m * threads + (16 * threads + 5) * nr + 3;
+    let wide = |m: usize| stream_wide(m, nr);
     let mt = DOT_M_MAX + 1;
     // An A block of 3 × mt rows at kc: mt rows of A over three k blocks.
     let blocking = Blocking {
@@ -224,9 +231,8 @@ fn stream_nest_exact_every_isa_and_precision() {
 #[test]
 fn stream_nest_exact_with_k_blocks_under_a_long_kc() {
     use half::{bf16, f16};
-    let threads = rayon::current_num_threads();
     let shapes = |mr: usize, nr: usize| {
-        let wide = |m: usize| m * threads + (16 * threads + 5) * nr + 3;
+        let wide = |m: usize| stream_wide(m, nr);
         let (m, mt) = (mr + 1, DOT_M_MAX + 1);
         let blocking = Blocking {
             mc: mt.div_ceil(mr) * mr,
