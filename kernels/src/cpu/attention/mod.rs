@@ -421,7 +421,8 @@ pub fn decode_attention<T: Element, O: Element>(
     let (lanes, gr) = decode_tiles(isa);
     let dp = p.head_dim.div_ceil(lanes) * lanes;
     let gp = p.group().div_ceil(gr) * gr;
-    let splits = decode::Splits::new(p, rayon::current_num_threads());
+    let threads = rayon::current_num_threads();
+    let splits = decode::Splits::new(p, threads);
     let tasks = p.batch * p.kv_heads * splits.n;
     let mut part = vec![0f32; tasks * gp * (2 + dp)];
     let cx = decode::Ctx {
@@ -433,6 +434,7 @@ pub fn decode_attention<T: Element, O: Element>(
         gp,
         part: SendPtr(part.as_mut_ptr()),
         dp,
+        prefetch: decode_prefetch(p, T::DTYPE, threads),
     };
     (0..tasks).into_par_iter().for_each(|t| {
         DECODE_WS.with(|ws| {
@@ -449,6 +451,12 @@ pub fn decode_attention<T: Element, O: Element>(
         });
     drop(part);
     Ok(())
+}
+
+/// The decode prefetch of `p` on `threads` threads here (this CPU's L2).
+fn decode_prefetch(p: &AttentionProblem, dtype: DType, threads: usize) -> decode::Prefetch {
+    let l2 = crate::cpu::cache::detected().l2;
+    decode::Prefetch::new(p, dtype.size_bytes(), threads, l2)
 }
 
 /// (lanes, query rows per dot tile) of the decode kernel on an ISA path.
@@ -580,8 +588,9 @@ impl Kernel for CpuAttentionKernel {
                 params.insert("block".into(), decode::DBK.into());
                 params.insert("dot_keys".into(), (lanes / gr).into());
                 params.insert("dot_rows".into(), gr.into());
-                // The KV splits are chosen per problem and thread count when prepared:
-                // `kv_splits` and `keys_per_split` in the row (Prepared::chosen_params).
+                // The KV splits and the prefetch are chosen per problem and thread count when
+                // prepared: `kv_splits`, `keys_per_split`, `prefetch_l1_rows` and
+                // `prefetch_l2_rows` in the row (Prepared::chosen_params).
                 isa.name().to_string()
             }
         };
@@ -683,6 +692,9 @@ impl Kernel for CpuAttentionKernel {
             chosen.insert("kv_splits".into(), s.n.into());
             chosen.insert("keys_per_split".into(), s.len.into());
             chosen.insert("tasks".into(), (p.batch * p.kv_heads * s.n).into());
+            let pf = decode_prefetch(&p, self.precision.input, threads);
+            chosen.insert("prefetch_l1_rows".into(), pf.l1.into());
+            chosen.insert("prefetch_l2_rows".into(), pf.l2.into());
         }
         fn make<T: Element>(
             p: AttentionProblem,
