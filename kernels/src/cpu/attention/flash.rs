@@ -1,10 +1,10 @@
 //! The fused flash-style forward: tiled online softmax, one task per (batch, query head, block of
-//! [`BQ`] queries), K/V tiles of `bk` keys streamed through it.
+//! `bq` queries: [`BQ`], 96 on AMX), K/V tiles of `bk` keys streamed through it.
 //!
 //! ```text
-//! task (b, h, i0..i0+BQ):
+//! task (b, h, i0..i0+bq):
 //!   Qᵀ ← Q[b, h, i0.., :] in f32, transposed to [d][query] panels (once per task)
-//!   m, l ← −∞, 0 (per query, f32);  O ← 0 (BQ × D, f32)
+//!   m, l ← −∞, 0 (per query, f32);  O ← 0 (bq × D, f32)
 //!   for each K/V tile j0..j0+bk with a visible key (causal: fully masked tiles are skipped)
 //!     Kf, Vf ← K, V rows of KV head h / group, f16/bf16 → f32 once per tile (never copied per head)
 //!     Sᵀ[j][i] = Σ_d Kf[j][d] · Qᵀ[d][i]           (micro-kernel KR keys × QV vectors of queries)
@@ -20,7 +20,7 @@
 //! more than the f32 accumulation of `q·k` itself (the same as the naive kernel, which sums in the
 //! same order). The max is subtracted in f32 before any exponential, so nothing overflows.
 //!
-//! Both products are GEMMs of size BQ × bk × D with the layouts the BLIS micro-kernels want: in
+//! Both products are GEMMs of size bq × bk × D with the layouts the BLIS micro-kernels want: in
 //! `Sᵀ = Kf·Qᵀ` the broadcast operand (Kf rows) is read in its natural row layout and the vector
 //! operand (Qᵀ) is transposed once per task; in `O += P·Vf` the broadcast operand is `Sᵀ` itself
 //! (queries contiguous per key, exactly a packed A panel) and the vector operand is Vf's rows. The
@@ -33,8 +33,10 @@ use crate::dtype::Element;
 use crate::problem::AttentionProblem;
 use std::f32::consts::LOG2_E;
 
-/// Queries per task. A multiple of every path's S panel width (48, 16, 8 queries) and PV row
-/// count (6, 4), and their least common multiple on AVX2 (48), so a block is always whole tiles.
+/// Queries per task of the FMA and `vdpbf16ps` paths (the AMX path takes 96,
+/// [`super::FlashTiles::amx`]). A multiple of every path's S panel width (48, 16, 8 queries) and
+/// PV row count (6, 4), and their least common multiple on AVX2 (48), so a block is always whole
+/// tiles.
 pub(crate) const BQ: usize = 48;
 
 /// Per-thread scratch, grown on first use and reused.
@@ -60,6 +62,8 @@ pub(crate) struct Ctx<'a, T, O> {
     pub k: &'a [T],
     pub v: &'a [T],
     pub out: SendPtr<O>,
+    /// Queries per task (a multiple of the products' QW and MR and of the vector width).
+    pub bq: usize,
     /// Keys per K/V tile (a multiple of the S micro-kernel's KR).
     pub bk: usize,
     pub mutation: Mutation,
@@ -251,7 +255,7 @@ impl<S: Simd, T: Element, const KR: usize, const QV: usize, const MR: usize, con
         let l = S::LANES;
         let qw = QV * l;
         let dp = d.div_ceil(l) * l;
-        let qt = ws.qt.get(BQ * d).as_mut_ptr();
+        let qt = ws.qt.get(act * d).as_mut_ptr();
         let row = ws.row.get(dp).as_mut_ptr();
         // Qᵀ panels [act/qw][d][qw]; query lanes past nq are zero.
         for r in 0..act {
@@ -281,7 +285,7 @@ impl<S: Simd, T: Element, const KR: usize, const QV: usize, const MR: usize, con
         let qw = QV * l;
         let dp = d.div_ceil(l) * l;
         let kf = ws.kf.get(nk.div_ceil(KR) * KR * dp).as_mut_ptr();
-        let qt = ws.qt.get(BQ * d).as_ptr();
+        let qt = ws.qt.get(act * d).as_ptr();
         for jj in 0..nk {
             convert_row::<S, T>(k.add(jj * d), kf.add(jj * dp), d, dp);
         }
@@ -365,7 +369,7 @@ pub(crate) unsafe fn task<S: Simd, T: Element, O: Element, P: Products<T>>(
     let p = &cx.p;
     let l = S::LANES;
     let (qw, mr) = (P::QW, P::MR);
-    let bq = BQ;
+    let bq = cx.bq;
     let bk = cx.bk;
     debug_assert!(
         bq.is_multiple_of(qw)

@@ -14,7 +14,7 @@
 //!   of consecutive keys, the B tile V as 16 key-pairs × 16 columns (the `vdpbf16ps` path's V
 //!   pairs). Keys are padded with zero pairs to whole tile steps of 32.
 
-use super::flash::{Products, Scratch, BQ};
+use super::flash::{Products, Scratch};
 use super::flash_bf16::{pack_p_pairs, pack_v_pairs, PairProducts};
 use crate::cpu::matmul::micro::amx;
 use half::bf16;
@@ -54,7 +54,7 @@ impl Products<bf16> for AmxProducts {
         );
         let dp2 = d / 2;
         let steps = d / (2 * T);
-        let qp = ws.qt.get(BQ * dp2).as_ptr() as *const u8;
+        let qp = ws.qt.get(act * dp2).as_ptr() as *const u8;
         // The zero-padded copy of a last partial group of keys: 16 rows of d bf16.
         let kpad = ws.kf.get(T * d / 2).as_mut_ptr() as *mut u16;
         let k = k as *const u16;
@@ -70,10 +70,6 @@ impl Products<bf16> for AmxProducts {
                 kpad as *const u16
             };
             let panels = act / T;
-            let c: [*mut f32; 3] =
-                std::array::from_fn(|i| st.add(kg * lds + i.min(panels - 1) * T));
-            let b: [*const u8; 3] =
-                std::array::from_fn(|i| qp.add(i.min(panels - 1) * dp2 * T * 4));
             let a = Operand {
                 ptr: kp as *const u8,
                 ld: 2 * d,
@@ -84,7 +80,17 @@ impl Products<bf16> for AmxProducts {
                 ld: 64,
                 step: 1024,
             };
-            row_of_tiles(panels, steps, a, b, bl, c, 4 * lds, false);
+            // Up to three query panels share each A tile.
+            let mut p0 = 0;
+            while p0 < panels {
+                let n = 3.min(panels - p0);
+                let c: [*mut f32; 3] =
+                    std::array::from_fn(|i| st.add(kg * lds + (p0 + i.min(n - 1)) * T));
+                let b: [*const u8; 3] =
+                    std::array::from_fn(|i| qp.add((p0 + i.min(n - 1)) * dp2 * T * 4));
+                row_of_tiles(n, steps, a, b, bl, c, 4 * lds, false);
+                p0 += n;
+            }
             kg += T;
         }
         asm!("tilerelease", options(nostack, nomem));

@@ -21,7 +21,7 @@
 
 #![allow(clippy::needless_range_loop)]
 
-use super::flash::{Products, Scratch, BQ};
+use super::flash::{Products, Scratch};
 use half::bf16;
 use std::arch::x86_64::*;
 
@@ -47,7 +47,7 @@ impl<const KR: usize, const QV: usize, const MR: usize, const NV: usize> Product
     unsafe fn load_q(ws: &mut Scratch, q: *const bf16, d: usize, nq: usize, act: usize) {
         let qw = QV * L;
         let dp2 = d.div_ceil(2);
-        let qp: *mut u32 = ws.qt.get(BQ * dp2).as_mut_ptr() as *mut u32;
+        let qp: *mut u32 = ws.qt.get(act * dp2).as_mut_ptr() as *mut u32;
         let q = q as *const u16;
         for r in 0..act {
             let panel = qp.add((r / qw) * dp2 * qw + r % qw);
@@ -81,7 +81,7 @@ impl<const KR: usize, const QV: usize, const MR: usize, const NV: usize> Product
         debug_assert!(d.is_multiple_of(2), "supports() requires an even head_dim");
         let qw = QV * L;
         let dp2 = d / 2;
-        let qp = ws.qt.get(BQ * dp2).as_ptr() as *const u32;
+        let qp = ws.qt.get(act * dp2).as_ptr() as *const u32;
         let k = k as *const u16;
         let mut kg = 0;
         while kg < nk {
