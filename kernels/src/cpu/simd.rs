@@ -463,11 +463,10 @@ mod x86 {
                 p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(c));
             }
             p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0));
-            let e = _mm512_slli_epi32::<23>(_mm512_add_epi32(
-                _mm512_cvtps_epi32(n),
-                _mm512_set1_epi32(127),
-            ));
-            _mm512_mul_ps(p, _mm512_castsi512_ps(e))
+            // p·2^n by `vscalefps` (one instruction for the exponent field's four), zero where
+            // n = EXP2_MIN as the other paths' zero exponent field gives.
+            let live = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(n, _mm512_set1_ps(EXP2_MIN));
+            _mm512_maskz_scalef_ps(live, p, n)
         }
         #[inline(always)]
         unsafe fn hsum(v: __m512) -> f32 {
@@ -617,6 +616,12 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         if Isa::Avx2fma.available() {
             assert_eq!(unsafe { apply256(&xs) }, out);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if Isa::Avx512f.available() {
+            // One whole vector: the cases twice.
+            let twice = |v: &[f32]| [v, v].concat();
+            assert_eq!(unsafe { apply512(&twice(&xs)) }, twice(&out));
         }
     }
 }
