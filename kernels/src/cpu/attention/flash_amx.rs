@@ -138,6 +138,11 @@ impl Products<bf16> for AmxProducts {
         std::ptr::write_bytes(vp.add(np * dp), 0, (npp - np) * dp);
         if !first {
             for i in 0..act {
+                // α = 1 where the row's max did not grow (most rows after the first tiles):
+                // the row is left as it is, exactly what the product by 1 gives.
+                if *alpha.add(i) == 1.0 {
+                    continue;
+                }
                 let a = _mm512_set1_ps(*alpha.add(i));
                 let row = o.add(i * dp);
                 for c in (0..dp).step_by(T) {
