@@ -66,6 +66,12 @@ pub(crate) struct Ctx<'a, T, O> {
     pub bq: usize,
     /// Keys per K/V tile (a multiple of the S micro-kernel's KR).
     pub bk: usize,
+    /// V of every whole K/V tile as pairs of keys, `[batch·kv_heads][v_pairs_len][dp]` words
+    /// (`flash_bf16::pack_v_pairs`' layout), packed once per call for the pair products; null
+    /// where the path packs per tile.
+    pub v_pairs: SendPtr<u32>,
+    /// Pairs per KV sequence in `v_pairs`.
+    pub v_pairs_len: usize,
     pub mutation: Mutation,
 }
 
@@ -220,11 +226,14 @@ pub(crate) trait Products<T: Element> {
         lds: usize,
     );
     /// `O[i] = α_i·O[i] + Σ_{j<nk} P[j][i] · V[j]` for `i < act` (`first`: O is not read), P at
-    /// `st` (row stride `lds`), V rows at `v` (stride `d`), O rows of `dp` at `o`.
+    /// `st` (row stride `lds`), V rows at `v` (stride `d`), O rows of `dp` at `o`. `pairs`: the
+    /// same V rows already as pairs of keys (the layout of `flash_bf16::pack_v_pairs`, `nk` even),
+    /// or null; the pair products use them instead of packing V themselves.
     #[allow(clippy::too_many_arguments)]
     unsafe fn values(
         ws: &mut Scratch,
         v: *const T,
+        pairs: *const u32,
         d: usize,
         nk: usize,
         act: usize,
@@ -310,6 +319,7 @@ impl<S: Simd, T: Element, const KR: usize, const QV: usize, const MR: usize, con
     unsafe fn values(
         ws: &mut Scratch,
         v: *const T,
+        _pairs: *const u32,
         d: usize,
         nk: usize,
         act: usize,
@@ -482,9 +492,19 @@ pub(crate) unsafe fn task<S: Simd, T: Element, O: Element, P: Products<T>>(
             };
             S::store(alpha.add(cv * l), al);
         }
+        // Whole tiles read V as pairs where the call packed them once per KV head.
+        let pairs = if nk == bk && !cx.v_pairs.get().is_null() {
+            cx.v_pairs
+                .get()
+                .add(((b * p.kv_heads + g) * cx.v_pairs_len + j0 / 2) * dp)
+                as *const u32
+        } else {
+            std::ptr::null()
+        };
         P::values(
             ws,
             v_base.add(j0 * d),
+            pairs,
             d,
             nk,
             act,

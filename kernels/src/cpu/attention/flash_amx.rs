@@ -100,6 +100,7 @@ impl Products<bf16> for AmxProducts {
     unsafe fn values(
         ws: &mut Scratch,
         v: *const bf16,
+        pairs: *const u32,
         d: usize,
         nk: usize,
         act: usize,
@@ -133,9 +134,15 @@ impl Products<bf16> for AmxProducts {
                 }
             }
         }
-        let vp = ws.vf.get(npp * dp).as_mut_ptr() as *mut u32;
-        pack_v_pairs(v as *const u16, d, nk, dp, vp);
-        std::ptr::write_bytes(vp.add(np * dp), 0, (npp - np) * dp);
+        // V as pairs: packed once per call for whole tiles (np = npp there), else here.
+        let vp = if pairs.is_null() || npp != np {
+            let vp = ws.vf.get(npp * dp).as_mut_ptr() as *mut u32;
+            pack_v_pairs(v as *const u16, d, nk, dp, vp);
+            std::ptr::write_bytes(vp.add(np * dp), 0, (npp - np) * dp);
+            vp as *const u32
+        } else {
+            pairs
+        };
         if !first {
             for i in 0..act {
                 // α = 1 where the row's max did not grow (most rows after the first tiles):

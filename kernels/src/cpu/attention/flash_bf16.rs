@@ -123,6 +123,7 @@ impl<const KR: usize, const QV: usize, const MR: usize, const NV: usize> Product
     unsafe fn values(
         ws: &mut Scratch,
         v: *const bf16,
+        pairs: *const u32,
         d: usize,
         nk: usize,
         act: usize,
@@ -136,8 +137,13 @@ impl<const KR: usize, const QV: usize, const MR: usize, const NV: usize> Product
         let np = nk.div_ceil(2);
         let pp = ws.pp.get(np * act).as_mut_ptr() as *mut u32;
         pack_p_pairs(st, lds, nk, act, pp);
-        let vp = ws.vf.get(np * dp).as_mut_ptr() as *mut u32;
-        pack_v_pairs(v as *const u16, d, nk, dp, vp);
+        let vp = if pairs.is_null() {
+            let vp = ws.vf.get(np * dp).as_mut_ptr() as *mut u32;
+            pack_v_pairs(v as *const u16, d, nk, dp, vp);
+            vp as *const u32
+        } else {
+            pairs
+        };
         // O = α·O + P·V, column panels outer so a V panel stays in L1 across the row tiles.
         let nvp = dp / L;
         let mut dc = 0;
@@ -228,6 +234,42 @@ pub(crate) unsafe fn pack_v_pairs(v: *const u16, d: usize, nk: usize, dp: usize,
             *dst.add(c) = lo | (hi << 16);
         }
     }
+}
+
+/// V of every whole `bk`-key tile of every KV sequence as pairs ([`pack_v_pairs`]' layout, row
+/// stride `dp`), into `out` (`seqs · (kv_len / bk) · bk / 2 · dp` words), on the caller's rayon
+/// pool: one pass over V per call instead of one per query block.
+///
+/// # Safety
+/// AVX-512F/BW and AVX512_BF16; `v` holds `seqs · kv_len` rows of `d`; `bk` even.
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512bf16,avx2,fma,f16c")]
+pub(crate) unsafe fn pack_v_tiles(
+    v: &[bf16],
+    seqs: usize,
+    kv_len: usize,
+    d: usize,
+    dp: usize,
+    bk: usize,
+    out: &mut [u32],
+) {
+    use rayon::prelude::*;
+    let tiles = kv_len / bk;
+    debug_assert!(bk.is_multiple_of(2) && out.len() >= seqs * tiles * bk / 2 * dp);
+    let v = crate::cpu::SendPtr(v.as_ptr() as *mut u16);
+    out.par_chunks_mut(bk / 2 * dp)
+        .take(seqs * tiles)
+        .enumerate()
+        .for_each(|(t, dst)| {
+            let (s, tile) = (t / tiles, t % tiles);
+            let src = v.get().add((s * kv_len + tile * bk) * d) as *const u16;
+            // SAFETY: as the function's; each chunk is one tile's pairs.
+            unsafe { pack_v_pairs_avx512(src, d, bk, dp, dst.as_mut_ptr()) }
+        });
+}
+
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512bf16,avx2,fma,f16c")]
+unsafe fn pack_v_pairs_avx512(v: *const u16, d: usize, nk: usize, dp: usize, vp: *mut u32) {
+    pack_v_pairs(v, d, nk, dp, vp)
 }
 
 /// `O[r][0..NV·16] = α_r·O[r][..] + Σ_{jp<np} pair(P)[jp][r] · pair(V)[jp][..]` for `r < MR`

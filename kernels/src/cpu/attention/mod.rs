@@ -297,6 +297,28 @@ pub fn flash_path_mutant<T: Element, O: Element>(
         });
     }
     let tiles = path.tiles();
+    // The pair products read V as pairs of keys: packed here once per call for every whole tile
+    // (each KV head's tiles are read by all its query blocks), partial tiles per task.
+    let dp = p.head_dim.div_ceil(tiles.lanes) * tiles.lanes;
+    let v_pairs_len = p.kv_len / tiles.bk * tiles.bk / 2;
+    let mut v_pairs: Vec<u32> = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    if matches!(path, FlashPath::Amx | FlashPath::Bf16Dot) && v_pairs_len > 0 {
+        let seqs = p.batch * p.kv_heads;
+        v_pairs = vec![0; seqs * v_pairs_len * dp];
+        // SAFETY: the path was checked (AVX512_BF16 or AMX, which implies it; bf16 inputs).
+        unsafe {
+            flash_bf16::pack_v_tiles(
+                bytemuck::cast_slice(v),
+                seqs,
+                p.kv_len,
+                p.head_dim,
+                dp,
+                tiles.bk,
+                &mut v_pairs,
+            )
+        };
+    }
     let cx = flash::Ctx {
         p: *p,
         q,
@@ -305,6 +327,12 @@ pub fn flash_path_mutant<T: Element, O: Element>(
         out: SendPtr(out.as_mut_ptr()),
         bq: tiles.bq,
         bk: tiles.bk,
+        v_pairs: SendPtr(if v_pairs.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            v_pairs.as_mut_ptr()
+        }),
+        v_pairs_len,
         mutation,
     };
     let nqb = p.q_len.div_ceil(tiles.bq);
@@ -338,6 +366,8 @@ unsafe fn flash_task<T: Element, O: Element>(
         out: cx.out,
         bq: cx.bq,
         bk: cx.bk,
+        v_pairs: cx.v_pairs,
+        v_pairs_len: cx.v_pairs_len,
         mutation: cx.mutation,
     };
     let isa = match path {
