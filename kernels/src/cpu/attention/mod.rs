@@ -71,8 +71,8 @@ pub struct FlashTiles {
 impl FlashTiles {
     /// The AMX products' tiles: S 16 keys × 16 queries, P·V 16 queries × 16 columns (one tile
     /// register each), K/V tiles of 128 keys (four tile steps of P·V), tasks of 96 queries: each
-    /// K/V tile (its V packed as pairs per task) then serves six query panels instead of three.
-    /// Measured against 48 on the Intel Xeon family 6 model 207 VM (h32/32 2048² and h8/8 4096²
+    /// K/V tile a task reads then serves six query panels instead of three (when this was
+    /// measured, each task also packed every tile's V as pairs itself). Measured against 48 on the Intel Xeon family 6 model 207 VM (h32/32 2048² and h8/8 4096²
     /// causal, d128 bf16, 2 threads, five alternated rounds; results/flash-amx-bq): 1.11–1.34×
     /// and 0.92–1.14×; 144 gave 0.97–1.37× and 0.89–1.35×.
     pub fn amx() -> FlashTiles {
