@@ -8,11 +8,15 @@
 //!   d-pairs × 16 queries of Q packed once per task as pairs (the `vdpbf16ps` path's Q panels with
 //!   one vector of queries). Products of bf16 are exact in f32 and accumulate in f32, as on the
 //!   other paths.
-//! - `O = α·O + P·V`, a 16-query × 16-column f32 tile per (query panel, column block): O is scaled
-//!   by α in place, then loaded into the tile; the A tile is P rounded to bf16 (round to nearest
-//!   even, as `flash.avx512bf16` and PyTorch do; the same error bound) as 16 queries × 16 pairs
-//!   of consecutive keys, the B tile V as 16 key-pairs × 16 columns (the `vdpbf16ps` path's V
-//!   pairs). Keys are padded with zero pairs to whole tile steps of 32.
+//! - `O = α·O + P·V`, a 16-query × 16-column f32 tile per (query panel, column block): O's rows
+//!   whose α is not exactly 1 are scaled in place, then O is loaded into the tile; the A tile is P
+//!   rounded to bf16 (round to nearest even, as `flash.avx512bf16` and PyTorch do; the same error
+//!   bound) as 16 queries × 16 pairs of consecutive keys, the B tile V as 16 key-pairs × 16
+//!   columns (the `vdpbf16ps` path's V pairs, packed once per call for whole K/V tiles). Keys
+//!   are padded with zero pairs to whole tile steps of 32.
+//!
+//! The S product walks a task's query panels three at a time (one A tile load shared by three B
+//! tiles and accumulators); tasks take 96 queries ([`super::FlashTiles::amx`]).
 
 use super::flash::{Products, Scratch};
 use super::flash_bf16::{pack_p_pairs, pack_v_pairs, PairProducts};
