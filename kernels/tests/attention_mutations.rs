@@ -1,13 +1,14 @@
-//! Mutation tests of attention verification: the real flash kernel with one deliberate bug must
-//! FAIL `verify_attention` at every precision (f32, f16, bf16) and on every ISA path, the
-//! unmutated kernel must PASS on the same inputs, and a NaN-poisoned (unwritten) output fails.
+//! Mutation tests of attention verification: the real flash kernel, and on `q_len = 1` shapes the
+//! decode kernel, with one deliberate bug must FAIL `verify_attention` at every precision (f32,
+//! f16, bf16) and on every path, the unmutated kernel must PASS on the same inputs, and a
+//! NaN-poisoned (unwritten) output fails.
 //!
 //! The mutants live in the kernel itself (`Mutation`, a hidden knob the registered kernels never
 //! set), so they are the bugs a flash kernel actually gets wrong:
 //!
 //! - mask off by one: each query sees one key past the causal horizon;
 //! - wrong KV head for a GQA group: query head `h` reads KV head `h % kv_heads` (heads tiled, not
-//!   grouped);
+//!   grouped; decode: a group reads the next KV head's K/V);
 //! - missing rescale: the accumulator O is not multiplied by `2^((m − m')·c)` when the running max
 //!   grows (the sum l still is).
 //!
@@ -23,25 +24,41 @@
 //! is a no-op on its shape is a test failure, not a silent pass.
 
 use half::{bf16, f16};
-use perfledger_kernels::cpu::attention::{flash_path_mutant, FlashPath, Mutation};
+use perfledger_kernels::cpu::attention::{
+    decode_attention_mutant, flash_path_mutant, FlashPath, Mutation,
+};
 use perfledger_kernels::isa::Isa;
 use perfledger_kernels::verify::attention::verify_attention;
 use perfledger_kernels::verify::{Verdict, VerifyOptions};
 use perfledger_kernels::{AttentionProblem, DType, Element, Precision, Tensor};
 
-fn typed<T: Element>(
-    path: FlashPath,
-    p: &AttentionProblem,
-    ins: &[Tensor; 3],
-    m: Mutation,
-) -> Tensor {
+/// A kernel under test: a flash path, or the decode kernel on an ISA path.
+#[derive(Clone, Copy, Debug)]
+enum Path {
+    Flash(FlashPath),
+    Decode(Isa),
+}
+
+impl std::fmt::Display for Path {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Path::Flash(path) => write!(f, "flash.{path}"),
+            Path::Decode(isa) => write!(f, "decode.{isa}"),
+        }
+    }
+}
+
+fn typed<T: Element>(path: Path, p: &AttentionProblem, ins: &[Tensor; 3], m: Mutation) -> Tensor {
     let [q, k, v] = ins.each_ref().map(|t| T::tensor_slice(t).unwrap());
     let mut out = vec![T::nan(); p.q_len_elems()];
-    flash_path_mutant(path, p, q, k, v, &mut out, m).unwrap();
+    match path {
+        Path::Flash(path) => flash_path_mutant(path, p, q, k, v, &mut out, m).unwrap(),
+        Path::Decode(isa) => decode_attention_mutant(isa, p, q, k, v, &mut out, m).unwrap(),
+    }
     T::into_tensor(out)
 }
 
-fn run(path: FlashPath, p: &AttentionProblem, ins: &[Tensor; 3], m: Mutation) -> Tensor {
+fn run(path: Path, p: &AttentionProblem, ins: &[Tensor; 3], m: Mutation) -> Tensor {
     match ins[0].dtype() {
         DType::F32 => typed::<f32>(path, p, ins, m),
         DType::F16 => typed::<f16>(path, p, ins, m),
@@ -49,26 +66,29 @@ fn run(path: FlashPath, p: &AttentionProblem, ins: &[Tensor; 3], m: Mutation) ->
     }
 }
 
-/// Every flash path that runs `p` at `dtype` here: each available ISA path, the `vdpbf16ps`
-/// products for bf16 (even head_dim) on CPUs with AVX512_BF16, and the AMX products for bf16
-/// (head_dim a multiple of 32) on CPUs with AMX-BF16.
-fn paths(p: &AttentionProblem, dtype: DType) -> Vec<FlashPath> {
-    let mut v: Vec<FlashPath> = Isa::ALL
-        .into_iter()
-        .filter(|i| i.available())
-        .map(FlashPath::Isa)
+/// Every path that runs `p` at `dtype` here: each available ISA path of flash (and of decode
+/// where `q_len = 1`), the `vdpbf16ps` products for bf16 (even head_dim) on CPUs with
+/// AVX512_BF16, and the AMX products for bf16 (head_dim a multiple of 32) on CPUs with AMX-BF16.
+fn paths(p: &AttentionProblem, dtype: DType) -> Vec<Path> {
+    let isas = Isa::ALL.into_iter().filter(|i| i.available());
+    let mut v: Vec<Path> = isas
+        .clone()
+        .map(|i| Path::Flash(FlashPath::Isa(i)))
         .collect();
+    if p.q_len == 1 {
+        v.extend(isas.map(Path::Decode));
+    }
     if dtype == DType::BF16
         && p.head_dim.is_multiple_of(2)
         && perfledger_kernels::isa::detected().avx512bf16
     {
-        v.push(FlashPath::Bf16Dot);
+        v.push(Path::Flash(FlashPath::Bf16Dot));
     }
     if dtype == DType::BF16
         && p.head_dim.is_multiple_of(32)
         && perfledger_kernels::cpu::matmul::Path::Amx.available()
     {
-        v.push(FlashPath::Amx);
+        v.push(Path::Flash(FlashPath::Amx));
     }
     v
 }
@@ -83,6 +103,8 @@ fn cases(mutation: Mutation) -> Vec<AttentionProblem> {
         Mutation::WrongKvHead => vec![
             AttentionProblem::new(1, 8, 2, 17, 33, 64),
             AttentionProblem::new(1, 8, 2, 5, 40, 65).causal(true),
+            // Decode: q_len 1, GQA 4, several splits per KV sequence.
+            AttentionProblem::new(1, 8, 2, 1, 600, 64),
         ],
         Mutation::NoRescale => vec![
             AttentionProblem::new(1, 2, 2, 50, 300, 64).with_scale(2.0),
@@ -90,6 +112,8 @@ fn cases(mutation: Mutation) -> Vec<AttentionProblem> {
             AttentionProblem::new(1, 4, 4, 160, 160, 128)
                 .causal(true)
                 .with_scale(1.5),
+            // Decode: q_len 1, splits of 16-key blocks whose running max grows.
+            AttentionProblem::new(1, 4, 1, 1, 600, 64).with_scale(2.0),
         ],
         Mutation::None => vec![],
     }
@@ -173,7 +197,12 @@ fn unwritten_output_fails() {
             Tensor::random(dtype, p.kv_len_elems(), 2),
             Tensor::random(dtype, p.kv_len_elems(), 3),
         ];
-        let mut out = run(FlashPath::Isa(Isa::Portable), &p, &ins, Mutation::None);
+        let mut out = run(
+            Path::Flash(FlashPath::Isa(Isa::Portable)),
+            &p,
+            &ins,
+            Mutation::None,
+        );
         // One element left as the NaN poison.
         let mut v = out
             .to_f64()
@@ -225,7 +254,7 @@ fn sampled_rows_pass_the_real_kernel_and_catch_a_mutant() {
         Tensor::random(dtype, p.kv_len_elems(), 12),
         Tensor::random(dtype, p.kv_len_elems(), 13),
     ];
-    let isa = FlashPath::Isa(Isa::best());
+    let isa = Path::Flash(FlashPath::Isa(Isa::best()));
     let sampled = VerifyOptions {
         attention_full_cap_flops: 0,
         ..Default::default()

@@ -21,6 +21,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::flash::pv_tile_n;
+use super::Mutation;
 use crate::cpu::simd::{convert_row, exp2_scalar, load_elem, prefetch_l2, Simd};
 use crate::cpu::{AlignedBuf, SendPtr};
 use crate::dtype::{DType, Element};
@@ -124,6 +125,8 @@ pub(crate) struct Ctx<'a, T> {
     pub part: SendPtr<f32>,
     pub dp: usize,
     pub prefetch: Prefetch,
+    /// A deliberate bug (the verification tests' mutants); `Mutation::None` when registered.
+    pub mutation: Mutation,
 }
 
 impl<T> Ctx<'_, T> {
@@ -184,6 +187,8 @@ struct State {
     mc: *mut f32,
     lsum: *mut f32,
     alpha: *mut f32,
+    /// The `NoRescale` mutant: α = 1 for O (l is still rescaled).
+    no_rescale: bool,
 }
 
 /// One block of `nk` keys whose K/V rows (element type `E`, row stride `ld`, at least `dp`
@@ -251,7 +256,7 @@ unsafe fn block<S: Simd, E: Element, const KD: usize, const GR: usize, const NV:
         *st.lsum.add(r) = *st.lsum.add(r) * al + S::hsum(ls);
         *st.m.add(r) = mt;
         *st.mc.add(r) = mcn;
-        *st.alpha.add(r) = al;
+        *st.alpha.add(r) = if st.no_rescale { 1.0 } else { al };
     }
     // O = α·O + P·V.
     let mut dc = 0;
@@ -320,6 +325,7 @@ pub(crate) unsafe fn task<
         mc: stats.add(gp),
         lsum: stats.add(2 * gp),
         alpha: stats.add(3 * gp),
+        no_rescale: cx.mutation == Mutation::NoRescale,
     };
 
     // Query rows of the group's heads (q_len = 1: row index = flat head); padding rows zero.
@@ -336,7 +342,12 @@ pub(crate) unsafe fn task<
         *st.mc.add(r) = f32::NEG_INFINITY;
         *st.lsum.add(r) = 0.0;
     }
-    let kv_off = bg * p.kv_len * d;
+    // The `WrongKvHead` mutant: the group reads the next KV head's K/V.
+    let kv_seq = match cx.mutation {
+        Mutation::WrongKvHead => b * p.kv_heads + (g + 1) % p.kv_heads,
+        _ => bg,
+    };
+    let kv_off = kv_seq * p.kv_len * d;
     let (k_base, v_base) = (cx.k.as_ptr().add(kv_off), cx.v.as_ptr().add(kv_off));
 
     // Decode streams K/V from DRAM: the rows `prefetch.l1` (and `prefetch.l2`) ahead are

@@ -46,7 +46,8 @@ pub enum Mutation {
     None,
     /// The causal mask lets each query see one key too many.
     MaskOffByOne,
-    /// Query head `h` reads KV head `h % kv_heads` (heads tiled instead of grouped).
+    /// Query head `h` reads KV head `h % kv_heads` (heads tiled instead of grouped); in decode,
+    /// a group reads the next KV head's K/V.
     WrongKvHead,
     /// The accumulator O is not rescaled when the running max grows (l still is).
     NoRescale,
@@ -446,6 +447,22 @@ pub fn decode_attention<T: Element, O: Element>(
     v: &[T],
     out: &mut [O],
 ) -> Result<(), KernelError> {
+    decode_attention_mutant(isa, p, q, k, v, out, Mutation::None)
+}
+
+/// [`decode_attention`] with a deliberate bug (tests of the verifier only): `WrongKvHead` reads
+/// the next KV head's K/V for a group, `NoRescale` leaves O unscaled when a split's running max
+/// grows; `MaskOffByOne` does nothing (a single query sees every key).
+#[doc(hidden)]
+pub fn decode_attention_mutant<T: Element, O: Element>(
+    isa: Isa,
+    p: &AttentionProblem,
+    q: &[T],
+    k: &[T],
+    v: &[T],
+    out: &mut [O],
+    mutation: Mutation,
+) -> Result<(), KernelError> {
     check(p, [q.len(), k.len(), v.len(), out.len()])?;
     require(isa, "attention.cpu.decode")?;
     if p.q_len != 1 {
@@ -471,6 +488,7 @@ pub fn decode_attention<T: Element, O: Element>(
         part: SendPtr(part.as_mut_ptr()),
         dp,
         prefetch: decode_prefetch(p, T::DTYPE, threads),
+        mutation,
     };
     (0..tasks).into_par_iter().for_each(|t| {
         DECODE_WS.with(|ws| {
