@@ -51,7 +51,8 @@ pub(crate) struct Scratch {
     pub(super) row: AlignedBuf,
     /// The `vdpbf16ps` products' P pairs ([`super::flash_bf16`]).
     pub(super) pp: AlignedBuf,
-    /// The AMX products' P rows of pairs ([`super::flash_amx`]).
+    /// The AMX products' O rows, gathered from their transposed O at a task's end
+    /// ([`super::flash_amx`]).
     pub(super) pa: AlignedBuf,
 }
 
@@ -226,9 +227,10 @@ pub(crate) trait Products<T: Element> {
         lds: usize,
     );
     /// `O[i] = α_i·O[i] + Σ_{j<nk} P[j][i] · V[j]` for `i < act` (`first`: O is not read), P at
-    /// `st` (row stride `lds`), V rows at `v` (stride `d`), O rows of `dp` at `o`. `pairs`: the
-    /// same V rows already as pairs of keys (the layout of `flash_bf16::pack_v_pairs`, `nk` even),
-    /// or null; the pair products use them instead of packing V themselves.
+    /// `st` (row stride `lds`), V rows at `v` (stride `d`), O at `o` (`act · dp` values: rows of
+    /// `dp`, or the products' own layout, which [`Products::o_rows`] turns into rows). `pairs`:
+    /// the same V rows already as pairs of keys (`flash_bf16::pack_v_tiles`' layout for these
+    /// products, `nk` even), or null; the pair products use them instead of packing V themselves.
     #[allow(clippy::too_many_arguments)]
     unsafe fn values(
         ws: &mut Scratch,
@@ -244,6 +246,12 @@ pub(crate) trait Products<T: Element> {
         alpha: *const f32,
         first: bool,
     );
+    /// The task's O rows after its last [`Products::values`] (row `i` at `i · dp`, `i < act`):
+    /// `o` itself, unless the products hold O in another layout and gather its rows here.
+    #[inline(always)]
+    unsafe fn o_rows(_ws: &mut Scratch, o: *mut f32, _dp: usize, _act: usize) -> *const f32 {
+        o
+    }
 }
 
 /// The f32 products: f16/bf16 widened once per tile, the FMA micro-kernels [`s_tile`] (`KR`
@@ -522,6 +530,7 @@ pub(crate) unsafe fn task<S: Simd, T: Element, O: Element, P: Products<T>>(
     // O / l, rounded once.
     let row = ws.row.get(dp).as_mut_ptr();
     let out = cx.out.get().add((bh * q_len + i0) * d);
+    let o = P::o_rows(ws, o, dp, act);
     for r in 0..nq {
         let inv = S::splat(1.0 / *lsum.add(r));
         let orow = o.add(r * dp);

@@ -8,18 +8,22 @@
 //!   d-pairs × 16 queries of Q packed once per task as pairs (the `vdpbf16ps` path's Q panels with
 //!   one vector of queries). Products of bf16 are exact in f32 and accumulate in f32, as on the
 //!   other paths.
-//! - `O = α·O + P·V`, a 16-query × 16-column f32 tile per (query panel, column block): O's rows
-//!   whose α is not exactly 1 are scaled in place, then O is loaded into the tile; the A tile is P
-//!   rounded to bf16 (round to nearest even, as `flash.avx512bf16` and PyTorch do; the same error
-//!   bound) as 16 queries × 16 pairs of consecutive keys, the B tile V as 16 key-pairs × 16
-//!   columns (the `vdpbf16ps` path's V pairs, packed once per call for whole K/V tiles). Keys
-//!   are padded with zero pairs to whole tile steps of 32.
+//! - `Oᵀ = α·Oᵀ + Vᵀ·Pᵀ`, O held transposed (d rows × the task's queries), a 16-column ×
+//!   16-query f32 tile per (column block, query panel): columns of queries whose α are all
+//!   exactly 1 are left as they are, the others scaled in place, then the tile is loaded; the A
+//!   tile is V as 16 columns × 16 pairs of consecutive keys (packed once per call for whole K/V
+//!   tiles), the B tile P rounded to bf16 (round to nearest even, as `flash.avx512bf16` and
+//!   PyTorch do; the same error bound) as 16 key-pairs × 16 queries — the layout the softmax's
+//!   Pᵀ is packed in, so P is never transposed. Keys are padded with zero pairs to whole tile
+//!   steps of 32. The task's O rows are gathered from Oᵀ once, at its end ([`Products::o_rows`]).
+//!   Against the former `O = α·O + P·V` (P transposed 16 × 16 per K/V tile): BENCHMARKS.md
+//!   "flash.amx: O held transposed".
 //!
 //! The S product walks a task's query panels three at a time (one A tile load shared by three B
 //! tiles and accumulators); tasks take 96 queries ([`super::FlashTiles::amx`]).
 
 use super::flash::{Products, Scratch};
-use super::flash_bf16::{pack_p_pairs, pack_v_pairs, PairProducts};
+use super::flash_bf16::{pack_p_pairs, pack_vt_pairs, PairProducts};
 use crate::cpu::matmul::micro::amx;
 use half::bf16;
 use std::arch::asm;
@@ -119,73 +123,79 @@ impl Products<bf16> for AmxProducts {
         let np = nk.div_ceil(2);
         // Pairs padded to whole tile steps; the padding pairs are zero in P and in V.
         let npp = np.div_ceil(T) * T;
-        let pp = ws.pp.get(np * act).as_mut_ptr() as *mut u32;
+        // Pᵀ as pairs of keys per query, `pp[jp·act + i]`: rows of 16 pairs are B tiles as they
+        // stand (16 pairs × 16 queries), so P needs no transposing.
+        let pp = ws.pp.get(npp * act).as_mut_ptr() as *mut u32;
         pack_p_pairs(st, lds, nk, act, pp);
-        // P per query: pa[i·npp + jp], 16 × 16 blocks of pp transposed in registers.
-        let pa = ws.pa.get(act * npp).as_mut_ptr() as *mut u32;
-        for ib in 0..act / T {
-            for jb in 0..npp / T {
-                let mut r = [_mm512_setzero_ps(); T];
-                for (jj, x) in r.iter_mut().enumerate() {
-                    let jp = jb * T + jj;
-                    if jp < np {
-                        *x = _mm512_loadu_ps(pp.add(jp * act + ib * T) as *const f32);
-                    }
-                }
-                let t = crate::cpu::matmul::pack::transpose16(r);
-                for (i, x) in t.iter().enumerate() {
-                    _mm512_storeu_ps(pa.add((ib * T + i) * npp + jb * T) as *mut f32, *x);
-                }
-            }
-        }
-        // V as pairs: packed once per call for whole tiles (np = npp there), else here.
-        let vp = if pairs.is_null() || npp != np {
-            let vp = ws.vf.get(npp * dp).as_mut_ptr() as *mut u32;
-            pack_v_pairs(v as *const u16, d, nk, dp, vp);
-            std::ptr::write_bytes(vp.add(np * dp), 0, (npp - np) * dp);
-            vp as *const u32
+        std::ptr::write_bytes(pp.add(np * act), 0, (npp - np) * act);
+        // Vᵀ as pairs, `vt[c·npp + jp]`: packed once per call for whole tiles (np = npp there),
+        // else here.
+        let vt = if pairs.is_null() || npp != np {
+            let vt = ws.vf.get(npp * dp).as_mut_ptr() as *mut u32;
+            pack_vt_pairs(v as *const u16, d, nk, npp, vt);
+            vt as *const u32
         } else {
             pairs
         };
+        // O is held transposed, `o[c·act + i]`.
         if !first {
-            for i in 0..act {
-                // α = 1 where the row's max did not grow (most rows after the first tiles):
-                // the row is left as it is, exactly what the product by 1 gives.
-                if *alpha.add(i) == 1.0 {
+            for qv in 0..act / T {
+                let a = _mm512_loadu_ps(alpha.add(qv * T));
+                // α = 1 where a query's max did not grow (most after the first tiles): columns
+                // whose 16 queries all keep theirs are left as they are, what the product by 1
+                // gives.
+                if _mm512_cmpneq_ps_mask(a, _mm512_set1_ps(1.0)) == 0 {
                     continue;
                 }
-                let a = _mm512_set1_ps(*alpha.add(i));
-                let row = o.add(i * dp);
-                for c in (0..dp).step_by(T) {
-                    _mm512_storeu_ps(row.add(c), _mm512_mul_ps(_mm512_loadu_ps(row.add(c)), a));
+                for c in 0..dp {
+                    let at = o.add(c * act + qv * T);
+                    _mm512_storeu_ps(at, _mm512_mul_ps(_mm512_loadu_ps(at), a));
                 }
             }
         }
         amx::configure();
-        let cbs = dp / T;
-        for ib in 0..act / T {
+        let panels = act / T;
+        // Oᵀ tile (column block cb, query panel ib) += Vᵀ tile (cb, step) · Pᵀ tile (step, ib):
+        // one A tile of V shared by up to three query panels.
+        let bl = Operand {
+            ptr: std::ptr::null(),
+            ld: 4 * act,
+            step: 4 * T * act,
+        };
+        for cb in 0..dp / T {
             let a = Operand {
-                ptr: pa.add(ib * T * npp) as *const u8,
+                ptr: vt.add(cb * T * npp) as *const u8,
                 ld: 4 * npp,
                 step: 64,
             };
-            let bl = Operand {
-                ptr: std::ptr::null(),
-                ld: 4 * dp,
-                step: 4 * T * dp,
-            };
-            let mut cb = 0;
-            while cb < cbs {
-                let n = 3.min(cbs - cb);
+            let mut ib = 0;
+            while ib < panels {
+                let n = 3.min(panels - ib);
                 let c: [*mut f32; 3] =
-                    std::array::from_fn(|i| o.add(ib * T * dp + (cb + i.min(n - 1)) * T));
+                    std::array::from_fn(|i| o.add(cb * T * act + (ib + i.min(n - 1)) * T));
                 let b: [*const u8; 3] =
-                    std::array::from_fn(|i| vp.add((cb + i.min(n - 1)) * T) as *const u8);
-                row_of_tiles(n, npp / T, a, b, bl, c, 4 * dp, !first);
-                cb += n;
+                    std::array::from_fn(|i| pp.add((ib + i.min(n - 1)) * T) as *const u8);
+                row_of_tiles(n, npp / T, a, b, bl, c, 4 * act, !first);
+                ib += n;
             }
         }
         asm!("tilerelease", options(nostack, nomem));
+    }
+
+    #[inline(always)]
+    unsafe fn o_rows(ws: &mut Scratch, o: *mut f32, dp: usize, act: usize) -> *const f32 {
+        // Oᵀ (`o[c·act + i]`) into rows, 16 × 16 at a time.
+        let rows = ws.pa.get(act * dp).as_mut_ptr();
+        for cb in 0..dp / T {
+            for ib in 0..act / T {
+                let r: [__m512; T] =
+                    std::array::from_fn(|cc| _mm512_loadu_ps(o.add((cb * T + cc) * act + ib * T)));
+                for (i, x) in crate::cpu::matmul::pack::transpose16(r).iter().enumerate() {
+                    _mm512_storeu_ps(rows.add((ib * T + i) * dp + cb * T), *x);
+                }
+            }
+        }
+        rows
     }
 }
 

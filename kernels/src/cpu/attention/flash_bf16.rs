@@ -22,6 +22,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::flash::{Products, Scratch};
+use crate::cpu::matmul::pack::transpose16;
 use half::bf16;
 use std::arch::x86_64::*;
 
@@ -236,13 +237,54 @@ pub(crate) unsafe fn pack_v_pairs(v: *const u16, d: usize, nk: usize, dp: usize,
     }
 }
 
-/// V of every whole `bk`-key tile of every KV sequence as pairs ([`pack_v_pairs`]' layout, row
-/// stride `dp`), into `out` (`seqs · (kv_len / bk) · bk / 2 · dp` words), on the caller's rayon
-/// pool: one pass over V per call instead of one per query block.
+/// The tile's V rows as [`pack_v_pairs`]' pairs, transposed: word `vt[c·npp + jp]` holds rows
+/// 2jp (low half) and 2jp + 1 (high half, zero past `nk`) of column `c`; pairs `nk.div_ceil(2)..
+/// npp` are zero. Rows of 16 pairs are the A tiles of the AMX product `Oᵀ = Vᵀ·Pᵀ`. Built 16 × 16
+/// words at a time (pairs of two rows' 16 values, then [`transpose16`], which moves each word as
+/// a whole).
 ///
 /// # Safety
-/// AVX-512F/BW and AVX512_BF16; `v` holds `seqs · kv_len` rows of `d`; `bk` even.
+/// AVX-512F/BW (inlined into such functions only); `d` a multiple of 16; `npp` a multiple of 16
+/// and at least `nk.div_ceil(2)`; `v` holds `nk` rows of `d`, `vt` `d · npp` words.
+#[inline(always)]
+pub(crate) unsafe fn pack_vt_pairs(v: *const u16, d: usize, nk: usize, npp: usize, vt: *mut u32) {
+    debug_assert!(d.is_multiple_of(L) && npp.is_multiple_of(L) && 2 * npp >= nk);
+    for jb in 0..npp / L {
+        for cb in 0..d / L {
+            let mut r = [_mm512_setzero_ps(); L];
+            for (jj, x) in r.iter_mut().enumerate() {
+                let k0 = 2 * (jb * L + jj);
+                if k0 < nk {
+                    let lo = lo_words(v.add(k0 * d + cb * L));
+                    let w = if k0 + 1 < nk {
+                        _mm512_or_si512(
+                            lo,
+                            _mm512_slli_epi32::<16>(lo_words(v.add((k0 + 1) * d + cb * L))),
+                        )
+                    } else {
+                        lo
+                    };
+                    *x = _mm512_castsi512_ps(w);
+                }
+            }
+            for (cc, x) in transpose16(r).iter().enumerate() {
+                _mm512_storeu_ps(vt.add((cb * L + cc) * npp + jb * L) as *mut f32, *x);
+            }
+        }
+    }
+}
+
+/// V of every whole `bk`-key tile of every KV sequence as pairs ([`pack_v_pairs`]' layout, row
+/// stride `dp`; with `transposed`, [`pack_vt_pairs`]' with `npp = bk / 2`), into `out` (`seqs ·
+/// (kv_len / bk) · bk / 2 · dp` words, a tile's pairs at word `tile · bk / 2 · dp` of its
+/// sequence's), on the caller's rayon pool: one pass over V per call instead of one per query
+/// block.
+///
+/// # Safety
+/// AVX-512F/BW and AVX512_BF16; `v` holds `seqs · kv_len` rows of `d`; `bk` even (with
+/// `transposed`, a multiple of 32, and `d == dp` a multiple of 16).
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512bf16,avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn pack_v_tiles(
     v: &[bf16],
     seqs: usize,
@@ -250,6 +292,7 @@ pub(crate) unsafe fn pack_v_tiles(
     d: usize,
     dp: usize,
     bk: usize,
+    transposed: bool,
     out: &mut [u32],
 ) {
     use rayon::prelude::*;
@@ -263,13 +306,24 @@ pub(crate) unsafe fn pack_v_tiles(
             let (s, tile) = (t / tiles, t % tiles);
             let src = v.get().add((s * kv_len + tile * bk) * d) as *const u16;
             // SAFETY: as the function's; each chunk is one tile's pairs.
-            unsafe { pack_v_pairs_avx512(src, d, bk, dp, dst.as_mut_ptr()) }
+            unsafe {
+                if transposed {
+                    pack_vt_pairs_avx512(src, d, bk, dst.as_mut_ptr())
+                } else {
+                    pack_v_pairs_avx512(src, d, bk, dp, dst.as_mut_ptr())
+                }
+            }
         });
 }
 
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512bf16,avx2,fma,f16c")]
 unsafe fn pack_v_pairs_avx512(v: *const u16, d: usize, nk: usize, dp: usize, vp: *mut u32) {
     pack_v_pairs(v, d, nk, dp, vp)
+}
+
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512bf16,avx2,fma,f16c")]
+unsafe fn pack_vt_pairs_avx512(v: *const u16, d: usize, nk: usize, vt: *mut u32) {
+    pack_vt_pairs(v, d, nk, nk / 2, vt)
 }
 
 /// `O[r][0..NV·16] = α_r·O[r][..] + Σ_{jp<np} pair(P)[jp][r] · pair(V)[jp][..]` for `r < MR`

@@ -316,6 +316,8 @@ pub fn flash_path_mutant<T: Element, O: Element>(
                 p.head_dim,
                 dp,
                 tiles.bk,
+                // The AMX products read V's pairs transposed (A tiles of `Oᵀ = Vᵀ·Pᵀ`).
+                matches!(path, FlashPath::Amx),
                 &mut v_pairs,
             )
         };
