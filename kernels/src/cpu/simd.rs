@@ -68,6 +68,8 @@ pub(crate) trait Simd: Copy + Send + Sync + 'static {
     /// tree, ~3 instructions per sum instead of ~8 for separate reductions).
     unsafe fn hsum_lanes(v: &[Self::V]) -> Self::V;
     unsafe fn sub(a: Self::V, b: Self::V) -> Self::V;
+    /// Lane-wise `if a > b { x } else { y }` (ordered: a NaN in `a` or `b` yields `y`).
+    unsafe fn select_gt(a: Self::V, b: Self::V, x: Self::V, y: Self::V) -> Self::V;
     /// Hint that the cache line at `p` will be read soon (never faults; no-op where unavailable).
     unsafe fn prefetch(p: *const u8);
 }
@@ -274,6 +276,10 @@ impl Simd for Portable {
         std::array::from_fn(|i| a[i] - b[i])
     }
     #[inline(always)]
+    unsafe fn select_gt(a: P8, b: P8, x: P8, y: P8) -> P8 {
+        std::array::from_fn(|i| if a[i] > b[i] { x[i] } else { y[i] })
+    }
+    #[inline(always)]
     unsafe fn prefetch(p: *const u8) {
         #[cfg(target_arch = "x86_64")]
         std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8);
@@ -407,6 +413,10 @@ mod x86 {
             _mm256_sub_ps(a, b)
         }
         #[inline(always)]
+        unsafe fn select_gt(a: __m256, b: __m256, x: __m256, y: __m256) -> __m256 {
+            _mm256_blendv_ps(y, x, _mm256_cmp_ps::<_CMP_GT_OQ>(a, b))
+        }
+        #[inline(always)]
         unsafe fn prefetch(p: *const u8) {
             _mm_prefetch::<_MM_HINT_T0>(p as *const i8)
         }
@@ -527,6 +537,10 @@ mod x86 {
         #[inline(always)]
         unsafe fn sub(a: __m512, b: __m512) -> __m512 {
             _mm512_sub_ps(a, b)
+        }
+        #[inline(always)]
+        unsafe fn select_gt(a: __m512, b: __m512, x: __m512, y: __m512) -> __m512 {
+            _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b), y, x)
         }
         #[inline(always)]
         unsafe fn prefetch(p: *const u8) {

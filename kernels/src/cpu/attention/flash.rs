@@ -9,16 +9,20 @@
 //!     Kf, Vf ← K, V rows of KV head h / group, f16/bf16 → f32 once per tile (never copied per head)
 //!     Sᵀ[j][i] = Σ_d Kf[j][d] · Qᵀ[d][i]           (micro-kernel KR keys × QV vectors of queries)
 //!     causal: Sᵀ[j][i] = −∞ where j > kv_len − q_len + i (only tiles crossing the diagonal)
-//!     m' = max(m, max_j Sᵀ[j][i]);  α = 2^((m − m')·c);  P = 2^(Sᵀ·c − m'·c);  l = α·l + Σ_j P
+//!     m' = max(m, max_j Sᵀ[j][i]);  r' = m'·c if m'·c − r > 8 else r   (r: the reference, −∞ at first)
+//!     α = 2^(r − r');  P = 2^(Sᵀ·c − r') ≤ 2^8;  l = α·l + Σ_j P
 //!     O[i][:] = α_i · O[i][:] + Σ_j P[j][i] · Vf[j][:]   (micro-kernel MR queries × NV vectors of d)
 //!   O[b, h, i, :] = O[i] / l[i], rounded once to the output type
 //! ```
 //!
-//! `c = scale · log2(e)` is applied inside the exponent (`Sᵀ·c − m'·c`, one FMA), not folded into
-//! Q: the common shift `m'·c` cancels between P and l, so its rounding does not matter, and the
+//! The reference `r` moves only when the max outgrows it by more than 2^8 ([`RESCALE_LOG2`]), so
+//! after the first tiles α is mostly exactly 1 and O is left as it is.
+//!
+//! `c = scale · log2(e)` is applied inside the exponent (`Sᵀ·c − r'`, one FMA), not folded into
+//! Q: the common shift `r'` cancels between P and l, so its rounding does not matter, and the
 //! per-element rounding is relative to the (small) difference — logits of magnitude 1e4 lose no
 //! more than the f32 accumulation of `q·k` itself (the same as the naive kernel, which sums in the
-//! same order). The max is subtracted in f32 before any exponential, so nothing overflows.
+//! same order). The reference is subtracted in f32 before any exponential, so nothing overflows.
 //!
 //! Both products are GEMMs of size bq × bk × D with the layouts the BLIS micro-kernels want: in
 //! `Sᵀ = Kf·Qᵀ` the broadcast operand (Kf rows) is read in its natural row layout and the vector
@@ -371,6 +375,14 @@ impl<S: Simd, T: Element, const KR: usize, const QV: usize, const MR: usize, con
     }
 }
 
+/// How far (log2) the scaled running max of a query may grow past the reference its P are taken
+/// against before the reference moves and O is rescaled: P = 2^(s·c − ref) ≤ 2^RESCALE_LOG2, so
+/// P and O grow by at most 256× between rescalings — far from f32's range, with the same relative
+/// rounding — while most K/V tiles after the first leave the reference, and so O, as they are
+/// (α exactly 1, which the AMX products skip): a conditional rescaling, as FlashAttention-4
+/// rescales only past a threshold.
+const RESCALE_LOG2: f32 = 8.0;
+
 /// One task: query block `qb` of flat head `bh = b·q_heads + h`, with the products `P` and the
 /// softmax on the SIMD vocabulary `S`.
 ///
@@ -435,6 +447,7 @@ pub(crate) unsafe fn task<S: Simd, T: Element, O: Element, P: Products<T>>(
         kv_len
     };
     let csplat = S::splat(c);
+    let rescale_log2 = S::splat(RESCALE_LOG2);
     let mut first = true;
     let mut j0 = 0;
     while j0 < kv_end {
@@ -468,10 +481,14 @@ pub(crate) unsafe fn task<S: Simd, T: Element, O: Element, P: Products<T>>(
                 mx0 = S::max(S::load(col.add(jj * bq)), mx0);
             }
             let mx = S::max(mx0, mx1);
-            let mcn = S::mul(mx, csplat);
+            // The reference P is taken against moves only when the scaled max grew by more
+            // than RESCALE_LOG2 (always on the first tile, where it is −∞): elsewhere it stays,
+            // α = 2^0 = 1 exactly and O is not rescaled, and P ≤ 2^RESCALE_LOG2.
+            let (top, mc_old) = (S::mul(mx, csplat), S::load(mc.add(cv * l)));
+            let mcn = S::select_gt(S::sub(top, mc_old), rescale_log2, top, mc_old);
             let neg = S::sub(S::zero(), mcn);
             // α = 2^(m·c − m'·c); the first tile gives 2^(−∞) = 0.
-            let al = S::exp2(S::sub(S::load(mc.add(cv * l)), mcn));
+            let al = S::exp2(S::sub(mc_old, mcn));
             let mut s0 = S::zero();
             let mut s1 = S::zero();
             let mut jj = 0;
