@@ -212,6 +212,11 @@ pub(crate) const fn lcm(a: usize, b: usize) -> usize {
 pub(crate) trait Products<T: Element> {
     /// Queries per S panel (the vector width of the S micro-kernel).
     const QW: usize;
+    /// Whether [`Products::values`] reads P as bf16 pairs of consecutive keys in
+    /// `Scratch::pp` (word `pp[jp·act + i]`: keys 2jp and 2jp + 1 of query `i`), which the
+    /// softmax then writes as it computes P ([`Products::store_p_pairs`]) instead of P in f32
+    /// into `Sᵀ`: no second pass over P to round and pair it.
+    const P_PAIRS: bool = false;
     /// Query rows per P·V tile.
     const MR: usize;
     /// Keys per S tile.
@@ -250,6 +255,12 @@ pub(crate) trait Products<T: Element> {
         alpha: *const f32,
         first: bool,
     );
+    /// With [`Products::P_PAIRS`]: P of keys 2jp and 2jp + 1 for `LANES` = 16 queries (f32 at
+    /// `p0` and `p1`) as pair words at `dst`.
+    #[inline(always)]
+    unsafe fn store_p_pairs(_p0: *const f32, _p1: *const f32, _dst: *mut u32) {
+        unreachable!("only products with P_PAIRS take P as pairs")
+    }
     /// The task's O rows after its last [`Products::values`] (row `i` at `i · dp`, `i < act`):
     /// `o` itself, unless the products hold O in another layout and gather its rows here.
     #[inline(always)]
@@ -448,6 +459,17 @@ pub(crate) unsafe fn task<S: Simd, T: Element, O: Element, P: Products<T>>(
     };
     let csplat = S::splat(c);
     let rescale_log2 = S::splat(RESCALE_LOG2);
+    // P as pairs of keys for the products that take them: up to bk/2 pairs, rounded up to
+    // whole tile steps of 16, of up to bq queries (the products' own `get` of it is no larger,
+    // so the buffer is not moved).
+    let pp = if P::P_PAIRS {
+        debug_assert!(l == 16);
+        ws.pp
+            .get(bk.div_ceil(2).div_ceil(16) * 16 * bq)
+            .as_mut_ptr() as *mut u32
+    } else {
+        std::ptr::null_mut()
+    };
     let mut first = true;
     let mut j0 = 0;
     while j0 < kv_end {
@@ -491,19 +513,39 @@ pub(crate) unsafe fn task<S: Simd, T: Element, O: Element, P: Products<T>>(
             let al = S::exp2(S::sub(mc_old, mcn));
             let mut s0 = S::zero();
             let mut s1 = S::zero();
+            // P of keys jj and jj + 1 (`p1` zero past the last key) as pairs, for the products
+            // that take them (through a stack copy the compiler keeps in registers).
+            let pairs = |jj: usize, p0: S::V, p1: S::V| {
+                let mut two = [0f32; 32];
+                S::store(two.as_mut_ptr(), p0);
+                S::store(two.as_mut_ptr().add(l), p1);
+                P::store_p_pairs(
+                    two.as_ptr(),
+                    two.as_ptr().add(l),
+                    pp.add(jj / 2 * act + cv * l),
+                );
+            };
             let mut jj = 0;
             while jj + 1 < nk {
                 let p0 = S::exp2(S::fma(S::load(col.add(jj * bq)), csplat, neg));
                 let p1 = S::exp2(S::fma(S::load(col.add((jj + 1) * bq)), csplat, neg));
-                S::store(col.add(jj * bq), p0);
-                S::store(col.add((jj + 1) * bq), p1);
+                if P::P_PAIRS {
+                    pairs(jj, p0, p1);
+                } else {
+                    S::store(col.add(jj * bq), p0);
+                    S::store(col.add((jj + 1) * bq), p1);
+                }
                 s0 = S::add(s0, p0);
                 s1 = S::add(s1, p1);
                 jj += 2;
             }
             if jj < nk {
                 let p0 = S::exp2(S::fma(S::load(col.add(jj * bq)), csplat, neg));
-                S::store(col.add(jj * bq), p0);
+                if P::P_PAIRS {
+                    pairs(jj, p0, S::zero());
+                } else {
+                    S::store(col.add(jj * bq), p0);
+                }
                 s0 = S::add(s0, p0);
             }
             let ls = S::fma(S::load(lsum.add(cv * l)), al, S::add(s0, s1));

@@ -23,7 +23,7 @@
 //! tiles and accumulators); tasks take 96 queries ([`super::FlashTiles::amx`]).
 
 use super::flash::{Products, Scratch};
-use super::flash_bf16::{pack_p_pairs, pack_vt_pairs, PairProducts};
+use super::flash_bf16::{pack_vt_pairs, store_p_pairs, PairProducts};
 use crate::cpu::matmul::micro::amx;
 use half::bf16;
 use std::arch::asm;
@@ -39,6 +39,12 @@ impl Products<bf16> for AmxProducts {
     const QW: usize = T;
     const MR: usize = T;
     const KR: usize = T;
+    const P_PAIRS: bool = true;
+
+    #[inline(always)]
+    unsafe fn store_p_pairs(p0: *const f32, p1: *const f32, dst: *mut u32) {
+        store_p_pairs(p0, p1, dst)
+    }
 
     #[inline(always)]
     unsafe fn load_q(ws: &mut Scratch, q: *const bf16, d: usize, nq: usize, act: usize) {
@@ -112,8 +118,8 @@ impl Products<bf16> for AmxProducts {
         d: usize,
         nk: usize,
         act: usize,
-        st: *const f32,
-        lds: usize,
+        _st: *const f32,
+        _lds: usize,
         o: *mut f32,
         dp: usize,
         alpha: *const f32,
@@ -123,10 +129,10 @@ impl Products<bf16> for AmxProducts {
         let np = nk.div_ceil(2);
         // Pairs padded to whole tile steps; the padding pairs are zero in P and in V.
         let npp = np.div_ceil(T) * T;
-        // Pᵀ as pairs of keys per query, `pp[jp·act + i]`: rows of 16 pairs are B tiles as they
-        // stand (16 pairs × 16 queries), so P needs no transposing.
+        // Pᵀ as pairs of keys per query, `pp[jp·act + i]`, written by the softmax (P_PAIRS):
+        // rows of 16 pairs are B tiles as they stand (16 pairs × 16 queries), so P needs no
+        // transposing. The padding pairs are zeroed here.
         let pp = ws.pp.get(npp * act).as_mut_ptr() as *mut u32;
-        pack_p_pairs(st, lds, nk, act, pp);
         std::ptr::write_bytes(pp.add(np * act), 0, (npp - np) * act);
         // Vᵀ as pairs, `vt[c·npp + jp]`: packed once per call for whole tiles (np = npp there),
         // else here.

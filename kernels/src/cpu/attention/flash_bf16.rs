@@ -43,6 +43,12 @@ impl<const KR: usize, const QV: usize, const MR: usize, const NV: usize> Product
     const QW: usize = QV * L;
     const MR: usize = MR;
     const KR: usize = KR;
+    const P_PAIRS: bool = true;
+
+    #[inline(always)]
+    unsafe fn store_p_pairs(p0: *const f32, p1: *const f32, dst: *mut u32) {
+        store_p_pairs(p0, p1, dst)
+    }
 
     #[inline(always)]
     unsafe fn load_q(ws: &mut Scratch, q: *const bf16, d: usize, nq: usize, act: usize) {
@@ -128,16 +134,16 @@ impl<const KR: usize, const QV: usize, const MR: usize, const NV: usize> Product
         d: usize,
         nk: usize,
         act: usize,
-        st: *const f32,
-        lds: usize,
+        _st: *const f32,
+        _lds: usize,
         o: *mut f32,
         dp: usize,
         alpha: *const f32,
         first: bool,
     ) {
         let np = nk.div_ceil(2);
-        let pp = ws.pp.get(np * act).as_mut_ptr() as *mut u32;
-        pack_p_pairs(st, lds, nk, act, pp);
+        // P as pairs, written by the softmax (P_PAIRS).
+        let pp = ws.pp.get(np * act).as_mut_ptr() as *const u32;
         let vp = if pairs.is_null() {
             let vp = ws.vf.get(np * dp).as_mut_ptr() as *mut u32;
             pack_v_pairs(v as *const u16, d, nk, dp, vp);
@@ -167,36 +173,23 @@ impl<const KR: usize, const QV: usize, const MR: usize, const NV: usize> Product
     }
 }
 
-/// P (`Sᵀ` rows of `act` queries, row stride `lds`, `nk` keys) rounded to bf16 (round to nearest
-/// even, `vcvtneps2bf16`) as pairs of consecutive keys per query: word `pp[jp·act + i]` holds
-/// keys 2jp (low half) and 2jp + 1 (high half, zero past `nk`) of query `i`.
+/// P of keys 2jp and 2jp + 1 for 16 queries (f32 at `p0` and `p1`) rounded to bf16 (round to
+/// nearest even, `vcvtneps2bf16`) as pair words at `dst`: word `i` holds query `i`'s key 2jp in
+/// its low half and key 2jp + 1 in its high half. The softmax writes P this way as it computes it
+/// (`Products::P_PAIRS`), word `pp[jp·act + i]` for query `i`.
 ///
 /// # Safety
-/// AVX-512F/BW and AVX512_BF16 (inlined into such functions only); `act` a multiple of 16;
-/// `st` holds `nk` rows, `pp` `nk.div_ceil(2) · act` words.
+/// AVX-512F/BW and AVX512_BF16 (inlined into such functions only); `p0`, `p1` hold 16 f32,
+/// `dst` 16 words.
 #[inline(always)]
-pub(crate) unsafe fn pack_p_pairs(st: *const f32, lds: usize, nk: usize, act: usize, pp: *mut u32) {
-    let np = nk.div_ceil(2);
-    for jp in 0..np {
-        let (r0, r1) = (st.add(2 * jp * lds), st.add((2 * jp + 1) * lds));
-        let second = 2 * jp + 1 < nk;
-        for cv in 0..act / L {
-            let p0 = _mm512_loadu_ps(r0.add(cv * L));
-            let p1 = if second {
-                _mm512_loadu_ps(r1.add(cv * L))
-            } else {
-                _mm512_setzero_ps()
-            };
-            let lo = _mm512_cvtepu16_epi32(std::mem::transmute::<__m256bh, __m256i>(
-                _mm512_cvtneps_pbh(p0),
-            ));
-            let hi = _mm512_cvtepu16_epi32(std::mem::transmute::<__m256bh, __m256i>(
-                _mm512_cvtneps_pbh(p1),
-            ));
-            let w = _mm512_or_si512(lo, _mm512_slli_epi32::<16>(hi));
-            _mm512_storeu_si512(pp.add(jp * act + cv * L) as *mut _, w);
-        }
-    }
+pub(crate) unsafe fn store_p_pairs(p0: *const f32, p1: *const f32, dst: *mut u32) {
+    let half = |p: *const f32| {
+        _mm512_cvtepu16_epi32(std::mem::transmute::<__m256bh, __m256i>(
+            _mm512_cvtneps_pbh(_mm512_loadu_ps(p)),
+        ))
+    };
+    let w = _mm512_or_si512(half(p0), _mm512_slli_epi32::<16>(half(p1)));
+    _mm512_storeu_si512(dst as *mut _, w);
 }
 
 /// The tile's V rows (`nk` rows of `d` bf16 at `v`) as pairs of consecutive keys per column:
