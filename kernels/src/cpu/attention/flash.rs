@@ -386,6 +386,66 @@ impl<S: Simd, T: Element, const KR: usize, const QV: usize, const MR: usize, con
     }
 }
 
+/// One column vector of the softmax: `P = 2^(Sᵀ·c − r)` for keys `0..nk` of the column at `col`
+/// (row stride `bq`), written back into the column in f32, or with [`Products::P_PAIRS`] as bf16
+/// pairs at `pp_col` (pair `jp` at `pp_col + jp·act`, Sᵀ left as it is). Returns `Σ P` and the
+/// maximum of the column's values and `mx`.
+///
+/// # Safety
+/// As [`task`]: the column holds `nk` rows; `pp_col` (with `P_PAIRS`) `nk.div_ceil(2)` rows.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn exp_column<S: Simd, T: Element, P: Products<T>>(
+    col: *mut f32,
+    bq: usize,
+    nk: usize,
+    csplat: S::V,
+    r: S::V,
+    mx: S::V,
+    pp_col: *mut u32,
+    act: usize,
+) -> (S::V, S::V) {
+    let l = S::LANES;
+    // P of keys jj and jj + 1 (`p1` zero past the last key) as pairs, through a stack copy the
+    // compiler keeps in registers.
+    let mut two = [0f32; 32];
+    let neg = S::sub(S::zero(), r);
+    let (mut s0, mut s1, mut m0, mut m1) = (S::zero(), S::zero(), mx, mx);
+    let mut jj = 0;
+    while jj + 1 < nk {
+        let (x0, x1) = (S::load(col.add(jj * bq)), S::load(col.add((jj + 1) * bq)));
+        m0 = S::max(x0, m0);
+        m1 = S::max(x1, m1);
+        let p0 = S::exp2(S::fma(x0, csplat, neg));
+        let p1 = S::exp2(S::fma(x1, csplat, neg));
+        if P::P_PAIRS {
+            S::store(two.as_mut_ptr(), p0);
+            S::store(two.as_mut_ptr().add(l), p1);
+            P::store_p_pairs(two.as_ptr(), two.as_ptr().add(l), pp_col.add(jj / 2 * act));
+        } else {
+            S::store(col.add(jj * bq), p0);
+            S::store(col.add((jj + 1) * bq), p1);
+        }
+        s0 = S::add(s0, p0);
+        s1 = S::add(s1, p1);
+        jj += 2;
+    }
+    if jj < nk {
+        let x0 = S::load(col.add(jj * bq));
+        m0 = S::max(x0, m0);
+        let p0 = S::exp2(S::fma(x0, csplat, neg));
+        if P::P_PAIRS {
+            S::store(two.as_mut_ptr(), p0);
+            S::store(two.as_mut_ptr().add(l), S::zero());
+            P::store_p_pairs(two.as_ptr(), two.as_ptr().add(l), pp_col.add(jj / 2 * act));
+        } else {
+            S::store(col.add(jj * bq), p0);
+        }
+        s0 = S::add(s0, p0);
+    }
+    (S::add(s0, s1), S::max(m0, m1))
+}
+
 /// How far (log2) the scaled running max of a query may grow past the reference its P are taken
 /// against before the reference moves and O is rescaled: P = 2^(s·c − ref) ≤ 2^RESCALE_LOG2, so
 /// P and O grow by at most 256× between rescalings — far from f32's range, with the same relative
@@ -491,64 +551,57 @@ pub(crate) unsafe fn task<S: Simd, T: Element, O: Element, P: Products<T>>(
         // Online softmax down the columns of Sᵀ, one vector of queries at a time.
         for cv in 0..act / l {
             let col = st.add(cv * l);
-            let mut mx0 = S::load(m.add(cv * l));
-            let mut mx1 = mx0;
-            let mut jj = 0;
-            while jj + 1 < nk {
-                mx0 = S::max(S::load(col.add(jj * bq)), mx0);
-                mx1 = S::max(S::load(col.add((jj + 1) * bq)), mx1);
-                jj += 2;
-            }
-            if jj < nk {
-                mx0 = S::max(S::load(col.add(jj * bq)), mx0);
-            }
-            let mx = S::max(mx0, mx1);
-            // The reference P is taken against moves only when the scaled max grew by more
-            // than RESCALE_LOG2 (always on the first tile, where it is −∞): elsewhere it stays,
-            // α = 2^0 = 1 exactly and O is not rescaled, and P ≤ 2^RESCALE_LOG2.
-            let (top, mc_old) = (S::mul(mx, csplat), S::load(mc.add(cv * l)));
-            let mcn = S::select_gt(S::sub(top, mc_old), rescale_log2, top, mc_old);
-            let neg = S::sub(S::zero(), mcn);
-            // α = 2^(m·c − m'·c); the first tile gives 2^(−∞) = 0.
-            let al = S::exp2(S::sub(mc_old, mcn));
-            let mut s0 = S::zero();
-            let mut s1 = S::zero();
-            // P of keys jj and jj + 1 (`p1` zero past the last key) as pairs, for the products
-            // that take them (through a stack copy the compiler keeps in registers).
-            let pairs = |jj: usize, p0: S::V, p1: S::V| {
-                let mut two = [0f32; 32];
-                S::store(two.as_mut_ptr(), p0);
-                S::store(two.as_mut_ptr().add(l), p1);
-                P::store_p_pairs(
-                    two.as_ptr(),
-                    two.as_ptr().add(l),
-                    pp.add(jj / 2 * act + cv * l),
-                );
+            let m_old = S::load(m.add(cv * l));
+            let mc_old = S::load(mc.add(cv * l));
+            let pp_col = if P::P_PAIRS {
+                pp.add(cv * l)
+            } else {
+                std::ptr::null_mut()
             };
-            let mut jj = 0;
-            while jj + 1 < nk {
-                let p0 = S::exp2(S::fma(S::load(col.add(jj * bq)), csplat, neg));
-                let p1 = S::exp2(S::fma(S::load(col.add((jj + 1) * bq)), csplat, neg));
-                if P::P_PAIRS {
-                    pairs(jj, p0, p1);
+            // No closures here: a closure is not compiled with the ISA of the function it is in,
+            // so unless it is inlined its intrinsics become calls (measured 16× slower).
+            //
+            // The reference moves only when the scaled max grew by more than RESCALE_LOG2
+            // (always on the first tile, where it is −∞): elsewhere it stays, α = 2^0 = 1
+            // exactly and O is not rescaled, and P ≤ 2^RESCALE_LOG2.
+            let (mx, mcn, sum) = if P::P_PAIRS && !first {
+                // One pass against the current reference, the max taken alongside (P goes to
+                // the pairs, so Sᵀ is still there to read again); a second pass only where the
+                // max outgrew the reference, which after the first tiles is rare. The same
+                // values as the two passes below.
+                let (sum, mx) =
+                    exp_column::<S, T, P>(col, bq, nk, csplat, mc_old, m_old, pp_col, act);
+                let top = S::mul(mx, csplat);
+                let mcn = S::select_gt(S::sub(top, mc_old), rescale_log2, top, mc_old);
+                let moved = S::select_gt(S::sub(mcn, mc_old), S::zero(), S::splat(1.0), S::zero());
+                if S::hsum(moved) > 0.0 {
+                    let (sum, _) = exp_column::<S, T, P>(col, bq, nk, csplat, mcn, mx, pp_col, act);
+                    (mx, mcn, sum)
                 } else {
-                    S::store(col.add(jj * bq), p0);
-                    S::store(col.add((jj + 1) * bq), p1);
+                    (mx, mc_old, sum)
                 }
-                s0 = S::add(s0, p0);
-                s1 = S::add(s1, p1);
-                jj += 2;
-            }
-            if jj < nk {
-                let p0 = S::exp2(S::fma(S::load(col.add(jj * bq)), csplat, neg));
-                if P::P_PAIRS {
-                    pairs(jj, p0, S::zero());
-                } else {
-                    S::store(col.add(jj * bq), p0);
+            } else {
+                // The max first, then P against the reference it gives.
+                let mut mx0 = m_old;
+                let mut mx1 = mx0;
+                let mut jj = 0;
+                while jj + 1 < nk {
+                    mx0 = S::max(S::load(col.add(jj * bq)), mx0);
+                    mx1 = S::max(S::load(col.add((jj + 1) * bq)), mx1);
+                    jj += 2;
                 }
-                s0 = S::add(s0, p0);
-            }
-            let ls = S::fma(S::load(lsum.add(cv * l)), al, S::add(s0, s1));
+                if jj < nk {
+                    mx0 = S::max(S::load(col.add(jj * bq)), mx0);
+                }
+                let mx = S::max(mx0, mx1);
+                let top = S::mul(mx, csplat);
+                let mcn = S::select_gt(S::sub(top, mc_old), rescale_log2, top, mc_old);
+                let (sum, _) = exp_column::<S, T, P>(col, bq, nk, csplat, mcn, mx, pp_col, act);
+                (mx, mcn, sum)
+            };
+            // α = 2^(r − r'); the first tile gives 2^(−∞) = 0.
+            let al = S::exp2(S::sub(mc_old, mcn));
+            let ls = S::fma(S::load(lsum.add(cv * l)), al, sum);
             S::store(lsum.add(cv * l), ls);
             S::store(m.add(cv * l), mx);
             S::store(mc.add(cv * l), mcn);
