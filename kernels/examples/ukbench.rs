@@ -74,34 +74,67 @@ fn amx_rate(kc: usize, a_panels: usize, b_panels: usize, shared_c: bool, reps: u
     );
     let (mr, nr, steps) = (amx::MR, amx::NR, kc / 2);
     // Small integers as bf16 bits (1.0 = 0x3f80, 0 = 0): exact products, no denormals.
+    let random = std::env::var("UKBENCH_RANDOM").is_ok_and(|v| v == "1");
+    // Random bf16 pairs in [-2, 2): exponents 0x3e–0x40, random mantissas and signs.
+    let rnd = |i: usize| -> u32 {
+        let h = |x: u64| {
+            let mut z = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            z ^= z >> 29;
+            z = z.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z ^= z >> 32;
+            z
+        };
+        let one = |x: u64| 0x3e00 | ((x & 0x1ff) as u32) | (((x >> 9) & 1) as u32) << 15;
+        let z = h(i as u64);
+        one(z) | one(z >> 16) << 16
+    };
     let a = aligned(a_panels * steps * mr, |i| {
-        if i % 3 == 0 {
+        if random {
+            rnd(i)
+        } else if i % 3 == 0 {
             0x3f80_3f80
         } else {
             0
         }
     });
     let b = aligned(b_panels * steps * nr, |i| {
-        if i % 5 == 0 {
+        if random {
+            rnd(i + (1 << 40))
+        } else if i % 5 == 0 {
             0x3f80_0000
         } else {
             0
         }
     });
+    // UKBENCH_AROWS=1: A read in place (kernel_rows) from a row-major block at row stride kc.
+    let rows = std::env::var("UKBENCH_AROWS").is_ok_and(|v| v == "1");
     // SAFETY: main checked AMX-BF16 and the tile grant.
     unsafe { amx::configure() };
     let shape = (a_panels, b_panels, mr, nr, kc);
     let rate = tile_rate(reps, shape, shared_c, |ip, jp, c, ldc| {
         // SAFETY: panels and tile are in bounds; the configuration is loaded.
         unsafe {
-            amx::kernel(
-                steps,
-                a.as_ptr().add(ip * steps * mr),
-                b.as_ptr().add(jp * steps * nr),
-                c,
-                ldc,
-                true,
-            )
+            if rows {
+                amx::kernel_rows(
+                    steps,
+                    (a.as_ptr() as *const u16).add(ip * mr * kc),
+                    kc,
+                    b.as_ptr().add(jp * steps * nr),
+                    c,
+                    ldc,
+                    true,
+                    false,
+                )
+            } else {
+                amx::kernel(
+                    steps,
+                    a.as_ptr().add(ip * steps * mr),
+                    b.as_ptr().add(jp * steps * nr),
+                    c,
+                    ldc,
+                    true,
+                )
+            }
         }
     });
     // SAFETY: as configure above.
