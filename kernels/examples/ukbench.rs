@@ -9,7 +9,9 @@
 //! from that of streaming A and B. Defaults: kc 256, 1 thread, 1 panel each, shared_c 0.
 //! `UKBENCH_KERNEL=amx` measures the AMX-BF16 32×32 tile kernel instead (kc a multiple of 32).
 //! `UKBENCH_ORDER=a` runs A outer and B inner instead (the one-pass nest's order: each A
-//! micro-panel over a chunk of B micro-panels).
+//! micro-panel over a chunk of B micro-panels). With the AMX kernel, `UKBENCH_RANDOM=1` fills the
+//! panels with random bf16 in [-2, 2) instead of zeros and small integers, and `UKBENCH_AROWS=1`
+//! reads A in place (`amx::kernel_rows`) from row-major rows of kc values, as the nest reads A.
 
 #[cfg(target_arch = "x86_64")]
 fn main() {
