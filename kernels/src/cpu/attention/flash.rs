@@ -53,7 +53,8 @@ pub(crate) struct Scratch {
     o: AlignedBuf,
     stats: AlignedBuf,
     pub(super) row: AlignedBuf,
-    /// The `vdpbf16ps` products' P pairs ([`super::flash_bf16`]).
+    /// P as bf16 pairs of keys, for the products that take them (`flash_bf16`'s and
+    /// `flash_amx`'s, [`Products::P_PAIRS`]), written by the softmax.
     pub(super) pp: AlignedBuf,
     /// The AMX products' O rows, gathered from their transposed O at a task's end
     /// ([`super::flash_amx`]).
@@ -236,7 +237,8 @@ pub(crate) trait Products<T: Element> {
         lds: usize,
     );
     /// `O[i] = α_i·O[i] + Σ_{j<nk} P[j][i] · V[j]` for `i < act` (`first`: O is not read), P at
-    /// `st` (row stride `lds`), V rows at `v` (stride `d`), O at `o` (`act · dp` values: rows of
+    /// `st` (row stride `lds`; with [`Products::P_PAIRS`], the pairs the softmax wrote to
+    /// `Scratch::pp` instead), V rows at `v` (stride `d`), O at `o` (`act · dp` values: rows of
     /// `dp`, or the products' own layout, which [`Products::o_rows`] turns into rows). `pairs`:
     /// the same V rows already as pairs of keys (`flash_bf16::pack_v_tiles`' layout for these
     /// products, `nk` even), or null; the pair products use them instead of packing V themselves.

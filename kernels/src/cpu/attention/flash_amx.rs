@@ -17,7 +17,7 @@
 //!   Pᵀ is packed in, so P is never transposed. Keys are padded with zero pairs to whole tile
 //!   steps of 32. The task's O rows are gathered from Oᵀ once, at its end ([`Products::o_rows`]).
 //!   Against the former `O = α·O + P·V` (P transposed 16 × 16 per K/V tile): BENCHMARKS.md
-//!   "flash.amx: O held transposed".
+//!   "`flash.amx`: O transposed, conditional rescaling, P paired by the softmax in one pass".
 //!
 //! The S product walks a task's query panels three at a time (one A tile load shared by three B
 //! tiles and accumulators); tasks take 96 queries ([`super::FlashTiles::amx`]).
