@@ -14,7 +14,12 @@
 //!   most `2⁻⁸ · Σ_j P[j][i]·|V[j]| / l_i`, i.e. `2⁻⁸` of the verification's own scale `P|V|`
 //!   (`crate::verify::attention`): a quarter of its floor `4·u_out = 2⁻⁶` for bf16 output. So
 //!   the bound `2·naive + 4·u_out` still holds for a correct kernel, with the P rounding inside
-//!   the floor; the tests show it on every shape of the covering set (tests/attention.rs).
+//!   the floor; the tests show it on every shape of the covering set (tests/attention.rs). P
+//!   itself comes from the shorter `Simd::exp2_p` (relative error ≤ 7.5e-5, against 2.5e-7 for
+//!   `Simd::exp2`): P, and l = Σ P with it, move by at most 7.5e-5 relative before the rounding
+//!   — under 2% of the rounding's `2⁻⁸` — so the output moves by at most about 1.5e-4 of the
+//!   same scale and the bound holds as before (the real kernels' errors in the mutation tests
+//!   are unchanged, 0.17–0.27 of the bound).
 //!
 //! Tiles as in the f32 path on AVX-512: S `KR` = 8 keys × `QV` = 3 vectors of 16 queries, P·V
 //! `MR` = 6 queries × `NV` = 4 vectors of 16 columns, 24 accumulators each.
