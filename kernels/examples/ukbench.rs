@@ -10,8 +10,9 @@
 //! `UKBENCH_KERNEL=amx` measures the AMX-BF16 32×32 tile kernel instead (kc a multiple of 32).
 //! `UKBENCH_ORDER=a` runs A outer and B inner instead (the one-pass nest's order: each A
 //! micro-panel over a chunk of B micro-panels). With the AMX kernel, `UKBENCH_RANDOM=1` fills the
-//! panels with random bf16 in [-2, 2) instead of zeros and small integers, and `UKBENCH_AROWS=1`
-//! reads A in place (`amx::kernel_rows`) from row-major rows of kc values, as the nest reads A.
+//! panels with random bf16 (magnitudes in [1/8, 2), random signs) instead of zeros and small
+//! integers, and `UKBENCH_AROWS=1` reads A in place (`amx::kernel_rows`) from row-major rows of
+//! kc values, as the nest reads A.
 
 #[cfg(target_arch = "x86_64")]
 fn main() {
@@ -77,7 +78,8 @@ fn amx_rate(kc: usize, a_panels: usize, b_panels: usize, shared_c: bool, reps: u
     let (mr, nr, steps) = (amx::MR, amx::NR, kc / 2);
     // Small integers as bf16 bits (1.0 = 0x3f80, 0 = 0): exact products, no denormals.
     let random = std::env::var("UKBENCH_RANDOM").is_ok_and(|v| v == "1");
-    // Random bf16 pairs in [-2, 2): exponents 0x3e–0x40, random mantissas and signs.
+    // Random bf16 pairs: exponent fields 0x7c–0x7f (magnitudes in [1/8, 2)), random mantissas
+    // and signs, from a SplitMix64-style hash of the word's index.
     let rnd = |i: usize| -> u32 {
         let h = |x: u64| {
             let mut z = x.wrapping_mul(0x9E37_79B9_7F4A_7C15);
