@@ -26,7 +26,7 @@ use flash::F32Products;
 mod naive;
 
 use crate::cpu::simd;
-use crate::cpu::SendPtr;
+use crate::cpu::{AlignedBuf, SendPtr};
 use crate::dtype::{DType, Element, Tensor};
 use crate::isa::Isa;
 use crate::kernel::{
@@ -182,6 +182,8 @@ pub fn flash_attention<T: Element, O: Element>(
 
 thread_local! {
     static FLASH_WS: RefCell<flash::Scratch> = RefCell::new(flash::Scratch::default());
+    /// V as pairs of keys for the flash pair paths, kept between calls ([`flash_path_mutant`]).
+    static V_PAIRS: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
     static DECODE_WS: RefCell<(decode::Scratch, Vec<f32>)> =
         RefCell::new((decode::Scratch::default(), Vec::new()));
 }
@@ -302,23 +304,62 @@ pub fn flash_path_mutant<T: Element, O: Element>(
     // (each KV head's tiles are read by all its query blocks), partial tiles per task.
     let dp = p.head_dim.div_ceil(tiles.lanes) * tiles.lanes;
     let v_pairs_len = p.kv_len / tiles.bk * tiles.bk / 2;
-    let mut v_pairs: Vec<u32> = Vec::new();
+    let pairs_len = if matches!(path, FlashPath::Amx | FlashPath::Bf16Dot) {
+        p.batch * p.kv_heads * v_pairs_len * dp
+    } else {
+        0
+    };
+    if pairs_len == 0 {
+        flash_run(path, p, q, k, v, out, mutation, tiles, &mut [], v_pairs_len);
+        return Ok(());
+    }
+    // The pairs' buffer is the calling thread's, kept between calls: a fresh one per call
+    // (V's size, e.g. 16 MiB) costs its page faults or its zeroing every call. Every word the
+    // kernel reads is written by the packing first. A nested call on the same thread (busy
+    // buffer) takes a buffer of its own.
+    V_PAIRS.with(|buf| match buf.try_borrow_mut() {
+        Ok(mut buf) => {
+            let pairs = bytemuck::cast_slice_mut(buf.get(pairs_len));
+            flash_run(path, p, q, k, v, out, mutation, tiles, pairs, v_pairs_len)
+        }
+        Err(_) => {
+            let mut own = AlignedBuf::default();
+            let pairs = bytemuck::cast_slice_mut(own.get(pairs_len));
+            flash_run(path, p, q, k, v, out, mutation, tiles, pairs, v_pairs_len)
+        }
+    });
+    Ok(())
+}
+
+/// [`flash_path_mutant`] past its checks: packs V's pairs into `v_pairs` (the pair paths; empty
+/// for the others) and runs the tasks.
+#[allow(clippy::too_many_arguments)]
+fn flash_run<T: Element, O: Element>(
+    path: FlashPath,
+    p: &AttentionProblem,
+    q: &[T],
+    k: &[T],
+    v: &[T],
+    out: &mut [O],
+    mutation: Mutation,
+    tiles: FlashTiles,
+    v_pairs: &mut [u32],
+    v_pairs_len: usize,
+) {
     #[cfg(target_arch = "x86_64")]
-    if matches!(path, FlashPath::Amx | FlashPath::Bf16Dot) && v_pairs_len > 0 {
-        let seqs = p.batch * p.kv_heads;
-        v_pairs = vec![0; seqs * v_pairs_len * dp];
+    if !v_pairs.is_empty() {
         // SAFETY: the path was checked (AVX512_BF16 or AMX, which implies it; bf16 inputs).
         unsafe {
             flash_bf16::pack_v_tiles(
                 bytemuck::cast_slice(v),
-                seqs,
+                p.batch * p.kv_heads,
                 p.kv_len,
                 p.head_dim,
-                dp,
+                p.head_dim.div_ceil(tiles.lanes) * tiles.lanes,
                 tiles.bk,
                 // The AMX products read V's pairs transposed (A tiles of `Oᵀ = Vᵀ·Pᵀ`).
                 matches!(path, FlashPath::Amx),
-                &mut v_pairs,
+                v_pairs,
             )
         };
     }
@@ -349,7 +390,6 @@ pub fn flash_path_mutant<T: Element, O: Element>(
             unsafe { flash_task(path, &cx, ws, bh, qb) }
         })
     });
-    Ok(())
 }
 
 unsafe fn flash_task<T: Element, O: Element>(
