@@ -108,13 +108,13 @@ fn cases(mutation: Mutation) -> Vec<AttentionProblem> {
         ],
         Mutation::NoRescale => vec![
             AttentionProblem::new(1, 2, 2, 50, 300, 64).with_scale(2.0),
-            // 160 keys: more than one K/V tile on every path (AMX tiles hold 128 keys).
-            AttentionProblem::new(1, 4, 4, 160, 160, 128)
+            // 288 keys: more than one K/V tile on every path (AMX tiles hold 256 keys).
+            AttentionProblem::new(1, 4, 4, 288, 288, 128)
                 .causal(true)
                 .with_scale(1.5),
             // Decode: q_len 1, splits of 16-key blocks whose running max grows; the scale makes
             // it grow past the flash softmax's reference by more than its rescaling threshold
-            // (2^8) after the first K/V tile on every path, AMX's 128 keys included.
+            // (2^8) after the first K/V tile on every path, AMX's 256 keys included.
             AttentionProblem::new(1, 4, 1, 1, 600, 64).with_scale(8.0),
         ],
         Mutation::None => vec![],

@@ -223,6 +223,14 @@ pub(crate) trait Products<T: Element> {
     /// Keys per S tile.
     const KR: usize;
 
+    /// Called on the task's thread before its first product, and [`Products::leave`] after its
+    /// last: the AMX products load their tile configuration once per task here, not per
+    /// product call.
+    #[inline(always)]
+    unsafe fn enter() {}
+    /// See [`Products::enter`].
+    #[inline(always)]
+    unsafe fn leave() {}
     /// The block's queries (`nq` rows of `d` at `q`, lanes up to `act` zero), once per task.
     unsafe fn load_q(ws: &mut Scratch, q: *const T, d: usize, nq: usize, act: usize);
     /// `Sᵀ[j][i] = K[j] · Q[i]` for `j < nk` (K rows at `k`, stride `d`), `i < act`, into `st`
@@ -518,6 +526,7 @@ pub(crate) unsafe fn task<S: Simd, T: Element, O: Element, P: Products<T>>(
     let stats = ws.stats.get(4 * bq).as_mut_ptr();
     let (m, mc, lsum, alpha) = (stats, stats.add(bq), stats.add(2 * bq), stats.add(3 * bq));
 
+    P::enter();
     P::load_q(ws, q_base, d, nq, act);
     for i in 0..act {
         *m.add(i) = f32::NEG_INFINITY;
@@ -658,6 +667,7 @@ pub(crate) unsafe fn task<S: Simd, T: Element, O: Element, P: Products<T>>(
     // O / l, rounded once.
     let row = ws.row.get(dp).as_mut_ptr();
     let out = cx.out.get().add((bh * q_len + i0) * d);
+    P::leave();
     let o = P::o_rows(ws, o, dp, act);
     for r in 0..nq {
         let inv = S::splat(1.0 / *lsum.add(r));

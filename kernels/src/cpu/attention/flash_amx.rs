@@ -19,8 +19,12 @@
 //!   Against the former `O = α·O + P·V` (P transposed 16 × 16 per K/V tile): BENCHMARKS.md
 //!   "`flash.amx`: O transposed, conditional rescaling, P paired by the softmax in one pass".
 //!
-//! The S product walks a task's query panels three at a time (one A tile load shared by three B
-//! tiles and accumulators); tasks take 96 queries ([`super::FlashTiles::amx`]).
+//! Both products run in squares of four tiles ([`square_of_tiles`]: two A tiles × two B tiles on
+//! four accumulators, one tile load per `tdpbf16ps`); edges (a last odd key group or query panel)
+//! take [`row_of_tiles`]. The tile configuration is loaded once per task ([`Products::enter`]).
+//! Tasks take 96 queries ([`super::FlashTiles::amx`]). Measured against one A tile shared by
+//! three B tiles, configured per product call: BENCHMARKS.md "`flash.amx`: squares of tiles, the
+//! configuration once per task".
 
 use super::flash::{Products, Scratch};
 use super::flash_bf16::{pack_vt_pairs, store_p_pairs, PairProducts};
@@ -40,6 +44,16 @@ impl Products<bf16> for AmxProducts {
     const MR: usize = T;
     const KR: usize = T;
     const P_PAIRS: bool = true;
+
+    #[inline(always)]
+    unsafe fn enter() {
+        amx::configure();
+    }
+
+    #[inline(always)]
+    unsafe fn leave() {
+        amx::release();
+    }
 
     #[inline(always)]
     unsafe fn store_p_pairs(p0: *const f32, p1: *const f32, dst: *mut u32) {
@@ -72,8 +86,55 @@ impl Products<bf16> for AmxProducts {
         // The zero-padded copy of a last partial group of keys: 16 rows of d bf16.
         let kpad = ws.kf.get(T * d / 2).as_mut_ptr() as *mut u16;
         let k = k as *const u16;
-        amx::configure();
+        let panels = act / T;
+        let bl = Operand {
+            ptr: std::ptr::null(),
+            ld: 64,
+            step: 1024,
+        };
+        let qpanel = |p: usize| qp.add(p * dp2 * T * 4);
+        // Pairs of whole key groups × pairs of query panels on four accumulators.
+        let al = Operand {
+            ptr: std::ptr::null(),
+            ld: 2 * d,
+            step: 64,
+        };
         let mut kg = 0;
+        while kg + 2 * T <= nk {
+            let a = [k.add(kg * d) as *const u8, k.add((kg + T) * d) as *const u8];
+            let mut p0 = 0;
+            while p0 + 2 <= panels {
+                let c = [0, 1].map(|i| [0, 1].map(|j| st.add((kg + i * T) * lds + (p0 + j) * T)));
+                square_of_tiles(
+                    steps,
+                    a,
+                    al,
+                    [qpanel(p0), qpanel(p0 + 1)],
+                    bl,
+                    c,
+                    4 * lds,
+                    false,
+                );
+                p0 += 2;
+            }
+            if p0 < panels {
+                for (i, ai) in a.into_iter().enumerate() {
+                    let c = st.add((kg + i * T) * lds + p0 * T);
+                    row_of_tiles(
+                        1,
+                        steps,
+                        Operand { ptr: ai, ..al },
+                        [qpanel(p0); 3],
+                        bl,
+                        [c; 3],
+                        4 * lds,
+                        false,
+                    );
+                }
+            }
+            kg += 2 * T;
+        }
+        // The rest one key group at a time.
         while kg < nk {
             let rows = T.min(nk - kg);
             let kp = if rows == T {
@@ -83,16 +144,9 @@ impl Products<bf16> for AmxProducts {
                 std::ptr::write_bytes(kpad.add(rows * d), 0, (T - rows) * d);
                 kpad as *const u16
             };
-            let panels = act / T;
             let a = Operand {
                 ptr: kp as *const u8,
-                ld: 2 * d,
-                step: 64,
-            };
-            let bl = Operand {
-                ptr: std::ptr::null(),
-                ld: 64,
-                step: 1024,
+                ..al
             };
             // Up to three query panels share each A tile.
             let mut p0 = 0;
@@ -107,7 +161,6 @@ impl Products<bf16> for AmxProducts {
             }
             kg += T;
         }
-        asm!("tilerelease", options(nostack, nomem));
     }
 
     #[inline(always)]
@@ -159,33 +212,49 @@ impl Products<bf16> for AmxProducts {
                 }
             }
         }
-        amx::configure();
         let panels = act / T;
-        // Oᵀ tile (column block cb, query panel ib) += Vᵀ tile (cb, step) · Pᵀ tile (step, ib):
-        // one A tile of V shared by up to three query panels.
+        // Oᵀ tiles (column blocks cb, cb + 1; query panels ib, ib + 1) += Vᵀ tiles (cb, step) ·
+        // Pᵀ tiles (step, ib): head_dim is a multiple of 32, so the column blocks pair up; a
+        // last odd query panel takes one column block at a time.
         let bl = Operand {
             ptr: std::ptr::null(),
             ld: 4 * act,
             step: 4 * T * act,
         };
-        for cb in 0..dp / T {
-            let a = Operand {
-                ptr: vt.add(cb * T * npp) as *const u8,
-                ld: 4 * npp,
-                step: 64,
-            };
+        let al = Operand {
+            ptr: std::ptr::null(),
+            ld: 4 * npp,
+            step: 64,
+        };
+        let vblock = |cb: usize| vt.add(cb * T * npp) as *const u8;
+        let ppanel = |ib: usize| pp.add(ib * T) as *const u8;
+        for cb in (0..dp / T).step_by(2) {
             let mut ib = 0;
-            while ib < panels {
-                let n = 3.min(panels - ib);
-                let c: [*mut f32; 3] =
-                    std::array::from_fn(|i| o.add(cb * T * act + (ib + i.min(n - 1)) * T));
-                let b: [*const u8; 3] =
-                    std::array::from_fn(|i| pp.add((ib + i.min(n - 1)) * T) as *const u8);
-                row_of_tiles(n, npp / T, a, b, bl, c, 4 * act, !first);
-                ib += n;
+            while ib + 2 <= panels {
+                let c = [0, 1].map(|i| [0, 1].map(|j| o.add((cb + i) * T * act + (ib + j) * T)));
+                square_of_tiles(
+                    npp / T,
+                    [vblock(cb), vblock(cb + 1)],
+                    al,
+                    [ppanel(ib), ppanel(ib + 1)],
+                    bl,
+                    c,
+                    4 * act,
+                    !first,
+                );
+                ib += 2;
+            }
+            if ib < panels {
+                for i in 0..2 {
+                    let c = o.add((cb + i) * T * act + ib * T);
+                    let a = Operand {
+                        ptr: vblock(cb + i),
+                        ..al
+                    };
+                    row_of_tiles(1, npp / T, a, [ppanel(ib); 3], bl, [c; 3], 4 * act, !first);
+                }
             }
         }
-        asm!("tilerelease", options(nostack, nomem));
     }
 
     #[inline(always)]
@@ -316,6 +385,81 @@ unsafe fn row_of_tiles(
         "tilestored [{c1} + {ldc}*1], tmm1",
         "tilestored [{c0} + {ldc}*1], tmm0",
         c0 = in(reg) c[0], c1 = in(reg) c[1], c2 = in(reg) c[2], ldc = in(reg) ldc,
+        options(nostack),
+    );
+}
+
+/// `C[i][j] (+)= A_i · B_j` for `i, j < 2` over `steps` tile steps: two A tiles (tmm4, tmm5) and
+/// two B tiles (tmm6, tmm7) per step feed four accumulators (tmm0–tmm3: C[0][0], C[0][1],
+/// C[1][0], C[1][1]), so each step loads four tiles for four `tdpbf16ps` (against four for three
+/// in [`row_of_tiles`]) and each accumulator's products are four apart. `a`/`b` hold the A/B
+/// tiles' first steps (row stride and step of `al`/`bl`), `c` the C tiles (row stride `ldc`
+/// bytes; loaded when `load_c`, else zero).
+///
+/// # Safety
+/// As [`row_of_tiles`].
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn square_of_tiles(
+    steps: usize,
+    a: [*const u8; 2],
+    al: Operand,
+    b: [*const u8; 2],
+    bl: Operand,
+    c: [[*mut f32; 2]; 2],
+    ldc: usize,
+    load_c: bool,
+) {
+    debug_assert!(steps > 0);
+    if load_c {
+        asm!(
+            "tileloadd tmm0, [{c0} + {ldc}*1]",
+            "tileloadd tmm1, [{c1} + {ldc}*1]",
+            "tileloadd tmm2, [{c2} + {ldc}*1]",
+            "tileloadd tmm3, [{c3} + {ldc}*1]",
+            c0 = in(reg) c[0][0], c1 = in(reg) c[0][1], c2 = in(reg) c[1][0],
+            c3 = in(reg) c[1][1], ldc = in(reg) ldc,
+            options(nostack, readonly),
+        );
+    } else {
+        asm!(
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            options(nostack, nomem)
+        );
+    }
+    asm!(
+        "2:",
+        "tileloadd tmm4, [{a0} + {lda}*1]",
+        "tileloadd tmm6, [{b0} + {ldb}*1]",
+        "tdpbf16ps tmm0, tmm4, tmm6",
+        "tileloadd tmm7, [{b1} + {ldb}*1]",
+        "tdpbf16ps tmm1, tmm4, tmm7",
+        "tileloadd tmm5, [{a1} + {lda}*1]",
+        "tdpbf16ps tmm2, tmm5, tmm6",
+        "tdpbf16ps tmm3, tmm5, tmm7",
+        "add {a0}, {astep}",
+        "add {a1}, {astep}",
+        "add {b0}, {bstep}",
+        "add {b1}, {bstep}",
+        "dec {n}",
+        "jnz 2b",
+        a0 = inout(reg) a[0] => _, a1 = inout(reg) a[1] => _,
+        lda = in(reg) al.ld, astep = in(reg) al.step,
+        b0 = inout(reg) b[0] => _, b1 = inout(reg) b[1] => _,
+        ldb = in(reg) bl.ld, bstep = in(reg) bl.step,
+        n = inout(reg) steps => _,
+        options(nostack, readonly),
+    );
+    asm!(
+        "tilestored [{c0} + {ldc}*1], tmm0",
+        "tilestored [{c1} + {ldc}*1], tmm1",
+        "tilestored [{c2} + {ldc}*1], tmm2",
+        "tilestored [{c3} + {ldc}*1], tmm3",
+        c0 = in(reg) c[0][0], c1 = in(reg) c[0][1], c2 = in(reg) c[1][0],
+        c3 = in(reg) c[1][1], ldc = in(reg) ldc,
         options(nostack),
     );
 }

@@ -71,15 +71,21 @@ pub struct FlashTiles {
 
 impl FlashTiles {
     /// The AMX products' tiles: S 16 keys × 16 queries, P·V 16 queries × 16 columns (one tile
-    /// register each), K/V tiles of 128 keys (four tile steps of P·V), tasks of 96 queries: each
-    /// K/V tile a task reads then serves six query panels instead of three (when this was
-    /// measured, each task also packed every tile's V as pairs itself). Measured against 48 on the Intel Xeon family 6 model 207 VM (h32/32 2048² and h8/8 4096²
-    /// causal, d128 bf16, 2 threads, five alternated rounds; results/flash-amx-bq): 1.11–1.34×
-    /// and 0.92–1.14×; 144 gave 0.97–1.37× and 0.89–1.35×.
+    /// register each), tasks of 96 queries: each K/V tile a task reads then serves six query
+    /// panels instead of three (when this was measured, each task also packed every tile's V as
+    /// pairs itself). Measured against 48 on the Intel Xeon family 6 model 207 VM (h32/32 2048²
+    /// and h8/8 4096² causal, d128 bf16, 2 threads, five alternated rounds;
+    /// results/flash-amx-bq): 1.11–1.34× and 0.92–1.14×; 144 gave 0.97–1.37× and 0.89–1.35×
+    /// (64 and 128 measured again with the products in squares of tiles: within 3% of 96).
+    ///
+    /// K/V tiles of 256 keys: eight tile steps of P·V per load and store of an O tile. With the
+    /// products in squares of tiles, against 128 (same VM and shapes, `flashtime`, alternated,
+    /// results/flash-amx-2x2/bk): 1.07–1.09× and 1.05–1.06×; 384 and 512 keys 1.02–1.08× and
+    /// 1.01–1.06× (with one A tile shared by three B tiles, 256 had measured 1.00× against 128).
     pub fn amx() -> FlashTiles {
         FlashTiles {
             bq: 96,
-            bk: 128,
+            bk: 256,
             kr: 16,
             qv: 1,
             mr: 16,
