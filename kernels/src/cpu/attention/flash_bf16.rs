@@ -188,14 +188,23 @@ impl<const KR: usize, const QV: usize, const MR: usize, const NV: usize> Product
 /// `dst` 16 words.
 #[inline(always)]
 pub(crate) unsafe fn store_p_pairs(p0: *const f32, p1: *const f32, dst: *mut u32) {
-    let half = |p: *const f32| {
-        _mm512_cvtepu16_epi32(std::mem::transmute::<__m256bh, __m256i>(
-            _mm512_cvtneps_pbh(_mm512_loadu_ps(p)),
-        ))
-    };
-    let w = _mm512_or_si512(half(p0), _mm512_slli_epi32::<16>(half(p1)));
+    // Both rounded by one `vcvtne2ps2bf16` (p0's 16 values in words 0..16, p1's in 16..32),
+    // then interleaved by one word permutation: word 2i ← i, word 2i + 1 ← 16 + i.
+    let both = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(
+        _mm512_loadu_ps(p1),
+        _mm512_loadu_ps(p0),
+    ));
+    let w = _mm512_permutexvar_epi16(PAIR_WORDS, both);
     _mm512_storeu_si512(dst as *mut _, w);
 }
+
+/// The word permutation of [`store_p_pairs`]: word 2i takes word i, word 2i + 1 word 16 + i.
+const PAIR_WORDS: __m512i = unsafe {
+    std::mem::transmute::<[u16; 32], __m512i>([
+        0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23, 8, 24, 9, 25, 10, 26, 11, 27, 12,
+        28, 13, 29, 14, 30, 15, 31,
+    ])
+};
 
 /// The tile's V rows (`nk` rows of `d` bf16 at `v`) as pairs of consecutive keys per column:
 /// word `vp[jp·dp + c]` holds rows 2jp (low half) and 2jp + 1 (high half, zero past `nk`) of
