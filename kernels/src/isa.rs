@@ -119,6 +119,7 @@ fn detect() -> Features {
         "avx512f",
         "avx512bw",
         "avx512vl",
+        "avx512dq",
         "avx512bf16"
     );
     let amx = amx::cpu_has_amx_bf16();
@@ -134,10 +135,13 @@ fn detect() -> Features {
         // them with zmm code keeps 32 registers (without it LLVM confined the dot path's 24
         // accumulators to zmm0-15 and spilled). Xeon Phi (F without VL) takes the AVX2 path.
         avx512f: avx2fma && has("avx512f") && has("avx512vl") && has("avx512bw"),
+        // The bf16 paths also use AVX512DQ (`vreduceps` in the pair products' softmax), present
+        // on every CPU with AVX512_BF16 (Cooper Lake, Sapphire Rapids, Zen 4 and later).
         avx512bf16: avx2fma
             && has("avx512f")
             && has("avx512vl")
             && has("avx512bw")
+            && has("avx512dq")
             && has("avx512bf16"),
         // Tile data is requested only where the CPU has the instructions.
         amx_bf16: amx && amx::tile_data_usable(),

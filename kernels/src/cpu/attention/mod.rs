@@ -453,7 +453,7 @@ unsafe fn flash_avx512<T: Element, O: Element>(
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512bf16,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,avx2,fma,f16c")]
 unsafe fn flash_avx512bf16<O: Element>(
     cx: &flash::Ctx<'_, half::bf16, O>,
     ws: &mut flash::Scratch,
@@ -464,7 +464,7 @@ unsafe fn flash_avx512bf16<O: Element>(
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512bf16,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,avx2,fma,f16c")]
 unsafe fn flash_amx<O: Element>(
     cx: &flash::Ctx<'_, half::bf16, O>,
     ws: &mut flash::Scratch,
