@@ -56,8 +56,8 @@ pub(crate) struct Scratch {
     /// P as bf16 pairs of keys, for the products that take them (`flash_bf16`'s and
     /// `flash_amx`'s, [`Products::P_PAIRS`]), written by the softmax.
     pub(super) pp: AlignedBuf,
-    /// The AMX products' O rows, gathered from their transposed O at a task's end
-    /// ([`super::flash_amx`]).
+    /// The AMX products' O rows, gathered from their transposed O at a task's end for outputs
+    /// other than bf16 ([`super::flash_amx`]; bf16 is written from Oᵀ directly).
     pub(super) pa: AlignedBuf,
 }
 
@@ -247,7 +247,7 @@ pub(crate) trait Products<T: Element> {
     /// `O[i] = α_i·O[i] + Σ_{j<nk} P[j][i] · V[j]` for `i < act` (`first`: O is not read), P at
     /// `st` (row stride `lds`; with [`Products::P_PAIRS`], the pairs the softmax wrote to
     /// `Scratch::pp` instead), V rows at `v` (stride `d`), O at `o` (`act · dp` values: rows of
-    /// `dp`, or the products' own layout, which [`Products::o_rows`] turns into rows). `pairs`:
+    /// `dp`, or the products' own layout, which [`Products::write_out`] writes out from). `pairs`:
     /// the same V rows already as pairs of keys (`flash_bf16::pack_v_tiles`' layout for these
     /// products, `nk` even), or null; the pair products use them instead of packing V themselves.
     #[allow(clippy::too_many_arguments)]
@@ -271,11 +271,54 @@ pub(crate) trait Products<T: Element> {
     unsafe fn store_p_pairs(_p0: *const f32, _p1: *const f32, _dst: *mut u32) {
         unreachable!("only products with P_PAIRS take P as pairs")
     }
-    /// The task's O rows after its last [`Products::values`] (row `i` at `i · dp`, `i < act`):
-    /// `o` itself, unless the products hold O in another layout and gather its rows here.
+    /// The task's output after its last [`Products::values`]: `O[i] / l[i]` for queries
+    /// `i < nq` (`l` at `lsum`), rounded once to `O`, at `out` (row stride `d`). By default from
+    /// O's rows (`o`, row `i` at `i · dp`, [`write_rows`]); products that hold O in another layout
+    /// write it from theirs.
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    unsafe fn o_rows(_ws: &mut Scratch, o: *mut f32, _dp: usize, _act: usize) -> *const f32 {
-        o
+    unsafe fn write_out<S: Simd, O: Element>(
+        ws: &mut Scratch,
+        o: *mut f32,
+        dp: usize,
+        _act: usize,
+        nq: usize,
+        lsum: *const f32,
+        out: *mut O,
+        d: usize,
+    ) {
+        write_rows::<S, O>(ws, o, dp, nq, lsum, out, d)
+    }
+}
+
+/// `O[i] / l[i]` for `i < nq` from O's rows (row `i` at `o + i · dp`), rounded once to `O`, at
+/// `out` (row stride `d`).
+///
+/// # Safety
+/// The ISA of `S` is available; `o` holds `nq` rows of `dp ≥ d` (a multiple of the vector width),
+/// `out` `nq` rows of `d`.
+#[inline(always)]
+pub(super) unsafe fn write_rows<S: Simd, O: Element>(
+    ws: &mut Scratch,
+    o: *const f32,
+    dp: usize,
+    nq: usize,
+    lsum: *const f32,
+    out: *mut O,
+    d: usize,
+) {
+    let l = S::LANES;
+    let row = ws.row.get(dp).as_mut_ptr();
+    for r in 0..nq {
+        let inv = S::splat(1.0 / *lsum.add(r));
+        let orow = o.add(r * dp);
+        let mut cc = 0;
+        while cc < dp {
+            S::store(row.add(cc), S::mul(S::load(orow.add(cc)), inv));
+            cc += l;
+        }
+        let dst = std::slice::from_raw_parts_mut(out.add(r * d), d);
+        O::slice_from_f32(std::slice::from_raw_parts(row, d), dst);
     }
 }
 
@@ -665,19 +708,7 @@ pub(crate) unsafe fn task<S: Simd, T: Element, O: Element, P: Products<T>>(
     }
 
     // O / l, rounded once.
-    let row = ws.row.get(dp).as_mut_ptr();
-    let out = cx.out.get().add((bh * q_len + i0) * d);
     P::leave();
-    let o = P::o_rows(ws, o, dp, act);
-    for r in 0..nq {
-        let inv = S::splat(1.0 / *lsum.add(r));
-        let orow = o.add(r * dp);
-        let mut cc = 0;
-        while cc < dp {
-            S::store(row.add(cc), S::mul(S::load(orow.add(cc)), inv));
-            cc += l;
-        }
-        let dst = std::slice::from_raw_parts_mut(out.add(r * d), d);
-        O::slice_from_f32(std::slice::from_raw_parts(row, d), dst);
-    }
+    let out = cx.out.get().add((bh * q_len + i0) * d);
+    P::write_out::<S, O>(ws, o, dp, act, nq, lsum, out, d);
 }

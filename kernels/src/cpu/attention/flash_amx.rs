@@ -15,7 +15,7 @@
 //!   tiles), the B tile P rounded to bf16 (round to nearest even, as `flash.avx512bf16` and
 //!   PyTorch do; the same error bound) as 16 key-pairs × 16 queries — the layout the softmax's
 //!   Pᵀ is packed in, so P is never transposed. Keys are padded with zero pairs to whole tile
-//!   steps of 32. The task's O rows are gathered from Oᵀ once, at its end ([`Products::o_rows`]).
+//!   steps of 32. The task's output is written from Oᵀ at its end ([`Products::write_out`]).
 //!   Against the former `O = α·O + P·V` (P transposed 16 × 16 per K/V tile): BENCHMARKS.md
 //!   "`flash.amx`: O transposed, conditional rescaling, P paired by the softmax in one pass".
 //!
@@ -26,9 +26,11 @@
 //! three B tiles, configured per product call: BENCHMARKS.md "`flash.amx`: squares of tiles, the
 //! configuration once per task".
 
-use super::flash::{Products, Scratch};
+use super::flash::{write_rows, Products, Scratch};
 use super::flash_bf16::{pack_vt_pairs, store_p_pairs, PairProducts};
 use crate::cpu::matmul::micro::amx;
+use crate::cpu::simd::Simd;
+use crate::dtype::{DType, Element};
 use half::bf16;
 use std::arch::asm;
 use std::arch::x86_64::*;
@@ -258,20 +260,77 @@ impl Products<bf16> for AmxProducts {
     }
 
     #[inline(always)]
-    unsafe fn o_rows(ws: &mut Scratch, o: *mut f32, dp: usize, act: usize) -> *const f32 {
-        // Oᵀ (`o[c·act + i]`) into rows, 16 × 16 at a time.
+    unsafe fn write_out<S: Simd, O: Element>(
+        ws: &mut Scratch,
+        o: *mut f32,
+        dp: usize,
+        act: usize,
+        nq: usize,
+        lsum: *const f32,
+        out: *mut O,
+        d: usize,
+    ) {
+        debug_assert!(dp == d);
+        if O::DTYPE == DType::BF16 {
+            // Oᵀ (`o[c·act + i]`) scaled by 1/l per query (lane), 16 × 16 at a time, transposed
+            // into 16 columns of 16 queries' rows, rounded and stored as bf16.
+            let out = out as *mut u16;
+            for ib in 0..act / T {
+                let s = _mm512_div_ps(_mm512_set1_ps(1.0), _mm512_loadu_ps(lsum.add(ib * T)));
+                let rows = T.min(nq.saturating_sub(ib * T));
+                if rows == 0 {
+                    break;
+                }
+                for cb in 0..dp / T {
+                    // No closure here (its intrinsics would not get the ISA, [`super::flash`]).
+                    let mut r = [_mm512_setzero_ps(); T];
+                    for (cc, x) in r.iter_mut().enumerate() {
+                        let at = o.add((cb * T + cc) * act + ib * T);
+                        *x = _mm512_mul_ps(_mm512_loadu_ps(at), s);
+                    }
+                    let t = crate::cpu::matmul::pack::transpose16(r);
+                    for (i, x) in t.iter().enumerate().take(rows) {
+                        let dst = out.add((ib * T + i) * d + cb * T) as *mut __m256i;
+                        _mm256_storeu_si256(dst, bf16_rne(*x));
+                    }
+                }
+            }
+            return;
+        }
+        // Other output types: O's rows gathered, then written as by the other products.
         let rows = ws.pa.get(act * dp).as_mut_ptr();
         for cb in 0..dp / T {
             for ib in 0..act / T {
-                let r: [__m512; T] =
-                    std::array::from_fn(|cc| _mm512_loadu_ps(o.add((cb * T + cc) * act + ib * T)));
+                let mut r = [_mm512_setzero_ps(); T];
+                for (cc, x) in r.iter_mut().enumerate() {
+                    *x = _mm512_loadu_ps(o.add((cb * T + cc) * act + ib * T));
+                }
                 for (i, x) in crate::cpu::matmul::pack::transpose16(r).iter().enumerate() {
                     _mm512_storeu_ps(rows.add((ib * T + i) * dp + cb * T), *x);
                 }
             }
         }
-        rows
+        write_rows::<S, O>(ws, rows, dp, nq, lsum, out, d)
     }
+}
+
+/// 16 f32 rounded to bf16 (round to nearest even; a NaN stays a NaN, quieted), as
+/// [`crate::dtype::Element::slice_from_f32`] rounds for bf16: subnormals kept, not flushed.
+#[inline(always)]
+unsafe fn bf16_rne(x: __m512) -> __m256i {
+    let x = _mm512_castps_si512(x);
+    let hi = _mm512_srli_epi32::<16>(x);
+    let lsb = _mm512_and_si512(hi, _mm512_set1_epi32(1));
+    let rounded = _mm512_srli_epi32::<16>(_mm512_add_epi32(
+        x,
+        _mm512_add_epi32(_mm512_set1_epi32(0x7FFF), lsb),
+    ));
+    let nan = _mm512_cmpgt_epi32_mask(
+        _mm512_and_si512(x, _mm512_set1_epi32(0x7FFF_FFFF)),
+        _mm512_set1_epi32(0x7F80_0000),
+    );
+    let v = _mm512_mask_or_epi32(rounded, nan, hi, _mm512_set1_epi32(0x40));
+    _mm512_cvtepi32_epi16(v)
 }
 
 /// A tile operand walked along k: `ptr` at the first tile step, row stride `ld` bytes, `step`
@@ -462,4 +521,62 @@ unsafe fn square_of_tiles(
         c3 = in(reg) c[1][1], ldc = in(reg) ldc,
         options(nostack),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use half::bf16;
+
+    /// `bf16_rne` rounds as the bf16 output conversion every other path uses, ties, subnormals,
+    /// infinities and NaN included.
+    #[test]
+    fn bf16_rne_matches_slice_from_f32() {
+        if !crate::isa::Isa::Avx512f.available() {
+            return;
+        }
+        #[target_feature(enable = "avx512f,avx512vl,avx512bw")]
+        unsafe fn round(x: &[f32; 16]) -> [u16; 16] {
+            let mut out = [0u16; 16];
+            _mm256_storeu_si256(
+                out.as_mut_ptr() as *mut __m256i,
+                bf16_rne(_mm512_loadu_ps(x.as_ptr())),
+            );
+            out
+        }
+        let mut xs: Vec<f32> = vec![
+            0.0,
+            -0.0,
+            1.0,
+            f32::from_bits(0x3F80_8000), // a tie, rounds to even (down)
+            f32::from_bits(0x3F81_8000), // a tie, rounds to even (up)
+            f32::from_bits(0x3F80_8001),
+            f32::MAX,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::from_bits(0xFFC0_0001),
+            f32::from_bits(0x7F80_0001), // a signalling NaN, quieted
+            f32::from_bits(0x0000_8000), // subnormals
+            f32::from_bits(0x0001_7FFF),
+            f32::from_bits(0x807F_FFFF),
+            f32::MIN_POSITIVE,
+        ];
+        let mut s = 0x1234_5678u32;
+        xs.extend((0..4096).map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            f32::from_bits(s)
+        }));
+        for chunk in xs.chunks_exact(16) {
+            let x: [f32; 16] = chunk.try_into().unwrap();
+            let mut want = [bf16::ZERO; 16];
+            <bf16 as Element>::slice_from_f32(&x, &mut want);
+            let got = unsafe { round(&x) };
+            for i in 0..16 {
+                assert_eq!(got[i], want[i].to_bits(), "{:#010x}", x[i].to_bits());
+            }
+        }
+    }
 }
