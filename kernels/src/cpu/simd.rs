@@ -499,7 +499,7 @@ mod x86 {
             // As exp2, with the degree-3 polynomial and no clamps (`vscalefps` gives +∞ above);
             // the fraction by one `vreduceps` (x − round(x), exact), where `vrndscaleps` and a
             // subtraction took one µop more. No lower clamp either: the mask zeroes every lane
-            // whose n is ≤ EXP2_MIN or NaN (x NaN or ±∞ gives f, and so n, NaN or infinite), so
+            // whose n is ≤ EXP2_MIN or NaN (x NaN gives n NaN, x = −∞ gives n −∞ or NaN), so
             // the masked lanes are never computed.
             let f = _mm512_reduce_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(x);
             let n = _mm512_sub_ps(x, f);

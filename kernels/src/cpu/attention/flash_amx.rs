@@ -156,8 +156,7 @@ impl Products<bf16> for AmxProducts {
                 let n = 3.min(panels - p0);
                 let c: [*mut f32; 3] =
                     std::array::from_fn(|i| st.add(kg * lds + (p0 + i.min(n - 1)) * T));
-                let b: [*const u8; 3] =
-                    std::array::from_fn(|i| qp.add((p0 + i.min(n - 1)) * dp2 * T * 4));
+                let b: [*const u8; 3] = std::array::from_fn(|i| qpanel(p0 + i.min(n - 1)));
                 row_of_tiles(n, steps, a, b, bl, c, 4 * lds, false);
                 p0 += n;
             }
