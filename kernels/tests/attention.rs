@@ -385,3 +385,40 @@ fn test_kernels_are_picked_up() {
     check_all(&p, &[DType::BF16], 1, |dt| inputs(&p, dt, 2), &mut report);
     assert_clean(report);
 }
+
+/// `flash.amx` writes a bf16 output straight from its transposed O, other output types from O's
+/// gathered rows: both give the same values, the bf16 one rounded once (round to nearest even).
+#[test]
+fn amx_bf16_output_is_the_rounded_f32_output() {
+    use perfledger_kernels::cpu::attention::{flash_path_mutant, FlashPath, Mutation};
+    if !perfledger_kernels::cpu::matmul::Path::Amx.available() {
+        return;
+    }
+    // Partial query panels and K/V tiles, causal and not.
+    for p in [
+        AttentionProblem::new(1, 4, 2, 100, 300, 64),
+        AttentionProblem::new(2, 2, 2, 37, 37, 128).causal(true),
+    ] {
+        let ins = inputs(&p, DType::BF16, 11);
+        let [q, k, v] = [0, 1, 2].map(|i| match &ins[i] {
+            Tensor::BF16(x) => x.clone(),
+            _ => unreachable!("bf16 inputs"),
+        });
+        let mut out_bf16 = vec![bf16::ZERO; p.q_len_elems()];
+        let mut out_f32 = vec![0f32; p.q_len_elems()];
+        flash_path_mutant(
+            FlashPath::Amx,
+            &p,
+            &q,
+            &k,
+            &v,
+            &mut out_bf16,
+            Mutation::None,
+        )
+        .unwrap();
+        flash_path_mutant(FlashPath::Amx, &p, &q, &k, &v, &mut out_f32, Mutation::None).unwrap();
+        for (i, (b, f)) in out_bf16.iter().zip(&out_f32).enumerate() {
+            assert_eq!(b.to_bits(), bf16::from_f32(*f).to_bits(), "{p} element {i}");
+        }
+    }
+}
