@@ -106,14 +106,14 @@ impl Products<bf16> for AmxProducts {
             let a = [k.add(kg * d) as *const u8, k.add((kg + T) * d) as *const u8];
             let mut p0 = 0;
             while p0 + 2 <= panels {
-                let c = [0, 1].map(|i| [0, 1].map(|j| st.add((kg + i * T) * lds + (p0 + j) * T)));
                 square_of_tiles(
                     steps,
                     a,
                     al,
                     [qpanel(p0), qpanel(p0 + 1)],
                     bl,
-                    c,
+                    st.add(kg * lds + p0 * T),
+                    st.add((kg + T) * lds + p0 * T),
                     4 * lds,
                     false,
                 );
@@ -232,14 +232,14 @@ impl Products<bf16> for AmxProducts {
         for cb in (0..dp / T).step_by(2) {
             let mut ib = 0;
             while ib + 2 <= panels {
-                let c = [0, 1].map(|i| [0, 1].map(|j| o.add((cb + i) * T * act + (ib + j) * T)));
                 square_of_tiles(
                     npp / T,
                     [vblock(cb), vblock(cb + 1)],
                     al,
                     [ppanel(ib), ppanel(ib + 1)],
                     bl,
-                    c,
+                    o.add(cb * T * act + ib * T),
+                    o.add((cb + 1) * T * act + ib * T),
                     4 * act,
                     !first,
                 );
@@ -448,11 +448,12 @@ unsafe fn row_of_tiles(
 }
 
 /// `C[i][j] (+)= A_i · B_j` for `i, j < 2` over `steps` tile steps: two A tiles (tmm4, tmm5) and
-/// two B tiles (tmm6, tmm7) per step feed four accumulators (tmm0–tmm3: C[0][0], C[0][1],
-/// C[1][0], C[1][1]), so each step loads four tiles for four `tdpbf16ps` (against four for three
-/// in [`row_of_tiles`]) and each accumulator's products are four apart. `a`/`b` hold the A/B
-/// tiles' first steps (row stride and step of `al`/`bl`), `c` the C tiles (row stride `ldc`
-/// bytes; loaded when `load_c`, else zero).
+/// two B tiles (tmm6, tmm7) per step feed four accumulators (tmm0–tmm3: the 32 × 32 f32 tile of C
+/// as the matmul's AMX kernel holds it, rows 0–15 at `c`, rows 16–31 at `c_low`, columns 16–31
+/// 64 bytes on), so each step loads four tiles for four `tdpbf16ps` (against four for three in
+/// [`row_of_tiles`]) and each accumulator's products are four apart. `a`/`b` hold the A/B tiles'
+/// first steps (row stride and step of `al`/`bl`), C has row stride `ldc` bytes (loaded when
+/// `load_c`, else zero).
 ///
 /// # Safety
 /// As [`row_of_tiles`].
@@ -464,30 +465,13 @@ unsafe fn square_of_tiles(
     al: Operand,
     b: [*const u8; 2],
     bl: Operand,
-    c: [[*mut f32; 2]; 2],
+    c: *mut f32,
+    c_low: *mut f32,
     ldc: usize,
     load_c: bool,
 ) {
     debug_assert!(steps > 0);
-    if load_c {
-        asm!(
-            "tileloadd tmm0, [{c0} + {ldc}*1]",
-            "tileloadd tmm1, [{c1} + {ldc}*1]",
-            "tileloadd tmm2, [{c2} + {ldc}*1]",
-            "tileloadd tmm3, [{c3} + {ldc}*1]",
-            c0 = in(reg) c[0][0], c1 = in(reg) c[0][1], c2 = in(reg) c[1][0],
-            c3 = in(reg) c[1][1], ldc = in(reg) ldc,
-            options(nostack, readonly),
-        );
-    } else {
-        asm!(
-            "tilezero tmm0",
-            "tilezero tmm1",
-            "tilezero tmm2",
-            "tilezero tmm3",
-            options(nostack, nomem)
-        );
-    }
+    amx::start_c(c, c_low, ldc, load_c);
     asm!(
         "2:",
         "tileloadd tmm4, [{a0} + {lda}*1]",
@@ -511,15 +495,7 @@ unsafe fn square_of_tiles(
         n = inout(reg) steps => _,
         options(nostack, readonly),
     );
-    asm!(
-        "tilestored [{c0} + {ldc}*1], tmm0",
-        "tilestored [{c1} + {ldc}*1], tmm1",
-        "tilestored [{c2} + {ldc}*1], tmm2",
-        "tilestored [{c3} + {ldc}*1], tmm3",
-        c0 = in(reg) c[0][0], c1 = in(reg) c[0][1], c2 = in(reg) c[1][0],
-        c3 = in(reg) c[1][1], ldc = in(reg) ldc,
-        options(nostack),
-    );
+    amx::store_c(c, c_low, ldc);
 }
 
 #[cfg(test)]

@@ -229,9 +229,10 @@ pub unsafe fn kernel_rows(
     store_c(c, c_low, ldc);
 }
 
-/// C in tmm0–tmm3 at the start of a kernel: loaded ([`load_c`]) to accumulate, else zero.
+/// C in tmm0–tmm3 at the start of a kernel: loaded ([`load_c`]) to accumulate, else zero (also
+/// the start of the flash AMX products' squares of tiles).
 #[inline(always)]
-unsafe fn start_c(c: *const f32, c_low: *const f32, ldc: usize, accumulate: bool) {
+pub(crate) unsafe fn start_c(c: *const f32, c_low: *const f32, ldc: usize, accumulate: bool) {
     if accumulate {
         load_c(c, c_low, ldc);
     } else {
@@ -263,7 +264,7 @@ unsafe fn load_c(c: *const f32, c_low: *const f32, ldc: usize) {
 
 /// Store tmm0–tmm3 to the 32 × 32 f32 tile of C (as [`load_c`]).
 #[inline(always)]
-unsafe fn store_c(c: *mut f32, c_low: *mut f32, ldc: usize) {
+pub(crate) unsafe fn store_c(c: *mut f32, c_low: *mut f32, ldc: usize) {
     asm!(
         "tilestored [{c} + {ldc}*1], tmm0",
         "tilestored [{c} + {ldc}*1 + 64], tmm1",
