@@ -315,87 +315,74 @@ pub fn flash_path_mutant<T: Element, O: Element>(
     } else {
         0
     };
-    if pairs_len == 0 {
-        flash_run(path, p, q, k, v, out, mutation, tiles, &mut [], v_pairs_len);
-        return Ok(());
-    }
     // The pairs' buffer is the calling thread's, kept between calls: a fresh one per call
     // (V's size, e.g. 16 MiB) costs its page faults or its zeroing every call. Every word the
     // kernel reads is written by the packing first. A nested call on the same thread (busy
     // buffer) takes a buffer of its own.
-    V_PAIRS.with(|buf| match buf.try_borrow_mut() {
-        Ok(mut buf) => {
-            let pairs = bytemuck::cast_slice_mut(buf.get(pairs_len));
-            flash_run(path, p, q, k, v, out, mutation, tiles, pairs, v_pairs_len)
+    V_PAIRS.with(|cell| {
+        let (mut held, mut own);
+        let buf: &mut AlignedBuf = match cell.try_borrow_mut() {
+            Ok(b) => {
+                held = b;
+                &mut held
+            }
+            Err(_) => {
+                own = AlignedBuf::default();
+                &mut own
+            }
+        };
+        let v_pairs: &mut [u32] = if pairs_len == 0 {
+            &mut []
+        } else {
+            bytemuck::cast_slice_mut(buf.get(pairs_len))
+        };
+        #[cfg(target_arch = "x86_64")]
+        if !v_pairs.is_empty() {
+            // SAFETY: the path was checked (AVX512_BF16 or AMX, which implies it; bf16 inputs).
+            unsafe {
+                flash_bf16::pack_v_tiles(
+                    bytemuck::cast_slice(v),
+                    p.batch * p.kv_heads,
+                    p.kv_len,
+                    p.head_dim,
+                    dp,
+                    tiles.bk,
+                    // The AMX products read V's pairs transposed (A tiles of `Oᵀ = Vᵀ·Pᵀ`).
+                    matches!(path, FlashPath::Amx),
+                    v_pairs,
+                )
+            };
         }
-        Err(_) => {
-            let mut own = AlignedBuf::default();
-            let pairs = bytemuck::cast_slice_mut(own.get(pairs_len));
-            flash_run(path, p, q, k, v, out, mutation, tiles, pairs, v_pairs_len)
-        }
+        let cx = flash::Ctx {
+            p: *p,
+            q,
+            k,
+            v,
+            out: SendPtr(out.as_mut_ptr()),
+            bq: tiles.bq,
+            bk: tiles.bk,
+            v_pairs: SendPtr(if v_pairs.is_empty() {
+                std::ptr::null_mut()
+            } else {
+                v_pairs.as_mut_ptr()
+            }),
+            v_pairs_len,
+            mutation,
+        };
+        let nqb = p.q_len.div_ceil(tiles.bq);
+        let tasks = p.batch * p.q_heads * nqb;
+        (0..tasks).into_par_iter().for_each(|t| {
+            // Within a head, later query blocks first: under a causal mask they are the longest.
+            let (bh, qb) = (t / nqb, nqb - 1 - t % nqb);
+            FLASH_WS.with(|ws| {
+                let ws = &mut *ws.borrow_mut();
+                // SAFETY: the path was checked; buffers validated; tasks write disjoint row
+                // blocks.
+                unsafe { flash_task(path, &cx, ws, bh, qb) }
+            })
+        });
     });
     Ok(())
-}
-
-/// [`flash_path_mutant`] past its checks: packs V's pairs into `v_pairs` (the pair paths; empty
-/// for the others) and runs the tasks.
-#[allow(clippy::too_many_arguments)]
-fn flash_run<T: Element, O: Element>(
-    path: FlashPath,
-    p: &AttentionProblem,
-    q: &[T],
-    k: &[T],
-    v: &[T],
-    out: &mut [O],
-    mutation: Mutation,
-    tiles: FlashTiles,
-    v_pairs: &mut [u32],
-    v_pairs_len: usize,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if !v_pairs.is_empty() {
-        // SAFETY: the path was checked (AVX512_BF16 or AMX, which implies it; bf16 inputs).
-        unsafe {
-            flash_bf16::pack_v_tiles(
-                bytemuck::cast_slice(v),
-                p.batch * p.kv_heads,
-                p.kv_len,
-                p.head_dim,
-                p.head_dim.div_ceil(tiles.lanes) * tiles.lanes,
-                tiles.bk,
-                // The AMX products read V's pairs transposed (A tiles of `Oᵀ = Vᵀ·Pᵀ`).
-                matches!(path, FlashPath::Amx),
-                v_pairs,
-            )
-        };
-    }
-    let cx = flash::Ctx {
-        p: *p,
-        q,
-        k,
-        v,
-        out: SendPtr(out.as_mut_ptr()),
-        bq: tiles.bq,
-        bk: tiles.bk,
-        v_pairs: SendPtr(if v_pairs.is_empty() {
-            std::ptr::null_mut()
-        } else {
-            v_pairs.as_mut_ptr()
-        }),
-        v_pairs_len,
-        mutation,
-    };
-    let nqb = p.q_len.div_ceil(tiles.bq);
-    let tasks = p.batch * p.q_heads * nqb;
-    (0..tasks).into_par_iter().for_each(|t| {
-        // Within a head, later query blocks first: under a causal mask they are the longest.
-        let (bh, qb) = (t / nqb, nqb - 1 - t % nqb);
-        FLASH_WS.with(|ws| {
-            let ws = &mut *ws.borrow_mut();
-            // SAFETY: the path was checked; buffers validated; tasks write disjoint row blocks.
-            unsafe { flash_task(path, &cx, ws, bh, qb) }
-        })
-    });
 }
 
 unsafe fn flash_task<T: Element, O: Element>(
