@@ -18,16 +18,22 @@
 # had two rounds against perfledger's one).
 #
 # Writes OUTDIR (default results/cpu-side-by-side/<label>, label default `after`): run.json (all
-# rows, peers imported), run-2.json (the second run), peers.jsonl, perfledger.log, machine.txt (lscpu: the CPU kind every figure
-# belongs to), probes-peers-{before,after}-{start,end}.json (`perfledger env --probes` around each
+# rows, peers imported), run-2.json (the second run), peers.jsonl, peers.log (the Python peers'
+# log: each row's median and verification, and any row skipped by --peer-max-call),
+# perfledger.log, machine.txt (lscpu: the CPU kind every figure belongs to), probes-peers-{before,after}-{start,end}.json (`perfledger env --probes` around each
 # Python peers' round), report.md and report.json (scripts/cpu_side_by_side.py: per workload perfledger's
 # best kernel against the best peer of its dtype, ratio with a 95% CI).
 # Needs the reference venv: python3 -m venv .venv-ref && .venv-ref/bin/pip install -r scripts/reference/requirements.txt
 # (or PYTHON=/path/to/python: any Python with numpy and torch, e.g. on a machine without network).
 # Usage: scripts/cpu-side-by-side.sh [--threads N] [--label NAME] [--out DIR] [--budget S]
-#          [--peer-min-time S] [--peer-rounds 1|2] [--runs 1|2] [--no-python-peers]
+#          [--peer-min-time S] [--peer-max-call S] [--peer-rounds 1|2] [--runs 1|2] [--no-python-peers]
 #   --budget S          perfledger's --case-budget (default 3)
 #   --peer-min-time S   each Python peer's timing per shape (default 2)
+#   --peer-max-call S   a Python peer's row whose first call takes longer than S seconds is
+#                       skipped (default 10; 0: none): e.g. PyTorch's f16 matmul on a CPU
+#                       without AVX512_FP16/AMX-FP16 (Zen 4) runs at ≈ 1 GFLOP/s, minutes per call
+#                       on the large shapes. Skips are logged in OUT/peers.log and listed in the
+#                       report (a skipped gate peer leaves its rows with no gate ratio).
 #   --peer-rounds N     2 (default): Python peers before and after the run; 1: before only (a
 #                       short sitting, e.g. a lent machine; drift during the run is then not seen)
 #   --runs N            2 (default): perfledger runs again after the peers' second round; 1: once
@@ -38,6 +44,7 @@ LABEL=after
 OUT=
 BUDGET=3
 PEER_MIN_TIME=2
+PEER_MAX_CALL=10
 PEER_ROUNDS=2
 RUNS=2
 PYPEERS=1
@@ -48,6 +55,7 @@ while [ $# -gt 0 ]; do
     --out) OUT=$2; shift 2 ;;
     --budget) BUDGET=$2; shift 2 ;;
     --peer-min-time) PEER_MIN_TIME=$2; shift 2 ;;
+    --peer-max-call) PEER_MAX_CALL=$2; shift 2 ;;
     --peer-rounds) PEER_ROUNDS=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
     --no-python-peers) PYPEERS=0; shift ;;
@@ -94,7 +102,7 @@ peer() { # $1 = script, $2 = dtype, rest = arguments
   local script=$1 dtype=$2
   shift 2
   $PY "scripts/reference/$script" --threads "$THREADS" --out "$PEERS" --append --min-time "$PEER_MIN_TIME" \
-    --dtype "$dtype" "$@"
+    --max-call-time "$PEER_MAX_CALL" --dtype "$dtype" "$@" 2>&1 | tee -a "$OUT/peers.log"
 }
 
 # The machine probes (FMA per unit, tdpbf16ps, read bandwidth) on the sitting's threads, saved
@@ -135,7 +143,7 @@ peers_round() {
 
 { lscpu; echo; echo "== PERFLEDGER_OPENBLAS=${PERFLEDGER_OPENBLAS:-(system library)}";
   echo "== started $(date -u +%FT%TZ), load $(cat /proc/loadavg)"; } > "$OUT/machine.txt"
-rm -f "$PEERS" "$OUT"/probes-*.json
+rm -f "$PEERS" "$OUT/peers.log" "$OUT"/probes-*.json
 [ "$PYPEERS" = 0 ] || peers_round before
 "$BIN" run --suite "$SUITE" --threads "$THREADS" --case-budget "$BUDGET" --out "$OUT/run.json" \
   --force 2>&1 | tee "$OUT/perfledger.log"
@@ -152,6 +160,8 @@ echo "== finished $(date -u +%FT%TZ), load $(cat /proc/loadavg)" >> "$OUT/machin
 [ ! -s "$PEERS" ] || "$BIN" import "$PEERS" --into "$OUT/run.json"
 PROBES=()
 for f in "$OUT"/probes-*.json; do [ -e "$f" ] && PROBES+=(--probes "$f"); done
-python3 scripts/cpu_side_by_side.py "$OUT/run.json" "${ALSO[@]}" "${PROBES[@]}" --md "$OUT/report.md" --json "$OUT/report.json" \
+SKIPS=()
+[ ! -s "$OUT/peers.log" ] || SKIPS=(--peers-log "$OUT/peers.log")
+python3 scripts/cpu_side_by_side.py "$OUT/run.json" "${ALSO[@]}" "${PROBES[@]}" "${SKIPS[@]}" --md "$OUT/report.md" --json "$OUT/report.json" \
   --title "CPU side by side ($LABEL): perfledger vs OpenBLAS, ndarray, gemm, numpy and PyTorch CPU, $THREADS threads"
 echo "wrote $OUT/report.md"

@@ -147,6 +147,9 @@ def main():
     ap.add_argument("--probes", action="append", default=[],
                     help="`perfledger env --probes` output taken around a Python peers' round "
                          "(probes-peers-ROUND-start|end.json), listed with the runs' own probes")
+    ap.add_argument("--peers-log",
+                    help="the Python peers' log (peers.log): rows it skipped (`skipped: ...`, "
+                         "--max-call-time) are listed under the tables")
     args = ap.parse_args()
     run = json.load(open(args.run))
     ceil = run.get("measured_ceilings", {})
@@ -268,6 +271,14 @@ def main():
                 "| shape | path | its GFLOP/s | avx512f GFLOP/s | ratio [95% CI] | ≥ 1.6 |",
                 "|---|---|---|---|---|---|"] + lines
     out += probe_table(args.run, args.also, args.probes)
+    if args.peers_log:
+        with open(args.peers_log) as f:
+            skipped = [ln.strip().removeprefix("skipped: ") for ln in f
+                       if ln.strip().startswith("skipped: ")]
+        if skipped:
+            out += ["", "Python peer rows not timed (their first call was over the sitting's "
+                    "`--peer-max-call`; no row, so no ratio against them):", ""]
+            out += [f"- {s}" for s in skipped]
     text = "\n".join(out) + "\n"
     sys.stdout.write(text)
     if args.md:

@@ -143,6 +143,30 @@ def derive_seed(base_seed: int, *parts) -> int:
 # ----------------------------------------------------------------------------------------------
 # Timing
 # ----------------------------------------------------------------------------------------------
+class TooSlow(Exception):
+    """The first (verified) call of a row took longer than `--max-call-time`: the row is not
+    timed and not written (a library without a fast path for a dtype on this CPU would otherwise
+    hold a sitting for many minutes per shape)."""
+
+    def __init__(self, seconds: float, limit: float):
+        super().__init__(f"one call took {seconds:.1f} s, over --max-call-time {limit:g} s; "
+                         f"not timed, no row written")
+        self.seconds = seconds
+        self.limit = limit
+
+
+def first_call(fn, args):
+    """Make the row's first call (the one its verification reads), raising TooSlow when it took
+    longer than `args.max_call_time` seconds (0: no limit). Returns the call's seconds."""
+    t0 = time.perf_counter()
+    fn()
+    dt = time.perf_counter() - t0
+    limit = getattr(args, "max_call_time", 0.0) or 0.0
+    if limit and dt > limit:
+        raise TooSlow(dt, limit)
+    return dt
+
+
 def time_callable(fn, *, min_time: float, min_samples: int, max_samples: int,
                   warmup_min_iters: int = 3, warmup_time: float = 0.5,
                   batch_below_s: float = 1e-3, batch_target_s: float = 0.01):
@@ -458,6 +482,9 @@ def add_common_args(p: argparse.ArgumentParser, default_dtypes: str, allowed_dty
                    help="minimum number of samples per row (default 10)")
     p.add_argument("--max-samples", type=positive_int, default=10000,
                    help="stop after this many samples even if --min-time is not reached")
+    p.add_argument("--max-call-time", type=nonneg_float, default=0.0,
+                   help="skip a row (log it, write nothing) whose first call takes longer than "
+                        "this many seconds (default 0: no limit)")
     p.add_argument("--warmup", type=positive_int, default=3,
                    help="minimum warm-up calls (default 3; warm-up also runs for >= 0.5 s)")
     p.add_argument("--seed", type=int, default=0, help="base seed for inputs and sampled rows")
