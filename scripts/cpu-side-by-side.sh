@@ -78,23 +78,30 @@ BIN=${PERFLEDGER_BIN:-target/release/perfledger}
 [ -n "${PERFLEDGER_BIN:-}" ] || cargo build --release -q
 PEERS="$OUT/peers.jsonl"
 
-# The suite's shapes, split by what each peer script takes (one call per layout and dtype).
+# The suite's shapes, split by what each peer script takes (one call per layout and dtype),
+# fewest FLOPs first: a peer whose rate would put a call over --peer-max-call then skips the
+# larger shapes without running them (scripts/reference/common.py, call_budget_check).
 shapes() { # $1 = matmul|attention, $2 = dtype, $3 = bt|nt (matmul)
   python3 - "$SUITE" "$@" <<'EOF'
 import json, sys
 suite, op, dtype = sys.argv[1], sys.argv[2], sys.argv[3]
 layout = sys.argv[4] if len(sys.argv) > 4 else None
+out = []
 for c in json.load(open(suite))["cases"]:
     if c["op"] != op or dtype not in c["dtypes"]:
         continue
+    b = c.get("batch", 1)
     if op == "matmul":
         if c.get("trans_b", False) != (layout == "bt"):
             continue
-        print(f'--shape {c.get("batch", 1)}x{c["m"]}x{c["n"]}x{c["k"]}')
+        out.append((2 * b * c["m"] * c["n"] * c["k"], f'--shape {b}x{c["m"]}x{c["n"]}x{c["k"]}'))
     else:
         q = f'{c["q_len"]}:{c["kv_len"]}' if c["q_len"] != c["kv_len"] else str(c["q_len"])
-        print(f'--shape {c.get("batch", 1)},{c["q_heads"]},{c["kv_heads"]},{q},{c["head_dim"]}'
-              + (",causal" if c.get("causal") else ""))
+        flops = 4 * b * c["q_heads"] * c["q_len"] * c["kv_len"] * c["head_dim"]
+        out.append((flops, f'--shape {b},{c["q_heads"]},{c["kv_heads"]},{q},{c["head_dim"]}'
+                    + (",causal" if c.get("causal") else "")))
+for _, line in sorted(out, key=lambda x: x[0]):
+    print(line)
 EOF
 }
 

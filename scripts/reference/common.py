@@ -144,26 +144,44 @@ def derive_seed(base_seed: int, *parts) -> int:
 # Timing
 # ----------------------------------------------------------------------------------------------
 class TooSlow(Exception):
-    """The first (verified) call of a row took longer than `--max-call-time`: the row is not
-    timed and not written (a library without a fast path for a dtype on this CPU would otherwise
-    hold a sitting for many minutes per shape)."""
+    """A row's first (verified) call took, or would take, longer than `--max-call-time`: the row
+    is not timed and not written (a library without a fast path for a dtype on this CPU would
+    otherwise hold a sitting for many minutes per shape)."""
 
-    def __init__(self, seconds: float, limit: float):
-        super().__init__(f"one call took {seconds:.1f} s, over --max-call-time {limit:g} s; "
-                         f"not timed, no row written")
+    def __init__(self, seconds: float, limit: float, predicted: bool):
+        how = ("would take about {:.0f} s at the fastest rate this dtype's earlier rows reached"
+               if predicted else "took {:.1f} s").format(seconds)
+        super().__init__(f"one call {how}, over --max-call-time {limit:g} s; not timed, "
+                         f"no row written")
         self.seconds = seconds
         self.limit = limit
 
 
-def first_call(fn, args):
-    """Make the row's first call (the one its verification reads), raising TooSlow when it took
-    longer than `args.max_call_time` seconds (0: no limit). Returns the call's seconds."""
+def call_budget_check(args, key: str, flops: float):
+    """Before a row's inputs are made: raise TooSlow where `flops` at the fastest rate (FLOP/s)
+    that an earlier row of `key` (e.g. its dtype) reached in its first call, in this process,
+    would exceed `args.max_call_time` (0: no limit). Give shapes smallest first (the sitting
+    does) and a hopeless dtype costs one over-limit call, not one per shape."""
+    limit = getattr(args, "max_call_time", 0.0) or 0.0
+    rate = getattr(args, "first_call_rates", {}).get(key)
+    if limit and rate and flops / rate > limit:
+        raise TooSlow(flops / rate, limit, predicted=True)
+
+
+def first_call(fn, args, key: str, flops: float):
+    """Make the row's first call (the one its verification reads) and record its rate for
+    `call_budget_check`; raise TooSlow when it took longer than `args.max_call_time` seconds
+    (0: no limit). Returns the call's seconds."""
     t0 = time.perf_counter()
     fn()
     dt = time.perf_counter() - t0
+    if not hasattr(args, "first_call_rates"):
+        args.first_call_rates = {}
+    rates = args.first_call_rates
+    rates[key] = max(rates.get(key, 0.0), flops / max(dt, 1e-9))
     limit = getattr(args, "max_call_time", 0.0) or 0.0
     if limit and dt > limit:
-        raise TooSlow(dt, limit)
+        raise TooSlow(dt, limit, predicted=False)
     return dt
 
 
@@ -484,7 +502,8 @@ def add_common_args(p: argparse.ArgumentParser, default_dtypes: str, allowed_dty
                    help="stop after this many samples even if --min-time is not reached")
     p.add_argument("--max-call-time", type=nonneg_float, default=0.0,
                    help="skip a row (log it, write nothing) whose first call takes longer than "
-                        "this many seconds (default 0: no limit)")
+                        "this many seconds, or would at the fastest rate an earlier row of its "
+                        "dtype reached in this process (default 0: no limit)")
     p.add_argument("--warmup", type=positive_int, default=3,
                    help="minimum warm-up calls (default 3; warm-up also runs for >= 0.5 s)")
     p.add_argument("--seed", type=int, default=0, help="base seed for inputs and sampled rows")

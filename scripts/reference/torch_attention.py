@@ -164,6 +164,12 @@ def sdpa_backend(torch, q, k, v, kw) -> str | None:
 
 def run_case(torch, np, args, shape: dict, dtype: str, sdpa=None):
     seed = C.derive_seed(args.seed, "torch", "attention", shape, dtype)
+    pairs = shape["q_len"] * shape["kv_len"]
+    if shape.get("causal"):
+        off = shape["kv_len"] - shape["q_len"]
+        pairs = sum(min(shape["kv_len"], off + i + 1) for i in range(shape["q_len"]))
+    flops = 4.0 * shape["head_dim"] * pairs * shape["q_heads"] * shape["batch"]
+    C.call_budget_check(args, dtype, flops)
     q, k, v = make_inputs(torch, shape, dtype, seed)
     kw, mask_kind = sdpa_args(torch, shape)
     F = torch.nn.functional
@@ -173,11 +179,6 @@ def run_case(torch, np, args, shape: dict, dtype: str, sdpa=None):
     # Memory-bound shapes (decode) cycle through copies of Q, K and V (C.rotation_sets); the
     # first set is the one verified.
     esize = q.element_size()
-    pairs = shape["q_len"] * shape["kv_len"]
-    if shape.get("causal"):
-        off = shape["kv_len"] - shape["q_len"]
-        pairs = sum(min(shape["kv_len"], off + i + 1) for i in range(shape["q_len"]))
-    flops = 4.0 * shape["head_dim"] * pairs * shape["q_heads"] * shape["batch"]
     min_bytes = esize * (2 * q.numel() + k.numel() + v.numel())
     nsets = C.rotation_sets(flops, min_bytes, args.rotate)
     sets = [(q, k, v)] + [(q.clone(), k.clone(), v.clone()) for _ in range(nsets - 1)]
@@ -190,7 +191,7 @@ def run_case(torch, np, args, shape: dict, dtype: str, sdpa=None):
 
     rows = pick_query_rows(np, seed + 1, shape, args.verify_rows)
     with torch.inference_mode():
-        C.first_call(call, args)
+        C.first_call(call, args, dtype, flops)
         checks = [attention_check(torch, np, shape, dtype, q, k, v, holder[0], rows)]
         samples, timing = C.time_callable(
             call, min_time=args.min_time, min_samples=args.min_samples,

@@ -99,6 +99,8 @@ def make_inputs(torch, shape: dict, trans_b: bool, dtype: str, seed: int):
 
 def run_case(torch, np, args, shape: dict, trans_b: bool, dtype: str, time_it=True):
     seed = C.derive_seed(args.seed, "torch", "matmul", shape, trans_b, dtype)
+    flops = 2.0 * shape["batch"] * shape["m"] * shape["n"] * shape["k"]
+    C.call_budget_check(args, dtype, flops)
     a, bm = make_inputs(torch, shape, trans_b, dtype, seed)
     bop = bm.transpose(-1, -2) if trans_b else bm  # a strided view: gemm gets the transpose flag
     c = torch.empty((shape["batch"], shape["m"], shape["n"]), dtype=torch_dtype(torch, dtype))
@@ -135,7 +137,7 @@ def run_case(torch, np, args, shape: dict, trans_b: bool, dtype: str, time_it=Tr
 
     with torch.inference_mode():
         c.fill_(float("nan"))
-        C.first_call(call, args)
+        C.first_call(call, args, dtype, flops)
         checks = [check()]
         if time_it:
             samples, timing = C.time_callable(
