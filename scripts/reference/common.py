@@ -157,11 +157,20 @@ class TooSlow(Exception):
         self.limit = limit
 
 
+def budget_key(dtype: str, flops: float, min_bytes: float) -> str:
+    """The class of rows whose rates predict each other for `call_budget_check`: the dtype, and
+    whether the row is memory-bound (a decode or GEMV row's FLOP rate says nothing about a
+    compute-bound shape's)."""
+    bound = "memory" if flops / max(min_bytes, 1) < MEMORY_BOUND_INTENSITY else "compute"
+    return f"{dtype}/{bound}"
+
+
 def call_budget_check(args, key: str, flops: float):
     """Before a row's inputs are made: raise TooSlow where `flops` at the fastest rate (FLOP/s)
-    that an earlier row of `key` (e.g. its dtype) reached in its first call, in this process,
-    would exceed `args.max_call_time` (0: no limit). Give shapes smallest first (the sitting
-    does) and a hopeless dtype costs one over-limit call, not one per shape."""
+    that an earlier row of `key` (`budget_key`: its dtype and whether it is memory-bound)
+    reached in its first call, in this process, would exceed `args.max_call_time` (0: no
+    limit). Give shapes smallest first (the sitting does) and a hopeless dtype costs one
+    over-limit call, not one per shape."""
     limit = getattr(args, "max_call_time", 0.0) or 0.0
     rate = getattr(args, "first_call_rates", {}).get(key)
     if limit and rate and flops / rate > limit:

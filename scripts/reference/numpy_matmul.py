@@ -52,7 +52,10 @@ def make_inputs(np, shape: dict, trans_b: bool, seed: int):
 def run_case(np, args, shape: dict, trans_b: bool, dtype: str, pools_fn, time_it=True):
     seed = C.derive_seed(args.seed, "numpy", "matmul", shape, trans_b, dtype)
     flops = 2.0 * shape["batch"] * shape["m"] * shape["n"] * shape["k"]
-    C.call_budget_check(args, dtype, flops)
+    esize = 4 if dtype == "f32" else 2
+    b, m, n, k = shape["batch"], shape["m"], shape["n"], shape["k"]
+    key = C.budget_key(dtype, flops, esize * b * (m * k + k * n + m * n))
+    C.call_budget_check(args, key, flops)
     a, bm = make_inputs(np, shape, trans_b, seed)
     bop = np.swapaxes(bm, -1, -2) if trans_b else bm  # a view: BLAS gets the transpose flag
     c = np.empty((shape["batch"], shape["m"], shape["n"]), dtype=np.float32)
@@ -85,7 +88,7 @@ def run_case(np, args, shape: dict, trans_b: bool, dtype: str, pools_fn, time_it
 
     # poison, one verified call, timed samples, re-poison, one more call, verify again
     c.fill(np.nan)
-    C.first_call(call, args, dtype, flops)
+    C.first_call(call, args, key, flops)
     checks = [check()]
     if time_it:
         samples, timing = C.time_callable(

@@ -169,7 +169,11 @@ def run_case(torch, np, args, shape: dict, dtype: str, sdpa=None):
         off = shape["kv_len"] - shape["q_len"]
         pairs = sum(min(shape["kv_len"], off + i + 1) for i in range(shape["q_len"]))
     flops = 4.0 * shape["head_dim"] * pairs * shape["q_heads"] * shape["batch"]
-    C.call_budget_check(args, dtype, flops)
+    esize = 4 if dtype == "f32" else 2
+    q_elems = shape["batch"] * shape["q_heads"] * shape["q_len"] * shape["head_dim"]
+    kv_elems = shape["batch"] * shape["kv_heads"] * shape["kv_len"] * shape["head_dim"]
+    key = C.budget_key(dtype, flops, esize * (2 * q_elems + 2 * kv_elems))
+    C.call_budget_check(args, key, flops)
     q, k, v = make_inputs(torch, shape, dtype, seed)
     kw, mask_kind = sdpa_args(torch, shape)
     F = torch.nn.functional
@@ -191,7 +195,7 @@ def run_case(torch, np, args, shape: dict, dtype: str, sdpa=None):
 
     rows = pick_query_rows(np, seed + 1, shape, args.verify_rows)
     with torch.inference_mode():
-        C.first_call(call, args, dtype, flops)
+        C.first_call(call, args, key, flops)
         checks = [attention_check(torch, np, shape, dtype, q, k, v, holder[0], rows)]
         samples, timing = C.time_callable(
             call, min_time=args.min_time, min_samples=args.min_samples,
