@@ -3,13 +3,13 @@
 //! per ISA.
 //!
 //! - B transposed (`[n, k]`, LLM weights): `c[j] = dot(a, Bᵀ[j, :])`, parallel over blocks of
-//!   rows, in one of two stream layouts chosen per CPU vendor ([`Streams::for_this_cpu`]):
+//!   rows, in one of two stream layouts chosen per CPU kind ([`Streams::for_this_cpu`]):
 //!   one row at a time (a single sequential stream per thread, prefetched [`PF_BYTES`] ahead:
 //!   the better layout on the Zen 5 VM, where four rows per step — four streams — read ≈ 20%
 //!   less per second; BENCHMARKS.md, "GEMV"), or [`ROWS_TOGETHER`] rows at a time, one
 //!   64-byte line of each per step, each prefetched [`NEAR_PF_BYTES`] ahead (eight streams per
 //!   thread: bf16/f16 6–18%, f32 0–11% more per second than one stream on the Intel Xeon 6/207
-//!   VM; BENCHMARKS.md "GEMV: eight rows at a time").
+//!   VM, 9–42% on the Zen 4 VM; BENCHMARKS.md "GEMV: eight rows at a time").
 //! - B `[k, n]`: K is split across tasks; each task streams its rows of B four at a time into its
 //!   own f32 accumulator of length n (L2-resident), each stream prefetched [`PF_BYTES`] ahead, and
 //!   the partial sums are added at the end.
@@ -37,20 +37,31 @@ pub(crate) enum Streams {
 }
 
 impl Streams {
-    /// `Many` on Intel CPUs, where it was measured faster (Xeon family 6 model 207), else `One`
-    /// (measured best on the Zen 5 VM).
+    /// The layout measured faster on this CPU kind: `Many` on Intel (Xeon family 6 model 207)
+    /// and on AMD family 25 (Zen 4, family 25 model 17: 1.09–1.42× `One` at 1×4096×4096 and
+    /// 1×14336×4096, bf16 and f16, BENCHMARKS.md "GEMV: eight rows at a time on Zen 4"; Zen 3
+    /// shares the family and was not measured), `One` elsewhere (measured best on the Zen 5
+    /// VM, family 26, against an earlier four-row layout).
     pub(crate) fn for_this_cpu() -> Streams {
         static STREAMS: std::sync::OnceLock<Streams> = std::sync::OnceLock::new();
         *STREAMS.get_or_init(|| {
             #[cfg(target_arch = "x86_64")]
             {
-                // CPUID leaf 0: the vendor string (safe on every x86-64 CPU).
+                // CPUID leaves 0 (the vendor string) and 1 (the family), safe on every x86-64
+                // CPU.
                 let id = std::arch::x86_64::__cpuid(0);
                 let vendor: Vec<u8> = [id.ebx, id.edx, id.ecx]
                     .iter()
                     .flat_map(|r| r.to_le_bytes())
                     .collect();
-                if vendor == b"GenuineIntel" {
+                let eax = std::arch::x86_64::__cpuid(1).eax;
+                let base = (eax >> 8) & 0xf;
+                let family = if base == 0xf {
+                    base + ((eax >> 20) & 0xff)
+                } else {
+                    base
+                };
+                if vendor == b"GenuineIntel" || (vendor == b"AuthenticAMD" && family == 25) {
                     return Streams::Many;
                 }
             }
@@ -297,7 +308,7 @@ mod tests {
     use super::*;
     use half::{bf16, f16};
 
-    /// Both stream layouts of the transposed GEMV, whichever this CPU's vendor picks, on every
+    /// Both stream layouts of the transposed GEMV, whichever this CPU kind picks, on every
     /// ISA path here: row counts around the groups of [`ROWS_TOGETHER`], k around a line, a
     /// vector and a step (with tails), padded rows. Small integers, so every order of the sums
     /// is exact and the results equal the definition's.
