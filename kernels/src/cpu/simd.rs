@@ -535,35 +535,43 @@ mod x86 {
         }
         #[inline(always)]
         unsafe fn hsum_lanes(v: &[__m512]) -> __m512 {
-            // Input position 4m + k lands in output lane 4k + m (a 4×4 transpose, its own
-            // inverse): feed the vector wanted in lane 4k + m at position 4m + k.
-            let a = |i: usize| v[(i % 4) * 4 + i / 4];
-            // 256-bit halves: t = [x.lo + x.hi | y.lo + y.hi].
-            let t = |x: __m512, y: __m512| {
+            // Inner functions, not closures: a closure is not inlined into `target_feature`
+            // code and its intrinsics become calls.
+            // 256-bit halves: [x.lo + x.hi | y.lo + y.hi].
+            #[inline(always)]
+            unsafe fn t(x: __m512, y: __m512) -> __m512 {
                 _mm512_add_ps(
                     _mm512_shuffle_f32x4::<0b01_00_01_00>(x, y),
                     _mm512_shuffle_f32x4::<0b11_10_11_10>(x, y),
                 )
-            };
+            }
             // 128-bit quarters: [x.q0 + x.q1, x.q2 + x.q3, y.q0 + y.q1, y.q2 + y.q3].
-            let q = |x: __m512, y: __m512| {
+            #[inline(always)]
+            unsafe fn q(x: __m512, y: __m512) -> __m512 {
                 _mm512_add_ps(
                     _mm512_shuffle_f32x4::<0b10_00_10_00>(x, y),
                     _mm512_shuffle_f32x4::<0b11_01_11_01>(x, y),
                 )
-            };
+            }
             // Within 128-bit lanes: [x0 + x1, x2 + x3, y0 + y1, y2 + y3].
-            let u = |x: __m512, y: __m512| {
+            #[inline(always)]
+            unsafe fn u(x: __m512, y: __m512) -> __m512 {
                 _mm512_add_ps(
                     _mm512_shuffle_ps::<0b10_00_10_00>(x, y),
                     _mm512_shuffle_ps::<0b11_01_11_01>(x, y),
                 )
-            };
-            let t: [__m512; 8] = std::array::from_fn(|i| t(a(2 * i), a(2 * i + 1)));
-            let q0 = q(t[0], t[1]);
-            let q1 = q(t[2], t[3]);
-            let q2 = q(t[4], t[5]);
-            let q3 = q(t[6], t[7]);
+            }
+            // Input position 4m + k lands in output lane 4k + m (a 4×4 transpose, its own
+            // inverse): feed the vector wanted in lane 4k + m at position 4m + k.
+            let mut h = [_mm512_setzero_ps(); 8];
+            for (i, h) in h.iter_mut().enumerate() {
+                let (x, y) = (2 * i, 2 * i + 1);
+                *h = t(v[(x % 4) * 4 + x / 4], v[(y % 4) * 4 + y / 4]);
+            }
+            let q0 = q(h[0], h[1]);
+            let q1 = q(h[2], h[3]);
+            let q2 = q(h[4], h[5]);
+            let q3 = q(h[6], h[7]);
             u(u(q0, q1), u(q2, q3))
         }
         #[inline(always)]

@@ -474,6 +474,7 @@ pub(crate) fn dots_bf16dot(
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::Next;
+    use crate::cpu::simd::{Avx512, Simd};
     use std::arch::x86_64::*;
 
     /// All row tiles of A' (bf16) against one group of B' rows, `vdpbf16ps` along k.
@@ -482,7 +483,7 @@ mod x86 {
     /// AVX512_BF16 is available; A' holds `ceil(m/MR)·MR` rows of `kp` bf16, B' `NJ` rows of
     /// `kwp` (a multiple of 32); C's rows `0..m` × columns `j0..j0 + cols` are writable. `next`
     /// (rows to prefetch) may point anywhere: prefetches never fault.
-    #[target_feature(enable = "avx512f,avx512bf16")]
+    #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512bf16")]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn group_bf16dot<const MR: usize, const NJ: usize>(
         ap: &[u16],
@@ -498,6 +499,7 @@ mod x86 {
         accumulate: bool,
         next: Option<Next>,
     ) {
+        const { assert!(MR * NJ <= 32, "two reduction trees of 16") };
         debug_assert!(kwp.is_multiple_of(32) && bs.len() >= NJ * kwp);
         let bp = bs.as_ptr();
         for i0 in (0..m).step_by(MR) {
@@ -524,11 +526,23 @@ mod x86 {
                 }
                 q += 32;
             }
-            let mut sums = [[0f32; NJ]; MR];
+            // The MR·NJ horizontal sums by two transposing reduction trees (16 vectors into
+            // one each) instead of one `_mm512_reduce_add_ps` per accumulator: ≈ 90 instead of
+            // ≈ 190 instructions per tile and k block.
+            let mut flat = [_mm512_setzero_ps(); 32];
             for r in 0..MR {
                 for j in 0..NJ {
-                    sums[r][j] = _mm512_reduce_add_ps(acc[r][j]);
+                    flat[r * NJ + j] = acc[r][j];
                 }
+            }
+            let mut lanes = [0f32; 32];
+            _mm512_storeu_ps(lanes.as_mut_ptr(), Avx512::hsum_lanes(&flat[..16]));
+            if MR * NJ > 16 {
+                _mm512_storeu_ps(lanes.as_mut_ptr().add(16), Avx512::hsum_lanes(&flat[16..]));
+            }
+            let mut sums = [[0f32; NJ]; MR];
+            for r in 0..MR {
+                sums[r].copy_from_slice(&lanes[r * NJ..r * NJ + NJ]);
             }
             super::store_sums(&sums, m - i0, cols, c.add(i0 * ldc + j0), ldc, accumulate);
         }
