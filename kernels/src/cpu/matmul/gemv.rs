@@ -7,9 +7,10 @@
 //!   one row at a time (a single sequential stream per thread, prefetched [`PF_BYTES`] ahead:
 //!   the better layout on the Zen 5 VM, where four rows per step — four streams — read ≈ 20%
 //!   less per second; BENCHMARKS.md, "GEMV"), or [`ROWS_TOGETHER`] rows at a time, one
-//!   64-byte line of each per step, each prefetched [`NEAR_PF_BYTES`] ahead (eight streams per
-//!   thread: bf16/f16 6–18%, f32 0–11% more per second than one stream on the Intel Xeon 6/207
-//!   VM, 9–42% on the Zen 4 VM; BENCHMARKS.md "GEMV: eight rows at a time").
+//!   64-byte line of each per step, each prefetched [`NEAR_PF_BYTES`] ahead on Intel and left
+//!   to the hardware prefetchers on Zen 4 (eight streams per thread: bf16/f16 6–18%, f32 0–11%
+//!   more per second than one stream on the Intel Xeon 6/207 VM; on the Zen 4 VM 9–42% with the
+//!   prefetch and another 10–18% without it; BENCHMARKS.md "GEMV: eight rows at a time").
 //! - B `[k, n]`: K is split across tasks; each task streams its rows of B four at a time into its
 //!   own f32 accumulator of length n (L2-resident), each stream prefetched [`PF_BYTES`] ahead, and
 //!   the partial sums are added at the end.
@@ -32,15 +33,17 @@ const NEAR_PF_BYTES: usize = 512;
 pub(crate) enum Streams {
     /// One row at a time, [`PF_BYTES`] ahead.
     One,
-    /// [`ROWS_TOGETHER`] rows at a time, [`NEAR_PF_BYTES`] ahead.
-    Many,
+    /// [`ROWS_TOGETHER`] rows at a time, [`NEAR_PF_BYTES`] ahead (`prefetch`) or with no
+    /// software prefetch.
+    Many { prefetch: bool },
 }
 
 impl Streams {
-    /// The layout measured faster on this CPU kind: `Many` on Intel (Xeon family 6 model 207)
-    /// and on AMD family 25 (Zen 4, family 25 model 17: 1.09–1.42× `One` at 1×4096×4096 and
-    /// 1×14336×4096, bf16 and f16, BENCHMARKS.md "GEMV: eight rows at a time on Zen 4"; Zen 3
-    /// shares the family and was not measured), `One` elsewhere (measured best on the Zen 5
+    /// The layout measured faster on this CPU kind: `Many` with the prefetch on Intel (Xeon
+    /// family 6 model 207); `Many` without it on AMD family 25 (Zen 4, family 25 model 17:
+    /// with the prefetch 1.09–1.42× `One` at 1×4096×4096 and 1×14336×4096, bf16 and f16,
+    /// without it another 1.10–1.18×; BENCHMARKS.md "GEMV: eight rows at a time on Zen 4"; Zen 3
+    /// shares the family and was not measured); `One` elsewhere (measured best on the Zen 5
     /// VM, family 26, against an earlier four-row layout).
     pub(crate) fn for_this_cpu() -> Streams {
         static STREAMS: std::sync::OnceLock<Streams> = std::sync::OnceLock::new();
@@ -61,8 +64,11 @@ impl Streams {
                 } else {
                     base
                 };
-                if vendor == b"GenuineIntel" || (vendor == b"AuthenticAMD" && family == 25) {
-                    return Streams::Many;
+                if vendor == b"GenuineIntel" {
+                    return Streams::Many { prefetch: true };
+                }
+                if vendor == b"AuthenticAMD" && family == 25 {
+                    return Streams::Many { prefetch: false };
                 }
             }
             Streams::One
@@ -91,7 +97,12 @@ unsafe fn dot_rows_with<S: Simd, T: Element>(
     streams: Streams,
 ) {
     let done = match streams {
-        Streams::Many => dot_rows_together::<S, T, ROWS_TOGETHER>(a, bt, ldb, out),
+        Streams::Many { prefetch: true } => {
+            dot_rows_together::<S, T, ROWS_TOGETHER, true>(a, bt, ldb, out)
+        }
+        Streams::Many { prefetch: false } => {
+            dot_rows_together::<S, T, ROWS_TOGETHER, false>(a, bt, ldb, out)
+        }
         Streams::One => 0,
     };
     if done < out.len() {
@@ -101,9 +112,9 @@ unsafe fn dot_rows_with<S: Simd, T: Element>(
 
 /// `out[r] = a · Bᵀ[r, 0..k]` for the first whole groups of `R` rows of `out`, `R` rows at a
 /// time: per step one 64-byte line of each row (one accumulator per row), each row prefetched
-/// [`NEAR_PF_BYTES`] ahead. Returns the rows done (a multiple of `R`).
+/// [`NEAR_PF_BYTES`] ahead where `PF`. Returns the rows done (a multiple of `R`).
 #[inline(always)]
-unsafe fn dot_rows_together<S: Simd, T: Element, const R: usize>(
+unsafe fn dot_rows_together<S: Simd, T: Element, const R: usize, const PF: bool>(
     a: &[f32],
     bt: &[T],
     ldb: usize,
@@ -121,8 +132,10 @@ unsafe fn dot_rows_together<S: Simd, T: Element, const R: usize>(
         let mut acc = [S::zero(); R];
         let mut i = 0;
         while i + step <= k {
-            for row in w {
-                S::prefetch((row.add(i) as *const u8).wrapping_add(NEAR_PF_BYTES));
+            if PF {
+                for row in w {
+                    S::prefetch((row.add(i) as *const u8).wrapping_add(NEAR_PF_BYTES));
+                }
             }
             for v in 0..vpl {
                 let x = S::load(ap.add(i + v * l));
@@ -314,7 +327,11 @@ mod tests {
     /// is exact and the results equal the definition's.
     fn check<T: Element>(from: fn(f32) -> T) {
         for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
-            for streams in [Streams::One, Streams::Many] {
+            for streams in [
+                Streams::One,
+                Streams::Many { prefetch: true },
+                Streams::Many { prefetch: false },
+            ] {
                 for (rows, k, ldb) in [(19, 1030, 1030), (8, 7, 9), (17, 301, 305), (3, 64, 64)] {
                     let a: Vec<f32> = (0..k).map(|i| ((i * 7 + 3) % 5) as f32 - 2.0).collect();
                     let bt: Vec<T> = (0..rows * ldb)
