@@ -480,8 +480,9 @@ mod x86 {
     /// All row tiles of A' (bf16) against one group of B' rows, `vdpbf16ps` along k.
     ///
     /// # Safety
-    /// AVX512_BF16 is available; A' holds `ceil(m/MR)·MR` rows of `kp` bf16, B' `NJ` rows of
-    /// `kwp` (a multiple of 32); C's rows `0..m` × columns `j0..j0 + cols` are writable. `next`
+    /// AVX-512F/VL/BW and AVX512_BF16 are available (`Features::avx512bf16` requires them
+    /// all); A' holds `ceil(m/MR)·MR` rows of `kp` bf16, B' `NJ` rows of `kwp` (a multiple of
+    /// 32); C's rows `0..m` × columns `j0..j0 + cols` are writable. `next`
     /// (rows to prefetch) may point anywhere: prefetches never fault.
     #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512bf16")]
     #[allow(clippy::too_many_arguments)]

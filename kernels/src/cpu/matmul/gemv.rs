@@ -8,9 +8,11 @@
 //!   the better layout on the Zen 5 VM, where four rows per step — four streams — read ≈ 20%
 //!   less per second; BENCHMARKS.md, "GEMV"), or [`ROWS_TOGETHER`] rows at a time, one
 //!   64-byte line of each per step, each prefetched [`NEAR_PF_BYTES`] ahead on Intel and left
-//!   to the hardware prefetchers on Zen 4 (eight streams per thread: bf16/f16 6–18%, f32 0–11%
-//!   more per second than one stream on the Intel Xeon 6/207 VM; on the Zen 4 VM 9–42% with the
-//!   prefetch and another 10–18% without it; BENCHMARKS.md "GEMV: eight rows at a time").
+//!   to the hardware prefetchers on AMD family 25 (eight streams per thread: bf16/f16 6–18%,
+//!   f32 0–11% more per second than one stream on the Intel Xeon 6/207 VM, BENCHMARKS.md "GEMV:
+//!   eight rows at a time"; on the Zen 4 VM 1.09–1.41× one stream with the prefetch, and
+//!   without it 0.98–1.30× that, 11 of 12 alternated pairs faster, BENCHMARKS.md "GEMV: eight
+//!   rows at a time on Zen 4").
 //! - B `[k, n]`: K is split across tasks; each task streams its rows of B four at a time into its
 //!   own f32 accumulator of length n (L2-resident), each stream prefetched [`PF_BYTES`] ahead, and
 //!   the partial sums are added at the end.
@@ -41,10 +43,11 @@ pub(crate) enum Streams {
 impl Streams {
     /// The layout measured faster on this CPU kind: `Many` with the prefetch on Intel (Xeon
     /// family 6 model 207); `Many` without it on AMD family 25 (Zen 4, family 25 model 17:
-    /// with the prefetch 1.09–1.42× `One` at 1×4096×4096 and 1×14336×4096, bf16 and f16,
-    /// without it another 1.10–1.18×; BENCHMARKS.md "GEMV: eight rows at a time on Zen 4"; Zen 3
-    /// shares the family and was not measured); `One` elsewhere (measured best on the Zen 5
-    /// VM, family 26, against an earlier four-row layout).
+    /// with the prefetch 1.09–1.41× `One` at 1×4096×4096 and 1×14336×4096, bf16 and f16,
+    /// without it 0.98–1.30× that, 11 of 12 alternated pairs faster; BENCHMARKS.md "GEMV: eight
+    /// rows at a time on Zen 4"; Zen 3 shares the family and was not measured); `One`
+    /// elsewhere (measured best on the Zen 5 VM, family 26, against an earlier four-row
+    /// layout).
     pub(crate) fn for_this_cpu() -> Streams {
         static STREAMS: std::sync::OnceLock<Streams> = std::sync::OnceLock::new();
         *STREAMS.get_or_init(|| {
