@@ -29,8 +29,10 @@
 #          [--peer-min-time S] [--peer-max-call S] [--peer-rounds 1|2] [--runs 1|2] [--no-python-peers]
 #   --budget S          perfledger's --case-budget (default 3)
 #   --peer-min-time S   each Python peer's timing per shape (default 2)
-#   --peer-max-call S   a Python peer's row whose first call takes longer than S seconds is
-#                       skipped (default 10; 0: none): e.g. PyTorch's f16 matmul on a CPU
+#   --peer-max-call S   a Python peer's row whose first call takes longer than S seconds, or
+#                       would at the fastest rate an earlier row of its dtype and kind (memory-
+#                       or compute-bound) reached in that script, is skipped (default 10; 0:
+#                       none): e.g. PyTorch's f16 matmul on a CPU
 #                       without AVX512_FP16/AMX-FP16 (Zen 4) runs at ≈ 1 GFLOP/s, minutes per call
 #                       on the large shapes. Skips are logged in OUT/peers.log and listed in the
 #                       report (a skipped gate peer leaves its rows with no gate ratio).
@@ -81,14 +83,14 @@ PEERS="$OUT/peers.jsonl"
 # The suite's shapes, split by what each peer script takes (one call per layout and dtype),
 # fewest FLOPs first: a peer whose rate would put a call over --peer-max-call then skips the
 # larger shapes without running them (scripts/reference/common.py, call_budget_check).
-shapes() { # $1 = matmul|attention, $2 = dtype, $3 = bt|nt (matmul)
+shapes() { # $1 = matmul|attention, $2 = dtype(s), comma-separated, $3 = bt|nt (matmul)
   python3 - "$SUITE" "$@" <<'EOF'
 import json, sys
-suite, op, dtype = sys.argv[1], sys.argv[2], sys.argv[3]
+suite, op, dtypes = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
 layout = sys.argv[4] if len(sys.argv) > 4 else None
 out = []
 for c in json.load(open(suite))["cases"]:
-    if c["op"] != op or dtype not in c["dtypes"]:
+    if c["op"] != op or not any(d in c["dtypes"] for d in dtypes):
         continue
     b = c.get("batch", 1)
     if op == "matmul":
@@ -100,8 +102,11 @@ for c in json.load(open(suite))["cases"]:
         flops = 4 * b * c["q_heads"] * c["q_len"] * c["kv_len"] * c["head_dim"]
         out.append((flops, f'--shape {b},{c["q_heads"]},{c["kv_heads"]},{q},{c["head_dim"]}'
                     + (",causal" if c.get("causal") else "")))
+seen = set()
 for _, line in sorted(out, key=lambda x: x[0]):
-    print(line)
+    if line not in seen:
+        seen.add(line)
+        print(line)
 EOF
 }
 
@@ -120,12 +125,12 @@ probe() {
 }
 
 peers_round() {
-  echo "== peers round $1 ($(date -u +%H:%M:%SZ)), load $(cat /proc/loadavg)"
+  echo "== peers round $1 ($(date -u +%H:%M:%SZ)), load $(cat /proc/loadavg)" | tee -a "$OUT/peers.log"
   probe "peers-$1-start"
   # numpy: OpenBLAS sgemm on f32 data for every matmul shape (the f32 rows' and f16 rows' peer).
   local all_nt all_bt
-  all_nt=$( (shapes matmul f32 nt; shapes matmul f16 nt; shapes matmul bf16 nt) | sort -u)
-  all_bt=$( (shapes matmul f32 bt; shapes matmul f16 bt; shapes matmul bf16 bt) | sort -u)
+  all_nt=$(shapes matmul f32,f16,bf16 nt)
+  all_bt=$(shapes matmul f32,f16,bf16 bt)
   # shellcheck disable=SC2046
   [ -z "$all_nt" ] || peer numpy_matmul.py f32 $all_nt
   # shellcheck disable=SC2046

@@ -272,12 +272,19 @@ def main():
                 "|---|---|---|---|---|---|"] + lines
     out += probe_table(args.run, args.also, args.probes)
     if args.peers_log:
+        skipped, peer_round = [], None
         with open(args.peers_log) as f:
-            skipped = [ln.strip().removeprefix("skipped: ") for ln in f
-                       if ln.strip().startswith("skipped: ")]
+            for ln in f:
+                ln = ln.strip()
+                if ln.startswith("== peers round "):
+                    peer_round = ln.split()[3]
+                elif ln.startswith("skipped: "):
+                    what = ln.removeprefix("skipped: ")
+                    skipped.append(f"(round {peer_round}) {what}" if peer_round else what)
         if skipped:
-            out += ["", "Python peer rows not timed (their first call was over the sitting's "
-                    "`--peer-max-call`; no row, so no ratio against them):", ""]
+            out += ["", "Python peer rows not timed (their first call was, or was predicted to "
+                    "be, over the sitting's `--peer-max-call`; no row, so no ratio against "
+                    "them):", ""]
             out += [f"- {s}" for s in skipped]
     text = "\n".join(out) + "\n"
     sys.stdout.write(text)

@@ -149,12 +149,14 @@ class TooSlow(Exception):
     otherwise hold a sitting for many minutes per shape)."""
 
     def __init__(self, seconds: float, limit: float, predicted: bool):
-        how = ("would take about {:.0f} s at the fastest rate this dtype's earlier rows reached"
-               if predicted else "took {:.1f} s").format(seconds)
+        how = ("would take about {:.0f} s at the fastest rate earlier rows of its dtype and kind "
+               "(memory- or compute-bound) reached, not run" if predicted
+               else "took {:.1f} s").format(seconds)
         super().__init__(f"one call {how}, over --max-call-time {limit:g} s; not timed, "
                          f"no row written")
         self.seconds = seconds
         self.limit = limit
+        self.predicted = predicted
 
 
 def budget_key(dtype: str, flops: float, min_bytes: float) -> str:
@@ -177,17 +179,24 @@ def call_budget_check(args, key: str, flops: float):
         raise TooSlow(flops / rate, limit, predicted=True)
 
 
+def note_rate(args, key: str, flops: float, seconds: float):
+    """Record a rate (FLOP/s) that a row of `key` reached, for `call_budget_check` (the fastest
+    is kept)."""
+    if not hasattr(args, "first_call_rates"):
+        args.first_call_rates = {}
+    rates = args.first_call_rates
+    rates[key] = max(rates.get(key, 0.0), flops / max(seconds, 1e-9))
+
+
 def first_call(fn, args, key: str, flops: float):
     """Make the row's first call (the one its verification reads) and record its rate for
-    `call_budget_check`; raise TooSlow when it took longer than `args.max_call_time` seconds
+    `call_budget_check` (the rows' timed medians are recorded too, `note_rate`: a first call
+    pays for start-up and would understate the rate); raise TooSlow when it took longer than `args.max_call_time` seconds
     (0: no limit). Returns the call's seconds."""
     t0 = time.perf_counter()
     fn()
     dt = time.perf_counter() - t0
-    if not hasattr(args, "first_call_rates"):
-        args.first_call_rates = {}
-    rates = args.first_call_rates
-    rates[key] = max(rates.get(key, 0.0), flops / max(dt, 1e-9))
+    note_rate(args, key, flops, dt)
     limit = getattr(args, "max_call_time", 0.0) or 0.0
     if limit and dt > limit:
         raise TooSlow(dt, limit, predicted=False)
@@ -512,7 +521,8 @@ def add_common_args(p: argparse.ArgumentParser, default_dtypes: str, allowed_dty
     p.add_argument("--max-call-time", type=nonneg_float, default=0.0,
                    help="skip a row (log it, write nothing) whose first call takes longer than "
                         "this many seconds, or would at the fastest rate an earlier row of its "
-                        "dtype reached in this process (default 0: no limit)")
+                        "dtype and kind (memory- or compute-bound) reached in this process "
+                        "(default 0: no limit)")
     p.add_argument("--warmup", type=positive_int, default=3,
                    help="minimum warm-up calls (default 3; warm-up also runs for >= 0.5 s)")
     p.add_argument("--seed", type=int, default=0, help="base seed for inputs and sampled rows")

@@ -94,6 +94,7 @@ def run_case(np, args, shape: dict, trans_b: bool, dtype: str, pools_fn, time_it
         samples, timing = C.time_callable(
             call, min_time=args.min_time, min_samples=args.min_samples,
             max_samples=args.max_samples, warmup_min_iters=args.warmup)
+        C.note_rate(args, key, flops, sorted(samples)[len(samples) // 2])
     else:
         samples, timing = [], {"method": "none"}
     c.fill(np.nan)

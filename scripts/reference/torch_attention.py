@@ -200,6 +200,7 @@ def run_case(torch, np, args, shape: dict, dtype: str, sdpa=None):
         samples, timing = C.time_callable(
             call, min_time=args.min_time, min_samples=args.min_samples,
             max_samples=args.max_samples, warmup_min_iters=args.warmup)
+        C.note_rate(args, key, flops, sorted(samples)[len(samples) // 2])
         # the output of one more call on the verified set
         turn[0] = 0
         call()

@@ -191,6 +191,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if not args.matmul and not args.attention:
         C.die("give at least one --matmul or --attention shape")
+    if args.max_call_time:
+        C.die("--max-call-time is for the CPU scripts (numpy_matmul, torch_matmul, "
+              "torch_attention)")
     C.prepare_environment(args.threads, args.keep_openblas_env)
     try:
         import numpy as np

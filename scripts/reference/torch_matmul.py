@@ -146,6 +146,7 @@ def run_case(torch, np, args, shape: dict, trans_b: bool, dtype: str, time_it=Tr
             samples, timing = C.time_callable(
                 call, min_time=args.min_time, min_samples=args.min_samples,
                 max_samples=args.max_samples, warmup_min_iters=args.warmup)
+            C.note_rate(args, key, flops, sorted(samples)[len(samples) // 2])
         else:
             samples, timing = [], {"method": "none"}
         c.fill_(float("nan"))
