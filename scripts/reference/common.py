@@ -188,6 +188,26 @@ def note_rate(args, key: str, flops: float, seconds: float):
     rates[key] = max(rates.get(key, 0.0), flops / max(seconds, 1e-9))
 
 
+def matmul_budget(args, shape: dict, dtype: str):
+    """A matmul row's FLOPs and `budget_key`, checked by `call_budget_check` before its inputs
+    are made (raises TooSlow). Returns (flops, key)."""
+    b, m, n, k = shape["batch"], shape["m"], shape["n"], shape["k"]
+    flops = 2.0 * b * m * n * k
+    esize = 4 if dtype == "f32" else 2
+    key = budget_key(dtype, flops, esize * b * (m * k + k * n + m * n))
+    call_budget_check(args, key, flops)
+    return flops, key
+
+
+def time_row(fn, args, key: str, flops: float):
+    """`time_callable` with the row options in `args`, the median's rate recorded for
+    `call_budget_check` (`note_rate`). Returns (samples_s per call, timing dict)."""
+    samples, timing = time_callable(fn, min_time=args.min_time, min_samples=args.min_samples,
+                                    max_samples=args.max_samples, warmup_min_iters=args.warmup)
+    note_rate(args, key, flops, sorted(samples)[len(samples) // 2])
+    return samples, timing
+
+
 def first_call(fn, args, key: str, flops: float):
     """Make the row's first call (the one its verification reads) and record its rate for
     `call_budget_check` (the rows' timed medians are recorded too, `note_rate`: a first call

@@ -51,11 +51,7 @@ def make_inputs(np, shape: dict, trans_b: bool, seed: int):
 
 def run_case(np, args, shape: dict, trans_b: bool, dtype: str, pools_fn, time_it=True):
     seed = C.derive_seed(args.seed, "numpy", "matmul", shape, trans_b, dtype)
-    flops = 2.0 * shape["batch"] * shape["m"] * shape["n"] * shape["k"]
-    esize = 4 if dtype == "f32" else 2
-    b, m, n, k = shape["batch"], shape["m"], shape["n"], shape["k"]
-    key = C.budget_key(dtype, flops, esize * b * (m * k + k * n + m * n))
-    C.call_budget_check(args, key, flops)
+    flops, key = C.matmul_budget(args, shape, dtype)
     a, bm = make_inputs(np, shape, trans_b, seed)
     bop = np.swapaxes(bm, -1, -2) if trans_b else bm  # a view: BLAS gets the transpose flag
     c = np.empty((shape["batch"], shape["m"], shape["n"]), dtype=np.float32)
@@ -91,10 +87,7 @@ def run_case(np, args, shape: dict, trans_b: bool, dtype: str, pools_fn, time_it
     C.first_call(call, args, key, flops)
     checks = [check()]
     if time_it:
-        samples, timing = C.time_callable(
-            call, min_time=args.min_time, min_samples=args.min_samples,
-            max_samples=args.max_samples, warmup_min_iters=args.warmup)
-        C.note_rate(args, key, flops, sorted(samples)[len(samples) // 2])
+        samples, timing = C.time_row(call, args, key, flops)
     else:
         samples, timing = [], {"method": "none"}
     c.fill(np.nan)

@@ -169,10 +169,11 @@ def run_case(torch, np, args, shape: dict, dtype: str, sdpa=None):
         off = shape["kv_len"] - shape["q_len"]
         pairs = sum(min(shape["kv_len"], off + i + 1) for i in range(shape["q_len"]))
     flops = 4.0 * shape["head_dim"] * pairs * shape["q_heads"] * shape["batch"]
-    esize = 4 if dtype == "f32" else 2
+    # Q and the output, K and V: the bytes a call must touch.
     q_elems = shape["batch"] * shape["q_heads"] * shape["q_len"] * shape["head_dim"]
     kv_elems = shape["batch"] * shape["kv_heads"] * shape["kv_len"] * shape["head_dim"]
-    key = C.budget_key(dtype, flops, esize * (2 * q_elems + 2 * kv_elems))
+    min_bytes = (4 if dtype == "f32" else 2) * (2 * q_elems + 2 * kv_elems)
+    key = C.budget_key(dtype, flops, min_bytes)
     C.call_budget_check(args, key, flops)
     q, k, v = make_inputs(torch, shape, dtype, seed)
     kw, mask_kind = sdpa_args(torch, shape)
@@ -182,8 +183,6 @@ def run_case(torch, np, args, shape: dict, dtype: str, sdpa=None):
 
     # Memory-bound shapes (decode) cycle through copies of Q, K and V (C.rotation_sets); the
     # first set is the one verified.
-    esize = q.element_size()
-    min_bytes = esize * (2 * q.numel() + k.numel() + v.numel())
     nsets = C.rotation_sets(flops, min_bytes, args.rotate)
     sets = [(q, k, v)] + [(q.clone(), k.clone(), v.clone()) for _ in range(nsets - 1)]
     turn = [0]
@@ -197,10 +196,7 @@ def run_case(torch, np, args, shape: dict, dtype: str, sdpa=None):
     with torch.inference_mode():
         C.first_call(call, args, key, flops)
         checks = [attention_check(torch, np, shape, dtype, q, k, v, holder[0], rows)]
-        samples, timing = C.time_callable(
-            call, min_time=args.min_time, min_samples=args.min_samples,
-            max_samples=args.max_samples, warmup_min_iters=args.warmup)
-        C.note_rate(args, key, flops, sorted(samples)[len(samples) // 2])
+        samples, timing = C.time_row(call, args, key, flops)
         # the output of one more call on the verified set
         turn[0] = 0
         call()

@@ -99,11 +99,7 @@ def make_inputs(torch, shape: dict, trans_b: bool, dtype: str, seed: int):
 
 def run_case(torch, np, args, shape: dict, trans_b: bool, dtype: str, time_it=True):
     seed = C.derive_seed(args.seed, "torch", "matmul", shape, trans_b, dtype)
-    flops = 2.0 * shape["batch"] * shape["m"] * shape["n"] * shape["k"]
-    esize = 4 if dtype == "f32" else 2
-    b, m, n, k = shape["batch"], shape["m"], shape["n"], shape["k"]
-    key = C.budget_key(dtype, flops, esize * b * (m * k + k * n + m * n))
-    C.call_budget_check(args, key, flops)
+    flops, key = C.matmul_budget(args, shape, dtype)
     a, bm = make_inputs(torch, shape, trans_b, dtype, seed)
     bop = bm.transpose(-1, -2) if trans_b else bm  # a strided view: gemm gets the transpose flag
     c = torch.empty((shape["batch"], shape["m"], shape["n"]), dtype=torch_dtype(torch, dtype))
@@ -143,10 +139,7 @@ def run_case(torch, np, args, shape: dict, trans_b: bool, dtype: str, time_it=Tr
         C.first_call(call, args, key, flops)
         checks = [check()]
         if time_it:
-            samples, timing = C.time_callable(
-                call, min_time=args.min_time, min_samples=args.min_samples,
-                max_samples=args.max_samples, warmup_min_iters=args.warmup)
-            C.note_rate(args, key, flops, sorted(samples)[len(samples) // 2])
+            samples, timing = C.time_row(call, args, key, flops)
         else:
             samples, timing = [], {"method": "none"}
         c.fill_(float("nan"))
