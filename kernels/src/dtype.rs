@@ -462,6 +462,21 @@ mod tests {
                 s.to_bits()
             );
         }
+        // Every length up to 96 (each tail of the vectorized loop, from an offset that is not a
+        // multiple of 32 elements either); nothing past the length written.
+        for len in 0..=96 {
+            let s = &src[7..7 + len];
+            let mut d = vec![bf16::from_bits(0x1234); len + 1];
+            bf16::slice_from_f32(s, &mut d[..len]);
+            for (j, x) in s.iter().enumerate() {
+                assert_eq!(
+                    d[j].to_bits(),
+                    bf16::from_f32(*x).to_bits(),
+                    "len {len}, {j}"
+                );
+            }
+            assert_eq!(d[len].to_bits(), 0x1234, "len {len}: written past the end");
+        }
     }
 
     /// f16 rounding (`slice_from_f32`, the widest ISA here) against `f16::from_f32` on a stride

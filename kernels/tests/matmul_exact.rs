@@ -49,6 +49,8 @@ fn exact(p: &MatmulProblem, a: &[f64], b: &[f64]) -> Vec<f64> {
     c
 }
 
+/// C's `m × n` elements of every batch equal `want`; every other element of the buffer (the
+/// padding past `n` in each row of a wider `ldc`) still holds the NaN written before the run.
 fn check(p: &MatmulProblem, out: &Tensor, want: &[f64], what: &str) {
     let got = out.to_f64();
     for bi in 0..p.batch {
@@ -61,6 +63,16 @@ fn check(p: &MatmulProblem, out: &Tensor, want: &[f64], what: &str) {
                     got[idx], want[idx]
                 );
             }
+        }
+    }
+    for (idx, v) in got.iter().enumerate() {
+        let (bi, r) = (idx / p.c_stride(), idx % p.c_stride());
+        let (i, j) = (r / p.ldc, r % p.ldc);
+        if bi >= p.batch || i >= p.m || j >= p.n {
+            assert!(
+                v.is_nan(),
+                "{what} {p}: element {idx} outside C written ({v})"
+            );
         }
     }
 }

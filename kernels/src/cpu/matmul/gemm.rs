@@ -161,6 +161,26 @@ pub(crate) trait PanelFormat: Sync {
     ) {
         unreachable!("a format that reads A in place overrides kernel_a_rows")
     }
+    /// Whether the micro-kernel can round its tile to bf16 and store it into a bf16 C
+    /// ([`PanelFormat::kernel_bf16`]), so that a product whose K is one k block needs no f32 C
+    /// and no rounding pass ([`Bf16Out`]). No format can by default.
+    const BF16_OUT: bool = false;
+    /// [`PairMicroKernel::kernel_bf16`] on this format's words; only called where
+    /// [`PanelFormat::BF16_OUT`] holds, with a packed A micro-panel.
+    ///
+    /// # Safety
+    /// As [`PairMicroKernel::kernel_bf16`]; the CPU has the format's ISA.
+    unsafe fn kernel_bf16(
+        _steps: usize,
+        _a: *const Self::Word,
+        _b: *const Self::Word,
+        _d: *mut u16,
+        _rs_d: usize,
+        _rows: usize,
+        _cols: usize,
+    ) {
+        unreachable!("a format that stores bf16 overrides kernel_bf16")
+    }
 }
 
 /// f32 panels for the f32 micro-kernel `K`, inputs `T` widened while packing.
@@ -333,6 +353,21 @@ impl<K: PairMicroKernel> PanelFormat for PairPanels<K> {
         accumulate: bool,
     ) {
         K::kernel(steps, a, b, c, rs_c, accumulate)
+    }
+
+    const BF16_OUT: bool = true;
+
+    #[inline(always)]
+    unsafe fn kernel_bf16(
+        steps: usize,
+        a: *const u32,
+        b: *const u32,
+        d: *mut u16,
+        rs_d: usize,
+        rows: usize,
+        cols: usize,
+    ) {
+        K::kernel_bf16(steps, a, b, d, rs_d, rows, cols)
     }
 }
 
@@ -547,6 +582,22 @@ pub(crate) struct COut<'a> {
     pub c: &'a mut [f32],
     pub ldc: usize,
     pub whole_tiles: bool,
+    /// The caller's bf16 C, where the output is bf16: a format whose micro-kernel stores bf16
+    /// ([`PanelFormat::BF16_OUT`]) writes it directly when the whole of K is one k block.
+    pub bf16: Option<Bf16Out>,
+}
+
+/// A bf16 C (`d`, row stride `ld`) that a micro-kernel writes directly: each tile rounded once in
+/// registers and stored, with no f32 C written and read back and no [`Finish`] for the regions
+/// written. Only for products whose K is one k block (every tile final after one call).
+///
+/// The 127×8191×65 bf16 product (`vdpbf16ps` path, the one-pass nest) spent 11–12% of its time in
+/// the rounding pass (`perf`, Zen 4, 2 threads); BENCHMARKS.md "bf16 C stored by the
+/// micro-kernel".
+#[derive(Clone, Copy)]
+pub(crate) struct Bf16Out {
+    pub d: SendPtr<u16>,
+    pub ld: usize,
 }
 
 /// One batch of `C (f32, ldc) = A · op(B)` in panel format `P`. `bpack` is the shared B-panel
@@ -562,6 +613,7 @@ pub(crate) fn gemm<P: PanelFormat>(
         c,
         ldc,
         whole_tiles,
+        bf16,
     } = out;
     if whole_tiles && ops.m > 0 && ops.n > 0 {
         // The edge tiles' stores below rely on it.
@@ -584,12 +636,15 @@ pub(crate) fn gemm<P: PanelFormat>(
     let (mr, nr) = (P::MR, P::NR);
     let (kc_max, nc_max, mc) = block_sizes(blocking, mr, nr);
     let threads = rayon::current_num_threads().max(1);
+    let bf16 = bf16.filter(|_| P::BF16_OUT);
     if one_pass::<P>(m, n, k, blocking) {
         // No B block to share, so no packing pass over it (see `gemm_stream`).
-        gemm_stream::<P>(ops, c, ldc, whole_tiles, kc_max, finish);
+        gemm_stream::<P>(ops, c, ldc, whole_tiles, kc_max, bf16, finish);
         return;
     }
     let c_ptr = SendPtr(c.as_mut_ptr());
+    // The bf16 C written by the micro-kernel where K is one k block.
+    let direct = bf16.filter(|_| k <= kc_max);
 
     for jc in (0..n).step_by(nc_max) {
         let nc = nc_max.min(n - jc);
@@ -624,7 +679,7 @@ pub(crate) fn gemm<P: PanelFormat>(
                     let ap = prepare_a::<P>(&a[ic * lda + pc..], lda, mc_cur, kc, abuf, row);
                     // SAFETY: tasks write disjoint (rows ic.., columns of panels jp0..jp1) tiles;
                     // `ap` holds the block's rows `ic..ic + mc_cur` (`a` holds them); the caller
-                    // checked that the CPU has the format's ISA.
+                    // checked that the CPU has the format's ISA; a bf16 C holds m × n at `ld`.
                     unsafe {
                         macro_kernel(
                             &tile::<P>(steps),
@@ -637,10 +692,11 @@ pub(crate) fn gemm<P: PanelFormat>(
                             ldc,
                             accumulate,
                             whole_tiles,
+                            direct.map(|o| (o.d.get().add(ic * o.ld + jc), o.ld)),
                         );
                     }
                 });
-                if let (true, Some(f)) = (last, finish) {
+                if let (true, Some(f), None) = (last, finish, direct) {
                     let c0 = jc + jp0 * nr;
                     f(ic, mc_cur, c0, (jc + jp1 * nr).min(n) - c0);
                 }
@@ -686,6 +742,7 @@ fn gemm_stream<P: PanelFormat>(
     ldc: usize,
     whole_tiles: bool,
     kc_max: usize,
+    bf16: Option<Bf16Out>,
     finish: Option<&Finish>,
 ) {
     let Operands {
@@ -704,6 +761,8 @@ fn gemm_stream<P: PanelFormat>(
     // of the packed A.
     let kc_first = kc_max.min(STREAM_KC_MAX).min(k);
     let k_blocks = k.div_ceil(kc_first);
+    // The bf16 C written by the micro-kernel where K is one k block.
+    let direct = bf16.filter(|_| k_blocks == 1);
     let m_panels = m.div_ceil(mr);
     let a_block_words = m_panels * P::steps(kc_first) * mr;
     let n_panels = n.div_ceil(nr);
@@ -752,7 +811,8 @@ fn gemm_stream<P: PanelFormat>(
                         // SAFETY: tasks write disjoint column ranges of C (panels jp0..jp1);
                         // `a_block` holds k block q's A micro-panels (`steps · MR` words each,
                         // one after another), so from panel `ip` on it holds that panel, and
-                        // `bp` this chunk's; the caller checked the CPU has the format's ISA.
+                        // `bp` this chunk's; the caller checked the CPU has the format's ISA;
+                        // a bf16 C holds m × n at `ld`.
                         unsafe {
                             macro_kernel(
                                 &tile::<P>(steps),
@@ -765,6 +825,7 @@ fn gemm_stream<P: PanelFormat>(
                                 ldc,
                                 q > 0,
                                 whole_tiles,
+                                direct.map(|o| (o.d.get().add(i0 * o.ld + j0), o.ld)),
                             );
                         }
                     }
@@ -772,7 +833,7 @@ fn gemm_stream<P: PanelFormat>(
                 j += panels;
             }
         });
-        if let Some(f) = finish {
+        if let (Some(f), None) = (finish, direct) {
             let c0 = jp0 * nr;
             f(0, m, c0, (jp1 * nr).min(n) - c0);
         }
@@ -798,6 +859,8 @@ pub(super) struct Tile<W, In> {
     pub kernel: unsafe fn(usize, *const W, *const W, *mut f32, usize, bool),
     /// [`PanelFormat::kernel_a_rows`].
     pub kernel_a_rows: unsafe fn(usize, *const In, usize, *const W, *mut f32, usize, bool),
+    /// [`PanelFormat::kernel_bf16`].
+    pub kernel_bf16: unsafe fn(usize, *const W, *const W, *mut u16, usize, usize, usize),
     /// [`PanelFormat::enter`] and [`PanelFormat::leave`]: around each macro-kernel's calls.
     pub enter: unsafe fn(),
     pub leave: unsafe fn(),
@@ -811,6 +874,7 @@ fn tile<P: PanelFormat>(steps: usize) -> Tile<P::Word, P::In> {
         steps,
         kernel: P::kernel,
         kernel_a_rows: P::kernel_a_rows,
+        kernel_bf16: P::kernel_bf16,
         enter: P::enter,
         leave: P::leave,
     }
@@ -922,6 +986,9 @@ impl TaskSplit {
 /// Run micro-kernels over B panels `jp` and all micro-panels of the A block (`mc` rows, packed
 /// or in place: [`APanels`]). `n_rem` is the number of valid columns from the start of the B
 /// panel buffer. With `whole_tiles` ([`COut`]) edge tiles are stored in place like whole ones.
+/// With `bf16_out` (a bf16 C at the block's top-left and its row stride: [`Bf16Out`]), every
+/// tile, edges included, is rounded and stored there by the micro-kernel instead, and `c` is
+/// not written; only with packed A micro-panels and without `accumulate`.
 ///
 /// # Safety
 /// `c` addresses the block's top-left element with row stride `ldc` (with `whole_tiles`, whole
@@ -942,6 +1009,7 @@ pub(super) unsafe fn macro_kernel<W, In>(
     ldc: usize,
     accumulate: bool,
     whole_tiles: bool,
+    bf16_out: Option<(*mut u16, usize)>,
 ) {
     let (mr, nr, steps) = (t.mr, t.nr, t.steps);
     // Scratch for edge tiles, large enough for any micro-kernel here (≤ 32×32).
@@ -977,6 +1045,22 @@ pub(super) unsafe fn macro_kernel<W, In>(
         let nr_cur = nr.min(n_rem - jp * nr);
         for ip in 0..mc.div_ceil(mr) {
             let mr_cur = mr.min(mc - ip * mr);
+            if let Some((d, ld)) = bf16_out {
+                let APanels::Packed(ap) = a else {
+                    unreachable!("a bf16 C is written from packed A micro-panels only")
+                };
+                debug_assert!(!accumulate);
+                (t.kernel_bf16)(
+                    steps,
+                    ap.as_ptr().add(ip * steps * mr),
+                    b_panel,
+                    d.add(ip * mr * ld + jp * nr),
+                    ld,
+                    mr_cur,
+                    nr_cur,
+                );
+                continue;
+            }
             let c_tile = c.add(ip * mr * ldc + jp * nr);
             if whole_tiles || (mr_cur == mr && nr_cur == nr) {
                 update(ip, b_panel, c_tile, ldc);

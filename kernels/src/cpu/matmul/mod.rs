@@ -360,6 +360,7 @@ fn packed_path<T: Element, O: Element>(
                     c: cf,
                     ldc: p.ldc,
                     whole_tiles: false,
+                    bf16: None,
                 },
                 &mut ws.bpack,
                 &mut ws.arow,
@@ -381,6 +382,11 @@ fn packed_path<T: Element, O: Element>(
                 ldf,
                 p.ldc,
             );
+            // A bf16 C the `vdpbf16ps` micro-kernel can store into directly (gemm::Bf16Out).
+            let bf16 = (O::DTYPE == DType::BF16).then(|| gemm::Bf16Out {
+                d: SendPtr(dst.get() as *mut u16),
+                ld: ldc,
+            });
             let round = move |r0: usize, rows: usize, c0: usize, cols: usize| {
                 for i in r0..r0 + rows {
                     // SAFETY: regions are within m × n and each is finished by one task, once,
@@ -402,6 +408,7 @@ fn packed_path<T: Element, O: Element>(
                     c: cf,
                     ldc: ldf,
                     whole_tiles: true,
+                    bf16,
                 },
                 &mut ws.bpack,
                 &mut ws.arow,

@@ -61,4 +61,23 @@ pub trait PairMicroKernel: Sync {
         rs_c: usize,
         accumulate: bool,
     );
+
+    /// The tile with β = 0 (the whole of K in this call), rounded to bf16 in registers and
+    /// stored straight into a bf16 C: rows `0..rows` and columns `0..cols` of the tile at `d`
+    /// (row stride `rs_d` elements), nothing else written. Rounding to nearest even, NaNs
+    /// quieted, and a result below the smallest normal bf16 flushed to zero, as the
+    /// `vdpbf16ps` accumulation itself flushes denormals.
+    ///
+    /// # Safety
+    /// As [`PairMicroKernel::kernel`], with `d` addressing `rows ≤ MR` writable rows of
+    /// `cols ≤ NR` u16s at stride `rs_d` in place of `c`.
+    unsafe fn kernel_bf16(
+        kp: usize,
+        a: *const u32,
+        b: *const u32,
+        d: *mut u16,
+        rs_d: usize,
+        rows: usize,
+        cols: usize,
+    );
 }

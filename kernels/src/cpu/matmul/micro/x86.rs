@@ -216,19 +216,26 @@ impl super::PairMicroKernel for Avx512Bf16_12x32 {
     ) {
         avx512bf16_12x32(kp, a, b, c, rs_c, accumulate)
     }
+
+    #[inline]
+    unsafe fn kernel_bf16(
+        kp: usize,
+        a: *const u32,
+        b: *const u32,
+        d: *mut u16,
+        rs_d: usize,
+        rows: usize,
+        cols: usize,
+    ) {
+        avx512bf16_12x32_to_bf16(kp, a, b, d, rs_d, rows, cols)
+    }
 }
 
-#[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn avx512bf16_12x32(
-    kp: usize,
-    a: *const u32,
-    b: *const u32,
-    c: *mut f32,
-    rs_c: usize,
-    accumulate: bool,
-) {
+/// The 12 × 32 `vdpbf16ps` tile's accumulators over `kp` k-pairs (see [`Avx512Bf16_12x32`]).
+/// Inlined into kernels compiled with AVX-512F and AVX512_BF16 only.
+#[inline(always)]
+unsafe fn bf16dot_12x32_acc(kp: usize, a: *const u32, b: *const u32) -> [[__m512; 2]; 12] {
     const MR: usize = 12;
-    prefetch_c(c, rs_c, MR, 128);
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     let mut ap = a;
     let mut bp = b;
@@ -259,5 +266,49 @@ unsafe fn avx512bf16_12x32(
     for _ in 0..kp % 4 {
         step!();
     }
+    acc
+}
+
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn avx512bf16_12x32(
+    kp: usize,
+    a: *const u32,
+    b: *const u32,
+    c: *mut f32,
+    rs_c: usize,
+    accumulate: bool,
+) {
+    prefetch_c(c, rs_c, 12, 128);
+    let acc = bf16dot_12x32_acc(kp, a, b);
     store_tile_512(&acc, c, rs_c, accumulate);
+}
+
+/// [`Avx512Bf16_12x32`]'s tile rounded to bf16 (`vcvtne2ps2bf16`: each row's 32 columns in one
+/// vector) and stored into rows `0..rows`, columns `0..cols` of a bf16 C (masked where the
+/// tile passes C's edge).
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn avx512bf16_12x32_to_bf16(
+    kp: usize,
+    a: *const u32,
+    b: *const u32,
+    d: *mut u16,
+    rs_d: usize,
+    rows: usize,
+    cols: usize,
+) {
+    debug_assert!(rows <= 12 && cols <= 32);
+    for i in 0..rows {
+        _mm_prefetch::<_MM_HINT_T0>(d.add(i * rs_d) as *const i8);
+    }
+    let acc = bf16dot_12x32_acc(kp, a, b);
+    let mask: u32 = if cols >= 32 { !0 } else { (1u32 << cols) - 1 };
+    // Every row stored under a mask (none for rows past `rows`: a masked store neither writes
+    // nor faults there), so the loop has a fixed trip count and the accumulators stay in
+    // registers (with an early exit LLVM kept them on the stack).
+    for (i, row) in acc.iter().enumerate() {
+        let m = if i < rows { mask } else { 0 };
+        // Columns 0..16 from the first accumulator (the low half), 16..32 from the second.
+        let v: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(row[1], row[0]));
+        _mm512_mask_storeu_epi16(d.wrapping_add(i * rs_d) as *mut i16, m, v);
+    }
 }
