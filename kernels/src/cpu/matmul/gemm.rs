@@ -28,9 +28,7 @@
 #[cfg(target_arch = "x86_64")]
 use super::micro::amx;
 use super::micro::{MicroKernel, PairMicroKernel};
-use super::pack::{
-    pack_a, pack_b_pair_rows, pack_b_pairs, pack_b_rows, pack_bt_panel, pack_pairs_rows,
-};
+use super::pack::{pack_a, pack_b_pair_rows, pack_b_rows, pack_bt_panel, pack_pairs_rows};
 use super::{Blocking, Finish};
 use crate::cpu::{AlignedBuf, SendPtr};
 use crate::dtype::Element;
@@ -408,6 +406,13 @@ fn pack_pair_block<P: PanelFormat<In = u16, Word = u32>>(
 /// Pack the `kc × nc` block of op(B) into bf16 k-pair micro-panels of `nr` columns and `steps`
 /// pairs each (`steps ≥ kc.div_ceil(2)`; pairs past k are zero): word `q·nr + j` of a panel holds
 /// column `j`'s values at k = 2q and 2q + 1. The `vdpbf16ps` and AMX formats share it.
+///
+/// B `[k, n]` is packed row pair by row pair across all the block's panels
+/// ([`pack_b_pair_rows`]), reading each row's run of the block's width, not panel by panel (one
+/// 64-byte run per row at B's row stride): in the one-pass nest's chunks of four panels,
+/// 127×8191×65 bf16 on the `vdpbf16ps` path 356–360 → 381 GFLOP/s (`mmtime`, B in cache as the
+/// runner times this row, Zen 4, 2 threads, 3 alternated pairs; BENCHMARKS.md "Zen 4: B's row
+/// pairs across the chunk").
 #[allow(clippy::too_many_arguments)]
 pub(super) fn pack_pair_panels(
     b: &[u16],
@@ -420,17 +425,19 @@ pub(super) fn pack_pair_panels(
     dst: &mut [u32],
 ) {
     let kp = kc.div_ceil(2);
+    if !trans_b {
+        assert!(dst.len() >= nc.div_ceil(nr) * steps * nr);
+        // SAFETY: `dst` holds the block's panels (asserted) and is this call's alone.
+        unsafe { pack_b_pair_rows(b, ldb, kc, nc, nr, steps, (0, steps), dst.as_mut_ptr()) };
+        return;
+    }
     for (jp, panel) in dst
         .chunks_exact_mut(steps * nr)
         .take(nc.div_ceil(nr))
         .enumerate()
     {
         let (j0, valid) = (jp * nr, nr.min(nc - jp * nr));
-        if trans_b {
-            pack_pairs_rows(&b[j0 * ldb..], ldb, valid, nr, kc, panel);
-        } else {
-            pack_b_pairs(&b[j0..], ldb, kc, nr, valid, panel);
-        }
+        pack_pairs_rows(&b[j0 * ldb..], ldb, valid, nr, kc, panel);
         panel[kp * nr..].fill(0);
     }
 }
