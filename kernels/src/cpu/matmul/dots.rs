@@ -98,6 +98,15 @@ struct Out {
 /// flight whenever Bᵀ comes from DRAM (a weight matrix larger than L3, or a cold one): the
 /// rotated (cold) 16 × 6144 × 4096 bf16 row ran ≈ 10% faster with it (BENCHMARKS.md, "Small M:
 /// prefetching the next group").
+///
+/// The prefetches are spread evenly over the steps of the first half of the group's row tiles
+/// ([`Next::fetch_share`]), not issued by the first row tile alone: one tile's k loop issued a
+/// 16 KiB group's lines in ≈ 1000 cycles, more than the outstanding misses the core keeps, and
+/// the copy of the group then waited on memory (`memmove` 14–16% of 64 × 4096 × 14336 Bᵀ bf16
+/// in `perf`, 12% spread). Against the first tile alone (runner, Zen 4, 2 threads, 6 alternated
+/// rounds, BENCHMARKS.md "Zen 4: the dot path's prefetches spread"): 16 × 6144 × 4096 Bᵀ bf16
+/// on the `vdpbf16ps` path 1.06–1.19 in every round, the 64-token rows ±2%; spread over all the
+/// row tiles, the last ones' lines came too late for the copy (64 × 4096 × 4096 0.85–1.19).
 #[derive(Clone, Copy)]
 struct Next {
     /// First element of the first row, as bytes.
@@ -139,7 +148,15 @@ impl Next {
         })
     }
 
-    /// Prefetch this step's share: the lines of every row at byte offsets `[at, at + step)`.
+    /// Prefetch share `s` of `total` equal shares of the rows' bytes (the lines of every row
+    /// starting in that share), so a group's row tiles, step by step, fetch every line once.
+    #[inline(always)]
+    fn fetch_share(self, s: usize, total: usize) {
+        let (lo, hi) = (s * self.bytes / total, (s + 1) * self.bytes / total);
+        self.fetch(lo, hi - lo);
+    }
+
+    /// Prefetch the lines of every row starting at byte offsets `[at, at + step)`.
     #[inline(always)]
     fn fetch(self, at: usize, step: usize) {
         if at >= self.bytes {
@@ -298,14 +315,14 @@ unsafe fn group_f32_with<S: Simd, T: Element>(
     }
     // The tiles of `tile`.
     match S::LANES {
-        16 => group_tile::<S, T, 4, 6>(ap, kp, k0, kwp, bs, m, j0, cols, c, ldc, accumulate, next),
-        _ => group_tile::<S, T, 2, 4>(ap, kp, k0, kwp, bs, m, j0, cols, c, ldc, accumulate, next),
+        16 => group_tile::<S, 4, 6>(ap, kp, k0, kwp, bs, m, j0, cols, c, ldc, accumulate, next),
+        _ => group_tile::<S, 2, 4>(ap, kp, k0, kwp, bs, m, j0, cols, c, ldc, accumulate, next),
     }
 }
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn group_tile<S: Simd, T, const MR: usize, const NJ: usize>(
+unsafe fn group_tile<S: Simd, const MR: usize, const NJ: usize>(
     ap: &[f32],
     kp: usize,
     k0: usize,
@@ -320,18 +337,19 @@ unsafe fn group_tile<S: Simd, T, const MR: usize, const NJ: usize>(
     next: Option<Next>,
 ) {
     let l = S::LANES;
-    let size = std::mem::size_of::<T>();
     debug_assert!(kwp.is_multiple_of(l) && bs.len() >= NJ * kwp);
     let bp = bs.as_ptr();
+    // The next group's prefetches spread over the steps of the first half of the row tiles
+    // ([`Next`]).
+    let (steps, fetching) = (kwp / l, m.div_ceil(MR).div_ceil(2));
     for i0 in (0..m).step_by(MR) {
         let arow = ap.as_ptr().add(i0 * kp + k0);
         let mut acc = [[S::zero(); NJ]; MR];
-        // The first row tile spreads the next group's prefetches over its k loop.
-        let next = next.filter(|_| i0 == 0);
+        let next = next.filter(|_| i0 / MR < fetching);
         let mut q = 0;
         while q < kwp {
             if let Some(nx) = next {
-                nx.fetch(q * size, l * size);
+                nx.fetch_share((i0 / MR) * steps + q / l, fetching * steps);
             }
             let mut av = [S::zero(); MR];
             for (r, v) in av.iter_mut().enumerate() {
@@ -503,15 +521,17 @@ mod x86 {
         const { assert!(MR * NJ <= 32, "two reduction trees of 16") };
         debug_assert!(kwp.is_multiple_of(32) && bs.len() >= NJ * kwp);
         let bp = bs.as_ptr();
+        // The next group's prefetches spread over the steps of the first half of the row
+        // tiles ([`Next`]).
+        let (steps, fetching) = (kwp / 32, m.div_ceil(MR).div_ceil(2));
         for i0 in (0..m).step_by(MR) {
             let arow = ap.as_ptr().add(i0 * kp + k0);
             let mut acc = [[_mm512_setzero_ps(); NJ]; MR];
-            // The first row tile spreads the next group's prefetches over its k loop.
-            let next = next.filter(|_| i0 == 0);
+            let next = next.filter(|_| i0 / MR < fetching);
             let mut q = 0;
             while q < kwp {
                 if let Some(nx) = next {
-                    nx.fetch(q * 2, 64);
+                    nx.fetch_share((i0 / MR) * steps + q / 32, fetching * steps);
                 }
                 let mut av = [_mm512_setzero_si512(); MR];
                 for r in 0..MR {
