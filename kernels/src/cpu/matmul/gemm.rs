@@ -160,18 +160,22 @@ pub(crate) trait PanelFormat: Sync {
         unreachable!("a format that reads A in place overrides kernel_a_rows")
     }
     /// Whether the micro-kernel can round its tile to bf16 and store it into a bf16 C
-    /// ([`PanelFormat::kernel_bf16`]), so that a product whose K is one k block needs no f32 C
-    /// and no rounding pass ([`Bf16Out`]). No format can by default.
+    /// ([`PanelFormat::kernel_bf16`]), so that the last k block writes the output and no
+    /// rounding pass reads C back ([`Bf16Out`]). No format can by default.
     const BF16_OUT: bool = false;
     /// [`PairMicroKernel::kernel_bf16`] on this format's words; only called where
     /// [`PanelFormat::BF16_OUT`] holds, with a packed A micro-panel.
     ///
     /// # Safety
     /// As [`PairMicroKernel::kernel_bf16`]; the CPU has the format's ISA.
+    #[allow(clippy::too_many_arguments)]
     unsafe fn kernel_bf16(
         _steps: usize,
         _a: *const Self::Word,
         _b: *const Self::Word,
+        _c: *const f32,
+        _rs_c: usize,
+        _accumulate: bool,
         _d: *mut u16,
         _rs_d: usize,
         _rows: usize,
@@ -360,12 +364,15 @@ impl<K: PairMicroKernel> PanelFormat for PairPanels<K> {
         steps: usize,
         a: *const u32,
         b: *const u32,
+        c: *const f32,
+        rs_c: usize,
+        accumulate: bool,
         d: *mut u16,
         rs_d: usize,
         rows: usize,
         cols: usize,
     ) {
-        K::kernel_bf16(steps, a, b, d, rs_d, rows, cols)
+        K::kernel_bf16(steps, a, b, c, rs_c, accumulate, d, rs_d, rows, cols)
     }
 }
 
@@ -589,18 +596,19 @@ pub(crate) struct COut<'a> {
     pub c: &'a mut [f32],
     pub ldc: usize,
     pub whole_tiles: bool,
-    /// The caller's bf16 C, where the output is bf16: a format whose micro-kernel stores bf16
-    /// ([`PanelFormat::BF16_OUT`]) writes it directly when the whole of K is one k block.
+    /// The caller's bf16 C, where the output is bf16 and C holds whole tiles: a format whose
+    /// micro-kernel stores bf16 ([`PanelFormat::BF16_OUT`]) writes it in the last k block.
     pub bf16: Option<Bf16Out>,
 }
 
-/// A bf16 C (`d`, row stride `ld`) that a micro-kernel writes directly: each tile rounded once in
-/// registers and stored, with no f32 C written and read back and no [`Finish`] for the regions
-/// written. Only for products whose K is one k block (every tile final after one call).
+/// A bf16 C (`d`, row stride `ld`) that a micro-kernel writes directly in the last k block: each
+/// tile (plus the earlier k blocks' sums, read from the f32 C of whole tiles) rounded once in
+/// registers and stored, with no [`Finish`] rounding pass reading C back. Where K is one k block
+/// no f32 C is written at all.
 ///
 /// The 127×8191×65 bf16 product (`vdpbf16ps` path, the one-pass nest) spent 11–12% of its time in
-/// the rounding pass (`perf`, Zen 4, 2 threads); BENCHMARKS.md "bf16 C stored by the
-/// micro-kernel".
+/// the rounding pass (`perf`, Zen 4, 2 threads); BENCHMARKS.md "Zen 4: the bf16 C stored by the
+/// `vdpbf16ps` micro-kernel".
 #[derive(Clone, Copy)]
 pub(crate) struct Bf16Out {
     pub d: SendPtr<u16>,
@@ -643,15 +651,15 @@ pub(crate) fn gemm<P: PanelFormat>(
     let (mr, nr) = (P::MR, P::NR);
     let (kc_max, nc_max, mc) = block_sizes(blocking, mr, nr);
     let threads = rayon::current_num_threads().max(1);
-    let bf16 = bf16.filter(|_| P::BF16_OUT);
+    // The bf16 C written by the micro-kernel in the last k block (the earlier blocks' sums read
+    // back from whole f32 tiles).
+    let bf16 = bf16.filter(|_| P::BF16_OUT && whole_tiles);
     if one_pass::<P>(m, n, k, blocking) {
         // No B block to share, so no packing pass over it (see `gemm_stream`).
         gemm_stream::<P>(ops, c, ldc, whole_tiles, kc_max, bf16, finish);
         return;
     }
     let c_ptr = SendPtr(c.as_mut_ptr());
-    // The bf16 C written by the micro-kernel where K is one k block.
-    let direct = bf16.filter(|_| k <= kc_max);
 
     for jc in (0..n).step_by(nc_max) {
         let nc = nc_max.min(n - jc);
@@ -661,6 +669,7 @@ pub(crate) fn gemm<P: PanelFormat>(
             let steps = P::steps(kc);
             let accumulate = pc > 0;
             let last = pc + kc == k;
+            let direct = bf16.filter(|_| last);
             // A block's budget is `mc × kc_max` words: a shorter k block (K below kc, or the
             // last block) takes proportionally more rows, so a small-K product (127×8191×65)
             // packs all of A once and walks N with each B micro-panel reused from L1.
@@ -703,7 +712,7 @@ pub(crate) fn gemm<P: PanelFormat>(
                         );
                     }
                 });
-                if let (true, Some(f), None) = (last, finish, direct) {
+                if let (true, Some(f), None) = (last, finish, bf16) {
                     let c0 = jc + jp0 * nr;
                     f(ic, mc_cur, c0, (jc + jp1 * nr).min(n) - c0);
                 }
@@ -768,8 +777,7 @@ fn gemm_stream<P: PanelFormat>(
     // of the packed A.
     let kc_first = kc_max.min(STREAM_KC_MAX).min(k);
     let k_blocks = k.div_ceil(kc_first);
-    // The bf16 C written by the micro-kernel where K is one k block.
-    let direct = bf16.filter(|_| k_blocks == 1);
+
     let m_panels = m.div_ceil(mr);
     let a_block_words = m_panels * P::steps(kc_first) * mr;
     let n_panels = n.div_ceil(nr);
@@ -801,6 +809,7 @@ fn gemm_stream<P: PanelFormat>(
                 let (j0, cols) = (j * nr, (panels * nr).min(n - j * nr));
                 for (q, a_block) in ap.chunks_exact(a_block_words).enumerate() {
                     let pc = q * kc_first;
+                    let direct = bf16.filter(|_| q + 1 == k_blocks);
                     let kc = kc_first.min(k - pc);
                     let steps = P::steps(kc);
                     let bp: &mut [P::Word] = bytemuck::cast_slice_mut(s.b.get(panels * steps * nr));
@@ -840,7 +849,7 @@ fn gemm_stream<P: PanelFormat>(
                 j += panels;
             }
         });
-        if let (Some(f), None) = (finish, direct) {
+        if let (Some(f), None) = (finish, bf16) {
             let c0 = jp0 * nr;
             f(0, m, c0, (jp1 * nr).min(n) - c0);
         }
@@ -867,7 +876,19 @@ pub(super) struct Tile<W, In> {
     /// [`PanelFormat::kernel_a_rows`].
     pub kernel_a_rows: unsafe fn(usize, *const In, usize, *const W, *mut f32, usize, bool),
     /// [`PanelFormat::kernel_bf16`].
-    pub kernel_bf16: unsafe fn(usize, *const W, *const W, *mut u16, usize, usize, usize),
+    #[allow(clippy::type_complexity)]
+    pub kernel_bf16: unsafe fn(
+        usize,
+        *const W,
+        *const W,
+        *const f32,
+        usize,
+        bool,
+        *mut u16,
+        usize,
+        usize,
+        usize,
+    ),
     /// [`PanelFormat::enter`] and [`PanelFormat::leave`]: around each macro-kernel's calls.
     pub enter: unsafe fn(),
     pub leave: unsafe fn(),
@@ -994,8 +1015,9 @@ impl TaskSplit {
 /// or in place: [`APanels`]). `n_rem` is the number of valid columns from the start of the B
 /// panel buffer. With `whole_tiles` ([`COut`]) edge tiles are stored in place like whole ones.
 /// With `bf16_out` (a bf16 C at the block's top-left and its row stride: [`Bf16Out`]), every
-/// tile, edges included, is rounded and stored there by the micro-kernel instead, and `c` is
-/// not written; only with packed A micro-panels and without `accumulate`.
+/// tile, edges included, is rounded and stored there by the micro-kernel instead (with
+/// `accumulate`, added to the f32 tile of `c`, which then holds whole tiles), and `c` is not
+/// written; only with packed A micro-panels.
 ///
 /// # Safety
 /// `c` addresses the block's top-left element with row stride `ldc` (with `whole_tiles`, whole
@@ -1056,11 +1078,14 @@ pub(super) unsafe fn macro_kernel<W, In>(
                 let APanels::Packed(ap) = a else {
                     unreachable!("a bf16 C is written from packed A micro-panels only")
                 };
-                debug_assert!(!accumulate);
+                debug_assert!(whole_tiles || !accumulate);
                 (t.kernel_bf16)(
                     steps,
                     ap.as_ptr().add(ip * steps * mr),
                     b_panel,
+                    c.add(ip * mr * ldc + jp * nr),
+                    ldc,
+                    accumulate,
                     d.add(ip * mr * ld + jp * nr),
                     ld,
                     mr_cur,

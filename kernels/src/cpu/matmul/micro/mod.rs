@@ -62,19 +62,24 @@ pub trait PairMicroKernel: Sync {
         accumulate: bool,
     );
 
-    /// The tile with β = 0 (the whole of K in this call), rounded to bf16 in registers and
-    /// stored straight into a bf16 C: rows `0..rows` and columns `0..cols` of the tile at `d`
-    /// (row stride `rs_d` elements), nothing else written. Rounding to nearest even, NaNs
-    /// quieted, and a result below the smallest normal bf16 flushed to zero, as the
-    /// `vdpbf16ps` accumulation itself flushes denormals.
+    /// The tile (added to the f32 tile at `c`, row stride `rs_c`, where `accumulate`: the
+    /// earlier k blocks' sums) rounded to bf16 in registers and stored straight into a bf16 C:
+    /// rows `0..rows` and columns `0..cols` of the tile at `d` (row stride `rs_d` elements),
+    /// nothing else written. Rounding to nearest even, NaNs quieted, and a result below the
+    /// smallest normal bf16 flushed to zero, as the `vdpbf16ps` accumulation itself flushes
+    /// denormals.
     ///
     /// # Safety
-    /// As [`PairMicroKernel::kernel`], with `d` addressing `rows ≤ MR` writable rows of
-    /// `cols ≤ NR` u16s at stride `rs_d` in place of `c`.
+    /// As [`PairMicroKernel::kernel`] (with `accumulate`, `c` readable for the whole `MR × NR`
+    /// tile), and `d` addresses `rows ≤ MR` writable rows of `cols ≤ NR` u16s at stride `rs_d`.
+    #[allow(clippy::too_many_arguments)]
     unsafe fn kernel_bf16(
         kp: usize,
         a: *const u32,
         b: *const u32,
+        c: *const f32,
+        rs_c: usize,
+        accumulate: bool,
         d: *mut u16,
         rs_d: usize,
         rows: usize,

@@ -222,12 +222,15 @@ impl super::PairMicroKernel for Avx512Bf16_12x32 {
         kp: usize,
         a: *const u32,
         b: *const u32,
+        c: *const f32,
+        rs_c: usize,
+        accumulate: bool,
         d: *mut u16,
         rs_d: usize,
         rows: usize,
         cols: usize,
     ) {
-        avx512bf16_12x32_to_bf16(kp, a, b, d, rs_d, rows, cols)
+        avx512bf16_12x32_to_bf16(kp, a, b, c, rs_c, accumulate, d, rs_d, rows, cols)
     }
 }
 
@@ -283,14 +286,18 @@ unsafe fn avx512bf16_12x32(
     store_tile_512(&acc, c, rs_c, accumulate);
 }
 
-/// [`Avx512Bf16_12x32`]'s tile rounded to bf16 (`vcvtne2ps2bf16`: each row's 32 columns in one
-/// vector) and stored into rows `0..rows`, columns `0..cols` of a bf16 C (masked where the
-/// tile passes C's edge).
+/// [`Avx512Bf16_12x32`]'s tile (plus the f32 tile at `c` where `accumulate`) rounded to bf16
+/// (`vcvtne2ps2bf16`: each row's 32 columns in one vector) and stored into rows `0..rows`,
+/// columns `0..cols` of a bf16 C (masked where the tile passes C's edge).
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn avx512bf16_12x32_to_bf16(
     kp: usize,
     a: *const u32,
     b: *const u32,
+    c: *const f32,
+    rs_c: usize,
+    accumulate: bool,
     d: *mut u16,
     rs_d: usize,
     rows: usize,
@@ -300,7 +307,14 @@ unsafe fn avx512bf16_12x32_to_bf16(
     for i in 0..rows {
         _mm_prefetch::<_MM_HINT_T0>(d.add(i * rs_d) as *const i8);
     }
-    let acc = bf16dot_12x32_acc(kp, a, b);
+    let mut acc = bf16dot_12x32_acc(kp, a, b);
+    if accumulate {
+        for (i, row) in acc.iter_mut().enumerate() {
+            let cp = c.add(i * rs_c);
+            row[0] = _mm512_add_ps(row[0], _mm512_loadu_ps(cp));
+            row[1] = _mm512_add_ps(row[1], _mm512_loadu_ps(cp.add(16)));
+        }
+    }
     let mask: u32 = if cols >= 32 { !0 } else { (1u32 << cols) - 1 };
     // Every row stored under a mask (none for rows past `rows`: a masked store neither writes
     // nor faults there), so the loop has a fixed trip count and the accumulators stay in
