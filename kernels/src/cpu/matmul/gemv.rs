@@ -3,21 +3,23 @@
 //! per ISA.
 //!
 //! - B transposed (`[n, k]`, LLM weights): `c[j] = dot(a, Bᵀ[j, :])`, parallel over blocks of
-//!   rows, in one of two stream layouts chosen per CPU kind ([`Streams::for_this_cpu`]):
+//!   rows, in one of three stream layouts chosen per CPU kind ([`Streams::for_this_cpu`]):
 //!   one row at a time (a single sequential stream per thread, prefetched [`PF_BYTES`] ahead:
 //!   the better layout on the Zen 5 VM, where four rows per step — four streams — read ≈ 20%
-//!   less per second; BENCHMARKS.md, "GEMV"), or [`ROWS_TOGETHER`] rows at a time, one
-//!   64-byte line of each per step, each prefetched [`NEAR_PF_BYTES`] ahead on Intel and left
-//!   to the hardware prefetchers on AMD family 25 (eight streams per thread: bf16/f16 6–18%,
-//!   f32 0–11% more per second than one stream on the Intel Xeon 6/207 VM, BENCHMARKS.md "GEMV:
-//!   eight rows at a time"; on the Zen 4 VM 1.09–1.41× one stream with the prefetch, and
-//!   without it 0.98–1.30× that, 11 of 12 alternated pairs faster, BENCHMARKS.md "GEMV: eight
-//!   rows at a time on Zen 4").
+//!   less per second; BENCHMARKS.md, "GEMV"); [`ROWS_TOGETHER`] adjacent rows at a time, one
+//!   64-byte line of each per step, each prefetched [`NEAR_PF_BYTES`] ahead, on Intel (eight
+//!   streams per thread: bf16/f16 6–18%, f32 0–11% more per second than one stream on the
+//!   Intel Xeon 6/207 VM, BENCHMARKS.md "GEMV: eight rows at a time"); or, on AMD family 25,
+//!   [`REGIONS`] rows far apart at a time ([`Streams::Regions`]: on the Zen 4 VM the eight
+//!   adjacent rows without prefetch were 0.98–1.30× them with it, BENCHMARKS.md "GEMV: eight
+//!   rows at a time on Zen 4", and four far-apart rows 1.05–1.10× the eight, BENCHMARKS.md
+//!   "Zen 4: GEMV rows from four regions").
 //! - B `[k, n]`: K is split across tasks; each task streams its rows of B four at a time into its
 //!   own f32 accumulator of length n (L2-resident), each stream prefetched [`PF_BYTES`] ahead, and
 //!   the partial sums are added at the end.
 
 use crate::cpu::simd::{load_elem, per_isa, Simd};
+use crate::cpu::SendPtr;
 use crate::dtype::Element;
 use crate::isa::Isa;
 use rayon::prelude::*;
@@ -38,16 +40,25 @@ pub(crate) enum Streams {
     /// [`ROWS_TOGETHER`] rows at a time, [`NEAR_PF_BYTES`] ahead (`prefetch`) or with no
     /// software prefetch.
     Many { prefetch: bool },
+    /// [`REGIONS`] rows far apart at a time: Bᵀ cut into that many equal regions, one line of
+    /// row `j` of each per step (rows `j`, `j + n/REGIONS`, …), no software prefetch; each
+    /// thread's share of `j` makes as many separate streams. Products too short for regions of
+    /// [`ROWS_PER_TASK`] rows take `Many` without prefetch.
+    Regions,
 }
+
+/// Regions of [`Streams::Regions`].
+const REGIONS: usize = 4;
 
 impl Streams {
     /// The layout measured faster on this CPU kind: `Many` with the prefetch on Intel (Xeon
-    /// family 6 model 207); `Many` without it on AMD family 25 (Zen 4, family 25 model 17:
-    /// with the prefetch 1.09–1.41× `One` at 1×4096×4096 and 1×14336×4096, bf16 and f16,
-    /// without it 0.98–1.30× that, 11 of 12 alternated pairs faster; BENCHMARKS.md "GEMV: eight
-    /// rows at a time on Zen 4"; Zen 3 shares the family and was not measured); `One`
-    /// elsewhere (measured best on the Zen 5 VM, family 26, against an earlier four-row
-    /// layout).
+    /// family 6 model 207); `Regions` on AMD family 25 (Zen 4, family 25 model 17: `Many` with
+    /// the prefetch 1.09–1.41× `One` at 1×4096×4096 and 1×14336×4096, bf16 and f16, without it
+    /// 0.98–1.30× that, BENCHMARKS.md "GEMV: eight rows at a time on Zen 4"; `Regions` against
+    /// `Many` without prefetch, runner time ratios 0.90–0.97 on bf16, 0.97–1.00 on f16,
+    /// BENCHMARKS.md "Zen 4: GEMV rows from four regions"; Zen 3 shares the family and was not
+    /// measured); `One` elsewhere (measured best on the Zen 5 VM, family 26, against an earlier
+    /// four-row layout).
     pub(crate) fn for_this_cpu() -> Streams {
         static STREAMS: std::sync::OnceLock<Streams> = std::sync::OnceLock::new();
         *STREAMS.get_or_init(|| {
@@ -71,7 +82,7 @@ impl Streams {
                     return Streams::Many { prefetch: true };
                 }
                 if vendor == b"AuthenticAMD" && family == 25 {
-                    return Streams::Many { prefetch: false };
+                    return Streams::Regions;
                 }
             }
             Streams::One
@@ -91,6 +102,34 @@ per_isa! {
     unsafe fn dot_rows(a: &[f32], bt: &[T], ldb: usize, out: &mut [f32], streams: Streams) => dot_rows_with
 }
 
+per_isa! {
+    /// `out[j + r·per] = a · Bᵀ[j + r·per, 0..k]` for `j` in `js.0..js.1` and `r < REGIONS`: the
+    /// [`Streams::Regions`] layout, one 64-byte line of each of the [`REGIONS`] rows per step.
+    ///
+    /// # Safety
+    /// `isa` is available; `bt` holds rows `0..REGIONS·per` of `k` elements at stride `ldb`, and
+    /// `out` those rows' outputs, of which the caller's thread alone writes these.
+    unsafe fn dot_regions(a: &[f32], bt: &[T], ldb: usize, js: (usize, usize), per: usize, out: SendPtr<f32>) => dot_regions_with
+}
+
+#[inline(always)]
+unsafe fn dot_regions_with<S: Simd, T: Element>(
+    a: &[f32],
+    bt: &[T],
+    ldb: usize,
+    (j0, j1): (usize, usize),
+    per: usize,
+    out: SendPtr<f32>,
+) {
+    for j in j0..j1 {
+        let w: [*const T; REGIONS] = std::array::from_fn(|r| bt.as_ptr().add((j + r * per) * ldb));
+        let sums = dot_group::<S, T, REGIONS, false>(a, w);
+        for (r, s) in sums.into_iter().enumerate() {
+            *out.get().add(j + r * per) = s;
+        }
+    }
+}
+
 #[inline(always)]
 unsafe fn dot_rows_with<S: Simd, T: Element>(
     a: &[f32],
@@ -106,7 +145,7 @@ unsafe fn dot_rows_with<S: Simd, T: Element>(
         Streams::Many { prefetch: false } => {
             dot_rows_together::<S, T, ROWS_TOGETHER, false>(a, bt, ldb, out)
         }
-        Streams::One => 0,
+        Streams::One | Streams::Regions => 0,
     };
     if done < out.len() {
         dot_rows_one::<S, T>(a, &bt[done * ldb..], ldb, &mut out[done..]);
@@ -123,15 +162,30 @@ unsafe fn dot_rows_together<S: Simd, T: Element, const R: usize, const PF: bool>
     ldb: usize,
     out: &mut [f32],
 ) -> usize {
+    let groups = out.len() / R;
+    for g in 0..groups {
+        let w: [*const T; R] = std::array::from_fn(|r| bt.as_ptr().add((g * R + r) * ldb));
+        let sums = dot_group::<S, T, R, PF>(a, w);
+        out[g * R..g * R + R].copy_from_slice(&sums);
+    }
+    groups * R
+}
+
+/// `a · row` for each of the `R` rows at `w` (`a.len()` elements each), one 64-byte line of
+/// each row per step (one accumulator per row), each row prefetched [`NEAR_PF_BYTES`] ahead
+/// where `PF`.
+#[inline(always)]
+unsafe fn dot_group<S: Simd, T: Element, const R: usize, const PF: bool>(
+    a: &[f32],
+    w: [*const T; R],
+) -> [f32; R] {
     let k = a.len();
     let l = S::LANES;
     // Vectors per 64-byte line of a row (1–4); lines smaller than a vector take one vector.
     let vpl = (64 / std::mem::size_of::<T>() / l).max(1);
     let step = vpl * l;
     let ap = a.as_ptr();
-    let groups = out.len() / R;
-    for g in 0..groups {
-        let w: [*const T; R] = std::array::from_fn(|r| bt.as_ptr().add((g * R + r) * ldb));
+    {
         let mut acc = [S::zero(); R];
         let mut i = 0;
         while i + step <= k {
@@ -155,15 +209,16 @@ unsafe fn dot_rows_together<S: Simd, T: Element, const R: usize, const PF: bool>
             }
             i += l;
         }
-        for (r, (row, acc)) in w.iter().zip(acc).enumerate() {
+        let mut sums = [0f32; R];
+        for (s, (row, acc)) in sums.iter_mut().zip(w.iter().zip(acc)) {
             let mut sum = S::hsum(acc);
             for (j, &x) in a.iter().enumerate().skip(i) {
                 sum += x * (*row.add(j)).to_f32();
             }
-            out[g * R + r] = sum;
+            *s = sum;
         }
+        sums
     }
-    groups * R
 }
 
 /// `out[r] = a · Bᵀ[r, 0..k]`, one row at a time, so each thread reads one sequential stream
@@ -265,6 +320,47 @@ unsafe fn axpy_group<S: Simd, T: Element, const R: usize>(
     }
 }
 
+/// `c[j] = a · Bᵀ[j, :]` for every `j` of `c`, in the stream layout `streams`; `isa` is
+/// available and `b` holds `c.len()` rows of `a.len()` elements at stride `ldb`.
+fn transposed<T: Element>(
+    isa: Isa,
+    a: &[f32],
+    b: &[T],
+    ldb: usize,
+    c: &mut [f32],
+    streams: Streams,
+) {
+    let n = c.len();
+    let per = n / REGIONS;
+    if streams == Streams::Regions && per >= ROWS_PER_TASK {
+        // Tasks of a few rows of each region; the last `n % REGIONS` rows one at a time.
+        let out = SendPtr(c.as_mut_ptr());
+        let rows = ROWS_PER_TASK / REGIONS;
+        (0..per.div_ceil(rows)).into_par_iter().for_each(|t| {
+            let (j0, j1) = (t * rows, ((t + 1) * rows).min(per));
+            // SAFETY: the caller checked the ISA; rows below REGIONS·per ≤ n are within b, and
+            // task t alone writes outputs j + r·per for its j.
+            unsafe { dot_regions(isa, a, b, ldb, (j0, j1), per, out) };
+        });
+        let done = per * REGIONS;
+        // SAFETY: as above; rows done..n are within b.
+        unsafe { dot_rows(isa, a, &b[done * ldb..], ldb, &mut c[done..], Streams::One) };
+        return;
+    }
+    // Regions too short to stream: eight adjacent rows at a time instead.
+    let streams = match streams {
+        Streams::Regions => Streams::Many { prefetch: false },
+        s => s,
+    };
+    c.par_chunks_mut(ROWS_PER_TASK)
+        .enumerate()
+        .for_each(|(t, out)| {
+            let j0 = t * ROWS_PER_TASK;
+            // SAFETY: the caller checked the ISA; rows j0..j0 + out.len() are within b.
+            unsafe { dot_rows(isa, a, &b[j0 * ldb..], ldb, out, streams) };
+        });
+}
+
 /// `c[0..n] = a[0..k] · op(B)` in f32. `a` is already converted to f32; `isa` is available.
 pub(crate) fn gemv<T: Element>(
     isa: Isa,
@@ -277,15 +373,7 @@ pub(crate) fn gemv<T: Element>(
 ) {
     let k = a.len();
     if trans_b {
-        let streams = Streams::for_this_cpu();
-        c[..n]
-            .par_chunks_mut(ROWS_PER_TASK)
-            .enumerate()
-            .for_each(|(t, out)| {
-                let j0 = t * ROWS_PER_TASK;
-                // SAFETY: the caller checked the ISA; rows j0..j0 + out.len() are within b.
-                unsafe { dot_rows(isa, a, &b[j0 * ldb..], ldb, out, streams) };
-            });
+        transposed(isa, a, b, ldb, &mut c[..n], Streams::for_this_cpu());
     } else {
         // K chunks: a few per thread, each at least 64 rows.
         let threads = rayon::current_num_threads().max(1);
@@ -362,5 +450,42 @@ mod tests {
         check::<f32>(|x| x);
         check::<f16>(f16::from_f32);
         check::<bf16>(bf16::from_f32);
+    }
+
+    /// The whole transposed GEMV in every stream layout, on every ISA path here: row counts
+    /// around the smallest product that [`Streams::Regions`] cuts into regions (below it the
+    /// eight-row layout), with every remainder of the regions; small integers, so the sums are
+    /// exact.
+    fn check_layouts<T: Element>(from: fn(f32) -> T) {
+        let (k, ldb) = (70, 75);
+        let a: Vec<f32> = (0..k).map(|i| ((i * 7 + 3) % 5) as f32 - 2.0).collect();
+        let smallest = REGIONS * ROWS_PER_TASK;
+        for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
+            for streams in [
+                Streams::One,
+                Streams::Many { prefetch: true },
+                Streams::Many { prefetch: false },
+                Streams::Regions,
+            ] {
+                for n in [1, smallest - 1, smallest, smallest + 1, smallest + 3, 1000] {
+                    let bt: Vec<T> = (0..n * ldb)
+                        .map(|i| from(((i * 11 + 1) % 7) as f32 - 3.0))
+                        .collect();
+                    let mut c = vec![f32::NAN; n];
+                    transposed(isa, &a, &bt, ldb, &mut c, streams);
+                    for (j, &o) in c.iter().enumerate() {
+                        let want: f32 = (0..k).map(|q| a[q] * bt[j * ldb + q].to_f32()).sum();
+                        assert_eq!(o, want, "{isa} {streams:?} {} n {n}: row {j}", T::DTYPE);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn transposed_gemv_every_stream_layout_isa_and_dtype() {
+        check_layouts::<f32>(|x| x);
+        check_layouts::<f16>(f16::from_f32);
+        check_layouts::<bf16>(bf16::from_f32);
     }
 }
