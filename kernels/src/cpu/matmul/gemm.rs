@@ -777,7 +777,6 @@ fn gemm_stream<P: PanelFormat>(
     // of the packed A.
     let kc_first = kc_max.min(STREAM_KC_MAX).min(k);
     let k_blocks = k.div_ceil(kc_first);
-
     let m_panels = m.div_ceil(mr);
     let a_block_words = m_panels * P::steps(kc_first) * mr;
     let n_panels = n.div_ceil(nr);
