@@ -116,7 +116,7 @@ fn run_exact<T: perfledger_kernels::Element, O: perfledger_kernels::Element>(
     let (ta, a) = ints(T::DTYPE, p.a_len(), seed);
     let (tb, b) = ints(T::DTYPE, p.b_len(), seed + 1);
     let want = exact(p, &a, &b);
-    let mut c = vec![O::nan(); p.c_len()];
+    let mut c = vec![O::nan(); p.c_len() + GUARD];
     let mut ws = Workspace::default();
     packed_matmul::<T, O>(
         isa,
@@ -124,12 +124,27 @@ fn run_exact<T: perfledger_kernels::Element, O: perfledger_kernels::Element>(
         p,
         T::tensor_slice(&ta).unwrap(),
         T::tensor_slice(&tb).unwrap(),
-        &mut c,
+        &mut c[..p.c_len()],
         &mut ws,
     )
     .unwrap();
     let what = format!("packed.{isa} {}-f32-{}", T::DTYPE, O::DTYPE);
-    check(p, &O::into_tensor(c), &want, &what);
+    check(p, &O::into_tensor(guarded(c, p, &what)), &want, &what);
+}
+
+/// Elements allocated past C's end in the direct tests, which must still hold NaN afterwards:
+/// a store past the last row is seen as a failure, not as heap damage.
+const GUARD: usize = 64;
+
+/// `c` without its [`GUARD`] elements, which are checked to be untouched.
+fn guarded<O: perfledger_kernels::Element>(mut c: Vec<O>, p: &MatmulProblem, what: &str) -> Vec<O> {
+    let len = p.c_len();
+    assert!(
+        c[len..].iter().all(|x| x.is_nan()),
+        "{what} {p}: written past the end of C"
+    );
+    c.truncate(len);
+    c
 }
 
 #[test]
@@ -462,7 +477,7 @@ fn run_exact_bf16<O: perfledger_kernels::Element>(
     let (ta, a) = ints(DType::BF16, p.a_len(), seed);
     let (tb, b) = ints(DType::BF16, p.b_len(), seed + 1);
     let want = exact(p, &a, &b);
-    let mut c = vec![O::nan(); p.c_len()];
+    let mut c = vec![O::nan(); p.c_len() + GUARD];
     let mut ws = Workspace::default();
     packed_matmul_bf16::<O>(
         path,
@@ -470,12 +485,12 @@ fn run_exact_bf16<O: perfledger_kernels::Element>(
         p,
         bf16::tensor_slice(&ta).unwrap(),
         bf16::tensor_slice(&tb).unwrap(),
-        &mut c,
+        &mut c[..p.c_len()],
         &mut ws,
     )
     .unwrap();
     let what = format!("packed.{} bf16-f32-{} {blocking}", path.name(), O::DTYPE);
-    check(p, &O::into_tensor(c), &want, &what);
+    check(p, &O::into_tensor(guarded(c, p, &what)), &want, &what);
 }
 
 /// The bf16-only paths (`vdpbf16ps` k-pair panels, AMX tile panels): odd K and odd kc blocks

@@ -103,10 +103,11 @@ struct Out {
 /// ([`Next::fetch_share`]), not issued by the first row tile alone: one tile's k loop issued a
 /// 16 KiB group's lines in ≈ 1000 cycles, more than the outstanding misses the core keeps, and
 /// the copy of the group then waited on memory (`memmove` 14–16% of 64 × 4096 × 14336 Bᵀ bf16
-/// in `perf`, 12% spread). Against the first tile alone (runner, Zen 4, 2 threads, 6 alternated
-/// rounds, BENCHMARKS.md "Zen 4: the dot path's prefetches spread"): 16 × 6144 × 4096 Bᵀ bf16
-/// on the `vdpbf16ps` path 1.06–1.19 in every round, the 64-token rows ±2%; spread over all the
-/// row tiles, the last ones' lines came too late for the copy (64 × 4096 × 4096 0.85–1.19).
+/// in `perf`; 12% with the prefetches spread over every row tile). Against the first tile alone
+/// (runner, Zen 4, 2 threads, 6 alternated rounds, BENCHMARKS.md "Zen 4: the dot path's
+/// prefetches spread"): 16 × 6144 × 4096 Bᵀ bf16 on the `vdpbf16ps` path 1.06–1.19 in every
+/// round, the 64-token rows 0.95–1.04; spread over all the row tiles, the last ones' lines came
+/// too late for the copy (64 × 4096 × 4096 0.85–1.19).
 #[derive(Clone, Copy)]
 struct Next {
     /// First element of the first row, as bytes.

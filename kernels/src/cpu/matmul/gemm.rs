@@ -417,9 +417,10 @@ fn pack_pair_block<P: PanelFormat<In = u16, Word = u32>>(
 /// B `[k, n]` is packed row pair by row pair across all the block's panels
 /// ([`pack_b_pair_rows`]), reading each row's run of the block's width, not panel by panel (one
 /// 64-byte run per row at B's row stride): in the one-pass nest's chunks of four panels,
-/// 127×8191×65 bf16 on the `vdpbf16ps` path 356–360 → 381 GFLOP/s (`mmtime`, B in cache as the
+/// 127×8191×65 bf16 on the `vdpbf16ps` path 340–360 → 381 GFLOP/s (`mmtime`, B in cache as the
 /// runner times this row, Zen 4, 2 threads, 3 alternated pairs; BENCHMARKS.md "Zen 4: B's row
-/// pairs across the chunk").
+/// pairs across the chunk"). The AMX format's chunks (eight panels) take the same packing; that
+/// was not measured on an AMX host.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn pack_pair_panels(
     b: &[u16],
@@ -1021,7 +1022,9 @@ impl TaskSplit {
 /// # Safety
 /// `c` addresses the block's top-left element with row stride `ldc` (with `whole_tiles`, whole
 /// tiles past the block's edges: rows up to `mc` rounded up to MR, columns up to NR past the last
-/// panel's first); the caller owns the tiles;
+/// panel's first); the caller owns the tiles; with `bf16_out`, its pointer addresses the
+/// block's top-left element of a bf16 C whose `mc` rows of `n_rem` columns at its row stride are
+/// the caller's to write, `a` is packed, and with `accumulate` `c` holds whole tiles;
 /// `a` holds the block's micro-panels (packed whole, or rows `0..mc` of `steps` words' values
 /// in place and a packed partial last one) and `bp` whole packed micro-panels; the CPU supports
 /// the tile's ISA.

@@ -12,7 +12,8 @@
 //!   Intel Xeon 6/207 VM, BENCHMARKS.md "GEMV: eight rows at a time"); or, on AMD family 25,
 //!   [`REGIONS`] rows far apart at a time ([`Streams::Regions`]: on the Zen 4 VM the eight
 //!   adjacent rows without prefetch were 0.98–1.30× them with it, BENCHMARKS.md "GEMV: eight
-//!   rows at a time on Zen 4", and four far-apart rows 1.05–1.10× the eight, BENCHMARKS.md
+//!   rows at a time on Zen 4", and four far-apart rows, in the runner, bf16 1.05–1.11× the
+//!   eight (time ratios 0.900–0.955) and f16 ±3%, f32 measured only in `mmtime`; BENCHMARKS.md
 //!   "Zen 4: GEMV rows from four regions").
 //! - B `[k, n]`: K is split across tasks; each task streams its rows of B four at a time into its
 //!   own f32 accumulator of length n (L2-resident), each stream prefetched [`PF_BYTES`] ahead, and
@@ -55,7 +56,8 @@ impl Streams {
     /// family 6 model 207); `Regions` on AMD family 25 (Zen 4, family 25 model 17: `Many` with
     /// the prefetch 1.09–1.41× `One` at 1×4096×4096 and 1×14336×4096, bf16 and f16, without it
     /// 0.98–1.30× that, BENCHMARKS.md "GEMV: eight rows at a time on Zen 4"; `Regions` against
-    /// `Many` without prefetch, runner time ratios 0.90–0.97 on bf16, 0.97–1.00 on f16,
+    /// `Many` without prefetch, runner time ratios 0.900–0.955 on bf16, 0.970–1.004 on f16, f32
+    /// not measured in the runner,
     /// BENCHMARKS.md "Zen 4: GEMV rows from four regions"; Zen 3 shares the family and was not
     /// measured); `One` elsewhere (measured best on the Zen 5 VM, family 26, against an earlier
     /// four-row layout).
@@ -145,7 +147,8 @@ unsafe fn dot_rows_with<S: Simd, T: Element>(
         Streams::Many { prefetch: false } => {
             dot_rows_together::<S, T, ROWS_TOGETHER, false>(a, bt, ldb, out)
         }
-        Streams::One | Streams::Regions => 0,
+        Streams::One => 0,
+        Streams::Regions => unreachable!("the regions layout goes through dot_regions"),
     };
     if done < out.len() {
         dot_rows_one::<S, T>(a, &bt[done * ldb..], ldb, &mut out[done..]);
@@ -343,8 +346,10 @@ fn transposed<T: Element>(
             unsafe { dot_regions(isa, a, b, ldb, (j0, j1), per, out) };
         });
         let done = per * REGIONS;
-        // SAFETY: as above; rows done..n are within b.
-        unsafe { dot_rows(isa, a, &b[done * ldb..], ldb, &mut c[done..], Streams::One) };
+        if done < n {
+            // SAFETY: as above; rows done..n are within b.
+            unsafe { dot_rows(isa, a, &b[done * ldb..], ldb, &mut c[done..], Streams::One) };
+        }
         return;
     }
     // Regions too short to stream: eight adjacent rows at a time instead.
@@ -412,8 +417,9 @@ mod tests {
     use super::*;
     use half::{bf16, f16};
 
-    /// Both stream layouts of the transposed GEMV, whichever this CPU kind picks, on every
-    /// ISA path here: row counts around the groups of [`ROWS_TOGETHER`], k around a line, a
+    /// The per-row kernels of the one-row and eight-row layouts ([`Streams::Regions`] has its
+    /// own, covered by `transposed_gemv_every_stream_layout_isa_and_dtype`), on every ISA path
+    /// here: row counts around the groups of [`ROWS_TOGETHER`], k around a line, a
     /// vector and a step (with tails), padded rows. Small integers, so every order of the sums
     /// is exact and the results equal the definition's.
     fn check<T: Element>(from: fn(f32) -> T) {

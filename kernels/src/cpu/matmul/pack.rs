@@ -3,8 +3,9 @@
 //!
 //! Panels past the matrix edge are padded with zeros, so micro-kernels always run full tiles.
 //!
-//! The `vdpbf16ps` path packs bf16 without conversion, as k-pairs in u32 words ([`pack_pairs_rows`],
-//! [`pack_b_pairs`]).
+//! The `vdpbf16ps` path packs bf16 without conversion, as k-pairs in u32 words ([`pack_pairs_rows`]
+//! for Bᵀ and A, [`pack_b_pair_rows`] for B `[k, n]`; [`pack_b_pairs`], one panel at a time, is
+//! kept for `examples/packtime`'s comparison and the tests).
 
 use crate::cpu::simd::{self, load_elem, per_isa, Simd};
 use crate::dtype::Element;

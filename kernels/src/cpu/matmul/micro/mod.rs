@@ -5,7 +5,9 @@
 //! - `a` is a packed A micro-panel (`kc × MR`, k-major), `b` a packed B micro-panel (`kc × NR`).
 //! - `c` has row stride `rs_c`; with `accumulate = false` C is never read (β = 0).
 //! - The micro-kernel always computes a full `MR × NR` tile: the loop nest owns edge tiles (it
-//!   passes a scratch tile and copies the valid part).
+//!   passes a scratch tile and copies the valid part, or C holds whole tiles). The one
+//!   exception is [`PairMicroKernel::kernel_bf16`], which stores a rounded tile into the
+//!   caller's bf16 C and masks the rows and columns past its edge itself.
 
 #[cfg(target_arch = "x86_64")]
 pub mod amx;

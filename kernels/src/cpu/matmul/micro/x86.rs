@@ -326,3 +326,80 @@ unsafe fn avx512bf16_12x32_to_bf16(
         _mm512_mask_storeu_epi16(d.wrapping_add(i * rs_d) as *mut i16, m, v);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::matmul::micro::PairMicroKernel;
+    use half::bf16;
+
+    /// `kernel_bf16`'s rounding and edge masks: with no k-pairs and `accumulate`, the stored
+    /// tile is the given f32 C (plus the zero accumulators) rounded, which must equal
+    /// `bf16::from_f32` bit for bit — ties to even, NaNs quieted with their payload, infinities,
+    /// overflow — except an f32 subnormal, which the instruction flushes to a zero of its sign.
+    /// Every f32 value with each rounding case of its low half, plus a stride through all 2^32
+    /// patterns, in whole and edge tiles; nothing past the tile's rows and columns written.
+    #[test]
+    fn bf16_store_rounds_like_half_and_masks_the_edges() {
+        if !crate::isa::detected().avx512bf16 {
+            eprintln!("skipped: this CPU lacks AVX512_BF16");
+            return;
+        }
+        let mut bits: Vec<u32> = (0..=u16::MAX as u32)
+            .flat_map(|h| [0u32, 1, 0x7FFF, 0x8000, 0x8001, 0xFFFF].map(move |l| (h << 16) | l))
+            .collect();
+        bits.extend((0..=u32::MAX).step_by(65_537));
+        let (a, b) = ([0u32; 12], [0u32; 32]);
+        const LD: usize = 40;
+        const UNTOUCHED: u16 = 0xABCD;
+        for (t, chunk) in bits.chunks(12 * 32).enumerate() {
+            let (rows, cols) = if t % 3 == 0 {
+                (12, 32)
+            } else {
+                (1 + t % 12, 1 + (t * 7) % 32)
+            };
+            let mut c = [0f32; 12 * 32];
+            for (x, &w) in c.iter_mut().zip(chunk) {
+                *x = f32::from_bits(w);
+            }
+            let mut d = vec![UNTOUCHED; 13 * LD];
+            // SAFETY: the CPU has AVX512_BF16 (checked; with it AVX-512 F/BW); no k-pairs are
+            // read; C is a whole 12 × 32 tile at stride 32; d holds 13 rows of LD ≥ 32.
+            unsafe {
+                Avx512Bf16_12x32::kernel_bf16(
+                    0,
+                    a.as_ptr(),
+                    b.as_ptr(),
+                    c.as_ptr(),
+                    32,
+                    true,
+                    d.as_mut_ptr(),
+                    LD,
+                    rows,
+                    cols,
+                )
+            };
+            for i in 0..13 {
+                for j in 0..LD {
+                    let got = d[i * LD + j];
+                    if i < rows && j < cols {
+                        let y = 0.0f32 + c[i * 32 + j];
+                        let want = if y.is_subnormal() {
+                            ((y.to_bits() >> 16) & 0x8000) as u16
+                        } else {
+                            bf16::from_f32(y).to_bits()
+                        };
+                        assert_eq!(
+                            got,
+                            want,
+                            "f32 bits {:#010x} ({rows}x{cols} tile)",
+                            y.to_bits()
+                        );
+                    } else {
+                        assert_eq!(got, UNTOUCHED, "({i}, {j}) written, tile {rows}x{cols}");
+                    }
+                }
+            }
+        }
+    }
+}
