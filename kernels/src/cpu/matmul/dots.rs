@@ -100,7 +100,7 @@ struct Out {
 /// prefetching the next group").
 ///
 /// The prefetches are spread evenly over the steps of the first half of the group's row tiles
-/// ([`Next::fetch_share`]), not issued by the first row tile alone: one tile's k loop issued a
+/// ([`Next::fetch_step`]), not issued by the first row tile alone: one tile's k loop issued a
 /// 16 KiB group's lines in ≈ 1000 cycles, more than the outstanding misses the core keeps, and
 /// the copy of the group then waited on memory (`memmove` 14–16% of 64 × 4096 × 14336 Bᵀ bf16
 /// in `perf`; 12% with the prefetches spread over every row tile). Against the first tile alone
@@ -149,12 +149,17 @@ impl Next {
         })
     }
 
-    /// Prefetch share `s` of `total` equal shares of the rows' bytes (the lines of every row
-    /// starting in that share), so a group's row tiles, step by step, fetch every line once.
+    /// Prefetch the share of step `step` (of `steps`) of row tile `tile` (of `tiles`): the
+    /// rows' bytes cut into equal shares over the steps of the first half of the tiles, so those
+    /// tiles, step by step, fetch every line once and the later tiles none.
     #[inline(always)]
-    fn fetch_share(self, s: usize, total: usize) {
-        let (lo, hi) = (s * self.bytes / total, (s + 1) * self.bytes / total);
-        self.fetch(lo, hi - lo);
+    fn fetch_step(self, (tile, tiles): (usize, usize), (step, steps): (usize, usize)) {
+        let fetching = tiles.div_ceil(2);
+        if tile < fetching {
+            let (s, total) = (tile * steps + step, fetching * steps);
+            let (lo, hi) = (s * self.bytes / total, (s + 1) * self.bytes / total);
+            self.fetch(lo, hi - lo);
+        }
     }
 
     /// Prefetch the lines of every row starting at byte offsets `[at, at + step)`.
@@ -340,17 +345,15 @@ unsafe fn group_tile<S: Simd, const MR: usize, const NJ: usize>(
     let l = S::LANES;
     debug_assert!(kwp.is_multiple_of(l) && bs.len() >= NJ * kwp);
     let bp = bs.as_ptr();
-    // The next group's prefetches spread over the steps of the first half of the row tiles
-    // ([`Next`]).
-    let (steps, fetching) = (kwp / l, m.div_ceil(MR).div_ceil(2));
+    // The next group's prefetches spread over the row tiles' steps ([`Next::fetch_step`]).
+    let (tiles, steps) = (m.div_ceil(MR), kwp / l);
     for i0 in (0..m).step_by(MR) {
         let arow = ap.as_ptr().add(i0 * kp + k0);
         let mut acc = [[S::zero(); NJ]; MR];
-        let next = next.filter(|_| i0 / MR < fetching);
         let mut q = 0;
         while q < kwp {
             if let Some(nx) = next {
-                nx.fetch_share((i0 / MR) * steps + q / l, fetching * steps);
+                nx.fetch_step((i0 / MR, tiles), (q / l, steps));
             }
             let mut av = [S::zero(); MR];
             for (r, v) in av.iter_mut().enumerate() {
@@ -522,17 +525,15 @@ mod x86 {
         const { assert!(MR * NJ <= 32, "two reduction trees of 16") };
         debug_assert!(kwp.is_multiple_of(32) && bs.len() >= NJ * kwp);
         let bp = bs.as_ptr();
-        // The next group's prefetches spread over the steps of the first half of the row
-        // tiles ([`Next`]).
-        let (steps, fetching) = (kwp / 32, m.div_ceil(MR).div_ceil(2));
+        // The next group's prefetches spread over the row tiles' steps ([`Next::fetch_step`]).
+        let (tiles, steps) = (m.div_ceil(MR), kwp / 32);
         for i0 in (0..m).step_by(MR) {
             let arow = ap.as_ptr().add(i0 * kp + k0);
             let mut acc = [[_mm512_setzero_ps(); NJ]; MR];
-            let next = next.filter(|_| i0 / MR < fetching);
             let mut q = 0;
             while q < kwp {
                 if let Some(nx) = next {
-                    nx.fetch_share((i0 / MR) * steps + q / 32, fetching * steps);
+                    nx.fetch_step((i0 / MR, tiles), (q / 32, steps));
                 }
                 let mut av = [_mm512_setzero_si512(); MR];
                 for r in 0..MR {

@@ -27,7 +27,7 @@
 
 #[cfg(target_arch = "x86_64")]
 use super::micro::amx;
-use super::micro::{MicroKernel, PairMicroKernel};
+use super::micro::{Bf16Tile, MicroKernel, PairMicroKernel};
 use super::pack::{pack_a, pack_b_pair_rows, pack_b_rows, pack_bt_panel, pack_pairs_rows};
 use super::{Blocking, Finish};
 use crate::cpu::{AlignedBuf, SendPtr};
@@ -168,7 +168,6 @@ pub(crate) trait PanelFormat: Sync {
     ///
     /// # Safety
     /// As [`PairMicroKernel::kernel_bf16`]; the CPU has the format's ISA.
-    #[allow(clippy::too_many_arguments)]
     unsafe fn kernel_bf16(
         _steps: usize,
         _a: *const Self::Word,
@@ -176,10 +175,7 @@ pub(crate) trait PanelFormat: Sync {
         _c: *const f32,
         _rs_c: usize,
         _accumulate: bool,
-        _d: *mut u16,
-        _rs_d: usize,
-        _rows: usize,
-        _cols: usize,
+        _out: Bf16Tile,
     ) {
         unreachable!("a format that stores bf16 overrides kernel_bf16")
     }
@@ -367,12 +363,9 @@ impl<K: PairMicroKernel> PanelFormat for PairPanels<K> {
         c: *const f32,
         rs_c: usize,
         accumulate: bool,
-        d: *mut u16,
-        rs_d: usize,
-        rows: usize,
-        cols: usize,
+        out: Bf16Tile,
     ) {
-        K::kernel_bf16(steps, a, b, c, rs_c, accumulate, d, rs_d, rows, cols)
+        K::kernel_bf16(steps, a, b, c, rs_c, accumulate, out)
     }
 }
 
@@ -876,19 +869,7 @@ pub(super) struct Tile<W, In> {
     /// [`PanelFormat::kernel_a_rows`].
     pub kernel_a_rows: unsafe fn(usize, *const In, usize, *const W, *mut f32, usize, bool),
     /// [`PanelFormat::kernel_bf16`].
-    #[allow(clippy::type_complexity)]
-    pub kernel_bf16: unsafe fn(
-        usize,
-        *const W,
-        *const W,
-        *const f32,
-        usize,
-        bool,
-        *mut u16,
-        usize,
-        usize,
-        usize,
-    ),
+    pub kernel_bf16: unsafe fn(usize, *const W, *const W, *const f32, usize, bool, Bf16Tile),
     /// [`PanelFormat::enter`] and [`PanelFormat::leave`]: around each macro-kernel's calls.
     pub enter: unsafe fn(),
     pub leave: unsafe fn(),
@@ -1088,10 +1069,12 @@ pub(super) unsafe fn macro_kernel<W, In>(
                     c.add(ip * mr * ldc + jp * nr),
                     ldc,
                     accumulate,
-                    d.add(ip * mr * ld + jp * nr),
-                    ld,
-                    mr_cur,
-                    nr_cur,
+                    Bf16Tile {
+                        d: d.add(ip * mr * ld + jp * nr),
+                        rs_d: ld,
+                        rows: mr_cur,
+                        cols: nr_cur,
+                    },
                 );
                 continue;
             }

@@ -66,15 +66,14 @@ pub trait PairMicroKernel: Sync {
 
     /// The tile (added to the f32 tile at `c`, row stride `rs_c`, where `accumulate`: the
     /// earlier k blocks' sums) rounded to bf16 in registers and stored straight into a bf16 C:
-    /// rows `0..rows` and columns `0..cols` of the tile at `d` (row stride `rs_d` elements),
-    /// nothing else written. Rounding to nearest even, NaNs quieted, and a result below the
+    /// rows `0..rows` and columns `0..cols` of the tile at `out` ([`Bf16Tile`]), nothing else
+    /// written. Rounding to nearest even, NaNs quieted, and a result below the
     /// smallest normal bf16 flushed to zero, as the `vdpbf16ps` accumulation itself flushes
     /// denormals.
     ///
     /// # Safety
     /// As [`PairMicroKernel::kernel`] (with `accumulate`, `c` readable for the whole `MR × NR`
-    /// tile), and `d` addresses `rows ≤ MR` writable rows of `cols ≤ NR` u16s at stride `rs_d`.
-    #[allow(clippy::too_many_arguments)]
+    /// tile), and `out` addresses `rows ≤ MR` writable rows of `cols ≤ NR` u16s.
     unsafe fn kernel_bf16(
         kp: usize,
         a: *const u32,
@@ -82,9 +81,16 @@ pub trait PairMicroKernel: Sync {
         c: *const f32,
         rs_c: usize,
         accumulate: bool,
-        d: *mut u16,
-        rs_d: usize,
-        rows: usize,
-        cols: usize,
+        out: Bf16Tile,
     );
+}
+
+/// Where [`PairMicroKernel::kernel_bf16`] stores its rounded tile: rows `0..rows` and columns
+/// `0..cols` of the tile at `d`, row stride `rs_d` elements.
+#[derive(Clone, Copy, Debug)]
+pub struct Bf16Tile {
+    pub d: *mut u16,
+    pub rs_d: usize,
+    pub rows: usize,
+    pub cols: usize,
 }

@@ -225,12 +225,9 @@ impl super::PairMicroKernel for Avx512Bf16_12x32 {
         c: *const f32,
         rs_c: usize,
         accumulate: bool,
-        d: *mut u16,
-        rs_d: usize,
-        rows: usize,
-        cols: usize,
+        out: super::Bf16Tile,
     ) {
-        avx512bf16_12x32_to_bf16(kp, a, b, c, rs_c, accumulate, d, rs_d, rows, cols)
+        avx512bf16_12x32_to_bf16(kp, a, b, c, rs_c, accumulate, out)
     }
 }
 
@@ -290,7 +287,6 @@ unsafe fn avx512bf16_12x32(
 /// (`vcvtne2ps2bf16`: each row's 32 columns in one vector) and stored into rows `0..rows`,
 /// columns `0..cols` of a bf16 C (masked where the tile passes C's edge).
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-#[allow(clippy::too_many_arguments)]
 unsafe fn avx512bf16_12x32_to_bf16(
     kp: usize,
     a: *const u32,
@@ -298,11 +294,14 @@ unsafe fn avx512bf16_12x32_to_bf16(
     c: *const f32,
     rs_c: usize,
     accumulate: bool,
-    d: *mut u16,
-    rs_d: usize,
-    rows: usize,
-    cols: usize,
+    out: super::Bf16Tile,
 ) {
+    let super::Bf16Tile {
+        d,
+        rs_d,
+        rows,
+        cols,
+    } = out;
     debug_assert!(rows <= 12 && cols <= 32);
     for i in 0..rows {
         _mm_prefetch::<_MM_HINT_T0>(d.add(i * rs_d) as *const i8);
@@ -373,10 +372,12 @@ mod tests {
                     c.as_ptr(),
                     32,
                     true,
-                    d.as_mut_ptr(),
-                    LD,
-                    rows,
-                    cols,
+                    crate::cpu::matmul::micro::Bf16Tile {
+                        d: d.as_mut_ptr(),
+                        rs_d: LD,
+                        rows,
+                        cols,
+                    },
                 )
             };
             for i in 0..13 {
