@@ -1,13 +1,16 @@
 //! Time the CPU GQA decode kernel on one shape (a development aid; claims come from
 //! `perfledger run`).
 //!
-//! `cargo run --release -p perfledger-kernels --example dectime -- [kv_len] [dtype] [isa] [q_heads] [kv_heads] [head_dim]`
+//! `cargo run --release -p perfledger-kernels --example dectime -- [kv_len] [dtype] [path] [q_heads] [kv_heads] [head_dim]`
+//!
+//! `path`: an ISA (`avx512f`, `avx2fma`, `portable`) or `avx512bf16` (the `vdpbf16ps` products,
+//! bf16 only).
 //!
 //! `DECTIME_SETS=N` cycles through N input sets (default: 520 MiB of K and V in all, past twice a
 //! 260 MiB L3, so K and V are read from memory, as the runner's rotation does); `DECTIME_SETS=1`
 //! times data left in cache.
 
-use perfledger_kernels::cpu::attention::decode_attention;
+use perfledger_kernels::cpu::attention::{decode_path_mutant, DecodePath, Mutation};
 use perfledger_kernels::isa::Isa;
 use perfledger_kernels::{AttentionProblem, DType, Element, Tensor};
 use std::time::Instant;
@@ -18,7 +21,7 @@ use std::time::Instant;
 static ALLOC: perfledger_kernels::alloc::CacheLineAligned =
     perfledger_kernels::alloc::CacheLineAligned;
 
-fn time<T: Element>(isa: Isa, p: &AttentionProblem) -> Vec<f64> {
+fn time<T: Element>(path: DecodePath, p: &AttentionProblem) -> Vec<f64> {
     let kv_bytes = 2 * p.kv_len_elems() * std::mem::size_of::<T>();
     let sets: usize = std::env::var("DECTIME_SETS")
         .ok()
@@ -45,7 +48,7 @@ fn time<T: Element>(isa: Isa, p: &AttentionProblem) -> Vec<f64> {
             T::tensor_slice(vv).unwrap(),
         );
         let t = Instant::now();
-        decode_attention::<T, T>(isa, p, q, k, vv, &mut out).unwrap();
+        decode_path_mutant::<T, T>(path, p, q, k, vv, &mut out, Mutation::None).unwrap();
         v.push(t.elapsed().as_secs_f64());
     }
     v
@@ -59,25 +62,26 @@ fn main() {
         .get(1)
         .map(|s| s.parse().unwrap())
         .unwrap_or(DType::BF16);
-    let isa = args
-        .get(2)
-        .map(|s| s.parse::<Isa>().unwrap())
-        .unwrap_or_else(Isa::best);
+    let path = match args.get(2).map(String::as_str) {
+        Some("avx512bf16") => DecodePath::Bf16Dot,
+        Some(s) => DecodePath::Isa(s.parse::<Isa>().unwrap()),
+        None => DecodePath::Isa(Isa::best()),
+    };
     let (qh, kvh, d) = (num(3, 32), num(4, 8), num(5, 128));
     let p = AttentionProblem::new(1, qh, kvh, 1, kv_len, d);
     // Timed on a worker of the pool, as the runner does (no wake-up of the calling thread).
     let pool = rayon::ThreadPoolBuilder::new().build().unwrap();
     let v = pool.install(|| match dtype {
-        DType::F32 => time::<f32>(isa, &p),
-        DType::F16 => time::<half::f16>(isa, &p),
-        DType::BF16 => time::<half::bf16>(isa, &p),
+        DType::F32 => time::<f32>(path, &p),
+        DType::F16 => time::<half::f16>(path, &p),
+        DType::BF16 => time::<half::bf16>(path, &p),
     });
     let mut s = v[1..].to_vec();
     s.sort_by(f64::total_cmp);
     let med = s[s.len() / 2];
     let bytes = 2 * p.kv_len_elems() * dtype.size_bytes();
     println!(
-        "decode h{qh}/{kvh} kv{kv_len} d{d} {dtype} {isa} threads={} samples={} median={:.3}ms K+V {:.1} GB/s best={:.1}",
+        "decode h{qh}/{kvh} kv{kv_len} d{d} {dtype} {path} threads={} samples={} median={:.3}ms K+V {:.1} GB/s best={:.1}",
         pool.current_num_threads(),
         s.len(),
         med * 1e3,

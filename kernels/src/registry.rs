@@ -65,6 +65,7 @@ impl Registry {
             }
             if precision.input == DType::BF16 {
                 kernels.push(Box::new(CpuAttentionKernel::flash_bf16dot(precision)));
+                kernels.push(Box::new(CpuAttentionKernel::decode_bf16dot(precision)));
                 kernels.push(Box::new(CpuAttentionKernel::flash_amx(precision)));
             }
         }

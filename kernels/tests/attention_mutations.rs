@@ -25,25 +25,25 @@
 
 use half::{bf16, f16};
 use perfledger_kernels::cpu::attention::{
-    decode_attention_mutant, flash_path_mutant, FlashPath, Mutation,
+    decode_path_mutant, flash_path_mutant, DecodePath, FlashPath, Mutation,
 };
 use perfledger_kernels::isa::Isa;
 use perfledger_kernels::verify::attention::verify_attention;
 use perfledger_kernels::verify::{Verdict, VerifyOptions};
 use perfledger_kernels::{AttentionProblem, DType, Element, Precision, Tensor};
 
-/// A kernel under test: a flash path, or the decode kernel on an ISA path.
+/// A kernel under test: a flash path or a decode path.
 #[derive(Clone, Copy, Debug)]
 enum Path {
     Flash(FlashPath),
-    Decode(Isa),
+    Decode(DecodePath),
 }
 
 impl std::fmt::Display for Path {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Path::Flash(path) => write!(f, "flash.{path}"),
-            Path::Decode(isa) => write!(f, "decode.{isa}"),
+            Path::Decode(path) => write!(f, "decode.{path}"),
         }
     }
 }
@@ -53,7 +53,7 @@ fn typed<T: Element>(path: Path, p: &AttentionProblem, ins: &[Tensor; 3], m: Mut
     let mut out = vec![T::nan(); p.q_len_elems()];
     match path {
         Path::Flash(path) => flash_path_mutant(path, p, q, k, v, &mut out, m).unwrap(),
-        Path::Decode(isa) => decode_attention_mutant(isa, p, q, k, v, &mut out, m).unwrap(),
+        Path::Decode(path) => decode_path_mutant(path, p, q, k, v, &mut out, m).unwrap(),
     }
     T::into_tensor(out)
 }
@@ -67,7 +67,7 @@ fn run(path: Path, p: &AttentionProblem, ins: &[Tensor; 3], m: Mutation) -> Tens
 }
 
 /// Every path that runs `p` at `dtype` here: each available ISA path of flash (and of decode
-/// where `q_len = 1`), the `vdpbf16ps` products for bf16 (even head_dim) on CPUs with
+/// where `q_len = 1`), the `vdpbf16ps` products for bf16 (flash: even head_dim) on CPUs with
 /// AVX512_BF16, and the AMX products for bf16 (head_dim a multiple of 32) on CPUs with AMX-BF16.
 fn paths(p: &AttentionProblem, dtype: DType) -> Vec<Path> {
     let isas = Isa::ALL.into_iter().filter(|i| i.available());
@@ -76,7 +76,10 @@ fn paths(p: &AttentionProblem, dtype: DType) -> Vec<Path> {
         .map(|i| Path::Flash(FlashPath::Isa(i)))
         .collect();
     if p.q_len == 1 {
-        v.extend(isas.map(Path::Decode));
+        v.extend(isas.map(|i| Path::Decode(DecodePath::Isa(i))));
+        if dtype == DType::BF16 && perfledger_kernels::isa::detected().avx512bf16 {
+            v.push(Path::Decode(DecodePath::Bf16Dot));
+        }
     }
     if dtype == DType::BF16
         && p.head_dim.is_multiple_of(2)

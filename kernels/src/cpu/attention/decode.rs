@@ -81,11 +81,12 @@ impl Prefetch {
 /// Per-thread scratch.
 #[derive(Default)]
 pub(crate) struct Scratch {
-    qf: AlignedBuf,
-    kf: AlignedBuf,
-    vf: AlignedBuf,
+    pub qf: AlignedBuf,
+    pub kf: AlignedBuf,
+    pub vf: AlignedBuf,
     sc: AlignedBuf,
     o: AlignedBuf,
+    pp: AlignedBuf,
     stats: AlignedBuf,
 }
 
@@ -163,6 +164,18 @@ unsafe fn dots<S: Simd, E: Element, const KD: usize, const GR: usize>(
             }
         }
     }
+    reduce_scores::<S, KD, GR>(&acc, sc, lds);
+}
+
+/// The scores of a dot tile, `S[r][key]` = the sum of `acc[key][r]`'s lanes, into `sc` (rows
+/// `lds` apart): the `KD·GR = LANES` sums by one transpose-and-add tree.
+#[inline(always)]
+pub(crate) unsafe fn reduce_scores<S: Simd, const KD: usize, const GR: usize>(
+    acc: &[[S::V; GR]; KD],
+    sc: *mut f32,
+    lds: usize,
+) {
+    debug_assert_eq!(KD * GR, S::LANES);
     // Lane r·KD + key holds S[r][key].
     let mut flat = [S::zero(); 16];
     for r in 0..GR {
@@ -170,7 +183,7 @@ unsafe fn dots<S: Simd, E: Element, const KD: usize, const GR: usize>(
             flat[r * KD + key] = acc[key][r];
         }
     }
-    let sums = S::hsum_lanes(&flat[..l]);
+    let sums = S::hsum_lanes(&flat[..S::LANES]);
     let mut tmp = [0f32; 16];
     S::store(tmp.as_mut_ptr(), sums);
     for r in 0..GR {
@@ -179,16 +192,137 @@ unsafe fn dots<S: Simd, E: Element, const KD: usize, const GR: usize>(
 }
 
 /// The per-task state a block updates.
-struct State {
-    qf: *const f32,
-    sc: *mut f32,
-    o: *mut f32,
+pub(crate) struct State {
+    /// Query rows (padded to `gp`) and their padded width (a multiple of the path's `DW`).
+    pub gp: usize,
+    pub dp: usize,
+    /// The query rows in the path's layout ([`Products::load_q`]).
+    pub qf: *const f32,
+    /// Scores, then P: `[gp][DBK]` f32.
+    pub sc: *mut f32,
+    /// The O accumulator: `[gp][dp]` f32, in the path's column order ([`Products::store_o`]).
+    pub o: *mut f32,
+    /// P rounded to bf16 pairs for the pair paths: `[gp][DBK / 2]` words.
+    pub pp: *mut u32,
     m: *mut f32,
     mc: *mut f32,
     lsum: *mut f32,
-    alpha: *mut f32,
+    pub alpha: *mut f32,
     /// The `NoRescale` mutant: α = 1 for O (l is still rescaled).
     no_rescale: bool,
+}
+
+/// The products of a decode path: how the group's query rows are held, one block's scores and
+/// `O = α·O + P·V` (the online softmax between them is [`softmax`]), and where each O column
+/// is kept. The task ([`task`]) owns the splits, the prefetch and the partial results.
+///
+/// - [`F32Dots`]: K and V widened to f32 (in registers, or into padded scratch), f32 FMA;
+/// - `decode_bf16::PairDots`: bf16 kept as pairs for `vdpbf16ps` (bf16 inputs on CPUs with
+///   AVX512_BF16), P rounded to bf16 for the P·V product.
+pub(crate) trait Products<T: Element> {
+    /// Query rows per tile: `gp` is `group` rounded up to it.
+    const GR: usize;
+    /// Elements of head_dim per step: `dp` is `head_dim` rounded up to it.
+    const DW: usize;
+
+    /// The `rows` query rows of the group (`d` elements at `q`, rows `d` apart) into `ws`, `gp`
+    /// rows of `dp` in the path's layout (padding zero); returns where they are.
+    unsafe fn load_q(
+        ws: &mut Scratch,
+        q: *const T,
+        rows: usize,
+        d: usize,
+        gp: usize,
+        dp: usize,
+    ) -> *const f32;
+
+    /// One block of `nk ≤ DBK` keys whose K/V rows (`d` elements, `d` apart) start at `kb`,
+    /// `vb`: scores into `st.sc`, [`softmax`], `O = α·O + P·V` (`O = P·V` when `first`).
+    /// `prefetch(key)` is called once per key, spread between the score tiles.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn block(
+        st: &State,
+        ws: &mut Scratch,
+        c: f32,
+        kb: *const T,
+        vb: *const T,
+        d: usize,
+        nk: usize,
+        first: bool,
+        prefetch: impl FnMut(usize),
+    );
+
+    /// One O row (`dp` f32 at `o`, the path's column order) into `dst` in head_dim order.
+    unsafe fn store_o(o: *const f32, dst: *mut f32, dp: usize);
+}
+
+/// The f32 products on the vocabulary `S`: scores by `KD` keys × `GR` query rows per dot tile,
+/// P·V by `GR` rows × `NV` vectors.
+pub(crate) struct F32Dots<S, const KD: usize, const GR: usize, const NV: usize>(
+    std::marker::PhantomData<S>,
+);
+
+impl<S: Simd, T: Element, const KD: usize, const GR: usize, const NV: usize> Products<T>
+    for F32Dots<S, KD, GR, NV>
+{
+    const GR: usize = GR;
+    const DW: usize = S::LANES;
+
+    #[inline(always)]
+    unsafe fn load_q(
+        ws: &mut Scratch,
+        q: *const T,
+        rows: usize,
+        d: usize,
+        gp: usize,
+        dp: usize,
+    ) -> *const f32 {
+        let qf = ws.qf.get(gp * dp).as_mut_ptr();
+        for r in 0..gp {
+            if r < rows {
+                convert_row::<S, T>(q.add(r * d), qf.add(r * dp), d, dp);
+            } else {
+                std::ptr::write_bytes(qf.add(r * dp), 0, dp);
+            }
+        }
+        qf
+    }
+
+    /// K/V rows are read in place (widened in registers) when `head_dim` is a multiple of the
+    /// vector width (and, for f16, where [`Simd::F16_IN_REGISTERS`]), else widened into
+    /// zero-padded f32 scratch first.
+    #[inline(always)]
+    unsafe fn block(
+        st: &State,
+        ws: &mut Scratch,
+        c: f32,
+        kb: *const T,
+        vb: *const T,
+        d: usize,
+        nk: usize,
+        first: bool,
+        prefetch: impl FnMut(usize),
+    ) {
+        let in_place =
+            d.is_multiple_of(S::LANES) && (T::DTYPE != DType::F16 || S::F16_IN_REGISTERS);
+        if in_place {
+            block::<S, T, KD, GR, NV>(st, c, kb, vb, d, nk, first, prefetch);
+        } else {
+            let dp = st.dp;
+            let kf = ws.kf.get(DBK * dp).as_mut_ptr();
+            let vf = ws.vf.get(DBK * dp).as_mut_ptr();
+            for jj in 0..nk {
+                convert_row::<S, T>(kb.add(jj * d), kf.add(jj * dp), d, dp);
+                convert_row::<S, T>(vb.add(jj * d), vf.add(jj * dp), d, dp);
+            }
+            block::<S, f32, KD, GR, NV>(st, c, kf, vf, dp, nk, first, prefetch);
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn store_o(o: *const f32, dst: *mut f32, dp: usize) {
+        std::ptr::copy_nonoverlapping(o, dst, dp);
+    }
 }
 
 /// One block of `nk` keys whose K/V rows (element type `E`, row stride `ld`, at least `dp`
@@ -198,8 +332,6 @@ struct State {
 #[inline(always)]
 unsafe fn block<S: Simd, E: Element, const KD: usize, const GR: usize, const NV: usize>(
     st: &State,
-    gp: usize,
-    dp: usize,
     c: f32,
     kb: *const E,
     vb: *const E,
@@ -208,6 +340,7 @@ unsafe fn block<S: Simd, E: Element, const KD: usize, const GR: usize, const NV:
     first: bool,
     mut prefetch: impl FnMut(usize),
 ) {
+    let (gp, dp) = (st.gp, st.dp);
     let l = S::LANES;
     let nvp = dp / l;
     // Scores; a last partial group of KD keys repeats the last row (its scores are masked).
@@ -231,33 +364,7 @@ unsafe fn block<S: Simd, E: Element, const KD: usize, const GR: usize, const NV:
         }
         jj += KD;
     }
-    // Online softmax along each query row, vectorized over keys; keys past nk masked.
-    let nkv = nk.div_ceil(l);
-    let cs = S::splat(c);
-    for r in 0..gp {
-        let row = st.sc.add(r * DBK);
-        for j in nk..nkv * l {
-            *row.add(j) = f32::NEG_INFINITY;
-        }
-        let mut mx = S::splat(*st.m.add(r));
-        for cv in 0..nkv {
-            mx = S::max(S::load(row.add(cv * l)), mx);
-        }
-        let mt = S::hmax(mx);
-        let mcn = mt * c;
-        let al = exp2_scalar(*st.mc.add(r) - mcn);
-        let neg = S::splat(-mcn);
-        let mut ls = S::zero();
-        for cv in 0..nkv {
-            let pv = S::exp2(S::fma(S::load(row.add(cv * l)), cs, neg));
-            S::store(row.add(cv * l), pv);
-            ls = S::add(ls, pv);
-        }
-        *st.lsum.add(r) = *st.lsum.add(r) * al + S::hsum(ls);
-        *st.m.add(r) = mt;
-        *st.mc.add(r) = mcn;
-        *st.alpha.add(r) = if st.no_rescale { 1.0 } else { al };
-    }
+    softmax::<S>(st, c, nk);
     // O = α·O + P·V.
     let mut dc = 0;
     while dc < nvp {
@@ -283,61 +390,85 @@ unsafe fn block<S: Simd, E: Element, const KD: usize, const GR: usize, const NV:
     }
 }
 
-/// One task: split `s` of flat KV sequence `bg = b·kv_heads + g`.
-///
-/// K/V rows are read in place (widened in registers) when `head_dim` is a multiple of the vector
-/// width (and, for f16, where [`Simd::F16_IN_REGISTERS`]), else widened into zero-padded f32
-/// scratch first.
+/// The online softmax of one block: the scores of `nk` keys in each of the `gp` rows of `st.sc`
+/// become P in place (keys `nk..` of the row's last vector masked to exactly 0, so every
+/// `DBK`-key row is whole when `DBK` is a multiple of the vector width), and the running max,
+/// sum and this block's rescale factor α of each row are updated.
+#[inline(always)]
+pub(crate) unsafe fn softmax<S: Simd>(st: &State, c: f32, nk: usize) {
+    let l = S::LANES;
+    let nkv = nk.div_ceil(l);
+    let cs = S::splat(c);
+    for r in 0..st.gp {
+        let row = st.sc.add(r * DBK);
+        for j in nk..nkv * l {
+            *row.add(j) = f32::NEG_INFINITY;
+        }
+        let mut mx = S::splat(*st.m.add(r));
+        for cv in 0..nkv {
+            mx = S::max(S::load(row.add(cv * l)), mx);
+        }
+        let mt = S::hmax(mx);
+        let mcn = mt * c;
+        let al = exp2_scalar(*st.mc.add(r) - mcn);
+        let neg = S::splat(-mcn);
+        let mut ls = S::zero();
+        for cv in 0..nkv {
+            let pv = S::exp2(S::fma(S::load(row.add(cv * l)), cs, neg));
+            S::store(row.add(cv * l), pv);
+            ls = S::add(ls, pv);
+        }
+        *st.lsum.add(r) = *st.lsum.add(r) * al + S::hsum(ls);
+        *st.m.add(r) = mt;
+        *st.mc.add(r) = mcn;
+        *st.alpha.add(r) = if st.no_rescale { 1.0 } else { al };
+    }
+}
+
+/// One task: split `s` of flat KV sequence `bg = b·kv_heads + g`, with the products `P` (the
+/// vocabulary `S` issues the prefetches).
 ///
 /// # Safety
-/// The ISA of `S` is available; `cx` describes validated buffers with `q_len = 1`; no other task
-/// writes this task's partial.
+/// The ISA of `S` and of `P` is available; `cx` describes validated buffers with `q_len = 1`,
+/// `cx.gp` and `cx.dp` rounded to `P::GR` and `P::DW`; no other task writes this task's partial.
 #[inline(always)]
-pub(crate) unsafe fn task<
-    S: Simd,
-    T: Element,
-    const KD: usize,
-    const GR: usize,
-    const NV: usize,
->(
+pub(crate) unsafe fn task<S: Simd, T: Element, P: Products<T>>(
     cx: &Ctx<'_, T>,
     ws: &mut Scratch,
     t: usize,
 ) {
     let p = &cx.p;
-    let l = S::LANES;
     let (d, dp, gp) = (p.head_dim, cx.dp, cx.gp);
+    debug_assert!(gp.is_multiple_of(P::GR) && dp.is_multiple_of(P::DW));
     let group = p.group();
     let (bg, s) = (t / cx.splits.n, t % cx.splits.n);
     let ja = s * cx.splits.len;
     let jb = p.kv_len.min(ja + cx.splits.len);
     let c = p.scale * LOG2_E;
 
-    let qf = ws.qf.get(gp * dp).as_mut_ptr();
+    // Query rows of the group's heads (q_len = 1: row index = flat head); padding rows zero.
+    let b = bg / p.kv_heads;
+    let g = bg % p.kv_heads;
+    let q_group = cx.q.as_ptr().add((b * p.q_heads + g * group) * d);
+    let qf = P::load_q(ws, q_group, group, d, gp, dp);
     let sc = ws.sc.get(gp * DBK).as_mut_ptr();
     let o = ws.o.get(gp * dp).as_mut_ptr();
+    let pp = ws.pp.get(gp * DBK / 2).as_mut_ptr() as *mut u32;
     let stats = ws.stats.get(4 * gp).as_mut_ptr();
     let st = State {
+        gp,
+        dp,
         qf,
         sc,
         o,
+        pp,
         m: stats,
         mc: stats.add(gp),
         lsum: stats.add(2 * gp),
         alpha: stats.add(3 * gp),
         no_rescale: cx.mutation == Mutation::NoRescale,
     };
-
-    // Query rows of the group's heads (q_len = 1: row index = flat head); padding rows zero.
-    let b = bg / p.kv_heads;
-    let g = bg % p.kv_heads;
     for r in 0..gp {
-        if r < group {
-            let h = b * p.q_heads + g * group + r;
-            convert_row::<S, T>(cx.q.as_ptr().add(h * d), qf.add(r * dp), d, dp);
-        } else {
-            std::ptr::write_bytes(qf.add(r * dp), 0, dp);
-        }
         *st.m.add(r) = f32::NEG_INFINITY;
         *st.mc.add(r) = f32::NEG_INFINITY;
         *st.lsum.add(r) = 0.0;
@@ -355,7 +486,6 @@ pub(crate) unsafe fn task<
     // the miss buffers).
     let row_bytes = d * std::mem::size_of::<T>();
     let Prefetch { l1, l2 } = cx.prefetch;
-    let in_place = d % l == 0 && (T::DTYPE != DType::F16 || S::F16_IN_REGISTERS);
     let mut first = true;
     let mut j0 = ja;
     while j0 < jb {
@@ -389,17 +519,7 @@ pub(crate) unsafe fn task<
             }
         };
         let (kb, vb) = (k_base.add(j0 * d), v_base.add(j0 * d));
-        if in_place {
-            block::<S, T, KD, GR, NV>(&st, gp, dp, c, kb, vb, d, nk, first, prefetch);
-        } else {
-            let kf = ws.kf.get(DBK * dp).as_mut_ptr();
-            let vf = ws.vf.get(DBK * dp).as_mut_ptr();
-            for jj in 0..nk {
-                convert_row::<S, T>(kb.add(jj * d), kf.add(jj * dp), d, dp);
-                convert_row::<S, T>(vb.add(jj * d), vf.add(jj * dp), d, dp);
-            }
-            block::<S, f32, KD, GR, NV>(&st, gp, dp, c, kf, vf, dp, nk, first, prefetch);
-        }
+        P::block(&st, ws, c, kb, vb, d, nk, first, prefetch);
         first = false;
         j0 += nk;
     }
@@ -409,7 +529,7 @@ pub(crate) unsafe fn task<
         let dst = part.add(r * (2 + dp));
         *dst = *st.mc.add(r);
         *dst.add(1) = *st.lsum.add(r);
-        std::ptr::copy_nonoverlapping(o.add(r * dp), dst.add(2), dp);
+        P::store_o(o.add(r * dp), dst.add(2), dp);
     }
 }
 

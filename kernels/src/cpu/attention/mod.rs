@@ -9,7 +9,9 @@
 //!   both on AMX tiles (`tdpbf16ps`; bf16 inputs, head_dim a multiple of 32, CPUs with AMX-BF16,
 //!   [`flash_amx`] module doc).
 //! - `decode`: `q_len = 1`, the KV sequence split across threads and the partial softmax results
-//!   combined (flash-decoding, [`decode`] module doc).
+//!   combined (flash-decoding, [`decode`] module doc); `decode.avx512bf16` the same task with
+//!   both products on `vdpbf16ps` (bf16 inputs, CPUs with AVX512_BF16; P rounded to bf16 for
+//!   P·V, [`decode_bf16`] module doc).
 //!
 //! GQA/MQA: query head `h` reads KV head `h / (q_heads / kv_heads)`; K/V are read in place,
 //! never copied per head. f16/bf16 are widened to f32 once per K/V tile; the output is rounded
@@ -17,6 +19,8 @@
 //! [`AttentionProblem::validate`] with a message.
 
 mod decode;
+#[cfg(target_arch = "x86_64")]
+mod decode_bf16;
 mod flash;
 #[cfg(target_arch = "x86_64")]
 mod flash_amx;
@@ -147,17 +151,6 @@ fn check(p: &AttentionProblem, lens: [usize; 4]) -> Result<(), KernelError> {
         }
     }
     Ok(())
-}
-
-fn require(isa: Isa, family: &str) -> Result<(), KernelError> {
-    if isa.available() {
-        Ok(())
-    } else {
-        Err(KernelError::Unsupported {
-            kernel: format!("{family}.{isa}"),
-            reason: format!("this CPU lacks {isa}"),
-        })
-    }
 }
 
 /// The naive baseline (scores materialized in f32 per query row).
@@ -482,12 +475,69 @@ pub fn decode_attention<T: Element, O: Element>(
     v: &[T],
     out: &mut [O],
 ) -> Result<(), KernelError> {
-    decode_attention_mutant(isa, p, q, k, v, out, Mutation::None)
+    decode_path_mutant(DecodePath::Isa(isa), p, q, k, v, out, Mutation::None)
 }
 
-/// [`decode_attention`] with a deliberate bug (tests of the verifier only): `WrongKvHead` reads
-/// the next KV head's K/V for a group, `NoRescale` leaves O unscaled when a split's running max
-/// grows; `MaskOffByOne` does nothing (a single query sees every key).
+/// Flash-decoding with both products on `vdpbf16ps` (`decode.avx512bf16`): bf16 inputs, a CPU
+/// with AVX512_BF16, `q_len = 1`; on the caller's rayon pool.
+pub fn decode_bf16dot_attention<T: Element, O: Element>(
+    p: &AttentionProblem,
+    q: &[T],
+    k: &[T],
+    v: &[T],
+    out: &mut [O],
+) -> Result<(), KernelError> {
+    decode_path_mutant(DecodePath::Bf16Dot, p, q, k, v, out, Mutation::None)
+}
+
+/// A code path of the decode kernel: an ISA path's f32 products, or the `vdpbf16ps` pair
+/// products.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodePath {
+    Isa(Isa),
+    Bf16Dot,
+}
+
+impl std::fmt::Display for DecodePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodePath::Isa(isa) => isa.fmt(f),
+            DecodePath::Bf16Dot => f.write_str(BF16DOT),
+        }
+    }
+}
+
+impl DecodePath {
+    /// Why this path cannot run `p` with inputs `dtype` here, if it cannot.
+    fn refuse(self, p: &AttentionProblem, dtype: DType) -> Option<String> {
+        match self {
+            DecodePath::Isa(isa) if !isa.available() => Some(format!("this CPU lacks {isa}")),
+            DecodePath::Bf16Dot if !crate::isa::detected().avx512bf16 => {
+                Some(format!("this CPU lacks {BF16DOT}"))
+            }
+            DecodePath::Bf16Dot if dtype != DType::BF16 => {
+                Some(format!("{BF16DOT} takes bf16 inputs, not {dtype}"))
+            }
+            _ if p.q_len != 1 => Some(format!(
+                "decode handles q_len = 1, not {} (prefill shapes: use flash)",
+                p.q_len
+            )),
+            _ => None,
+        }
+    }
+
+    /// (head_dim step, query rows per tile): `dp` and `gp` are rounded up to them.
+    fn tiles(self) -> (usize, usize) {
+        match self {
+            DecodePath::Isa(Isa::Avx512f) => (16, 4),
+            DecodePath::Isa(Isa::Avx2fma | Isa::Portable) => (8, 4),
+            DecodePath::Bf16Dot => (32, 4),
+        }
+    }
+}
+
+/// [`decode_attention`] with a deliberate bug (tests of the verifier only).
 #[doc(hidden)]
 pub fn decode_attention_mutant<T: Element, O: Element>(
     isa: Isa,
@@ -498,16 +548,32 @@ pub fn decode_attention_mutant<T: Element, O: Element>(
     out: &mut [O],
     mutation: Mutation,
 ) -> Result<(), KernelError> {
+    decode_path_mutant(DecodePath::Isa(isa), p, q, k, v, out, mutation)
+}
+
+/// The decode kernel on `path`, with a deliberate bug when `mutation` says so (tests of the
+/// verifier only): `WrongKvHead` reads the next KV head's K/V for a group, `NoRescale` leaves O
+/// unscaled when a split's running max grows; `MaskOffByOne` does nothing (a single query sees
+/// every key).
+#[doc(hidden)]
+pub fn decode_path_mutant<T: Element, O: Element>(
+    path: DecodePath,
+    p: &AttentionProblem,
+    q: &[T],
+    k: &[T],
+    v: &[T],
+    out: &mut [O],
+    mutation: Mutation,
+) -> Result<(), KernelError> {
     check(p, [q.len(), k.len(), v.len(), out.len()])?;
-    require(isa, "attention.cpu.decode")?;
-    if p.q_len != 1 {
+    if let Some(reason) = path.refuse(p, T::DTYPE) {
         return Err(KernelError::Unsupported {
-            kernel: format!("attention.cpu.decode.{isa}"),
-            reason: format!("decode handles q_len = 1, not {} (use flash)", p.q_len),
+            kernel: format!("attention.cpu.decode.{path}"),
+            reason,
         });
     }
-    let (lanes, gr) = decode_tiles(isa);
-    let dp = p.head_dim.div_ceil(lanes) * lanes;
+    let (dw, gr) = path.tiles();
+    let dp = p.head_dim.div_ceil(dw) * dw;
     let gp = p.group().div_ceil(gr) * gr;
     let threads = rayon::current_num_threads();
     let splits = decode::Splits::new(p, threads);
@@ -528,8 +594,8 @@ pub fn decode_attention_mutant<T: Element, O: Element>(
     (0..tasks).into_par_iter().for_each(|t| {
         DECODE_WS.with(|ws| {
             let ws = &mut ws.borrow_mut().0;
-            // SAFETY: the ISA was checked; buffers validated; tasks write disjoint partials.
-            unsafe { decode_task(isa, &cx, ws, t) }
+            // SAFETY: the path was checked; buffers validated; tasks write disjoint partials.
+            unsafe { decode_task(path, &cx, ws, t) }
         })
     });
     out[..p.q_len_elems()]
@@ -548,40 +614,59 @@ fn decode_prefetch(p: &AttentionProblem, dtype: DType, threads: usize) -> decode
     decode::Prefetch::new(p, dtype.size_bytes(), threads, l2)
 }
 
-/// (lanes, query rows per dot tile) of the decode kernel on an ISA path.
-fn decode_tiles(isa: Isa) -> (usize, usize) {
-    match isa {
-        Isa::Avx512f => (16, 4),
-        Isa::Avx2fma => (8, 4),
-        Isa::Portable => (8, 4),
-    }
-}
-
 unsafe fn decode_task<T: Element>(
-    isa: Isa,
+    path: DecodePath,
     cx: &decode::Ctx<'_, T>,
     ws: &mut decode::Scratch,
     t: usize,
 ) {
+    let isa = match path {
+        // T is bf16 (checked by `refuse`): the same buffers typed as such.
+        #[cfg(target_arch = "x86_64")]
+        DecodePath::Bf16Dot => {
+            let cx = decode::Ctx {
+                q: bytemuck::cast_slice::<T, half::bf16>(cx.q),
+                k: bytemuck::cast_slice(cx.k),
+                v: bytemuck::cast_slice(cx.v),
+                p: cx.p,
+                splits: cx.splits,
+                gp: cx.gp,
+                part: cx.part,
+                dp: cx.dp,
+                prefetch: cx.prefetch,
+                mutation: cx.mutation,
+            };
+            return decode_avx512bf16(&cx, ws, t);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        DecodePath::Bf16Dot => unreachable!("refused: no AVX512_BF16 off x86-64"),
+        DecodePath::Isa(isa) => isa,
+    };
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512f => decode_avx512(cx, ws, t),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2fma => decode_avx2(cx, ws, t),
-        _ => decode::task::<simd::Portable, T, 2, 4, 1>(cx, ws, t),
+        _ => decode::task::<simd::Portable, T, decode::F32Dots<simd::Portable, 2, 4, 1>>(cx, ws, t),
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx2,fma,f16c")]
 unsafe fn decode_avx512<T: Element>(cx: &decode::Ctx<'_, T>, ws: &mut decode::Scratch, t: usize) {
-    decode::task::<simd::Avx512, T, 4, 4, 4>(cx, ws, t)
+    decode::task::<simd::Avx512, T, decode::F32Dots<simd::Avx512, 4, 4, 4>>(cx, ws, t)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,avx2,fma,f16c")]
+unsafe fn decode_avx512bf16(cx: &decode::Ctx<'_, half::bf16>, ws: &mut decode::Scratch, t: usize) {
+    decode::task::<simd::Avx512, half::bf16, decode_bf16::PairDots<4>>(cx, ws, t)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn decode_avx2<T: Element>(cx: &decode::Ctx<'_, T>, ws: &mut decode::Scratch, t: usize) {
-    decode::task::<simd::Avx2, T, 2, 4, 2>(cx, ws, t)
+    decode::task::<simd::Avx2, T, decode::F32Dots<simd::Avx2, 2, 4, 2>>(cx, ws, t)
 }
 
 /// Precisions of the CPU attention kernels: same-type output, f32 accumulation.
@@ -599,6 +684,8 @@ enum Algo {
     /// `flash` with the AMX tile products (AMX-BF16).
     FlashAmx,
     Decode(Isa),
+    /// `decode` with the `vdpbf16ps` pair products (AVX512_BF16).
+    DecodeBf16Dot,
 }
 
 impl Algo {
@@ -606,7 +693,7 @@ impl Algo {
         match self {
             Algo::Naive => "attention.cpu.naive",
             Algo::Flash(_) | Algo::FlashBf16Dot | Algo::FlashAmx => "attention.cpu.flash",
-            Algo::Decode(_) => "attention.cpu.decode",
+            Algo::Decode(_) | Algo::DecodeBf16Dot => "attention.cpu.decode",
         }
     }
 }
@@ -650,6 +737,24 @@ impl CpuAttentionKernel {
             precision,
         }
     }
+    /// `decode.avx512bf16` (register it for bf16 precisions only).
+    pub fn decode_bf16dot(precision: Precision) -> Self {
+        CpuAttentionKernel {
+            algo: Algo::DecodeBf16Dot,
+            precision,
+        }
+    }
+}
+
+impl CpuAttentionKernel {
+    /// The decode path this kernel runs, if it is a decode kernel.
+    fn decode_path(&self) -> Option<DecodePath> {
+        match self.algo {
+            Algo::Decode(isa) => Some(DecodePath::Isa(isa)),
+            Algo::DecodeBf16Dot => Some(DecodePath::Bf16Dot),
+            _ => None,
+        }
+    }
 }
 
 impl Kernel for CpuAttentionKernel {
@@ -672,15 +777,20 @@ impl Kernel for CpuAttentionKernel {
                 params.insert("pv_tile_cols".into(), (t.nv * t.lanes).into());
                 name.to_string()
             }
-            Algo::Decode(isa) => {
-                let (lanes, gr) = decode_tiles(isa);
+            Algo::Decode(_) | Algo::DecodeBf16Dot => {
+                let path = self.decode_path().expect("a decode algorithm");
                 params.insert("block".into(), decode::DBK.into());
+                // Dot tiles of `dot_keys` keys × `dot_rows` query rows fill one vector of f32.
+                let (lanes, gr) = match path {
+                    DecodePath::Bf16Dot => (16, 4),
+                    _ => path.tiles(),
+                };
                 params.insert("dot_keys".into(), (lanes / gr).into());
                 params.insert("dot_rows".into(), gr.into());
                 // The KV splits and the prefetch are chosen per problem and thread count when
                 // prepared: `kv_splits`, `keys_per_split`, `prefetch_l1_rows` and
                 // `prefetch_l2_rows` in the row (Prepared::chosen_params).
-                isa.name().to_string()
+                path.to_string()
             }
         };
         KernelIdentity {
@@ -692,20 +802,22 @@ impl Kernel for CpuAttentionKernel {
             unit: match self.algo {
                 Algo::Naive => ComputeUnit::CpuScalar,
                 Algo::Flash(isa) | Algo::Decode(isa) => ComputeUnit::CpuFma(isa),
-                Algo::FlashBf16Dot => ComputeUnit::CpuBf16Dot,
+                Algo::FlashBf16Dot | Algo::DecodeBf16Dot => ComputeUnit::CpuBf16Dot,
                 Algo::FlashAmx => ComputeUnit::CpuAmxBf16,
             },
             params,
         }
     }
 
-    /// `flash.avx512bf16` belongs to the AVX-512F path on CPUs with AVX512_BF16, beside
-    /// `flash.avx512f`, so both are measured.
+    /// `flash.avx512bf16` and `decode.avx512bf16` belong to the AVX-512F path on CPUs with
+    /// AVX512_BF16, beside `flash.avx512f` and `decode.avx512f`, so both are measured.
     fn on_isa_path(&self, selected: Isa) -> bool {
         match self.algo {
             Algo::Naive => true,
             Algo::Flash(isa) | Algo::Decode(isa) => isa == selected,
-            Algo::FlashBf16Dot => selected == Isa::Avx512f && crate::isa::detected().avx512bf16,
+            Algo::FlashBf16Dot | Algo::DecodeBf16Dot => {
+                selected == Isa::Avx512f && crate::isa::detected().avx512bf16
+            }
             Algo::FlashAmx => selected == Isa::Avx512f && crate::cpu::matmul::Path::Amx.available(),
         }
     }
@@ -733,10 +845,16 @@ impl Kernel for CpuAttentionKernel {
                 Some(why) => Support::no(why),
                 None => Support::Yes,
             },
-            Algo::Decode(_) if p.q_len != 1 => Support::no(Unsupported::with_detail(
-                "decode handles q_len = 1 only (prefill shapes: use flash)",
-                format!("q_len {}", p.q_len),
-            )),
+            Algo::Decode(_) | Algo::DecodeBf16Dot if p.q_len != 1 => {
+                Support::no(Unsupported::with_detail(
+                    "decode handles q_len = 1 only (prefill shapes: use flash)",
+                    format!("q_len {}", p.q_len),
+                ))
+            }
+            Algo::DecodeBf16Dot => match DecodePath::Bf16Dot.refuse(p, self.precision.input) {
+                Some(why) => Support::no(why),
+                None => Support::Yes,
+            },
             _ => Support::Yes,
         }
     }
@@ -775,7 +893,7 @@ impl Kernel for CpuAttentionKernel {
         check(&p, [q.len(), k.len(), v.len(), p.q_len_elems()])?;
         // What decode chooses for this problem on the calling pool's threads.
         let mut chosen = serde_json::Map::new();
-        if let Algo::Decode(_) = self.algo {
+        if self.decode_path().is_some() {
             let threads = rayon::current_num_threads();
             let s = decode::Splits::new(&p, threads);
             chosen.insert("kv_splits".into(), s.n.into());
@@ -839,6 +957,7 @@ impl<T: Element> Prepared for CpuAttention<T> {
                 flash_path_mutant(FlashPath::Amx, p, q, k, v, &mut self.out, Mutation::None)
             }
             Algo::Decode(isa) => decode_attention(isa, p, q, k, v, &mut self.out),
+            Algo::DecodeBf16Dot => decode_bf16dot_attention(p, q, k, v, &mut self.out),
         }
     }
     fn chosen_params(&self) -> serde_json::Map<String, serde_json::Value> {

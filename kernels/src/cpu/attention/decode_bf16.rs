@@ -1,0 +1,281 @@
+//! The products of `decode.avx512bf16`: both products of the decode task with `vdpbf16ps` on
+//! bf16 pairs, for bf16 inputs on CPUs with AVX512_BF16 (the task itself, with its splits,
+//! prefetch and online softmax in f32, is [`super::decode::task`]).
+//!
+//! - Scores `S = Q·Kᵀ`: the query rows and each K row are read as stored, 32 bf16 (16 pairs
+//!   along head_dim) per vector, `KD` = 4 keys × `GR` = 4 query rows per tile, reduced by the
+//!   same transpose-and-add tree as the f32 path. Every product of two bf16 is exact in f32 and
+//!   `vdpbf16ps` accumulates in f32: the scores carry the f32 path's error (only the order of
+//!   the sums differs).
+//! - `O = α·O + P·V`: P is rounded to bf16 (round to nearest even, `vcvtneps2bf16`) as pairs
+//!   of consecutive keys; two V rows are interleaved into pairs of keys per column in registers
+//!   (`vpunpcklwd`/`vpunpckhwd`), so V is not packed in memory. The interleave works within
+//!   128-bit lanes: of each 32 columns, the low vector holds columns `8i + 0..4` and the high
+//!   one `8i + 4..8` (i = 0..4). O is accumulated in that column order and put back in order
+//!   once per task ([`Products::store_o`]). The error the rounding of P adds is the one stated
+//!   for `flash.avx512bf16` (`super::flash_bf16`): at most `2⁻⁸` of the verification's scale
+//!   `P·|V|`, a quarter of its floor for bf16 output.
+//!
+//! `vdpbf16ps` treats subnormal bf16 inputs as zero and flushes subnormal results: scores or P
+//! below 2⁻¹²⁶ become 0, far below the bound.
+//!
+//! A head_dim that is not a multiple of 32 is copied, zero-padded, into scratch per block.
+
+#![allow(clippy::needless_range_loop)]
+
+use super::decode::{reduce_scores, softmax, Products, Scratch, State, DBK};
+use crate::cpu::simd::Avx512;
+use half::bf16;
+use std::arch::x86_64::*;
+
+/// Pair products with P·V tiles of `GR` query rows × `NV` (even) vectors of 16 columns.
+pub(crate) struct PairDots<const NV: usize>;
+
+/// f32 lanes per vector.
+const L: usize = 16;
+/// bf16 values per vector: head_dim is stepped (and padded) by this.
+const W: usize = 32;
+/// Keys × query rows per score tile.
+const KD: usize = 4;
+const GR: usize = 4;
+
+// The softmax leaves every key of a block's row in P (masked keys exactly 0) only when a row of
+// DBK keys is whole vectors; the P pairs of a row are one vector of DBK f32.
+const _: () = assert!(DBK == L);
+
+impl<const NV: usize> Products<bf16> for PairDots<NV> {
+    const GR: usize = GR;
+    const DW: usize = W;
+
+    /// The query rows as bf16, `dp` per row (zero-padded), in `ws.qf`'s storage.
+    #[inline(always)]
+    unsafe fn load_q(
+        ws: &mut Scratch,
+        q: *const bf16,
+        rows: usize,
+        d: usize,
+        gp: usize,
+        dp: usize,
+    ) -> *const f32 {
+        let qb = ws.qf.get(gp * dp / 2).as_mut_ptr() as *mut u16;
+        for r in 0..gp {
+            let dst = qb.add(r * dp);
+            let real = if r < rows {
+                std::ptr::copy_nonoverlapping(q.add(r * d) as *const u16, dst, d);
+                d
+            } else {
+                0
+            };
+            std::ptr::write_bytes(dst.add(real), 0, dp - real);
+        }
+        qb as *const f32
+    }
+
+    #[inline(always)]
+    unsafe fn block(
+        st: &State,
+        ws: &mut Scratch,
+        c: f32,
+        kb: *const bf16,
+        vb: *const bf16,
+        d: usize,
+        nk: usize,
+        first: bool,
+        prefetch: impl FnMut(usize),
+    ) {
+        let (kb, vb) = (kb as *const u16, vb as *const u16);
+        if d.is_multiple_of(W) {
+            block_pairs::<NV>(st, c, kb, vb, d, nk, first, prefetch);
+        } else {
+            let dp = st.dp;
+            let kp = ws.kf.get(DBK * dp / 2).as_mut_ptr() as *mut u16;
+            let vp = ws.vf.get(DBK * dp / 2).as_mut_ptr() as *mut u16;
+            for (src, dst) in [(kb, kp), (vb, vp)] {
+                for j in 0..nk {
+                    std::ptr::copy_nonoverlapping(src.add(j * d), dst.add(j * dp), d);
+                    std::ptr::write_bytes(dst.add(j * dp + d), 0, dp - d);
+                }
+            }
+            block_pairs::<NV>(st, c, kp, vp, dp, nk, first, prefetch);
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn store_o(o: *const f32, dst: *mut f32, dp: usize) {
+        for ch in (0..dp).step_by(W) {
+            for x in 0..W {
+                *dst.add(ch + column(x)) = *o.add(ch + x);
+            }
+        }
+    }
+}
+
+/// The column (within its 32) that O's accumulator position `x` holds: positions 0..16 are the
+/// low interleave of each 128-bit lane, 16..32 the high one.
+#[inline(always)]
+pub(crate) const fn column(x: usize) -> usize {
+    let (half, y) = (x / L, x % L);
+    8 * (y / 4) + 4 * half + y % 4
+}
+
+/// One block of `nk` keys, K/V rows `ld` bf16 apart at `kb`, `vb` (`st.dp` readable per row,
+/// a multiple of 32).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn block_pairs<const NV: usize>(
+    st: &State,
+    c: f32,
+    kb: *const u16,
+    vb: *const u16,
+    ld: usize,
+    nk: usize,
+    first: bool,
+    mut prefetch: impl FnMut(usize),
+) {
+    let (gp, dp) = (st.gp, st.dp);
+    let q = st.qf as *const u16;
+    // Scores; a last partial group of KD keys repeats the last row (its scores are masked).
+    let mut jj = 0;
+    while jj < nk {
+        let krows: [*const u16; KD] =
+            std::array::from_fn(|key| kb.add((jj + key).min(nk - 1) * ld));
+        let mut r0 = 0;
+        while r0 < gp {
+            dots_pairs(dp / W, krows, q.add(r0 * dp), dp, st.sc.add(r0 * DBK + jj));
+            r0 += GR;
+        }
+        for key in jj..jj + KD {
+            prefetch(key);
+        }
+        jj += KD;
+    }
+    softmax::<Avx512>(st, c, nk);
+    // P rounded to bf16: one row's DBK values become DBK / 2 words, keys 2jp | 2jp + 1 << 16.
+    for r in 0..gp {
+        let pb = _mm512_cvtneps_pbh(_mm512_loadu_ps(st.sc.add(r * DBK)));
+        _mm256_storeu_si256(
+            st.pp.add(r * DBK / 2) as *mut __m256i,
+            std::mem::transmute::<__m256bh, __m256i>(pb),
+        );
+    }
+    // O = α·O + P·V, NV vectors of columns at a time over all the pairs of keys.
+    let nvp = dp / L;
+    let mut dc = 0;
+    while dc < nvp {
+        let nv = NV.min(nvp - dc);
+        let mut r0 = 0;
+        while r0 < gp {
+            let (pr, vc) = (st.pp.add(r0 * DBK / 2), vb.add(dc * L));
+            let (oc, al) = (st.o.add(r0 * dp + dc * L), st.alpha.add(r0));
+            if nv == NV {
+                pv_pairs::<NV>(nk, pr, vc, ld, oc, dp, al, first);
+            } else {
+                debug_assert_eq!(nv, 2, "dp is a multiple of 32 and NV even");
+                pv_pairs::<2>(nk, pr, vc, ld, oc, dp, al, first);
+            }
+            r0 += GR;
+        }
+        dc += nv;
+    }
+}
+
+/// `S[r][key] = Q[r] · K[key]` for `r < GR`, `key < KD` over `nc` steps of 32 bf16 (query rows
+/// `ldq` apart at `q`, K rows at `krows`), into `sc` (rows `DBK` apart).
+#[inline(always)]
+unsafe fn dots_pairs(nc: usize, krows: [*const u16; KD], q: *const u16, ldq: usize, sc: *mut f32) {
+    let mut acc = [[_mm512_setzero_ps(); GR]; KD];
+    for ch in 0..nc {
+        let mut qv = [_mm512_setzero_si512(); GR];
+        for r in 0..GR {
+            qv[r] = _mm512_loadu_si512(q.add(r * ldq + ch * W) as *const _);
+        }
+        for key in 0..KD {
+            let kv: __m512bh =
+                std::mem::transmute(_mm512_loadu_si512(krows[key].add(ch * W) as *const _));
+            for r in 0..GR {
+                acc[key][r] = _mm512_dpbf16_ps(
+                    acc[key][r],
+                    kv,
+                    std::mem::transmute::<__m512i, __m512bh>(qv[r]),
+                );
+            }
+        }
+    }
+    reduce_scores::<Avx512, KD, GR>(&acc, sc, DBK);
+}
+
+/// `O = α·O + P·V` (`O = P·V` when `first`) for `GR` query rows × `NV` vectors: P as pair words
+/// (`DBK / 2` per row at `pp`), V rows `ld` apart at `v` (the tile's first column), O rows `ldo`
+/// apart at `o` in the interleaved column order. An odd `nk` pairs its last key with itself,
+/// weighted by the masked key's P of exactly 0.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn pv_pairs<const NV: usize>(
+    nk: usize,
+    pp: *const u32,
+    v: *const u16,
+    ld: usize,
+    o: *mut f32,
+    ldo: usize,
+    alpha: *const f32,
+    first: bool,
+) {
+    let mut acc = [[_mm512_setzero_ps(); NV]; GR];
+    if !first {
+        for r in 0..GR {
+            let a = _mm512_set1_ps(*alpha.add(r));
+            for cv in 0..NV {
+                acc[r][cv] = _mm512_mul_ps(a, _mm512_loadu_ps(o.add(r * ldo + cv * L)));
+            }
+        }
+    }
+    for jp in 0..nk.div_ceil(2) {
+        let (ra, rb) = (v.add(2 * jp * ld), v.add((2 * jp + 1).min(nk - 1) * ld));
+        let mut vv = [_mm512_setzero_si512(); NV];
+        for ch in 0..NV / 2 {
+            let a = _mm512_loadu_si512(ra.add(ch * W) as *const _);
+            let b = _mm512_loadu_si512(rb.add(ch * W) as *const _);
+            vv[2 * ch] = _mm512_unpacklo_epi16(a, b);
+            vv[2 * ch + 1] = _mm512_unpackhi_epi16(a, b);
+        }
+        for r in 0..GR {
+            let pw: __m512bh =
+                std::mem::transmute(_mm512_set1_epi32(*pp.add(r * DBK / 2 + jp) as i32));
+            for cv in 0..NV {
+                acc[r][cv] = _mm512_dpbf16_ps(
+                    acc[r][cv],
+                    std::mem::transmute::<__m512i, __m512bh>(vv[cv]),
+                    pw,
+                );
+            }
+        }
+    }
+    for r in 0..GR {
+        for cv in 0..NV {
+            _mm512_storeu_ps(o.add(r * ldo + cv * L), acc[r][cv]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The interleaved column order is a permutation of each 32 columns, the one
+    /// `vpunpcklwd`/`vpunpckhwd` produce.
+    #[test]
+    fn column_order_is_the_interleave() {
+        let mut seen = [false; W];
+        for x in 0..W {
+            assert!(!seen[column(x)], "column {} twice", column(x));
+            seen[column(x)] = true;
+        }
+        // Low interleave: lane i holds words 8i..8i+4 of each source; high: 8i+4..8i+8.
+        assert_eq!(
+            (0..8).map(column).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 8, 9, 10, 11]
+        );
+        assert_eq!((16..20).map(column).collect::<Vec<_>>(), [4, 5, 6, 7]);
+        assert_eq!(column(31), 31);
+    }
+}
