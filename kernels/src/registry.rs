@@ -145,7 +145,8 @@ mod tests {
             [
                 "matmul.cpu.packed.avx512bf16.bf16-f32-bf16",
                 "matmul.cpu.packed.avx512bf16.bf16-f32-f32",
-                "attention.cpu.flash.avx512bf16.bf16-f32-bf16"
+                "attention.cpu.flash.avx512bf16.bf16-f32-bf16",
+                "attention.cpu.decode.avx512bf16.bf16-f32-bf16"
             ]
         );
         let amx: Vec<&String> = ids.iter().filter(|i| i.contains(".amx.")).collect();
