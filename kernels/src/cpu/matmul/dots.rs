@@ -13,9 +13,10 @@
 //!   for each k block kb (A's block at most half of L2, a group's B' at most half of L1):
 //!     for each group of NJ rows of Bᵀ:
 //!       B' ← those rows, the k block only, copied (and widened) into L1 scratch, zero padded
+//!            (the vdpbf16ps kernel reads a whole group of a whole-vector k block in place)
 //!       for each block of MR rows of A':
 //!         acc[MR][NJ] += A'[i, k..] · B'[j, k..]   (vector lanes along k)
-//!         (the first block also prefetches the next group's rows into L2)
+//!         (the first half of the blocks also prefetch the next group's rows into L2)
 //!         C[i, j] (+)= horizontal sums of acc
 //! ```
 //!
@@ -455,15 +456,22 @@ pub(crate) fn dots_bf16dot(
                         &mut bytemuck::cast_slice_mut(buf.get((NJ * kwp).div_ceil(2)))[..NJ * kwp];
                     for g in g0..g1 {
                         let j0 = g * NJ;
-                        for (r, dst) in bs.chunks_exact_mut(kwp).enumerate() {
-                            let j = j0 + r;
-                            if j < n {
-                                dst[..kw].copy_from_slice(&bt[j * ldb + k0..j * ldb + k0 + kw]);
-                                dst[kw..].iter_mut().for_each(|x| *x = 0);
-                            } else {
-                                dst.iter_mut().for_each(|x| *x = 0);
+                        // A whole group of rows whose k block is whole vectors is read in place;
+                        // a partial one is copied, zero-padded, into the scratch.
+                        let (bp, ldbs) = if kw == kwp && j0 + NJ <= n {
+                            (bt[j0 * ldb + k0..].as_ptr(), ldb)
+                        } else {
+                            for (r, dst) in bs.chunks_exact_mut(kwp).enumerate() {
+                                let j = j0 + r;
+                                if j < n {
+                                    dst[..kw].copy_from_slice(&bt[j * ldb + k0..j * ldb + k0 + kw]);
+                                    dst[kw..].iter_mut().for_each(|x| *x = 0);
+                                } else {
+                                    dst.iter_mut().for_each(|x| *x = 0);
+                                }
                             }
-                        }
+                            (bs.as_ptr(), kwp)
+                        };
                         let cols = NJ.min(n - j0);
                         // SAFETY: the caller checked AVX512_BF16; buffers as sized above; this task
                         // alone writes C's columns j0..j0+cols.
@@ -473,7 +481,8 @@ pub(crate) fn dots_bf16dot(
                                 kp,
                                 k0,
                                 kwp,
-                                bs,
+                                bp,
+                                ldbs,
                                 m,
                                 j0,
                                 cols,
@@ -503,8 +512,9 @@ mod x86 {
     ///
     /// # Safety
     /// AVX-512F/VL/BW and AVX512_BF16 are available (`Features::avx512bf16` requires them
-    /// all); A' holds `ceil(m/MR)·MR` rows of `kp` bf16, B' `NJ` rows of `kwp` (a multiple of
-    /// 32); C's rows `0..m` × columns `j0..j0 + cols` are writable. `next`
+    /// all); A' holds `ceil(m/MR)·MR` rows of `kp` bf16; B' at `bp` holds `NJ` readable rows of
+    /// `kwp` bf16 (a multiple of 32), `ldbs` apart; C's rows `0..m` × columns `j0..j0 + cols`
+    /// are writable. `next`
     /// (rows to prefetch) may point anywhere: prefetches never fault.
     #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512bf16")]
     #[allow(clippy::too_many_arguments)]
@@ -513,7 +523,8 @@ mod x86 {
         kp: usize,
         k0: usize,
         kwp: usize,
-        bs: &[u16],
+        bp: *const u16,
+        ldbs: usize,
         m: usize,
         j0: usize,
         cols: usize,
@@ -523,8 +534,7 @@ mod x86 {
         next: Option<Next>,
     ) {
         const { assert!(MR * NJ <= 32, "two reduction trees of 16") };
-        debug_assert!(kwp.is_multiple_of(32) && bs.len() >= NJ * kwp);
-        let bp = bs.as_ptr();
+        debug_assert!(kwp.is_multiple_of(32));
         // The next group's prefetches spread over the row tiles' steps ([`Next::fetch_step`]).
         let (tiles, steps) = (m.div_ceil(MR), kwp / 32);
         for i0 in (0..m).step_by(MR) {
@@ -541,7 +551,7 @@ mod x86 {
                 }
                 for j in 0..NJ {
                     let bv: __m512bh =
-                        std::mem::transmute(_mm512_loadu_si512(bp.add(j * kwp + q) as *const _));
+                        std::mem::transmute(_mm512_loadu_si512(bp.add(j * ldbs + q) as *const _));
                     for r in 0..MR {
                         let a: __m512bh = std::mem::transmute(av[r]);
                         acc[r][j] = _mm512_dpbf16_ps(acc[r][j], a, bv);
