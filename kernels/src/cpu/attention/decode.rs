@@ -13,6 +13,9 @@
 //! combine (b, h): M = max_s m_s·c;  w_s = 2^(m_s·c − M);  O = Σ_s w_s·O_s / Σ_s w_s·l_s
 //! ```
 //!
+//! The two products are a [`Products`] implementation: [`F32Dots`] as drawn above (K and V
+//! widened to f32), or `decode_bf16::PairDots` (`decode.avx512bf16`: bf16 pairs on `vdpbf16ps`).
+//!
 //! Decode is memory-bound (each K/V byte feeds `4·group` FLOPs at most), so the point is to keep
 //! every core streaming K/V: a per-head loop would leave cores idle whenever heads < threads and
 //! cannot balance otherwise. Splits are sized so there are ≥ 16 tasks per thread (≥ 256 keys

@@ -537,20 +537,6 @@ impl DecodePath {
     }
 }
 
-/// [`decode_attention`] with a deliberate bug (tests of the verifier only).
-#[doc(hidden)]
-pub fn decode_attention_mutant<T: Element, O: Element>(
-    isa: Isa,
-    p: &AttentionProblem,
-    q: &[T],
-    k: &[T],
-    v: &[T],
-    out: &mut [O],
-    mutation: Mutation,
-) -> Result<(), KernelError> {
-    decode_path_mutant(DecodePath::Isa(isa), p, q, k, v, out, mutation)
-}
-
 /// The decode kernel on `path`, with a deliberate bug when `mutation` says so (tests of the
 /// verifier only): `WrongKvHead` reads the next KV head's K/V for a group, `NoRescale` leaves O
 /// unscaled when a split's running max grows; `MaskOffByOne` does nothing (a single query sees
