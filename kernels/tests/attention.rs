@@ -150,6 +150,9 @@ fn small_shapes_every_path_and_precision() {
         // decode through the widened-scratch path (head_dim not a multiple of any vector
         // width) over several key blocks and a partial last one, GQA 3 (padded query rows)
         AttentionProblem::new(1, 6, 2, 1, 75, 72),
+        // decode read in place (head_dim 96: whole vectors on every path, a 64 + 32 column
+        // split on the pair path) with an odd last block (45 keys: 16 + 16 + 13), GQA 3
+        AttentionProblem::new(1, 6, 2, 1, 45, 96),
         // non-causal, head_dim 100, q_len < kv_len, several tiles and query blocks
         AttentionProblem::new(1, 3, 3, 70, 150, 100),
         // causal, GQA 8, head_dim 128, query blocks × KV tiles crossing the diagonal

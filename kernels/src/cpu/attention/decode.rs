@@ -222,6 +222,12 @@ pub(crate) struct State {
 /// - [`F32Dots`]: K and V widened to f32 (in registers, or into padded scratch), f32 FMA;
 /// - `decode_bf16::PairDots`: bf16 kept as pairs for `vdpbf16ps` (bf16 inputs on CPUs with
 ///   AVX512_BF16), P rounded to bf16 for the P·V product.
+///
+/// # Safety (every method)
+/// The ISA the implementation is compiled for is available (the methods are inlined into a
+/// `#[target_feature]` entry); `dp` (and `st.dp`) is `head_dim` rounded up to a multiple of
+/// [`Products::DW`], `gp` (`st.gp`) the group rounded up to a multiple of [`Products::GR`], and
+/// the scratch pointers in `st` come from `ws` sized for them by [`task`].
 pub(crate) trait Products<T: Element> {
     /// Query rows per tile: `gp` is `group` rounded up to it.
     const GR: usize;
@@ -229,7 +235,8 @@ pub(crate) trait Products<T: Element> {
     const DW: usize;
 
     /// The `rows` query rows of the group (`d` elements at `q`, rows `d` apart) into `ws`, `gp`
-    /// rows of `dp` in the path's layout (padding zero); returns where they are.
+    /// rows of `dp` in the path's layout (padding zero); returns where they are. `q` holds
+    /// `rows · d` readable elements.
     unsafe fn load_q(
         ws: &mut Scratch,
         q: *const T,
@@ -239,9 +246,10 @@ pub(crate) trait Products<T: Element> {
         dp: usize,
     ) -> *const f32;
 
-    /// One block of `nk ≤ DBK` keys whose K/V rows (`d` elements, `d` apart) start at `kb`,
-    /// `vb`: scores into `st.sc`, [`softmax`], `O = α·O + P·V` (`O = P·V` when `first`).
-    /// `prefetch(key)` is called once per key, spread between the score tiles.
+    /// One block of `1 ≤ nk ≤ DBK` keys whose K/V rows (`d` elements, `d` apart) start at `kb`,
+    /// `vb` (`nk` readable rows each): scores into `st.sc`, [`softmax`], `O = α·O + P·V`
+    /// (`O = P·V` when `first`; otherwise `st.o` holds this split's O). `prefetch(key)` is
+    /// called once per key, spread between the score tiles.
     #[allow(clippy::too_many_arguments)]
     unsafe fn block(
         st: &State,
@@ -255,7 +263,8 @@ pub(crate) trait Products<T: Element> {
         prefetch: impl FnMut(usize),
     );
 
-    /// One O row (`dp` f32 at `o`, the path's column order) into `dst` in head_dim order.
+    /// One O row (`dp` f32 at `o`, the path's column order) into `dst` in head_dim order (`dp`
+    /// writable f32).
     unsafe fn store_o(o: *const f32, dst: *mut f32, dp: usize);
 }
 

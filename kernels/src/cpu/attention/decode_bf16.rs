@@ -2,8 +2,8 @@
 //! bf16 pairs, for bf16 inputs on CPUs with AVX512_BF16 (the task itself, with its splits,
 //! prefetch and online softmax in f32, is [`super::decode::task`]).
 //!
-//! - Scores `S = Q·Kᵀ`: the query rows and each K row are read as stored, 32 bf16 (16 pairs
-//!   along head_dim) per vector, `KD` = 4 keys × `GR` = 4 query rows per tile, reduced by the
+//! - Scores `S = Q·Kᵀ`: the group's query rows (copied once per task, zero-padded) and each K
+//!   row as stored, 32 bf16 (16 pairs along head_dim) per vector, `KD` = 4 keys × `GR` = 4 query rows per tile, reduced by the
 //!   same transpose-and-add tree as the f32 path. Every product of two bf16 is exact in f32 and
 //!   `vdpbf16ps` accumulates in f32: the scores carry the f32 path's error (only the order of
 //!   the sums differs).
@@ -16,10 +16,12 @@
 //!   for `flash.avx512bf16` (`super::flash_bf16`): at most `2⁻⁸` of the verification's scale
 //!   `P·|V|`, a quarter of its floor for bf16 output.
 //!
-//! `vdpbf16ps` treats subnormal bf16 inputs as zero and flushes subnormal results: scores or P
-//! below 2⁻¹²⁶ become 0, far below the bound.
+//! `vdpbf16ps` reads subnormal inputs (Q, K, V, P) as zero and flushes products and sums below
+//! 2⁻¹²⁶ to zero: each output column may lose up to about `keys · 2⁻¹²⁶` in absolute terms,
+//! within the bound except where a column's |V| is itself at most about 2⁻¹¹⁰ throughout.
 //!
-//! A head_dim that is not a multiple of 32 is copied, zero-padded, into scratch per block.
+//! A head_dim that is not a multiple of 32 is copied, zero-padded, into scratch per block (K and
+//! V rows then come from the scratch, not as stored).
 
 #![allow(clippy::needless_range_loop)]
 
@@ -34,10 +36,10 @@ pub(crate) struct PairDots<const NV: usize>;
 /// f32 lanes per vector.
 const L: usize = 16;
 /// bf16 values per vector: head_dim is stepped (and padded) by this.
-const W: usize = 32;
+pub(crate) const W: usize = 32;
 /// Keys × query rows per score tile.
-const KD: usize = 4;
-const GR: usize = 4;
+pub(crate) const KD: usize = 4;
+pub(crate) const GR: usize = 4;
 
 // The softmax leaves every key of a block's row in P (masked keys exactly 0) only when a row of
 // DBK keys is whole vectors; the P pairs of a row are one vector of DBK f32.
@@ -102,6 +104,10 @@ impl<const NV: usize> Products<bf16> for PairDots<NV> {
 
     #[inline(always)]
     unsafe fn store_o(o: *const f32, dst: *mut f32, dp: usize) {
+        debug_assert!(
+            dp.is_multiple_of(W),
+            "dp is rounded to whole vectors of pairs"
+        );
         for ch in (0..dp).step_by(W) {
             for x in 0..W {
                 *dst.add(ch + column(x)) = *o.add(ch + x);
@@ -277,5 +283,36 @@ mod tests {
         );
         assert_eq!((16..20).map(column).collect::<Vec<_>>(), [4, 5, 6, 7]);
         assert_eq!(column(31), 31);
+    }
+
+    /// `column` against the instructions themselves: word `x` of the O order holds column
+    /// `column(x)` of two interleaved rows.
+    #[test]
+    fn column_order_matches_the_unpack_instructions() {
+        if !std::arch::is_x86_feature_detected!("avx512bw") {
+            return;
+        }
+        #[target_feature(enable = "avx512f,avx512bw")]
+        unsafe fn interleave(a: &[u16; W], b: &[u16; W]) -> [u32; W] {
+            let (va, vb) = (
+                _mm512_loadu_si512(a.as_ptr() as *const _),
+                _mm512_loadu_si512(b.as_ptr() as *const _),
+            );
+            let mut out = [0u32; W];
+            _mm512_storeu_si512(out.as_mut_ptr() as *mut _, _mm512_unpacklo_epi16(va, vb));
+            _mm512_storeu_si512(
+                out.as_mut_ptr().add(L) as *mut _,
+                _mm512_unpackhi_epi16(va, vb),
+            );
+            out
+        }
+        let a: [u16; W] = std::array::from_fn(|c| c as u16);
+        let b: [u16; W] = std::array::from_fn(|c| 100 + c as u16);
+        // SAFETY: AVX-512F/BW checked above (AVX512BW implies AVX512F on every CPU with it).
+        let words = unsafe { interleave(&a, &b) };
+        for (x, w) in words.iter().enumerate() {
+            let col = column(x) as u32;
+            assert_eq!(*w, col | ((100 + col) << 16), "word {x}");
+        }
     }
 }

@@ -14,8 +14,8 @@
 //!   P·V, [`decode_bf16`] module doc).
 //!
 //! GQA/MQA: query head `h` reads KV head `h / (q_heads / kv_heads)`; K/V are read in place,
-//! never copied per head. f16/bf16 are widened to f32 once per K/V tile; the output is rounded
-//! once. A causal shape with `q_len > kv_len` (a query row with no key) is refused by
+//! never copied per head. On the f32 paths f16/bf16 are widened to f32 once per K/V tile (the
+//! bf16 pair paths multiply them unconverted); the output is rounded once. A causal shape with `q_len > kv_len` (a query row with no key) is refused by
 //! [`AttentionProblem::validate`] with a message.
 
 mod decode;
@@ -532,6 +532,9 @@ impl DecodePath {
         match self {
             DecodePath::Isa(Isa::Avx512f) => (16, 4),
             DecodePath::Isa(Isa::Avx2fma | Isa::Portable) => (8, 4),
+            #[cfg(target_arch = "x86_64")]
+            DecodePath::Bf16Dot => (decode_bf16::W, decode_bf16::GR),
+            #[cfg(not(target_arch = "x86_64"))]
             DecodePath::Bf16Dot => (32, 4),
         }
     }
@@ -767,12 +770,16 @@ impl Kernel for CpuAttentionKernel {
                 let path = self.decode_path().expect("a decode algorithm");
                 params.insert("block".into(), decode::DBK.into());
                 // Dot tiles of `dot_keys` keys × `dot_rows` query rows fill one vector of f32.
-                let (lanes, gr) = match path {
-                    DecodePath::Bf16Dot => (16, 4),
-                    _ => path.tiles(),
+                let (keys, rows) = match path {
+                    #[cfg(target_arch = "x86_64")]
+                    DecodePath::Bf16Dot => (decode_bf16::KD, decode_bf16::GR),
+                    _ => {
+                        let (lanes, gr) = path.tiles();
+                        (lanes / gr, gr)
+                    }
                 };
-                params.insert("dot_keys".into(), (lanes / gr).into());
-                params.insert("dot_rows".into(), gr.into());
+                params.insert("dot_keys".into(), keys.into());
+                params.insert("dot_rows".into(), rows.into());
                 // The KV splits and the prefetch are chosen per problem and thread count when
                 // prepared: `kv_splits`, `keys_per_split`, `prefetch_l1_rows` and
                 // `prefetch_l2_rows` in the row (Prepared::chosen_params).
