@@ -7,7 +7,8 @@
 //! reports GFLOP/s — the ceiling the loop nest can reach before packing and barriers. With
 //! `shared_c` = 1 every call updates the same C tile (no C traffic), to separate the cost of C
 //! from that of streaming A and B. Defaults: kc 256, 1 thread, 1 panel each, shared_c 0.
-//! `UKBENCH_KERNEL=amx` measures the AMX-BF16 32×32 tile kernel instead (kc a multiple of 32).
+//! `UKBENCH_KERNEL=amx` measures the AMX-BF16 32×32 tile kernel instead (kc a multiple of 32),
+//! `UKBENCH_KERNEL=bf16dot` the AVX512_BF16 12×32 `vdpbf16ps` kernel (kc even: kc/2 k-pairs).
 //! `UKBENCH_ORDER=a` runs A outer and B inner instead (the one-pass nest's order: each A
 //! micro-panel over a chunk of B micro-panels). With the AMX kernel, `UKBENCH_RANDOM=1` fills the
 //! panels with random bf16 (magnitudes in [1/8, 2), random signs) instead of zeros and small
@@ -29,9 +30,35 @@ fn main() {
     let (mr, nr) = (Avx512_12x32::MR, Avx512_12x32::NR);
     let reps = (2_000_000_000usize / (2 * mr * nr * kc * a_panels * b_panels)).max(1);
     let amx = std::env::var("UKBENCH_KERNEL").is_ok_and(|k| k == "amx");
+    let bf16dot = std::env::var("UKBENCH_KERNEL").is_ok_and(|k| k == "bf16dot");
     let run = move || {
         if amx {
             return amx_rate(kc, a_panels, b_panels, shared_c, reps);
+        }
+        if bf16dot {
+            use perfledger_kernels::cpu::matmul::micro::{x86::Avx512Bf16_12x32, PairMicroKernel};
+            let kp = kc / 2;
+            // Pair words of small bf16 values (0.125 · (i % 7) in both halves: 0x3e00 steps).
+            let word = |i: usize| {
+                let h = half::bf16::from_f32(0.125 * (i % 7) as f32).to_bits() as u32;
+                h | (h << 16)
+            };
+            let a: Vec<u32> = (0..a_panels * kp * mr).map(word).collect();
+            let b: Vec<u32> = (0..b_panels * kp * nr).map(word).collect();
+            let shape = (a_panels, b_panels, mr, nr, 2 * kp);
+            return tile_rate(reps, shape, shared_c, |ip, jp, c, ldc| {
+                // SAFETY: panels and tile are in bounds; main checked AVX512_BF16.
+                unsafe {
+                    Avx512Bf16_12x32::kernel(
+                        kp,
+                        a.as_ptr().add(ip * kp * mr),
+                        b.as_ptr().add(jp * kp * nr),
+                        c,
+                        ldc,
+                        true,
+                    )
+                }
+            });
         }
         let a = aligned(a_panels * kc * mr, |i| (i % 7) as f32 * 0.01);
         let b = aligned(b_panels * kc * nr, |i| (i % 5) as f32 * 0.01);
@@ -52,6 +79,10 @@ fn main() {
     };
     if amx && !perfledger_kernels::isa::detected().amx_bf16 {
         eprintln!("ukbench: this CPU (or this process) cannot use AMX-BF16 tiles");
+        std::process::exit(2);
+    }
+    if bf16dot && !perfledger_kernels::isa::detected().avx512bf16 {
+        eprintln!("ukbench: this CPU lacks AVX512_BF16 (the bf16dot kernel)");
         std::process::exit(2);
     }
     if !std::arch::is_x86_feature_detected!("avx512f") {
