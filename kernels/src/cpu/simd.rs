@@ -31,6 +31,7 @@ pub(crate) const EXP2_P: [f32; 6] = [
 /// degree-3 fit of the relative error (Lawson iterations on a dense grid), worst relative error
 /// 7.5e-5 in f32 Horner form — 26× below half an ulp of bf16 (2^-9), the rounding the P it
 /// computes gets next.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 paths only
 pub(crate) const EXP2_P3: [f32; 4] = [0.999_928_1, 0.693_261, 0.242_610_54, 0.055_171_322];
 
 /// Arguments of [`Simd::exp2`] are clamped to `[EXP2_MIN, EXP2_MAX]`; `2^EXP2_MIN` is built with
@@ -592,6 +593,7 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_imports))]
     use crate::isa::Isa;
 
     /// The worst relative error of `f` against f64 `2^x` on a dense grid of [-126, 0.5].

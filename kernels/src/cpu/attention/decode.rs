@@ -206,6 +206,7 @@ pub(crate) struct State {
     /// The O accumulator: `[gp][dp]` f32, in the path's column order ([`Products::store_o`]).
     pub o: *mut f32,
     /// P rounded to bf16 pairs for the pair paths: `[gp][DBK / 2]` words.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 paths only
     pub pp: *mut u32,
     m: *mut f32,
     mc: *mut f32,

@@ -58,6 +58,7 @@ pub(crate) struct Scratch {
     pub(super) pp: AlignedBuf,
     /// The AMX products' O rows, gathered from their transposed O at a task's end for outputs
     /// other than bf16 ([`super::flash_amx`]; bf16 is written from Oᵀ directly).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 paths only
     pub(super) pa: AlignedBuf,
 }
 

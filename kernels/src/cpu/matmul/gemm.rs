@@ -301,6 +301,7 @@ fn pack_b_by_panel<P: PanelFormat>(
 }
 
 /// bf16 k-pair panels (u32 words, unconverted) for the `vdpbf16ps` micro-kernel `K`.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 paths only
 pub(crate) struct PairPanels<K>(std::marker::PhantomData<K>);
 
 impl<K: PairMicroKernel> PanelFormat for PairPanels<K> {
@@ -380,6 +381,7 @@ impl<K: PairMicroKernel> PanelFormat for PairPanels<K> {
 /// pairs against by panel: 256² 0.88–0.89, 512² 0.99, 768² 1.23–1.25, 1024² 1.51–1.54,
 /// 256 × 4096 1.46–1.47, 2048 × 512 1.53–1.54 (BENCHMARKS.md "AMX: A's whole panels in place;
 /// bf16 B pair packing").
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 paths only
 fn pack_pair_block<P: PanelFormat<In = u16, Word = u32>>(
     b: &[u16],
     ldb: usize,
@@ -415,6 +417,7 @@ fn pack_pair_block<P: PanelFormat<In = u16, Word = u32>>(
 /// pairs across the chunk"). The AMX format's chunks (eight panels) take the same packing; that
 /// was not measured on an AMX host.
 #[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 paths only
 pub(super) fn pack_pair_panels(
     b: &[u16],
     ldb: usize,

@@ -584,7 +584,7 @@ fn run_gemm_bf16<T: Element>(
     finish: Option<&Finish>,
 ) {
     debug_assert_eq!(T::DTYPE, DType::BF16);
-    let ops = gemm::Operands::of(p, bytemuck::cast_slice(a), bytemuck::cast_slice(b));
+    let ops = gemm::Operands::<u16>::of(p, bytemuck::cast_slice(a), bytemuck::cast_slice(b));
     #[cfg(target_arch = "x86_64")]
     match path {
         Path::Amx => gemm::gemm::<gemm::AmxPanels>(ops, out, blocking, bpack, finish),
