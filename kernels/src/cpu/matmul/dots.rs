@@ -31,7 +31,7 @@
 use super::Finish;
 use crate::cpu::simd::{convert_row, per_isa, prefetch_l2, Simd};
 use crate::cpu::{AlignedBuf, SendPtr};
-use crate::dtype::Element;
+use crate::dtype::{DType, Element};
 use crate::isa::Isa;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -269,8 +269,9 @@ pub(crate) fn dots<T: Element>(
 
 per_isa! {
     /// One group of Bᵀ rows (`cols` rows of `bt`, leading dimension `ldb`, from the block's
-    /// first k), widened into the scratch `bs` (rows of `kwp`, zero padded), against all row
-    /// tiles of A': `C[i, j0 + r] (+)= A'[i, k0..k0+kwp] · B'[r, ..]` for `i < m`, `r < cols`.
+    /// first k), widened into the scratch `bs` (rows of `kwp`, zero padded; f32 rows of a whole
+    /// group and a whole-vector k block are read in place), against all row tiles of A':
+    /// `C[i, j0 + r] (+)= A'[i, k0..k0+kwp] · B'[r, ..]` for `i < m`, `r < cols`.
     ///
     /// # Safety
     /// `isa` is available; A' holds `ceil(m/MR)·MR` rows of `kp`; `bs` holds NJ rows of
@@ -313,17 +314,29 @@ unsafe fn group_f32_with<S: Simd, T: Element>(
     next: Option<Next>,
 ) {
     let kwp = kw.div_ceil(S::LANES) * S::LANES;
-    for (r, dst) in bs.chunks_exact_mut(kwp).enumerate() {
-        if r < cols {
-            convert_row::<S, T>(bt.as_ptr().add(r * ldb), dst.as_mut_ptr(), kw, kwp);
-        } else {
-            dst.iter_mut().for_each(|x| *x = 0.0);
+    let nj = match S::LANES {
+        16 => 6,
+        _ => 4,
+    };
+    // f32 rows of a whole group and a whole-vector k block are read in place; others are
+    // widened (or copied, zero padded) into the scratch first.
+    let (bp, ldbs) = if T::DTYPE == DType::F32 && kw == kwp && cols == nj {
+        (bt.as_ptr() as *const f32, ldb)
+    } else {
+        for (r, dst) in bs.chunks_exact_mut(kwp).enumerate() {
+            if r < cols {
+                convert_row::<S, T>(bt.as_ptr().add(r * ldb), dst.as_mut_ptr(), kw, kwp);
+            } else {
+                dst.iter_mut().for_each(|x| *x = 0.0);
+            }
         }
-    }
+        (bs.as_ptr(), kwp)
+    };
+    let b = (bp, ldbs);
     // The tiles of `tile`.
     match S::LANES {
-        16 => group_tile::<S, 4, 6>(ap, kp, k0, kwp, bs, m, j0, cols, c, ldc, accumulate, next),
-        _ => group_tile::<S, 2, 4>(ap, kp, k0, kwp, bs, m, j0, cols, c, ldc, accumulate, next),
+        16 => group_tile::<S, 4, 6>(ap, kp, k0, kwp, b, m, j0, cols, c, ldc, accumulate, next),
+        _ => group_tile::<S, 2, 4>(ap, kp, k0, kwp, b, m, j0, cols, c, ldc, accumulate, next),
     }
 }
 
@@ -334,7 +347,7 @@ unsafe fn group_tile<S: Simd, const MR: usize, const NJ: usize>(
     kp: usize,
     k0: usize,
     kwp: usize,
-    bs: &[f32],
+    (bp, ldbs): (*const f32, usize),
     m: usize,
     j0: usize,
     cols: usize,
@@ -344,8 +357,7 @@ unsafe fn group_tile<S: Simd, const MR: usize, const NJ: usize>(
     next: Option<Next>,
 ) {
     let l = S::LANES;
-    debug_assert!(kwp.is_multiple_of(l) && bs.len() >= NJ * kwp);
-    let bp = bs.as_ptr();
+    debug_assert!(kwp.is_multiple_of(l));
     // The next group's prefetches spread over the row tiles' steps ([`Next::fetch_step`]).
     let (tiles, steps) = (m.div_ceil(MR), kwp / l);
     for i0 in (0..m).step_by(MR) {
@@ -361,7 +373,7 @@ unsafe fn group_tile<S: Simd, const MR: usize, const NJ: usize>(
                 *v = S::load(arow.add(r * kp + q));
             }
             for j in 0..NJ {
-                let bv = S::load(bp.add(j * kwp + q));
+                let bv = S::load(bp.add(j * ldbs + q));
                 for r in 0..MR {
                     acc[r][j] = S::fma(av[r], bv, acc[r][j]);
                 }
