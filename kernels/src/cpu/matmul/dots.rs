@@ -13,7 +13,8 @@
 //!   for each k block kb (A's block at most half of L2, a group's B' at most half of L1):
 //!     for each group of NJ rows of Bᵀ:
 //!       B' ← those rows, the k block only, copied (and widened) into L1 scratch, zero padded
-//!            (the vdpbf16ps kernel reads a whole group of a whole-vector k block in place)
+//!            (a whole group of a whole-vector k block is read in place where nothing is
+//!            widened: the vdpbf16ps kernel, and the f32 one on f32 inputs)
 //!       for each block of MR rows of A':
 //!         acc[MR][NJ] += A'[i, k..] · B'[j, k..]   (vector lanes along k)
 //!         (the first half of the blocks also prefetch the next group's rows into L2)
