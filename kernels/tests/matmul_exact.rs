@@ -514,6 +514,11 @@ fn bf16_path_exact_small_integers(path: Path) {
         probs.push(MatmulProblem::new(mr + 1, nr + 1, k));
         probs.push(MatmulProblem::new(2 * mr - 1, 2 * nr + 5, k).transposed_b());
     }
+    // Every count of rows in the last micro-panel (the bf16 store multiplies only the rows an
+    // edge panel has, in steps of four), with bf16 output from the micro-kernel.
+    for edge in 1..=mr {
+        probs.push(MatmulProblem::new(mr + edge, nr + 3, 37));
+    }
     probs.push(MatmulProblem::new(29, 70, 31).with_leading_dims(33, 75, 71));
     probs.push(
         MatmulProblem::new(29, 70, 31)

@@ -235,8 +235,20 @@ impl super::PairMicroKernel for Avx512Bf16_12x32 {
 /// Inlined into kernels compiled with AVX-512F and AVX512_BF16 only.
 #[inline(always)]
 unsafe fn bf16dot_12x32_acc(kp: usize, a: *const u32, b: *const u32) -> [[__m512; 2]; 12] {
+    bf16dot_rows_acc::<12>(kp, a, b)
+}
+
+/// The first `R ≤ 12` rows of [`bf16dot_12x32_acc`] (the A micro-panel's other rows are not
+/// read into a product): the tile of a micro-panel with at most `R` real rows.
+#[inline(always)]
+unsafe fn bf16dot_rows_acc<const R: usize>(
+    kp: usize,
+    a: *const u32,
+    b: *const u32,
+) -> [[__m512; 2]; R] {
     const MR: usize = 12;
-    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    const { assert!(R <= MR) };
+    let mut acc = [[_mm512_setzero_ps(); 2]; R];
     let mut ap = a;
     let mut bp = b;
     // One k-pair: 2 B loads, 12 broadcasts, 24 dot products into independent accumulators.
@@ -244,7 +256,7 @@ unsafe fn bf16dot_12x32_acc(kp: usize, a: *const u32, b: *const u32) -> [[__m512
         () => {{
             let b0: __m512bh = std::mem::transmute(_mm512_loadu_ps(bp as *const f32));
             let b1: __m512bh = std::mem::transmute(_mm512_loadu_ps(bp.add(16) as *const f32));
-            for i in 0..MR {
+            for i in 0..R {
                 let ai: __m512bh = std::mem::transmute(_mm512_set1_epi32(*ap.add(i) as i32));
                 acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
                 acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
@@ -306,7 +318,31 @@ unsafe fn avx512bf16_12x32_to_bf16(
     for i in 0..rows {
         _mm_prefetch::<_MM_HINT_T0>(d.add(i * rs_d) as *const i8);
     }
-    let mut acc = bf16dot_12x32_acc(kp, a, b);
+    // An edge micro-panel (M's last rows) multiplies only the rows it has, in steps of four.
+    match rows {
+        0..=4 => store_bf16::<4>(bf16dot_rows_acc::<4>(kp, a, b), c, rs_c, accumulate, out),
+        5..=8 => store_bf16::<8>(bf16dot_rows_acc::<8>(kp, a, b), c, rs_c, accumulate, out),
+        _ => store_bf16::<12>(bf16dot_12x32_acc(kp, a, b), c, rs_c, accumulate, out),
+    }
+}
+
+/// Rows `0..out.rows ≤ R` of an `R × 32` tile `acc` (plus the f32 tile at `c` where
+/// `accumulate`) rounded to bf16 and stored as [`avx512bf16_12x32_to_bf16`] states.
+#[inline(always)]
+unsafe fn store_bf16<const R: usize>(
+    mut acc: [[__m512; 2]; R],
+    c: *const f32,
+    rs_c: usize,
+    accumulate: bool,
+    out: super::Bf16Tile,
+) {
+    let super::Bf16Tile {
+        d,
+        rs_d,
+        rows,
+        cols,
+    } = out;
+    debug_assert!(rows <= R);
     if accumulate {
         for (i, row) in acc.iter_mut().enumerate() {
             let cp = c.add(i * rs_c);
