@@ -231,15 +231,10 @@ impl super::PairMicroKernel for Avx512Bf16_12x32 {
     }
 }
 
-/// The 12 × 32 `vdpbf16ps` tile's accumulators over `kp` k-pairs (see [`Avx512Bf16_12x32`]).
-/// Inlined into kernels compiled with AVX-512F and AVX512_BF16 only.
-#[inline(always)]
-unsafe fn bf16dot_12x32_acc(kp: usize, a: *const u32, b: *const u32) -> [[__m512; 2]; 12] {
-    bf16dot_rows_acc::<12>(kp, a, b)
-}
-
-/// The first `R ≤ 12` rows of [`bf16dot_12x32_acc`] (the A micro-panel's other rows are not
-/// read into a product): the tile of a micro-panel with at most `R` real rows.
+/// The first `R ≤ 12` rows of the 12 × 32 `vdpbf16ps` tile's accumulators over `kp` k-pairs
+/// (see [`Avx512Bf16_12x32`]; the A micro-panel's other rows are not read into a product): the
+/// whole tile, or that of an edge micro-panel with at most `R` real rows. Inlined into kernels
+/// compiled with AVX-512F and AVX512_BF16 only.
 #[inline(always)]
 unsafe fn bf16dot_rows_acc<const R: usize>(
     kp: usize,
@@ -291,7 +286,7 @@ unsafe fn avx512bf16_12x32(
     accumulate: bool,
 ) {
     prefetch_c(c, rs_c, 12, 128);
-    let acc = bf16dot_12x32_acc(kp, a, b);
+    let acc = bf16dot_rows_acc::<12>(kp, a, b);
     store_tile_512(&acc, c, rs_c, accumulate);
 }
 
@@ -308,21 +303,15 @@ unsafe fn avx512bf16_12x32_to_bf16(
     accumulate: bool,
     out: super::Bf16Tile,
 ) {
-    let super::Bf16Tile {
-        d,
-        rs_d,
-        rows,
-        cols,
-    } = out;
-    debug_assert!(rows <= 12 && cols <= 32);
-    for i in 0..rows {
-        _mm_prefetch::<_MM_HINT_T0>(d.add(i * rs_d) as *const i8);
+    debug_assert!(out.rows <= 12 && out.cols <= 32);
+    for i in 0..out.rows {
+        _mm_prefetch::<_MM_HINT_T0>(out.d.add(i * out.rs_d) as *const i8);
     }
     // An edge micro-panel (M's last rows) multiplies only the rows it has, in steps of four.
-    match rows {
+    match out.rows {
         0..=4 => store_bf16::<4>(bf16dot_rows_acc::<4>(kp, a, b), c, rs_c, accumulate, out),
         5..=8 => store_bf16::<8>(bf16dot_rows_acc::<8>(kp, a, b), c, rs_c, accumulate, out),
-        _ => store_bf16::<12>(bf16dot_12x32_acc(kp, a, b), c, rs_c, accumulate, out),
+        _ => store_bf16::<12>(bf16dot_rows_acc::<12>(kp, a, b), c, rs_c, accumulate, out),
     }
 }
 
