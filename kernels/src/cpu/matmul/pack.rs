@@ -236,9 +236,9 @@ pub fn pack_pairs_rows(
     dst: &mut [u32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if width == x86::NR && crate::isa::Isa::Avx512f.available() {
+    if (1..=x86::NR).contains(&width) && crate::isa::Isa::Avx512f.available() {
         // SAFETY: AVX-512 F/VL/BW are available (checked).
-        return unsafe { x86::pack_pairs_rows_32(x, ld, rows_valid, kc, dst) };
+        return unsafe { x86::pack_pairs_rows_transposed(x, ld, rows_valid, width, kc, dst) };
     }
     pack_pairs_rows_scalar(x, ld, rows_valid, width, kc, dst);
 }
@@ -550,37 +550,42 @@ mod x86 {
         }
     }
 
-    /// `pack_pairs_rows` for width = 32 (same contract and layout): for each half of the panel,
-    /// 16 rows × 16 k-pairs (one 64-byte load per row: 32 bf16) transposed in registers by
-    /// [`transpose16`] — each pair moved as one 32-bit word, shuffles only, so the bits are
-    /// untouched — and stored as 16 pairs of 16 columns; the pairs past the last whole group of
-    /// 16 by the scalar loop. The scalar loop alone was 20% of a 512×4096×4096 Bᵀ bf16 matmul on
-    /// the AMX path and 60% at 64 rows (`perf`).
+    /// `pack_pairs_rows` for a width of 1 to 32 (same contract and layout): for each group of
+    /// up to 16 rows of the panel, 16 rows × 16 k-pairs (one 64-byte load per row: 32 bf16)
+    /// transposed in registers by [`transpose16`] — each pair moved as one 32-bit word, shuffles
+    /// only, so the bits are untouched — and stored as 16 pairs of the group's columns (masked
+    /// where the group is narrower than 16: the 12-row A micro-panels of the `vdpbf16ps` path);
+    /// the pairs past the last whole group of 16 by the scalar loop. The scalar loop alone was 20%
+    /// of a 512×4096×4096 Bᵀ bf16 matmul on the AMX path and 60% at 64 rows, and, packing the
+    /// 12-row A panels, 5% of a 512³ bf16 matmul on the `vdpbf16ps` path (`perf`).
     ///
     /// # Safety
     /// AVX-512 F/VL/BW are available.
     #[target_feature(enable = "avx512f,avx512vl,avx512bw")]
-    pub(super) unsafe fn pack_pairs_rows_32(
+    pub(super) unsafe fn pack_pairs_rows_transposed(
         x: &[u16],
         ld: usize,
         rows_valid: usize,
+        width: usize,
         kc: usize,
         dst: &mut [u32],
     ) {
         let kp = kc.div_ceil(2);
-        assert!(rows_valid <= NR && dst.len() >= kp * NR);
+        assert!((1..=NR).contains(&width) && rows_valid <= width && dst.len() >= kp * width);
         assert!(rows_valid == 0 || x.len() >= (rows_valid - 1) * ld + kc);
         let groups = kc / 32;
         let (src, out) = (x.as_ptr(), dst.as_mut_ptr());
-        for j0 in [0, 16] {
+        for j0 in (0..width).step_by(16) {
             let rows = rows_valid.saturating_sub(j0).min(16);
+            let lanes = ((1u32 << (width - j0).min(16)) - 1) as __mmask16;
             for g in 0..groups {
                 let mut r = [_mm512_setzero_ps(); 16];
                 for (i, v) in r.iter_mut().enumerate().take(rows) {
                     *v = _mm512_loadu_ps(src.add((j0 + i) * ld + 32 * g) as *const f32);
                 }
                 for (j, v) in transpose16(r).iter().enumerate() {
-                    _mm512_storeu_ps(out.add((16 * g + j) * NR + j0) as *mut f32, *v);
+                    let at = out.add((16 * g + j) * width + j0) as *mut f32;
+                    _mm512_mask_storeu_ps(at, lanes, *v);
                 }
             }
         }
@@ -595,9 +600,9 @@ mod x86 {
                 tail,
                 ld,
                 rows_valid,
-                NR,
+                width,
                 kc - 2 * q0,
-                &mut dst[q0 * NR..],
+                &mut dst[q0 * width..],
             );
         }
     }
@@ -866,14 +871,14 @@ mod tests {
         }
     }
 
-    /// The k-pair packer against the definition — the scalar loop at any width and, at width 32
-    /// on AVX-512, the transposing one — at k around its 32-value groups (odd k: the last pair's
+    /// The k-pair packer against the definition and the scalar loop against it — the
+    /// transposing one on AVX-512 (masked stores below 16 or 32 columns) — at k around its 32-value groups (odd k: the last pair's
     /// high half is zero), padded rows in either half, a padded `ld`: word (q, r) holds row r's
     /// k = 2q (low half) and 2q + 1 (high half), zero past `rows_valid`.
     #[test]
     fn pair_packing_of_rows_matches_the_definition() {
-        for (width, ld) in [(32, 97), (32, 64), (12, 40)] {
-            for rows_valid in [0, 1, 12, 16, 17, 31, 32] {
+        for (width, ld) in [(32, 97), (32, 64), (12, 40), (12, 97), (20, 97), (7, 70)] {
+            for rows_valid in [0, 1, 5, 7, 12, 16, 17, 20, 31, 32] {
                 if rows_valid > width {
                     continue;
                 }
@@ -885,6 +890,9 @@ mod tests {
                     let kp = kc.div_ceil(2);
                     let mut dst = vec![u32::MAX; kp * width];
                     pack_pairs_rows(&x, ld, rows_valid, width, kc, &mut dst);
+                    let mut scalar = vec![u32::MAX; kp * width];
+                    pack_pairs_rows_scalar(&x, ld, rows_valid, width, kc, &mut scalar);
+                    assert_eq!(dst, scalar, "width {width} ld {ld} rows {rows_valid} kc {kc}");
                     for q in 0..kp {
                         for r in 0..width {
                             let at = |k: usize| {
