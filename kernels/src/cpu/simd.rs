@@ -87,6 +87,9 @@ pub(crate) trait Simd: Copy + Send + Sync + 'static {
     unsafe fn sub(a: Self::V, b: Self::V) -> Self::V;
     /// Lane-wise `if a > b { x } else { y }` (ordered: a NaN in `a` or `b` yields `y`).
     unsafe fn select_gt(a: Self::V, b: Self::V, x: Self::V, y: Self::V) -> Self::V;
+    /// Whether some lane of `a` is greater than the same lane of `b` (ordered: a NaN lane is
+    /// not).
+    unsafe fn any_gt(a: Self::V, b: Self::V) -> bool;
     /// Hint that the cache line at `p` will be read soon (never faults; no-op where unavailable).
     unsafe fn prefetch(p: *const u8);
 }
@@ -297,6 +300,10 @@ impl Simd for Portable {
         std::array::from_fn(|i| if a[i] > b[i] { x[i] } else { y[i] })
     }
     #[inline(always)]
+    unsafe fn any_gt(a: P8, b: P8) -> bool {
+        a.iter().zip(&b).any(|(x, y)| x > y)
+    }
+    #[inline(always)]
     unsafe fn prefetch(p: *const u8) {
         #[cfg(target_arch = "x86_64")]
         std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p as *const i8);
@@ -432,6 +439,10 @@ mod x86 {
         #[inline(always)]
         unsafe fn select_gt(a: __m256, b: __m256, x: __m256, y: __m256) -> __m256 {
             _mm256_blendv_ps(y, x, _mm256_cmp_ps::<_CMP_GT_OQ>(a, b))
+        }
+        #[inline(always)]
+        unsafe fn any_gt(a: __m256, b: __m256) -> bool {
+            _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(a, b)) != 0
         }
         #[inline(always)]
         unsafe fn prefetch(p: *const u8) {
@@ -582,6 +593,10 @@ mod x86 {
         #[inline(always)]
         unsafe fn select_gt(a: __m512, b: __m512, x: __m512, y: __m512) -> __m512 {
             _mm512_mask_blend_ps(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b), y, x)
+        }
+        #[inline(always)]
+        unsafe fn any_gt(a: __m512, b: __m512) -> bool {
+            _mm512_cmp_ps_mask::<_CMP_GT_OQ>(a, b) != 0
         }
         #[inline(always)]
         unsafe fn prefetch(p: *const u8) {

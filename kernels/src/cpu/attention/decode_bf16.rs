@@ -228,10 +228,18 @@ unsafe fn pv_pairs<const NV: usize>(
 ) {
     let mut acc = [[_mm512_setzero_ps(); NV]; GR];
     if !first {
+        // α is exactly 1 in every block that leaves a row's running max as it was (most of a
+        // long sequence's): O is then read as it is.
         for r in 0..GR {
-            let a = _mm512_set1_ps(*alpha.add(r));
+            let al = *alpha.add(r);
+            let a = _mm512_set1_ps(al);
             for cv in 0..NV {
-                acc[r][cv] = _mm512_mul_ps(a, _mm512_loadu_ps(o.add(r * ldo + cv * L)));
+                let prev = _mm512_loadu_ps(o.add(r * ldo + cv * L));
+                acc[r][cv] = if al == 1.0 {
+                    prev
+                } else {
+                    _mm512_mul_ps(a, prev)
+                };
             }
         }
     }

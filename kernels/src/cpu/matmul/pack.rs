@@ -892,7 +892,10 @@ mod tests {
                     pack_pairs_rows(&x, ld, rows_valid, width, kc, &mut dst);
                     let mut scalar = vec![u32::MAX; kp * width];
                     pack_pairs_rows_scalar(&x, ld, rows_valid, width, kc, &mut scalar);
-                    assert_eq!(dst, scalar, "width {width} ld {ld} rows {rows_valid} kc {kc}");
+                    assert_eq!(
+                        dst, scalar,
+                        "width {width} ld {ld} rows {rows_valid} kc {kc}"
+                    );
                     for q in 0..kp {
                         for r in 0..width {
                             let at = |k: usize| {
