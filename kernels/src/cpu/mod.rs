@@ -5,6 +5,46 @@ pub mod cache;
 pub mod matmul;
 pub(crate) mod simd;
 
+/// The CPU kinds some choices are measured on (stream layouts, prefetch): read once from CPUID
+/// leaves 0 (the vendor string) and 1 (the family).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CpuKind {
+    Intel,
+    /// AMD family 25 (Zen 3 and Zen 4; measured on Zen 4, family 25 model 17).
+    AmdFamily25,
+    Other,
+}
+
+/// This CPU's [`CpuKind`].
+pub(crate) fn cpu_kind() -> CpuKind {
+    static KIND: std::sync::OnceLock<CpuKind> = std::sync::OnceLock::new();
+    *KIND.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // CPUID leaves 0 and 1 are safe on every x86-64 CPU.
+            let id = std::arch::x86_64::__cpuid(0);
+            let vendor: Vec<u8> = [id.ebx, id.edx, id.ecx]
+                .iter()
+                .flat_map(|r| r.to_le_bytes())
+                .collect();
+            let eax = std::arch::x86_64::__cpuid(1).eax;
+            let base = (eax >> 8) & 0xf;
+            let family = if base == 0xf {
+                base + ((eax >> 20) & 0xff)
+            } else {
+                base
+            };
+            if vendor == b"GenuineIntel" {
+                return CpuKind::Intel;
+            }
+            if vendor == b"AuthenticAMD" && family == 25 {
+                return CpuKind::AmdFamily25;
+            }
+        }
+        CpuKind::Other
+    })
+}
+
 /// A raw pointer that may cross threads. Each user guarantees that concurrent tasks write
 /// disjoint regions.
 #[derive(Clone, Copy)]

@@ -40,8 +40,10 @@ use std::f32::consts::LOG2_E;
 pub(crate) const DBK: usize = 16;
 pub(crate) const PREFETCH_ROWS: usize = 24;
 
-/// How far ahead of the block being read a task prefetches its K and V rows: `l1` rows into L1
-/// (`prefetcht0`), and `l2` rows into L2 (`prefetcht1`; 0: none).
+/// How a task prefetches its K and V rows: `l1` rows ahead of the block being read into L1
+/// (`prefetcht0`; 0: none), `l2` rows ahead into L2 (`prefetcht1`; 0: none), and, with
+/// `v_in_block`, the V rows of the block being scored into L1, each key's after its score tile
+/// (no K prefetch).
 ///
 /// When a task's share of K and V cannot stay in its core's L2 between calls (K + V past the
 /// threads' L2s together), they come from L3 or memory, and the L2 prefetch keeps more lines in
@@ -51,10 +53,21 @@ pub(crate) const PREFETCH_ROWS: usize = 24;
 /// in bf16 (11 rounds, 1.02–1.16) and 1.09× in f16 (5 rounds, 1.02–1.15); 16/48, 8/64, 16/96,
 /// 24/64, 24/128 and 32/96 measured 0.95–1.07× in the same rounds. With K + V left in L3 the
 /// same prefetch costs (0.91×), so it is chosen only for sizes that are not L2-resident.
+///
+/// On AMD family 25 ([`Prefetch::for_this_cpu`]) the f32 products (`decode.avx512f`) prefetch
+/// only the block's V rows, while its scores are computed, so they have arrived for P·V; the
+/// hardware prefetcher follows the K stream. The pair products (`decode.avx512bf16`), with less
+/// arithmetic per byte, keep the rows-ahead prefetch. Zen 4 VM (family 25 model 17), 2 threads,
+/// `perfledger run` of 1×32/8×8192×128 (K + V rotated as the runner does), median GB/s, the
+/// two alternated on one binary (BENCHMARKS.md "Zen 4: decode prefetches the block's V"):
+/// `decode.avx512f` bf16 24.0–29.1 → 31.0–33.6 and f16 23.4–29.9 → 29.7–30.4 (4 rounds);
+/// `decode.avx512bf16` 32.7–39.9 with 16/64 against 25.0–30.6 with the block's V (6 rounds).
+/// Zen 3 shares the family and was not measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Prefetch {
     pub l1: usize,
     pub l2: usize,
+    pub v_in_block: bool,
 }
 
 impl Prefetch {
@@ -63,20 +76,41 @@ impl Prefetch {
     /// Rows into L2.
     const L2_ROWS: usize = 64;
 
+    /// The block's V rows only (AMD family 25).
+    pub const V_IN_BLOCK: Prefetch = Prefetch {
+        l1: 0,
+        l2: 0,
+        v_in_block: true,
+    };
+
     /// The prefetch of `p` with `elem_bytes`-byte elements on `threads` threads, given the L2
-    /// size of one core.
+    /// size of one core, in rows ahead (measured on Intel).
     pub fn new(p: &AttentionProblem, elem_bytes: usize, threads: usize, l2: usize) -> Prefetch {
         let kv_bytes = 2 * p.kv_len_elems() * elem_bytes;
-        if kv_bytes > l2 * threads.max(1) {
-            Prefetch {
-                l1: Self::L1_WITH_L2,
-                l2: Self::L2_ROWS,
-            }
+        let (l1, l2) = if kv_bytes > l2 * threads.max(1) {
+            (Self::L1_WITH_L2, Self::L2_ROWS)
         } else {
-            Prefetch {
-                l1: PREFETCH_ROWS,
-                l2: 0,
-            }
+            (PREFETCH_ROWS, 0)
+        };
+        Prefetch {
+            l1,
+            l2,
+            v_in_block: false,
+        }
+    }
+
+    /// The prefetch measured best on this CPU kind and path: [`Prefetch::V_IN_BLOCK`] for the
+    /// f32 products (`pairs` false) on AMD family 25, [`Prefetch::new`] otherwise.
+    pub fn for_this_cpu(
+        p: &AttentionProblem,
+        pairs: bool,
+        elem_bytes: usize,
+        threads: usize,
+        l2: usize,
+    ) -> Prefetch {
+        match crate::cpu::cpu_kind() {
+            crate::cpu::CpuKind::AmdFamily25 if !pairs => Self::V_IN_BLOCK,
+            _ => Self::new(p, elem_bytes, threads, l2),
         }
     }
 }
@@ -530,16 +564,24 @@ pub(crate) unsafe fn task<S: Simd, T: Element, P: Products<T>>(
     let kv_off = kv_seq * p.kv_len * d;
     let (k_base, v_base) = (cx.k.as_ptr().add(kv_off), cx.v.as_ptr().add(kv_off));
 
-    // Decode streams K/V from DRAM: the rows `prefetch.l1` (and `prefetch.l2`) ahead are
-    // prefetched between the dot tiles (spread over the compute, so they do not pile up behind
-    // the miss buffers).
+    // Decode streams K/V from DRAM: the rows `prefetch.l1` (and `prefetch.l2`) ahead, or the
+    // block's V rows, are prefetched between the dot tiles (spread over the compute, so they do
+    // not pile up behind the miss buffers).
     let row_bytes = d * std::mem::size_of::<T>();
-    let Prefetch { l1, l2 } = cx.prefetch;
+    let Prefetch { l1, l2, v_in_block } = cx.prefetch;
     let mut first = true;
     let mut j0 = ja;
     while j0 < jb {
         let nk = DBK.min(jb - j0);
         let prefetch = |key: usize| {
+            if v_in_block && j0 + key < jb {
+                let vn = v_base.add((j0 + key) * d) as *const u8;
+                let mut off = 0;
+                while off < row_bytes {
+                    S::prefetch(vn.add(off));
+                    off += 64;
+                }
+            }
             let jf = j0 + key + l2;
             if l2 > 0 && jf < jb {
                 let (kn, vn) = (
@@ -635,7 +677,14 @@ mod tests {
         // 2 · 8 heads · 8192 keys · 128 · 2 bytes = 32 MiB.
         let big = AttentionProblem::new(1, 32, 8, 1, 8192, 128);
         let streaming = Prefetch::new(&big, 2, 2, 2 * MIB);
-        assert_eq!(streaming, Prefetch { l1: 16, l2: 64 });
+        assert_eq!(
+            streaming,
+            Prefetch {
+                l1: 16,
+                l2: 64,
+                v_in_block: false
+            }
+        );
         assert_eq!(
             Prefetch::new(&big, 2, 16, 2 * MIB).l2,
             0,
@@ -647,11 +696,31 @@ mod tests {
             Prefetch::new(&small, 4, 1, MIB),
             Prefetch {
                 l1: PREFETCH_ROWS,
-                l2: 0
+                l2: 0,
+                v_in_block: false
             }
         );
         // Exactly the L2s' size still fits; one byte-row more does not.
         assert_eq!(Prefetch::new(&small, 4, 1, MIB / 2).l2, 0);
         assert_eq!(Prefetch::new(&small, 4, 1, MIB / 2 - 1).l2, 64);
+    }
+
+    /// The pair products take the rows-ahead rule on every CPU kind; the f32 products the
+    /// block's V on AMD family 25 only.
+    #[test]
+    fn prefetch_by_cpu_kind_and_path() {
+        const MIB: usize = 1 << 20;
+        let big = AttentionProblem::new(1, 32, 8, 1, 8192, 128);
+        let rows_ahead = Prefetch::new(&big, 2, 2, 2 * MIB);
+        assert_eq!(
+            Prefetch::for_this_cpu(&big, true, 2, 2, 2 * MIB),
+            rows_ahead
+        );
+        let f32_products = Prefetch::for_this_cpu(&big, false, 2, 2, 2 * MIB);
+        if crate::cpu::cpu_kind() == crate::cpu::CpuKind::AmdFamily25 {
+            assert_eq!(f32_products, Prefetch::V_IN_BLOCK);
+        } else {
+            assert_eq!(f32_products, rows_ahead);
+        }
     }
 }

@@ -577,7 +577,7 @@ pub fn decode_path_mutant<T: Element, O: Element>(
         gp,
         part: SendPtr(part.as_mut_ptr()),
         dp,
-        prefetch: decode_prefetch(p, T::DTYPE, threads),
+        prefetch: decode_prefetch(p, path, T::DTYPE, threads),
         mutation,
     };
     (0..tasks).into_par_iter().for_each(|t| {
@@ -597,10 +597,16 @@ pub fn decode_path_mutant<T: Element, O: Element>(
     Ok(())
 }
 
-/// The decode prefetch of `p` on `threads` threads here (this CPU's L2).
-fn decode_prefetch(p: &AttentionProblem, dtype: DType, threads: usize) -> decode::Prefetch {
+/// The decode prefetch of `p` on `path` and `threads` threads here (this CPU's kind and L2).
+fn decode_prefetch(
+    p: &AttentionProblem,
+    path: DecodePath,
+    dtype: DType,
+    threads: usize,
+) -> decode::Prefetch {
     let l2 = crate::cpu::cache::detected().l2;
-    decode::Prefetch::new(p, dtype.size_bytes(), threads, l2)
+    let pairs = path == DecodePath::Bf16Dot;
+    decode::Prefetch::for_this_cpu(p, pairs, dtype.size_bytes(), threads, l2)
 }
 
 unsafe fn decode_task<T: Element>(
@@ -781,8 +787,9 @@ impl Kernel for CpuAttentionKernel {
                 params.insert("dot_keys".into(), keys.into());
                 params.insert("dot_rows".into(), rows.into());
                 // The KV splits and the prefetch are chosen per problem and thread count when
-                // prepared: `kv_splits`, `keys_per_split`, `prefetch_l1_rows` and
-                // `prefetch_l2_rows` in the row (Prepared::chosen_params).
+                // prepared: `kv_splits`, `keys_per_split`, `prefetch_l1_rows`,
+                // `prefetch_l2_rows` and `prefetch_v_in_block` in the row
+                // (Prepared::chosen_params).
                 path.to_string()
             }
         };
@@ -886,15 +893,16 @@ impl Kernel for CpuAttentionKernel {
         check(&p, [q.len(), k.len(), v.len(), p.q_len_elems()])?;
         // What decode chooses for this problem on the calling pool's threads.
         let mut chosen = serde_json::Map::new();
-        if self.decode_path().is_some() {
+        if let Some(path) = self.decode_path() {
             let threads = rayon::current_num_threads();
             let s = decode::Splits::new(&p, threads);
             chosen.insert("kv_splits".into(), s.n.into());
             chosen.insert("keys_per_split".into(), s.len.into());
             chosen.insert("tasks".into(), (p.batch * p.kv_heads * s.n).into());
-            let pf = decode_prefetch(&p, self.precision.input, threads);
+            let pf = decode_prefetch(&p, path, self.precision.input, threads);
             chosen.insert("prefetch_l1_rows".into(), pf.l1.into());
             chosen.insert("prefetch_l2_rows".into(), pf.l2.into());
+            chosen.insert("prefetch_v_in_block".into(), pf.v_in_block.into());
         }
         fn make<T: Element>(
             p: AttentionProblem,

@@ -62,33 +62,11 @@ impl Streams {
     /// measured); `One` elsewhere (measured best on the Zen 5 VM, family 26, against an earlier
     /// four-row layout).
     pub(crate) fn for_this_cpu() -> Streams {
-        static STREAMS: std::sync::OnceLock<Streams> = std::sync::OnceLock::new();
-        *STREAMS.get_or_init(|| {
-            #[cfg(target_arch = "x86_64")]
-            {
-                // CPUID leaves 0 (the vendor string) and 1 (the family), safe on every x86-64
-                // CPU.
-                let id = std::arch::x86_64::__cpuid(0);
-                let vendor: Vec<u8> = [id.ebx, id.edx, id.ecx]
-                    .iter()
-                    .flat_map(|r| r.to_le_bytes())
-                    .collect();
-                let eax = std::arch::x86_64::__cpuid(1).eax;
-                let base = (eax >> 8) & 0xf;
-                let family = if base == 0xf {
-                    base + ((eax >> 20) & 0xff)
-                } else {
-                    base
-                };
-                if vendor == b"GenuineIntel" {
-                    return Streams::Many { prefetch: true };
-                }
-                if vendor == b"AuthenticAMD" && family == 25 {
-                    return Streams::Regions;
-                }
-            }
-            Streams::One
-        })
+        match crate::cpu::cpu_kind() {
+            crate::cpu::CpuKind::Intel => Streams::Many { prefetch: true },
+            crate::cpu::CpuKind::AmdFamily25 => Streams::Regions,
+            crate::cpu::CpuKind::Other => Streams::One,
+        }
     }
 }
 
