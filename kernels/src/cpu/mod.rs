@@ -8,6 +8,7 @@ pub(crate) mod simd;
 /// The CPU kinds some choices are measured on (stream layouts, prefetch): read once from CPUID
 /// leaves 0 (the vendor string) and 1 (the family).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read from CPUID on x86-64 only
 pub(crate) enum CpuKind {
     Intel,
     /// AMD family 25 (Zen 3 and Zen 4; measured on Zen 4, family 25 model 17).
