@@ -182,10 +182,12 @@ fn stream_wide(m: usize, nr: usize) -> usize {
 
 /// Shapes of the single-pass nest (N ≥ M × threads, all of A packed within the A block budget):
 /// K under the blocking's kc and K over several k blocks (the last one short, odd for the bf16
-/// k-pairs), N split into several tasks per thread (4 per thread), each task's columns crossing
-/// more than one packed B chunk (`kc = 32` makes a chunk four micro-panels, and N holds more than
-/// 16 micro-panels per thread), edge tiles in M and N, B transposed past the small-M dot path
-/// and between its two limits, padded leading dimensions, batches.
+/// k-pairs; the `vdpbf16ps` path's k blocks are 64, twice the blocking's kc: 77 = 64 + 13, 65 =
+/// 64 + 1, 70 = 64 + 6), N split into several tasks per thread (4 per thread), each task's
+/// columns crossing more than one packed B chunk (`kc = 32` makes a chunk four micro-panels, two
+/// on the `vdpbf16ps` path, and N holds more than 16 micro-panels per thread), edge tiles in M and
+/// N, B transposed past the small-M dot path and between its two limits, padded leading
+/// dimensions, batches.
 fn stream_shapes(mr: usize, nr: usize) -> (Blocking, Vec<MatmulProblem>) {
     let wide = |m: usize| stream_wide(m, nr);
     let mt = DOT_M_MAX + 1;
@@ -252,7 +254,8 @@ fn stream_nest_exact_every_isa_and_precision() {
 }
 
 /// The single-pass nest with a blocking kc past its longest k block (2048): K = 2085 in k blocks
-/// of 2048 and 37 under kc = 4096 (the AMX path's kc), chunks sized from the blocking's kc, on
+/// of 2048 and 37 under kc = 4096 (the AMX path's kc; the `vdpbf16ps` path's k blocks, twice
+/// the blocking's kc up to 4096, take it whole), chunks sized from the blocking's kc, on
 /// every path and input precision, B as stored and transposed (past the small-M dot path). f32
 /// outputs only: sums of magnitude up to 2·2·K are exact in f32, not in a half-precision output.
 #[test]

@@ -159,6 +159,11 @@ pub(crate) trait PanelFormat: Sync {
     ) {
         unreachable!("a format that reads A in place overrides kernel_a_rows")
     }
+    /// The longest k block of the one-pass nest ([`gemm_stream`]) given the blocking's `kc`:
+    /// [`STREAM_KC_MAX`] at most by default.
+    fn stream_kc(kc: usize) -> usize {
+        kc.min(STREAM_KC_MAX)
+    }
     /// Whether the micro-kernel can round its tile to bf16 and store it into a bf16 C
     /// ([`PanelFormat::kernel_bf16`]), so that the last k block writes the output and no
     /// rounding pass reads C back ([`Bf16Out`]). No format can by default.
@@ -352,6 +357,11 @@ impl<K: PairMicroKernel> PanelFormat for PairPanels<K> {
         accumulate: bool,
     ) {
         K::kernel(steps, a, b, c, rs_c, accumulate)
+    }
+
+    /// Twice the blocking's kc, at most [`PAIR_STREAM_KC`].
+    fn stream_kc(kc: usize) -> usize {
+        (2 * kc).min(PAIR_STREAM_KC)
     }
 
     const BF16_OUT: bool = true;
@@ -745,10 +755,13 @@ pub(crate) fn gemm<P: PanelFormat>(
 /// 1.16 and 1.06; f32 and f16 at 512×4096×4096 1.02 and 1.08; 5 and 6 micro-panels (past half of
 /// L2 with the A micro-panel beside them) 0.91 and 0.96 of 4.
 ///
-/// The k blocks here are at most [`STREAM_KC_MAX`] long, whatever the blocking's kc: the chunk
-/// stays half of L2 (sized from the blocking's kc), so the AMX path's kc of 4096 becomes k blocks
-/// of 2048 and chunks of eight 128 KiB micro-panels — each A micro-panel from L3 serves eight
-/// calls instead of four, for one more pass over the chunk's C (M × 256 f32 columns, in L2).
+/// The k blocks here are [`PanelFormat::stream_kc`] long whatever the blocking's kc — at most
+/// [`STREAM_KC_MAX`] for the f32 and AMX formats, twice the blocking's kc up to
+/// [`PAIR_STREAM_KC`] for the `vdpbf16ps` pairs —
+/// and the chunk stays half of L2 (sized from the blocking's kc): the AMX path's kc of 4096
+/// becomes k blocks of 2048 and chunks of eight 128 KiB micro-panels — each A micro-panel from
+/// L3 serves eight calls instead of four, for one more pass over the chunk's C (M × 256 f32
+/// columns, in L2) — and the pair path's kc of 2048 k blocks of 4096 with chunks of two.
 fn gemm_stream<P: PanelFormat>(
     ops: Operands<'_, P::In>,
     c: &mut [f32],
@@ -772,7 +785,7 @@ fn gemm_stream<P: PanelFormat>(
     // k blocks of `kc_first` = min(kc_max, STREAM_KC_MAX, k) (the last shorter): block `q`
     // starts at k = q·kc_first, its A micro-panels at word `q · m_panels · steps(kc_first) · MR`
     // of the packed A.
-    let kc_first = kc_max.min(STREAM_KC_MAX).min(k);
+    let kc_first = P::stream_kc(kc_max).min(k);
     let k_blocks = k.div_ceil(kc_first);
     let m_panels = m.div_ceil(mr);
     let a_block_words = m_panels * P::steps(kc_first) * mr;
@@ -860,6 +873,17 @@ fn gemm_stream<P: PanelFormat>(
 /// rounds, 1.01–1.16), 512×14336×4096 Bᵀ 1.11 (6), 512×4096×4096 with B as stored 1.16 (6),
 /// 256×4096×4096 Bᵀ 1.06 (4). The f32-panel paths' kc is at most 2048 already.
 const STREAM_KC_MAX: usize = 2048;
+
+/// The longest k block of [`gemm_stream`] for the `vdpbf16ps` pair panels, whose k blocks are
+/// twice the blocking's kc: with the default kc of 2048, 4096, so a K of 4096 is one block — no
+/// f32 C written and read back between blocks, the bf16 C stored by the micro-kernel — with
+/// chunks of two 256 KiB micro-panels (the chunk stays half of L2: it is sized from the
+/// blocking's kc). Zen 4 VM (AMD EPYC family 25 model 17), 2 threads, against k blocks
+/// of 2048 with chunks of four (the rule above, measured on AMX): `perfledger run`, 4 alternated
+/// rounds (`results/pair-stream-kc-zen4/`), 512×4096×4096 Bᵀ 0.99, 1.06, 1.03, 1.12 and
+/// 512×14336×4096 Bᵀ 1.05–1.06; `mmtime` (warm), 512×4096×4096 Bᵀ best 414–424 → 430–437
+/// GFLOP/s; chunks of four 256 KiB micro-panels (all of L2) in between, 426–430.
+const PAIR_STREAM_KC: usize = 4096;
 
 /// The micro-kernel of a loop nest as data: tile shape, k steps per micro-panel (k for f32 panels,
 /// k-pairs for bf16 pair panels), and the tile update on panels of words `W` — from a packed A
