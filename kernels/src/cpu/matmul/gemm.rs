@@ -883,6 +883,7 @@ const STREAM_KC_MAX: usize = 2048;
 /// rounds (`results/pair-stream-kc-zen4/`), 512×4096×4096 Bᵀ 0.99, 1.06, 1.03, 1.12 and
 /// 512×14336×4096 Bᵀ 1.05–1.06; `mmtime` (warm), 512×4096×4096 Bᵀ best 414–424 → 430–437
 /// GFLOP/s; chunks of four 256 KiB micro-panels (all of L2) in between, 426–430.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 paths only
 const PAIR_STREAM_KC: usize = 4096;
 
 /// The micro-kernel of a loop nest as data: tile shape, k steps per micro-panel (k for f32 panels,
