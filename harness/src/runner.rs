@@ -176,11 +176,21 @@ pub fn run_row(
     // its rows should say about that choice (`config.caveat`).
     if let Some(lib) = planned.kernel.peer() {
         outcome.row.kind = RowKind::Peer;
+        let mut config = serde_json::Map::new();
+        if let Some(c) = lib.caveat {
+            config.insert(PEER_CAVEAT.into(), c.into());
+        }
+        // A library whose threads keep polling after its calls (OpenBLAS): wait them out, so
+        // the next row does not share the CPUs with them.
+        if let Some(settle) = lib.settle.filter(|d| !d.is_zero()) {
+            std::thread::sleep(settle);
+            config.insert(PEER_SETTLE.into(), settle.as_secs_f64().into());
+        }
         outcome.row.provenance = Some(Provenance {
             tool: Some(lib.name.to_string()),
             tool_version: Some(lib.version),
             source: Some(IN_PROCESS.to_string()),
-            config: lib.caveat.map(|c| serde_json::json!({ PEER_CAVEAT: c })),
+            config: (!config.is_empty()).then_some(serde_json::Value::Object(config)),
             ..Provenance::default()
         });
     }
@@ -193,6 +203,11 @@ pub const IN_PROCESS: &str = "in-process";
 /// The key of `provenance.config` under which an in-process peer row says what makes the
 /// library a weaker reference here than it can be (an OpenBLAS that does not recognise the CPU).
 pub const PEER_CAVEAT: &str = "caveat";
+
+/// The key of `provenance.config` under which an in-process peer row records how long the runner
+/// waited after it for the library's threads to stop polling, in seconds
+/// (`perfledger_kernels::kernel::PeerLibrary::settle`).
+pub const PEER_SETTLE: &str = "settle_s";
 
 fn sample_row(
     planned: &PlannedRow<'_>,

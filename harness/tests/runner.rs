@@ -25,6 +25,8 @@ struct Broken {
     runs: Arc<AtomicUsize>,
     /// Run as an in-process peer library with this caveat.
     caveat: Option<&'static str>,
+    /// Run as an in-process peer library whose threads poll this long after a call.
+    settle: Option<std::time::Duration>,
 }
 
 impl Broken {
@@ -35,6 +37,7 @@ impl Broken {
             unsupported,
             runs: Arc::default(),
             caveat: None,
+            settle: None,
         }
     }
 }
@@ -90,10 +93,11 @@ impl Kernel for Broken {
         }))
     }
     fn peer(&self) -> Option<PeerLibrary> {
-        self.caveat.map(|c| PeerLibrary {
+        (self.caveat.is_some() || self.settle.is_some()).then(|| PeerLibrary {
             name: "test library",
             version: "1.0".into(),
-            caveat: Some(c.into()),
+            caveat: self.caveat.map(Into::into),
+            settle: self.settle,
         })
     }
 }
@@ -351,4 +355,25 @@ fn a_peer_caveat_is_recorded_and_a_note_in_the_summary() {
     assert_eq!((row.kind, row.status), (RowKind::Peer, Status::Incorrect));
     assert_eq!(caveat_of(&row), CAVEAT);
     assert!(!summary_of(row).contains("note:"));
+}
+
+/// A peer library whose threads poll after its calls (OpenBLAS) gets the runner's wait after its
+/// row, recorded as `provenance.config.settle_s`; a row of a library without one records none.
+#[test]
+fn a_peer_settle_is_waited_and_recorded() {
+    let config_of =
+        |row: &perfledger::runfile::Row| row.provenance.as_ref().unwrap().config.clone();
+    let mut peer = Broken::new(naive_f32(), usize::MAX, false);
+    peer.settle = Some(std::time::Duration::from_millis(20));
+    let started = std::time::Instant::now();
+    let row = run_with(&peer);
+    assert_eq!((row.kind, row.status), (RowKind::Peer, Status::Ok));
+    assert_eq!(config_of(&row).unwrap()["settle_s"], 0.02);
+    // `sleep` waits at least its duration: a lower bound, not a timing of the machine.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(20));
+
+    let mut plain = Broken::new(naive_f32(), usize::MAX, false);
+    plain.caveat = Some("a caveat");
+    let row = run_with(&plain);
+    assert!(config_of(&row).unwrap().get("settle_s").is_none());
 }

@@ -261,6 +261,11 @@ pub struct PeerLibrary {
     /// weaker reference than the library can be (an old OpenBLAS that does not recognise the
     /// CPU); the runner records it as the row's `provenance.config.caveat`.
     pub caveat: Option<String>,
+    /// How long the library's own threads may keep polling for work after its last call
+    /// (OpenBLAS's thread server): the runner waits this long after the library's row, so the
+    /// row after it does not share the CPUs with them, and records the wait as the row's
+    /// `provenance.config.settle_s`. `None` for libraries whose threads sleep when idle.
+    pub settle: Option<std::time::Duration>,
 }
 
 /// A registered kernel variant.

@@ -644,13 +644,44 @@ impl Kernel for OpenBlasMatmul {
                 Err(_) => "not loaded".into(),
             },
             caveat: library().ok().and_then(|lib| lib.caveat(self.routine)),
+            settle: Some(thread_settle()),
         })
     }
 }
 
+/// How long OpenBLAS's worker threads may poll for work after a call: its thread server keeps
+/// them polling (yielding) for 2^N TSC cycles before they sleep, N from `OPENBLAS_THREAD_TIMEOUT`
+/// (clamped to 4–30; default 28: ≈ 0.1 s at 2.6 GHz). Taken at a TSC of 1 GHz, so the wait covers
+/// any machine's. On a 2-vCPU machine, rows timed in that window read lower: ndarray's
+/// 200×300×129 row read 74 GFLOP/s after OpenBLAS's rows and 102–105 without them (Zen 4,
+/// BENCHMARKS.md "Zen 4, fourth session: the sitting").
+fn thread_settle() -> std::time::Duration {
+    thread_settle_for(std::env::var("OPENBLAS_THREAD_TIMEOUT").ok().as_deref())
+}
+
+/// [`thread_settle`] for a value of `OPENBLAS_THREAD_TIMEOUT` (unset or unreadable: 28).
+fn thread_settle_for(timeout: Option<&str>) -> std::time::Duration {
+    let n = timeout
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .map_or(28, |n| n.clamp(4, 30));
+    std::time::Duration::from_secs_f64((1u64 << n) as f64 / 1e9)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{core_caveat, CoreLevel, Routine};
+    use super::{core_caveat, thread_settle_for, CoreLevel, Routine};
+
+    /// The wait after an OpenBLAS row: 2^N ns for the library's N (default 28), N clamped as the
+    /// library clamps it.
+    #[test]
+    fn thread_settle_follows_the_library_timeout() {
+        let ns = |v: Option<&str>| thread_settle_for(v).as_nanos();
+        assert_eq!(ns(None), 1 << 28);
+        assert_eq!(ns(Some("not a number")), 1 << 28);
+        assert_eq!(ns(Some(" 20 ")), 1 << 20);
+        assert_eq!(ns(Some("1")), 1 << 4);
+        assert_eq!(ns(Some("40")), 1 << 30);
+    }
     use crate::isa::Features;
 
     fn cpu(avx2fma: bool, avx512f: bool, avx512bf16: bool) -> Features {

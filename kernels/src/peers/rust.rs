@@ -122,6 +122,7 @@ impl Kernel for NdarrayMatmul {
                 }
             ),
             caveat: None,
+            settle: None,
         })
     }
 }
@@ -186,6 +187,7 @@ impl Kernel for GemmCrateMatmul {
                 rayon::current_num_threads()
             ),
             caveat: None,
+            settle: None,
         })
     }
 }
