@@ -669,13 +669,18 @@ pub(crate) fn combine<T, O: Element>(
 mod tests {
     use super::*;
 
+    const MIB: usize = 1 << 20;
+
+    /// 2 · 8 heads · 8192 keys · 128 · 2 bytes = 32 MiB of K + V.
+    fn big() -> AttentionProblem {
+        AttentionProblem::new(1, 32, 8, 1, 8192, 128)
+    }
+
     /// K + V past the threads' L2s together get the L2 prefetch; sizes that fit keep the
     /// L1-only prefetch.
     #[test]
     fn prefetch_into_l2_only_past_the_threads_l2s() {
-        const MIB: usize = 1 << 20;
-        // 2 · 8 heads · 8192 keys · 128 · 2 bytes = 32 MiB.
-        let big = AttentionProblem::new(1, 32, 8, 1, 8192, 128);
+        let big = big();
         let streaming = Prefetch::new(&big, 2, 2, 2 * MIB);
         assert_eq!(
             streaming,
@@ -709,8 +714,7 @@ mod tests {
     /// block's V on AMD family 25 only.
     #[test]
     fn prefetch_by_cpu_kind_and_path() {
-        const MIB: usize = 1 << 20;
-        let big = AttentionProblem::new(1, 32, 8, 1, 8192, 128);
+        let big = big();
         let rows_ahead = Prefetch::new(&big, 2, 2, 2 * MIB);
         assert_eq!(
             Prefetch::for_this_cpu(&big, true, 2, 2, 2 * MIB),
