@@ -181,8 +181,12 @@ pub fn run_row(
             config.insert(PEER_CAVEAT.into(), c.into());
         }
         // A library whose threads keep polling after its calls (OpenBLAS): wait them out, so
-        // the next row does not share the CPUs with them.
-        if let Some(settle) = lib.settle.filter(|d| !d.is_zero()) {
+        // the next row does not share the CPUs with them — where the row called it at all.
+        let called = !matches!(
+            outcome.row.status,
+            Status::Unsupported | Status::SkippedBudget
+        );
+        if let Some(settle) = lib.settle.filter(|d| called && !d.is_zero()) {
             std::thread::sleep(settle);
             config.insert(PEER_SETTLE.into(), settle.as_secs_f64().into());
         }
