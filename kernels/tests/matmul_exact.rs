@@ -327,7 +327,8 @@ fn gemv_exact_long_rows_every_isa() {
 /// The small-M path for B transposed (`DOT_M_MAX` rows and fewer): M around its row tiles
 /// (4 with AVX-512, 2 otherwise) and at the limit, N around its groups of Bᵀ rows (6 and 4), K
 /// across its k blocks (256–2048 f32, 512–4096 bf16 with `vdpbf16ps`, by the caches: 1024 and
-/// 2048 on a 48 KiB L1) with tails, padded rows, a batch;
+/// 2048 on a 48 KiB L1; `vdpbf16ps` on AMD family 25 by A and L2 alone: 4096 at these M, so
+/// K = 4100 is two blocks) with tails, padded rows, a batch;
 /// and M one above the limit (the loop nest; on the AMX path from `AMX_DOT_M_MAX + 1` rows). f32 output keeps sums up to 2·2·K exact; half
 /// outputs at short K check the rounding epilogue.
 #[test]

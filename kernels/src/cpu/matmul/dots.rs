@@ -56,19 +56,35 @@ pub const DOT_M_ONE_PASS: usize = 64;
 const DOT_KB: usize = 2048;
 
 /// The k block for `rows` (padded) rows of A and groups of `nj` Bᵀ rows, `bytes` per element:
-/// - a group's B block (`nj · kb · bytes`) at most half of L1, so the row tiles of A walk it from
-///   L1 (at 48 KiB L1 and NJ = 6: 1024 f32; the earlier 2048 filled all of L1 and the group was
-///   read from L2: 64 × 4096 × 4096 Bᵀ bf16 ran 5–25% slower, BENCHMARKS.md "Small M: the k block
-///   in L1");
 /// - A's block (`rows · kb · bytes`) at most half of L2, so it stays there while a task walks its
 ///   groups;
+/// - where `b_in_l1`, a group's B block (`nj · kb · bytes`) at most half of L1, so the row tiles
+///   of A walk it from L1 (at 48 KiB L1 and NJ = 6: 1024 f32; the earlier 2048 filled all of L1
+///   and the group was read from L2: 64 × 4096 × 4096 Bᵀ bf16 ran 5–25% slower on the Intel Xeon
+///   VM, BENCHMARKS.md "Small M: the k block in L1"); else the group is read from L2 and only A
+///   bounds the block ([`b_in_l1`]);
 ///
 /// at most `DOT_KB · 4 / bytes`, at least 256, a multiple of 64.
-fn k_block(rows: usize, nj: usize, bytes: usize) -> usize {
+fn k_block(rows: usize, nj: usize, bytes: usize, b_in_l1: bool) -> usize {
     let c = crate::cpu::cache::detected();
     let a_fit = c.l2 / 2 / (rows.max(1) * bytes);
-    let b_fit = c.l1d / 2 / (nj * bytes);
+    let b_fit = if b_in_l1 {
+        c.l1d / 2 / (nj * bytes)
+    } else {
+        usize::MAX
+    };
     a_fit.min(b_fit).clamp(256, DOT_KB * 4 / bytes) / 64 * 64
+}
+
+/// Whether the `vdpbf16ps` dot path bounds its k block by L1 ([`k_block`]): not on AMD family 25.
+/// There a group's Bᵀ rows, read in place from L2 through k blocks as long as A's L2 budget allows
+/// (4096 at 64 rows), ran faster than blocks that fit half of the 32 KiB, 8-way L1 (1344):
+/// fewer k blocks, so fewer per-tile horizontal sums (≈ 12% of the kernel's time in `perf` at
+/// 1344). `mmtime`, Zen 4 (family 25 model 17), 2 threads, three alternated rounds: 64 × 4096 ×
+/// 4096 Bᵀ 1.10–1.17, 64 × 4096 × 14336 0.99–1.09, 16 × 6144 × 4096 1.14–1.36 (BENCHMARKS.md
+/// "Zen 4: the dot path's k block from L2").
+fn bf16dot_b_in_l1() -> bool {
+    crate::cpu::cpu_kind() != crate::cpu::CpuKind::AmdFamily25
 }
 
 /// Groups of Bᵀ rows per task, at least: enough work to amortize a task.
@@ -201,7 +217,7 @@ pub(crate) fn dots<T: Element>(
     let l = isa.f32_lanes().max(8);
     let kp = k.div_ceil(l) * l;
     let mp = m.div_ceil(mr) * mr;
-    let kb = k_block(mp, nj, 4);
+    let kb = k_block(mp, nj, 4, true);
     // A', widened and zero padded.
     let ap = abuf.get(mp * kp);
     ap.par_chunks_mut(kp).enumerate().for_each(|(i, row)| {
@@ -434,7 +450,7 @@ pub(crate) fn dots_bf16dot(
     const L: usize = 32;
     let kp = k.div_ceil(L) * L;
     let mp = m.div_ceil(MR) * MR;
-    let kb = k_block(mp, NJ, 2);
+    let kb = k_block(mp, NJ, 2, bf16dot_b_in_l1());
     let ap: &mut [u16] = &mut bytemuck::cast_slice_mut(abuf.get((mp * kp).div_ceil(2)))[..mp * kp];
     ap.par_chunks_mut(kp).enumerate().for_each(|(i, row)| {
         if i < m {
