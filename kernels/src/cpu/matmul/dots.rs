@@ -118,7 +118,7 @@ struct Out {
 /// prefetching the next group").
 ///
 /// The prefetches are spread evenly over the steps of the first half of the group's row tiles
-/// ([`Next::fetch_step`]), not issued by the first row tile alone: one tile's k loop issued a
+/// ([`Next::spread`]), not issued by the first row tile alone: one tile's k loop issued a
 /// 16 KiB group's lines in ≈ 1000 cycles, more than the outstanding misses the core keeps, and
 /// the copy of the group then waited on memory (`memmove` 14–16% of 64 × 4096 × 14336 Bᵀ bf16
 /// in `perf`; 12% with the prefetches spread over every row tile). Against the first tile alone
@@ -167,31 +167,73 @@ impl Next {
         })
     }
 
-    /// Prefetch the share of step `step` (of `steps`) of row tile `tile` (of `tiles`): the
-    /// rows' bytes cut into equal shares over the steps of the first half of the tiles, so those
-    /// tiles, step by step, fetch every line once and the later tiles none.
-    #[inline(always)]
-    fn fetch_step(self, (tile, tiles): (usize, usize), (step, steps): (usize, usize)) {
+    /// The prefetches of a group of `tiles` row tiles of `steps` k steps each: every line once,
+    /// spread evenly over the steps of the first half of the tiles ([`Fetch::step`]; the later
+    /// tiles fetch none).
+    fn spread(self, tiles: usize, steps: usize) -> Fetch {
         let fetching = tiles.div_ceil(2);
-        if tile < fetching {
-            let (s, total) = (tile * steps + step, fetching * steps);
-            let (lo, hi) = (s * self.bytes / total, (s + 1) * self.bytes / total);
-            self.fetch(lo, hi - lo);
+        Fetch {
+            next: self,
+            fetching,
+            lines: self.rows * self.bytes.div_ceil(64),
+            steps: (fetching * steps).max(1),
+            due: 0,
+            line: 0,
+            r: 0,
         }
     }
+}
 
-    /// Prefetch the lines of every row starting at byte offsets `[at, at + step)`.
+/// The cursor of [`Next::spread`]: per step, the lines due so far (`lines` per `steps`, counted
+/// without division: the per-step bookkeeping had two divisions, ≈ 7% of the `vdpbf16ps` dot
+/// kernel's samples in `perf`), in order: the same 64-byte line of every row, then the next
+/// line.
+#[derive(Clone, Copy)]
+struct Fetch {
+    next: Next,
+    /// Row tiles that fetch (the first half).
+    fetching: usize,
+    lines: usize,
+    steps: usize,
+    /// Lines due, times `steps` (a Bresenham counter).
+    due: usize,
+    /// The next line's byte offset in its row, and its row.
+    line: usize,
+    r: usize,
+}
+
+impl Fetch {
+    /// Whether row tile `tile` fetches.
     #[inline(always)]
-    fn fetch(self, at: usize, step: usize) {
-        if at >= self.bytes {
-            return;
-        }
-        let mut line = at.div_ceil(64) * 64;
-        while line < at + step {
-            for r in 0..self.rows {
-                prefetch_l2(self.p.wrapping_add(r * self.stride + line));
+    fn fetches(&self, tile: usize) -> bool {
+        tile < self.fetching
+    }
+
+    /// One k step of a fetching tile: prefetch the lines now due into L2.
+    #[inline(always)]
+    fn step(&mut self) {
+        self.step_with(prefetch_l2);
+    }
+
+    /// [`Fetch::step`] with `fetch` for the prefetch.
+    #[inline(always)]
+    fn step_with(&mut self, mut fetch: impl FnMut(*const u8)) {
+        self.due += self.lines;
+        while self.due >= self.steps {
+            self.due -= self.steps;
+            if self.line >= self.next.bytes {
+                return;
             }
-            line += 64;
+            fetch(
+                self.next
+                    .p
+                    .wrapping_add(self.r * self.next.stride + self.line),
+            );
+            self.r += 1;
+            if self.r == self.next.rows {
+                self.r = 0;
+                self.line += 64;
+            }
         }
     }
 }
@@ -375,15 +417,16 @@ unsafe fn group_tile<S: Simd, const MR: usize, const NJ: usize>(
 ) {
     let l = S::LANES;
     debug_assert!(kwp.is_multiple_of(l));
-    // The next group's prefetches spread over the row tiles' steps ([`Next::fetch_step`]).
-    let (tiles, steps) = (m.div_ceil(MR), kwp / l);
+    // The next group's prefetches spread over the row tiles' steps ([`Next::spread`]).
+    let mut fetch = next.map(|nx| nx.spread(m.div_ceil(MR), kwp / l));
     for i0 in (0..m).step_by(MR) {
         let arow = ap.as_ptr().add(i0 * kp + k0);
         let mut acc = [[S::zero(); NJ]; MR];
+        let mut tile_fetch = fetch.as_mut().filter(|f| f.fetches(i0 / MR));
         let mut q = 0;
         while q < kwp {
-            if let Some(nx) = next {
-                nx.fetch_step((i0 / MR, tiles), (q / l, steps));
+            if let Some(f) = tile_fetch.as_mut() {
+                f.step();
             }
             let mut av = [S::zero(); MR];
             for (r, v) in av.iter_mut().enumerate() {
@@ -564,15 +607,16 @@ mod x86 {
     ) {
         const { assert!(MR * NJ <= 32, "two reduction trees of 16") };
         debug_assert!(kwp.is_multiple_of(32));
-        // The next group's prefetches spread over the row tiles' steps ([`Next::fetch_step`]).
-        let (tiles, steps) = (m.div_ceil(MR), kwp / 32);
+        // The next group's prefetches spread over the row tiles' steps ([`Next::spread`]).
+        let mut fetch = next.map(|nx| nx.spread(m.div_ceil(MR), kwp / 32));
         for i0 in (0..m).step_by(MR) {
             let arow = ap.as_ptr().add(i0 * kp + k0);
             let mut acc = [[_mm512_setzero_ps(); NJ]; MR];
+            let mut tile_fetch = fetch.as_mut().filter(|f| f.fetches(i0 / MR));
             let mut q = 0;
             while q < kwp {
-                if let Some(nx) = next {
-                    nx.fetch_step((i0 / MR, tiles), (q / 32, steps));
+                if let Some(f) = tile_fetch.as_mut() {
+                    f.step();
                 }
                 let mut av = [_mm512_setzero_si512(); MR];
                 for r in 0..MR {
@@ -607,6 +651,58 @@ mod x86 {
                 sums[r].copy_from_slice(&lanes[r * NJ..r * NJ + NJ]);
             }
             super::store_sums(&sums, m - i0, cols, c.add(i0 * ldc + j0), ldc, accumulate);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Next;
+
+    /// The spread prefetch visits every 64-byte line of every row once, in the first half of the
+    /// row tiles only, and none past the rows' bytes; at most one line more than due per step.
+    #[test]
+    fn spread_fetches_every_line_once_in_the_first_half_of_the_tiles() {
+        let base = 1usize << 20;
+        for (rows, bytes, tiles, steps) in [
+            (6, 8192, 16, 128),
+            (6, 2688, 16, 42),
+            (4, 100, 3, 5),
+            (6, 65536, 2, 16),
+            (1, 64, 1, 1),
+            (5, 8192, 1, 1),
+        ] {
+            let stride = bytes + 4096 + 64;
+            let next = Next {
+                p: base as *const u8,
+                stride,
+                rows,
+                bytes,
+            };
+            let mut f = next.spread(tiles, steps);
+            let mut seen = Vec::new();
+            for tile in 0..tiles {
+                let before = seen.len();
+                if f.fetches(tile) {
+                    for step in 0..steps {
+                        f.step_with(|p| seen.push(p as usize - base));
+                        let done = tile * steps + step + 1;
+                        let due =
+                            (rows * bytes.div_ceil(64) * done).div_ceil(tiles.div_ceil(2) * steps);
+                        assert!(seen.len() <= due, "{rows}x{bytes}: ahead of the spread");
+                    }
+                } else {
+                    assert!(tile >= tiles.div_ceil(2));
+                }
+                assert!(tile < tiles.div_ceil(2) || seen.len() == before);
+            }
+            let mut want: Vec<usize> = (0..bytes.div_ceil(64))
+                .flat_map(|l| (0..rows).map(move |r| r * stride + l * 64))
+                .collect();
+            assert_eq!(seen, want, "{rows} rows of {bytes} bytes, in order");
+            want.sort_unstable();
+            want.dedup();
+            assert_eq!(want.len(), rows * bytes.div_ceil(64));
         }
     }
 }
