@@ -83,6 +83,7 @@ fn k_block(rows: usize, nj: usize, bytes: usize, b_in_l1: bool) -> usize {
 /// 1344). `mmtime`, Zen 4 (family 25 model 17), 2 threads, three alternated rounds: 64 × 4096 ×
 /// 4096 Bᵀ 1.10–1.17, 64 × 4096 × 14336 0.99–1.09, 16 × 6144 × 4096 1.14–1.36 (BENCHMARKS.md
 /// "Zen 4: the dot path's k block from L2").
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // the vdpbf16ps path is x86-64 only
 fn bf16dot_b_in_l1() -> bool {
     crate::cpu::cpu_kind() != crate::cpu::CpuKind::AmdFamily25
 }
