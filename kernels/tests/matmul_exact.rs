@@ -6,8 +6,8 @@
 //! a wrong stride, a missed edge tile, a dropped K block — changes the result exactly.
 
 use perfledger_kernels::cpu::matmul::{
-    packed_matmul, packed_matmul_bf16, tile, Blocking, Path, Workspace, AMX_DOT_M_MAX,
-    AMX_ROWS_M_MAX, DOT_M_MAX, DOT_M_ONE_PASS,
+    bf16dot_dot_m_max, packed_matmul, packed_matmul_bf16, tile, Blocking, Path, Workspace,
+    AMX_DOT_M_MAX, AMX_ROWS_M_MAX, DOT_M_MAX, DOT_M_ONE_PASS,
 };
 use perfledger_kernels::dtype::SplitMix64;
 use perfledger_kernels::isa::Isa;
@@ -329,13 +329,19 @@ fn gemv_exact_long_rows_every_isa() {
 /// across its k blocks (256–2048 f32, 512–4096 bf16 with `vdpbf16ps`, by the caches: 1024 and
 /// 2048 on a 48 KiB L1; `vdpbf16ps` on AMD family 25 by A and L2 alone: 4096 at these M, so
 /// K = 4100 is two blocks) with tails, padded rows, a batch;
-/// and M one above the limit (the loop nest; on the AMX path from `AMX_DOT_M_MAX + 1` rows). f32 output keeps sums up to 2·2·K exact; half
+/// and M one above the limit (the loop nest; on the AMX path from `AMX_DOT_M_MAX + 1` rows, on
+/// the `vdpbf16ps` path from `bf16dot_dot_m_max() + 1`, both sides of it tested). f32 output keeps sums up to 2·2·K exact; half
 /// outputs at short K check the rounding epilogue.
 #[test]
 fn small_m_transposed_b_exact_every_isa() {
     use half::{bf16, f16};
     let mut shapes = Vec::new();
-    for m in [2, 3, 5, 17, AMX_DOT_M_MAX + 1, DOT_M_MAX, DOT_M_MAX + 1] {
+    let bf16dot_max = bf16dot_dot_m_max();
+    let mut rows = vec![2, 3, 5, 17, AMX_DOT_M_MAX + 1, DOT_M_MAX, DOT_M_MAX + 1];
+    if bf16dot_max != DOT_M_MAX {
+        rows.extend([bf16dot_max, bf16dot_max + 1]);
+    }
+    for m in rows {
         for (n, k) in [(7, 31), (13, 2049), (25, 4100)] {
             shapes.push(MatmulProblem::new(m, n, k).transposed_b());
         }

@@ -494,13 +494,32 @@ fn compute<T: Element>(
 
 /// Whether `p` (M ≥ 2) takes the small-M dot path: B transposed and M ≤ [`DOT_M_MAX`], above
 /// [`DOT_M_ONE_PASS`] rows only where the f32-panel nest would not run in one pass; on the AMX
-/// path M ≤ [`AMX_DOT_M_MAX`].
+/// path M ≤ [`AMX_DOT_M_MAX`]; on the `vdpbf16ps` path M ≤ [`bf16dot_dot_m_max`].
 fn takes_dots(path: Path, blocking: &Blocking, p: &MatmulProblem) -> bool {
     p.trans_b
         && match path {
             Path::Amx => p.m <= AMX_DOT_M_MAX,
+            Path::Bf16Dot => p.m <= bf16dot_dot_m_max(),
             _ => p.m <= DOT_M_MAX && (p.m <= DOT_M_ONE_PASS || !nest_one_pass(path, blocking, p)),
         }
+}
+
+/// The most rows of a Bᵀ product the `vdpbf16ps` path gives to its dot path on AMD family 25;
+/// from one more, the pair-format loop nest. `mmtime`, Zen 4 (family 25 model 17), 2 threads,
+/// `[m, 4096] · [4096, 4096]ᵀ` bf16, B in cache, two alternated rounds, the nest against the dot
+/// path (after "Zen 4: the dot path's k block from L2"): m = 64 0.84–0.85, 96 0.98–1.01, 128
+/// 1.02–1.03, 160 1.01–1.12, 192 1.15–1.18, 256 1.14–1.21 (BENCHMARKS.md "Zen 4: the `vdpbf16ps`
+/// dot path to 128 rows").
+pub const BF16DOT_DOT_M_MAX_AMD25: usize = 128;
+
+/// The most rows of a Bᵀ product the `vdpbf16ps` path gives to its dot path:
+/// [`BF16DOT_DOT_M_MAX_AMD25`] on AMD family 25, else [`DOT_M_MAX`] (not measured elsewhere).
+pub fn bf16dot_dot_m_max() -> usize {
+    if crate::cpu::cpu_kind() == crate::cpu::CpuKind::AmdFamily25 {
+        BF16DOT_DOT_M_MAX_AMD25
+    } else {
+        DOT_M_MAX
+    }
 }
 
 /// Whether `p` (M ≥ 2) takes the AMX path's in-place Bᵀ product ([`amx_rows`]): B transposed,
@@ -533,8 +552,8 @@ pub const AMX_ROWS_M_MAX: usize = 64;
 pub const AMX_DOT_M_MAX: usize = 7;
 
 /// Whether the f32-panel loop nest of `path` would run `p` in one pass ([`gemm::one_pass_tile`] for
-/// the path's tile and f32 panels: one word per k); false for the `vdpbf16ps` path, whose dot
-/// path keeps every M up to [`DOT_M_MAX`].
+/// the path's tile and f32 panels: one word per k); false for the `vdpbf16ps` and AMX paths,
+/// whose dot paths have their own row limits ([`takes_dots`]).
 fn nest_one_pass(path: Path, blocking: &Blocking, p: &MatmulProblem) -> bool {
     match path {
         Path::Bf16Dot | Path::Amx => false,
