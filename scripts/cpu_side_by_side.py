@@ -222,15 +222,16 @@ def main():
         line = (f"| {best['op']} | {shape_str(best)} | {dtype} | `{best['id']}` | "
                 f"{g['median']:.1f} [{g['ci95'][0]:.1f}, {g['ci95'][1]:.1f}] |")
         ratio_of = lambda peer: statistics.median(peer["samples_s"]) / statistics.median(best["samples_s"])
-        if best["op"] == "attention" and best["shape"].get("q_len") == 1 and read:
-            # Per run: its best decode row against its own read probe.
-            per_run = []
+        # Per run: its best decode row against its own read probe (runs without a probe: none).
+        per_run = []
+        if best["op"] == "attention" and best["shape"].get("q_len") == 1:
             for run_no, probe in sorted(read_of_round.items()):
                 theirs = [r for r in mine if r.get("round", 1) == run_no]
                 if theirs and probe:
                     top = max(theirs, key=gflops)
                     gbs = top["min_bytes"] / statistics.median(top["samples_s"]) / 1e9
                     per_run.append((gbs / probe, gbs, probe, run_no))
+        if per_run:
             share, gbs, probe, best_run = max(per_run)
             entry.update({"read_gbs": gbs, "read_share": share, "read_probe_gbs": probe,
                           "read_round": best_run,

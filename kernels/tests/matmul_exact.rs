@@ -330,8 +330,8 @@ fn gemv_exact_long_rows_every_isa() {
 /// 2048 on a 48 KiB L1; `vdpbf16ps` on AMD family 25 by A and L2 alone: 4096 at these M, so
 /// K = 4100 is two blocks) with tails, padded rows, a batch;
 /// and M one above the limit (the loop nest; on the AMX path from `AMX_DOT_M_MAX + 1` rows, on
-/// the `vdpbf16ps` path from `bf16dot_dot_m_max() + 1`, both sides of it tested). f32 output keeps sums up to 2·2·K exact; half
-/// outputs at short K check the rounding epilogue.
+/// the `vdpbf16ps` path from `bf16dot_dot_m_max() + 1`, both sides of it tested). f32 output
+/// keeps sums up to 2·2·K exact; half outputs at short K check the rounding epilogue.
 #[test]
 fn small_m_transposed_b_exact_every_isa() {
     use half::{bf16, f16};

@@ -62,7 +62,7 @@ const DOT_KB: usize = 2048;
 ///   of A walk it from L1 (at 48 KiB L1 and NJ = 6: 1024 f32; the earlier 2048 filled all of L1
 ///   and the group was read from L2: 64 × 4096 × 4096 Bᵀ bf16 ran 5–25% slower on the Intel Xeon
 ///   VM, BENCHMARKS.md "Small M: the k block in L1"); else the group is read from L2 and only A
-///   bounds the block ([`b_in_l1`]);
+///   bounds the block ([`bf16dot_b_in_l1`]);
 ///
 /// at most `DOT_KB · 4 / bytes`, at least 256, a multiple of 64.
 fn k_block(rows: usize, nj: usize, bytes: usize, b_in_l1: bool) -> usize {
