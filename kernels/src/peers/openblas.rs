@@ -670,6 +670,7 @@ fn thread_settle_for(timeout: Option<&str>) -> std::time::Duration {
 #[cfg(test)]
 mod tests {
     use super::{core_caveat, thread_settle_for, CoreLevel, Routine};
+    use crate::isa::Features;
 
     /// The wait after an OpenBLAS row: 2^N ns for the library's N (default 28), N clamped as the
     /// library clamps it.
@@ -682,7 +683,6 @@ mod tests {
         assert_eq!(ns(Some("1")), 1 << 4);
         assert_eq!(ns(Some("40")), 1 << 30);
     }
-    use crate::isa::Features;
 
     fn cpu(avx2fma: bool, avx512f: bool, avx512bf16: bool) -> Features {
         Features {
