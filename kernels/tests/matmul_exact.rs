@@ -563,6 +563,81 @@ fn bf16_path_exact_small_integers(path: Path) {
     }
 }
 
+/// Shapes whose B block every thread packs into its own buffer (the loop nest's `own_b_block`:
+/// a block of at most a quarter of L2, and M ≥ 32 · threads · the size of B's element — 256 f32
+/// rows or 128 half rows on 2 threads), one row under that bound (the shared packing pass), and
+/// above it with an edge micro-panel, a transposed B, padded rows and a batch.
+fn own_b_shapes(threads: usize, elem_bytes: usize) -> Vec<MatmulProblem> {
+    let m = 32 * threads * elem_bytes;
+    vec![
+        MatmulProblem::new(m - 1, 70, 75),
+        MatmulProblem::new(m, 70, 75),
+        MatmulProblem::new(m + 1, 70, 75).transposed_b(),
+        MatmulProblem::new(m + 5, 70, 75).with_leading_dims(80, 75, 72),
+        MatmulProblem::new(m + 5, 45, 29)
+            .transposed_b()
+            .with_leading_dims(31, 33, 47),
+        MatmulProblem::new(m, 33, 20).with_batch(2),
+    ]
+}
+
+/// Small B blocks packed by every thread into its own buffer, inside its tasks ([`own_b_shapes`]),
+/// on pools of 2 and 3 threads: one block (each path's blocking) and several k and N blocks
+/// (small blockings: a new block each, which every thread packs again, later k blocks
+/// accumulated), every ISA path and precision and the bf16-only paths. K ≤ 75 keeps sums up to
+/// 300 exact in f32 and f16 outputs; bf16 outputs only at K ≤ 32 (sums up to 128).
+#[test]
+fn own_b_block_exact_every_path() {
+    use half::{bf16, f16};
+    for threads in [2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
+                let (mr, nr) = tile(isa);
+                let small = Blocking {
+                    mc: 2 * mr,
+                    kc: 32,
+                    nc: 2 * nr,
+                };
+                for blocking in [&Blocking::for_isa(isa), &small] {
+                    for (s, p) in own_b_shapes(threads, 4).iter().enumerate() {
+                        run_exact::<f32, f32>(isa, blocking, p, 9000 + s as u64);
+                    }
+                    for (s, p) in own_b_shapes(threads, 2).iter().enumerate() {
+                        let seed = 9100 + s as u64;
+                        run_exact::<f16, f32>(isa, blocking, p, seed);
+                        run_exact::<f16, f16>(isa, blocking, p, seed);
+                        run_exact::<bf16, f32>(isa, blocking, p, seed);
+                        if p.k <= 32 {
+                            run_exact::<bf16, bf16>(isa, blocking, p, seed);
+                        }
+                    }
+                }
+            }
+            for path in BF16_PATHS.into_iter().filter(|p| p.available()) {
+                let (mr, nr) = path.tile();
+                let small = Blocking {
+                    mc: 2 * mr,
+                    kc: 8,
+                    nc: 2 * nr,
+                };
+                for blocking in [&path.default_blocking(), &small] {
+                    for (s, p) in own_b_shapes(threads, 2).iter().enumerate() {
+                        let seed = 9200 + s as u64;
+                        run_exact_bf16::<f32>(path, blocking, p, seed);
+                        if p.k <= 32 {
+                            run_exact_bf16::<bf16>(path, blocking, p, seed);
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
 /// Every registered kernel, through the registry interface (prepare → poison → run → output).
 #[test]
 fn registry_kernels_exact_small_integers() {

@@ -18,6 +18,10 @@
 //! Tasks split M into MC blocks and, when that gives fewer than 2 tasks per thread, also split the
 //! NR panels, so small M (LLM projections at 1–512 tokens) still uses every thread ([`TaskSplit`]).
 //!
+//! A B block small enough (a quarter of L2, with enough rows of A per thread: [`own_b_block`]) is
+//! not packed in a shared pass: each thread packs all of it into its own buffer in its first task
+//! of the block, and the tasks split M only (256³).
+//!
 //! A product wide in N (N ≥ M × threads) whose A, packed whole on every thread, fits one A block
 //! or each thread's share of the B block's budget takes a one-pass variant ([`gemm_stream`]): no
 //! shared B block, each task packs its own columns of B, k block by k block.
@@ -44,7 +48,14 @@ thread_local! {
     static A_PACK: RefCell<(AlignedBuf, Vec<f32>)> = RefCell::new((AlignedBuf::default(), Vec::new()));
     /// The stream nest's per-thread state ([`gemm_stream`]).
     static STREAM: RefCell<StreamScratch> = RefCell::new(StreamScratch::default());
+    /// A thread's own copy of a small B block ([`own_b_block`]) and the id of the block it holds
+    /// (0: none).
+    static B_OWN: RefCell<(AlignedBuf, u64)> = RefCell::new((AlignedBuf::default(), 0));
 }
+
+/// Ids of the B blocks packed per thread ([`own_b_block`]; 0: none), so a thread that runs
+/// several tasks of one block packs it once.
+static OWN_B_BLOCKS: AtomicU64 = AtomicU64::new(1);
 
 /// Ids of [`gemm_stream`] calls (0: none), so a thread packs A once per call.
 static STREAM_CALLS: AtomicU64 = AtomicU64::new(1);
@@ -682,42 +693,74 @@ pub(crate) fn gemm<P: PanelFormat>(
             // packs all of A once and walks N with each B micro-panel reused from L1.
             let mc_k = (mc * kc_max / kc).div_ceil(mr).max(1) * mr;
 
-            // Pack B (shared by all tasks of this (jc, pc)).
-            let bp: &mut [P::Word] = bytemuck::cast_slice_mut(bpack.get(n_panels * steps * nr));
             let b0 = if trans_b {
                 jc * ldb + pc
             } else {
                 pc * ldb + jc
             };
-            P::pack_b(&b[b0..], ldb, trans_b, kc, nc, bp);
-            let bp: &[P::Word] = bp;
-
+            let b_words = n_panels * steps * nr;
             let split = TaskSplit::new(m, mr, mc_k.min(m.div_ceil(mr) * mr), n_panels, threads);
+            // A small B block is packed by each thread into its own buffer, inside the tasks;
+            // otherwise once, shared by all tasks of this (jc, pc), in a parallel pass first.
+            let own_b = own_b_block(
+                b_words * std::mem::size_of::<P::Word>(),
+                m,
+                std::mem::size_of::<P::In>(),
+                &split,
+                threads,
+            );
+            let (split, shared, block_id) = if own_b {
+                (
+                    split.whole_n(),
+                    None,
+                    OWN_B_BLOCKS.fetch_add(1, Ordering::Relaxed),
+                )
+            } else {
+                let bp: &mut [P::Word] = bytemuck::cast_slice_mut(bpack.get(b_words));
+                P::pack_b(&b[b0..], ldb, trans_b, kc, nc, bp);
+                (split, Some(&*bp), 0)
+            };
+
             (0..split.count()).into_par_iter().for_each(|task| {
                 let Some((ic, mc_cur, jp0, jp1)) = split.task(task) else {
                     return;
                 };
                 A_PACK.with(|cell| {
-                    let (abuf, row) = &mut *cell.borrow_mut();
-                    let ap = prepare_a::<P>(&a[ic * lda + pc..], lda, mc_cur, kc, abuf, row);
-                    // SAFETY: tasks write disjoint (rows ic.., columns of panels jp0..jp1) tiles;
-                    // `ap` holds the block's rows `ic..ic + mc_cur` (`a` holds them); the caller
-                    // checked that the CPU has the format's ISA; a bf16 C holds m × n at `ld`.
-                    unsafe {
-                        macro_kernel(
-                            &tile::<P>(steps),
-                            mc_cur,
-                            ap,
-                            bp,
-                            jp0..jp1,
-                            n - jc,
-                            c_ptr.get().add(ic * ldc + jc),
-                            ldc,
-                            accumulate,
-                            whole_tiles,
-                            direct.map(|o| (o.d.get().add(ic * o.ld + jc), o.ld)),
-                        );
-                    }
+                    B_OWN.with(|own| {
+                        let (abuf, row) = &mut *cell.borrow_mut();
+                        let (own_buf, held) = &mut *own.borrow_mut();
+                        let bp: &[P::Word] = match shared {
+                            Some(bp) => bp,
+                            None => {
+                                let bp: &mut [P::Word] =
+                                    bytemuck::cast_slice_mut(own_buf.get(b_words));
+                                if *held != block_id {
+                                    P::pack_b_seq(&b[b0..], ldb, trans_b, kc, nc, bp, row);
+                                    *held = block_id;
+                                }
+                                bp
+                            }
+                        };
+                        let ap = prepare_a::<P>(&a[ic * lda + pc..], lda, mc_cur, kc, abuf, row);
+                        // SAFETY: tasks write disjoint (rows ic.., columns of panels jp0..jp1) tiles;
+                        // `ap` holds the block's rows `ic..ic + mc_cur` (`a` holds them); the caller
+                        // checked that the CPU has the format's ISA; a bf16 C holds m × n at `ld`.
+                        unsafe {
+                            macro_kernel(
+                                &tile::<P>(steps),
+                                mc_cur,
+                                ap,
+                                bp,
+                                jp0..jp1,
+                                n - jc,
+                                c_ptr.get().add(ic * ldc + jc),
+                                ldc,
+                                accumulate,
+                                whole_tiles,
+                                direct.map(|o| (o.d.get().add(ic * o.ld + jc), o.ld)),
+                            );
+                        }
+                    })
                 });
                 if let (true, Some(f), None) = (last, finish, bf16) {
                     let c0 = jc + jp0 * nr;
@@ -962,6 +1005,32 @@ fn prepare_a<'a, P: PanelFormat>(
     }
 }
 
+/// Whether every thread packs the B block (`bytes` packed) into its own buffer inside the tasks,
+/// instead of one packing pass shared by all: where the block fits a quarter of one core's L2
+/// and `split` has an M block for every thread (each task then runs over all of N).
+///
+/// A shared block is written by every thread and read by every thread, so each call's packing
+/// writes lines the other cores' L2s hold from the previous call, and the pass is a parallel
+/// region of its own before the tasks'. At 256³ f32 on Zen 4 (2 threads, `perf`), the shared
+/// pass took 13% of the time and 2% with one thread; each thread packing its own copy of all of
+/// B, 5%. `mmtime`, rounds alternated (BENCHMARKS.md "Zen 4: a small B block packed per
+/// thread").
+fn own_b_block(bytes: usize, m: usize, in_bytes: usize, split: &TaskSplit, threads: usize) -> bool {
+    threads > 1
+        && split.m_blocks >= threads
+        && bytes <= crate::cpu::cache::detected().l2 / OWN_B_L2_SHARE
+        && 2 * m >= OWN_B_FLOPS_PER_BYTE * threads * in_bytes
+}
+
+/// [`own_b_block`]'s bound: a B block of at most this fraction of one core's L2.
+const OWN_B_L2_SHARE: usize = 4;
+
+/// [`own_b_block`]'s bound on the FLOPs a thread does per byte of B (`2·M / (threads · size of
+/// B's element)`, a thread's share of the rows of A times the two FLOPs each row does with
+/// every element of B) below which every thread reading all of B costs more than the shared
+/// pass: where B comes from memory, each thread reads all of it instead of a share.
+const OWN_B_FLOPS_PER_BYTE: usize = 64;
+
 /// How one (jc, pc) block is cut into parallel tasks: M into blocks of whole micro-panels whose
 /// sizes differ by at most one panel (a multiple of `threads` blocks), and, when that gives fewer
 /// than 2 tasks per thread (small M: LLM projections at 1–512 tokens), N as well, so the
@@ -1007,6 +1076,15 @@ impl TaskSplit {
 
     pub(super) fn count(&self) -> usize {
         self.m_blocks * self.n_split
+    }
+
+    /// The same M blocks, each over all of N (no N split).
+    fn whole_n(self) -> Self {
+        TaskSplit {
+            n_split: 1,
+            panels_per_split: self.n_panels,
+            ..self
+        }
     }
 
     /// Task `task`'s first row, row count and B panel range `jp0..jp1`; `None` when it is empty.
