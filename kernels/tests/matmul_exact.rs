@@ -745,9 +745,10 @@ fn wrong_input_dtype_and_short_buffers_are_refused() {
 }
 
 /// Prepared packed matmuls share their thread's scratch (packed B, the f32 C of a half output,
-/// the small-M A'): many instances on different inputs, run one after another and concurrently on
-/// one pool (where work-stealing can nest one run inside another on a thread), each exact against
-/// its own inputs — no instance sees another's packed data.
+/// the small-M A', a B block packed per thread): many instances on different inputs, run one
+/// after another and concurrently on one pool (where work-stealing can nest one run inside
+/// another on a thread), each exact against its own inputs — no instance sees another's packed
+/// data. 400 rows pass the per-thread B block's M bound on 3 threads (384 f32 rows).
 #[test]
 fn prepared_packed_instances_share_thread_scratch_exactly() {
     use rayon::prelude::*;
@@ -756,6 +757,7 @@ fn prepared_packed_instances_share_thread_scratch_exactly() {
         MatmulProblem::new(37, 45, 29),
         MatmulProblem::new(9, 70, 40).transposed_b(),
         MatmulProblem::new(1, 33, 20).transposed_b(),
+        MatmulProblem::new(400, 45, 29),
     ];
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(3)
