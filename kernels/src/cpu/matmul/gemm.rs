@@ -53,12 +53,15 @@ thread_local! {
     static B_OWN: RefCell<(AlignedBuf, u64)> = RefCell::new((AlignedBuf::default(), 0));
 }
 
-/// Ids of the B blocks packed per thread ([`own_b_block`]; 0: none), so a thread that runs
-/// several tasks of one block packs it once.
-static OWN_B_BLOCKS: AtomicU64 = AtomicU64::new(1);
+/// Ids of what a thread packs into its own buffers once and then reuses across the tasks it runs
+/// (0: none): a [`gemm_stream`] call's A, a B block packed per thread ([`own_b_block`]). A
+/// thread's buffer records the id it holds.
+static PACK_IDS: AtomicU64 = AtomicU64::new(1);
 
-/// Ids of [`gemm_stream`] calls (0: none), so a thread packs A once per call.
-static STREAM_CALLS: AtomicU64 = AtomicU64::new(1);
+/// A new id from [`PACK_IDS`].
+fn next_pack_id() -> u64 {
+    PACK_IDS.fetch_add(1, Ordering::Relaxed)
+}
 
 /// One thread's buffers for [`gemm_stream`]: all of A packed for call `a_call`, one chunk of B
 /// micro-panels, and a conversion row.
@@ -710,11 +713,7 @@ pub(crate) fn gemm<P: PanelFormat>(
                 threads,
             );
             let (split, shared, block_id) = if own_b {
-                (
-                    split.whole_n(),
-                    None,
-                    OWN_B_BLOCKS.fetch_add(1, Ordering::Relaxed),
-                )
+                (split.whole_n(), None, next_pack_id())
             } else {
                 let bp: &mut [P::Word] = bytemuck::cast_slice_mut(bpack.get(b_words));
                 P::pack_b(&b[b0..], ldb, trans_b, kc, nc, bp);
@@ -836,7 +835,7 @@ fn gemm_stream<P: PanelFormat>(
     let chunk = (4 * P::steps(kc_max) / P::steps(kc_first)).max(1);
     // Several tasks per thread, so work stealing evens out a thread that falls behind.
     let tasks = n_panels.min(4 * rayon::current_num_threads().max(1));
-    let call = STREAM_CALLS.fetch_add(1, Ordering::Relaxed);
+    let call = next_pack_id();
     let c_ptr = SendPtr(c.as_mut_ptr());
     let a_words = k_blocks * a_block_words;
     (0..tasks).into_par_iter().for_each(|task| {
