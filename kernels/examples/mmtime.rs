@@ -8,7 +8,8 @@
 //! `MMTIME_SETS=N` cycles through N input sets, one per call, as the runner does for memory-bound
 //! rows (inputs read from memory, not from the cache the previous call warmed), each with its
 //! own output. Calls are timed on a worker of a rayon pool (`RAYON_NUM_THREADS` threads), as the
-//! runner times them.
+//! runner times them. `MMTIME_DUMP=1` also prints every call's time (µs, in call order) to
+//! stderr.
 
 use perfledger_kernels::cpu::matmul::{
     packed_matmul, packed_matmul_bf16, Blocking, Path, Workspace,
@@ -98,6 +99,12 @@ fn main() {
         DType::F16 => time::<half::f16>(path, &blk, &p),
         DType::BF16 => time::<half::bf16>(path, &blk, &p),
     });
+    if std::env::var_os("MMTIME_DUMP").is_some() {
+        // Every call's time in µs, in call order (to tell a uniformly slow process from one
+        // whose calls are bimodal).
+        let us: Vec<String> = v.iter().map(|t| format!("{:.0}", t * 1e6)).collect();
+        eprintln!("{}", us.join(" "));
+    }
     let mut s = v[1..].to_vec();
     s.sort_by(f64::total_cmp);
     let med = s[s.len() / 2];
