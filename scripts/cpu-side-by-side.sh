@@ -26,7 +26,7 @@
 # Needs the reference venv: python3 -m venv .venv-ref && .venv-ref/bin/pip install -r scripts/reference/requirements.txt
 # (or PYTHON=/path/to/python: any Python with numpy and torch, e.g. on a machine without network).
 # Usage: scripts/cpu-side-by-side.sh [--threads N] [--label NAME] [--out DIR] [--budget S]
-#          [--peer-min-time S] [--peer-max-call S] [--peer-rounds 1|2] [--runs 1|2] [--no-python-peers]
+#          [--peer-min-time S] [--peer-max-call S] [--peer-rounds N] [--runs N] [--no-python-peers]
 #   --budget S          perfledger's --case-budget (default 3)
 #   --peer-min-time S   each Python peer's timing per shape (default 2)
 #   --peer-max-call S   a Python peer's row whose first call takes longer than S seconds, or
@@ -37,8 +37,13 @@
 #                       on the large shapes. Skips are logged in OUT/peers.log and listed in the
 #                       report (a skipped gate peer leaves its rows with no gate ratio).
 #   --peer-rounds N     2 (default): Python peers before and after the run; 1: before only (a
-#                       short sitting, e.g. a lent machine; drift during the run is then not seen)
-#   --runs N            2 (default): perfledger runs again after the peers' second round; 1: once
+#                       short sitting, e.g. a lent machine; drift during the run is then not seen);
+#                       3 or more: further rounds, each before the perfledger run of its number
+#   --runs N            2 (default): perfledger runs again after the peers' second round; 1: once;
+#                       3 or more: round r (peers r, then perfledger r) for r = 1..N, each side the
+#                       best of its rounds (on a host whose speed moves in phases of minutes, more
+#                       rounds give each side more chances to meet a fast phase: --peer-rounds 3
+#                       --runs 3 is a sitting of ≈ 40 min on 2 vCPUs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=2
@@ -64,8 +69,8 @@ while [ $# -gt 0 ]; do
     *) echo "cpu-side-by-side.sh: unknown argument $1 (see the header)" >&2; exit 2 ;;
   esac
 done
-case "$PEER_ROUNDS" in 1|2) ;; *) echo "cpu-side-by-side.sh: --peer-rounds takes 1 or 2" >&2; exit 2 ;; esac
-case "$RUNS" in 1|2) ;; *) echo "cpu-side-by-side.sh: --runs takes 1 or 2" >&2; exit 2 ;; esac
+case "$PEER_ROUNDS" in ''|*[!0-9]*|0) echo "cpu-side-by-side.sh: --peer-rounds takes a count from 1" >&2; exit 2 ;; esac
+case "$RUNS" in ''|*[!0-9]*|0) echo "cpu-side-by-side.sh: --runs takes a count from 1" >&2; exit 2 ;; esac
 OUT=${OUT:-results/cpu-side-by-side/$LABEL}
 SUITE=scripts/suites/cpu-side-by-side.json
 PY=${PYTHON:-.venv-ref/bin/python}
@@ -156,18 +161,25 @@ peers_round() {
 { lscpu; echo; echo "== PERFLEDGER_OPENBLAS=${PERFLEDGER_OPENBLAS:-(system library)}";
   echo "== started $(date -u +%FT%TZ), load $(cat /proc/loadavg)"; } > "$OUT/machine.txt"
 rm -f "$PEERS" "$OUT/peers.log" "$OUT"/probes-*.json
-[ "$PYPEERS" = 0 ] || peers_round before
-"$BIN" run --suite "$SUITE" --threads "$THREADS" --case-budget "$BUDGET" --out "$OUT/run.json" \
-  --force 2>&1 | tee "$OUT/perfledger.log"
-[ "$PYPEERS" = 0 ] || [ "$PEER_ROUNDS" = 1 ] || peers_round after
+rm -f "$OUT"/run-*.json "$OUT/perfledger.log"
+# Round r: the Python peers' round r (named before, after, 3, 4, ...), then perfledger's run r
+# (run.json, run-2.json, ...).
+round_name() { case $1 in 1) echo before ;; 2) echo after ;; *) echo "$1" ;; esac; }
 ALSO=()
-rm -f "$OUT/run-2.json"
-if [ "$RUNS" = 2 ]; then
-  echo "== perfledger run 2 ($(date -u +%H:%M:%SZ)), load $(cat /proc/loadavg)" | tee -a "$OUT/perfledger.log"
-  "$BIN" run --suite "$SUITE" --threads "$THREADS" --case-budget "$BUDGET" --out "$OUT/run-2.json" \
+ROUNDS=$(( PEER_ROUNDS > RUNS ? PEER_ROUNDS : RUNS ))
+for r in $(seq 1 "$ROUNDS"); do
+  [ "$PYPEERS" = 0 ] || [ "$r" -gt "$PEER_ROUNDS" ] || peers_round "$(round_name "$r")"
+  [ "$r" -le "$RUNS" ] || continue
+  if [ "$r" = 1 ]; then
+    RUNFILE="$OUT/run.json"
+  else
+    RUNFILE="$OUT/run-$r.json"
+    ALSO+=(--also "$RUNFILE")
+    echo "== perfledger run $r ($(date -u +%H:%M:%SZ)), load $(cat /proc/loadavg)" | tee -a "$OUT/perfledger.log"
+  fi
+  "$BIN" run --suite "$SUITE" --threads "$THREADS" --case-budget "$BUDGET" --out "$RUNFILE" \
     --force 2>&1 | tee -a "$OUT/perfledger.log"
-  ALSO=(--also "$OUT/run-2.json")
-fi
+done
 echo "== finished $(date -u +%FT%TZ), load $(cat /proc/loadavg)" >> "$OUT/machine.txt"
 [ ! -s "$PEERS" ] || "$BIN" import "$PEERS" --into "$OUT/run.json"
 PROBES=()

@@ -125,7 +125,11 @@ def probe_table(run_path, also, probe_files):
 
     by_name = {os.path.basename(f): f for f in probe_files}
     seq = []
-    for rnd, run in (("before", run_path), ("after", also[0] if also else None)):
+    # Round r: the Python peers' round (before, after, 3, 4, ...), then perfledger's run r.
+    runs = [run_path] + list(also)
+    names = ["before", "after"] + [str(i) for i in range(3, max(len(runs), 2) + 1)]
+    for i, rnd in enumerate(names):
+        run = runs[i] if i < len(runs) else None
         for end in ("start", "end"):
             f = by_name.pop(f"probes-peers-{rnd}-{end}.json", None)
             if f:
