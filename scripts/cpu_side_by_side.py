@@ -7,10 +7,10 @@ Usage: scripts/cpu_side_by_side.py RUN.json [--also RUN2.json ...] [--md OUT.md]
                                    [--json OUT.json]
 
 --also: further runs of the same suite in the same sitting (scripts/cpu-side-by-side.sh runs
-perfledger twice, between the imported peers' rounds: peers, perfledger, peers, perfledger). Their
-perfledger rows and in-process peer rows join RUN's, so each side is the best of its rounds, as
-the imported peers are the best of their before and after rounds; rows from a later run are
-marked (r2), (r3), ... in the table.
+perfledger after each of the imported peers' rounds: peers, perfledger, peers, perfledger by
+default, a round more for each --runs / --peer-rounds above 2). Their perfledger rows and
+in-process peer rows join RUN's, so each side is the best of its rounds, as the imported peers
+are the best of theirs; rows from a later run are marked (r2), (r3), ... in the table.
 
 The gate peers of a dtype (the CPU-peers issue's rule; the gate is >= 0.95x the best of them):
   f32   OpenBLAS sgemm (in-process, and numpy's)
