@@ -69,8 +69,8 @@ while [ $# -gt 0 ]; do
     *) echo "cpu-side-by-side.sh: unknown argument $1 (see the header)" >&2; exit 2 ;;
   esac
 done
-case "$PEER_ROUNDS" in ''|*[!0-9]*|0) echo "cpu-side-by-side.sh: --peer-rounds takes a count from 1" >&2; exit 2 ;; esac
-case "$RUNS" in ''|*[!0-9]*|0) echo "cpu-side-by-side.sh: --runs takes a count from 1" >&2; exit 2 ;; esac
+case "$PEER_ROUNDS" in ''|*[!0-9]*|0*) echo "cpu-side-by-side.sh: --peer-rounds takes a count from 1" >&2; exit 2 ;; esac
+case "$RUNS" in ''|*[!0-9]*|0*) echo "cpu-side-by-side.sh: --runs takes a count from 1" >&2; exit 2 ;; esac
 OUT=${OUT:-results/cpu-side-by-side/$LABEL}
 SUITE=scripts/suites/cpu-side-by-side.json
 PY=${PYTHON:-.venv-ref/bin/python}
