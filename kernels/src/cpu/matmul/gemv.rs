@@ -301,6 +301,35 @@ unsafe fn axpy_group<S: Simd, T: Element, const R: usize>(
     }
 }
 
+/// The tasks of a transposed GEMV over `n` rows, which write disjoint outputs. With `regions`
+/// and `n / REGIONS ≥ ROWS_PER_TASK`: Bᵀ cut into [`REGIONS`] regions of `per = n / REGIONS`
+/// rows, each task `regions_task(j0, j1, per)` taking rows `j + r·per` for `j` in `j0..j1` and
+/// every `r` (a few rows of each region), and the last `n % REGIONS` rows one
+/// `rows_task(done, n, true)`. Otherwise tasks of [`ROWS_PER_TASK`] adjacent rows,
+/// `rows_task(j0, j1, false)`. The flag says whether a rows task is the regions' remainder.
+fn row_tasks(
+    n: usize,
+    regions: bool,
+    regions_task: impl Fn(usize, usize, usize) + Sync,
+    rows_task: impl Fn(usize, usize, bool) + Sync,
+) {
+    let per = n / REGIONS;
+    if regions && per >= ROWS_PER_TASK {
+        let rows = ROWS_PER_TASK / REGIONS;
+        (0..per.div_ceil(rows)).into_par_iter().for_each(|t| {
+            regions_task(t * rows, ((t + 1) * rows).min(per), per);
+        });
+        let done = per * REGIONS;
+        if done < n {
+            rows_task(done, n, true);
+        }
+        return;
+    }
+    (0..n.div_ceil(ROWS_PER_TASK))
+        .into_par_iter()
+        .for_each(|t| rows_task(t * ROWS_PER_TASK, ((t + 1) * ROWS_PER_TASK).min(n), false));
+}
+
 /// `c[j] = a · Bᵀ[j, :]` for every `j` of `c`, in the stream layout `streams`; `isa` is
 /// available and `b` holds `c.len()` rows of `a.len()` elements at stride `ldb`.
 fn transposed<T: Element>(
@@ -312,36 +341,145 @@ fn transposed<T: Element>(
     streams: Streams,
 ) {
     let n = c.len();
-    let per = n / REGIONS;
-    if streams == Streams::Regions && per >= ROWS_PER_TASK {
-        // Tasks of a few rows of each region; the last `n % REGIONS` rows one at a time.
-        let out = SendPtr(c.as_mut_ptr());
-        let rows = ROWS_PER_TASK / REGIONS;
-        (0..per.div_ceil(rows)).into_par_iter().for_each(|t| {
-            let (j0, j1) = (t * rows, ((t + 1) * rows).min(per));
-            // SAFETY: the caller checked the ISA; rows below REGIONS·per ≤ n are within b, and
-            // task t alone writes outputs j + r·per for its j.
-            unsafe { dot_regions(isa, a, b, ldb, (j0, j1), per, out) };
-        });
-        let done = per * REGIONS;
-        if done < n {
-            // SAFETY: as above; rows done..n are within b.
-            unsafe { dot_rows(isa, a, &b[done * ldb..], ldb, &mut c[done..], Streams::One) };
+    let out = SendPtr(c.as_mut_ptr());
+    row_tasks(
+        n,
+        streams == Streams::Regions,
+        // SAFETY: the caller checked the ISA; rows below REGIONS·per ≤ n are within b, and
+        // task t alone writes outputs j + r·per for its j.
+        |j0, j1, per| unsafe { dot_regions(isa, a, b, ldb, (j0, j1), per, out) },
+        |j0, j1, rest| {
+            // The regions' remainder one row at a time; regions too short to stream: eight
+            // adjacent rows at a time instead.
+            let streams = match streams {
+                Streams::Regions if rest => Streams::One,
+                Streams::Regions => Streams::Many { prefetch: false },
+                s => s,
+            };
+            // SAFETY: the caller checked the ISA; rows j0..j1 are within b, and this task alone
+            // writes their outputs.
+            unsafe {
+                let out = std::slice::from_raw_parts_mut(out.get().add(j0), j1 - j0);
+                dot_rows(isa, a, &b[j0 * ldb..], ldb, out, streams);
+            }
+        },
+    );
+}
+
+/// Whether the M = 1 Bᵀ product of bf16 inputs on the `vdpbf16ps` path takes
+/// [`transposed_bf16dot`] rather than the widening GEMV: where its layout, [`Streams::Regions`],
+/// is this CPU kind's (AMD family 25, where it was measured: BENCHMARKS.md "Zen 4: the bf16
+/// GEMV with `vdpbf16ps`"). Elsewhere the widening GEMV keeps the layout measured there.
+pub(crate) fn takes_bf16dot() -> bool {
+    Streams::for_this_cpu() == Streams::Regions
+}
+
+/// `c[j] = a · Bᵀ[j, :]` for bf16 `a` and Bᵀ (as bits; `b` holds `c.len()` rows of `a.len()`
+/// values at stride `ldb`) with `vdpbf16ps`: one 64-byte line (32 values) of a row per
+/// instruction, read straight from memory, products exact in f32 and summed in f32, in the
+/// [`Streams::Regions`] layout (the regions' remainder and products too short for regions eight
+/// adjacent rows at a time). `vdpbf16ps` reads subnormal inputs as zero and flushes subnormal
+/// sums, as on the rest of the `vdpbf16ps` path. The caller checked AVX512_BF16.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn transposed_bf16dot(a: &[u16], b: &[u16], ldb: usize, c: &mut [f32]) {
+    let n = c.len();
+    assert!(n == 0 || b.len() >= (n - 1) * ldb + a.len(), "Bᵀ holds n rows of k");
+    let out = SendPtr(c.as_mut_ptr());
+    row_tasks(
+        n,
+        true,
+        // SAFETY: AVX512_BF16 was checked by the caller; rows below REGIONS·per ≤ n are within
+        // b (asserted above), and this task alone writes outputs j + r·per for its j.
+        |j0, j1, per| unsafe { bf16dot::regions(a, b.as_ptr(), ldb, (j0, j1), per, out) },
+        // SAFETY: as above; rows j0..j1 are within b, and this task alone writes their outputs.
+        |j0, j1, _| unsafe { bf16dot::rows(a, b.as_ptr(), ldb, (j0, j1), out) },
+    );
+}
+
+/// The `vdpbf16ps` kernels of [`transposed_bf16dot`].
+#[cfg(target_arch = "x86_64")]
+mod bf16dot {
+    use super::{REGIONS, ROWS_TOGETHER};
+    use crate::cpu::SendPtr;
+    use std::arch::x86_64::*;
+
+    /// `out[j + r·per] = a · Bᵀ[j + r·per]` for `j` in `j0..j1` and `r < REGIONS`, one line of
+    /// each of the [`REGIONS`] rows per step.
+    ///
+    /// # Safety
+    /// AVX512_BF16 is available; `bt` holds rows `0..REGIONS·per` of `a.len()` values at stride
+    /// `ldb`, and the caller's thread alone writes these outputs.
+    #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512bf16")]
+    pub(super) unsafe fn regions(
+        a: &[u16],
+        bt: *const u16,
+        ldb: usize,
+        (j0, j1): (usize, usize),
+        per: usize,
+        out: SendPtr<f32>,
+    ) {
+        for j in j0..j1 {
+            let w: [*const u16; REGIONS] = std::array::from_fn(|r| bt.add((j + r * per) * ldb));
+            for (r, s) in group(a, w).into_iter().enumerate() {
+                *out.get().add(j + r * per) = s;
+            }
         }
-        return;
     }
-    // Regions too short to stream: eight adjacent rows at a time instead.
-    let streams = match streams {
-        Streams::Regions => Streams::Many { prefetch: false },
-        s => s,
-    };
-    c.par_chunks_mut(ROWS_PER_TASK)
-        .enumerate()
-        .for_each(|(t, out)| {
-            let j0 = t * ROWS_PER_TASK;
-            // SAFETY: the caller checked the ISA; rows j0..j0 + out.len() are within b.
-            unsafe { dot_rows(isa, a, &b[j0 * ldb..], ldb, out, streams) };
-        });
+
+    /// `out[j] = a · Bᵀ[j]` for `j` in `j0..j1`, [`ROWS_TOGETHER`] adjacent rows at a time (one
+    /// line of each per step), the rest one at a time.
+    ///
+    /// # Safety
+    /// AVX512_BF16 is available; `bt` holds rows `j0..j1` of `a.len()` values at stride `ldb`,
+    /// and the caller's thread alone writes these outputs.
+    #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512bf16")]
+    pub(super) unsafe fn rows(
+        a: &[u16],
+        bt: *const u16,
+        ldb: usize,
+        (j0, j1): (usize, usize),
+        out: SendPtr<f32>,
+    ) {
+        let mut j = j0;
+        while j + ROWS_TOGETHER <= j1 {
+            let w: [*const u16; ROWS_TOGETHER] = std::array::from_fn(|r| bt.add((j + r) * ldb));
+            let sums = group(a, w);
+            std::ptr::copy_nonoverlapping(sums.as_ptr(), out.get().add(j), ROWS_TOGETHER);
+            j += ROWS_TOGETHER;
+        }
+        for j in j..j1 {
+            *out.get().add(j) = group(a, [bt.add(j * ldb)])[0];
+        }
+    }
+
+    /// `a · row` for each of the `R` rows at `w` (`a.len()` values each): per step one line of
+    /// `a` against one line of each row, one accumulator per row; the last partial line under a
+    /// mask (zeros beyond `k` add nothing).
+    #[inline(always)]
+    unsafe fn group<const R: usize>(a: &[u16], w: [*const u16; R]) -> [f32; R] {
+        let k = a.len();
+        let ap = a.as_ptr();
+        let mut acc = [_mm512_setzero_ps(); R];
+        let mut i = 0;
+        while i + 32 <= k {
+            let av: __m512bh = std::mem::transmute(_mm512_loadu_si512(ap.add(i) as *const _));
+            for r in 0..R {
+                let bv: __m512bh = std::mem::transmute(_mm512_loadu_si512(w[r].add(i) as *const _));
+                acc[r] = _mm512_dpbf16_ps(acc[r], av, bv);
+            }
+            i += 32;
+        }
+        if i < k {
+            let m: __mmask32 = (1u32 << (k - i)) - 1;
+            let av: __m512bh = std::mem::transmute(_mm512_maskz_loadu_epi16(m, ap.add(i) as *const _));
+            for r in 0..R {
+                let bv: __m512bh =
+                    std::mem::transmute(_mm512_maskz_loadu_epi16(m, w[r].add(i) as *const _));
+                acc[r] = _mm512_dpbf16_ps(acc[r], av, bv);
+            }
+        }
+        acc.map(|v| _mm512_reduce_add_ps(v))
+    }
 }
 
 /// `c[0..n] = a[0..k] · op(B)` in f32. `a` is already converted to f32; `isa` is available.
@@ -471,5 +609,48 @@ mod tests {
         check_layouts::<f32>(|x| x);
         check_layouts::<f16>(f16::from_f32);
         check_layouts::<bf16>(bf16::from_f32);
+    }
+
+    /// The `vdpbf16ps` GEMV against exact sums: k around whole lines (the masked last line),
+    /// row counts around the smallest product cut into regions, every regions' remainder, a
+    /// row stride past k, and a mutated input that must change exactly its row's output.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn transposed_bf16dot_exact_sums() {
+        if !crate::isa::detected().avx512bf16 {
+            eprintln!("skipped: this CPU has no AVX512_BF16");
+            return;
+        }
+        let smallest = REGIONS * ROWS_PER_TASK;
+        for k in [1, 31, 32, 33, 70, 100] {
+            let ldb = k + 5;
+            let a: Vec<bf16> = (0..k)
+                .map(|i| bf16::from_f32(((i * 7 + 3) % 5) as f32 - 2.0))
+                .collect();
+            let ab: &[u16] = bytemuck::cast_slice(&a);
+            for n in [1, 9, smallest - 1, smallest, smallest + 1, smallest + 3, 1000] {
+                let mut bt: Vec<bf16> = (0..n * ldb)
+                    .map(|i| bf16::from_f32(((i * 11 + 1) % 7) as f32 - 3.0))
+                    .collect();
+                let want = |bt: &[bf16], j: usize| -> f32 {
+                    (0..k).map(|q| a[q].to_f32() * bt[j * ldb + q].to_f32()).sum()
+                };
+                let mut c = vec![f32::NAN; n];
+                transposed_bf16dot(ab, bytemuck::cast_slice(&bt), ldb, &mut c);
+                for (j, &o) in c.iter().enumerate() {
+                    assert_eq!(o, want(&bt, j), "k {k} n {n}: row {j}");
+                }
+                // The last value of the last row (read under the mask when k is not whole
+                // lines) changed by 2·a: only that row's output moves, by 2·a².
+                let (j, q) = (n - 1, k - 1);
+                bt[j * ldb + q] = bf16::from_f32(bt[j * ldb + q].to_f32() + 2.0 * a[q].to_f32());
+                let mut c2 = vec![f32::NAN; n];
+                transposed_bf16dot(ab, bytemuck::cast_slice(&bt), ldb, &mut c2);
+                for (r, (&o, &o2)) in c.iter().zip(&c2).enumerate() {
+                    let moved = if r == j { 2.0 * a[q].to_f32().powi(2) } else { 0.0 };
+                    assert_eq!(o2 - o, moved, "k {k} n {n}: row {r} after the mutation");
+                }
+            }
+        }
     }
 }

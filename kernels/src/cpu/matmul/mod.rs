@@ -421,7 +421,8 @@ fn packed_path<T: Element, O: Element>(
 }
 
 /// One batch into an f32 C (`out`; whole tiles past M × N matter to the loop nest only): the
-/// GEMV path for M = 1, the AMX path's in-place Bᵀ product where [`takes_amx_rows`], the small-M
+/// GEMV path for M = 1 (on the `vdpbf16ps` path, its Bᵀ products with `vdpbf16ps` where
+/// [`gemv::takes_bf16dot`]), the AMX path's in-place Bᵀ product where [`takes_amx_rows`], the small-M
 /// dot path where [`takes_dots`], the loop nest otherwise.
 #[allow(clippy::too_many_arguments)]
 fn compute<T: Element>(
@@ -442,9 +443,25 @@ fn compute<T: Element>(
         Path::Bf16Dot | Path::Amx => Isa::Avx512f,
     };
     if p.m == 1 {
-        arow.resize(p.k, 0.0);
-        T::slice_to_f32(&a[..p.k], arow);
-        gemv::gemv(isa, arow, b, p.ldb, p.trans_b, p.n, c);
+        #[cfg(target_arch = "x86_64")]
+        let bf16dot = path == Path::Bf16Dot && p.trans_b && gemv::takes_bf16dot();
+        #[cfg(not(target_arch = "x86_64"))]
+        let bf16dot = false;
+        if bf16dot {
+            // SAFETY of the path: available (checked by the caller); `T` is bf16 on it (checked
+            // by the caller), passed on as its bits.
+            #[cfg(target_arch = "x86_64")]
+            gemv::transposed_bf16dot(
+                bytemuck::cast_slice(&a[..p.k]),
+                bytemuck::cast_slice(b),
+                p.ldb,
+                &mut c[..p.n],
+            );
+        } else {
+            arow.resize(p.k, 0.0);
+            T::slice_to_f32(&a[..p.k], arow);
+            gemv::gemv(isa, arow, b, p.ldb, p.trans_b, p.n, c);
+        }
         if let Some(f) = finish {
             f(0, 1, 0, p.n);
         }
