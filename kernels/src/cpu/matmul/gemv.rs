@@ -15,6 +15,10 @@
 //!   rows at a time on Zen 4", and four far-apart rows, in the runner, bf16 1.05–1.11× the
 //!   eight (time ratios 0.900–0.955) and f16 ±3%, f32 measured only in `mmtime`; BENCHMARKS.md
 //!   "Zen 4: GEMV rows from four regions").
+//! - B transposed, bf16, on the `vdpbf16ps` path ([`transposed_bf16dot`], AMD family 25):
+//!   the same regions layout, with one `vdpbf16ps` per 64-byte line of a row read straight from
+//!   memory instead of two widenings and two FMAs (BENCHMARKS.md "Zen 4: the bf16 GEMV with
+//!   `vdpbf16ps`").
 //! - B `[k, n]`: K is split across tasks; each task streams its rows of B four at a time into its
 //!   own f32 accumulator of length n (L2-resident), each stream prefetched [`PF_BYTES`] ahead, and
 //!   the partial sums are added at the end.
