@@ -374,6 +374,7 @@ fn transposed<T: Element>(
 /// [`transposed_bf16dot`] rather than the widening GEMV: where its layout, [`Streams::Regions`],
 /// is this CPU kind's (AMD family 25, where it was measured: BENCHMARKS.md "Zen 4: the bf16
 /// GEMV with `vdpbf16ps`"). Elsewhere the widening GEMV keeps the layout measured there.
+#[cfg(target_arch = "x86_64")]
 pub(crate) fn takes_bf16dot() -> bool {
     Streams::for_this_cpu() == Streams::Regions
 }
@@ -383,17 +384,18 @@ pub(crate) fn takes_bf16dot() -> bool {
 /// instruction, read straight from memory, products exact in f32 and summed in f32, in the
 /// [`Streams::Regions`] layout (the regions' remainder and products too short for regions eight
 /// adjacent rows at a time). `vdpbf16ps` reads subnormal inputs as zero and flushes subnormal
-/// sums, as on the rest of the `vdpbf16ps` path. The caller checked AVX512_BF16.
+/// sums, as on the rest of the `vdpbf16ps` path. Panics without AVX512_BF16.
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn transposed_bf16dot(a: &[u16], b: &[u16], ldb: usize, c: &mut [f32]) {
+    assert!(crate::isa::detected().avx512bf16, "the vdpbf16ps GEMV needs AVX512_BF16");
     let n = c.len();
     assert!(n == 0 || b.len() >= (n - 1) * ldb + a.len(), "Bᵀ holds n rows of k");
     let out = SendPtr(c.as_mut_ptr());
     row_tasks(
         n,
         true,
-        // SAFETY: AVX512_BF16 was checked by the caller; rows below REGIONS·per ≤ n are within
-        // b (asserted above), and this task alone writes outputs j + r·per for its j.
+        // SAFETY: AVX512_BF16 is available (asserted above); rows below REGIONS·per ≤ n are
+        // within b (asserted above), and this task alone writes outputs j + r·per for its j.
         |j0, j1, per| unsafe { bf16dot::regions(a, b.as_ptr(), ldb, (j0, j1), per, out) },
         // SAFETY: as above; rows j0..j1 are within b, and this task alone writes their outputs.
         |j0, j1, _| unsafe { bf16dot::rows(a, b.as_ptr(), ldb, (j0, j1), out) },

@@ -448,8 +448,8 @@ fn compute<T: Element>(
         #[cfg(not(target_arch = "x86_64"))]
         let bf16dot = false;
         if bf16dot {
-            // SAFETY of the path: available (checked by the caller); `T` is bf16 on it (checked
-            // by the caller), passed on as its bits.
+            // `T` is bf16 on this path (checked by the caller), passed on as its bits.
+            debug_assert_eq!(T::DTYPE, crate::dtype::DType::BF16);
             #[cfg(target_arch = "x86_64")]
             gemv::transposed_bf16dot(
                 bytemuck::cast_slice(&a[..p.k]),
