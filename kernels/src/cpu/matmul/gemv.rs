@@ -387,9 +387,15 @@ pub(crate) fn takes_bf16dot() -> bool {
 /// sums, as on the rest of the `vdpbf16ps` path. Panics without AVX512_BF16.
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn transposed_bf16dot(a: &[u16], b: &[u16], ldb: usize, c: &mut [f32]) {
-    assert!(crate::isa::detected().avx512bf16, "the vdpbf16ps GEMV needs AVX512_BF16");
+    assert!(
+        crate::isa::detected().avx512bf16,
+        "the vdpbf16ps GEMV needs AVX512_BF16"
+    );
     let n = c.len();
-    assert!(n == 0 || b.len() >= (n - 1) * ldb + a.len(), "Bᵀ holds n rows of k");
+    assert!(
+        n == 0 || b.len() >= (n - 1) * ldb + a.len(),
+        "Bᵀ holds n rows of k"
+    );
     let out = SendPtr(c.as_mut_ptr());
     row_tasks(
         n,
@@ -477,7 +483,8 @@ mod bf16dot {
         }
         if i < k {
             let m: __mmask32 = (1u32 << (k - i)) - 1;
-            let av: __m512bh = std::mem::transmute(_mm512_maskz_loadu_epi16(m, ap.add(i) as *const _));
+            let av: __m512bh =
+                std::mem::transmute(_mm512_maskz_loadu_epi16(m, ap.add(i) as *const _));
             for r in 0..R {
                 let bv: __m512bh =
                     std::mem::transmute(_mm512_maskz_loadu_epi16(m, w[r].add(i) as *const _));
@@ -634,12 +641,22 @@ mod tests {
                 .map(|i| bf16::from_f32(((i * 7 + 3) % 5) as f32 - 2.0))
                 .collect();
             let ab: &[u16] = bytemuck::cast_slice(&a);
-            for n in [1, 9, smallest - 1, smallest, smallest + 1, smallest + 3, 1000] {
+            for n in [
+                1,
+                9,
+                smallest - 1,
+                smallest,
+                smallest + 1,
+                smallest + 3,
+                1000,
+            ] {
                 let mut bt: Vec<bf16> = (0..n * ldb)
                     .map(|i| bf16::from_f32(((i * 11 + 1) % 7) as f32 - 3.0))
                     .collect();
                 let want = |bt: &[bf16], j: usize| -> f32 {
-                    (0..k).map(|q| a[q].to_f32() * bt[j * ldb + q].to_f32()).sum()
+                    (0..k)
+                        .map(|q| a[q].to_f32() * bt[j * ldb + q].to_f32())
+                        .sum()
                 };
                 let mut c = vec![f32::NAN; n];
                 transposed_bf16dot(ab, bytemuck::cast_slice(&bt), ldb, &mut c);
@@ -653,7 +670,11 @@ mod tests {
                 let mut c2 = vec![f32::NAN; n];
                 transposed_bf16dot(ab, bytemuck::cast_slice(&bt), ldb, &mut c2);
                 for (r, (&o, &o2)) in c.iter().zip(&c2).enumerate() {
-                    let moved = if r == j { 2.0 * a[q].to_f32().powi(2) } else { 0.0 };
+                    let moved = if r == j {
+                        2.0 * a[q].to_f32().powi(2)
+                    } else {
+                        0.0
+                    };
                     assert_eq!(o2 - o, moved, "k {k} n {n}: row {r} after the mutation");
                 }
             }
