@@ -374,7 +374,6 @@ fn transposed<T: Element>(
 /// [`transposed_bf16dot`] rather than the widening GEMV: where its layout, [`Streams::Regions`],
 /// is this CPU kind's (AMD family 25, where it was measured: BENCHMARKS.md "Zen 4: the bf16
 /// GEMV with `vdpbf16ps`"). Elsewhere the widening GEMV keeps the layout measured there.
-#[cfg(target_arch = "x86_64")]
 pub(crate) fn takes_bf16dot() -> bool {
     Streams::for_this_cpu() == Streams::Regions
 }

@@ -443,12 +443,9 @@ fn compute<T: Element>(
         Path::Bf16Dot | Path::Amx => Isa::Avx512f,
     };
     if p.m == 1 {
-        #[cfg(target_arch = "x86_64")]
-        let bf16dot = path == Path::Bf16Dot && p.trans_b && gemv::takes_bf16dot();
-        #[cfg(not(target_arch = "x86_64"))]
-        let bf16dot = false;
-        if bf16dot {
-            // `T` is bf16 on this path (checked by the caller), passed on as its bits.
+        if path == Path::Bf16Dot && p.trans_b && gemv::takes_bf16dot() {
+            // `T` is bf16 on this path (checked by the caller), passed on as its bits; the
+            // path exists on x86-64 only.
             debug_assert_eq!(T::DTYPE, crate::dtype::DType::BF16);
             #[cfg(target_arch = "x86_64")]
             gemv::transposed_bf16dot(
