@@ -6,11 +6,16 @@
 //! `path`: an ISA (`avx512f`, `avx2fma`, `portable`) or `avx512bf16` (the `vdpbf16ps` products,
 //! bf16 only).
 //!
+//! `DECTIME_INTERLEAVE_AB=1` alternates the decode task's interleaved P·V off and on call by call
+//! (`decode.avx512bf16`; each pair of adjacent calls sees the same memory state) and prints the
+//! median ratio of the pairs' speeds, on/off; `DECTIME_INTERLEAVE_AB=same` runs both calls of a
+//! pair with it off (the control: a ratio of 1 up to the host's noise).
+//!
 //! `DECTIME_SETS=N` cycles through N input sets (default: 520 MiB of K and V in all, past twice a
 //! 260 MiB L3, so K and V are read from memory, as the runner's rotation does); `DECTIME_SETS=1`
 //! times data left in cache.
 
-use perfledger_kernels::cpu::attention::{decode_path_mutant, DecodePath, Mutation};
+use perfledger_kernels::cpu::attention::{decode_path_mutant, decode_run, DecodePath, Mutation};
 use perfledger_kernels::isa::Isa;
 use perfledger_kernels::{AttentionProblem, DType, Element, Tensor};
 use std::time::Instant;
@@ -38,6 +43,8 @@ fn time<T: Element>(path: DecodePath, p: &AttentionProblem) -> Vec<f64> {
         })
         .collect();
     let mut out = vec![T::default(); p.q_len_elems()];
+    let ab = std::env::var_os("DECTIME_INTERLEAVE_AB").is_some();
+    let aa = std::env::var("DECTIME_INTERLEAVE_AB").as_deref() == Ok("same");
     let mut v = Vec::new();
     let t_end = Instant::now() + std::time::Duration::from_secs_f64(3.0);
     while v.len() < 5 || (Instant::now() < t_end && v.len() < 2000.max(2 * sets)) {
@@ -48,7 +55,23 @@ fn time<T: Element>(path: DecodePath, p: &AttentionProblem) -> Vec<f64> {
             T::tensor_slice(vv).unwrap(),
         );
         let t = Instant::now();
-        decode_path_mutant::<T, T>(path, p, q, k, vv, &mut out, Mutation::None).unwrap();
+        match ab {
+            // Calls alternate: even samples with the interleaved P·V off, odd with it on.
+            true => decode_run::<T, T>(
+                path,
+                p,
+                q,
+                k,
+                vv,
+                &mut out,
+                Mutation::None,
+                Some(!aa && v.len() % 2 == 1),
+            )
+            .unwrap(),
+            false => {
+                decode_path_mutant::<T, T>(path, p, q, k, vv, &mut out, Mutation::None).unwrap()
+            }
+        }
         v.push(t.elapsed().as_secs_f64());
     }
     v
@@ -76,6 +99,28 @@ fn main() {
         DType::F16 => time::<half::f16>(path, &p),
         DType::BF16 => time::<half::bf16>(path, &p),
     });
+    if std::env::var_os("DECTIME_INTERLEAVE_AB").is_some() {
+        // Adjacent calls (off, on) share the host's memory state: their ratio is the measure.
+        let mut r: Vec<f64> = v[2..].chunks_exact(2).map(|c| c[0] / c[1]).collect();
+        r.sort_by(f64::total_cmp);
+        let mut off: Vec<f64> = v[2..].iter().step_by(2).copied().collect();
+        let mut on: Vec<f64> = v[3..].iter().step_by(2).copied().collect();
+        off.sort_by(f64::total_cmp);
+        on.sort_by(f64::total_cmp);
+        let bytes = (2 * p.kv_len_elems() * dtype.size_bytes()) as f64;
+        let n = r.len();
+        println!(
+            "decode h{qh}/{kvh} kv{kv_len} d{d} {dtype} {path} interleaved P·V on/off, {n} call pairs: \
+             speed ratio median {:.3} [{:.3}, {:.3}], above 1 in {}; off {:.1} GB/s, on {:.1} GB/s (medians)",
+            r[n / 2],
+            r[n / 4],
+            r[3 * n / 4],
+            r.iter().filter(|x| **x > 1.0).count(),
+            bytes / off[off.len() / 2] / 1e9,
+            bytes / on[on.len() / 2] / 1e9
+        );
+        return;
+    }
     let mut s = v[1..].to_vec();
     s.sort_by(f64::total_cmp);
     let med = s[s.len() / 2];

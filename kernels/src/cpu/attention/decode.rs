@@ -115,9 +115,50 @@ impl Prefetch {
     }
 }
 
+/// A block whose P is ready and whose `O = α·O + P·V` a path defers to interleave it with the
+/// next block's scores ([`Products::finish`] does the last one).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Deferred {
+    /// The block's first V row.
+    pub v: usize,
+    /// Its keys.
+    pub nk: usize,
+    /// Whether it is the task's first block (`O = P·V`).
+    pub first: bool,
+    /// Whether a block is waiting.
+    pub live: bool,
+}
+
+/// Whether the pair products (`decode.avx512bf16`) interleave each block's P·V with the next
+/// block's scores, for elements of `elem_bytes` and an L3 of `l3` bytes: on AMD family 25 when
+/// K + V are past the L3, so each call reads them from memory.
+///
+/// A block's scores read its K rows and its P·V its V rows: done in turn, each block reads 4 KiB
+/// of K and then 4 KiB of V with the compute between. Deferred, the block's P·V is done 8 keys at
+/// a time between the next block's score tiles, so K and V rows are read alternately. On the
+/// Zen 4 VM (family 25 model 17, 2 threads; `DECTIME_INTERLEAVE_AB=1 dectime 8192 bf16
+/// avx512bf16`, which alternates the two call by call on K and V rotated from memory and pairs
+/// adjacent calls, so both see the same memory state) the interleaved calls were faster by a
+/// median of 1.02–1.08× in each of twelve runs of ~1000 pairs (1.07 the median run; faster in
+/// 64–90% of the pairs; one thread 1.09; the same calls paired with themselves: 1.003, 1.008).
+/// With K and V left in cache (`DECTIME_SETS=1`, kv 2048) they are 0.94–0.97× (O is loaded and
+/// stored once per 8 keys instead of once per block), so the interleave is not chosen for sizes
+/// that can stay in cache
+/// (BENCHMARKS.md "Zen 4, ninth session: decode's K and V read in turn").
+pub(crate) fn interleave_for_this_cpu(
+    p: &AttentionProblem,
+    pairs: bool,
+    elem_bytes: usize,
+    l3: usize,
+) -> bool {
+    let kv_bytes = 2 * p.kv_len_elems() * elem_bytes;
+    pairs && kv_bytes > l3 && crate::cpu::cpu_kind() == crate::cpu::CpuKind::AmdFamily25
+}
+
 /// Per-thread scratch.
 #[derive(Default)]
 pub(crate) struct Scratch {
+    pub deferred: Deferred,
     pub qf: AlignedBuf,
     pub kf: AlignedBuf,
     pub vf: AlignedBuf,
@@ -163,6 +204,9 @@ pub(crate) struct Ctx<'a, T> {
     pub part: SendPtr<f32>,
     pub dp: usize,
     pub prefetch: Prefetch,
+    /// Whether the path interleaves a block's P·V with the next block's scores (`decode_bf16`;
+    /// [`interleave_for_this_cpu`]).
+    pub interleave: bool,
     /// A deliberate bug (the verification tests' mutants); `Mutation::None` when registered.
     pub mutation: Mutation,
 }
@@ -250,6 +294,9 @@ pub(crate) struct State {
     pub alpha: *mut f32,
     /// The `NoRescale` mutant: α = 1 for O (l is still rescaled).
     no_rescale: bool,
+    /// [`Ctx::interleave`].
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 paths only
+    pub interleave: bool,
 }
 
 /// Lanes of a row's running sum in [`State`]: the widest vector's.
@@ -314,6 +361,10 @@ pub(crate) trait Products<T: Element> {
         first: bool,
         prefetch: impl FnMut(usize),
     );
+
+    /// The products a path deferred past the task's last block ([`Deferred`]), before O is
+    /// read; `d` as in [`Products::block`]. Nothing by default.
+    unsafe fn finish(_st: &State, _ws: &mut Scratch, _d: usize) {}
 
     /// One O row (`dp` f32 at `o`, the path's column order) into `dst` in head_dim order (`dp`
     /// writable f32).
@@ -534,6 +585,7 @@ pub(crate) unsafe fn task<S: Simd, T: Element, P: Products<T>>(
     let g = bg % p.kv_heads;
     let q_group = cx.q.as_ptr().add((b * p.q_heads + g * group) * d);
     let qf = P::load_q(ws, q_group, group, d, gp, dp);
+    ws.deferred = Deferred::default();
     let sc = ws.sc.get(gp * DBK).as_mut_ptr();
     let o = ws.o.get(gp * dp).as_mut_ptr();
     let pp = ws.pp.get(gp * DBK / 2).as_mut_ptr() as *mut u32;
@@ -550,6 +602,7 @@ pub(crate) unsafe fn task<S: Simd, T: Element, P: Products<T>>(
         alpha: stats.add(2 * gp),
         lsum: stats.add(3 * gp),
         no_rescale: cx.mutation == Mutation::NoRescale,
+        interleave: cx.interleave,
     };
     for r in 0..gp {
         *st.m.add(r) = f32::NEG_INFINITY;
@@ -615,6 +668,7 @@ pub(crate) unsafe fn task<S: Simd, T: Element, P: Products<T>>(
         j0 += nk;
     }
 
+    P::finish(&st, ws, d);
     let part = cx.part.get().add(t * cx.part_stride());
     for r in 0..group {
         let dst = part.add(r * (2 + dp));

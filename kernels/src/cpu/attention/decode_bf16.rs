@@ -22,10 +22,15 @@
 //!
 //! A head_dim that is not a multiple of 32 is copied, zero-padded, into scratch per block (K and
 //! V rows then come from the scratch, not as stored).
+//!
+//! When K and V come from memory (`super::decode::interleave_for_this_cpu`), each block's P·V
+//! is deferred and done 8 keys at a time between the next block's score tiles, so K and V rows
+//! are read in turn rather than 4 KiB of each in turn ([`block_interleaved`]; the last block's
+//! in [`Products::finish`]).
 
 #![allow(clippy::needless_range_loop)]
 
-use super::decode::{reduce_scores, softmax, Products, Scratch, State, DBK};
+use super::decode::{reduce_scores, softmax, Deferred, Products, Scratch, State, DBK};
 use crate::cpu::simd::Avx512;
 use half::bf16;
 use std::arch::x86_64::*;
@@ -40,6 +45,12 @@ pub(crate) const W: usize = 32;
 /// Keys × query rows per score tile.
 pub(crate) const KD: usize = 4;
 pub(crate) const GR: usize = 4;
+
+/// Keys of a deferred block's P·V between two of the next block's score tiles
+/// ([`block_interleaved`]): whole score tiles, and whole pairs.
+const PV_KEYS: usize = 8;
+const _: () =
+    assert!(DBK.is_multiple_of(PV_KEYS) && PV_KEYS.is_multiple_of(KD) && PV_KEYS.is_multiple_of(2));
 
 // The softmax leaves every key of a block's row in P (masked keys exactly 0) only when a row of
 // DBK keys is whole vectors; the P pairs of a row are one vector of DBK f32.
@@ -86,7 +97,9 @@ impl<const NV: usize> Products<bf16> for PairDots<NV> {
         prefetch: impl FnMut(usize),
     ) {
         let (kb, vb) = (kb as *const u16, vb as *const u16);
-        if d.is_multiple_of(W) {
+        if d.is_multiple_of(W) && st.interleave {
+            block_interleaved::<NV>(st, ws, c, kb, vb, d, nk, first, prefetch);
+        } else if d.is_multiple_of(W) {
             block_pairs::<NV>(st, c, kb, vb, d, nk, first, prefetch);
         } else {
             let dp = st.dp;
@@ -99,6 +112,17 @@ impl<const NV: usize> Products<bf16> for PairDots<NV> {
                 }
             }
             block_pairs::<NV>(st, c, kp, vp, dp, nk, first, prefetch);
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn finish(st: &State, ws: &mut Scratch, d: usize) {
+        let prev = ws.deferred;
+        if prev.live {
+            for chunk in 0..prev.nk.div_ceil(PV_KEYS) {
+                pv_chunk::<NV>(st, prev, chunk, d);
+            }
+            ws.deferred.live = false;
         }
     }
 
@@ -182,6 +206,170 @@ unsafe fn block_pairs<const NV: usize>(
             r0 += GR;
         }
         dc += nv;
+    }
+}
+
+/// One block as [`block_pairs`], with the previous block's `O = α·O + P·V` (deferred in
+/// `ws.deferred`) done [`PV_KEYS`] keys at a time between this block's score tiles (the rest
+/// after them, when this block is the shorter), and this block's own P·V deferred in its place:
+/// the same products added to O in the same order, so the same result bit for bit.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn block_interleaved<const NV: usize>(
+    st: &State,
+    ws: &mut Scratch,
+    c: f32,
+    kb: *const u16,
+    vb: *const u16,
+    ld: usize,
+    nk: usize,
+    first: bool,
+    mut prefetch: impl FnMut(usize),
+) {
+    let (gp, dp) = (st.gp, st.dp);
+    let q = st.qf as *const u16;
+    let prev = ws.deferred;
+    let mut jj = 0;
+    let mut chunk = 0;
+    while jj < nk {
+        let krows: [*const u16; KD] =
+            std::array::from_fn(|key| kb.add((jj + key).min(nk - 1) * ld));
+        let mut r0 = 0;
+        while r0 < gp {
+            dots_pairs(dp / W, krows, q.add(r0 * dp), dp, st.sc.add(r0 * DBK + jj));
+            r0 += GR;
+        }
+        for key in jj..jj + KD {
+            prefetch(key);
+        }
+        jj += KD;
+        if prev.live && jj.is_multiple_of(PV_KEYS) && chunk * PV_KEYS < prev.nk {
+            pv_chunk::<NV>(st, prev, chunk, ld);
+            chunk += 1;
+        }
+    }
+    while prev.live && chunk * PV_KEYS < prev.nk {
+        pv_chunk::<NV>(st, prev, chunk, ld);
+        chunk += 1;
+    }
+    softmax::<Avx512>(st, c, nk);
+    for r in 0..gp {
+        let pb = _mm512_cvtneps_pbh(_mm512_loadu_ps(st.sc.add(r * DBK)));
+        _mm256_storeu_si256(
+            st.pp.add(r * DBK / 2) as *mut __m256i,
+            std::mem::transmute::<__m256bh, __m256i>(pb),
+        );
+    }
+    ws.deferred = Deferred {
+        v: vb as usize,
+        nk,
+        first,
+        live: true,
+    };
+}
+
+/// Keys `PV_KEYS·chunk ..` (`PV_KEYS` of them, or to the block's end) of a deferred block's
+/// `O = α·O + P·V`: α (or O = P·V in the task's first block) with the first chunk.
+#[inline(always)]
+unsafe fn pv_chunk<const NV: usize>(st: &State, blk: Deferred, chunk: usize, ld: usize) {
+    let (gp, dp) = (st.gp, st.dp);
+    let vb = blk.v as *const u16;
+    let pairs = blk.nk.div_ceil(2);
+    let (jp0, jp1) = (chunk * PV_KEYS / 2, ((chunk + 1) * PV_KEYS / 2).min(pairs));
+    let start = match (chunk, blk.first) {
+        (0, true) => Start::Zero,
+        (0, false) => Start::Scale,
+        _ => Start::Keep,
+    };
+    let nvp = dp / L;
+    let mut dc = 0;
+    while dc < nvp {
+        let nv = NV.min(nvp - dc);
+        let mut r0 = 0;
+        while r0 < gp {
+            let (pr, vc) = (st.pp.add(r0 * DBK / 2), vb.add(dc * L));
+            let (oc, al) = (st.o.add(r0 * dp + dc * L), st.alpha.add(r0));
+            if nv == NV {
+                pv_range::<NV>(jp0, jp1, blk.nk, pr, vc, ld, oc, dp, al, start);
+            } else {
+                pv_range::<2>(jp0, jp1, blk.nk, pr, vc, ld, oc, dp, al, start);
+            }
+            r0 += GR;
+        }
+        dc += nv;
+    }
+}
+
+/// How a [`pv_range`] starts its accumulators.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// From zero (`O = P·V`).
+    Zero,
+    /// From `α·O`.
+    Scale,
+    /// From O as it is.
+    Keep,
+}
+
+/// [`pv_pairs`] over the pairs `jp0..jp1` of a block of `nk` keys, starting as `start` says.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn pv_range<const NV: usize>(
+    jp0: usize,
+    jp1: usize,
+    nk: usize,
+    pp: *const u32,
+    v: *const u16,
+    ld: usize,
+    o: *mut f32,
+    ldo: usize,
+    alpha: *const f32,
+    start: Start,
+) {
+    let mut acc = [[_mm512_setzero_ps(); NV]; GR];
+    if start != Start::Zero {
+        for r in 0..GR {
+            let al = if start == Start::Scale {
+                *alpha.add(r)
+            } else {
+                1.0
+            };
+            let a = _mm512_set1_ps(al);
+            for cv in 0..NV {
+                let prev = _mm512_loadu_ps(o.add(r * ldo + cv * L));
+                acc[r][cv] = if al == 1.0 {
+                    prev
+                } else {
+                    _mm512_mul_ps(a, prev)
+                };
+            }
+        }
+    }
+    for jp in jp0..jp1 {
+        let (ra, rb) = (v.add(2 * jp * ld), v.add((2 * jp + 1).min(nk - 1) * ld));
+        let mut vv = [_mm512_setzero_si512(); NV];
+        for ch in 0..NV / 2 {
+            let a = _mm512_loadu_si512(ra.add(ch * W) as *const _);
+            let b = _mm512_loadu_si512(rb.add(ch * W) as *const _);
+            vv[2 * ch] = _mm512_unpacklo_epi16(a, b);
+            vv[2 * ch + 1] = _mm512_unpackhi_epi16(a, b);
+        }
+        for r in 0..GR {
+            let pw: __m512bh =
+                std::mem::transmute(_mm512_set1_epi32(*pp.add(r * DBK / 2 + jp) as i32));
+            for cv in 0..NV {
+                acc[r][cv] = _mm512_dpbf16_ps(
+                    acc[r][cv],
+                    std::mem::transmute::<__m512i, __m512bh>(vv[cv]),
+                    pw,
+                );
+            }
+        }
+    }
+    for r in 0..GR {
+        for cv in 0..NV {
+            _mm512_storeu_ps(o.add(r * ldo + cv * L), acc[r][cv]);
+        }
     }
 }
 
@@ -274,6 +462,76 @@ unsafe fn pv_pairs<const NV: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::attention::{decode_run, DecodePath, Mutation};
+    use crate::dtype::{DType, Element, Tensor};
+    use crate::problem::AttentionProblem;
+
+    /// The interleaved P·V (each block's P·V between the next block's score tiles) adds the same
+    /// products to O in the same order as the blocks in turn: the outputs are bit for bit the
+    /// same, at KV lengths with a short last block, an odd last block, splits of one block and
+    /// of several, group sizes that pad to a tile, and head_dims that take the interleave (a
+    /// multiple of 32) or fall back (48). The blocks in turn are the path the verification tests
+    /// check against the reference.
+    #[test]
+    fn interleaved_pv_is_the_blocks_in_turn() {
+        if !(std::arch::is_x86_feature_detected!("avx512bf16")
+            && std::arch::is_x86_feature_detected!("avx512bw"))
+        {
+            return;
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        for (qh, kvh, kv, d) in [
+            (8, 2, 1000, 128),
+            (32, 8, 333, 64),
+            (6, 2, 17, 128),
+            (4, 1, 4099, 32),
+            (5, 1, 70, 128),
+            (4, 4, 301, 48),
+        ] {
+            let p = AttentionProblem::new(1, qh, kvh, 1, kv, d);
+            let q = Tensor::random(DType::BF16, p.q_len_elems(), 1);
+            let k = Tensor::random(DType::BF16, p.kv_len_elems(), 2);
+            let v = Tensor::random(DType::BF16, p.kv_len_elems(), 3);
+            let (q, k, v) = (
+                bf16::tensor_slice(&q).unwrap(),
+                bf16::tensor_slice(&k).unwrap(),
+                bf16::tensor_slice(&v).unwrap(),
+            );
+            // Scores that grow along the sequence, so blocks after the first rescale O (α < 1).
+            let k: Vec<bf16> = k
+                .iter()
+                .enumerate()
+                .map(|(i, x)| bf16::from_f32(x.to_f32() * (1.0 + (i / d % kv) as f32 / 64.0)))
+                .collect();
+            let out = |interleave: bool| {
+                let mut o = vec![0f32; p.q_len_elems()];
+                pool.install(|| {
+                    decode_run::<bf16, f32>(
+                        DecodePath::Bf16Dot,
+                        &p,
+                        q,
+                        &k,
+                        v,
+                        &mut o,
+                        Mutation::None,
+                        Some(interleave),
+                    )
+                })
+                .unwrap();
+                o
+            };
+            let (a, b) = (out(false), out(true));
+            assert!(a.iter().all(|x| x.is_finite()), "{p:?}");
+            let same = a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(
+                same,
+                "interleaved P·V differs from the blocks in turn: {p:?}"
+            );
+        }
+    }
 
     /// The interleaved column order is a permutation of each 32 columns, the one
     /// `vpunpcklwd`/`vpunpckhwd` produce.

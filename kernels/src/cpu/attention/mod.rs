@@ -554,6 +554,23 @@ pub fn decode_path_mutant<T: Element, O: Element>(
     out: &mut [O],
     mutation: Mutation,
 ) -> Result<(), KernelError> {
+    decode_run(path, p, q, k, v, out, mutation, None)
+}
+
+/// [`decode_path_mutant`], with the interleaved P·V forced on or off (`interleave`; `None`: as
+/// chosen for the problem here): for tests and `examples/dectime`'s paired timing.
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub fn decode_run<T: Element, O: Element>(
+    path: DecodePath,
+    p: &AttentionProblem,
+    q: &[T],
+    k: &[T],
+    v: &[T],
+    out: &mut [O],
+    mutation: Mutation,
+    interleave: Option<bool>,
+) -> Result<(), KernelError> {
     check(p, [q.len(), k.len(), v.len(), out.len()])?;
     if let Some(reason) = path.refuse(p, T::DTYPE) {
         return Err(KernelError::Unsupported {
@@ -578,6 +595,7 @@ pub fn decode_path_mutant<T: Element, O: Element>(
         part: SendPtr(part.as_mut_ptr()),
         dp,
         prefetch: decode_prefetch(p, path, T::DTYPE, threads),
+        interleave: interleave.unwrap_or_else(|| decode_interleave(p, path, T::DTYPE)),
         mutation,
     };
     (0..tasks).into_par_iter().for_each(|t| {
@@ -609,6 +627,12 @@ fn decode_prefetch(
     decode::Prefetch::for_this_cpu(p, pairs, dtype.size_bytes(), threads, l2)
 }
 
+/// Whether decode on `path` interleaves each block's P·V with the next block's scores here.
+fn decode_interleave(p: &AttentionProblem, path: DecodePath, dtype: DType) -> bool {
+    let l3 = crate::cpu::cache::detected().l3;
+    decode::interleave_for_this_cpu(p, path == DecodePath::Bf16Dot, dtype.size_bytes(), l3)
+}
+
 unsafe fn decode_task<T: Element>(
     path: DecodePath,
     cx: &decode::Ctx<'_, T>,
@@ -629,6 +653,7 @@ unsafe fn decode_task<T: Element>(
                 part: cx.part,
                 dp: cx.dp,
                 prefetch: cx.prefetch,
+                interleave: cx.interleave,
                 mutation: cx.mutation,
             };
             return decode_avx512bf16(&cx, ws, t);
@@ -788,7 +813,7 @@ impl Kernel for CpuAttentionKernel {
                 params.insert("dot_rows".into(), rows.into());
                 // The KV splits and the prefetch are chosen per problem and thread count when
                 // prepared: `kv_splits`, `keys_per_split`, `prefetch_l1_rows`,
-                // `prefetch_l2_rows` and `prefetch_v_in_block` in the row
+                // `prefetch_l2_rows`, `prefetch_v_in_block` and `interleave_pv` in the row
                 // (Prepared::chosen_params).
                 path.to_string()
             }
@@ -903,6 +928,8 @@ impl Kernel for CpuAttentionKernel {
             chosen.insert("prefetch_l1_rows".into(), pf.l1.into());
             chosen.insert("prefetch_l2_rows".into(), pf.l2.into());
             chosen.insert("prefetch_v_in_block".into(), pf.v_in_block.into());
+            let il = decode_interleave(&p, path, self.precision.input);
+            chosen.insert("interleave_pv".into(), il.into());
         }
         fn make<T: Element>(
             p: AttentionProblem,
