@@ -118,6 +118,7 @@ impl Prefetch {
 /// A block whose P is ready and whose `O = α·O + P·V` a path defers to interleave it with the
 /// next block's scores ([`Products::finish`] does the last one).
 #[derive(Clone, Copy, Default)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 paths only
 pub(crate) struct Deferred {
     /// The block's first V row.
     pub v: usize,
