@@ -142,9 +142,10 @@ pub(crate) struct Deferred {
 /// adjacent calls, so both see the same memory state) the interleaved calls were faster by a
 /// median of 1.02–1.08× in each of twelve runs of ~1000 pairs (1.07 the median run; faster in
 /// 64–90% of the pairs; one thread 1.09; the same calls paired with themselves: 1.003, 1.008).
-/// With K and V left in cache (`DECTIME_SETS=1`, kv 2048) they are 0.94–0.97× (O is loaded and
-/// stored once per 8 keys instead of once per block), so the interleave is not chosen for sizes
-/// that can stay in cache
+/// With one input set re-read call after call (`DECTIME_SETS=1`) they are 0.94–0.97× at kv 2048,
+/// 0.92 at kv 3072 and 4096 and 0.95–0.96 at kv 8192 (32 MiB, this L3's size; part of K and V
+/// stays in it): O is loaded and stored once per 8 keys instead of once per block. So the
+/// interleave is not chosen for sizes that can stay in cache
 /// (BENCHMARKS.md "Zen 4, ninth session: decode's K and V read in turn").
 pub(crate) fn interleave_for_this_cpu(
     p: &AttentionProblem,
