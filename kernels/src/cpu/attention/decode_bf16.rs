@@ -25,7 +25,7 @@
 //!
 //! When K and V come from memory (`super::decode::interleave_for_this_cpu`), each block's P·V
 //! is deferred and done 8 keys at a time between the next block's score tiles, so K and V rows
-//! are read in turn rather than 4 KiB of each in turn ([`block_interleaved`]; the last block's
+//! are read in turn rather than 4 KiB of each in turn ([`block_pairs`]; the last block's
 //! in [`Products::finish`]).
 
 #![allow(clippy::needless_range_loop)]
@@ -47,7 +47,7 @@ pub(crate) const KD: usize = 4;
 pub(crate) const GR: usize = 4;
 
 /// Keys of a deferred block's P·V between two of the next block's score tiles
-/// ([`block_interleaved`]): whole score tiles, and whole pairs.
+/// ([`block_pairs`]): whole score tiles, and whole pairs.
 const PV_KEYS: usize = 8;
 const _: () =
     assert!(DBK.is_multiple_of(PV_KEYS) && PV_KEYS.is_multiple_of(KD) && PV_KEYS.is_multiple_of(2));
@@ -97,11 +97,10 @@ impl<const NV: usize> Products<bf16> for PairDots<NV> {
         prefetch: impl FnMut(usize),
     ) {
         let (kb, vb) = (kb as *const u16, vb as *const u16);
-        if d.is_multiple_of(W) && st.interleave {
-            block_interleaved::<NV>(st, ws, c, kb, vb, d, nk, first, prefetch);
-        } else if d.is_multiple_of(W) {
-            block_pairs::<NV>(st, c, kb, vb, d, nk, first, prefetch);
+        if d.is_multiple_of(W) {
+            block_pairs::<NV>(st, ws, c, kb, vb, d, nk, first, st.interleave, prefetch);
         } else {
+            // K and V come from a scratch copy each block overwrites: no block can wait.
             let dp = st.dp;
             let kp = ws.kf.get(DBK * dp / 2).as_mut_ptr() as *mut u16;
             let vp = ws.vf.get(DBK * dp / 2).as_mut_ptr() as *mut u16;
@@ -111,7 +110,7 @@ impl<const NV: usize> Products<bf16> for PairDots<NV> {
                     std::ptr::write_bytes(dst.add(j * dp + d), 0, dp - d);
                 }
             }
-            block_pairs::<NV>(st, c, kp, vp, dp, nk, first, prefetch);
+            block_pairs::<NV>(st, ws, c, kp, vp, dp, nk, first, false, prefetch);
         }
     }
 
@@ -119,9 +118,7 @@ impl<const NV: usize> Products<bf16> for PairDots<NV> {
     unsafe fn finish(st: &State, ws: &mut Scratch, d: usize) {
         let prev = ws.deferred;
         if prev.live {
-            for chunk in 0..prev.nk.div_ceil(PV_KEYS) {
-                pv_chunk::<NV>(st, prev, chunk, d);
-            }
+            pv_block::<NV>(st, prev, 0, prev.nk.div_ceil(2), d);
             ws.deferred.live = false;
         }
     }
@@ -149,21 +146,30 @@ pub(crate) const fn column(x: usize) -> usize {
 }
 
 /// One block of `nk` keys, K/V rows `ld` bf16 apart at `kb`, `vb` (`st.dp` readable per row,
-/// a multiple of 32).
+/// a multiple of 32): scores, softmax, P rounded to bf16, then `O = α·O + P·V`. With
+/// `interleave`, this block's P·V is deferred instead (into `ws.deferred`), and the previous
+/// block's, deferred there, is done [`PV_KEYS`] keys at a time between this block's score tiles
+/// (the rest after them, when this block is the shorter): the same products added to O in the
+/// same order, so the same result bit for bit.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn block_pairs<const NV: usize>(
     st: &State,
+    ws: &mut Scratch,
     c: f32,
     kb: *const u16,
     vb: *const u16,
     ld: usize,
     nk: usize,
     first: bool,
+    interleave: bool,
     mut prefetch: impl FnMut(usize),
 ) {
     let (gp, dp) = (st.gp, st.dp);
     let q = st.qf as *const u16;
+    let prev = ws.deferred;
+    let prev_pairs = if prev.live { prev.nk.div_ceil(2) } else { 0 };
+    let mut prev_done = 0;
     // Scores; a last partial group of KD keys repeats the last row (its scores are masked).
     let mut jj = 0;
     while jj < nk {
@@ -178,6 +184,14 @@ unsafe fn block_pairs<const NV: usize>(
             prefetch(key);
         }
         jj += KD;
+        if jj.is_multiple_of(PV_KEYS) && prev_done < prev_pairs {
+            let upto = (prev_done + PV_KEYS / 2).min(prev_pairs);
+            pv_block::<NV>(st, prev, prev_done, upto, ld);
+            prev_done = upto;
+        }
+    }
+    if prev_done < prev_pairs {
+        pv_block::<NV>(st, prev, prev_done, prev_pairs, ld);
     }
     softmax::<Avx512>(st, c, nk);
     // P rounded to bf16: one row's DBK values become DBK / 2 words, keys 2jp | 2jp + 1 << 16.
@@ -188,95 +202,27 @@ unsafe fn block_pairs<const NV: usize>(
             std::mem::transmute::<__m256bh, __m256i>(pb),
         );
     }
-    // O = α·O + P·V, NV vectors of columns at a time over all the pairs of keys.
-    let nvp = dp / L;
-    let mut dc = 0;
-    while dc < nvp {
-        let nv = NV.min(nvp - dc);
-        let mut r0 = 0;
-        while r0 < gp {
-            let (pr, vc) = (st.pp.add(r0 * DBK / 2), vb.add(dc * L));
-            let (oc, al) = (st.o.add(r0 * dp + dc * L), st.alpha.add(r0));
-            if nv == NV {
-                pv_pairs::<NV>(nk, pr, vc, ld, oc, dp, al, first);
-            } else {
-                debug_assert_eq!(nv, 2, "dp is a multiple of 32 and NV even");
-                pv_pairs::<2>(nk, pr, vc, ld, oc, dp, al, first);
-            }
-            r0 += GR;
-        }
-        dc += nv;
-    }
-}
-
-/// One block as [`block_pairs`], with the previous block's `O = α·O + P·V` (deferred in
-/// `ws.deferred`) done [`PV_KEYS`] keys at a time between this block's score tiles (the rest
-/// after them, when this block is the shorter), and this block's own P·V deferred in its place:
-/// the same products added to O in the same order, so the same result bit for bit.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-unsafe fn block_interleaved<const NV: usize>(
-    st: &State,
-    ws: &mut Scratch,
-    c: f32,
-    kb: *const u16,
-    vb: *const u16,
-    ld: usize,
-    nk: usize,
-    first: bool,
-    mut prefetch: impl FnMut(usize),
-) {
-    let (gp, dp) = (st.gp, st.dp);
-    let q = st.qf as *const u16;
-    let prev = ws.deferred;
-    let mut jj = 0;
-    let mut chunk = 0;
-    while jj < nk {
-        let krows: [*const u16; KD] =
-            std::array::from_fn(|key| kb.add((jj + key).min(nk - 1) * ld));
-        let mut r0 = 0;
-        while r0 < gp {
-            dots_pairs(dp / W, krows, q.add(r0 * dp), dp, st.sc.add(r0 * DBK + jj));
-            r0 += GR;
-        }
-        for key in jj..jj + KD {
-            prefetch(key);
-        }
-        jj += KD;
-        if prev.live && jj.is_multiple_of(PV_KEYS) && chunk * PV_KEYS < prev.nk {
-            pv_chunk::<NV>(st, prev, chunk, ld);
-            chunk += 1;
-        }
-    }
-    while prev.live && chunk * PV_KEYS < prev.nk {
-        pv_chunk::<NV>(st, prev, chunk, ld);
-        chunk += 1;
-    }
-    softmax::<Avx512>(st, c, nk);
-    for r in 0..gp {
-        let pb = _mm512_cvtneps_pbh(_mm512_loadu_ps(st.sc.add(r * DBK)));
-        _mm256_storeu_si256(
-            st.pp.add(r * DBK / 2) as *mut __m256i,
-            std::mem::transmute::<__m256bh, __m256i>(pb),
-        );
-    }
-    ws.deferred = Deferred {
+    let this = Deferred {
         v: vb as usize,
         nk,
         first,
         live: true,
     };
+    if interleave {
+        ws.deferred = this;
+    } else {
+        pv_block::<NV>(st, this, 0, nk.div_ceil(2), ld);
+    }
 }
 
-/// Keys `PV_KEYS·chunk ..` (`PV_KEYS` of them, or to the block's end) of a deferred block's
-/// `O = α·O + P·V`: α (or O = P·V in the task's first block) with the first chunk.
+/// The pairs of keys `jp0..jp1` of `blk`'s `O = α·O + P·V` (P as pair words in `st.pp`, V rows
+/// `ld` bf16 apart), NV vectors of columns at a time: α (or O = P·V in the task's first block)
+/// with the block's first pair.
 #[inline(always)]
-unsafe fn pv_chunk<const NV: usize>(st: &State, blk: Deferred, chunk: usize, ld: usize) {
+unsafe fn pv_block<const NV: usize>(st: &State, blk: Deferred, jp0: usize, jp1: usize, ld: usize) {
     let (gp, dp) = (st.gp, st.dp);
     let vb = blk.v as *const u16;
-    let pairs = blk.nk.div_ceil(2);
-    let (jp0, jp1) = (chunk * PV_KEYS / 2, ((chunk + 1) * PV_KEYS / 2).min(pairs));
-    let start = match (chunk, blk.first) {
+    let start = match (jp0, blk.first) {
         (0, true) => Start::Zero,
         (0, false) => Start::Scale,
         _ => Start::Keep,
@@ -290,9 +236,10 @@ unsafe fn pv_chunk<const NV: usize>(st: &State, blk: Deferred, chunk: usize, ld:
             let (pr, vc) = (st.pp.add(r0 * DBK / 2), vb.add(dc * L));
             let (oc, al) = (st.o.add(r0 * dp + dc * L), st.alpha.add(r0));
             if nv == NV {
-                pv_range::<NV>(jp0, jp1, blk.nk, pr, vc, ld, oc, dp, al, start);
+                pv_pairs::<NV>(jp0, jp1, blk.nk, pr, vc, ld, oc, dp, al, start);
             } else {
-                pv_range::<2>(jp0, jp1, blk.nk, pr, vc, ld, oc, dp, al, start);
+                debug_assert_eq!(nv, 2, "dp is a multiple of 32 and NV even");
+                pv_pairs::<2>(jp0, jp1, blk.nk, pr, vc, ld, oc, dp, al, start);
             }
             r0 += GR;
         }
@@ -300,7 +247,7 @@ unsafe fn pv_chunk<const NV: usize>(st: &State, blk: Deferred, chunk: usize, ld:
     }
 }
 
-/// How a [`pv_range`] starts its accumulators.
+/// How a [`pv_pairs`] tile starts its accumulators.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Start {
     /// From zero (`O = P·V`).
@@ -311,10 +258,39 @@ enum Start {
     Keep,
 }
 
-/// [`pv_pairs`] over the pairs `jp0..jp1` of a block of `nk` keys, starting as `start` says.
+/// `S[r][key] = Q[r] · K[key]` for `r < GR`, `key < KD` over `nc` steps of 32 bf16 (query rows
+/// `ldq` apart at `q`, K rows at `krows`), into `sc` (rows `DBK` apart).
+#[inline(always)]
+unsafe fn dots_pairs(nc: usize, krows: [*const u16; KD], q: *const u16, ldq: usize, sc: *mut f32) {
+    let mut acc = [[_mm512_setzero_ps(); GR]; KD];
+    for ch in 0..nc {
+        let mut qv = [_mm512_setzero_si512(); GR];
+        for r in 0..GR {
+            qv[r] = _mm512_loadu_si512(q.add(r * ldq + ch * W) as *const _);
+        }
+        for key in 0..KD {
+            let kv: __m512bh =
+                std::mem::transmute(_mm512_loadu_si512(krows[key].add(ch * W) as *const _));
+            for r in 0..GR {
+                acc[key][r] = _mm512_dpbf16_ps(
+                    acc[key][r],
+                    kv,
+                    std::mem::transmute::<__m512i, __m512bh>(qv[r]),
+                );
+            }
+        }
+    }
+    reduce_scores::<Avx512, KD, GR>(&acc, sc, DBK);
+}
+
+/// `O = α·O + P·V` over the pairs of keys `jp0..jp1` of a block of `nk` keys, for `GR` query
+/// rows × `NV` vectors, the accumulators started as `start` says: P as pair words (`DBK / 2` per
+/// row at `pp`), V rows `ld` apart at `v` (the tile's first column), O rows `ldo` apart at `o` in
+/// the interleaved column order. An odd `nk` pairs its last key with itself, weighted by the
+/// masked key's P of exactly 0.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn pv_range<const NV: usize>(
+unsafe fn pv_pairs<const NV: usize>(
     jp0: usize,
     jp1: usize,
     nk: usize,
@@ -346,92 +322,6 @@ unsafe fn pv_range<const NV: usize>(
         }
     }
     for jp in jp0..jp1 {
-        let (ra, rb) = (v.add(2 * jp * ld), v.add((2 * jp + 1).min(nk - 1) * ld));
-        let mut vv = [_mm512_setzero_si512(); NV];
-        for ch in 0..NV / 2 {
-            let a = _mm512_loadu_si512(ra.add(ch * W) as *const _);
-            let b = _mm512_loadu_si512(rb.add(ch * W) as *const _);
-            vv[2 * ch] = _mm512_unpacklo_epi16(a, b);
-            vv[2 * ch + 1] = _mm512_unpackhi_epi16(a, b);
-        }
-        for r in 0..GR {
-            let pw: __m512bh =
-                std::mem::transmute(_mm512_set1_epi32(*pp.add(r * DBK / 2 + jp) as i32));
-            for cv in 0..NV {
-                acc[r][cv] = _mm512_dpbf16_ps(
-                    acc[r][cv],
-                    std::mem::transmute::<__m512i, __m512bh>(vv[cv]),
-                    pw,
-                );
-            }
-        }
-    }
-    for r in 0..GR {
-        for cv in 0..NV {
-            _mm512_storeu_ps(o.add(r * ldo + cv * L), acc[r][cv]);
-        }
-    }
-}
-
-/// `S[r][key] = Q[r] · K[key]` for `r < GR`, `key < KD` over `nc` steps of 32 bf16 (query rows
-/// `ldq` apart at `q`, K rows at `krows`), into `sc` (rows `DBK` apart).
-#[inline(always)]
-unsafe fn dots_pairs(nc: usize, krows: [*const u16; KD], q: *const u16, ldq: usize, sc: *mut f32) {
-    let mut acc = [[_mm512_setzero_ps(); GR]; KD];
-    for ch in 0..nc {
-        let mut qv = [_mm512_setzero_si512(); GR];
-        for r in 0..GR {
-            qv[r] = _mm512_loadu_si512(q.add(r * ldq + ch * W) as *const _);
-        }
-        for key in 0..KD {
-            let kv: __m512bh =
-                std::mem::transmute(_mm512_loadu_si512(krows[key].add(ch * W) as *const _));
-            for r in 0..GR {
-                acc[key][r] = _mm512_dpbf16_ps(
-                    acc[key][r],
-                    kv,
-                    std::mem::transmute::<__m512i, __m512bh>(qv[r]),
-                );
-            }
-        }
-    }
-    reduce_scores::<Avx512, KD, GR>(&acc, sc, DBK);
-}
-
-/// `O = α·O + P·V` (`O = P·V` when `first`) for `GR` query rows × `NV` vectors: P as pair words
-/// (`DBK / 2` per row at `pp`), V rows `ld` apart at `v` (the tile's first column), O rows `ldo`
-/// apart at `o` in the interleaved column order. An odd `nk` pairs its last key with itself,
-/// weighted by the masked key's P of exactly 0.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-unsafe fn pv_pairs<const NV: usize>(
-    nk: usize,
-    pp: *const u32,
-    v: *const u16,
-    ld: usize,
-    o: *mut f32,
-    ldo: usize,
-    alpha: *const f32,
-    first: bool,
-) {
-    let mut acc = [[_mm512_setzero_ps(); NV]; GR];
-    if !first {
-        // α is exactly 1 in every block that leaves a row's running max as it was (most of a
-        // long sequence's): O is then read as it is.
-        for r in 0..GR {
-            let al = *alpha.add(r);
-            let a = _mm512_set1_ps(al);
-            for cv in 0..NV {
-                let prev = _mm512_loadu_ps(o.add(r * ldo + cv * L));
-                acc[r][cv] = if al == 1.0 {
-                    prev
-                } else {
-                    _mm512_mul_ps(a, prev)
-                };
-            }
-        }
-    }
-    for jp in 0..nk.div_ceil(2) {
         let (ra, rb) = (v.add(2 * jp * ld), v.add((2 * jp + 1).min(nk - 1) * ld));
         let mut vv = [_mm512_setzero_si512(); NV];
         for ch in 0..NV / 2 {
