@@ -15,7 +15,7 @@
 //! 260 MiB L3, so K and V are read from memory, as the runner's rotation does); `DECTIME_SETS=1`
 //! times data left in cache.
 
-use perfledger_kernels::cpu::attention::{decode_path_mutant, decode_run, DecodePath, Mutation};
+use perfledger_kernels::cpu::attention::{decode_run, DecodePath, Mutation};
 use perfledger_kernels::isa::Isa;
 use perfledger_kernels::{AttentionProblem, DType, Element, Tensor};
 use std::time::Instant;
@@ -55,23 +55,9 @@ fn time<T: Element>(path: DecodePath, p: &AttentionProblem) -> Vec<f64> {
             T::tensor_slice(vv).unwrap(),
         );
         let t = Instant::now();
-        match ab {
-            // Calls alternate: even samples with the interleaved P·V off, odd with it on.
-            true => decode_run::<T, T>(
-                path,
-                p,
-                q,
-                k,
-                vv,
-                &mut out,
-                Mutation::None,
-                Some(!aa && v.len() % 2 == 1),
-            )
-            .unwrap(),
-            false => {
-                decode_path_mutant::<T, T>(path, p, q, k, vv, &mut out, Mutation::None).unwrap()
-            }
-        }
+        // Paired (`ab`): even samples with the interleaved P·V off, odd ones on (`aa`: both off).
+        let interleave = ab.then_some(!aa && v.len() % 2 == 1);
+        decode_run::<T, T>(path, p, q, k, vv, &mut out, Mutation::None, interleave).unwrap();
         v.push(t.elapsed().as_secs_f64());
     }
     v
@@ -90,6 +76,10 @@ fn main() {
         Some(s) => DecodePath::Isa(s.parse::<Isa>().unwrap()),
         None => DecodePath::Isa(Isa::best()),
     };
+    if std::env::var_os("DECTIME_INTERLEAVE_AB").is_some() && path != DecodePath::Bf16Dot {
+        eprintln!("dectime: DECTIME_INTERLEAVE_AB pairs the avx512bf16 path only (its P·V order); got {path}");
+        std::process::exit(2);
+    }
     let (qh, kvh, d) = (num(3, 32), num(4, 8), num(5, 128));
     let p = AttentionProblem::new(1, qh, kvh, 1, kv_len, d);
     // Timed on a worker of the pool, as the runner does (no wake-up of the calling thread).
