@@ -131,8 +131,9 @@ pub(crate) struct Deferred {
 }
 
 /// Whether the pair products (`decode.avx512bf16`) interleave each block's P·V with the next
-/// block's scores, for elements of `elem_bytes` and an L3 of `l3` bytes: on AMD family 25 when
-/// K + V are past the L3, so each call reads them from memory.
+/// block's scores, for elements of `elem_bytes` on `threads` threads with an L2 of `l2` bytes
+/// per core: on AMD family 25 when K + V are past the threads' L2s together (the rule that takes
+/// the L2 prefetch in [`Prefetch::new`]), so each call reads them from L3 or memory.
 ///
 /// A block's scores read its K rows and its P·V its V rows: done in turn, each block reads 4 KiB
 /// of K and then 4 KiB of V with the compute between. Deferred, the block's P·V is done 8 keys at
@@ -141,20 +142,27 @@ pub(crate) struct Deferred {
 /// avx512bf16`, which alternates the two call by call on K and V rotated from memory and pairs
 /// adjacent calls, so both see the same memory state) the interleaved calls were faster by a
 /// median of 1.02–1.08× in each of twelve runs of ~1000 pairs (1.07 the median run; faster in
-/// 64–90% of the pairs; one thread 1.09; the same calls paired with themselves: 1.003, 1.008).
-/// With one input set re-read call after call (`DECTIME_SETS=1`) they are 0.94–0.97× at kv 2048,
-/// 0.92 at kv 3072 and 4096 and 0.95–0.96 at kv 8192 (32 MiB, this L3's size; part of K and V
-/// stays in it): O is loaded and stored once per 8 keys instead of once per block. So the
-/// interleave is not chosen for sizes that can stay in cache
-/// (BENCHMARKS.md "Zen 4, ninth session: decode's K and V read in turn").
+/// 64–90% of the pairs; one thread 1.09; the same calls paired with themselves: 1.003, 1.008),
+/// and rotated at kv 1024 and 2048 by 1.03 and 1.10.
+///
+/// Decode assumes K and V come from memory at every size past the L2s: a model's decode reads
+/// each layer's K and V once per token, as the runner's rotation does. The case it gives up is
+/// one small K/V re-read call after call from the L3 (`DECTIME_SETS=1`): there the interleave
+/// is 0.94–0.97× at kv 2048, 0.92 at kv 3072 and 4096 and 0.95–0.96 at kv 8192 (32 MiB, this
+/// L3's size), as O is loaded and stored once per 8 keys instead of once per block
+/// (BENCHMARKS.md "Zen 4, ninth session: decode's K and V read in turn" and "Zen 4, tenth
+/// session: the K/V order at every size past the L2s").
 pub(crate) fn interleave_for_this_cpu(
     p: &AttentionProblem,
     pairs: bool,
     elem_bytes: usize,
-    l3: usize,
+    threads: usize,
+    l2: usize,
 ) -> bool {
     let kv_bytes = 2 * p.kv_len_elems() * elem_bytes;
-    pairs && kv_bytes > l3 && crate::cpu::cpu_kind() == crate::cpu::CpuKind::AmdFamily25
+    pairs
+        && kv_bytes > l2 * threads.max(1)
+        && crate::cpu::cpu_kind() == crate::cpu::CpuKind::AmdFamily25
 }
 
 /// Per-thread scratch.

@@ -595,7 +595,7 @@ pub fn decode_run<T: Element, O: Element>(
         part: SendPtr(part.as_mut_ptr()),
         dp,
         prefetch: decode_prefetch(p, path, T::DTYPE, threads),
-        interleave: interleave.unwrap_or_else(|| decode_interleave(p, path, T::DTYPE)),
+        interleave: interleave.unwrap_or_else(|| decode_interleave(p, path, T::DTYPE, threads)),
         mutation,
     };
     (0..tasks).into_par_iter().for_each(|t| {
@@ -627,10 +627,12 @@ fn decode_prefetch(
     decode::Prefetch::for_this_cpu(p, pairs, dtype.size_bytes(), threads, l2)
 }
 
-/// Whether decode on `path` interleaves each block's P·V with the next block's scores here.
-fn decode_interleave(p: &AttentionProblem, path: DecodePath, dtype: DType) -> bool {
-    let l3 = crate::cpu::cache::detected().l3;
-    decode::interleave_for_this_cpu(p, path == DecodePath::Bf16Dot, dtype.size_bytes(), l3)
+/// Whether decode on `path` interleaves each block's P·V with the next block's scores here, on
+/// `threads` threads.
+fn decode_interleave(p: &AttentionProblem, path: DecodePath, dtype: DType, threads: usize) -> bool {
+    let l2 = crate::cpu::cache::detected().l2;
+    let pairs = path == DecodePath::Bf16Dot;
+    decode::interleave_for_this_cpu(p, pairs, dtype.size_bytes(), threads, l2)
 }
 
 unsafe fn decode_task<T: Element>(
@@ -928,7 +930,7 @@ impl Kernel for CpuAttentionKernel {
             chosen.insert("prefetch_l1_rows".into(), pf.l1.into());
             chosen.insert("prefetch_l2_rows".into(), pf.l2.into());
             chosen.insert("prefetch_v_in_block".into(), pf.v_in_block.into());
-            let il = decode_interleave(&p, path, self.precision.input);
+            let il = decode_interleave(&p, path, self.precision.input, threads);
             chosen.insert("interleave_pv".into(), il.into());
         }
         fn make<T: Element>(
