@@ -136,22 +136,21 @@ pub(crate) struct Deferred {
 /// the L2 prefetch in [`Prefetch::new`]), so each call reads them from L3 or memory.
 ///
 /// A block's scores read its K rows and its P·V its V rows: done in turn, each block reads 4 KiB
-/// of K and then 4 KiB of V with the compute between. Deferred, the block's P·V is done 8 keys at
-/// a time between the next block's score tiles, so K and V rows are read alternately. On the
-/// Zen 4 VM (family 25 model 17, 2 threads; `DECTIME_INTERLEAVE_AB=1 dectime 8192 bf16
-/// avx512bf16`, which alternates the two call by call on K and V rotated from memory and pairs
-/// adjacent calls, so both see the same memory state) the interleaved calls were faster by a
-/// median of 1.02–1.08× in each of twelve runs of ~1000 pairs (1.07 the median run; faster in
-/// 64–90% of the pairs; one thread 1.09; the same calls paired with themselves: 1.003, 1.008),
-/// and rotated at kv 1024 and 2048 by 1.03 and 1.10.
+/// of K and then 4 KiB of V with the compute between. Deferred, the block's P·V is done one
+/// column chunk (64 columns of all its keys) at a time between the next block's score tiles, so
+/// K and V rows are read in turn. On the Zen 4 VM (family 25 model 17, 2 threads;
+/// `DECTIME_INTERLEAVE_AB=1 dectime KV bf16 avx512bf16`, which alternates the two call by call
+/// on K and V rotated from memory and pairs adjacent calls, so both see the same memory state)
+/// the interleaved calls were faster by a median of 1.08–1.11× at kv 8192 (three runs of ~1000
+/// pairs, faster in 85–93% of them), 1.15 at kv 4096, 1.09 at 2048, 1.08 at 1024, 1.15 on one
+/// thread; the same calls paired with themselves: 1.006. An earlier order, the deferred P·V 8
+/// keys at a time over all columns, gained 1.03–1.08 in the same runs' alternation.
 ///
 /// Decode assumes K and V come from memory at every size past the L2s: a model's decode reads
 /// each layer's K and V once per token, as the runner's rotation does. The case it gives up is
-/// one small K/V re-read call after call from the L3 (`DECTIME_SETS=1`): there the interleave
-/// is 0.94–0.97× at kv 2048, 0.92 at kv 3072 and 4096 and 0.95–0.96 at kv 8192 (32 MiB, this
-/// L3's size), as O is loaded and stored once per 8 keys instead of once per block
-/// (BENCHMARKS.md "Zen 4, ninth session: decode's K and V read in turn" and "Zen 4, tenth
-/// session: the K/V order at every size past the L2s").
+/// one small K/V re-read call after call from the L3 (`DECTIME_SETS=1`): there the interleave is
+/// 0.98× at kv 2048 and 1.00 at kv 8192 (BENCHMARKS.md "Zen 4, tenth session: decode's deferred
+/// P·V by column chunks, at every size past the L2s").
 pub(crate) fn interleave_for_this_cpu(
     p: &AttentionProblem,
     pairs: bool,

@@ -24,9 +24,9 @@
 //! V rows then come from the scratch, not as stored).
 //!
 //! When K and V come from memory (`super::decode::interleave_for_this_cpu`), each block's P·V
-//! is deferred and done 8 keys at a time between the next block's score tiles, so K and V rows
-//! are read in turn rather than 4 KiB of each in turn ([`block_pairs`]; the last block's
-//! in [`Products::finish`]).
+//! is deferred and done one column chunk (`NV` vectors of 16 columns, all its keys) at a time
+//! between the next block's score tiles, so K and V rows are read in turn rather than 4 KiB of
+//! each in turn ([`block_pairs`]; the last block's in [`Products::finish`]).
 
 #![allow(clippy::needless_range_loop)]
 
@@ -45,12 +45,6 @@ pub(crate) const W: usize = 32;
 /// Keys × query rows per score tile.
 pub(crate) const KD: usize = 4;
 pub(crate) const GR: usize = 4;
-
-/// Keys of a deferred block's P·V between two of the next block's score tiles
-/// ([`block_pairs`]): whole score tiles, and whole pairs.
-const PV_KEYS: usize = 8;
-const _: () =
-    assert!(DBK.is_multiple_of(PV_KEYS) && PV_KEYS.is_multiple_of(KD) && PV_KEYS.is_multiple_of(2));
 
 // The softmax leaves every key of a block's row in P (masked keys exactly 0) only when a row of
 // DBK keys is whole vectors; the P pairs of a row are one vector of DBK f32.
@@ -118,7 +112,7 @@ impl<const NV: usize> Products<bf16> for PairDots<NV> {
     unsafe fn finish(st: &State, ws: &mut Scratch, d: usize) {
         let prev = ws.deferred;
         if prev.live {
-            pv_block::<NV>(st, prev, 0, prev.nk.div_ceil(2), d);
+            pv_block::<NV>(st, prev, 0, chunks::<NV>(st.dp), d);
             ws.deferred.live = false;
         }
     }
@@ -145,12 +139,19 @@ pub(crate) const fn column(x: usize) -> usize {
     8 * (y / 4) + 4 * half + y % 4
 }
 
+/// Column chunks of a P·V with rows of `dp` columns: `NV` vectors of 16 columns each (the last
+/// one 2 vectors when `dp` is not a multiple of `NV · 16`).
+#[inline(always)]
+const fn chunks<const NV: usize>(dp: usize) -> usize {
+    (dp / L).div_ceil(NV)
+}
+
 /// One block of `nk` keys, K/V rows `ld` bf16 apart at `kb`, `vb` (`st.dp` readable per row,
 /// a multiple of 32): scores, softmax, P rounded to bf16, then `O = α·O + P·V`. With
 /// `interleave`, this block's P·V is deferred instead (into `ws.deferred`), and the previous
-/// block's, deferred there, is done [`PV_KEYS`] keys at a time between this block's score tiles
-/// (the rest after them, when this block is the shorter): the same products added to O in the
-/// same order, so the same result bit for bit.
+/// block's, deferred there, is done one column chunk at a time, the chunks spread evenly over
+/// this block's score tiles (all of them by its last): every O column gets the same products in
+/// the same order, so the same result bit for bit.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn block_pairs<const NV: usize>(
@@ -168,8 +169,11 @@ unsafe fn block_pairs<const NV: usize>(
     let (gp, dp) = (st.gp, st.dp);
     let q = st.qf as *const u16;
     let prev = ws.deferred;
-    let prev_pairs = if prev.live { prev.nk.div_ceil(2) } else { 0 };
-    let mut prev_done = 0;
+    let (prev_chunks, tiles) = (
+        if prev.live { chunks::<NV>(dp) } else { 0 },
+        nk.div_ceil(KD),
+    );
+    let (mut done, mut tile) = (0, 0);
     // Scores; a last partial group of KD keys repeats the last row (its scores are masked).
     let mut jj = 0;
     while jj < nk {
@@ -184,14 +188,12 @@ unsafe fn block_pairs<const NV: usize>(
             prefetch(key);
         }
         jj += KD;
-        if jj.is_multiple_of(PV_KEYS) && prev_done < prev_pairs {
-            let upto = (prev_done + PV_KEYS / 2).min(prev_pairs);
-            pv_block::<NV>(st, prev, prev_done, upto, ld);
-            prev_done = upto;
+        tile += 1;
+        let upto = (prev_chunks * tile).div_ceil(tiles);
+        if upto > done {
+            pv_block::<NV>(st, prev, done, upto, ld);
+            done = upto;
         }
-    }
-    if prev_done < prev_pairs {
-        pv_block::<NV>(st, prev, prev_done, prev_pairs, ld);
     }
     softmax::<Avx512>(st, c, nk);
     // P rounded to bf16: one row's DBK values become DBK / 2 words, keys 2jp | 2jp + 1 << 16.
@@ -211,51 +213,34 @@ unsafe fn block_pairs<const NV: usize>(
     if interleave {
         ws.deferred = this;
     } else {
-        pv_block::<NV>(st, this, 0, nk.div_ceil(2), ld);
+        pv_block::<NV>(st, this, 0, chunks::<NV>(dp), ld);
     }
 }
 
-/// The pairs of keys `jp0..jp1` of `blk`'s `O = α·O + P·V` (P as pair words in `st.pp`, V rows
-/// `ld` bf16 apart), NV vectors of columns at a time: α (or O = P·V in the task's first block)
-/// with the block's first pair.
+/// The column chunks `c0..c1` ([`chunks`]) of `blk`'s `O = α·O + P·V` over all its keys (P as
+/// pair words in `st.pp`, V rows `ld` bf16 apart): α (or O = P·V in the task's first block) as
+/// each chunk starts.
 #[inline(always)]
-unsafe fn pv_block<const NV: usize>(st: &State, blk: Deferred, jp0: usize, jp1: usize, ld: usize) {
+unsafe fn pv_block<const NV: usize>(st: &State, blk: Deferred, c0: usize, c1: usize, ld: usize) {
     let (gp, dp) = (st.gp, st.dp);
     let vb = blk.v as *const u16;
-    let start = match (jp0, blk.first) {
-        (0, true) => Start::Zero,
-        (0, false) => Start::Scale,
-        _ => Start::Keep,
-    };
     let nvp = dp / L;
-    let mut dc = 0;
-    while dc < nvp {
+    for chunk in c0..c1 {
+        let dc = chunk * NV;
         let nv = NV.min(nvp - dc);
         let mut r0 = 0;
         while r0 < gp {
             let (pr, vc) = (st.pp.add(r0 * DBK / 2), vb.add(dc * L));
             let (oc, al) = (st.o.add(r0 * dp + dc * L), st.alpha.add(r0));
             if nv == NV {
-                pv_pairs::<NV>(jp0, jp1, blk.nk, pr, vc, ld, oc, dp, al, start);
+                pv_pairs::<NV>(blk.nk, pr, vc, ld, oc, dp, al, blk.first);
             } else {
                 debug_assert_eq!(nv, 2, "dp is a multiple of 32 and NV even");
-                pv_pairs::<2>(jp0, jp1, blk.nk, pr, vc, ld, oc, dp, al, start);
+                pv_pairs::<2>(blk.nk, pr, vc, ld, oc, dp, al, blk.first);
             }
             r0 += GR;
         }
-        dc += nv;
     }
-}
-
-/// How a [`pv_pairs`] tile starts its accumulators.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Start {
-    /// From zero (`O = P·V`).
-    Zero,
-    /// From `α·O`.
-    Scale,
-    /// From O as it is.
-    Keep,
 }
 
 /// `S[r][key] = Q[r] · K[key]` for `r < GR`, `key < KD` over `nc` steps of 32 bf16 (query rows
@@ -283,16 +268,13 @@ unsafe fn dots_pairs(nc: usize, krows: [*const u16; KD], q: *const u16, ldq: usi
     reduce_scores::<Avx512, KD, GR>(&acc, sc, DBK);
 }
 
-/// `O = α·O + P·V` over the pairs of keys `jp0..jp1` of a block of `nk` keys, for `GR` query
-/// rows × `NV` vectors, the accumulators started as `start` says: P as pair words (`DBK / 2` per
-/// row at `pp`), V rows `ld` apart at `v` (the tile's first column), O rows `ldo` apart at `o` in
-/// the interleaved column order. An odd `nk` pairs its last key with itself, weighted by the
-/// masked key's P of exactly 0.
+/// `O = α·O + P·V` over the keys of a block of `nk`, for `GR` query rows × `NV` vectors (or
+/// `O = P·V` when `first`): P as pair words (`DBK / 2` per row at `pp`), V rows `ld` apart at
+/// `v` (the tile's first column), O rows `ldo` apart at `o` in the interleaved column order. An
+/// odd `nk` pairs its last key with itself, weighted by the masked key's P of exactly 0.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn pv_pairs<const NV: usize>(
-    jp0: usize,
-    jp1: usize,
     nk: usize,
     pp: *const u32,
     v: *const u16,
@@ -300,16 +282,12 @@ unsafe fn pv_pairs<const NV: usize>(
     o: *mut f32,
     ldo: usize,
     alpha: *const f32,
-    start: Start,
+    first: bool,
 ) {
     let mut acc = [[_mm512_setzero_ps(); NV]; GR];
-    if start != Start::Zero {
+    if !first {
         for r in 0..GR {
-            let al = if start == Start::Scale {
-                *alpha.add(r)
-            } else {
-                1.0
-            };
+            let al = *alpha.add(r);
             let a = _mm512_set1_ps(al);
             for cv in 0..NV {
                 let prev = _mm512_loadu_ps(o.add(r * ldo + cv * L));
@@ -321,7 +299,7 @@ unsafe fn pv_pairs<const NV: usize>(
             }
         }
     }
-    for jp in jp0..jp1 {
+    for jp in 0..nk.div_ceil(2) {
         let (ra, rb) = (v.add(2 * jp * ld), v.add((2 * jp + 1).min(nk - 1) * ld));
         let mut vv = [_mm512_setzero_si512(); NV];
         for ch in 0..NV / 2 {
@@ -360,7 +338,8 @@ mod tests {
     /// products to O in the same order as the blocks in turn: the outputs are bit for bit the
     /// same, at KV lengths with a short last block, an odd last block, splits of one block and
     /// of several, group sizes that pad to a tile, and head_dims that take the interleave (a
-    /// multiple of 32) or fall back (48). The blocks in turn are the path the verification tests
+    /// multiple of 32: one column chunk at 32 and 64, two at 96 (the second of 2 vectors) and
+    /// 128, four at 256) or fall back (48). The blocks in turn are the path the verification tests
     /// check against the reference.
     #[test]
     fn interleaved_pv_is_the_blocks_in_turn() {
@@ -380,6 +359,8 @@ mod tests {
             (4, 1, 4099, 32),
             (5, 1, 70, 128),
             (4, 4, 301, 48),
+            (8, 2, 150, 96),
+            (4, 1, 77, 256),
         ] {
             let p = AttentionProblem::new(1, qh, kvh, 1, kv, d);
             let q = Tensor::random(DType::BF16, p.q_len_elems(), 1);
