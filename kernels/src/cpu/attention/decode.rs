@@ -144,7 +144,9 @@ pub(crate) struct Deferred {
 /// the interleaved calls were faster by a median of 1.08–1.11× at kv 8192 (three runs of ~1000
 /// pairs, faster in 85–93% of them), 1.15 at kv 4096, 1.09 at 2048, 1.08 at 1024, 1.15 on one
 /// thread; the same calls paired with themselves: 1.006. An earlier order, the deferred P·V 8
-/// keys at a time over all columns, gained 1.03–1.08 in the same runs' alternation.
+/// keys at a time over all columns, gained 1.03–1.08 in the same runs' alternation. The task
+/// then prefetches V rows a block behind K's, the same distance ahead of their use: paired call
+/// by call against V at K's distance, 1.04–1.08× (lags of 8 and 32 rows: slower than 16).
 ///
 /// Decode assumes K and V come from memory at every size past the L2s: a model's decode reads
 /// each layer's K and V once per token, as the runner's rotation does. The case it gives up is
@@ -628,47 +630,49 @@ pub(crate) unsafe fn task<S: Simd, T: Element, P: Products<T>>(
 
     // Decode streams K/V from DRAM: the rows `prefetch.l1` (and `prefetch.l2`) ahead, or the
     // block's V rows, are prefetched between the dot tiles (spread over the compute, so they do
-    // not pile up behind the miss buffers).
+    // not pile up behind the miss buffers). A path that defers each block's P·V to the next
+    // block ([`Ctx::interleave`]) reads V rows a block after the K rows of the same keys, so its
+    // V rows are prefetched a block later too: the same distance ahead of their use as K's.
     let row_bytes = d * std::mem::size_of::<T>();
     let Prefetch { l1, l2, v_in_block } = cx.prefetch;
+    let v_lag = if cx.interleave { DBK } else { 0 };
     let mut first = true;
     let mut j0 = ja;
     while j0 < jb {
         let nk = DBK.min(jb - j0);
         let prefetch = |key: usize| {
-            if v_in_block && j0 + key < jb {
-                let vn = v_base.add((j0 + key) * d) as *const u8;
+            let j = j0 + key;
+            if v_in_block && j < jb {
+                let vn = v_base.add(j * d) as *const u8;
                 let mut off = 0;
                 while off < row_bytes {
                     S::prefetch(vn.add(off));
                     off += 64;
                 }
             }
-            let jf = j0 + key + l2;
-            if l2 > 0 && jf < jb {
-                let (kn, vn) = (
-                    k_base.add(jf * d) as *const u8,
-                    v_base.add(jf * d) as *const u8,
-                );
+            // K row `jk` and V row `jk − v_lag` (those the split has), line by line in turn,
+            // into L2 or L1.
+            let rows = |jk: usize, into_l2: bool| {
+                let jv = jk.saturating_sub(v_lag);
+                let k = (jk < jb).then(|| k_base.add(jk * d) as *const u8);
+                let v = (jv < jb).then(|| v_base.add(jv * d) as *const u8);
                 let mut off = 0;
                 while off < row_bytes {
-                    prefetch_l2(kn.add(off));
-                    prefetch_l2(vn.add(off));
+                    for r in [k, v].into_iter().flatten() {
+                        if into_l2 {
+                            prefetch_l2(r.add(off));
+                        } else {
+                            S::prefetch(r.add(off));
+                        }
+                    }
                     off += 64;
                 }
+            };
+            if l2 > 0 {
+                rows(j + l2, true);
             }
-            let jn = j0 + key + l1;
-            if l1 > 0 && jn < jb {
-                let (kn, vn) = (
-                    k_base.add(jn * d) as *const u8,
-                    v_base.add(jn * d) as *const u8,
-                );
-                let mut off = 0;
-                while off < row_bytes {
-                    S::prefetch(kn.add(off));
-                    S::prefetch(vn.add(off));
-                    off += 64;
-                }
+            if l1 > 0 {
+                rows(j + l1, false);
             }
         };
         let (kb, vb) = (k_base.add(j0 * d), v_base.add(j0 * d));
