@@ -779,6 +779,26 @@ mod tests {
 
     /// The pair products take the rows-ahead rule on every CPU kind; the f32 products the
     /// block's V on AMD family 25 only.
+    /// The pair products read K and V in turn on AMD family 25 at every size past the threads'
+    /// L2s (the same rule as the L2 prefetch), never on other kinds or for the f32 products.
+    #[test]
+    fn interleave_past_the_threads_l2s_on_amd_family_25() {
+        let big = big();
+        let small = AttentionProblem::new(1, 8, 2, 1, 256, 128);
+        let amd = crate::cpu::cpu_kind() == crate::cpu::CpuKind::AmdFamily25;
+        assert_eq!(interleave_for_this_cpu(&big, true, 2, 2, 2 * MIB), amd);
+        assert!(!interleave_for_this_cpu(&big, false, 2, 2, 2 * MIB));
+        // 512 KiB of K + V: L2-resident on one thread of 1 MiB, past one of 512 KiB − 1.
+        assert!(!interleave_for_this_cpu(&small, true, 4, 1, MIB));
+        assert!(!interleave_for_this_cpu(&small, true, 4, 1, MIB / 2));
+        assert_eq!(
+            interleave_for_this_cpu(&small, true, 4, 1, MIB / 2 - 1),
+            amd
+        );
+        // K + V of the 32 MiB gate shape is past two 2 MiB L2s whatever the L3.
+        assert_eq!(interleave_for_this_cpu(&big, true, 2, 16, MIB), amd);
+    }
+
     #[test]
     fn prefetch_by_cpu_kind_and_path() {
         let big = big();
