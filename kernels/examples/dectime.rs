@@ -26,7 +26,18 @@ use std::time::Instant;
 static ALLOC: perfledger_kernels::alloc::CacheLineAligned =
     perfledger_kernels::alloc::CacheLineAligned;
 
-fn time<T: Element>(path: DecodePath, p: &AttentionProblem) -> Vec<f64> {
+/// `DECTIME_INTERLEAVE_AB`: `Some(false)` pairs calls off/on, `Some(true)` off/off (`same`).
+fn pairing() -> Option<bool> {
+    std::env::var_os("DECTIME_INTERLEAVE_AB").map(|v| v == "same")
+}
+
+/// `v` sorted, ascending.
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+fn time<T: Element>(path: DecodePath, p: &AttentionProblem, ab: Option<bool>) -> Vec<f64> {
     let kv_bytes = 2 * p.kv_len_elems() * std::mem::size_of::<T>();
     let sets: usize = std::env::var("DECTIME_SETS")
         .ok()
@@ -43,8 +54,6 @@ fn time<T: Element>(path: DecodePath, p: &AttentionProblem) -> Vec<f64> {
         })
         .collect();
     let mut out = vec![T::default(); p.q_len_elems()];
-    let ab = std::env::var_os("DECTIME_INTERLEAVE_AB").is_some();
-    let aa = std::env::var("DECTIME_INTERLEAVE_AB").as_deref() == Ok("same");
     let mut v = Vec::new();
     let t_end = Instant::now() + std::time::Duration::from_secs_f64(3.0);
     while v.len() < 5 || (Instant::now() < t_end && v.len() < 2000.max(2 * sets)) {
@@ -55,8 +64,8 @@ fn time<T: Element>(path: DecodePath, p: &AttentionProblem) -> Vec<f64> {
             T::tensor_slice(vv).unwrap(),
         );
         let t = Instant::now();
-        // Paired (`ab`): even samples with the interleaved P·V off, odd ones on (`aa`: both off).
-        let interleave = ab.then_some(!aa && v.len() % 2 == 1);
+        // Paired (`ab`): even samples with the interleaved P·V off, odd ones on (`same`: off).
+        let interleave = ab.map(|same| !same && v.len() % 2 == 1);
         decode_run::<T, T>(path, p, q, k, vv, &mut out, Mutation::None, interleave).unwrap();
         v.push(t.elapsed().as_secs_f64());
     }
@@ -76,7 +85,8 @@ fn main() {
         Some(s) => DecodePath::Isa(s.parse::<Isa>().unwrap()),
         None => DecodePath::Isa(Isa::best()),
     };
-    if std::env::var_os("DECTIME_INTERLEAVE_AB").is_some() && path != DecodePath::Bf16Dot {
+    let ab = pairing();
+    if ab.is_some() && path != DecodePath::Bf16Dot {
         eprintln!("dectime: DECTIME_INTERLEAVE_AB pairs the avx512bf16 path only (its P·V order); got {path}");
         std::process::exit(2);
     }
@@ -85,19 +95,16 @@ fn main() {
     // Timed on a worker of the pool, as the runner does (no wake-up of the calling thread).
     let pool = rayon::ThreadPoolBuilder::new().build().unwrap();
     let v = pool.install(|| match dtype {
-        DType::F32 => time::<f32>(path, &p),
-        DType::F16 => time::<half::f16>(path, &p),
-        DType::BF16 => time::<half::bf16>(path, &p),
+        DType::F32 => time::<f32>(path, &p, ab),
+        DType::F16 => time::<half::f16>(path, &p, ab),
+        DType::BF16 => time::<half::bf16>(path, &p, ab),
     });
-    if std::env::var_os("DECTIME_INTERLEAVE_AB").is_some() {
+    let bytes = (2 * p.kv_len_elems() * dtype.size_bytes()) as f64;
+    if ab.is_some() {
         // Adjacent calls (off, on) share the host's memory state: their ratio is the measure.
-        let mut r: Vec<f64> = v[2..].chunks_exact(2).map(|c| c[0] / c[1]).collect();
-        r.sort_by(f64::total_cmp);
-        let mut off: Vec<f64> = v[2..].iter().step_by(2).copied().collect();
-        let mut on: Vec<f64> = v[3..].iter().step_by(2).copied().collect();
-        off.sort_by(f64::total_cmp);
-        on.sort_by(f64::total_cmp);
-        let bytes = (2 * p.kv_len_elems() * dtype.size_bytes()) as f64;
+        let r = sorted(v[2..].chunks_exact(2).map(|c| c[0] / c[1]).collect());
+        let off = sorted(v[2..].iter().step_by(2).copied().collect());
+        let on = sorted(v[3..].iter().step_by(2).copied().collect());
         let n = r.len();
         println!(
             "decode h{qh}/{kvh} kv{kv_len} d{d} {dtype} {path} interleaved P·V on/off, {n} call pairs: \
@@ -111,16 +118,14 @@ fn main() {
         );
         return;
     }
-    let mut s = v[1..].to_vec();
-    s.sort_by(f64::total_cmp);
+    let s = sorted(v[1..].to_vec());
     let med = s[s.len() / 2];
-    let bytes = 2 * p.kv_len_elems() * dtype.size_bytes();
     println!(
         "decode h{qh}/{kvh} kv{kv_len} d{d} {dtype} {path} threads={} samples={} median={:.3}ms K+V {:.1} GB/s best={:.1}",
         pool.current_num_threads(),
         s.len(),
         med * 1e3,
-        bytes as f64 / med / 1e9,
-        bytes as f64 / s[0] / 1e9
+        bytes / med / 1e9,
+        bytes / s[0] / 1e9
     );
 }

@@ -117,7 +117,7 @@ impl Prefetch {
 
 /// A block whose P is ready and whose `O = α·O + P·V` a path defers to interleave it with the
 /// next block's scores ([`Products::finish`] does the last one).
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 paths only
 pub(crate) struct Deferred {
     /// The block's first V row.
@@ -126,8 +126,6 @@ pub(crate) struct Deferred {
     pub nk: usize,
     /// Whether it is the task's first block (`O = P·V`).
     pub first: bool,
-    /// Whether a block is waiting.
-    pub live: bool,
 }
 
 /// Whether the pair products (`decode.avx512bf16`) interleave each block's P·V with the next
@@ -169,7 +167,8 @@ pub(crate) fn interleave_for_this_cpu(
 /// Per-thread scratch.
 #[derive(Default)]
 pub(crate) struct Scratch {
-    pub deferred: Deferred,
+    /// The block waiting for its P·V, if any.
+    pub deferred: Option<Deferred>,
     pub qf: AlignedBuf,
     pub kf: AlignedBuf,
     pub vf: AlignedBuf,
@@ -596,7 +595,7 @@ pub(crate) unsafe fn task<S: Simd, T: Element, P: Products<T>>(
     let g = bg % p.kv_heads;
     let q_group = cx.q.as_ptr().add((b * p.q_heads + g * group) * d);
     let qf = P::load_q(ws, q_group, group, d, gp, dp);
-    ws.deferred = Deferred::default();
+    ws.deferred = None;
     let sc = ws.sc.get(gp * DBK).as_mut_ptr();
     let o = ws.o.get(gp * dp).as_mut_ptr();
     let pp = ws.pp.get(gp * DBK / 2).as_mut_ptr() as *mut u32;

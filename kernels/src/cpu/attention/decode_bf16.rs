@@ -110,10 +110,8 @@ impl<const NV: usize> Products<bf16> for PairDots<NV> {
 
     #[inline(always)]
     unsafe fn finish(st: &State, ws: &mut Scratch, d: usize) {
-        let prev = ws.deferred;
-        if prev.live {
+        if let Some(prev) = ws.deferred.take() {
             pv_block::<NV>(st, prev, 0, chunks::<NV>(st.dp), d);
-            ws.deferred.live = false;
         }
     }
 
@@ -169,10 +167,7 @@ unsafe fn block_pairs<const NV: usize>(
     let (gp, dp) = (st.gp, st.dp);
     let q = st.qf as *const u16;
     let prev = ws.deferred;
-    let (prev_chunks, tiles) = (
-        if prev.live { chunks::<NV>(dp) } else { 0 },
-        nk.div_ceil(KD),
-    );
+    let (prev_chunks, tiles) = (prev.map_or(0, |_| chunks::<NV>(dp)), nk.div_ceil(KD));
     let (mut done, mut tile) = (0, 0);
     // Scores; a last partial group of KD keys repeats the last row (its scores are masked).
     let mut jj = 0;
@@ -190,7 +185,7 @@ unsafe fn block_pairs<const NV: usize>(
         jj += KD;
         tile += 1;
         let upto = (prev_chunks * tile).div_ceil(tiles);
-        if upto > done {
+        if let Some(prev) = prev.filter(|_| upto > done) {
             pv_block::<NV>(st, prev, done, upto, ld);
             done = upto;
         }
@@ -208,10 +203,9 @@ unsafe fn block_pairs<const NV: usize>(
         v: vb as usize,
         nk,
         first,
-        live: true,
     };
     if interleave {
-        ws.deferred = this;
+        ws.deferred = Some(this);
     } else {
         pv_block::<NV>(st, this, 0, chunks::<NV>(dp), ld);
     }
