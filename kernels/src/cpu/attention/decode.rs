@@ -357,8 +357,9 @@ pub(crate) trait Products<T: Element> {
 
     /// One block of `1 ≤ nk ≤ DBK` keys whose K/V rows (`d` elements, `d` apart) start at `kb`,
     /// `vb` (`nk` readable rows each): scores into `st.sc`, [`softmax`], `O = α·O + P·V`
-    /// (`O = P·V` when `first`; otherwise `st.o` holds this split's O). `prefetch(key)` is
-    /// called once per key, spread between the score tiles.
+    /// (`O = P·V` when `first`; otherwise `st.o` holds this split's O). `prefetch(key, n)` is
+    /// called for keys `key..key + n` of the block (each key once), spread between the score
+    /// tiles.
     #[allow(clippy::too_many_arguments)]
     unsafe fn block(
         st: &State,
@@ -369,7 +370,7 @@ pub(crate) trait Products<T: Element> {
         d: usize,
         nk: usize,
         first: bool,
-        prefetch: impl FnMut(usize),
+        prefetch: impl FnMut(usize, usize),
     );
 
     /// The products a path deferred past the task's last block ([`Deferred`]), before O is
@@ -426,7 +427,7 @@ impl<S: Simd, T: Element, const KD: usize, const GR: usize, const NV: usize> Pro
         d: usize,
         nk: usize,
         first: bool,
-        prefetch: impl FnMut(usize),
+        prefetch: impl FnMut(usize, usize),
     ) {
         let in_place =
             d.is_multiple_of(S::LANES) && (T::DTYPE != DType::F16 || S::F16_IN_REGISTERS);
@@ -452,7 +453,7 @@ impl<S: Simd, T: Element, const KD: usize, const GR: usize, const NV: usize> Pro
 
 /// One block of `nk` keys whose K/V rows (element type `E`, row stride `ld`, at least `dp`
 /// readable elements per row) start at `kb`, `vb`: scores, online softmax, `O = α·O + P·V`.
-/// `prefetch(key)` is called once per key, spread between the dot tiles.
+/// `prefetch(key, KD)` is called once per dot tile (for its keys), spread between the tiles.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn block<S: Simd, E: Element, const KD: usize, const GR: usize, const NV: usize>(
@@ -463,7 +464,7 @@ unsafe fn block<S: Simd, E: Element, const KD: usize, const GR: usize, const NV:
     ld: usize,
     nk: usize,
     first: bool,
-    mut prefetch: impl FnMut(usize),
+    mut prefetch: impl FnMut(usize, usize),
 ) {
     let (gp, dp) = (st.gp, st.dp);
     let l = S::LANES;
@@ -484,9 +485,7 @@ unsafe fn block<S: Simd, E: Element, const KD: usize, const GR: usize, const NV:
             );
             r0 += GR;
         }
-        for key in jj..jj + KD {
-            prefetch(key);
-        }
+        prefetch(jj, KD);
         jj += KD;
     }
     softmax::<S>(st, c, nk);
@@ -639,39 +638,37 @@ pub(crate) unsafe fn task<S: Simd, T: Element, P: Products<T>>(
     let mut j0 = ja;
     while j0 < jb {
         let nk = DBK.min(jb - j0);
-        let prefetch = |key: usize| {
+        // Rows `key..key + n` of the block (and those ahead of them) as a few runs of whole
+        // lines: the rows of a run are contiguous, so each run is one pointer and a count.
+        let prefetch = |key: usize, n: usize| {
             let j = j0 + key;
-            if v_in_block && j < jb {
-                let vn = v_base.add(j * d) as *const u8;
-                let mut off = 0;
-                while off < row_bytes {
-                    S::prefetch(vn.add(off));
-                    off += 64;
-                }
-            }
-            // K row `jk` and V row `jk − v_lag` (those the split has), line by line in turn,
-            // into L2 or L1.
-            let rows = |jk: usize, into_l2: bool| {
-                let jv = jk.saturating_sub(v_lag);
-                let k = (jk < jb).then(|| k_base.add(jk * d) as *const u8);
-                let v = (jv < jb).then(|| v_base.add(jv * d) as *const u8);
-                let mut off = 0;
-                while off < row_bytes {
-                    for r in [k, v].into_iter().flatten() {
+            // Rows `row..row + n` of `base` that the split has, line by line, into L2 or L1.
+            let run = |base: *const T, row: usize, into_l2: bool| {
+                if row < jb {
+                    let p = base.add(row * d) as *const u8;
+                    let bytes = n.min(jb - row) * row_bytes;
+                    let mut off = 0;
+                    while off < bytes {
                         if into_l2 {
-                            prefetch_l2(r.add(off));
+                            prefetch_l2(p.add(off));
                         } else {
-                            S::prefetch(r.add(off));
+                            S::prefetch(p.add(off));
                         }
+                        off += 64;
                     }
-                    off += 64;
                 }
             };
+            if v_in_block {
+                run(v_base, j, false);
+            }
+            // K rows `l2` (`l1`) ahead and V rows `v_lag` behind those.
             if l2 > 0 {
-                rows(j + l2, true);
+                run(k_base, j + l2, true);
+                run(v_base, (j + l2).saturating_sub(v_lag), true);
             }
             if l1 > 0 {
-                rows(j + l1, false);
+                run(k_base, j + l1, false);
+                run(v_base, (j + l1).saturating_sub(v_lag), false);
             }
         };
         let (kb, vb) = (k_base.add(j0 * d), v_base.add(j0 * d));

@@ -88,7 +88,7 @@ impl<const NV: usize> Products<bf16> for PairDots<NV> {
         d: usize,
         nk: usize,
         first: bool,
-        prefetch: impl FnMut(usize),
+        prefetch: impl FnMut(usize, usize),
     ) {
         let (kb, vb) = (kb as *const u16, vb as *const u16);
         if d.is_multiple_of(W) {
@@ -162,7 +162,7 @@ unsafe fn block_pairs<const NV: usize>(
     nk: usize,
     first: bool,
     interleave: bool,
-    mut prefetch: impl FnMut(usize),
+    mut prefetch: impl FnMut(usize, usize),
 ) {
     let (gp, dp) = (st.gp, st.dp);
     let q = st.qf as *const u16;
@@ -179,9 +179,7 @@ unsafe fn block_pairs<const NV: usize>(
             dots_pairs(dp / W, krows, q.add(r0 * dp), dp, st.sc.add(r0 * DBK + jj));
             r0 += GR;
         }
-        for key in jj..jj + KD {
-            prefetch(key);
-        }
+        prefetch(jj, KD);
         jj += KD;
         tile += 1;
         let upto = (prev_chunks * tile).div_ceil(tiles);
