@@ -18,6 +18,7 @@
 //! | `seq1_prefetch` | the same with `prefetcht0` [`PREFETCH_BYTES`] ahead (x86-64) |
 //! | `seq1_nt` | the same with non-temporal loads (`vmovntdqa`, AVX2 or AVX-512) |
 //! | `seq2`, `seq4`, `seq8` | each span split into 2, 4 or 8 parts read in lockstep |
+//! | `seq2_prefetch_l2` | `seq2` with `prefetcht1` [`PREFETCH_L2_BYTES`] and `prefetcht0` [`PREFETCH_L1_BYTES`] ahead on both parts (x86-64): the two streams and prefetch of GQA decode, which reads K and V in turn |
 //! | `seq3_abc` | `s += a[i] + b[i] + c[i]`: the three arrays together, as in the hand C of `scripts/probe/triad.c` |
 //!
 //! Every pattern sums into 32 independent f64 accumulators (vectorized for the best ISA), so no
@@ -43,6 +44,10 @@ use std::hint::black_box;
 pub const BW_REPS: usize = 5;
 /// Software prefetch distance of `seq1_prefetch` (the distance the GEMV uses).
 pub const PREFETCH_BYTES: usize = 8192;
+/// `seq2_prefetch_l2`'s distances into L2 and L1: decode's 64 and 16 rows of 256 bytes ahead
+/// (`Prefetch::L2_ROWS`, `Prefetch::L1_WITH_L2` in `cpu::attention::decode`, bf16 head_dim 128).
+pub const PREFETCH_L2_BYTES: usize = 16384;
+pub const PREFETCH_L1_BYTES: usize = 4096;
 
 const MIB: usize = 1 << 20;
 /// Smallest array of the bandwidth probe (8× a 32 MiB L3).
@@ -67,10 +72,11 @@ pub enum ReadPattern {
     Seq3Abc,
     Seq4,
     Seq8,
+    Seq2PrefetchL2,
 }
 
 impl ReadPattern {
-    pub const ALL: [ReadPattern; 7] = [
+    pub const ALL: [ReadPattern; 8] = [
         ReadPattern::Seq1,
         ReadPattern::Seq1Prefetch,
         ReadPattern::Seq1Nt,
@@ -78,6 +84,7 @@ impl ReadPattern {
         ReadPattern::Seq3Abc,
         ReadPattern::Seq4,
         ReadPattern::Seq8,
+        ReadPattern::Seq2PrefetchL2,
     ];
 
     pub fn name(self) -> &'static str {
@@ -89,6 +96,7 @@ impl ReadPattern {
             ReadPattern::Seq3Abc => "seq3_abc",
             ReadPattern::Seq4 => "seq4",
             ReadPattern::Seq8 => "seq8",
+            ReadPattern::Seq2PrefetchL2 => "seq2_prefetch_l2",
         }
     }
 
@@ -239,6 +247,41 @@ fn sum_prefetch(p: &[f64]) -> f64 {
     p[steps * W..].iter().sum::<f64>() + acc.iter().sum::<f64>()
 }
 
+/// `p` in two halves read in lockstep, each with `prefetcht1` [`PREFETCH_L2_BYTES`] and
+/// `prefetcht0` [`PREFETCH_L1_BYTES`] ahead of every cache line (the L2 prefetch first).
+#[inline(always)]
+fn sum_prefetch_l2(p: &[f64]) -> f64 {
+    let part = p.len() / 2 / W * W;
+    let halves = [&p[..part], &p[part..2 * part]];
+    let mut acc = [0f64; W];
+    for s in 0..part / W {
+        for h in &halves {
+            #[cfg(target_arch = "x86_64")]
+            for line in 0..W / 8 {
+                // SAFETY: prefetch is a hint and never faults; the addresses are only computed
+                // (`wrapping_add`), never dereferenced here.
+                unsafe {
+                    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
+                    let at = h.as_ptr().wrapping_add(s * W + line * 8);
+                    _mm_prefetch(
+                        at.wrapping_add(PREFETCH_L2_BYTES / 8) as *const i8,
+                        _MM_HINT_T1,
+                    );
+                    _mm_prefetch(
+                        at.wrapping_add(PREFETCH_L1_BYTES / 8) as *const i8,
+                        _MM_HINT_T0,
+                    );
+                }
+            }
+            let c: &[f64; W] = h[s * W..s * W + W].try_into().expect("a whole step");
+            for j in 0..W {
+                acc[j] += c[j];
+            }
+        }
+    }
+    p[2 * part..].iter().sum::<f64>() + acc.iter().sum::<f64>()
+}
+
 /// The three arrays together (`a[i] + b[i] + c[i]`), as in the hand C.
 #[inline(always)]
 fn sum3(a: &[f64], b: &[f64], c: &[f64]) -> f64 {
@@ -256,6 +299,7 @@ fn read_body(pattern: ReadPattern, spans: [&[f64]; 3]) -> f64 {
         ReadPattern::Seq4 => spans.iter().map(|p| sum_split(4, p)).sum(),
         ReadPattern::Seq8 => spans.iter().map(|p| sum_split(8, p)).sum(),
         ReadPattern::Seq1Prefetch => spans.iter().map(|p| sum_prefetch(p)).sum(),
+        ReadPattern::Seq2PrefetchL2 => spans.iter().map(|p| sum_prefetch_l2(p)).sum(),
         // Non-temporal loads need intrinsics; dispatched in `read` (never reaches here).
         ReadPattern::Seq1Nt => spans.iter().map(|p| sum_split(1, p)).sum(),
     }
