@@ -30,13 +30,21 @@
 
 #![allow(clippy::needless_range_loop)]
 
-use super::decode::{reduce_scores, softmax, Deferred, Products, Scratch, State, DBK};
+use super::decode::{reduce_scores, softmax, Deferred, Products, Scratch, State};
 use crate::cpu::simd::Avx512;
 use half::bf16;
 use std::arch::x86_64::*;
 
-/// Pair products with P·V tiles of `GR` query rows × `NV` (even) vectors of 16 columns.
+/// Pair products with P·V tiles of `GR` query rows × `NV` (even) vectors of 16 columns, on
+/// blocks of [`BK`] keys.
 pub(crate) struct PairDots<const NV: usize>;
+
+/// Keys per block of `decode.avx512bf16`: 32, twice the f32 products' [`super::decode::DBK`].
+/// The softmax, the rounding of P and the setup of each P·V chunk (O loaded, scaled by α and
+/// stored) come once per 32 keys instead of 16. Zen 4 (family 25 model 17), `dectime` pairing
+/// the two call by call: from the L3 (`DECTIME_SETS=1`, kv 1024, one thread) 1.05x; from
+/// memory (kv 8192 and 4096, one and two threads) 0.99-1.02x.
+pub(crate) const BK: usize = 32;
 
 /// f32 lanes per vector.
 const L: usize = 16;
@@ -46,13 +54,14 @@ pub(crate) const W: usize = 32;
 pub(crate) const KD: usize = 4;
 pub(crate) const GR: usize = 4;
 
-// The softmax leaves every key of a block's row in P (masked keys exactly 0) only when a row of
-// DBK keys is whole vectors; the P pairs of a row are one vector of DBK f32.
-const _: () = assert!(DBK == L);
+// A block's row of scores is whole vectors of 16 f32: the softmax masks the keys past `nk` in
+// the last vector holding a key to exactly 0, so the pair of an odd `nk`'s last key is weighted 0.
+const _: () = assert!(BK.is_multiple_of(L));
 
 impl<const NV: usize> Products<bf16> for PairDots<NV> {
     const GR: usize = GR;
     const DW: usize = W;
+    const BK: usize = BK;
 
     /// The query rows as bf16, `dp` per row (zero-padded), in `ws.qf`'s storage.
     #[inline(always)]
@@ -96,8 +105,8 @@ impl<const NV: usize> Products<bf16> for PairDots<NV> {
         } else {
             // K and V come from a scratch copy each block overwrites: no block can wait.
             let dp = st.dp;
-            let kp = ws.kf.get(DBK * dp / 2).as_mut_ptr() as *mut u16;
-            let vp = ws.vf.get(DBK * dp / 2).as_mut_ptr() as *mut u16;
+            let kp = ws.kf.get(BK * dp / 2).as_mut_ptr() as *mut u16;
+            let vp = ws.vf.get(BK * dp / 2).as_mut_ptr() as *mut u16;
             for (src, dst) in [(kb, kp), (vb, vp)] {
                 for j in 0..nk {
                     std::ptr::copy_nonoverlapping(src.add(j * d), dst.add(j * dp), d);
@@ -164,7 +173,7 @@ unsafe fn block_pairs<const NV: usize>(
     interleave: bool,
     mut prefetch: impl FnMut(usize, usize),
 ) {
-    let (gp, dp) = (st.gp, st.dp);
+    let (gp, dp, bk) = (st.gp, st.dp, st.bk);
     let q = st.qf as *const u16;
     let prev = ws.deferred;
     let (prev_chunks, tiles) = (prev.map_or(0, |_| chunks::<NV>(dp)), nk.div_ceil(KD));
@@ -176,7 +185,14 @@ unsafe fn block_pairs<const NV: usize>(
             std::array::from_fn(|key| kb.add((jj + key).min(nk - 1) * ld));
         let mut r0 = 0;
         while r0 < gp {
-            dots_pairs(dp / W, krows, q.add(r0 * dp), dp, st.sc.add(r0 * DBK + jj));
+            dots_pairs(
+                dp / W,
+                krows,
+                q.add(r0 * dp),
+                dp,
+                st.sc.add(r0 * bk + jj),
+                bk,
+            );
             r0 += GR;
         }
         prefetch(jj, KD);
@@ -189,13 +205,15 @@ unsafe fn block_pairs<const NV: usize>(
         }
     }
     softmax::<Avx512>(st, c, nk);
-    // P rounded to bf16: one row's DBK values become DBK / 2 words, keys 2jp | 2jp + 1 << 16.
+    // P rounded to bf16: one row's bk values become bk / 2 words, keys 2jp | 2jp + 1 << 16.
     for r in 0..gp {
-        let pb = _mm512_cvtneps_pbh(_mm512_loadu_ps(st.sc.add(r * DBK)));
-        _mm256_storeu_si256(
-            st.pp.add(r * DBK / 2) as *mut __m256i,
-            std::mem::transmute::<__m256bh, __m256i>(pb),
-        );
+        for h in (0..bk).step_by(L) {
+            let pb = _mm512_cvtneps_pbh(_mm512_loadu_ps(st.sc.add(r * bk + h)));
+            _mm256_storeu_si256(
+                st.pp.add((r * bk + h) / 2) as *mut __m256i,
+                std::mem::transmute::<__m256bh, __m256i>(pb),
+            );
+        }
     }
     let this = Deferred {
         v: vb as usize,
@@ -214,7 +232,7 @@ unsafe fn block_pairs<const NV: usize>(
 /// each chunk starts.
 #[inline(always)]
 unsafe fn pv_block<const NV: usize>(st: &State, blk: Deferred, c0: usize, c1: usize, ld: usize) {
-    let (gp, dp) = (st.gp, st.dp);
+    let (gp, dp, bk) = (st.gp, st.dp, st.bk);
     let vb = blk.v as *const u16;
     let nvp = dp / L;
     for chunk in c0..c1 {
@@ -222,13 +240,13 @@ unsafe fn pv_block<const NV: usize>(st: &State, blk: Deferred, c0: usize, c1: us
         let nv = NV.min(nvp - dc);
         let mut r0 = 0;
         while r0 < gp {
-            let (pr, vc) = (st.pp.add(r0 * DBK / 2), vb.add(dc * L));
+            let (pr, vc) = (st.pp.add(r0 * bk / 2), vb.add(dc * L));
             let (oc, al) = (st.o.add(r0 * dp + dc * L), st.alpha.add(r0));
             if nv == NV {
-                pv_pairs::<NV>(blk.nk, pr, vc, ld, oc, dp, al, blk.first);
+                pv_pairs::<NV>(blk.nk, pr, bk / 2, vc, ld, oc, dp, al, blk.first);
             } else {
                 debug_assert_eq!(nv, 2, "dp is a multiple of 32 and NV even");
-                pv_pairs::<2>(blk.nk, pr, vc, ld, oc, dp, al, blk.first);
+                pv_pairs::<2>(blk.nk, pr, bk / 2, vc, ld, oc, dp, al, blk.first);
             }
             r0 += GR;
         }
@@ -236,9 +254,16 @@ unsafe fn pv_block<const NV: usize>(st: &State, blk: Deferred, c0: usize, c1: us
 }
 
 /// `S[r][key] = Q[r] · K[key]` for `r < GR`, `key < KD` over `nc` steps of 32 bf16 (query rows
-/// `ldq` apart at `q`, K rows at `krows`), into `sc` (rows `DBK` apart).
+/// `ldq` apart at `q`, K rows at `krows`), into `sc` (rows `lds` apart).
 #[inline(always)]
-unsafe fn dots_pairs(nc: usize, krows: [*const u16; KD], q: *const u16, ldq: usize, sc: *mut f32) {
+unsafe fn dots_pairs(
+    nc: usize,
+    krows: [*const u16; KD],
+    q: *const u16,
+    ldq: usize,
+    sc: *mut f32,
+    lds: usize,
+) {
     let mut acc = [[_mm512_setzero_ps(); GR]; KD];
     for ch in 0..nc {
         let mut qv = [_mm512_setzero_si512(); GR];
@@ -257,11 +282,11 @@ unsafe fn dots_pairs(nc: usize, krows: [*const u16; KD], q: *const u16, ldq: usi
             }
         }
     }
-    reduce_scores::<Avx512, KD, GR>(&acc, sc, DBK);
+    reduce_scores::<Avx512, KD, GR>(&acc, sc, lds);
 }
 
 /// `O = α·O + P·V` over the keys of a block of `nk`, for `GR` query rows × `NV` vectors (or
-/// `O = P·V` when `first`): P as pair words (`DBK / 2` per row at `pp`), V rows `ld` apart at
+/// `O = P·V` when `first`): P as pair words (rows `ldp` words apart at `pp`), V rows `ld` apart at
 /// `v` (the tile's first column), O rows `ldo` apart at `o` in the interleaved column order. An
 /// odd `nk` pairs its last key with itself, weighted by the masked key's P of exactly 0.
 #[allow(clippy::too_many_arguments)]
@@ -269,6 +294,7 @@ unsafe fn dots_pairs(nc: usize, krows: [*const u16; KD], q: *const u16, ldq: usi
 unsafe fn pv_pairs<const NV: usize>(
     nk: usize,
     pp: *const u32,
+    ldp: usize,
     v: *const u16,
     ld: usize,
     o: *mut f32,
@@ -301,8 +327,7 @@ unsafe fn pv_pairs<const NV: usize>(
             vv[2 * ch + 1] = _mm512_unpackhi_epi16(a, b);
         }
         for r in 0..GR {
-            let pw: __m512bh =
-                std::mem::transmute(_mm512_set1_epi32(*pp.add(r * DBK / 2 + jp) as i32));
+            let pw: __m512bh = std::mem::transmute(_mm512_set1_epi32(*pp.add(r * ldp + jp) as i32));
             for cv in 0..NV {
                 acc[r][cv] = _mm512_dpbf16_ps(
                     acc[r][cv],

@@ -801,7 +801,12 @@ impl Kernel for CpuAttentionKernel {
             }
             Algo::Decode(_) | Algo::DecodeBf16Dot => {
                 let path = self.decode_path().expect("a decode algorithm");
-                params.insert("block".into(), decode::DBK.into());
+                let block = match path {
+                    #[cfg(target_arch = "x86_64")]
+                    DecodePath::Bf16Dot => decode_bf16::BK,
+                    _ => decode::DBK,
+                };
+                params.insert("block".into(), block.into());
                 // Dot tiles of `dot_keys` keys × `dot_rows` query rows fill one vector of f32.
                 let (keys, rows) = match path {
                     #[cfg(target_arch = "x86_64")]
