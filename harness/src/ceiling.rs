@@ -84,7 +84,7 @@ pub struct MeasuredRoof {
     /// The compute probe, e.g. `FMA avx512f probe`, `vdpbf16ps probe`, `GPU 0 cooperative-matrix
     /// probe`.
     pub peak_probe: String,
-    /// The bandwidth probe, e.g. `read-bandwidth probe (best of 7 patterns)`, `GPU 0 copy probe`.
+    /// The bandwidth probe, e.g. `read-bandwidth probe (best of 8 patterns)`, `GPU 0 copy probe`.
     pub bw_probe: String,
 }
 

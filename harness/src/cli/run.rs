@@ -413,7 +413,8 @@ fn measure_ceilings(
     };
     eprintln!(
         "measuring ceilings (FMA per compute unit, vdpbf16ps and tdpbf16ps where present, read \
-         bandwidth over 7 patterns, triad)..."
+         bandwidth over {} patterns, triad)...",
+        probe::ReadPattern::ALL.len()
     );
     // Each probe timed, so the estimate knows what repeating some after the rows will take.
     let mut repeat_s = 0.0;
