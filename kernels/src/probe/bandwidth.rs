@@ -35,6 +35,7 @@
 
 use super::{Pool, ProbeOptions};
 use crate::cpu::cache;
+use crate::cpu::simd::{prefetch_l2, Portable, Simd};
 use crate::cpu::SendPtr;
 use crate::isa::Isa;
 use serde::{Deserialize, Serialize};
@@ -184,14 +185,18 @@ fn init_value(k: usize, i: usize) -> f64 {
 }
 
 /// `K` equally long parts read in lockstep, [`W`] elements of each per step, into `W`
-/// accumulators; the parts' tails (beyond a whole step) are summed after.
+/// accumulators, with `prefetch` called on every cache line of a step before it is read; the
+/// parts' tails (beyond a whole step) are summed after.
 #[inline(always)]
-fn sum_lockstep<const K: usize>(parts: [&[f64]; K]) -> f64 {
+fn sum_lockstep<const K: usize>(parts: [&[f64]; K], prefetch: impl Fn(*const f64)) -> f64 {
     let n = parts.iter().map(|p| p.len()).min().unwrap_or(0);
     let steps = n / W;
     let mut acc = [0f64; W];
     for s in 0..steps {
         for p in &parts {
+            for line in 0..W / 8 {
+                prefetch(p.as_ptr().wrapping_add(s * W + line * 8));
+            }
             let c: &[f64; W] = p[s * W..s * W + W].try_into().expect("a whole step");
             for j in 0..W {
                 acc[j] += c[j];
@@ -205,87 +210,50 @@ fn sum_lockstep<const K: usize>(parts: [&[f64]; K]) -> f64 {
     tails + acc.iter().sum::<f64>()
 }
 
-/// `p` split into `k` (1, 2, 4 or 8) parts read in lockstep.
+/// `p` split into `k` (1, 2, 4 or 8) parts read in lockstep, with `prefetch` on every line.
 #[inline(always)]
-fn sum_split(k: usize, p: &[f64]) -> f64 {
+fn sum_split(k: usize, p: &[f64], prefetch: impl Fn(*const f64)) -> f64 {
     if k == 1 {
-        return sum_lockstep([p]);
+        return sum_lockstep([p], prefetch);
     }
     let part = p.len() / k / W * W;
     let rest: f64 = p[part * k..].iter().sum();
     let at = |i: usize| &p[i * part..(i + 1) * part];
     rest + match k {
-        2 => sum_lockstep([at(0), at(1)]),
-        4 => sum_lockstep([at(0), at(1), at(2), at(3)]),
-        _ => sum_lockstep([at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7)]),
+        2 => sum_lockstep([at(0), at(1)], prefetch),
+        4 => sum_lockstep([at(0), at(1), at(2), at(3)], prefetch),
+        _ => sum_lockstep(
+            [at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7)],
+            prefetch,
+        ),
     }
 }
 
-/// One sequential stream with a software prefetch [`PREFETCH_BYTES`] ahead of every cache line.
+/// No software prefetch.
 #[inline(always)]
-fn sum_prefetch(p: &[f64]) -> f64 {
-    let steps = p.len() / W;
-    let mut acc = [0f64; W];
-    for s in 0..steps {
-        #[cfg(target_arch = "x86_64")]
-        for line in 0..W / 8 {
-            // SAFETY: prefetch is a hint and never faults; the address is only computed
-            // (`wrapping_add`), never dereferenced here.
-            unsafe {
-                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                let ahead = p
-                    .as_ptr()
-                    .wrapping_add(s * W + line * 8 + PREFETCH_BYTES / 8);
-                _mm_prefetch(ahead as *const i8, _MM_HINT_T0);
-            }
-        }
-        let c: &[f64; W] = p[s * W..s * W + W].try_into().expect("a whole step");
-        for j in 0..W {
-            acc[j] += c[j];
-        }
-    }
-    p[steps * W..].iter().sum::<f64>() + acc.iter().sum::<f64>()
+fn no_prefetch(_: *const f64) {}
+
+/// `seq1_prefetch`'s: `prefetcht0` [`PREFETCH_BYTES`] ahead of the line at `at`. A prefetch is
+/// a hint and never faults; the address is only computed (`wrapping_add`).
+#[inline(always)]
+fn prefetch_ahead(at: *const f64) {
+    // SAFETY: a prefetch reads nothing architecturally, at any address.
+    unsafe { Portable::prefetch(at.wrapping_add(PREFETCH_BYTES / 8) as *const u8) }
 }
 
-/// `p` in two halves read in lockstep, each with `prefetcht1` [`PREFETCH_L2_BYTES`] and
-/// `prefetcht0` [`PREFETCH_L1_BYTES`] ahead of every cache line (the L2 prefetch first).
+/// `seq2_prefetch_l2`'s: `prefetcht1` [`PREFETCH_L2_BYTES`], then `prefetcht0`
+/// [`PREFETCH_L1_BYTES`], ahead of the line at `at`.
 #[inline(always)]
-fn sum_prefetch_l2(p: &[f64]) -> f64 {
-    let part = p.len() / 2 / W * W;
-    let halves = [&p[..part], &p[part..2 * part]];
-    let mut acc = [0f64; W];
-    for s in 0..part / W {
-        for h in &halves {
-            #[cfg(target_arch = "x86_64")]
-            for line in 0..W / 8 {
-                // SAFETY: prefetch is a hint and never faults; the addresses are only computed
-                // (`wrapping_add`), never dereferenced here.
-                unsafe {
-                    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
-                    let at = h.as_ptr().wrapping_add(s * W + line * 8);
-                    _mm_prefetch(
-                        at.wrapping_add(PREFETCH_L2_BYTES / 8) as *const i8,
-                        _MM_HINT_T1,
-                    );
-                    _mm_prefetch(
-                        at.wrapping_add(PREFETCH_L1_BYTES / 8) as *const i8,
-                        _MM_HINT_T0,
-                    );
-                }
-            }
-            let c: &[f64; W] = h[s * W..s * W + W].try_into().expect("a whole step");
-            for j in 0..W {
-                acc[j] += c[j];
-            }
-        }
-    }
-    p[2 * part..].iter().sum::<f64>() + acc.iter().sum::<f64>()
+fn prefetch_l2_and_l1(at: *const f64) {
+    prefetch_l2(at.wrapping_add(PREFETCH_L2_BYTES / 8) as *const u8);
+    // SAFETY: as in `prefetch_ahead`.
+    unsafe { Portable::prefetch(at.wrapping_add(PREFETCH_L1_BYTES / 8) as *const u8) }
 }
 
 /// The three arrays together (`a[i] + b[i] + c[i]`), as in the hand C.
 #[inline(always)]
 fn sum3(a: &[f64], b: &[f64], c: &[f64]) -> f64 {
-    sum_lockstep([a, b, c])
+    sum_lockstep([a, b, c], no_prefetch)
 }
 
 /// One thread's read of its three spans with `pattern` (a checksum of what it read).
@@ -294,14 +262,17 @@ fn read_body(pattern: ReadPattern, spans: [&[f64]; 3]) -> f64 {
     let [a, b, c] = spans;
     match pattern {
         ReadPattern::Seq3Abc => sum3(a, b, c),
-        ReadPattern::Seq1 => spans.iter().map(|p| sum_split(1, p)).sum(),
-        ReadPattern::Seq2 => spans.iter().map(|p| sum_split(2, p)).sum(),
-        ReadPattern::Seq4 => spans.iter().map(|p| sum_split(4, p)).sum(),
-        ReadPattern::Seq8 => spans.iter().map(|p| sum_split(8, p)).sum(),
-        ReadPattern::Seq1Prefetch => spans.iter().map(|p| sum_prefetch(p)).sum(),
-        ReadPattern::Seq2PrefetchL2 => spans.iter().map(|p| sum_prefetch_l2(p)).sum(),
+        ReadPattern::Seq1 => spans.iter().map(|p| sum_split(1, p, no_prefetch)).sum(),
+        ReadPattern::Seq2 => spans.iter().map(|p| sum_split(2, p, no_prefetch)).sum(),
+        ReadPattern::Seq4 => spans.iter().map(|p| sum_split(4, p, no_prefetch)).sum(),
+        ReadPattern::Seq8 => spans.iter().map(|p| sum_split(8, p, no_prefetch)).sum(),
+        ReadPattern::Seq1Prefetch => spans.iter().map(|p| sum_split(1, p, prefetch_ahead)).sum(),
+        ReadPattern::Seq2PrefetchL2 => spans
+            .iter()
+            .map(|p| sum_split(2, p, prefetch_l2_and_l1))
+            .sum(),
         // Non-temporal loads need intrinsics; dispatched in `read` (never reaches here).
-        ReadPattern::Seq1Nt => spans.iter().map(|p| sum_split(1, p)).sum(),
+        ReadPattern::Seq1Nt => spans.iter().map(|p| sum_split(1, p, no_prefetch)).sum(),
     }
 }
 

@@ -785,8 +785,6 @@ mod tests {
         assert_eq!(Prefetch::new(&small, 4, 1, MIB / 2 - 1).l2, 64);
     }
 
-    /// The pair products take the rows-ahead rule on every CPU kind; the f32 products the
-    /// block's V on AMD family 25 only.
     /// The pair products read K and V in turn on AMD family 25 at every size past the threads'
     /// L2s (the same rule as the L2 prefetch), never on other kinds or for the f32 products.
     #[test]
@@ -807,6 +805,8 @@ mod tests {
         assert_eq!(interleave_for_this_cpu(&big, true, 2, 16, MIB), amd);
     }
 
+    /// The pair products take the rows-ahead rule on every CPU kind; the f32 products the
+    /// block's V on AMD family 25 only.
     #[test]
     fn prefetch_by_cpu_kind_and_path() {
         let big = big();
