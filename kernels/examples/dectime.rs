@@ -11,6 +11,13 @@
 //! median ratio of the pairs' speeds, on/off; `DECTIME_INTERLEAVE_AB=same` runs both calls of a
 //! pair with it off (the control: a ratio of 1 up to the host's noise).
 //!
+//! `DECTIME_READ_AB=S` alternates decode calls with a plain read of the same input set's K and V
+//! (the pool's threads each read their share as `S` streams in lockstep, `S` even: half of them
+//! over K, half over V) and prints decode's speed over the read's, median of the adjacent pairs:
+//! the two share the host's memory state, which on a shared host moves within seconds, so this is
+//! decode's share of what a pure reader of the same buffers got at the same time (a development
+//! measure; the report's gate compares decode with the run's read probe).
+//!
 //! `DECTIME_SETS=N` cycles through N input sets (default: 520 MiB of K and V in all, past twice a
 //! 260 MiB L3, so K and V are read from memory, as the runner's rotation does); `DECTIME_SETS=1`
 //! times data left in cache.
@@ -31,13 +38,85 @@ fn pairing() -> Option<bool> {
     std::env::var_os("DECTIME_INTERLEAVE_AB").map(|v| v == "same")
 }
 
+/// `DECTIME_READ_AB`: the streams per thread of the read paired with decode.
+fn read_pairing() -> Option<usize> {
+    let s = std::env::var("DECTIME_READ_AB").ok()?;
+    match s.parse::<usize>() {
+        Ok(n) if n >= 2 && n % 2 == 0 => Some(n),
+        _ => {
+            eprintln!("dectime: DECTIME_READ_AB takes an even number of streams per thread (2, 4, 8), got {s:?}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// A checksum of `parts` read in lockstep, one 64-byte line of each per step (AVX-512 loads
+/// where available, so the loads themselves do not limit the rate).
+fn read_lockstep(parts: &[&[u8]]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F was detected.
+        return unsafe { read_lockstep_avx512(parts) };
+    }
+    let n = parts.iter().map(|p| p.len()).min().unwrap_or(0) / 64;
+    let mut acc = 0u64;
+    for i in 0..n {
+        for p in parts {
+            for w in p[64 * i..64 * (i + 1)].chunks_exact(8) {
+                acc = acc.wrapping_add(u64::from_le_bytes(w.try_into().unwrap()));
+            }
+        }
+    }
+    acc
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn read_lockstep_avx512(parts: &[&[u8]]) -> u64 {
+    use std::arch::x86_64::*;
+    let n = parts.iter().map(|p| p.len()).min().unwrap_or(0) / 64;
+    let mut acc = [_mm512_setzero_si512(); 8];
+    for i in 0..n {
+        for (k, p) in parts.iter().enumerate() {
+            let v = _mm512_loadu_si512(p.as_ptr().add(64 * i) as *const _);
+            acc[k % 8] = _mm512_add_epi64(acc[k % 8], v);
+        }
+    }
+    let t = acc[1..].iter().fold(acc[0], |t, a| _mm512_add_epi64(t, *a));
+    _mm512_reduce_add_epi64(t) as u64
+}
+
+/// K and V read by the pool's threads, each its share of both as `streams` lockstep streams.
+fn read_pass<T: Element>(k: &[T], v: &[T], streams: usize) -> u64 {
+    use rayon::prelude::*;
+    let (kb, vb): (&[u8], &[u8]) = (bytemuck::cast_slice(k), bytemuck::cast_slice(v));
+    let th = rayon::current_num_threads();
+    (0..th)
+        .into_par_iter()
+        .map(|t| {
+            let mut parts = Vec::with_capacity(streams);
+            for b in [kb, vb] {
+                let (lo, hi) = (b.len() * t / th, b.len() * (t + 1) / th);
+                let per = (hi - lo) / (streams / 2);
+                parts.extend((0..streams / 2).map(|i| &b[lo + i * per..lo + (i + 1) * per]));
+            }
+            read_lockstep(&parts)
+        })
+        .sum()
+}
+
 /// `v` sorted, ascending.
 fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v.sort_by(f64::total_cmp);
     v
 }
 
-fn time<T: Element>(path: DecodePath, p: &AttentionProblem, ab: Option<bool>) -> Vec<f64> {
+fn time<T: Element>(
+    path: DecodePath,
+    p: &AttentionProblem,
+    ab: Option<bool>,
+    read: Option<usize>,
+) -> Vec<f64> {
     let kv_bytes = 2 * p.kv_len_elems() * std::mem::size_of::<T>();
     let sets: usize = std::env::var("DECTIME_SETS")
         .ok()
@@ -66,7 +145,15 @@ fn time<T: Element>(path: DecodePath, p: &AttentionProblem, ab: Option<bool>) ->
         let t = Instant::now();
         // Paired (`ab`): even samples with the interleaved P·V off, odd ones on (`same`: off).
         let interleave = ab.map(|same| !same && v.len() % 2 == 1);
-        decode_run::<T, T>(path, p, q, k, vv, &mut out, Mutation::None, interleave).unwrap();
+        match read {
+            // Paired with a read (`read`): odd samples read the set's K and V instead.
+            Some(streams) if v.len() % 2 == 1 => {
+                std::hint::black_box(read_pass(k, vv, streams));
+            }
+            _ => {
+                decode_run::<T, T>(path, p, q, k, vv, &mut out, Mutation::None, interleave).unwrap()
+            }
+        }
         v.push(t.elapsed().as_secs_f64());
     }
     v
@@ -86,6 +173,13 @@ fn main() {
         None => DecodePath::Isa(Isa::best()),
     };
     let ab = pairing();
+    let read = read_pairing();
+    if ab.is_some() && read.is_some() {
+        eprintln!(
+            "dectime: DECTIME_INTERLEAVE_AB and DECTIME_READ_AB pair calls differently; set one"
+        );
+        std::process::exit(2);
+    }
     if ab.is_some() && path != DecodePath::Bf16Dot {
         eprintln!("dectime: DECTIME_INTERLEAVE_AB pairs the avx512bf16 path only (its P·V order); got {path}");
         std::process::exit(2);
@@ -95,11 +189,30 @@ fn main() {
     // Timed on a worker of the pool, as the runner does (no wake-up of the calling thread).
     let pool = rayon::ThreadPoolBuilder::new().build().unwrap();
     let v = pool.install(|| match dtype {
-        DType::F32 => time::<f32>(path, &p, ab),
-        DType::F16 => time::<half::f16>(path, &p, ab),
-        DType::BF16 => time::<half::bf16>(path, &p, ab),
+        DType::F32 => time::<f32>(path, &p, ab, read),
+        DType::F16 => time::<half::f16>(path, &p, ab, read),
+        DType::BF16 => time::<half::bf16>(path, &p, ab, read),
     });
     let bytes = (2 * p.kv_len_elems() * dtype.size_bytes()) as f64;
+    if let Some(streams) = read {
+        // Adjacent calls (decode, read) share the host's memory state.
+        let r = sorted(v[2..].chunks_exact(2).map(|c| c[1] / c[0]).collect());
+        let dec = sorted(v[2..].iter().step_by(2).copied().collect());
+        let rd = sorted(v[3..].iter().step_by(2).copied().collect());
+        let n = r.len();
+        println!(
+            "decode h{qh}/{kvh} kv{kv_len} d{d} {dtype} {path} threads={} against a read of the same K and V \
+             ({streams} streams a thread), {n} call pairs: decode/read speed median {:.3} [{:.3}, {:.3}]; \
+             decode {:.1} GB/s, read {:.1} GB/s (medians)",
+            pool.current_num_threads(),
+            r[n / 2],
+            r[n / 4],
+            r[3 * n / 4],
+            bytes / dec[dec.len() / 2] / 1e9,
+            bytes / rd[rd.len() / 2] / 1e9
+        );
+        return;
+    }
     if ab.is_some() {
         // Adjacent calls (off, on) share the host's memory state: their ratio is the measure.
         let r = sorted(v[2..].chunks_exact(2).map(|c| c[0] / c[1]).collect());
