@@ -111,6 +111,17 @@ fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v
 }
 
+/// Paired samples (even, odd) after the first two: the pairs' `ratio(even, odd)` and the even and
+/// the odd times, each sorted. Adjacent calls share the host's memory state, so the pairs' ratio
+/// is the measure.
+fn paired(v: &[f64], ratio: impl Fn(f64, f64) -> f64) -> [Vec<f64>; 3] {
+    [
+        sorted(v[2..].chunks_exact(2).map(|c| ratio(c[0], c[1])).collect()),
+        sorted(v[2..].iter().step_by(2).copied().collect()),
+        sorted(v[3..].iter().step_by(2).copied().collect()),
+    ]
+}
+
 fn time<T: Element>(
     path: DecodePath,
     p: &AttentionProblem,
@@ -195,10 +206,8 @@ fn main() {
     });
     let bytes = (2 * p.kv_len_elems() * dtype.size_bytes()) as f64;
     if let Some(streams) = read {
-        // Adjacent calls (decode, read) share the host's memory state.
-        let r = sorted(v[2..].chunks_exact(2).map(|c| c[1] / c[0]).collect());
-        let dec = sorted(v[2..].iter().step_by(2).copied().collect());
-        let rd = sorted(v[3..].iter().step_by(2).copied().collect());
+        // Pairs (decode, read): decode's speed over the read's.
+        let [r, dec, rd] = paired(&v, |decode, read| read / decode);
         let n = r.len();
         println!(
             "decode h{qh}/{kvh} kv{kv_len} d{d} {dtype} {path} threads={} against a read of the same K and V \
@@ -214,10 +223,8 @@ fn main() {
         return;
     }
     if ab.is_some() {
-        // Adjacent calls (off, on) share the host's memory state: their ratio is the measure.
-        let r = sorted(v[2..].chunks_exact(2).map(|c| c[0] / c[1]).collect());
-        let off = sorted(v[2..].iter().step_by(2).copied().collect());
-        let on = sorted(v[3..].iter().step_by(2).copied().collect());
+        // Pairs (off, on): the speed on over off.
+        let [r, off, on] = paired(&v, |off, on| off / on);
         let n = r.len();
         println!(
             "decode h{qh}/{kvh} kv{kv_len} d{d} {dtype} {path} interleaved P·V on/off, {n} call pairs: \
