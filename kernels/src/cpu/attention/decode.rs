@@ -259,24 +259,29 @@ unsafe fn dots<S: Simd, E: Element, const KD: usize, const GR: usize>(
 }
 
 /// The scores of a dot tile, `S[r][key]` = the sum of `acc[key][r]`'s lanes, into `sc` (rows
-/// `lds` apart): the `KD·GR = LANES` sums by one transpose-and-add tree.
+/// `lds` apart): the `KD·GR` sums (a multiple of `LANES`, at most 16) by a transpose-and-add
+/// tree per `LANES` of them.
 #[inline(always)]
 pub(crate) unsafe fn reduce_scores<S: Simd, const KD: usize, const GR: usize>(
     acc: &[[S::V; GR]; KD],
     sc: *mut f32,
     lds: usize,
 ) {
-    debug_assert_eq!(KD * GR, S::LANES);
-    // Lane r·KD + key holds S[r][key].
+    debug_assert!(KD * GR <= 16 && (KD * GR).is_multiple_of(S::LANES));
+    // Lane r·KD + key (of the vectors of sums in turn) holds S[r][key].
     let mut flat = [S::zero(); 16];
     for r in 0..GR {
         for key in 0..KD {
             flat[r * KD + key] = acc[key][r];
         }
     }
-    let sums = S::hsum_lanes(&flat[..S::LANES]);
     let mut tmp = [0f32; 16];
-    S::store(tmp.as_mut_ptr(), sums);
+    for i in (0..KD * GR).step_by(S::LANES) {
+        S::store(
+            tmp.as_mut_ptr().add(i),
+            S::hsum_lanes(&flat[i..i + S::LANES]),
+        );
+    }
     for r in 0..GR {
         std::ptr::copy_nonoverlapping(tmp.as_ptr().add(r * KD), sc.add(r * lds), KD);
     }
