@@ -242,8 +242,8 @@ def main():
             # fell in a slower minute than the row): it cannot show the row's share of the roof,
             # so the gate is judged on the runs whose probe was a ceiling.
             # Judged by the median run (the lower median of an even count: one run's own
-            # share), not the best: each run's row samples a few seconds of a host whose memory
-            # state moves, and the best of several runs would pick the luckiest of them.
+            # share), not the best: each run's row samples well under a second of a host whose
+            # memory state moves, and the best of several runs would pick the luckiest of them.
             ceilings = [x for x in per_run if x[0] <= 1.0]
             share, gbs, probe, judged_run = statistics.median_low(ceilings or per_run)
             meets = (share >= 0.8) if ceilings else None

@@ -4,9 +4,9 @@
 //!
 //! - Scores `S = Q·Kᵀ`: the group's query rows (copied once per task, zero-padded) and each K
 //!   row as stored, 16 bf16 (8 pairs along head_dim) per 256-bit product, `KD` = 4 keys × `GR`
-//!   = 4 query rows per tile, reduced by two 8-way transpose-and-add trees ([`dots_pairs`]). Every product of two bf16 is exact in f32 and
-//!   `vdpbf16ps` accumulates in f32: the scores carry the f32 path's error (only the order of
-//!   the sums differs).
+//!   = 4 query rows per tile, reduced by two 8-way transpose-and-add trees ([`dots_pairs`]).
+//!   Every product of two bf16 is exact in f32 and `vdpbf16ps` accumulates in f32: the scores
+//!   carry the f32 path's error (only the order of the sums differs).
 //! - `O = α·O + P·V`: P is rounded to bf16 (round to nearest even, `vcvtneps2bf16`) as pairs
 //!   of consecutive keys; two V rows are interleaved into pairs of keys per column in registers
 //!   (`vpunpcklwd`/`vpunpckhwd`), so V is not packed in memory. The interleave works within
