@@ -41,11 +41,22 @@ pub const MAX_SAMPLES: usize = 500;
 pub const MAX_WARMUP_ITERS: u64 = 50;
 pub const WARMUP_BUDGET_SHARE: f64 = 0.25;
 /// Rows with arithmetic intensity below this (FLOP/byte) count as memory-bound and rotate input
-/// sets until the sets span [`ROTATE_FOOTPRINT_L3`] × L3: each set is read once per cycle through
-/// data twice the cache's size, so it is no longer there when its turn comes again (with 8 sets
-/// at most, a 1 MiB decode case rotated 8 MiB: in L3 on every machine, so it measured L3).
+/// sets until the sets span [`ROTATE_FOOTPRINT_L3`] × L3 (CPU) or [`GPU_ROTATE_FOOTPRINT_L2`] ×
+/// L2 (GPU), so a set is no longer cached when its turn comes again (with 8 sets at most, a 1 MiB
+/// decode case rotated 8 MiB: in L3 on every machine, so it measured L3).
 pub const MEMORY_BOUND_INTENSITY: f64 = 32.0;
-pub const ROTATE_FOOTPRINT_L3: usize = 2;
+/// A CPU row's rotation spans 16 × L3, about the read probe's footprint (three arrays of
+/// `max(8 × L3, 256 MiB)`). Twice the L3 was not enough: on Zen 4 (family 25 model 17, 32 MiB
+/// L3, an exclusive 1 MiB L2 per core) GQA decode h32/8 kv 8192 bf16 (33.5 MB of K + V a set)
+/// read faster from small rotations than from large ones measured in turn (`DECTIME_ROTATIONS`,
+/// two threads, 40 calls a turn, median of ≈ 105 rounds, in both orders): 2 sets 1.33x and 1.47x
+/// the speed of 28 sets (896 MiB), 4 sets 1.06x and 1.16x, 8 sets 1.03x and 1.04x, 16 sets 1.003x
+/// and 1.01x. The runner's 2-set rows read above the run's read probe in 12 of 30 runs
+/// (`results/decode-zen4-session13/`).
+pub const ROTATE_FOOTPRINT_L3: usize = 16;
+/// A GPU row's rotation spans 2 × L2 (its sets are device buffers, at most
+/// [`MAX_GPU_ROTATE_SETS`]).
+pub const GPU_ROTATE_FOOTPRINT_L2: usize = 2;
 pub const MAX_ROTATE_SETS: usize = 2048;
 /// Most input sets of a GPU row (each a set of device buffers).
 pub const MAX_GPU_ROTATE_SETS: usize = 8;
@@ -350,8 +361,8 @@ pub fn memory_shortfall(
 /// last-level cache).
 ///
 /// CPU rows rotate sets spanning [`ROTATE_FOOTPRINT_L3`] × L3 (at most [`MAX_ROTATE_SETS`]); GPU
-/// rows sets spanning the same multiple of the GPU's L2 ([`last_level_cache`]), device buffers
-/// cycled one per sample of one call each, at most [`MAX_GPU_ROTATE_SETS`].
+/// rows sets spanning [`GPU_ROTATE_FOOTPRINT_L2`] × the GPU's L2 ([`last_level_cache`]), device
+/// buffers cycled one per sample of one call each, at most [`MAX_GPU_ROTATE_SETS`].
 pub fn rotation_sets(
     problem: &Problem,
     precision: perfledger_kernels::Precision,
@@ -361,11 +372,11 @@ pub fn rotation_sets(
     if work.intensity() >= MEMORY_BOUND_INTENSITY {
         return 1;
     }
-    let target = ROTATE_FOOTPRINT_L3 as u64 * last_level_cache(backend);
-    let max = match backend {
-        Backend::Cpu => MAX_ROTATE_SETS,
-        Backend::Gpu => MAX_GPU_ROTATE_SETS,
+    let (footprint, max) = match backend {
+        Backend::Cpu => (ROTATE_FOOTPRINT_L3, MAX_ROTATE_SETS),
+        Backend::Gpu => (GPU_ROTATE_FOOTPRINT_L2, MAX_GPU_ROTATE_SETS),
     };
+    let target = footprint as u64 * last_level_cache(backend);
     (target.div_ceil(work.min_bytes.max(1)) as usize).clamp(1, max)
 }
 

@@ -18,6 +18,11 @@
 //! decode's share of what a pure reader of the same buffers got at the same time (a development
 //! measure; the report's gate compares decode with the run's read probe).
 //!
+//! `DECTIME_ROTATIONS=a,b,…` times decode from rotations of `a`, `b`, … input sets (disjoint),
+//! each in turn for 40 calls (the first 10 discarded), for 20 s, and prints each rotation's speed
+//! over the last one's, round by round (a median of the rounds): whether a rotation of that
+//! many sets still reads partly from cache, measured in the same memory state as the large one.
+//!
 //! `DECTIME_SETS=N` cycles through N input sets (default: 520 MiB of K and V in all, past twice a
 //! 260 MiB L3, so K and V are read from memory, as the runner's rotation does); `DECTIME_SETS=1`
 //! times data left in cache.
@@ -122,6 +127,88 @@ fn paired(v: &[f64], ratio: impl Fn(f64, f64) -> f64) -> [Vec<f64>; 3] {
     ]
 }
 
+/// `n` input sets (Q, K, V) of `p`, each with its own seeds.
+fn input_sets<T: Element>(p: &AttentionProblem, n: usize) -> Vec<[Tensor; 3]> {
+    (0..n as u64)
+        .map(|s| {
+            [
+                Tensor::random(T::DTYPE, p.q_len_elems(), 1 + 3 * s),
+                Tensor::random(T::DTYPE, p.kv_len_elems(), 2 + 3 * s),
+                Tensor::random(T::DTYPE, p.kv_len_elems(), 3 + 3 * s),
+            ]
+        })
+        .collect()
+}
+
+/// `DECTIME_ROTATIONS`: the numbers of input sets of the rotations compared.
+fn rotations_arg() -> Option<Vec<usize>> {
+    let s = std::env::var("DECTIME_ROTATIONS").ok()?;
+    match s
+        .split(',')
+        .map(|x| x.trim().parse::<usize>())
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(v) if v.len() >= 2 && v.iter().all(|&n| n >= 1) => Some(v),
+        _ => {
+            eprintln!(
+                "dectime: DECTIME_ROTATIONS takes two or more set counts, e.g. 2,8,16; got {s:?}"
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Calls of one rotation's turn, and how many of them are discarded first (they still read the
+/// previous rotation's sets out of the caches, or its tail out of the prefetchers).
+const TURN_CALLS: usize = 40;
+const TURN_WARM: usize = 10;
+
+/// Decode from rotations of `counts` input sets (disjoint sets), each in turn for [`TURN_CALLS`]
+/// calls, for 20 s: per rotation, its median K+V GB/s over the rounds and the median ratio of
+/// its speed to the last rotation's in the same round (each turn's median call).
+fn rotations<T: Element>(path: DecodePath, p: &AttentionProblem, counts: &[usize]) {
+    let inputs = input_sets::<T>(p, counts.iter().sum());
+    let bytes = (2 * p.kv_len_elems() * std::mem::size_of::<T>()) as f64;
+    let mut out = vec![T::default(); p.q_len_elems()];
+    let mut gbs: Vec<Vec<f64>> = vec![Vec::new(); counts.len()];
+    let t_end = Instant::now() + std::time::Duration::from_secs(20);
+    while Instant::now() < t_end {
+        let mut first = 0;
+        for (g, &n) in counts.iter().enumerate() {
+            let mut ts = Vec::with_capacity(TURN_CALLS);
+            for i in 0..TURN_CALLS {
+                let [q, k, v] = &inputs[first + i % n];
+                let (q, k, v) = (
+                    T::tensor_slice(q).unwrap(),
+                    T::tensor_slice(k).unwrap(),
+                    T::tensor_slice(v).unwrap(),
+                );
+                let t = Instant::now();
+                decode_run::<T, T>(path, p, q, k, v, &mut out, Mutation::None, None).unwrap();
+                ts.push(t.elapsed().as_secs_f64());
+            }
+            let ts = sorted(ts[TURN_WARM..].to_vec());
+            gbs[g].push(bytes / ts[ts.len() / 2] / 1e9);
+            first += n;
+        }
+    }
+    let last = counts.len() - 1;
+    let rounds = gbs[last].len();
+    for (g, n) in counts.iter().enumerate() {
+        let r = sorted(gbs[g].iter().zip(&gbs[last]).map(|(a, b)| a / b).collect());
+        let s = sorted(gbs[g].clone());
+        println!(
+            "{n} sets ({} MiB): {:.1} GB/s (median of {rounds} turns); speed over {} sets' in the same round: median {:.3} [{:.3}, {:.3}]",
+            (*n as f64 * bytes / (1u64 << 20) as f64).round(),
+            s[s.len() / 2],
+            counts[last],
+            r[r.len() / 2],
+            r[r.len() / 4],
+            r[3 * r.len() / 4],
+        );
+    }
+}
+
 fn time<T: Element>(
     path: DecodePath,
     p: &AttentionProblem,
@@ -134,15 +221,7 @@ fn time<T: Element>(
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| (520usize << 20).div_ceil(kv_bytes))
         .max(1);
-    let inputs: Vec<[Tensor; 3]> = (0..sets as u64)
-        .map(|s| {
-            [
-                Tensor::random(T::DTYPE, p.q_len_elems(), 1 + 3 * s),
-                Tensor::random(T::DTYPE, p.kv_len_elems(), 2 + 3 * s),
-                Tensor::random(T::DTYPE, p.kv_len_elems(), 3 + 3 * s),
-            ]
-        })
-        .collect();
+    let inputs = input_sets::<T>(p, sets);
     let mut out = vec![T::default(); p.q_len_elems()];
     let mut v = Vec::new();
     let t_end = Instant::now() + std::time::Duration::from_secs_f64(3.0);
@@ -199,6 +278,22 @@ fn main() {
     let p = AttentionProblem::new(1, qh, kvh, 1, kv_len, d);
     // Timed on a worker of the pool, as the runner does (no wake-up of the calling thread).
     let pool = rayon::ThreadPoolBuilder::new().build().unwrap();
+    if let Some(counts) = rotations_arg() {
+        if ab.is_some() || read.is_some() {
+            eprintln!("dectime: DECTIME_ROTATIONS compares rotations on its own; unset DECTIME_INTERLEAVE_AB and DECTIME_READ_AB");
+            std::process::exit(2);
+        }
+        println!(
+            "decode h{qh}/{kvh} kv{kv_len} d{d} {dtype} {path} threads={}, rotations in turn ({TURN_CALLS} calls a turn, the first {TURN_WARM} discarded):",
+            pool.current_num_threads()
+        );
+        pool.install(|| match dtype {
+            DType::F32 => rotations::<f32>(path, &p, &counts),
+            DType::F16 => rotations::<half::f16>(path, &p, &counts),
+            DType::BF16 => rotations::<half::bf16>(path, &p, &counts),
+        });
+        return;
+    }
     let v = pool.install(|| match dtype {
         DType::F32 => time::<f32>(path, &p, ab, read),
         DType::F16 => time::<half::f16>(path, &p, ab, read),

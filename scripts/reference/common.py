@@ -307,13 +307,13 @@ def l3_bytes() -> int | None:
 # perfledger's rule (harness/src/runner.rs): rows below this arithmetic intensity (FLOP/byte)
 # rotate input sets spanning ROTATE_FOOTPRINT_L3 × L3, at most MAX_ROTATE_SETS.
 MEMORY_BOUND_INTENSITY = 32.0
-ROTATE_FOOTPRINT_L3 = 2
+ROTATE_FOOTPRINT_L3 = 16
 MAX_ROTATE_SETS = 2048
 
 
 def rotation_sets(flops: float, min_bytes: int, mode: str) -> int:
     """How many input sets a row cycles through: 1 unless `mode` is "auto" and the row is
-    memory-bound, then enough sets of `min_bytes` to span 2 × L3 (perfledger's rule), so that
+    memory-bound, then enough sets of `min_bytes` to span 16 × L3 (perfledger's rule), so that
     each call reads its inputs from memory and not from a cache the previous call warmed."""
     if mode != "auto" or flops / max(min_bytes, 1) >= MEMORY_BOUND_INTENSITY:
         return 1
@@ -326,7 +326,7 @@ def rotation_sets(flops: float, min_bytes: int, mode: str) -> int:
 def add_rotate_arg(p: argparse.ArgumentParser):
     p.add_argument("--rotate", choices=("auto", "off"), default="auto",
                    help="auto (default): memory-bound shapes cycle through copies of their inputs "
-                        "spanning 2 x L3, as perfledger's runner does, so caches do not serve "
+                        "spanning 16 x L3, as perfledger's runner does, so caches do not serve "
                         "them; off: one input set (a warm cache for inputs that fit)")
 
 
