@@ -4,15 +4,17 @@
 Usage: scripts/gemv_pairs.py N K ROUNDS PATH[,PATH...]   (run with the reference venv's python)
 
 Each round times, in a rotating order, PyTorch's `matmul(a[1, K], B[N, K].t())` in bf16 (2
-threads, 200 calls cycling four input sets, median) and one `mmtime 1 N K bf16 PATH - bt` process
-per PATH (`MMTIME_SETS=4`, its median), and prints one line: GB/s of B read for each (bf16: the
+threads, 200 calls cycling `GEMV_SETS` input sets, median) and one `mmtime 1 N K bf16 PATH - bt`
+process per PATH (`MMTIME_SETS` the same, its median), and prints one line: GB/s of B read for each (bf16: the
 same number as GFLOP/s). A round takes about a second per column, so the columns of one line
 share the host's memory state; on a host whose bandwidth moves between states within seconds,
 compare the columns pair by pair over many rounds (the paired ratios, summarized at the end),
 not the best of each.
 
 `MMTIME` (default target/release/examples/mmtime) names the binary; build it with
-`cargo build --release --examples`.
+`cargo build --release --examples`. `GEMV_SETS` (default 16): the input sets both sides cycle
+through (16 × 32 MiB at N = K = 4096: the runner's 16 × L3 on a 32 MiB L3). On Zen 4 a decode
+rotation of 4 × L3 still read 1.06-1.16× one of 28 × L3 (`results/decode-zen4-session13/`).
 """
 import os
 import re
@@ -39,7 +41,12 @@ def main():
     import torch
 
     torch.set_num_threads(2)
-    sets = 4
+    try:
+        sets = int(os.environ.get("GEMV_SETS", "16"))
+    except ValueError:
+        sys.exit(f"gemv_pairs.py: GEMV_SETS must be a whole number, got {os.environ['GEMV_SETS']!r}")
+    if sets < 1:
+        sys.exit("gemv_pairs.py: GEMV_SETS must be at least 1")
     a = [torch.randn(1, k).bfloat16() for _ in range(sets)]
     b = [torch.randn(n, k).bfloat16() for _ in range(sets)]
 
@@ -54,7 +61,7 @@ def main():
         return n * k * 2 / statistics.median(ts) / 1e9
 
     def ours_gbs(path):
-        env = dict(os.environ, MMTIME_SETS="4", RAYON_NUM_THREADS="2")
+        env = dict(os.environ, MMTIME_SETS=str(sets), RAYON_NUM_THREADS="2")
         out = subprocess.run([mmtime, "1", str(n), str(k), "bf16", path, "-", "bt"],
                              env=env, capture_output=True, text=True)
         m = re.search(r"([0-9.]+) GFLOP/s", out.stdout)
