@@ -761,7 +761,27 @@ fn record(row: &mut Row, samples: &[f64], timing: Timing) -> Result<(), String> 
 #[cfg(test)]
 mod memory_tests {
     use super::*;
-    use perfledger_kernels::{DType, MatmulProblem, Precision};
+    use perfledger_kernels::{AttentionProblem, DType, MatmulProblem, Precision};
+
+    /// A memory-bound CPU row rotates just enough sets to span `ROTATE_FOOTPRINT_L3` × L3 (GQA
+    /// decode, 33.5 MB of K + V a set); a compute-bound one (a square product) rotates one.
+    #[test]
+    fn memory_bound_rows_rotate_sixteen_times_the_l3() {
+        let bf16 = Precision::same(DType::BF16);
+        let decode = Problem::Attention(AttentionProblem::new(1, 32, 8, 1, 8192, 128));
+        let bytes = decode.work(bf16).min_bytes;
+        let target = ROTATE_FOOTPRINT_L3 as u64 * last_level_cache(Backend::Cpu);
+        let sets = rotation_sets(&decode, bf16, Backend::Cpu) as u64;
+        // No L3 reported (some VMs): nothing to outgrow, one set.
+        let spans = if target == 0 {
+            sets == 1
+        } else {
+            sets * bytes >= target && (sets - 1) * bytes < target
+        };
+        assert!(spans, "{sets} sets of {bytes} bytes against {target}");
+        let square = Problem::Matmul(MatmulProblem::new(512, 512, 512));
+        assert_eq!(rotation_sets(&square, bf16, Backend::Cpu), 1);
+    }
 
     #[test]
     fn rows_that_would_not_fit_are_refused_naming_the_limit() {
