@@ -23,9 +23,9 @@
 //! over the last one's, round by round (a median of the rounds): whether a rotation of that
 //! many sets still reads partly from cache, measured in the same memory state as the large one.
 //!
-//! `DECTIME_SETS=N` cycles through N input sets (default: 520 MiB of K and V in all, past twice a
-//! 260 MiB L3, so K and V are read from memory, as the runner's rotation does); `DECTIME_SETS=1`
-//! times data left in cache.
+//! `DECTIME_SETS=N` cycles through N input sets (default: 520 MiB of K and V in all, so K and V
+//! are read from memory, as the runner's rotation of 16 × L3 reads them on a 32 MiB L3);
+//! `DECTIME_SETS=1` times data left in cache.
 
 use perfledger_kernels::cpu::attention::{decode_run, DecodePath, Mutation};
 use perfledger_kernels::isa::Isa;
@@ -140,6 +140,11 @@ fn input_sets<T: Element>(p: &AttentionProblem, n: usize) -> Vec<[Tensor; 3]> {
         .collect()
 }
 
+/// An input set's Q, K and V as slices of `T`.
+fn slices<T: Element>(set: &[Tensor; 3]) -> [&[T]; 3] {
+    set.each_ref().map(|t| T::tensor_slice(t).unwrap())
+}
+
 /// `DECTIME_ROTATIONS`: the numbers of input sets of the rotations compared.
 fn rotations_arg() -> Option<Vec<usize>> {
     let s = std::env::var("DECTIME_ROTATIONS").ok()?;
@@ -177,12 +182,7 @@ fn rotations<T: Element>(path: DecodePath, p: &AttentionProblem, counts: &[usize
         for (g, &n) in counts.iter().enumerate() {
             let mut ts = Vec::with_capacity(TURN_CALLS);
             for i in 0..TURN_CALLS {
-                let [q, k, v] = &inputs[first + i % n];
-                let (q, k, v) = (
-                    T::tensor_slice(q).unwrap(),
-                    T::tensor_slice(k).unwrap(),
-                    T::tensor_slice(v).unwrap(),
-                );
+                let [q, k, v] = slices::<T>(&inputs[first + i % n]);
                 let t = Instant::now();
                 decode_run::<T, T>(path, p, q, k, v, &mut out, Mutation::None, None).unwrap();
                 ts.push(t.elapsed().as_secs_f64());
@@ -226,12 +226,7 @@ fn time<T: Element>(
     let mut v = Vec::new();
     let t_end = Instant::now() + std::time::Duration::from_secs_f64(3.0);
     while v.len() < 5 || (Instant::now() < t_end && v.len() < 2000.max(2 * sets)) {
-        let [q, k, vv] = &inputs[v.len() % sets];
-        let (q, k, vv) = (
-            T::tensor_slice(q).unwrap(),
-            T::tensor_slice(k).unwrap(),
-            T::tensor_slice(vv).unwrap(),
-        );
+        let [q, k, vv] = slices::<T>(&inputs[v.len() % sets]);
         let t = Instant::now();
         // Paired (`ab`): even samples with the interleaved P·V off, odd ones on (`same`: off).
         let interleave = ab.map(|same| !same && v.len() % 2 == 1);
