@@ -20,11 +20,13 @@
 
 use crate::env::cpu::{online_cpus, read_proc_stat, read_run_queue, steal_pct, CpuTimes};
 use crate::runfile::{
-    Device, Flops, Provenance, Row, RowKind, RowNoise, RowVerification, Shape, Status, StopReason,
-    Timing, TimingMethod,
+    Device, Flops, Provenance, ReadAlongside, Row, RowKind, RowNoise, RowVerification, Shape,
+    Status, StopReason, Timing, TimingMethod,
 };
 use crate::stats::{Bootstrap, Sample, MIN_SAMPLES};
 use crate::workload::PlannedRow;
+use perfledger_kernels::isa::Isa;
+use perfledger_kernels::probe::bandwidth::{self, ReadPattern};
 use perfledger_kernels::verify::{self, VerifyOptions};
 use perfledger_kernels::{Backend, DType, Prepared, Problem, Support, Tensor};
 use std::collections::HashMap;
@@ -602,8 +604,11 @@ fn measure(
     } else {
         ((MIN_SAMPLE_S / t_iter.max(1e-9)).ceil() as u64).max(1)
     };
-    // Memory-bound CPU rows with several input sets rotate them within each sample as well.
-    let rotate = sets > 1 && iters_per_sample > 1 && kernel.identity().backend == Backend::Cpu;
+    // Memory-bound CPU rows with several input sets rotate them within each sample as well, and
+    // read the next sets of the rotation after every sample (the read ceiling of the same
+    // seconds), so every call and every read finds its set cold.
+    let rotate = sets > 1 && kernel.identity().backend == Backend::Cpu;
+    let mut alongside = rotate.then(AlongsideReader::new);
     let mut next_set = 0usize;
 
     // Samples.
@@ -630,6 +635,9 @@ fn measure(
             )?);
         }
         noise.after_sample();
+        if let Some(a) = alongside.as_mut() {
+            a.after_sample(&prepared, &mut next_set, iters_per_sample as usize);
+        }
         let n = samples.len();
         if n >= MIN_SAMPLES && (n.is_multiple_of(5) || n == MIN_SAMPLES) {
             let s = Sample::from_slice(&samples).map_err(|e| e.to_string())?;
@@ -674,6 +682,10 @@ fn measure(
             time_once(prepared[set].0.as_mut(), iters_per_sample, &mut clock)?
         });
         verify_set = Some(set);
+        if let Some(a) = alongside.as_mut() {
+            next_set += iters_per_sample as usize;
+            a.after_sample(&prepared, &mut next_set, iters_per_sample as usize);
+        }
     }
     row.noise = Some(noise.finish());
     let timing = Timing {
@@ -709,6 +721,7 @@ fn measure(
         return Ok(was_interrupted);
     }
     record(row, &samples, timing)?;
+    let read_alongside = alongside.and_then(|a| a.finish(row));
     if samples.len() < MIN_SAMPLES {
         let per_sample = last * iters_per_sample as f64;
         let msg = match stop {
@@ -732,6 +745,15 @@ fn measure(
         let _ = row.set_status(Status::InsufficientSamples, Some(msg));
     } else {
         let rotated = (sets > 1).then(|| format!("{sets} input sets rotated (memory-bound)"));
+        let read = read_alongside.as_ref().map(|r| {
+            format!(
+                "its inputs read alongside at {:.1} GB/s (median of the samples' best pattern){}",
+                r.median_gbs,
+                r.share
+                    .map(|x| format!(", the row at {:.0}% of it", 100.0 * x))
+                    .unwrap_or_default()
+            )
+        });
         let past = extended.then(|| {
             format!(
                 "{MIN_SAMPLES} samples took {:.1} s, past the {} s budget",
@@ -741,13 +763,83 @@ fn measure(
         });
         let parts: Vec<String> = rotated
             .into_iter()
+            .chain(read)
             .chain(past)
             .chain(clock.cross_check())
             .collect();
         let msg = (!parts.is_empty()).then(|| parts.join("; "));
         row.set_status(Status::Ok, msg).map_err(|e| e.to_string())?;
     }
+    row.read_alongside = read_alongside;
     Ok(was_interrupted)
+}
+
+/// The read alongside a memory-bound CPU row ([`ReadAlongside`]): after each sample, every
+/// pattern of [`bandwidth::buffer_patterns`] reads the next input sets of the row's rotation,
+/// as many as the sample ran, each pattern sets of its own.
+struct AlongsideReader {
+    isa: Isa,
+    patterns: Vec<ReadPattern>,
+    /// Per pattern, its 1e9 bytes/s after each sample.
+    per_pattern: Vec<Vec<f64>>,
+    /// After each sample, the best pattern's.
+    best: Vec<f64>,
+}
+
+impl AlongsideReader {
+    fn new() -> AlongsideReader {
+        let isa = Isa::best();
+        let patterns = bandwidth::buffer_patterns(isa);
+        AlongsideReader {
+            isa,
+            per_pattern: vec![Vec::new(); patterns.len()],
+            patterns,
+            best: Vec::new(),
+        }
+    }
+
+    /// Reads sets `*next_set..` of the rotation, `count` per pattern, and moves `next_set` past
+    /// them (the row's next sample goes on from there).
+    fn after_sample(&mut self, prepared: &[PreparedSet], next_set: &mut usize, count: usize) {
+        let sets = prepared.len();
+        let mut best = 0f64;
+        for (k, &pattern) in self.patterns.iter().enumerate() {
+            let buffers: Vec<&[u8]> = (0..count)
+                .flat_map(|i| prepared[(*next_set + i) % sets].1.iter())
+                .map(|t| t.as_bytes())
+                .collect();
+            *next_set += count;
+            let (bytes, secs) = bandwidth::read_buffers(self.isa, pattern, &buffers);
+            let gbs = bytes as f64 / secs.max(1e-12) / 1e9;
+            self.per_pattern[k].push(gbs);
+            best = best.max(gbs);
+        }
+        self.best.push(best);
+    }
+
+    /// The row's [`ReadAlongside`] (its share from the row's median), or `None` before any read.
+    fn finish(self, row: &Row) -> Option<ReadAlongside> {
+        let median = |v: &[f64]| Sample::from_slice(v).ok().map(|s| s.median());
+        let median_gbs = median(&self.best)?;
+        let patterns = self
+            .patterns
+            .iter()
+            .zip(&self.per_pattern)
+            .filter_map(|(p, v)| Some((p.name().to_string(), median(v)?)))
+            .collect();
+        let share = row
+            .stats
+            .as_ref()
+            .zip(row.min_bytes)
+            .filter(|(s, _)| s.median_s > 0.0)
+            .map(|(s, bytes)| bytes as f64 / s.median_s / 1e9 / median_gbs);
+        Some(ReadAlongside {
+            samples_gbs: self.best,
+            median_gbs,
+            patterns,
+            share,
+        })
+    }
 }
 
 fn record(row: &mut Row, samples: &[f64], timing: Timing) -> Result<(), String> {

@@ -7,7 +7,9 @@ use perfledger::env::HarnessInfo;
 use perfledger::runfile::{Device, RowKind, RunConfig, RunFile, Status, SuiteRef};
 use perfledger::runner::{run_row, Inputs, RunnerOptions};
 use perfledger::workload::{PlannedRow, Suite};
+use perfledger_kernels::isa::Isa;
 use perfledger_kernels::kernel::{Backend, PeerLibrary};
+use perfledger_kernels::probe::bandwidth::buffer_patterns;
 use perfledger_kernels::{
     Kernel, KernelError, KernelIdentity, Prepared, Problem, Registry, RegistryOptions, Support,
     Tensor,
@@ -118,9 +120,17 @@ fn run_with(kernel: &dyn Kernel) -> perfledger::runfile::Row {
 }
 
 fn run_with_opts(kernel: &dyn Kernel, opts: RunnerOptions) -> perfledger::runfile::Row {
+    run_case(
+        kernel,
+        opts,
+        r#"{"op": "matmul", "m": 24, "n": 40, "k": 32, "dtypes": ["f32"], "backends": ["cpu"]}"#,
+    )
+}
+
+/// `kernel` on the one suite case `case` (JSON).
+fn run_case(kernel: &dyn Kernel, opts: RunnerOptions, case: &str) -> perfledger::runfile::Row {
     let suite = Suite::parse(
-        r#"{"schema": "perfledger.suite/1", "name": "t", "cases": [
-            {"op": "matmul", "m": 24, "n": 40, "k": 32, "dtypes": ["f32"], "backends": ["cpu"]}]}"#,
+        &format!(r#"{{"schema": "perfledger.suite/1", "name": "t", "cases": [{case}]}}"#),
         "t.json",
     )
     .unwrap();
@@ -178,6 +188,67 @@ fn correct_kernel_is_ok_with_samples_and_a_pass() {
     assert!(row.samples_s.len() >= 10);
     assert!(row.gflops.is_some());
     assert!(row.verification.as_ref().unwrap().passed());
+}
+
+#[test]
+fn memory_bound_cpu_rows_read_their_inputs_alongside_every_sample() {
+    // A GEMV (1×64×64 f32: 0.5 FLOP a byte) rotates input sets, and after every sample its
+    // inputs are read with each buffer pattern of the bandwidth probe.
+    let row = run_case(
+        naive_f32(),
+        RunnerOptions {
+            case_budget_s: 0.3,
+            ..RunnerOptions::default()
+        },
+        r#"{"op": "matmul", "m": 1, "n": 64, "k": 64, "dtypes": ["f32"], "backends": ["cpu"]}"#,
+    );
+    assert_eq!(row.status, Status::Ok, "{:?}", row.message);
+    let read = row
+        .read_alongside
+        .as_ref()
+        .expect("a memory-bound CPU row reads its inputs alongside");
+    assert_eq!(
+        read.samples_gbs.len(),
+        row.samples_s.len(),
+        "one read per sample"
+    );
+    let names: Vec<&str> = buffer_patterns(Isa::best())
+        .into_iter()
+        .map(|p| p.name())
+        .collect();
+    let mut got: Vec<&str> = read.patterns.keys().map(String::as_str).collect();
+    let mut want = names.clone();
+    got.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(got, want);
+    // Each read's figure is its best pattern's: no pattern's median exceeds the best reads'
+    // largest.
+    let top = read.samples_gbs.iter().cloned().fold(0.0, f64::max);
+    assert!(read.patterns.values().all(|&p| p <= top), "{read:?}");
+    let mut sorted = read.samples_gbs.clone();
+    sorted.sort_by(f64::total_cmp);
+    assert!(read.median_gbs >= sorted[0] && read.median_gbs <= top);
+    let stats = row.stats.as_ref().unwrap();
+    let row_gbs = row.min_bytes.unwrap() as f64 / stats.median_s / 1e9;
+    let share = read.share.unwrap();
+    assert!(
+        (share - row_gbs / read.median_gbs).abs() <= 1e-9 * share,
+        "{share} vs {row_gbs} / {}",
+        read.median_gbs
+    );
+    let message = row.message.as_deref().unwrap_or_default();
+    assert!(message.contains("read alongside"), "{message}");
+    // A compute-bound row (200³: 33 FLOP a byte) rotates one set and reads nothing alongside.
+    let square = run_case(
+        naive_f32(),
+        RunnerOptions {
+            case_budget_s: 0.3,
+            ..RunnerOptions::default()
+        },
+        r#"{"op": "matmul", "m": 200, "n": 200, "k": 200, "dtypes": ["f32"], "backends": ["cpu"]}"#,
+    );
+    assert_eq!(square.status, Status::Ok, "{:?}", square.message);
+    assert!(square.read_alongside.is_none());
 }
 
 #[test]

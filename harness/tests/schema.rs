@@ -5,9 +5,9 @@
 use perfledger::env::{CpuInfo, Environment, GpuInfo, HarnessInfo, InstanceInfo, PriceInfo};
 use perfledger::runfile::{
     default_run_path, AttentionShape, Device, ExternalRow, Flops, GpuCeilings, KernelRef,
-    MatmulShape, MeasuredCeilings, Provenance, Row, RowKind, RowNoise, RowVerification, RunConfig,
-    RunFile, RunFileError, RunOptions, SchemaVersion, Shape, Status, StopReason, SuiteRef, Timing,
-    TimingMethod, Verdict, VersionError, SCHEMA, VERSION,
+    MatmulShape, MeasuredCeilings, Provenance, ReadAlongside, Row, RowKind, RowNoise,
+    RowVerification, RunConfig, RunFile, RunFileError, RunOptions, SchemaVersion, Shape, Status,
+    StopReason, SuiteRef, Timing, TimingMethod, Verdict, VersionError, SCHEMA, VERSION,
 };
 use perfledger::stats::Sample;
 use perfledger_kernels::dtype::{DType, SplitMix64};
@@ -39,14 +39,14 @@ fn compile(schema: &Value) -> jsonschema::Validator {
 
 fn run_validator() -> &'static jsonschema::Validator {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
-    V.get_or_init(|| compile(&load_schema("run-1.6.schema.json")))
+    V.get_or_init(|| compile(&load_schema("run-1.7.schema.json")))
 }
 
 /// The `row` definition of the run schema as a schema of its own.
 fn row_validator() -> &'static jsonschema::Validator {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
     V.get_or_init(|| {
-        let run = load_schema("run-1.6.schema.json");
+        let run = load_schema("run-1.7.schema.json");
         compile(&json!({
             "$schema": run["$schema"],
             "$defs": run["$defs"],
@@ -312,6 +312,12 @@ fn realistic_run() -> RunFile {
         readings: 12,
         online_cpus: Some(2),
     });
+    ok.read_alongside = Some(ReadAlongside {
+        samples_gbs: vec![31.2, 33.0, 32.4],
+        median_gbs: 32.4,
+        patterns: BTreeMap::from([("seq1".to_string(), 31.0), ("seq2".to_string(), 32.1)]),
+        share: Some(0.006),
+    });
     let sample = Sample::new(noisy_samples(12, 0.1175, 1)).unwrap();
     ok.set_samples(&sample, &sample.summary());
     ok.verification = Some(passed.clone());
@@ -547,6 +553,18 @@ fn the_schema_refuses_what_the_types_refuse() {
         (
             "unknown row field",
             Box::new(|v| v["results"][0]["speed"] = json!(1)),
+        ),
+        (
+            "a read alongside without reads",
+            Box::new(|v| v["results"][0]["read_alongside"]["samples_gbs"] = json!([])),
+        ),
+        (
+            "a read alongside at a negative speed",
+            Box::new(|v| v["results"][0]["read_alongside"]["median_gbs"] = json!(-1.0)),
+        ),
+        (
+            "a read alongside with an unknown field",
+            Box::new(|v| v["results"][0]["read_alongside"]["best"] = json!(1.0)),
         ),
         (
             "unknown top-level field",
@@ -1142,6 +1160,7 @@ fn committed_run_files_of_every_minor_are_read() {
     let v13 = compile(&load_schema("run-1.3.schema.json"));
     let v14 = compile(&load_schema("run-1.4.schema.json"));
     let v15 = compile(&load_schema("run-1.5.schema.json"));
+    let v16 = compile(&load_schema("run-1.6.schema.json"));
     let mut seen = BTreeMap::new();
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
@@ -1161,7 +1180,8 @@ fn committed_run_files_of_every_minor_are_read() {
             "perfledger.run/1.3" => &v13,
             "perfledger.run/1.4" => &v14,
             "perfledger.run/1.5" => &v15,
-            "perfledger.run/1.6" => run_validator(),
+            "perfledger.run/1.6" => &v16,
+            "perfledger.run/1.7" => run_validator(),
             other => panic!("{}: unexpected schema {other}", path.display()),
         };
         let errors: Vec<String> = validator

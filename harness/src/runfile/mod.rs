@@ -1,5 +1,6 @@
-//! Run files: one JSON document per run, schema `perfledger.run/1.6` (DESIGN.md "Result file",
-//! `results/README.md`, `results/schema/run-1.6.schema.json`; 1.6 added the tune cache a run used
+//! Run files: one JSON document per run, schema `perfledger.run/1.7` (DESIGN.md "Result file",
+//! `results/README.md`, `results/schema/run-1.7.schema.json`; 1.7 added the read of a memory-bound
+//! CPU row's own inputs alongside its samples (`read_alongside`); 1.6 added the tune cache a run used
 //! (`config.tune_cache`); 1.5 in-process peer rows; 1.4 added how each instance field was found (`environment.instance.found_by`) and the SkyPilot job of the run (`environment.instance.skypilot`); 1.3 added the options the run was
 //! made with (`config.options`, what `compare` checks as configuration) and each measured row's
 //! machine noise (`noise`: steal time and run queue while it sampled); 1.1 added the optional after-rows
@@ -36,9 +37,9 @@ use time::{OffsetDateTime, UtcOffset};
 /// The name part of the run-file schema string.
 pub const SCHEMA_NAME: &str = "perfledger.run";
 /// The schema string this build writes.
-pub const SCHEMA: &str = "perfledger.run/1.6";
+pub const SCHEMA: &str = "perfledger.run/1.7";
 /// The version this build writes and reads (with older minors of the same major).
-pub const VERSION: SchemaVersion = SchemaVersion::new(1, 6);
+pub const VERSION: SchemaVersion = SchemaVersion::new(1, 7);
 /// Where runs go by default (relative to the working directory; git-ignored).
 pub const RUNS_DIR: &str = "results/runs";
 

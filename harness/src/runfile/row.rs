@@ -464,6 +464,31 @@ pub struct Row {
     /// marks a row `noisy` by.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise: Option<RowNoise>,
+    /// The read ceiling in the same seconds as the row's samples (1.7; memory-bound CPU rows
+    /// that rotate input sets): what reading the row's own input sets got between its samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_alongside: Option<ReadAlongside>,
+}
+
+/// A read of a memory-bound row's own input sets alongside its samples (1.7). After every sample
+/// the runner reads the next input sets of the row's rotation, as many as the sample ran, once
+/// with each read pattern of the bandwidth probe that takes buffers of any length (all but
+/// `seq3_abc`), each pattern on sets of its own (so each reads from memory, as the row does), on
+/// the row's threads. The run's read probe is measured before and after all rows, minutes away
+/// from a row on a host whose bandwidth moves; this is the ceiling of the row's own seconds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadAlongside {
+    /// After each sample, the best pattern's 1e9 bytes/s (bytes of the row's inputs read), in
+    /// measurement order: one per sample.
+    pub samples_gbs: Vec<f64>,
+    /// Their median.
+    pub median_gbs: f64,
+    /// Each pattern's median over the samples, by name.
+    pub patterns: BTreeMap<String, f64>,
+    /// The row's `min_bytes` per median iteration, in 1e9 bytes/s, over `median_gbs`; null
+    /// when the row has no median.
+    pub share: Option<f64>,
 }
 
 /// The machine while one row took its warm-up and samples (1.3).
@@ -516,6 +541,7 @@ impl Row {
             case: None,
             reason: None,
             noise: None,
+            read_alongside: None,
         }
     }
 
@@ -589,8 +615,46 @@ impl Row {
         self.validate_gflops()?;
         self.validate_kernel()?;
         self.validate_verdict()?;
+        self.validate_read_alongside()?;
         if self.power_w.is_some() {
             return Err(RowError::new("power_w", "reserved: null in schema 1.0"));
+        }
+        Ok(())
+    }
+
+    /// A read alongside has a speed per read, all of them, its median and its patterns'
+    /// positive and finite.
+    fn validate_read_alongside(&self) -> Result<(), RowError> {
+        let Some(r) = &self.read_alongside else {
+            return Ok(());
+        };
+        let good = |x: f64| x.is_finite() && x > 0.0;
+        if r.samples_gbs.is_empty() {
+            return Err(RowError::new("read_alongside.samples_gbs", "empty"));
+        }
+        if let Some(x) = r.samples_gbs.iter().find(|x| !good(**x)) {
+            return Err(RowError::new(
+                "read_alongside.samples_gbs",
+                format!("{x} is not a positive speed"),
+            ));
+        }
+        if !good(r.median_gbs) {
+            return Err(RowError::new(
+                "read_alongside.median_gbs",
+                format!("{} is not a positive speed", r.median_gbs),
+            ));
+        }
+        if let Some((name, x)) = r.patterns.iter().find(|(_, x)| !good(**x)) {
+            return Err(RowError::new(
+                "read_alongside.patterns",
+                format!("{name}: {x} is not a positive speed"),
+            ));
+        }
+        if let Some(x) = r.share.filter(|x| !good(*x)) {
+            return Err(RowError::new(
+                "read_alongside.share",
+                format!("{x} is not a positive share"),
+            ));
         }
         Ok(())
     }

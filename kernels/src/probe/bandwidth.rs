@@ -256,12 +256,18 @@ fn sum3(a: &[f64], b: &[f64], c: &[f64]) -> f64 {
     sum_lockstep([a, b, c], no_prefetch)
 }
 
-/// One thread's read of its three spans with `pattern` (a checksum of what it read).
+/// One thread's read of its spans with `pattern` (a checksum of what it read). `seq3_abc` reads
+/// three spans together and takes exactly three; every other pattern reads the spans one after
+/// another, each split as the pattern says.
 #[inline(always)]
-fn read_body(pattern: ReadPattern, spans: [&[f64]; 3]) -> f64 {
-    let [a, b, c] = spans;
+fn read_body(pattern: ReadPattern, spans: &[&[f64]]) -> f64 {
     match pattern {
-        ReadPattern::Seq3Abc => sum3(a, b, c),
+        ReadPattern::Seq3Abc => {
+            let [a, b, c] = spans else {
+                panic!("seq3_abc reads three spans, got {}", spans.len())
+            };
+            sum3(a, b, c)
+        }
         ReadPattern::Seq1 => spans.iter().map(|p| sum_split(1, p, no_prefetch)).sum(),
         ReadPattern::Seq2 => spans.iter().map(|p| sum_split(2, p, no_prefetch)).sum(),
         ReadPattern::Seq4 => spans.iter().map(|p| sum_split(4, p, no_prefetch)).sum(),
@@ -289,12 +295,12 @@ mod x86 {
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn read_avx512(pattern: ReadPattern, spans: [&[f64]; 3]) -> f64 {
+    pub unsafe fn read_avx512(pattern: ReadPattern, spans: &[&[f64]]) -> f64 {
         read_body(pattern, spans)
     }
 
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn read_avx2(pattern: ReadPattern, spans: [&[f64]; 3]) -> f64 {
+    pub unsafe fn read_avx2(pattern: ReadPattern, spans: &[&[f64]]) -> f64 {
         read_body(pattern, spans)
     }
 
@@ -356,7 +362,7 @@ mod x86 {
 
 /// One thread's read with `pattern`, vectorized for `isa` (the portable loop where the ISA is
 /// not available).
-fn read(isa: Isa, pattern: ReadPattern, spans: [&[f64]; 3]) -> f64 {
+fn read(isa: Isa, pattern: ReadPattern, spans: &[&[f64]]) -> f64 {
     match (isa, pattern) {
         // SAFETY (every arm): the ISA was checked available.
         #[cfg(target_arch = "x86_64")]
@@ -373,6 +379,40 @@ fn read(isa: Isa, pattern: ReadPattern, spans: [&[f64]; 3]) -> f64 {
         (Isa::Avx2fma, _) if isa.available() => unsafe { x86::read_avx2(pattern, spans) },
         _ => read_body(pattern, spans),
     }
+}
+
+/// The patterns of [`read_buffers`] on `isa`: every available one but `seq3_abc`, which reads
+/// three arrays of one length together (a row's inputs differ in length: decode's Q, K and V).
+pub fn buffer_patterns(isa: Isa) -> Vec<ReadPattern> {
+    ReadPattern::ALL
+        .into_iter()
+        .filter(|p| p.available(isa) && *p != ReadPattern::Seq3Abc)
+        .collect()
+}
+
+/// One read of `buffers` (other buffers than the probe's own: the runner reads a memory-bound
+/// row's input sets alongside its samples) with `pattern` (one of [`buffer_patterns`]), on
+/// every thread of the current rayon pool, each thread reading its span of every buffer (the
+/// probe's [`span`]s, over the buffer's 8-byte words), timed as the probe times a round: from
+/// the earliest start to the latest end. Returns the bytes read and the seconds. A buffer's bytes
+/// before its first 8-byte aligned word and after its last whole one are not read (none of the
+/// runner's cache-line aligned tensors of whole words).
+pub fn read_buffers(isa: Isa, pattern: ReadPattern, buffers: &[&[u8]]) -> (u64, f64) {
+    assert!(
+        pattern != ReadPattern::Seq3Abc,
+        "seq3_abc reads the probe's three arrays, not other buffers"
+    );
+    let words: Vec<&[f64]> = buffers
+        .iter()
+        .map(|b| bytemuck::pod_align_to::<u8, f64>(b).1)
+        .collect();
+    let bytes: u64 = words.iter().map(|w| 8 * w.len() as u64).sum();
+    let (secs, sums) = Pool::Global.timed(|t, nt| {
+        let spans: Vec<&[f64]> = words.iter().map(|w| &w[span(t, nt, w.len())]).collect();
+        read(isa, pattern, &spans)
+    });
+    black_box(sums);
+    (bytes, secs)
 }
 
 /// `a = b + s·c`, vectorized for `isa` (which must be available).
@@ -444,7 +484,7 @@ pub fn bandwidth(opts: &ProbeOptions) -> BandwidthProbe {
                 read(
                     isa,
                     pattern,
-                    [&*slice(0, &r), &*slice(1, &r), &*slice(2, &r)],
+                    &[&*slice(0, &r), &*slice(1, &r), &*slice(2, &r)],
                 )
             });
             black_box(sums);
@@ -544,7 +584,7 @@ mod tests {
             let want: f64 = a.iter().chain(b).chain(c).sum();
             for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
                 for p in ReadPattern::ALL.into_iter().filter(|p| p.available(isa)) {
-                    let got = read(isa, p, [a, b, c]);
+                    let got = read(isa, p, &[a, b, c]);
                     assert!(
                         (got - want).abs() <= 1e-12 * want.abs().max(1.0),
                         "{isa} {} n={n}: {got} vs {want}",
@@ -552,6 +592,53 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn buffer_reads_cover_every_word_of_every_buffer_once() {
+        // Buffers of unequal lengths (none a multiple of the steps or parts), one off the
+        // 8-byte boundary (its head byte and its tail are not words), read on two threads: every
+        // thread's spans together are every word once, so the bytes are all the words'.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let a: Vec<f64> = (0..4099).map(|i| init_value(1, i)).collect();
+        let b: Vec<f64> = (0..37).map(|i| init_value(2, i)).collect();
+        let c: Vec<f64> = (0..1000).map(|i| init_value(1, i)).collect();
+        let a8: &[u8] = bytemuck::cast_slice(&a);
+        let c8: &[u8] = &bytemuck::cast_slice::<f64, u8>(&c)[1..];
+        let buffers = [a8, bytemuck::cast_slice(&b), c8];
+        for isa in Isa::ALL.into_iter().filter(|i| i.available()) {
+            let patterns = buffer_patterns(isa);
+            assert!(!patterns.contains(&ReadPattern::Seq3Abc));
+            assert!(patterns.contains(&ReadPattern::Seq2PrefetchL2));
+            for p in patterns {
+                let (bytes, secs) = pool.install(|| read_buffers(isa, p, &buffers));
+                assert_eq!(bytes, 8 * (4099 + 37 + 999), "{isa} {}", p.name());
+                assert!(secs > 0.0 && secs.is_finite(), "{isa} {}: {secs}", p.name());
+            }
+            // Each thread's spans of a buffer tile it: the checksum is the whole buffers'.
+            let words = |x: &[u8]| bytemuck::pod_align_to::<u8, f64>(x).1.to_vec();
+            let want: f64 = buffers.iter().flat_map(|x| words(x)).sum();
+            let got: f64 = (0..2)
+                .map(|t| {
+                    let spans: Vec<Vec<f64>> = buffers
+                        .iter()
+                        .map(|x| {
+                            let w = words(x);
+                            w[span(t, 2, w.len())].to_vec()
+                        })
+                        .collect();
+                    let refs: Vec<&[f64]> = spans.iter().map(Vec::as_slice).collect();
+                    read(isa, ReadPattern::Seq2PrefetchL2, &refs)
+                })
+                .sum();
+            assert!(
+                (got - want).abs() <= 1e-9 * want.abs(),
+                "{isa}: {got} vs {want}"
+            );
         }
     }
 
