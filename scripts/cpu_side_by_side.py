@@ -18,13 +18,14 @@ The gate peers of a dtype (the CPU-peers issue's rule; the gate is >= 0.95x the 
   bf16  PyTorch bf16 and OpenBLAS sbgemm
 Every other verified peer of the same input dtype (ndarray, the gemm crate's f32, PyTorch f32 on
 MKL, PyTorch f16 on oneDNN) is shown beside it as a reference, with its own ratio.
-Attention: flash rows against PyTorch SDPA at the same dtype; decode rows as a share of the
-same run's read-bandwidth ceiling (K+V bytes per second over the higher of that run's read probes
-before and after its rows): each run's best decode row against its own run's probe, the gate
-judged by the median of the runs whose probe was a ceiling (the lower median of an even count;
-a run whose decode read more than its probe had a probe from a slower minute, not a ceiling, and
-gives no verdict), every run's share shown (the host's memory state moves between runs: one run's
-probe is not the ceiling of a row measured in another, and the best run would be the luckiest).
+Attention: flash rows against PyTorch SDPA at the same dtype; decode rows as a share of the read
+of their own inputs alongside their samples (`read_alongside`, run schema 1.7: after every sample
+the runner reads the next input sets of the rotation with each buffer pattern of the read probe;
+the row's K+V bytes per second over the median of the samples' best patterns): each run's best
+decode row, the gate judged by the median run (the lower median of an even count), every run's
+share shown, with its share of its run's read probe (the higher of the probes before and after
+all rows: minutes away from the row on a host whose memory state moves within seconds, so not the
+row's ceiling; the best run would be the luckiest).
 
 Ratio = best peer median time / perfledger median time (> 1: perfledger faster), 95% CI by
 percentile bootstrap of both sample sets (independent resamples, seeded). Standard library only.
@@ -209,8 +210,8 @@ def main():
            "perfledger faster), 95% CI by bootstrap of both sample sets. Gate peers (the CPU-peers "
            "issue's rule, gate ≥ 0.95× the best of them): f32 OpenBLAS sgemm; f16 the gemm crate's "
            "f16 and OpenBLAS sgemm (f32 data); bf16 PyTorch bf16 and OpenBLAS sbgemm; attention "
-           "(flash) PyTorch SDPA, gate ≥ 1.5×; decode: K+V bytes/s against the read probe of the run "
-           "that measured it (rN: the run), "
+           "(flash) PyTorch SDPA, gate ≥ 1.5×; decode: K+V bytes/s against the read of the row's own "
+           "inputs alongside its samples (rN: the run; each run's share of its read probe shown too), "
            "gate ≥ 80%. Other peers of the same dtype are references, with their own ratio.\n",
            "| op | shape | dtype | perfledger best kernel | GFLOP/s [95% CI] | gate peer (best) | peer GFLOP/s "
            "| ratio [95% CI] | ≥ 0.95 | fastest other reference: ratio | all rows (GFLOP/s) |",
@@ -228,39 +229,50 @@ def main():
         line = (f"| {best['op']} | {shape_str(best)} | {dtype} | `{best['id']}` | "
                 f"{g['median']:.1f} [{g['ci95'][0]:.1f}, {g['ci95'][1]:.1f}] |")
         ratio_of = lambda peer: statistics.median(peer["samples_s"]) / statistics.median(best["samples_s"])
-        # Per run: its best decode row against its own read probe (runs without a probe: none).
+        # Per run: its best decode row against the read of its own inputs alongside its samples
+        # (`read_alongside`, run schema 1.7) and against its run's read probe.
         per_run = []
         if best["op"] == "attention" and best["shape"].get("q_len") == 1:
             for run_no, probe in sorted(read_of_round.items()):
                 theirs = [r for r in mine if r.get("round", 1) == run_no]
-                if theirs and probe:
+                if theirs:
                     top = max(theirs, key=gflops)
                     gbs = top["min_bytes"] / statistics.median(top["samples_s"]) / 1e9
-                    per_run.append((gbs / probe, gbs, probe, run_no))
+                    along = top.get("read_alongside") or {}
+                    per_run.append({"round": run_no, "read_gbs": gbs, "probe_gbs": probe,
+                                    "probe_share": gbs / probe if probe else None,
+                                    "alongside_gbs": along.get("median_gbs"),
+                                    "share": along.get("share")})
         if per_run:
-            # A run whose decode read more than its probe had no ceiling for the row (its probe
-            # fell in a slower minute than the row): it cannot show the row's share of the roof,
-            # so the gate is judged on the runs whose probe was a ceiling.
-            # Judged by the median run (the lower median of an even count: one run's own
-            # share), not the best: each run's row samples well under a second of a host whose
-            # memory state moves, and the best of several runs would pick the luckiest of them.
-            ceilings = [x for x in per_run if x[0] <= 1.0]
-            share, gbs, probe, judged_run = statistics.median_low(ceilings or per_run)
-            meets = (share >= 0.8) if ceilings else None
-            entry.update({"read_gbs": gbs, "read_share": share, "read_probe_gbs": probe,
-                          "read_round": judged_run, "meets_gate": meets,
-                          "read_per_run": [{"round": r, "read_gbs": g, "probe_gbs": p, "share": s,
-                                            "probe_is_ceiling": s <= 1.0}
-                                           for s, g, p, r in per_run]})
-            others = "; ".join(f"r{r}: {100 * s:.0f}% ({g:.1f} of {p:.1f}"
-                               f"{', probe not a ceiling' if s > 1.0 else ''})"
-                               for s, g, p, r in per_run if r != judged_run)
+            # Judged by the share of the read alongside: the ceiling of the row's own seconds
+            # (the run's probe is taken minutes away, before and after all rows, on a host whose
+            # memory state moves within seconds). Judged by the median run (the lower median of an
+            # even count: one run's own share), not the best: the best of several runs would pick
+            # the luckiest of them. A run file without `read_alongside` (before schema 1.7) gives
+            # no verdict.
+            judged = [x for x in per_run if x["share"] is not None]
+            pick = (statistics.median_low([(x["share"], x["round"]) for x in judged])
+                    if judged else None)
+            mid = next(x for x in per_run if pick and x["round"] == pick[1]) if pick else None
+            meets = (mid["share"] >= 0.8) if mid else None
+            entry.update({"read_share": mid["share"] if mid else None,
+                          "read_alongside_gbs": mid["alongside_gbs"] if mid else None,
+                          "read_gbs": mid["read_gbs"] if mid else None,
+                          "read_round": mid["round"] if mid else None, "meets_gate": meets,
+                          "read_per_run": per_run})
+
+            def run_text(x):
+                along = (f"{100 * x['share']:.0f}% of {x['alongside_gbs']:.1f} alongside"
+                         if x["share"] is not None else "no read alongside")
+                probe = (f", {100 * x['probe_share']:.0f}% of probe {x['probe_gbs']:.1f}"
+                         if x["probe_share"] is not None else "")
+                return f"r{x['round']}: {x['read_gbs']:.1f} GB/s, {along}{probe}"
             verdict = ({True: "yes", False: "no"}[meets]
-                       + " (≥ 80%, the median of the runs whose probe was a ceiling)"
-                       if meets is not None else "no verdict: no run's probe was a ceiling")
-            line += (f" (gate: K+V read vs its run's read probe) | — | {100 * share:.0f}% of read "
-                     f"({gbs:.1f} of {probe:.1f} GB/s, r{judged_run}{'; ' + others if others else ''}) | "
-                     f"{verdict} |")
+                       + f" (≥ 80% of the read alongside, the median run r{mid['round']})"
+                       if meets is not None else "no verdict: no run read its inputs alongside")
+            line += (f" (gate: K+V read vs the read of its inputs alongside) | — | "
+                     + (f"{100 * mid['share']:.0f}% of read alongside" if mid else "—")
+                     + f" ({'; '.join(run_text(x) for x in per_run)}) | {verdict} |")
         elif cand:
             top = max(cand, key=gflops)
             lo, hi = ratio_ci(top["samples_s"], best["samples_s"])
