@@ -17,8 +17,11 @@ def main(paths):
     if not paths:
         sys.exit(__doc__)
     for path in paths:
-        with open(path) as f:
-            run = json.load(f)
+        try:
+            with open(path) as f:
+                run = json.load(f)
+        except (OSError, ValueError) as e:
+            sys.exit(f"alongside_shares.py: {path}: {e}")
         mc = run.get("measured_ceilings") or {}
         before, after = mc.get("cpu_read_gbs"), mc.get("cpu_read_gbs_after")
         probe = max((x for x in (before, after) if x), default=None)
