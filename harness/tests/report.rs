@@ -1037,6 +1037,50 @@ fn measured_rows_carry_their_ratio_to_the_best_peer_of_the_workload() {
 }
 
 #[test]
+fn memory_bound_rows_carry_their_read_alongside_into_every_format_with_columns() {
+    // A GEMV row with the read of its inputs alongside: the report row and the CSV carry the
+    // read's median and the row's share of it; a row without one has empty cells.
+    let mut gemv = row(
+        matmul(1, 4096, 4096),
+        bf16(),
+        0.001,
+        cpu_device(),
+        Backend::Cpu,
+    );
+    gemv.read_alongside = Some(perfledger::runfile::ReadAlongside {
+        samples_gbs: vec![33.0, 34.0, 35.0],
+        median_gbs: 34.0,
+        patterns: [("seq1".to_string(), 33.5)].into_iter().collect(),
+        share: Some(0.92),
+    });
+    gemv.validate().unwrap();
+    let square = row(
+        matmul(512, 512, 512),
+        bf16(),
+        0.003,
+        cpu_device(),
+        Backend::Cpu,
+    );
+    let rep = report::build(
+        &[input(run(environment(None, None), vec![gemv, square]))],
+        &db(),
+        &report::Options::default(),
+    );
+    assert_eq!(rep.rows[0].read_alongside_gbs, Some(34.0));
+    assert_eq!(rep.rows[0].read_alongside_share, Some(0.92));
+    assert_eq!(rep.rows[1].read_alongside_gbs, None);
+    let csv = report::csv::render(&rep);
+    let mut reader = ::csv::Reader::from_reader(csv.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let at = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (gbs, share) = (at("read_alongside_gbs"), at("read_alongside_share"));
+    let records: Vec<_> = reader.records().map(|r| r.unwrap()).collect();
+    assert!(close(records[0][gbs].parse::<f64>().unwrap(), 34.0));
+    assert!(close(records[0][share].parse::<f64>().unwrap(), 0.92));
+    assert_eq!((&records[1][gbs], &records[1][share]), ("", ""));
+}
+
+#[test]
 fn interval_helpers() {
     let g = Interval::new(10.0, [12.0, 8.0]);
     assert_eq!((g.lo, g.hi), (8.0, 12.0));

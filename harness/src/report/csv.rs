@@ -81,6 +81,10 @@ pub struct Record {
     pub vs_peer_ci_lo: Option<f64>,
     pub vs_peer_ci_hi: Option<f64>,
     pub vs_peer: String,
+    /// Memory-bound CPU rows: the read of their own inputs alongside their samples (1e9 bytes/s)
+    /// and the row's share of it.
+    pub read_alongside_gbs: Option<f64>,
+    pub read_alongside_share: Option<f64>,
 }
 
 /// A text cell: one a spreadsheet would evaluate as a formula gets a leading `'`.
@@ -172,6 +176,8 @@ pub fn records(rep: &Report) -> Vec<Record> {
             vs_peer_ci_lo: r.vs_peer.as_ref().map(|v| v.ci95[0]),
             vs_peer_ci_hi: r.vs_peer.as_ref().map(|v| v.ci95[1]),
             vs_peer: opt_text(r.vs_peer.as_ref().map(|v| v.peer.as_str())),
+            read_alongside_gbs: r.read_alongside_gbs,
+            read_alongside_share: r.read_alongside_share,
             ..Record::default()
         });
     }

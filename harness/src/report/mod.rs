@@ -292,6 +292,10 @@ pub struct RowReport {
     /// Measured rows: the speed against the best verified peer row of the same workload on the
     /// same hardware in the same run.
     pub vs_peer: Option<PeerRatio>,
+    /// Memory-bound CPU rows (run schema 1.7): the median read of the row's own inputs alongside
+    /// its samples, 1e9 bytes/s, and the row's share of it (`ok` rows).
+    pub read_alongside_gbs: Option<f64>,
+    pub read_alongside_share: Option<f64>,
 }
 
 /// A measured row's ratio to the best peer of its workload in its run:

@@ -690,6 +690,12 @@ pub(crate) fn row_report<'a>(
         provenance,
         message: row.message.clone(),
         vs_peer: None,
+        read_alongside_gbs: row.read_alongside.as_ref().map(|r| r.median_gbs),
+        read_alongside_share: row
+            .read_alongside
+            .as_ref()
+            .and_then(|r| r.share)
+            .filter(|_| ok),
     }
 }
 
