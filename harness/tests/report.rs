@@ -962,7 +962,7 @@ fn every_format_states_conventions_sources_and_kinds() {
     let csv = report::csv::render(&rep);
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
     assert_eq!(header, report::csv::columns());
-    assert_eq!(header.len(), 67);
+    assert_eq!(header.len(), 69);
     // Every line has every column, read back by a CSV reader (quoted fields included).
     let mut reader = ::csv::Reader::from_reader(csv.as_bytes());
     let mut lines = 0;
