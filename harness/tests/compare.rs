@@ -723,6 +723,47 @@ fn the_perf_workflow_parses_and_names_existing_commands() {
 }
 
 #[test]
+fn rows_whose_read_alongside_moved_between_the_sides_are_noisy() {
+    use perfledger::runfile::ReadAlongside;
+    // Row j read its inputs alongside at 35 GB/s in every base round and 58 in every candidate
+    // round (the host's memory moved): noisy, naming both. Row j + 1 read 35 and 37 (within
+    // 15%): not noisy. Neither changed speed, so neither is flagged.
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = first_ok();
+    let t = template();
+    let along = |gbs: f64| ReadAlongside {
+        samples_gbs: vec![gbs; 3],
+        median_gbs: gbs,
+        patterns: [("seq1".to_string(), gbs)].into_iter().collect(),
+        share: Some(0.8),
+    };
+    let side = |name: &str, first: usize, moved: f64, steady: f64| -> Vec<PathBuf> {
+        (0..3)
+            .map(|i| {
+                let mut r = round(&t, first + i, &|_| 1.0);
+                r.results[j].read_alongside = Some(along(moved));
+                r.results[j + 1].read_alongside = Some(along(steady));
+                write(dir.path(), &format!("{name}{i}.json"), &r)
+            })
+            .collect()
+    };
+    let b = side("base", 0, 35.0, 35.0);
+    let c = side("cand", 100, 58.0, 37.0);
+    let (o, doc) = compare(&b, &c, &[]);
+    assert_eq!(o.status.code(), Some(0), "{doc}");
+    let rows = doc["rows"].as_array().unwrap();
+    let noisy: Vec<&Value> = rows.iter().filter(|r| r["noisy"] == true).collect();
+    assert_eq!(noisy.len(), 1, "{noisy:?}");
+    let detail = noisy[0]["noise_detail"].as_str().unwrap();
+    assert!(
+        detail.contains("35.0 GB/s (base)") && detail.contains("58.0 GB/s (candidate)"),
+        "{detail}"
+    );
+    assert_eq!(doc["method"]["noisy_read_alongside"], 0.15);
+    assert_valid("compare-1.schema.json", &doc);
+}
+
+#[test]
 fn rows_that_saw_steal_or_a_long_run_queue_are_noisy_and_keep_their_verdict() {
     use perfledger::runfile::RowNoise;
     let dir = tempfile::tempdir().unwrap();

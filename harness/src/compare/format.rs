@@ -79,7 +79,9 @@ fn note(r: &RowComparison) -> String {
     if r.noisy {
         parts.push(format!(
             "noisy: {}",
-            r.noise_detail.as_deref().unwrap_or("steal or run queue")
+            r.noise_detail
+                .as_deref()
+                .unwrap_or("steal, run queue or memory")
         ));
     }
     if !r.params_changed.is_empty() {
@@ -126,7 +128,8 @@ fn header_lines(c: &Comparison) -> Vec<String> {
     let m = &c.method;
     lines.push(format!(
         "method: {}; threshold {:.1}%; {}; {} bootstrap resamples (seed {:#x}); {} with ≥ {} \
-         rounds per side, samples otherwise{}; noisy: steal above {}% or {}",
+         rounds per side, samples otherwise{}; noisy: steal above {}% or {}, or a memory-bound \
+         row's read alongside {:.0}% apart between the sides",
         m.statistic,
         m.threshold * 100.0,
         m.correction,
@@ -143,7 +146,8 @@ fn header_lines(c: &Comparison) -> Vec<String> {
             .map(|f| format!("; A/A noise floors from {f}"))
             .unwrap_or_default(),
         m.noisy_steal_pct,
-        m.noisy_run_queue
+        m.noisy_run_queue,
+        100.0 * m.noisy_read_alongside
     ));
     let k = &c.counts;
     lines.push(format!(

@@ -34,6 +34,11 @@ pub const NOISY_STEAL_PCT: f64 = 2.0;
 /// A row whose median run queue exceeded the online CPUs by more than this is `noisy` (tasks
 /// were waiting for a CPU while it sampled).
 pub const NOISY_RUN_QUEUE_EXCESS: f64 = 0.0;
+/// A memory-bound row whose read alongside (`read_alongside.median_gbs`, the read of its own
+/// inputs between its samples; the median over a side's rounds) differs between the sides by
+/// more than this share of the lower is `noisy`: the memory it was measured against moved, on a
+/// shared host by up to 2× within minutes, so a time that moved with it is not the code's.
+pub const NOISY_READ_ALONGSIDE: f64 = 0.15;
 
 /// What the user asked for.
 #[derive(Clone, Debug)]
@@ -197,6 +202,8 @@ pub struct Method {
     pub noise_file: Option<String>,
     pub noisy_steal_pct: f64,
     pub noisy_run_queue: String,
+    /// [`NOISY_READ_ALONGSIDE`].
+    pub noisy_read_alongside: f64,
 }
 
 /// Counts per verdict.
@@ -290,6 +297,7 @@ pub fn compare(base: &Side, candidate: &Side, opts: &CompareOptions) -> Comparis
             noise_file: opts.noise.as_ref().map(|n| n.path.clone()),
             noisy_steal_pct: NOISY_STEAL_PCT,
             noisy_run_queue: "median run queue above the online CPUs".to_string(),
+            noisy_read_alongside: NOISY_READ_ALONGSIDE,
         },
         counts,
         rows,

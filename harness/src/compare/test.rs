@@ -4,7 +4,7 @@
 use super::sides::{rows_by_key, RowKey, Side};
 use super::{
     CompareOptions, ParamChange, Resampled, RowComparison, Verdict, FAMILY_ALPHA, MIN_ROUNDS,
-    NOISY_RUN_QUEUE_EXCESS, NOISY_STEAL_PCT, RESAMPLES,
+    NOISY_READ_ALONGSIDE, NOISY_RUN_QUEUE_EXCESS, NOISY_STEAL_PCT, RESAMPLES,
 };
 use crate::runfile::{Row, Status};
 use crate::stats::{
@@ -422,6 +422,22 @@ fn noise(
                     }
                 }
             }
+        }
+    }
+    // Memory-bound rows: the read of their own inputs alongside, median over each side's rounds.
+    let read = |rows: &[(usize, &Row)]| {
+        let v: Vec<f64> = rows
+            .iter()
+            .filter_map(|(_, r)| r.read_alongside.as_ref().map(|a| a.median_gbs))
+            .collect();
+        Sample::from_slice(&v).ok().map(|s| s.median())
+    };
+    if let (Some(rb), Some(rc)) = (read(b.1), read(c.1)) {
+        if rb.max(rc) > (1.0 + NOISY_READ_ALONGSIDE) * rb.min(rc) {
+            notes.push(format!(
+                "its inputs read alongside at {rb:.1} GB/s (base) and {rc:.1} GB/s (candidate), \
+                 medians of the rounds: the memory moved"
+            ));
         }
     }
     if notes.is_empty() {
