@@ -682,6 +682,7 @@ fn measure(
             time_once(prepared[set].0.as_mut(), iters_per_sample, &mut clock)?
         });
         verify_set = Some(set);
+        noise.after_sample();
         if let Some(a) = alongside.as_mut() {
             next_set += iters_per_sample as usize;
             a.after_sample(&prepared, &mut next_set, iters_per_sample as usize);

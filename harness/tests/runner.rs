@@ -212,6 +212,11 @@ fn memory_bound_cpu_rows_read_their_inputs_alongside_every_sample() {
         row.samples_s.len(),
         "one read per sample"
     );
+    // The run queue is read after every sample, the last (verified) one included.
+    assert_eq!(
+        row.noise.as_ref().unwrap().readings,
+        row.samples_s.len() as u64
+    );
     let names: Vec<&str> = buffer_patterns(Isa::best())
         .into_iter()
         .map(|p| p.name())
