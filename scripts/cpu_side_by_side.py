@@ -253,7 +253,7 @@ def main():
             judged = [x for x in per_run if x["share"] is not None]
             pick = (statistics.median_low([(x["share"], x["round"]) for x in judged])
                     if judged else None)
-            mid = next(x for x in per_run if pick and x["round"] == pick[1]) if pick else None
+            mid = next(x for x in per_run if x["round"] == pick[1]) if pick else None
             meets = (mid["share"] >= 0.8) if mid else None
             entry.update({"read_share": mid["share"] if mid else None,
                           "read_alongside_gbs": mid["alongside_gbs"] if mid else None,

@@ -160,6 +160,20 @@ fn run_case(kernel: &dyn Kernel, opts: RunnerOptions, case: &str) -> perfledger:
     outcome.row
 }
 
+/// The naive f32 kernel on an `m × n × k` CPU product, with a 0.3 s row budget.
+fn naive_f32_product(m: usize, n: usize, k: usize) -> perfledger::runfile::Row {
+    run_case(
+        naive_f32(),
+        RunnerOptions {
+            case_budget_s: 0.3,
+            ..RunnerOptions::default()
+        },
+        &format!(
+            r#"{{"op": "matmul", "m": {m}, "n": {n}, "k": {k}, "dtypes": ["f32"], "backends": ["cpu"]}}"#
+        ),
+    )
+}
+
 fn naive_f32() -> &'static dyn Kernel {
     registry()
         .find("matmul.cpu.naive.scalar.f32-f32-f32")
@@ -194,14 +208,7 @@ fn correct_kernel_is_ok_with_samples_and_a_pass() {
 fn memory_bound_cpu_rows_read_their_inputs_alongside_every_sample() {
     // A GEMV (1×64×64 f32: 0.5 FLOP a byte) rotates input sets, and after every sample its
     // inputs are read with each buffer pattern of the bandwidth probe.
-    let row = run_case(
-        naive_f32(),
-        RunnerOptions {
-            case_budget_s: 0.3,
-            ..RunnerOptions::default()
-        },
-        r#"{"op": "matmul", "m": 1, "n": 64, "k": 64, "dtypes": ["f32"], "backends": ["cpu"]}"#,
-    );
+    let row = naive_f32_product(1, 64, 64);
     assert_eq!(row.status, Status::Ok, "{:?}", row.message);
     let read = row
         .read_alongside
@@ -222,7 +229,7 @@ fn memory_bound_cpu_rows_read_their_inputs_alongside_every_sample() {
         .map(|p| p.name())
         .collect();
     let mut got: Vec<&str> = read.patterns.keys().map(String::as_str).collect();
-    let mut want = names.clone();
+    let mut want = names;
     got.sort_unstable();
     want.sort_unstable();
     assert_eq!(got, want);
@@ -244,14 +251,7 @@ fn memory_bound_cpu_rows_read_their_inputs_alongside_every_sample() {
     let message = row.message.as_deref().unwrap_or_default();
     assert!(message.contains("read alongside"), "{message}");
     // A compute-bound row (200³: 33 FLOP a byte) rotates one set and reads nothing alongside.
-    let square = run_case(
-        naive_f32(),
-        RunnerOptions {
-            case_budget_s: 0.3,
-            ..RunnerOptions::default()
-        },
-        r#"{"op": "matmul", "m": 200, "n": 200, "k": 200, "dtypes": ["f32"], "backends": ["cpu"]}"#,
-    );
+    let square = naive_f32_product(200, 200, 200);
     assert_eq!(square.status, Status::Ok, "{:?}", square.message);
     assert!(square.read_alongside.is_none());
 }
