@@ -11,7 +11,9 @@
 //! - `decode`: `q_len = 1`, the KV sequence split across threads and the partial softmax results
 //!   combined (flash-decoding, [`decode`] module doc); `decode.avx512bf16` the same task with
 //!   both products on `vdpbf16ps` (bf16 inputs, CPUs with AVX512_BF16; P rounded to bf16 for
-//!   P·V, [`decode_bf16`] module doc).
+//!   P·V, [`decode_bf16`] module doc). `decode.avx512f` widens bf16 K/V rows of a head_dim that
+//!   is a multiple of 32 by splitting each 64-byte load into its even and odd elements
+//!   ([`decode_split`] module doc).
 //!
 //! GQA/MQA: query head `h` reads KV head `h / (q_heads / kv_heads)`; K/V are read in place,
 //! never copied per head. On the f32 paths f16/bf16 are widened to f32 once per K/V tile (the
@@ -21,6 +23,8 @@
 mod decode;
 #[cfg(target_arch = "x86_64")]
 mod decode_bf16;
+#[cfg(target_arch = "x86_64")]
+mod decode_split;
 mod flash;
 #[cfg(target_arch = "x86_64")]
 mod flash_amx;
@@ -676,6 +680,23 @@ unsafe fn decode_task<T: Element>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx2,fma,f16c")]
 unsafe fn decode_avx512<T: Element>(cx: &decode::Ctx<'_, T>, ws: &mut decode::Scratch, t: usize) {
+    // bf16 with head_dim a multiple of 32: the split-word widening (`decode_split`).
+    if T::DTYPE == DType::BF16 && decode_split::applies(cx.p.head_dim) {
+        let cx = decode::Ctx {
+            q: bytemuck::cast_slice::<T, half::bf16>(cx.q),
+            k: bytemuck::cast_slice(cx.k),
+            v: bytemuck::cast_slice(cx.v),
+            p: cx.p,
+            splits: cx.splits,
+            gp: cx.gp,
+            part: cx.part,
+            dp: cx.dp,
+            prefetch: cx.prefetch,
+            interleave: cx.interleave,
+            mutation: cx.mutation,
+        };
+        return decode::task::<simd::Avx512, half::bf16, decode_split::SplitDots<2>>(&cx, ws, t);
+    }
     decode::task::<simd::Avx512, T, decode::F32Dots<simd::Avx512, 4, 4, 4>>(cx, ws, t)
 }
 
