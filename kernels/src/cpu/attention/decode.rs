@@ -227,6 +227,28 @@ impl<T> Ctx<'_, T> {
     }
 }
 
+impl<T: Element> Ctx<'_, T> {
+    /// The same context with its buffers typed as bf16, for the bf16-only products (`T` is
+    /// bf16: the caller checked the dtype).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // the bf16 products are x86-64's
+    pub fn as_bf16(&self) -> Ctx<'_, half::bf16> {
+        debug_assert_eq!(T::DTYPE, DType::BF16);
+        Ctx {
+            p: self.p,
+            q: bytemuck::cast_slice(self.q),
+            k: bytemuck::cast_slice(self.k),
+            v: bytemuck::cast_slice(self.v),
+            splits: self.splits,
+            gp: self.gp,
+            part: self.part,
+            dp: self.dp,
+            prefetch: self.prefetch,
+            interleave: self.interleave,
+            mutation: self.mutation,
+        }
+    }
+}
+
 /// `S[r][jj + key] = Qf[r] · K[key]` for `r < GR`, `key < KD` (K rows at `krows`, element type
 /// `E`): KD·GR = LANES accumulators reduced together by one transpose-and-add tree.
 #[inline(always)]

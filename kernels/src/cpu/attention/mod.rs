@@ -648,22 +648,7 @@ unsafe fn decode_task<T: Element>(
     let isa = match path {
         // T is bf16 (checked by `refuse`): the same buffers typed as such.
         #[cfg(target_arch = "x86_64")]
-        DecodePath::Bf16Dot => {
-            let cx = decode::Ctx {
-                q: bytemuck::cast_slice::<T, half::bf16>(cx.q),
-                k: bytemuck::cast_slice(cx.k),
-                v: bytemuck::cast_slice(cx.v),
-                p: cx.p,
-                splits: cx.splits,
-                gp: cx.gp,
-                part: cx.part,
-                dp: cx.dp,
-                prefetch: cx.prefetch,
-                interleave: cx.interleave,
-                mutation: cx.mutation,
-            };
-            return decode_avx512bf16(&cx, ws, t);
-        }
+        DecodePath::Bf16Dot => return decode_avx512bf16(&cx.as_bf16(), ws, t),
         #[cfg(not(target_arch = "x86_64"))]
         DecodePath::Bf16Dot => unreachable!("refused: no AVX512_BF16 off x86-64"),
         DecodePath::Isa(isa) => isa,
@@ -682,19 +667,7 @@ unsafe fn decode_task<T: Element>(
 unsafe fn decode_avx512<T: Element>(cx: &decode::Ctx<'_, T>, ws: &mut decode::Scratch, t: usize) {
     // bf16 with head_dim a multiple of 32: the split-word widening (`decode_split`).
     if T::DTYPE == DType::BF16 && decode_split::applies(cx.p.head_dim) {
-        let cx = decode::Ctx {
-            q: bytemuck::cast_slice::<T, half::bf16>(cx.q),
-            k: bytemuck::cast_slice(cx.k),
-            v: bytemuck::cast_slice(cx.v),
-            p: cx.p,
-            splits: cx.splits,
-            gp: cx.gp,
-            part: cx.part,
-            dp: cx.dp,
-            prefetch: cx.prefetch,
-            interleave: cx.interleave,
-            mutation: cx.mutation,
-        };
+        let cx = cx.as_bf16();
         return decode::task::<simd::Avx512, half::bf16, decode_split::SplitDots<2>>(&cx, ws, t);
     }
     decode::task::<simd::Avx512, T, decode::F32Dots<simd::Avx512, 4, 4, 4>>(cx, ws, t)
