@@ -20,7 +20,8 @@
 # Writes OUTDIR (default results/cpu-side-by-side/<label>, label default `after`): run.json (all
 # rows, peers imported), run-2.json (the second run), peers.jsonl, peers.log (the Python peers'
 # log: each row's median and verification, and any row skipped by --peer-max-call),
-# perfledger.log, machine.txt (lscpu: the CPU kind every figure belongs to), probes-peers-{before,after}-{start,end}.json (`perfledger env --probes` around each
+# perfledger.log, machine.txt (lscpu: the CPU kind every figure belongs to; the cpuidle driver
+# and its halt polling, which decides whether an idle vCPU of a VM halts at once), probes-peers-{before,after}-{start,end}.json (`perfledger env --probes` around each
 # Python peers' round), report.md and report.json (scripts/cpu_side_by_side.py: per workload perfledger's
 # best kernel against the best peer of its dtype, ratio with a 95% CI).
 # Needs the reference venv: python3 -m venv .venv-ref && .venv-ref/bin/pip install -r scripts/reference/requirements.txt
@@ -159,6 +160,7 @@ peers_round() {
 }
 
 { lscpu; echo; echo "== PERFLEDGER_OPENBLAS=${PERFLEDGER_OPENBLAS:-(system library)}";
+  echo "== cpuidle driver $(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo '(none)'), haltpoll guest_halt_poll_ns $(cat /sys/module/haltpoll/parameters/guest_halt_poll_ns 2>/dev/null || echo '(none)')";
   echo "== started $(date -u +%FT%TZ), load $(cat /proc/loadavg)"; } > "$OUT/machine.txt"
 rm -f "$PEERS" "$OUT/peers.log" "$OUT"/probes-*.json
 rm -f "$OUT"/run-*.json "$OUT/perfledger.log"

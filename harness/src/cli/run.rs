@@ -509,6 +509,11 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
         return Ok(EXIT_OK);
     }
 
+    if plan.rows.iter().any(|r| r.backend == Backend::Cpu) {
+        if let Some(note) = env::cpu::read_halt_poll_note(rp.threads) {
+            eprintln!("note: {note}");
+        }
+    }
     let steal = StealMeter::start();
     let mut environment = env::collect(&CollectOptions {
         threads_used: rp.threads,
@@ -577,6 +582,22 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
     );
     let out = rp.out.clone().unwrap_or_else(|| run.default_path());
     check_out_path(&out, args.force)?;
+
+    // An in-process peer library whose threads poll for work after they start (OpenBLAS's
+    // thread server starts them when the library loads, as the plan is made) would take a core
+    // from the probes and the first rows: wait out that polling once, as after each of its rows
+    // (its `settle`). On the Intel Xeon 6/207 VM (2 threads, `--probes off`) the first row of a
+    // run with OpenBLAS's rows, 256³ f32 `packed.avx512f`, read 106–109 GFLOP/s against 183–190
+    // without them, OpenBLAS's `blas_thread_server` 57% of the run's samples (`perf`), polling
+    // from the library's load into the row (`results/idle-vcpu/README.md`).
+    if let Some(wait) = plan
+        .rows
+        .iter()
+        .filter_map(|r| r.kernel.peer()?.settle)
+        .max()
+    {
+        std::thread::sleep(wait);
+    }
 
     // Measured ceilings first (the machine's own roofs), then the rows.
     let after_units = selected_units(&rp.registry);

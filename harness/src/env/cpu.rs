@@ -354,6 +354,45 @@ pub fn online_cpus() -> Option<u32> {
         })
 }
 
+/// Where a guest kernel's idle CPUs halt at once: `cpuidle`'s driver (`/sys/devices/system/cpu/
+/// cpuidle/current_driver`) is `haltpoll` and its `guest_halt_poll_ns` is 0 (a VM booted with
+/// `haltpoll.guest_halt_poll_ns=0`; the driver's own default polls 200 µs). A vCPU that goes idle
+/// for a moment is then handed back to the host and waits for it to be scheduled again when
+/// work arrives: a pool whose threads sleep between calls (rayon's, which perfledger's kernels
+/// run on) can run a multi-threaded row's calls at one thread's rate, while a
+/// library whose threads spin between calls (OpenBLAS) keeps its vCPUs. On the Intel Xeon 6/207
+/// VM (2 threads) 256³ and 200×300×129 rows read 134–176 and 103–168 GFLOP/s at 0 against
+/// 198–267 and 135–225 at 200000, alternated (`results/idle-vcpu/README.md`).
+/// Returns the note to print for a run on `threads` threads, `None` when it does not apply.
+pub fn halt_poll_note(
+    driver: Option<&str>,
+    poll_ns: Option<&str>,
+    threads: usize,
+) -> Option<String> {
+    let halts = driver.map(str::trim) == Some("haltpoll")
+        && poll_ns.and_then(|v| v.trim().parse::<u64>().ok()) == Some(0);
+    (halts && threads > 1).then(|| {
+        format!(
+            "this VM halts idle vCPUs at once (cpuidle haltpoll, guest_halt_poll_ns = 0): \
+             multi-threaded CPU rows whose threads sleep between calls may read one thread's \
+             rate in some minutes; `echo 200000 > {HALT_POLL_NS}` (root; the driver's default) \
+             keeps an idle vCPU polling 200 µs first"
+        )
+    })
+}
+
+/// The `haltpoll` cpuidle driver's polling time before an idle vCPU halts.
+const HALT_POLL_NS: &str = "/sys/module/haltpoll/parameters/guest_halt_poll_ns";
+
+/// [`halt_poll_note`] of this machine for a run on `threads` threads.
+pub fn read_halt_poll_note(threads: usize) -> Option<String> {
+    halt_poll_note(
+        read(Path::new(SYS_CPU).join("cpuidle/current_driver")).as_deref(),
+        read(HALT_POLL_NS).as_deref(),
+        threads,
+    )
+}
+
 fn read(path: impl AsRef<Path>) -> Option<String> {
     fs::read_to_string(path).ok()
 }
@@ -489,6 +528,29 @@ pub fn finish(cpu: &mut CpuInfo, steal: &StealMeter) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The note applies to a haltpoll guest with no polling, on more than one thread only.
+    #[test]
+    fn halt_poll_note_only_for_a_haltpoll_guest_that_never_polls() {
+        let note = halt_poll_note(Some("haltpoll\n"), Some("0\n"), 2).unwrap();
+        assert!(
+            note.contains("guest_halt_poll_ns = 0") && note.contains("200000"),
+            "{note}"
+        );
+        assert_eq!(
+            halt_poll_note(Some("haltpoll"), Some("0"), 1),
+            None,
+            "one thread"
+        );
+        assert_eq!(halt_poll_note(Some("haltpoll"), Some("200000"), 2), None);
+        assert_eq!(halt_poll_note(Some("intel_idle"), Some("0"), 2), None);
+        assert_eq!(
+            halt_poll_note(None, None, 2),
+            None,
+            "no cpuidle (not Linux)"
+        );
+        assert_eq!(halt_poll_note(Some("haltpoll"), Some("x"), 2), None);
+    }
 
     const EPYC: &str = include_str!("fixtures/cpuinfo-epyc-2vcpu.txt");
     const XEON_2S: &str = include_str!("fixtures/cpuinfo-xeon-2s-smt.txt");
