@@ -264,7 +264,9 @@ pub struct PeerLibrary {
     /// How long the library's own threads may keep polling for work after its last call
     /// (OpenBLAS's thread server): the runner waits this long after the library's row, so the
     /// row after it does not share the CPUs with them, and records the wait as the row's
-    /// `provenance.config.settle_s`. `None` for libraries whose threads sleep when idle.
+    /// `provenance.config.settle_s`; `run` also waits it once before its probes and first row
+    /// (the threads start polling when the library loads). `None` for libraries whose threads
+    /// sleep when idle, or that did not load.
     pub settle: Option<std::time::Duration>,
 }
 

@@ -644,7 +644,8 @@ impl Kernel for OpenBlasMatmul {
                 Err(_) => "not loaded".into(),
             },
             caveat: library().ok().and_then(|lib| lib.caveat(self.routine)),
-            settle: Some(thread_settle()),
+            // Its threads exist (and poll) only once the library has loaded.
+            settle: library().is_ok().then(thread_settle),
         })
     }
 }
