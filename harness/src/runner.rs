@@ -19,6 +19,7 @@
 //!   and samples, the run queue read after every sample, outside the timed region).
 
 use crate::env::cpu::{online_cpus, read_proc_stat, read_run_queue, steal_pct, CpuTimes};
+pub use crate::runfile::IdleWorkers;
 use crate::runfile::{
     Device, Flops, Provenance, ReadAlongside, Row, RowKind, RowNoise, RowVerification, Shape,
     Status, StopReason, Timing, TimingMethod,
@@ -31,7 +32,7 @@ use perfledger_kernels::verify::{self, VerifyOptions};
 use perfledger_kernels::{Backend, DType, Prepared, Problem, Support, Tensor};
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -77,6 +78,8 @@ pub struct RunnerOptions {
     /// Relative CI half-width of the median at which sampling stops (0.02 = 2%).
     pub ci_target: f64,
     pub verify: VerifyOptions,
+    /// What the pool's other workers do between a CPU row's calls.
+    pub idle_workers: IdleWorkers,
 }
 
 impl Default for RunnerOptions {
@@ -88,6 +91,7 @@ impl Default for RunnerOptions {
             seed: 42,
             ci_target: 0.02,
             verify: VerifyOptions::default(),
+            idle_workers: IdleWorkers::Spin,
         }
     }
 }
@@ -571,6 +575,12 @@ fn measure(
     }
     let interrupted = || interrupt.load(Ordering::SeqCst) > 0;
 
+    // From here to the last sample the pool's other workers poll for work between the calls
+    // (`IdleWorkers::Spin`), rather than sleeping until the next call wakes them.
+    let _awake = (planned.backend == Backend::Cpu
+        && kernel.on_run_pool()
+        && opts.idle_workers == IdleWorkers::Spin)
+        .then(KeepAwake::start);
     // Warm-up: until two consecutive iterations agree within 5%, capped in count and time.
     let warm_budget = budget.mul_f64(WARMUP_BUDGET_SHARE);
     let warm_start = Instant::now();
@@ -849,6 +859,73 @@ fn record(row: &mut Row, samples: &[f64], timing: Timing) -> Result<(), String> 
     row.set_samples(&sample, &summary);
     row.timing = Some(timing);
     Ok(())
+}
+
+/// Pool workers in [`KeepAwake`]'s polling loop now, in every pool of the process.
+static POLLING: AtomicUsize = AtomicUsize::new(0);
+
+/// How many pool workers poll for work between a row's calls now ([`IdleWorkers::Spin`]), in
+/// every pool of the process: what a kernel's call sees beside it.
+pub fn polling_workers() -> usize {
+    POLLING.load(Ordering::SeqCst)
+}
+
+/// The pool's other workers polling for work ([`IdleWorkers::Spin`]) until dropped. Started on
+/// a worker of the pool (the runner's rows run in `pool.install`); each other worker runs one
+/// broadcast job that calls [`rayon::yield_now`] (which runs a pending job of the pool, stolen
+/// if need be) until the flag is set, so the row's parallel work still runs on every worker.
+/// Outside a pool, or in a pool of one, it polls nothing.
+///
+/// Why: rayon's idle workers sleep, and on a VM whose guest halts an idle vCPU at once the
+/// host can take that vCPU away; the next call's split then waits for it, and a small product
+/// runs at one thread's rate (`results/idle-vcpu/README.md`: on the Intel Xeon 6/207 VM, 2
+/// threads, 200×300×129 f16 143–235 → 228–240 GFLOP/s, alternated).
+pub(crate) struct KeepAwake {
+    stop: Arc<AtomicBool>,
+    /// The other workers' jobs not yet finished.
+    pending: Arc<AtomicUsize>,
+}
+
+impl KeepAwake {
+    pub(crate) fn start() -> KeepAwake {
+        let stop = Arc::new(AtomicBool::new(false));
+        let pending = Arc::new(AtomicUsize::new(0));
+        if let Some(me) = rayon::current_thread_index() {
+            pending.store(rayon::current_num_threads() - 1, Ordering::SeqCst);
+            let (s, p) = (Arc::clone(&stop), Arc::clone(&pending));
+            // The job on this worker returns at once: this worker runs the row, and must not
+            // poll (it would never return to the row) if it picks the job up while it waits on
+            // a join.
+            rayon::spawn_broadcast(move |ctx| {
+                if ctx.index() == me {
+                    return;
+                }
+                POLLING.fetch_add(1, Ordering::SeqCst);
+                while !s.load(Ordering::Acquire) {
+                    if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                        std::hint::spin_loop();
+                    }
+                }
+                POLLING.fetch_sub(1, Ordering::SeqCst);
+                p.fetch_sub(1, Ordering::Release);
+            });
+        }
+        KeepAwake { stop, pending }
+    }
+}
+
+impl Drop for KeepAwake {
+    /// Stops the polling and waits until every other worker's job has finished, so nothing
+    /// polls into the next row (a peer library's own threads need those CPUs). By then the
+    /// row's calls are done, so a polling worker only finishes what it is running.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        while self.pending.load(Ordering::Acquire) > 0 {
+            if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                std::hint::spin_loop();
+            }
+        }
+    }
 }
 
 #[cfg(test)]

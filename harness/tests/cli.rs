@@ -33,7 +33,7 @@ fn tiny_suite(dir: &Path) -> PathBuf {
 }
 
 fn schema_validator() -> jsonschema::Validator {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/schema/run-1.7.schema.json");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/schema/run-1.8.schema.json");
     let schema: Value = serde_json::from_str(&std::fs::read_to_string(root).unwrap()).unwrap();
     jsonschema::validator_for(&schema).expect("the run schema compiles")
 }
@@ -223,7 +223,7 @@ fn run_writes_a_schema_valid_file_and_plan_matches() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let doc = assert_valid(&out);
     assert_eq!(doc["complete"], true);
-    assert_eq!(doc["schema"], "perfledger.run/1.7");
+    assert_eq!(doc["schema"], "perfledger.run/1.8");
     // What the user set is recorded as given (defaults unset).
     assert_eq!(doc["config"]["options"]["threads"], 2);
     assert_eq!(doc["config"]["options"]["probes"], "off");

@@ -4,7 +4,7 @@
 //! incorrect row fails, differing configurations are reported first, bad files exit 2 naming the
 //! file; the JSON outputs validate against their schemas. No timing assertions (nothing is timed).
 
-use perfledger::runfile::{RowKind, RunFile, Status, Verdict};
+use perfledger::runfile::{IdleWorkers, RowKind, RunFile, RunOptions, Status, Verdict};
 use perfledger::stats::Sample;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -585,7 +585,7 @@ fn criterion_trees_of_both_layouts_are_ingested() {
             String::from_utf8_lossy(&o.stderr)
         );
         let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-        assert_valid("run-1.7.schema.json", &doc);
+        assert_valid("run-1.8.schema.json", &doc);
         let rows = doc["results"].as_array().unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0]["id"], "matmul.cpu.naive.scalar.f32-f32-f32");
@@ -833,4 +833,64 @@ fn committed_comparisons_validate_against_the_schema() {
         }
     }
     assert!(n >= 10, "results/ci-perf holds {n} comparisons");
+}
+
+/// A run made before `--idle-workers` (a 1.7 file: `config.options` without `idle_workers`; its
+/// pool's workers slept between calls) reads as `sleep`, and against a run whose workers spun
+/// the configuration differs.
+#[test]
+fn a_run_before_idle_workers_reads_as_sleep_and_differs_from_spin() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = template();
+    let with = |mut r: RunFile, idle_workers: IdleWorkers| {
+        r.config.options = Some(RunOptions {
+            idle_workers,
+            ..RunOptions::default()
+        });
+        r
+    };
+    let base: Vec<PathBuf> = (0..3)
+        .map(|i| {
+            let p = write(
+                dir.path(),
+                &format!("base{i}.json"),
+                &with(round(&t, i, &|_| 1.0), IdleWorkers::Spin),
+            );
+            let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            v["schema"] = "perfledger.run/1.7".into();
+            v["config"]["options"]
+                .as_object_mut()
+                .unwrap()
+                .remove("idle_workers");
+            std::fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
+            let back = RunFile::read(&p).unwrap();
+            assert_eq!(
+                back.config.options.unwrap().idle_workers,
+                IdleWorkers::Sleep
+            );
+            p
+        })
+        .collect();
+    let cand: Vec<PathBuf> = (0..3)
+        .map(|i| {
+            write(
+                dir.path(),
+                &format!("cand{i}.json"),
+                &with(round(&t, 100 + i, &|_| 1.0), IdleWorkers::Spin),
+            )
+        })
+        .collect();
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&cand[0]).unwrap()).unwrap();
+    assert_eq!(written["config"]["options"]["idle_workers"], "spin");
+    let (o, doc) = compare(&base, &cand, &[]);
+    assert_eq!(o.status.code(), Some(2), "{doc}");
+    assert_eq!(
+        doc["config_differences"][0]["setting"],
+        "options.idle_workers"
+    );
+    assert_eq!(
+        doc["config_differences"].as_array().unwrap().len(),
+        1,
+        "{doc}"
+    );
 }

@@ -5,7 +5,7 @@
 use perfledger::cli::format_summary;
 use perfledger::env::HarnessInfo;
 use perfledger::runfile::{Device, RowKind, RunConfig, RunFile, Status, SuiteRef};
-use perfledger::runner::{run_row, Inputs, RunnerOptions};
+use perfledger::runner::{polling_workers, run_row, IdleWorkers, Inputs, RunnerOptions};
 use perfledger::workload::{PlannedRow, Suite};
 use perfledger_kernels::isa::Isa;
 use perfledger_kernels::kernel::{Backend, PeerLibrary};
@@ -29,6 +29,10 @@ struct Broken {
     caveat: Option<&'static str>,
     /// Run as an in-process peer library whose threads poll this long after a call.
     settle: Option<std::time::Duration>,
+    /// Run on threads of its own, not the run's pool (`Kernel::on_run_pool` false).
+    own_threads: bool,
+    /// The most pool workers seen polling for work during a call (`runner::polling_workers`).
+    polled: Arc<AtomicUsize>,
 }
 
 impl Broken {
@@ -40,6 +44,8 @@ impl Broken {
             runs: Arc::default(),
             caveat: None,
             settle: None,
+            own_threads: false,
+            polled: Arc::default(),
         }
     }
 }
@@ -48,11 +54,13 @@ struct BrokenPrepared {
     inner: Box<dyn Prepared>,
     runs: Arc<AtomicUsize>,
     after_runs: usize,
+    polled: Arc<AtomicUsize>,
 }
 
 impl Prepared for BrokenPrepared {
     fn run(&mut self) -> Result<(), KernelError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
+        self.polled.fetch_max(polling_workers(), Ordering::SeqCst);
         self.inner.run()
     }
     fn poison(&mut self) -> Result<(), KernelError> {
@@ -92,7 +100,11 @@ impl Kernel for Broken {
             inner: self.inner.prepare(p, inputs)?,
             runs: Arc::clone(&self.runs),
             after_runs: self.after_runs,
+            polled: Arc::clone(&self.polled),
         }))
+    }
+    fn on_run_pool(&self) -> bool {
+        !self.own_threads
     }
     fn peer(&self) -> Option<PeerLibrary> {
         (self.caveat.is_some() || self.settle.is_some()).then(|| PeerLibrary {
@@ -452,4 +464,34 @@ fn a_peer_settle_is_waited_and_recorded() {
     plain.caveat = Some("a caveat");
     let row = run_with(&plain);
     assert!(config_of(&row).unwrap().get("settle_s").is_none());
+}
+
+/// With `--idle-workers spin` (the default) the pool's other workers poll for work while a row
+/// that runs on the pool is measured, and stop before the row returns; with `sleep`, or for a
+/// library with threads of its own (OpenBLAS, ndarray), none polls. The row runs in a pool of
+/// three, as `run` runs its rows in its pool.
+#[test]
+fn idle_workers_poll_beside_pool_rows_only_and_stop_with_the_row() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    let measure = |idle_workers: IdleWorkers, own_threads: bool| {
+        let mut kernel = Broken::new(naive_f32(), usize::MAX, false);
+        kernel.own_threads = own_threads;
+        let opts = RunnerOptions {
+            case_budget_s: 0.3,
+            idle_workers,
+            ..RunnerOptions::default()
+        };
+        let row = pool.install(|| run_with_opts(&kernel, opts));
+        assert_eq!(row.status, Status::Ok);
+        // The row has returned: nothing of it polls any more.
+        assert_eq!(polling_workers(), 0);
+        kernel.polled.load(Ordering::SeqCst)
+    };
+    // The two other workers enter the loop once they pick up its job; a call sees one or both.
+    assert!(measure(IdleWorkers::Spin, false) >= 1);
+    assert_eq!(measure(IdleWorkers::Sleep, false), 0);
+    assert_eq!(measure(IdleWorkers::Spin, true), 0);
 }

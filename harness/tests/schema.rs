@@ -39,14 +39,14 @@ fn compile(schema: &Value) -> jsonschema::Validator {
 
 fn run_validator() -> &'static jsonschema::Validator {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
-    V.get_or_init(|| compile(&load_schema("run-1.7.schema.json")))
+    V.get_or_init(|| compile(&load_schema("run-1.8.schema.json")))
 }
 
 /// The `row` definition of the run schema as a schema of its own.
 fn row_validator() -> &'static jsonschema::Validator {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
     V.get_or_init(|| {
-        let run = load_schema("run-1.7.schema.json");
+        let run = load_schema("run-1.8.schema.json");
         compile(&json!({
             "$schema": run["$schema"],
             "$defs": run["$defs"],
@@ -1161,6 +1161,7 @@ fn committed_run_files_of_every_minor_are_read() {
     let v14 = compile(&load_schema("run-1.4.schema.json"));
     let v15 = compile(&load_schema("run-1.5.schema.json"));
     let v16 = compile(&load_schema("run-1.6.schema.json"));
+    let v17 = compile(&load_schema("run-1.7.schema.json"));
     let mut seen = BTreeMap::new();
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
@@ -1181,7 +1182,8 @@ fn committed_run_files_of_every_minor_are_read() {
             "perfledger.run/1.4" => &v14,
             "perfledger.run/1.5" => &v15,
             "perfledger.run/1.6" => &v16,
-            "perfledger.run/1.7" => run_validator(),
+            "perfledger.run/1.7" => &v17,
+            "perfledger.run/1.8" => run_validator(),
             other => panic!("{}: unexpected schema {other}", path.display()),
         };
         let errors: Vec<String> = validator

@@ -300,4 +300,12 @@ pub trait Kernel: Send + Sync {
     fn peer(&self) -> Option<PeerLibrary> {
         None
     }
+    /// Whether the kernel's parallel work runs on the caller's rayon pool (perfledger's CPU
+    /// kernels, the `gemm` crate), so the runner may keep that pool's other workers polling for
+    /// work between the kernel's calls. `false` for libraries with threads of their own
+    /// (OpenBLAS, ndarray's matrixmultiply): a pool worker polling beside them would take a CPU
+    /// from them.
+    fn on_run_pool(&self) -> bool {
+        true
+    }
 }

@@ -39,6 +39,7 @@ fn run_options(args: &RunArgs) -> RunOptions {
     RunOptions {
         threads: args.threads,
         pin: args.pin,
+        idle_workers: args.idle_workers.into(),
         isa: args
             .isa
             .map(|i| perfledger_kernels::isa::Isa::from(i).name().to_string()),
@@ -150,6 +151,7 @@ fn validate_run(args: &RunArgs) -> Result<RunPlan> {
         run_budget_s,
         seed: args.seed,
         ci_target: args.ci_target,
+        idle_workers: args.idle_workers.into(),
         ..RunnerOptions::default()
     };
     Ok(RunPlan {
@@ -281,12 +283,14 @@ fn print_plan(plan: &Plan<'_>, rp: &RunPlan) {
     let rows = plan.rows.len();
     let opts = &rp.runner;
     println!(
-        "plan: suite {} ({}), {} cases, {} rows (case × kernel × dtype), {} threads, ISA {}",
+        "plan: suite {} ({}), {} cases, {} rows (case × kernel × dtype), {} threads (idle \
+         workers {}), ISA {}",
         rp.suite.name,
         rp.suite.source,
         rp.suite.cases.len(),
         rows,
         rp.threads,
+        opts.idle_workers.name(),
         rp.registry.isa_selected()
     );
     let works = row_works(plan, false);

@@ -358,11 +358,12 @@ pub fn online_cpus() -> Option<u32> {
 /// cpuidle/current_driver`) is `haltpoll` and its `guest_halt_poll_ns` is 0 (a VM booted with
 /// `haltpoll.guest_halt_poll_ns=0`; the driver's own default polls 200 µs). A vCPU that goes idle
 /// for a moment is then handed back to the host and waits for it to be scheduled again when
-/// work arrives: a pool whose threads sleep between calls (rayon's, which perfledger's kernels
-/// run on) can run a multi-threaded row's calls at one thread's rate, while a
-/// library whose threads spin between calls (OpenBLAS) keeps its vCPUs. On the Intel Xeon 6/207
-/// VM (2 threads) 256³ and 200×300×129 rows read 134–176 and 103–168 GFLOP/s at 0 against
-/// 198–267 and 135–225 at 200000, alternated (`results/idle-vcpu/README.md`).
+/// work arrives: a pool whose threads sleep between calls (rayon's with `--idle-workers sleep`;
+/// matrixmultiply's, under the ndarray peer) can run a multi-threaded row's calls at one
+/// thread's rate, while threads that poll between calls (OpenBLAS's; the run's pool with
+/// `--idle-workers spin`, the default) keep their vCPUs. On the Intel Xeon 6/207 VM (2 threads)
+/// 256³ and 200×300×129 rows read 134–176 and 103–168 GFLOP/s at 0 against 198–267 and
+/// 135–225 at 200000, with the pool sleeping, alternated (`results/idle-vcpu/README.md`).
 /// Returns the note to print for a run on `threads` threads, `None` when it does not apply.
 pub fn halt_poll_note(
     driver: Option<&str>,
@@ -374,9 +375,10 @@ pub fn halt_poll_note(
     (halts && threads > 1).then(|| {
         format!(
             "this VM halts idle vCPUs at once (cpuidle haltpoll, guest_halt_poll_ns = 0): \
-             multi-threaded CPU rows whose threads sleep between calls may read one thread's \
-             rate in some minutes; `echo 200000 > {HALT_POLL_NS}` (root; the driver's default) \
-             keeps an idle vCPU polling 200 µs first"
+             multi-threaded CPU rows whose threads sleep between calls (the ndarray peer's; the \
+             run's pool with --idle-workers sleep) may read one thread's rate in some minutes; \
+             `echo 200000 > {HALT_POLL_NS}` (root; the driver's default) keeps an idle vCPU \
+             polling 200 µs first"
         )
     })
 }

@@ -1,5 +1,6 @@
-//! Run files: one JSON document per run, schema `perfledger.run/1.7` (DESIGN.md "Result file",
-//! `results/README.md`, `results/schema/run-1.7.schema.json`; 1.7 added the read of a memory-bound
+//! Run files: one JSON document per run, schema `perfledger.run/1.8` (DESIGN.md "Result file",
+//! `results/README.md`, `results/schema/run-1.8.schema.json`; 1.8 added what the pool's other
+//! workers did between a CPU row's calls (`config.options.idle_workers`); 1.7 added the read of a memory-bound
 //! CPU row's own inputs alongside its samples (`read_alongside`); 1.6 added the tune cache a run used
 //! (`config.tune_cache`); 1.5 in-process peer rows; 1.4 added how each instance field was found (`environment.instance.found_by`) and the SkyPilot job of the run (`environment.instance.skypilot`); 1.3 added the options the run was
 //! made with (`config.options`, what `compare` checks as configuration) and each measured row's
@@ -37,9 +38,9 @@ use time::{OffsetDateTime, UtcOffset};
 /// The name part of the run-file schema string.
 pub const SCHEMA_NAME: &str = "perfledger.run";
 /// The schema string this build writes.
-pub const SCHEMA: &str = "perfledger.run/1.7";
+pub const SCHEMA: &str = "perfledger.run/1.8";
 /// The version this build writes and reads (with older minors of the same major).
-pub const VERSION: SchemaVersion = SchemaVersion::new(1, 7);
+pub const VERSION: SchemaVersion = SchemaVersion::new(1, 8);
 /// Where runs go by default (relative to the working directory; git-ignored).
 pub const RUNS_DIR: &str = "results/runs";
 
@@ -176,6 +177,10 @@ pub struct RunOptions {
     pub threads: Option<usize>,
     /// `--pin`.
     pub pin: bool,
+    /// `--idle-workers` (1.8); [`IdleWorkers::Sleep`] when a file lacks it (before 1.8 the
+    /// pool's workers slept between calls), so `compare` sees the difference.
+    #[serde(default)]
+    pub idle_workers: IdleWorkers,
     /// `--isa` as given.
     pub isa: Option<String>,
     /// `--blocking` as given.
@@ -202,6 +207,34 @@ pub struct RunOptions {
     pub tune_cache: Option<String>,
     /// `--allow-test-kernels`.
     pub allow_test_kernels: bool,
+}
+
+/// What the other workers of a run's pool did between the calls of a CPU row that runs on the
+/// pool, while the row was measured (`--idle-workers`; the runner's `KeepAwake`).
+/// The type's default, `Sleep`, is what a file without the field did (runs before 1.8 let the
+/// workers sleep); `run`'s own default is `Spin`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdleWorkers {
+    /// Every worker but the one running the row polled the pool for work (running what it
+    /// found) from the row's verified first run to the end of its sampling, as OpenBLAS's
+    /// threads poll between calls: a kernel's calls start on workers already running. `run`'s
+    /// default.
+    Spin,
+    /// rayon's own behaviour: a worker that finds no work sleeps after a short spin, and the next
+    /// call wakes it.
+    #[default]
+    Sleep,
+}
+
+impl IdleWorkers {
+    /// The name in the run file and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            IdleWorkers::Spin => "spin",
+            IdleWorkers::Sleep => "sleep",
+        }
+    }
 }
 
 impl RunFile {

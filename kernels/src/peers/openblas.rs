@@ -636,6 +636,10 @@ impl Kernel for OpenBlasMatmul {
         })
     }
 
+    /// Its own threads (OpenBLAS's thread server; matrixmultiply's pool), not the run's.
+    fn on_run_pool(&self) -> bool {
+        false
+    }
     fn peer(&self) -> Option<PeerLibrary> {
         Some(PeerLibrary {
             name: "OpenBLAS",

@@ -111,6 +111,10 @@ impl Kernel for NdarrayMatmul {
             }),
         ))
     }
+    /// Its own threads (OpenBLAS's thread server; matrixmultiply's pool), not the run's.
+    fn on_run_pool(&self) -> bool {
+        false
+    }
     fn peer(&self) -> Option<PeerLibrary> {
         Some(PeerLibrary {
             name: "ndarray",
