@@ -86,6 +86,18 @@ if [ -n "${PERFLEDGER_CI_BUILD_ONLY:-}" ]; then
   exit 0
 fi
 
+# A base from before `run --idle-workers` (its pool's workers sleep between a row's calls, and its
+# run files read as `sleep`): the head runs with `--idle-workers sleep` too, so both sides measure
+# the code under the same conditions and compare sees one configuration.
+HEAD_RUN_ARGS=()
+HEAD_HELP=$("$HEAD_BIN" run --help 2>/dev/null || true)
+BASE_HELP=$("$BASE_BIN" run --help 2>/dev/null || true)
+if [[ $HEAD_HELP == *--idle-workers* && $BASE_HELP != *--idle-workers* &&
+  " ${RUN_ARGS[*]} " != *" --idle-workers "* ]]; then
+  HEAD_RUN_ARGS=(--idle-workers sleep)
+  echo "ci-perf: the base build predates --idle-workers (its workers sleep); the head runs with --idle-workers sleep" >&2
+fi
+
 # The rows: (case, kernel id) of both builds' plans, each once, in plan order.
 plan_rows() {
   "$1" run --suite "$SUITE" "${RUN_ARGS[@]}" --plan 2>/dev/null |
@@ -105,7 +117,9 @@ run_one() { # side bin round index case kernel
   local side=$1 bin=$2 round=$3 i=$4 case=$5 kernel=$6
   local file
   file="$OUT/$side/r$(printf %02d "$round")-$(printf %03d "$i").json"
-  "$bin" run --suite "$SUITE" "${RUN_ARGS[@]}" --case "$case" --kernel "$kernel" --out "$file" >/dev/null 2>"$file.log" || {
+  local extra=()
+  [ "$side" = head ] && extra=("${HEAD_RUN_ARGS[@]}")
+  "$bin" run --suite "$SUITE" "${RUN_ARGS[@]}" "${extra[@]}" --case "$case" --kernel "$kernel" --out "$file" >/dev/null 2>"$file.log" || {
     local rc=$?
     # Exit 1 is a row that failed (incorrect, error): the file says so and compare reports it.
     [ "$rc" -eq 1 ] && [ -f "$file" ] || { echo "ci-perf: $side run of $case $kernel failed (exit $rc): $file.log" >&2; exit 2; }

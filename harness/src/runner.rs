@@ -575,8 +575,8 @@ fn measure(
     }
     let interrupted = || interrupt.load(Ordering::SeqCst) > 0;
 
-    // From here to the last sample the pool's other workers poll for work between the calls
-    // (`IdleWorkers::Spin`), rather than sleeping until the next call wakes them.
+    // From here until the measurement returns the pool's other workers poll for work between
+    // the calls (`IdleWorkers::Spin`), rather than sleeping until the next call wakes them.
     let _awake = (planned.backend == Backend::Cpu
         && kernel.on_run_pool()
         && opts.idle_workers == IdleWorkers::Spin)
@@ -878,8 +878,7 @@ pub fn polling_workers() -> usize {
 ///
 /// Why: rayon's idle workers sleep, and on a VM whose guest halts an idle vCPU at once the
 /// host can take that vCPU away; the next call's split then waits for it, and a small product
-/// runs at one thread's rate (`results/idle-vcpu/README.md`: on the Intel Xeon 6/207 VM, 2
-/// threads, 200×300×129 f16 143–235 → 228–240 GFLOP/s, alternated).
+/// runs at one thread's rate. Measured: `results/idle-workers/README.md`.
 pub(crate) struct KeepAwake {
     stop: Arc<AtomicBool>,
     /// The other workers' jobs not yet finished.
@@ -887,30 +886,57 @@ pub(crate) struct KeepAwake {
 }
 
 impl KeepAwake {
+    /// Starts the polling and returns once every other worker is in it. A worker must enter
+    /// the loop with nothing of the row's on its stack: one that picked up its job while
+    /// waiting on a join inside a call it had stolen would poll until [`Drop`], which runs only
+    /// after that call, and never return. No call has started before this returns.
     pub(crate) fn start() -> KeepAwake {
         let stop = Arc::new(AtomicBool::new(false));
         let pending = Arc::new(AtomicUsize::new(0));
         if let Some(me) = rayon::current_thread_index() {
-            pending.store(rayon::current_num_threads() - 1, Ordering::SeqCst);
-            let (s, p) = (Arc::clone(&stop), Arc::clone(&pending));
-            // The job on this worker returns at once: this worker runs the row, and must not
-            // poll (it would never return to the row) if it picks the job up while it waits on
-            // a join.
+            let others = rayon::current_num_threads() - 1;
+            pending.store(others, Ordering::SeqCst);
+            let entered = Arc::new(AtomicUsize::new(0));
+            let (s, p, e) = (
+                Arc::clone(&stop),
+                Arc::clone(&pending),
+                Arc::clone(&entered),
+            );
+            // The job on this worker returns at once: this worker runs the row.
             rayon::spawn_broadcast(move |ctx| {
                 if ctx.index() == me {
                     return;
                 }
+                // Counted out however the loop ends, so `Drop` never waits on a job gone.
+                let _left = Left(&p);
                 POLLING.fetch_add(1, Ordering::SeqCst);
+                e.fetch_add(1, Ordering::Release);
                 while !s.load(Ordering::Acquire) {
-                    if rayon::yield_now() != Some(rayon::Yield::Executed) {
-                        std::hint::spin_loop();
-                    }
+                    poll_once();
                 }
-                POLLING.fetch_sub(1, Ordering::SeqCst);
-                p.fetch_sub(1, Ordering::Release);
             });
+            while entered.load(Ordering::Acquire) < others {
+                poll_once();
+            }
         }
         KeepAwake { stop, pending }
+    }
+}
+
+/// Runs one pending job of the current pool if there is one, else one spin-loop hint.
+fn poll_once() {
+    if rayon::yield_now() != Some(rayon::Yield::Executed) {
+        std::hint::spin_loop();
+    }
+}
+
+/// A polling job leaving: [`POLLING`] and its [`KeepAwake`]'s pending count go down.
+struct Left<'a>(&'a AtomicUsize);
+
+impl Drop for Left<'_> {
+    fn drop(&mut self) {
+        POLLING.fetch_sub(1, Ordering::SeqCst);
+        self.0.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -921,9 +947,7 @@ impl Drop for KeepAwake {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
         while self.pending.load(Ordering::Acquire) > 0 {
-            if rayon::yield_now() != Some(rayon::Yield::Executed) {
-                std::hint::spin_loop();
-            }
+            poll_once();
         }
     }
 }

@@ -92,6 +92,9 @@ impl Kernel for FaultyKernel {
     fn is_test_kernel(&self) -> bool {
         true
     }
+    fn on_run_pool(&self) -> bool {
+        self.inner.on_run_pool()
+    }
 }
 
 struct FaultyPrepared {

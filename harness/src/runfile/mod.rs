@@ -217,7 +217,7 @@ pub struct RunOptions {
 #[serde(rename_all = "lowercase")]
 pub enum IdleWorkers {
     /// Every worker but the one running the row polled the pool for work (running what it
-    /// found) from the row's verified first run to the end of its sampling, as OpenBLAS's
+    /// found) from the row's verified first run until its measurement ended, as OpenBLAS's
     /// threads poll between calls: a kernel's calls start on workers already running. `run`'s
     /// default.
     Spin,

@@ -636,7 +636,7 @@ impl Kernel for OpenBlasMatmul {
         })
     }
 
-    /// Its own threads (OpenBLAS's thread server; matrixmultiply's pool), not the run's.
+    /// OpenBLAS's own threads (its thread server), not the run's pool.
     fn on_run_pool(&self) -> bool {
         false
     }

@@ -111,7 +111,7 @@ impl Kernel for NdarrayMatmul {
             }),
         ))
     }
-    /// Its own threads (OpenBLAS's thread server; matrixmultiply's pool), not the run's.
+    /// matrixmultiply's own thread pool, not the run's.
     fn on_run_pool(&self) -> bool {
         false
     }
