@@ -183,24 +183,6 @@ pub enum ProbeMode {
     Off,
 }
 
-/// `--idle-workers`: what the pool's other workers do between a CPU row's calls.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum IdleWorkersArg {
-    /// Poll the pool for work, as OpenBLAS's threads poll between calls.
-    Spin,
-    /// Sleep until the next call wakes them (rayon's own behaviour).
-    Sleep,
-}
-
-impl From<IdleWorkersArg> for crate::runfile::IdleWorkers {
-    fn from(a: IdleWorkersArg) -> Self {
-        match a {
-            IdleWorkersArg::Spin => crate::runfile::IdleWorkers::Spin,
-            IdleWorkersArg::Sleep => crate::runfile::IdleWorkers::Sleep,
-        }
-    }
-}
-
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     /// Embedded suite (quick, standard, llm, sweep) or a suite file.
@@ -232,11 +214,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub pin: bool,
     /// What the other workers of the run's pool do between the calls of a CPU row that runs on
-    /// the pool (perfledger's kernels, the gemm crate), while it is measured: `spin` polls for
-    /// work, as OpenBLAS's threads do between calls; `sleep` is rayon's own behaviour (a woken
-    /// worker can start late, on a VM much later).
+    /// the pool (perfledger's kernels, the gemm crate), while it is measured (a woken worker can
+    /// start late, on a VM much later).
     #[arg(long, value_enum, default_value = "spin")]
-    pub idle_workers: IdleWorkersArg,
+    pub idle_workers: crate::runfile::IdleWorkers,
     /// Time budget per row (case × kernel × dtype), seconds (default: the suite's, else 2): a
     /// target; a row goes on past it until it has 10 samples, up to --max-row-s.
     #[arg(long)]

@@ -39,7 +39,7 @@ fn run_options(args: &RunArgs) -> RunOptions {
     RunOptions {
         threads: args.threads,
         pin: args.pin,
-        idle_workers: args.idle_workers.into(),
+        idle_workers: args.idle_workers,
         isa: args
             .isa
             .map(|i| perfledger_kernels::isa::Isa::from(i).name().to_string()),
@@ -151,7 +151,7 @@ fn validate_run(args: &RunArgs) -> Result<RunPlan> {
         run_budget_s,
         seed: args.seed,
         ci_target: args.ci_target,
-        idle_workers: args.idle_workers.into(),
+        idle_workers: args.idle_workers,
         ..RunnerOptions::default()
     };
     Ok(RunPlan {

@@ -209,26 +209,26 @@ pub struct RunOptions {
     pub allow_test_kernels: bool,
 }
 
-/// What the other workers of a run's pool did between the calls of a CPU row that runs on the
-/// pool, while the row was measured (`--idle-workers`; the runner's `KeepAwake`).
-/// The type's default, `Sleep`, is what a file without the field did (runs before 1.8 let the
-/// workers sleep); `run`'s own default is `Spin`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What the other workers of a run's pool do between the calls of a CPU row that runs on the
+/// pool, while the row is measured (`--idle-workers`; the runner's `KeepAwake`). The same
+/// lowercase names on the command line and in the run file. The type's default, `Sleep`, is
+/// what a file without the field did (runs before 1.8 let the workers sleep); `run`'s own
+/// default is `Spin`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum IdleWorkers {
-    /// Every worker but the one running the row polled the pool for work (running what it
-    /// found) from the row's verified first run until its measurement ended, as OpenBLAS's
-    /// threads poll between calls: a kernel's calls start on workers already running. `run`'s
-    /// default.
+    /// Every worker but the one running the row polls the pool for work (running what it
+    /// finds) from the row's verified first run until its measurement ends, as OpenBLAS's
+    /// threads poll between calls: a kernel's calls start on workers already running.
     Spin,
-    /// rayon's own behaviour: a worker that finds no work sleeps after a short spin, and the next
-    /// call wakes it.
+    /// rayon's own behaviour: a worker that finds no work sleeps after a short spin, and the
+    /// next call wakes it.
     #[default]
     Sleep,
 }
 
 impl IdleWorkers {
-    /// The name in the run file and on the command line.
+    /// The name in the run file and on the command line (the plan line prints it).
     pub fn name(self) -> &'static str {
         match self {
             IdleWorkers::Spin => "spin",
