@@ -557,3 +557,31 @@ fn import_adds_peer_rows_with_flops_from_the_shape() {
     assert!(e.contains("peer.jsonl:2") || e.contains("line 2"), "{e}");
     assert_eq!(std::fs::read_to_string(&run).unwrap(), before);
 }
+
+/// A reader that has gone (`perfledger run --plan | head -1`) ends the binary quietly: killed by
+/// SIGPIPE as any Unix filter is, with no panic on stderr.
+#[cfg(unix)]
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tmpdir();
+    let suite = tiny_suite(dir.path());
+    // The pipe's read end is closed before the binary starts, so its first write finds no
+    // reader (EPIPE and SIGPIPE) whatever the timing.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = bin()
+        .args(["run", "--plan", "--suite"])
+        .arg(&suite)
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert!(!err.contains("panicked"), "stderr: {err}");
+    assert_eq!(
+        o.status.signal(),
+        Some(libc::SIGPIPE),
+        "status {:?}, stderr: {err}",
+        o.status
+    );
+}
