@@ -308,6 +308,7 @@ pub fn to_rows(benches: &[CriterionBench], device: &Device) -> Result<Ingested, 
                     max_row_s: None,
                     sampling_s: None,
                     row_s: None,
+                    turns: None,
                 });
                 row.verification = Some(RowVerification {
                     method: BENCH_VERIFICATION.to_string(),

@@ -516,6 +516,7 @@ mod tests {
             max_row_s: Some(20.0),
             sampling_s: Some(28.0),
             row_s: Some(29.0),
+            turns: None,
         });
         eta.finish(0, &row);
         let two_left = eta.remaining_s();

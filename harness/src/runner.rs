@@ -16,7 +16,10 @@
 //! - the last sample's output is poisoned before and verified after: a kernel that fails either
 //!   verification is `incorrect` and shows no speed;
 //! - the row records the machine's noise while it sampled ([`RowNoise`]: steal time over warm-up
-//!   and samples, the run queue read after every sample, outside the timed region).
+//!   and samples, the run queue read after every sample, outside the timed region);
+//! - with `rounds` above 1 (`--rounds`), each call of [`run_row`] is one turn of the row, with
+//!   its share of the budget, cap and samples; the caller runs a case's rows turn by turn
+//!   ([`turn_order`]) and [`merge_turns`] makes each row of its turns.
 
 use crate::env::cpu::{online_cpus, read_proc_stat, read_run_queue, steal_pct, CpuTimes};
 pub use crate::runfile::IdleWorkers;
@@ -80,6 +83,11 @@ pub struct RunnerOptions {
     pub verify: VerifyOptions,
     /// What the pool's other workers do between a CPU row's calls.
     pub idle_workers: IdleWorkers,
+    /// Turns in which each case's rows are measured (`--rounds`; 1: each row in one go). Every
+    /// call of [`run_row`] is then one turn: it takes `1/rounds` of the row's budget, cap and
+    /// most samples, and `ceil(MIN_SAMPLES / rounds)` samples suffice for it; [`merge_turns`]
+    /// makes the row of its turns.
+    pub rounds: u32,
 }
 
 impl Default for RunnerOptions {
@@ -92,6 +100,7 @@ impl Default for RunnerOptions {
             ci_target: 0.02,
             verify: VerifyOptions::default(),
             idle_workers: IdleWorkers::Spin,
+            rounds: 1,
         }
     }
 }
@@ -103,6 +112,250 @@ impl RunnerOptions {
             .unwrap_or(DEFAULT_CAP_FACTOR * self.case_budget_s)
             .max(self.case_budget_s)
     }
+
+    /// The turns as a divisor (never 0).
+    fn turns(&self) -> u32 {
+        self.rounds.max(1)
+    }
+
+    /// One turn's budget, seconds.
+    fn turn_budget_s(&self) -> f64 {
+        self.case_budget_s / f64::from(self.turns())
+    }
+
+    /// One turn's cap, seconds.
+    fn turn_cap_s(&self) -> f64 {
+        self.cap_s() / f64::from(self.turns())
+    }
+
+    /// The samples that complete one turn (all of [`MIN_SAMPLES`] in one turn).
+    fn turn_min_samples(&self) -> usize {
+        MIN_SAMPLES.div_ceil(self.turns() as usize)
+    }
+
+    /// The most samples of one turn.
+    fn turn_max_samples(&self) -> usize {
+        (MAX_SAMPLES / self.turns() as usize).max(2)
+    }
+}
+
+/// The order of a case's rows (`0..rows`) in turn `turn` (from 0) of `--rounds`: as planned in
+/// even turns, reversed in odd ones, so no row always runs first or last in its case.
+pub fn turn_order(rows: usize, turn: u32) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..rows).collect();
+    if turn % 2 == 1 {
+        order.reverse();
+    }
+    order
+}
+
+/// Whether a row's first turn leaves more to measure: it was timed (`ok`, or samples short of
+/// the minimum). A row that was not (unsupported, skipped, incorrect, an error) is decided by
+/// its first turn.
+pub fn turn_goes_on(row: &Row) -> bool {
+    matches!(row.status, Status::Ok | Status::InsufficientSamples) && !row.samples_s.is_empty()
+}
+
+/// The row of `turns` (one row's turns in order, from [`run_row`] with `opts.rounds` turns):
+/// - a turn that was `incorrect` or an `error` is the row (a kernel wrong once is wrong), its
+///   message saying which turn;
+/// - otherwise every turn's samples in order make the row's samples and statistics; `timing`
+///   sums warm-up iterations and times over the turns (`turns` says how many);
+///   `noise` the turns' steal time weighted by their sampling time, the median of their run
+///   queue medians, the largest run queue; `read_alongside` every turn's reads (each pattern's
+///   figure the median of the turns' medians); the verification is the last turn's (the last
+///   timed iteration); the status `ok`, or `insufficient_samples` below [`MIN_SAMPLES`] in all.
+///
+/// One turn is returned as it is.
+pub fn merge_turns(mut turns: Vec<Row>, opts: &RunnerOptions) -> Row {
+    let n = turns.len();
+    if n <= 1 {
+        return turns.pop().expect("a row has at least one turn");
+    }
+    if let Some(k) = turns
+        .iter()
+        .position(|r| matches!(r.status, Status::Incorrect | Status::Error))
+    {
+        let mut row = turns.swap_remove(k);
+        let msg = format!(
+            "turn {} of {n}: {}",
+            k + 1,
+            row.message.take().unwrap_or_default()
+        );
+        row.message = Some(msg);
+        row.timing.get_or_insert_with(empty_timing).turns = Some(k as u32 + 1);
+        return row;
+    }
+    if !turns.iter().any(turn_goes_on) {
+        return turns.swap_remove(0);
+    }
+    let timed: Vec<Row> = turns.into_iter().filter(turn_goes_on).collect();
+    let samples: Vec<f64> = timed.iter().flat_map(|r| r.samples_s.clone()).collect();
+    let first = timed[0].timing.unwrap_or_else(empty_timing);
+    let last = timed[timed.len() - 1].timing.unwrap_or_else(empty_timing);
+    let sum = |f: fn(&Timing) -> Option<f64>| {
+        timed
+            .iter()
+            .filter_map(|r| r.timing.as_ref().and_then(f))
+            .sum::<f64>()
+    };
+    let timing = Timing {
+        method: first.method,
+        warmup_iters: timed
+            .iter()
+            .filter_map(|r| r.timing.as_ref())
+            .map(|t| t.warmup_iters)
+            .sum(),
+        iters_per_sample: first.iters_per_sample,
+        stop_reason: last.stop_reason,
+        budget_s: Some(opts.case_budget_s),
+        max_row_s: Some(opts.cap_s()),
+        sampling_s: Some(sum(|t| t.sampling_s)),
+        row_s: Some(sum(|t| t.row_s)),
+        turns: Some(timed.len() as u32),
+    };
+    let noise = merge_noise(&timed);
+    let alongside = merge_alongside(&timed);
+    let mut row = timed[timed.len() - 1].clone();
+    if let Err(e) = record(&mut row, &samples, timing) {
+        row.samples_s.clear();
+        row.stats = None;
+        let _ = row.set_status(Status::Error, Some(format!("merging {n} turns: {e}")));
+        return row;
+    }
+    row.noise = noise;
+    row.read_alongside = alongside.map(|mut a| {
+        a.share = row
+            .stats
+            .as_ref()
+            .zip(row.min_bytes)
+            .filter(|(s, _)| s.median_s > 0.0 && a.median_gbs > 0.0)
+            .map(|(s, bytes)| bytes as f64 / s.median_s / 1e9 / a.median_gbs);
+        a
+    });
+    let turns_note = format!(
+        "{} turns of {} (--rounds), the case's rows in alternating order",
+        timed.len(),
+        n
+    );
+    let result = if samples.len() < MIN_SAMPLES {
+        row.set_status(
+            Status::InsufficientSamples,
+            Some(format!(
+                "{} samples in {turns_note}; {MIN_SAMPLES} are needed",
+                samples.len()
+            )),
+        )
+    } else {
+        // The last turn's notes, less those of its own samples (its read alongside, its
+        // budget), which the whole row's replace.
+        let last_notes: Vec<String> = row
+            .message
+            .take()
+            .filter(|_| row.status == Status::Ok)
+            .map(|m| {
+                m.split("; ")
+                    .filter(|p| {
+                        !p.is_empty() && !p.contains("read alongside") && !p.contains("past the")
+                    })
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let read = row.read_alongside.as_ref().map(read_alongside_note);
+        let msg = std::iter::once(turns_note)
+            .chain(last_notes)
+            .chain(read)
+            .collect::<Vec<_>>()
+            .join("; ");
+        row.set_status(Status::Ok, Some(msg))
+    };
+    if let Err(e) = result {
+        let _ = row.set_status(Status::Error, Some(format!("merging {n} turns: {e}")));
+    }
+    row
+}
+
+/// The status note of a row's read alongside.
+fn read_alongside_note(r: &ReadAlongside) -> String {
+    format!(
+        "its inputs read alongside at {:.1} GB/s (median of the samples' best pattern){}",
+        r.median_gbs,
+        r.share
+            .map(|x| format!(", the row at {:.0}% of it", 100.0 * x))
+            .unwrap_or_default()
+    )
+}
+
+/// A timing record for a turn that has none (not reached for timed turns).
+fn empty_timing() -> Timing {
+    Timing {
+        method: TimingMethod::Wall,
+        warmup_iters: 0,
+        iters_per_sample: 1,
+        stop_reason: StopReason::Interrupted,
+        budget_s: None,
+        max_row_s: None,
+        sampling_s: None,
+        row_s: None,
+        turns: None,
+    }
+}
+
+/// The turns' noise as one row's ([`merge_turns`]).
+fn merge_noise(turns: &[Row]) -> Option<RowNoise> {
+    let noises: Vec<(RowNoise, f64)> = turns
+        .iter()
+        .filter_map(|r| {
+            let w = r.timing.as_ref().and_then(|t| t.sampling_s).unwrap_or(1.0);
+            r.noise.map(|x| (x, w))
+        })
+        .collect();
+    let first = noises.first()?.0;
+    let steal: Vec<(f64, f64)> = noises
+        .iter()
+        .filter_map(|(x, w)| x.steal_pct.map(|s| (s, *w)))
+        .collect();
+    let weight: f64 = steal.iter().map(|(_, w)| w).sum();
+    let queues: Vec<f64> = noises
+        .iter()
+        .filter_map(|(x, _)| x.run_queue_median)
+        .collect();
+    Some(RowNoise {
+        steal_pct: (!steal.is_empty() && weight > 0.0)
+            .then(|| steal.iter().map(|(s, w)| s * w).sum::<f64>() / weight),
+        run_queue_median: Sample::new(queues).ok().map(|s| s.median()),
+        run_queue_max: noises.iter().filter_map(|(x, _)| x.run_queue_max).max(),
+        readings: noises.iter().map(|(x, _)| x.readings).sum(),
+        online_cpus: first.online_cpus,
+    })
+}
+
+/// The turns' reads alongside as one row's ([`merge_turns`]; `share` is set by the caller from
+/// the merged median).
+fn merge_alongside(turns: &[Row]) -> Option<ReadAlongside> {
+    let reads: Vec<&ReadAlongside> = turns
+        .iter()
+        .filter_map(|r| r.read_alongside.as_ref())
+        .collect();
+    let samples_gbs: Vec<f64> = reads.iter().flat_map(|r| r.samples_gbs.clone()).collect();
+    let median_gbs = Sample::from_slice(&samples_gbs).ok()?.median();
+    let mut by_pattern: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for r in &reads {
+        for (name, v) in &r.patterns {
+            by_pattern.entry(name.clone()).or_default().push(*v);
+        }
+    }
+    let patterns = by_pattern
+        .into_iter()
+        .filter_map(|(name, v)| Some((name, Sample::new(v).ok()?.median())))
+        .collect();
+    Some(ReadAlongside {
+        samples_gbs,
+        median_gbs,
+        patterns,
+        share: None,
+    })
 }
 
 /// Ctrl-C state shared with the signal handler: the number of interrupts received.
@@ -553,8 +806,10 @@ fn measure(
     }
 
     // Poisoned, verified first run (it also pays any cold-start cost, untimed).
-    let budget = Duration::from_secs_f64(opts.case_budget_s);
-    let cap = Duration::from_secs_f64(opts.cap_s());
+    // With `--rounds`, this call is one turn: its share of the budget, cap and samples.
+    let budget = Duration::from_secs_f64(opts.turn_budget_s());
+    let cap = Duration::from_secs_f64(opts.turn_cap_s());
+    let (min_samples, max_samples) = (opts.turn_min_samples(), opts.turn_max_samples());
     {
         let (p, ins) = &mut prepared[0];
         p.poison().map_err(|e| e.to_string())?;
@@ -656,14 +911,14 @@ fn measure(
                 break StopReason::CiTarget;
             }
         }
-        if n + 1 >= MAX_SAMPLES {
+        if n + 1 >= max_samples {
             break StopReason::MaxSamples;
         }
         // The budget and the cap cover warm-up and samples (not preparation or verification).
         // The budget is a target: a row goes on past it until it has its minimum (the last,
         // verified sample below counts), up to the cap.
         let spent = warm_start.elapsed();
-        if spent >= budget && n + 1 >= MIN_SAMPLES {
+        if spent >= budget && n + 1 >= min_samples {
             break StopReason::CaseBudget;
         }
         extended |= spent >= budget;
@@ -704,10 +959,11 @@ fn measure(
         warmup_iters,
         iters_per_sample,
         stop_reason: stop,
-        budget_s: Some(opts.case_budget_s),
-        max_row_s: Some(opts.cap_s()),
+        budget_s: Some(opts.turn_budget_s()),
+        max_row_s: Some(opts.turn_cap_s()),
         sampling_s: Some(warm_start.elapsed().as_secs_f64()),
         row_s: None,
+        turns: None,
     };
     if let Some(set) = verify_set {
         let (p, ins) = &mut prepared[set];
@@ -733,22 +989,22 @@ fn measure(
     }
     record(row, &samples, timing)?;
     let read_alongside = alongside.and_then(|a| a.finish(row));
-    if samples.len() < MIN_SAMPLES {
+    if samples.len() < min_samples {
         let per_sample = last * iters_per_sample as f64;
         let msg = match stop {
             StopReason::RowCap => format!(
                 "{} samples of {per_sample:.3} s reached the row cap of {} s (--max-row-s); \
-                 {MIN_SAMPLES} are needed",
+                 {min_samples} are needed",
                 samples.len(),
-                opts.cap_s()
+                opts.turn_cap_s()
             ),
             StopReason::RunBudget => format!(
-                "the run budget ran out after {} samples of {per_sample:.3} s; {MIN_SAMPLES} are \
+                "the run budget ran out after {} samples of {per_sample:.3} s; {min_samples} are \
                  needed",
                 samples.len()
             ),
             _ => format!(
-                "{} samples of {per_sample:.3} s; {MIN_SAMPLES} are needed ({})",
+                "{} samples of {per_sample:.3} s; {min_samples} are needed ({})",
                 samples.len(),
                 stop.name()
             ),
@@ -756,20 +1012,12 @@ fn measure(
         let _ = row.set_status(Status::InsufficientSamples, Some(msg));
     } else {
         let rotated = (sets > 1).then(|| format!("{sets} input sets rotated (memory-bound)"));
-        let read = read_alongside.as_ref().map(|r| {
-            format!(
-                "its inputs read alongside at {:.1} GB/s (median of the samples' best pattern){}",
-                r.median_gbs,
-                r.share
-                    .map(|x| format!(", the row at {:.0}% of it", 100.0 * x))
-                    .unwrap_or_default()
-            )
-        });
+        let read = read_alongside.as_ref().map(read_alongside_note);
         let past = extended.then(|| {
             format!(
-                "{MIN_SAMPLES} samples took {:.1} s, past the {} s budget",
+                "{min_samples} samples took {:.1} s, past the {} s budget",
                 timing.sampling_s.unwrap_or_default(),
-                opts.case_budget_s
+                opts.turn_budget_s()
             )
         });
         let parts: Vec<String> = rotated

@@ -33,7 +33,7 @@ fn tiny_suite(dir: &Path) -> PathBuf {
 }
 
 fn schema_validator() -> jsonschema::Validator {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/schema/run-1.8.schema.json");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/schema/run-1.9.schema.json");
     let schema: Value = serde_json::from_str(&std::fs::read_to_string(root).unwrap()).unwrap();
     jsonschema::validator_for(&schema).expect("the run schema compiles")
 }
@@ -223,7 +223,7 @@ fn run_writes_a_schema_valid_file_and_plan_matches() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let doc = assert_valid(&out);
     assert_eq!(doc["complete"], true);
-    assert_eq!(doc["schema"], "perfledger.run/1.8");
+    assert_eq!(doc["schema"], "perfledger.run/1.9");
     // What the user set is recorded as given (defaults unset).
     assert_eq!(doc["config"]["options"]["threads"], 2);
     assert_eq!(doc["config"]["options"]["probes"], "off");
@@ -584,4 +584,72 @@ fn output_into_a_closed_pipe_ends_quietly() {
         "status {:?}, stderr: {err}",
         o.status
     );
+}
+
+/// `--rounds 2`: the plan says so, every row of the run is made of two turns (the run file
+/// valid, the option recorded, the rows in plan order), and a count outside 1..=100 is a usage
+/// error.
+#[test]
+fn rounds_measure_each_case_in_turns_and_record_them() {
+    let dir = tmpdir();
+    let suite = tiny_suite(dir.path());
+    let out = dir.path().join("run.json");
+    let plan = bin()
+        .args([
+            "run",
+            "--plan",
+            "--rounds",
+            "2",
+            "--threads",
+            "2",
+            "--suite",
+        ])
+        .arg(&suite)
+        .output()
+        .unwrap();
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    let plan_text = String::from_utf8_lossy(&plan.stdout).into_owned();
+    assert!(plan_text.contains("in 2 turns"), "{plan_text}");
+    let o = bin()
+        .args([
+            "run",
+            "--rounds",
+            "2",
+            "--threads",
+            "2",
+            "--probes",
+            "off",
+            "--kernel",
+        ])
+        .args(["naive,packed", "--suite"])
+        .arg(&suite)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let doc = assert_valid(&out);
+    assert_eq!(doc["config"]["options"]["rounds"], 2);
+    let rows = doc["results"].as_array().unwrap();
+    assert!(rows.len() >= 3, "{}", rows.len());
+    let mut ok = 0;
+    for r in rows.iter().filter(|r| r["status"] == "ok") {
+        ok += 1;
+        assert_eq!(r["timing"]["turns"], 2, "{r}");
+        assert_eq!(r["verification"]["verdict"], "pass");
+        assert!(r["samples_s"].as_array().unwrap().len() >= 10, "{r}");
+        assert!(
+            r["message"].as_str().unwrap().starts_with("2 turns of 2"),
+            "{r}"
+        );
+    }
+    assert!(ok >= 3, "{rows:?}");
+    for bad in ["0", "101", "two"] {
+        let o = bin()
+            .args(["run", "--plan", "--rounds", bad, "--suite"])
+            .arg(&suite)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "--rounds {bad}: {}", stderr(&o));
+    }
 }

@@ -585,7 +585,7 @@ fn criterion_trees_of_both_layouts_are_ingested() {
             String::from_utf8_lossy(&o.stderr)
         );
         let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-        assert_valid("run-1.8.schema.json", &doc);
+        assert_valid("run-1.9.schema.json", &doc);
         let rows = doc["results"].as_array().unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0]["id"], "matmul.cpu.naive.scalar.f32-f32-f32");

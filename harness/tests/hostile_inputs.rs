@@ -37,7 +37,7 @@ fn cases(dir: &Path) -> Vec<Case> {
     file(
         "truncated",
         "truncated.json",
-        br#"{"schema": "perfledger.run/1.8", "#,
+        br#"{"schema": "perfledger.run/1.9", "#,
     );
     file("wrong JSON type", "array.json", b"[1, 2, 3]");
     let big = dir.join("big.json");

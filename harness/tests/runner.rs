@@ -5,7 +5,9 @@
 use perfledger::cli::format_summary;
 use perfledger::env::HarnessInfo;
 use perfledger::runfile::{Device, RowKind, RunConfig, RunFile, Status, SuiteRef};
-use perfledger::runner::{polling_workers, run_row, IdleWorkers, Inputs, RunnerOptions};
+use perfledger::runner::{
+    merge_turns, polling_workers, run_row, turn_order, IdleWorkers, Inputs, RunnerOptions,
+};
 use perfledger::workload::{PlannedRow, Suite};
 use perfledger_kernels::isa::Isa;
 use perfledger_kernels::kernel::{Backend, PeerLibrary};
@@ -494,4 +496,98 @@ fn idle_workers_poll_beside_pool_rows_only_and_stop_with_the_row() {
     assert!(measure(IdleWorkers::Spin, false) >= 1);
     assert_eq!(measure(IdleWorkers::Sleep, false), 0);
     assert_eq!(measure(IdleWorkers::Spin, true), 0);
+}
+
+/// `--rounds`: each call of `run_row` is one turn with its share of the row's budget, cap and
+/// samples; the turns make one row with every turn's samples, its statistics of all of them,
+/// the whole budget, and its notes.
+#[test]
+fn turns_take_a_share_of_the_budget_and_make_one_row_of_all_their_samples() {
+    let opts = RunnerOptions {
+        case_budget_s: 0.3,
+        rounds: 3,
+        ..RunnerOptions::default()
+    };
+    let turns: Vec<_> = (0..3)
+        .map(|_| run_with_opts(naive_f32(), opts.clone()))
+        .collect();
+    for t in &turns {
+        assert_eq!(t.status, Status::Ok, "{:?}", t.message);
+        let timing = t.timing.as_ref().unwrap();
+        assert!(
+            (timing.budget_s.unwrap() - 0.1).abs() < 1e-9,
+            "a third of the budget"
+        );
+        assert!((timing.max_row_s.unwrap() - opts.cap_s() / 3.0).abs() < 1e-9);
+        assert!(
+            t.samples_s.len() >= 4,
+            "ceil(10 / 3) samples complete a turn"
+        );
+        assert_eq!(timing.turns, None);
+    }
+    let all: Vec<f64> = turns.iter().flat_map(|t| t.samples_s.clone()).collect();
+    let warmups: u64 = turns
+        .iter()
+        .map(|t| t.timing.as_ref().unwrap().warmup_iters)
+        .sum();
+    let row = merge_turns(turns, &opts);
+    row.validate().unwrap();
+    assert_eq!(row.status, Status::Ok);
+    assert_eq!(row.samples_s, all, "every turn's samples, in order");
+    let mut sorted = all.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = perfledger::stats::Sample::from_slice(&all)
+        .unwrap()
+        .median();
+    assert_eq!(row.stats.as_ref().unwrap().median_s, median);
+    assert_eq!(row.stats.as_ref().unwrap().min_s, sorted[0]);
+    let timing = row.timing.as_ref().unwrap();
+    assert_eq!(timing.turns, Some(3));
+    assert_eq!(timing.warmup_iters, warmups);
+    assert_eq!(timing.budget_s, Some(0.3), "the row's whole budget");
+    assert!(row
+        .message
+        .as_deref()
+        .unwrap()
+        .starts_with("3 turns of 3 (--rounds)"));
+    assert!(row.gflops.is_some());
+    // One turn is the row as it is.
+    let one = run_with(naive_f32());
+    assert_eq!(
+        merge_turns(vec![one.clone()], &RunnerOptions::default()),
+        one
+    );
+}
+
+/// A kernel wrong in any turn is wrong: the row is that turn's, `incorrect`, with no speed,
+/// and says which turn.
+#[test]
+fn a_turn_that_fails_verification_makes_the_row_incorrect() {
+    let opts = RunnerOptions {
+        case_budget_s: 0.2,
+        rounds: 2,
+        ..RunnerOptions::default()
+    };
+    let good = run_with_opts(&Broken::new(naive_f32(), usize::MAX, false), opts.clone());
+    assert_eq!(good.status, Status::Ok);
+    let bad = run_with_opts(&Broken::new(naive_f32(), 2, false), opts.clone());
+    assert_eq!(bad.status, Status::Incorrect);
+    let row = merge_turns(vec![good, bad], &opts);
+    row.validate().unwrap();
+    assert_eq!(row.status, Status::Incorrect);
+    assert!(row.gflops.is_none());
+    assert!(
+        row.message.as_deref().unwrap().starts_with("turn 2 of 2: "),
+        "{:?}",
+        row.message
+    );
+}
+
+/// Turns alternate the case's rows' order, so no row always runs first or last.
+#[test]
+fn turns_reverse_the_order_every_other_turn() {
+    assert_eq!(turn_order(3, 0), vec![0, 1, 2]);
+    assert_eq!(turn_order(3, 1), vec![2, 1, 0]);
+    assert_eq!(turn_order(3, 2), vec![0, 1, 2]);
+    assert_eq!(turn_order(0, 1), Vec::<usize>::new());
 }

@@ -39,14 +39,14 @@ fn compile(schema: &Value) -> jsonschema::Validator {
 
 fn run_validator() -> &'static jsonschema::Validator {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
-    V.get_or_init(|| compile(&load_schema("run-1.8.schema.json")))
+    V.get_or_init(|| compile(&load_schema("run-1.9.schema.json")))
 }
 
 /// The `row` definition of the run schema as a schema of its own.
 fn row_validator() -> &'static jsonschema::Validator {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
     V.get_or_init(|| {
-        let run = load_schema("run-1.8.schema.json");
+        let run = load_schema("run-1.9.schema.json");
         compile(&json!({
             "$schema": run["$schema"],
             "$defs": run["$defs"],
@@ -290,6 +290,7 @@ fn realistic_run() -> RunFile {
         max_row_s: Some(20.0),
         sampling_s: Some(1.4),
         row_s: Some(1.6),
+        turns: None,
     };
     let passed = RowVerification {
         method: "freivalds+rows".into(),
@@ -402,6 +403,7 @@ fn realistic_run() -> RunFile {
         max_row_s: None,
         sampling_s: None,
         row_s: None,
+        turns: None,
     });
     let sample = Sample::new(noisy_samples(4, 0.5, 3)).unwrap();
     arow.set_samples(&sample, &sample.summary());
@@ -1162,6 +1164,7 @@ fn committed_run_files_of_every_minor_are_read() {
     let v15 = compile(&load_schema("run-1.5.schema.json"));
     let v16 = compile(&load_schema("run-1.6.schema.json"));
     let v17 = compile(&load_schema("run-1.7.schema.json"));
+    let v18 = compile(&load_schema("run-1.8.schema.json"));
     let mut seen = BTreeMap::new();
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
@@ -1183,7 +1186,8 @@ fn committed_run_files_of_every_minor_are_read() {
             "perfledger.run/1.5" => &v15,
             "perfledger.run/1.6" => &v16,
             "perfledger.run/1.7" => &v17,
-            "perfledger.run/1.8" => run_validator(),
+            "perfledger.run/1.8" => &v18,
+            "perfledger.run/1.9" => run_validator(),
             other => panic!("{}: unexpected schema {other}", path.display()),
         };
         let errors: Vec<String> = validator

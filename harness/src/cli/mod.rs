@@ -218,6 +218,14 @@ pub struct RunArgs {
     /// start late, on a VM much later).
     #[arg(long, value_enum, default_value = "spin")]
     pub idle_workers: crate::runfile::IdleWorkers,
+    /// Measure each case's rows in N turns, the order reversed every other turn (A B C, C B A,
+    /// A B C, ...), each turn with 1/N of the row budget and cap; a row's samples are those of
+    /// all its turns. On a host whose speed moves from minute to minute, the rows of a case
+    /// (perfledger's kernels and the in-process peers) then share its fast and slow spells, so
+    /// their ratios (the summary's ratio to the best peer) do not depend on which row met which.
+    /// Each turn prepares and verifies the row again.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: u32,
     /// Time budget per row (case × kernel × dtype), seconds (default: the suite's, else 2): a
     /// target; a row goes on past it until it has 10 samples, up to --max-row-s.
     #[arg(long)]

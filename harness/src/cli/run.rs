@@ -8,7 +8,9 @@ use super::{parse_isa, usage, ProbeMode, RunArgs, EXIT_FAILED, EXIT_INTERRUPTED,
 use super::{INTERRUPTS, PARTIAL};
 use crate::env::{self, CollectOptions, StealMeter};
 use crate::eta::{self, fmt_secs, Budgets, Eta, RowWork};
-use crate::runfile::{Device, MeasuredCeilings, RunConfig, RunFile, RunOptions, Status, SuiteRef};
+use crate::runfile::{
+    Device, MeasuredCeilings, Row, RunConfig, RunFile, RunOptions, Status, SuiteRef,
+};
 use crate::runner::{self, Inputs, RunnerOptions, MIN_SAMPLE_S};
 use crate::workload::{self, Filters, Plan, Suite};
 use anyhow::{bail, Context, Result};
@@ -40,6 +42,7 @@ fn run_options(args: &RunArgs) -> RunOptions {
         threads: args.threads,
         pin: args.pin,
         idle_workers: args.idle_workers,
+        rounds: (args.rounds > 1).then_some(args.rounds),
         isa: args
             .isa
             .map(|i| perfledger_kernels::isa::Isa::from(i).name().to_string()),
@@ -152,6 +155,7 @@ fn validate_run(args: &RunArgs) -> Result<RunPlan> {
         seed: args.seed,
         ci_target: args.ci_target,
         idle_workers: args.idle_workers,
+        rounds: args.rounds,
         ..RunnerOptions::default()
     };
     Ok(RunPlan {
@@ -279,19 +283,43 @@ fn budgets(opts: &RunnerOptions) -> Budgets {
     }
 }
 
+/// A row that is done (all its turns): told to the ETA, shown (an unsupported one with
+/// `--verbose` only), kept in the run and in the partial run that Ctrl-C writes.
+fn finish_row(run: &mut RunFile, progress: &mut Progress, i: usize, row: Row, verbose: bool) {
+    progress.eta().finish(i, &row);
+    if row.status != Status::Unsupported || verbose {
+        progress.println(row_line(&row));
+    }
+    run.results.push(row);
+    if let Ok(mut g) = PARTIAL.lock() {
+        if let Some((r, _)) = g.as_mut() {
+            r.results = run.results.clone();
+        }
+    }
+    progress.done(i + 1);
+}
+
 fn print_plan(plan: &Plan<'_>, rp: &RunPlan) {
     let rows = plan.rows.len();
     let opts = &rp.runner;
     println!(
         "plan: suite {} ({}), {} cases, {} rows (case × kernel × dtype), {} threads (idle \
-         workers {}), ISA {}",
+         workers {}), ISA {}{}",
         rp.suite.name,
         rp.suite.source,
         rp.suite.cases.len(),
         rows,
         rp.threads,
         opts.idle_workers.name(),
-        rp.registry.isa_selected()
+        rp.registry.isa_selected(),
+        if opts.rounds > 1 {
+            format!(
+                "; each case's rows in {} turns, the order reversed every other turn",
+                opts.rounds
+            )
+        } else {
+            String::new()
+        }
     );
     let works = row_works(plan, false);
     let (min, max) = eta::plan_range(&works, &budgets(opts), rp.threads);
@@ -652,48 +680,85 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
     let mut progress = Progress::new(plan.rows.len(), estimate, started);
     let mut inputs = Inputs::default();
     let mut interrupted = INTERRUPTS.load(Ordering::SeqCst) > 0;
-    for (i, planned) in plan.rows.iter().enumerate() {
-        if interrupted {
-            break;
-        }
-        progress.bar.set_message(format!(
-            "{} {}",
-            planned.case.name,
-            planned.kernel.identity().id()
-        ));
-        let row_device = match (&gpu_device, planned.backend) {
-            (Some(g), Backend::Gpu) => g,
-            _ => &device,
-        };
-        progress.eta().start(i);
-        let shared = Arc::clone(&progress.eta);
-        let outcome = pool.install(|| {
-            runner::run_row(
-                planned,
-                &mut inputs,
-                row_device,
-                &rp.runner,
-                deadline,
-                &INTERRUPTS,
-                &mut |t| {
-                    if let Ok(mut e) = shared.lock() {
-                        e.first_run(i, t);
+    // The rows of one case run together: in one go, or with `--rounds N` in N turns, the order
+    // reversed every other turn, and each row made of its turns once the case is done.
+    let rounds = rp.runner.rounds.max(1);
+    let mut start = 0;
+    while start < plan.rows.len() && !interrupted {
+        let case = plan.rows[start].case_index;
+        let end = start
+            + plan.rows[start..]
+                .iter()
+                .take_while(|r| r.case_index == case)
+                .count();
+        let group = &plan.rows[start..end];
+        let mut turns: Vec<Vec<Row>> = vec![Vec::new(); group.len()];
+        // Rows finished (made of their turns) and written to the run, in plan order.
+        let mut finished = vec![false; group.len()];
+        'turns: for turn in 0..rounds {
+            for j in runner::turn_order(group.len(), turn) {
+                // A row whose first turn was not timed (unsupported, incorrect, ...) is done.
+                if turns[j].first().is_some_and(|r| !runner::turn_goes_on(r)) {
+                    continue;
+                }
+                let (i, planned) = (start + j, &group[j]);
+                if INTERRUPTS.load(Ordering::SeqCst) > 0 {
+                    interrupted = true;
+                    break 'turns;
+                }
+                progress.bar.set_message(format!(
+                    "{} {}{}",
+                    planned.case.name,
+                    planned.kernel.identity().id(),
+                    if rounds > 1 {
+                        format!(" (turn {} of {rounds})", turn + 1)
+                    } else {
+                        String::new()
                     }
-                },
-            )
-        });
-        progress.eta().finish(i, &outcome.row);
-        interrupted = outcome.interrupted || INTERRUPTS.load(Ordering::SeqCst) > 0;
-        if outcome.row.status != Status::Unsupported || args.verbose {
-            progress.println(row_line(&outcome.row));
-        }
-        run.results.push(outcome.row);
-        if let Ok(mut g) = PARTIAL.lock() {
-            if let Some((r, _)) = g.as_mut() {
-                r.results = run.results.clone();
+                ));
+                let row_device = match (&gpu_device, planned.backend) {
+                    (Some(g), Backend::Gpu) => g,
+                    _ => &device,
+                };
+                progress.eta().start(i);
+                let shared = Arc::clone(&progress.eta);
+                let outcome = pool.install(|| {
+                    runner::run_row(
+                        planned,
+                        &mut inputs,
+                        row_device,
+                        &rp.runner,
+                        deadline,
+                        &INTERRUPTS,
+                        &mut |t| {
+                            if let Ok(mut e) = shared.lock() {
+                                e.first_run(i, t);
+                            }
+                        },
+                    )
+                });
+                turns[j].push(outcome.row);
+                // In one go (no --rounds), each row is shown and kept as soon as it ends.
+                if rounds == 1 {
+                    let row = runner::merge_turns(std::mem::take(&mut turns[j]), &rp.runner);
+                    finish_row(&mut run, &mut progress, i, row, args.verbose);
+                    finished[j] = true;
+                }
+                if outcome.interrupted || INTERRUPTS.load(Ordering::SeqCst) > 0 {
+                    interrupted = true;
+                    break 'turns;
+                }
             }
         }
-        progress.done(i + 1);
+        // With --rounds, the case's rows once all its turns are done, in plan order (after an
+        // interrupt, those that have a turn).
+        for (j, row_turns) in turns.into_iter().enumerate() {
+            if !finished[j] && !row_turns.is_empty() {
+                let row = runner::merge_turns(row_turns, &rp.runner);
+                finish_row(&mut run, &mut progress, start + j, row, args.verbose);
+            }
+        }
+        start = end;
     }
     progress.bar.finish_and_clear();
     // FMA (selected ISA's units) and bandwidth again after the rows, so the pairs bracket them

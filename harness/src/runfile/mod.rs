@@ -1,5 +1,6 @@
-//! Run files: one JSON document per run, schema `perfledger.run/1.8` (DESIGN.md "Result file",
-//! `results/README.md`, `results/schema/run-1.8.schema.json`; 1.8 added what the pool's other
+//! Run files: one JSON document per run, schema `perfledger.run/1.9` (DESIGN.md "Result file",
+//! `results/README.md`, `results/schema/run-1.9.schema.json`; 1.9 added the turns in which each
+//! case's rows were measured (`config.options.rounds`, a row's `timing.turns`); 1.8 added what the pool's other
 //! workers did between a CPU row's calls (`config.options.idle_workers`); 1.7 added the read of a memory-bound
 //! CPU row's own inputs alongside its samples (`read_alongside`); 1.6 added the tune cache a run used
 //! (`config.tune_cache`); 1.5 in-process peer rows; 1.4 added how each instance field was found (`environment.instance.found_by`) and the SkyPilot job of the run (`environment.instance.skypilot`); 1.3 added the options the run was
@@ -38,9 +39,9 @@ use time::{OffsetDateTime, UtcOffset};
 /// The name part of the run-file schema string.
 pub const SCHEMA_NAME: &str = "perfledger.run";
 /// The schema string this build writes.
-pub const SCHEMA: &str = "perfledger.run/1.8";
+pub const SCHEMA: &str = "perfledger.run/1.9";
 /// The version this build writes and reads (with older minors of the same major).
-pub const VERSION: SchemaVersion = SchemaVersion::new(1, 8);
+pub const VERSION: SchemaVersion = SchemaVersion::new(1, 9);
 /// Where runs go by default (relative to the working directory; git-ignored).
 pub const RUNS_DIR: &str = "results/runs";
 
@@ -181,6 +182,10 @@ pub struct RunOptions {
     /// pool's workers slept between calls), so `compare` sees the difference.
     #[serde(default)]
     pub idle_workers: IdleWorkers,
+    /// `--rounds` above 1 (1.9): each case's rows were measured in this many turns, the order
+    /// reversed every other turn. Absent: one turn (every file before 1.9, and `--rounds 1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<u32>,
     /// `--isa` as given.
     pub isa: Option<String>,
     /// `--blocking` as given.

@@ -221,6 +221,12 @@ pub struct Timing {
     /// The whole row: preparation, verification, warm-up, samples, seconds (1.2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row_s: Option<f64>,
+    /// The turns the row's samples came from (`--rounds` above 1; 1.9): `samples_s` holds every
+    /// turn's samples in order; `warmup_iters`, `sampling_s` and `row_s` are sums over the
+    /// turns, `budget_s` and `max_row_s` the row's whole budget and cap, `method` and
+    /// `iters_per_sample` the first turn's, `stop_reason` the last turn's. Absent: one turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turns: Option<u32>,
 }
 
 /// The row's statistics of `samples_s` (seconds; see [`crate::stats`] for the methods).
