@@ -27,7 +27,8 @@
 # Needs the reference venv: python3 -m venv .venv-ref && .venv-ref/bin/pip install -r scripts/reference/requirements.txt
 # (or PYTHON=/path/to/python: any Python with numpy and torch, e.g. on a machine without network).
 # Usage: scripts/cpu-side-by-side.sh [--threads N] [--label NAME] [--out DIR] [--budget S]
-#          [--peer-min-time S] [--peer-max-call S] [--peer-rounds N] [--runs N] [--no-python-peers]
+#          [--peer-min-time S] [--peer-max-call S] [--peer-rounds N] [--runs N] [--rounds N]
+#          [--no-python-peers]
 #   --budget S          perfledger's --case-budget (default 3)
 #   --peer-min-time S   each Python peer's timing per shape (default 2)
 #   --peer-max-call S   a Python peer's row whose first call takes longer than S seconds, or
@@ -45,6 +46,9 @@
 #                       best of its rounds (on a host whose speed moves in phases of minutes, more
 #                       rounds give each side more chances to meet a fast phase: --peer-rounds 3
 #                       --runs 3 is a sitting of ≈ 40 min on 2 vCPUs)
+#   --rounds N          perfledger's --rounds (default 1): each run measures every case's rows
+#                       (its kernels and the in-process peers) in N turns, the order reversed
+#                       every other turn, so they share the host's fast and slow spells
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=2
@@ -55,6 +59,7 @@ PEER_MIN_TIME=2
 PEER_MAX_CALL=10
 PEER_ROUNDS=2
 RUNS=2
+TURNS=1
 PYPEERS=1
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -66,12 +71,14 @@ while [ $# -gt 0 ]; do
     --peer-max-call) PEER_MAX_CALL=$2; shift 2 ;;
     --peer-rounds) PEER_ROUNDS=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
+    --rounds) TURNS=$2; shift 2 ;;
     --no-python-peers) PYPEERS=0; shift ;;
     *) echo "cpu-side-by-side.sh: unknown argument $1 (see the header)" >&2; exit 2 ;;
   esac
 done
 case "$PEER_ROUNDS" in ''|*[!0-9]*|0*) echo "cpu-side-by-side.sh: --peer-rounds takes a count from 1" >&2; exit 2 ;; esac
 case "$RUNS" in ''|*[!0-9]*|0*) echo "cpu-side-by-side.sh: --runs takes a count from 1" >&2; exit 2 ;; esac
+case "$TURNS" in ''|*[!0-9]*|0*) echo "cpu-side-by-side.sh: --rounds takes a count from 1" >&2; exit 2 ;; esac
 OUT=${OUT:-results/cpu-side-by-side/$LABEL}
 SUITE=scripts/suites/cpu-side-by-side.json
 PY=${PYTHON:-.venv-ref/bin/python}
@@ -179,8 +186,8 @@ for r in $(seq 1 "$ROUNDS"); do
     ALSO+=(--also "$RUNFILE")
     echo "== perfledger run $r ($(date -u +%H:%M:%SZ)), load $(cat /proc/loadavg)" | tee -a "$OUT/perfledger.log"
   fi
-  "$BIN" run --suite "$SUITE" --threads "$THREADS" --case-budget "$BUDGET" --out "$RUNFILE" \
-    --force 2>&1 | tee -a "$OUT/perfledger.log"
+  "$BIN" run --suite "$SUITE" --threads "$THREADS" --case-budget "$BUDGET" --rounds "$TURNS" \
+    --out "$RUNFILE" --force 2>&1 | tee -a "$OUT/perfledger.log"
 done
 echo "== finished $(date -u +%FT%TZ), load $(cat /proc/loadavg)" >> "$OUT/machine.txt"
 [ ! -s "$PEERS" ] || "$BIN" import "$PEERS" --into "$OUT/run.json"

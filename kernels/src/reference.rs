@@ -15,6 +15,7 @@ use crate::with_tensor;
 use ndarray::linalg::general_mat_mul;
 use ndarray::Array2;
 use rayon::prelude::*;
+use std::sync::{Arc, Mutex};
 
 /// `len` elements of `t` starting at `start`, widened exactly to f32.
 ///
@@ -37,6 +38,20 @@ pub struct MatmulOperands {
     a: Vec<f32>,
     b: Vec<f32>,
 }
+
+/// The most bytes [`MatmulOperands::shared_product`] keeps (operands and products of the entries,
+/// oldest dropped first): the products of a 2048³ case (96 MiB with its operands) and a few
+/// smaller ones.
+pub const PRODUCT_CACHE_BYTES: usize = 256 << 20;
+
+/// One entry of the product cache.
+struct CachedProduct {
+    ops: MatmulOperands,
+    product: Arc<(Vec<f64>, Vec<f64>)>,
+}
+
+/// [`MatmulOperands::shared_product`]'s entries, oldest first.
+static PRODUCTS: Mutex<Vec<CachedProduct>> = Mutex::new(Vec::new());
 
 impl MatmulOperands {
     /// Widen batch `batch` of `a` and `b`. Panics if the tensors are shorter than the problem
@@ -107,6 +122,46 @@ impl MatmulOperands {
         let mut s = Array2::<f64>::zeros((m, n));
         general_mat_mul(1.0, &a, &b, 0.0, &mut s);
         (c.into_raw_vec_and_offset().0, s.into_raw_vec_and_offset().0)
+    }
+
+    /// [`product`](Self::product), computed once for the same operands: a product of
+    /// bit-identical widened operands of the same problem is taken from a small process-wide
+    /// cache ([`PRODUCT_CACHE_BYTES`]), so verifying the same inputs again — every row of a case,
+    /// the first and last run of a row, every turn of `--rounds` — does not compute it again.
+    /// Operands are compared in full (no hash), so a product is never reused for other inputs.
+    pub fn shared_product(self) -> Arc<(Vec<f64>, Vec<f64>)> {
+        let cache = || PRODUCTS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(hit) = cache().iter().find(|c| c.ops.same_as(&self)) {
+            return Arc::clone(&hit.product);
+        }
+        // Computed outside the lock (two threads may compute the same product; both are right).
+        let product = Arc::new(self.product());
+        let bytes = self.cached_bytes();
+        if bytes <= PRODUCT_CACHE_BYTES {
+            let mut c = cache();
+            c.push(CachedProduct {
+                ops: self,
+                product: Arc::clone(&product),
+            });
+            // Oldest first out, until the entries fit.
+            while c.iter().map(|e| e.ops.cached_bytes()).sum::<usize>() > PRODUCT_CACHE_BYTES {
+                c.remove(0);
+            }
+        }
+        product
+    }
+
+    /// Bytes an entry of the product cache holds: the widened operands and the two products.
+    fn cached_bytes(&self) -> usize {
+        4 * (self.a.len() + self.b.len()) + 16 * self.p.m * self.p.n
+    }
+
+    /// The same problem and bit-identical widened operands.
+    fn same_as(&self, other: &MatmulOperands) -> bool {
+        let bits = |x: &[f32], y: &[f32]| {
+            x.len() == y.len() && x.iter().zip(y).all(|(u, v)| u.to_bits() == v.to_bits())
+        };
+        self.p == other.p && bits(&self.a, &other.a) && bits(&self.b, &other.b)
     }
 
     /// `op(B) · x` and `|op(B)| · |x|` (length `k`) for `x` of length `n`.
@@ -308,6 +363,34 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The shared product is the product, for the same operands taken from the cache, and
+    /// never another operands' product: one element of B changed gives that product.
+    #[test]
+    fn a_shared_product_is_reused_for_identical_operands_only() {
+        let p = MatmulProblem::new(33, 17, 65);
+        let a = Tensor::random(DType::F16, p.a_len(), 11);
+        let b = Tensor::random(DType::F16, p.b_len(), 12);
+        let first = MatmulOperands::new(&p, &a, &b, 0).shared_product();
+        assert_eq!(*first, MatmulOperands::new(&p, &a, &b, 0).product());
+        let again = MatmulOperands::new(&p, &a, &b, 0).shared_product();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the same operands reuse the product"
+        );
+        let mut bv: Vec<f32> = b.to_f64().iter().map(|&x| x as f32).collect();
+        bv[5] += 1.0;
+        let b2 = Tensor::from_f32(DType::F16, &bv);
+        let other = MatmulOperands::new(&p, &a, &b2, 0).shared_product();
+        assert!(!Arc::ptr_eq(&first, &other));
+        assert_eq!(*other, MatmulOperands::new(&p, &a, &b2, 0).product());
+        assert_ne!(other.0, first.0);
+        // The same operands under another problem (B read transposed) are another product.
+        let pt = MatmulProblem::new(33, 65, 17).transposed_b();
+        let bt = Tensor::random(DType::F16, pt.b_len(), 12);
+        let t = MatmulOperands::new(&pt, &a, &bt, 0).shared_product();
+        assert_eq!(*t, MatmulOperands::new(&pt, &a, &bt, 0).product());
     }
 
     #[test]
