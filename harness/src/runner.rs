@@ -149,28 +149,38 @@ pub fn turn_order(rows: usize, turn: u32) -> Vec<usize> {
     order
 }
 
-/// Whether a row's first turn leaves more to measure: it was timed (`ok`, or samples short of
-/// the minimum). A row that was not (unsupported, skipped, incorrect, an error) is decided by
-/// its first turn.
+/// The mark of a turn's own status note (`measure`), which the merged row's replaces.
+const TURN_NOTE: &str = "--rounds";
+
+/// Whether a turn leaves the row more to measure: it was timed (`ok`, or samples short of its
+/// minimum). After a turn that was not (unsupported, skipped, incorrect, an error, interrupted
+/// before any sample) the row takes no more turns.
 pub fn turn_goes_on(row: &Row) -> bool {
     matches!(row.status, Status::Ok | Status::InsufficientSamples) && !row.samples_s.is_empty()
 }
 
-/// The row of `turns` (one row's turns in order, from [`run_row`] with `opts.rounds` turns):
-/// - a turn that was `incorrect` or an `error` is the row (a kernel wrong once is wrong), its
-///   message saying which turn;
-/// - otherwise every turn's samples in order make the row's samples and statistics; `timing`
-///   sums warm-up iterations and times over the turns (`turns` says how many);
-///   `noise` the turns' steal time weighted by their sampling time, the median of their run
-///   queue medians, the largest run queue; `read_alongside` every turn's reads (each pattern's
-///   figure the median of the turns' medians); the verification is the last turn's (the last
-///   timed iteration); the status `ok`, or `insufficient_samples` below [`MIN_SAMPLES`] in all.
+/// The row of `turns` (one row's turns in order, from [`run_row`] with `opts.rounds` turns; an
+/// interrupt may leave fewer):
+/// - a turn that was `incorrect` or an `error` is the row (a kernel wrong once is wrong), as that
+///   turn recorded it, its message naming the turn;
+/// - otherwise every timed turn's samples in order make the row's samples and statistics;
+///   `timing` sums warm-up iterations and times over them (`turns` says how many), with the
+///   row's whole budget and cap, the wall-clock method if any turn used it, and the stop reason
+///   `interrupted` if a turn was, else the last turn's; `noise` the turns' steal time weighted
+///   by their sampling time, the median of their run-queue medians, the largest run queue;
+///   `read_alongside` every turn's reads (each pattern's figure the median of the turns'); the
+///   verification is the last turn's (the last timed iteration); the status `ok`, or
+///   `insufficient_samples` below [`MIN_SAMPLES`] in all — also for a single turn, so a row
+///   whose later turns an interrupt cut off is judged by the whole row's minimum;
+/// - with no timed turn, the first turn (unsupported, skipped).
 ///
-/// One turn is returned as it is.
+/// With `opts.rounds` 1 the one turn is returned as it is.
 pub fn merge_turns(mut turns: Vec<Row>, opts: &RunnerOptions) -> Row {
     let n = turns.len();
-    if n <= 1 {
-        return turns.pop().expect("a row has at least one turn");
+    assert!(n >= 1, "a row has at least one turn");
+    let planned = opts.turns();
+    if planned == 1 && n == 1 {
+        return turns.pop().expect("one turn");
     }
     if let Some(k) = turns
         .iter()
@@ -178,45 +188,54 @@ pub fn merge_turns(mut turns: Vec<Row>, opts: &RunnerOptions) -> Row {
     {
         let mut row = turns.swap_remove(k);
         let msg = format!(
-            "turn {} of {n}: {}",
+            "turn {} of {planned}: {}",
             k + 1,
             row.message.take().unwrap_or_default()
         );
         row.message = Some(msg);
-        row.timing.get_or_insert_with(empty_timing).turns = Some(k as u32 + 1);
         return row;
     }
     if !turns.iter().any(turn_goes_on) {
         return turns.swap_remove(0);
     }
+    let cut = turns.iter().any(|r| {
+        r.timing
+            .is_some_and(|t| t.stop_reason == StopReason::Interrupted)
+            || (r.status == Status::InsufficientSamples && r.samples_s.is_empty())
+    });
     let timed: Vec<Row> = turns.into_iter().filter(turn_goes_on).collect();
     let samples: Vec<f64> = timed.iter().flat_map(|r| r.samples_s.clone()).collect();
-    let first = timed[0].timing.unwrap_or_else(empty_timing);
-    let last = timed[timed.len() - 1].timing.unwrap_or_else(empty_timing);
-    let sum = |f: fn(&Timing) -> Option<f64>| {
-        timed
-            .iter()
-            .filter_map(|r| r.timing.as_ref().and_then(f))
-            .sum::<f64>()
+    let timings: Vec<Timing> = timed.iter().filter_map(|r| r.timing).collect();
+    let (Some(first), Some(last)) = (timings.first().copied(), timings.last().copied()) else {
+        // A timed turn always records its timing; without it the turns cannot be merged.
+        let mut row = timed.into_iter().next_back().expect("a timed turn");
+        let _ = row.set_status(Status::Error, Some("a timed turn has no timing".into()));
+        return row;
     };
+    let sum = |f: fn(&Timing) -> Option<f64>| timings.iter().filter_map(f).sum::<f64>();
+    let turns_done = timed.len() as u32;
     let timing = Timing {
-        method: first.method,
-        warmup_iters: timed
-            .iter()
-            .filter_map(|r| r.timing.as_ref())
-            .map(|t| t.warmup_iters)
-            .sum(),
+        method: if timings.iter().any(|t| t.method == TimingMethod::Wall) {
+            TimingMethod::Wall
+        } else {
+            first.method
+        },
+        warmup_iters: timings.iter().map(|t| t.warmup_iters).sum(),
         iters_per_sample: first.iters_per_sample,
-        stop_reason: last.stop_reason,
+        stop_reason: if cut {
+            StopReason::Interrupted
+        } else {
+            last.stop_reason
+        },
         budget_s: Some(opts.case_budget_s),
         max_row_s: Some(opts.cap_s()),
         sampling_s: Some(sum(|t| t.sampling_s)),
         row_s: Some(sum(|t| t.row_s)),
-        turns: Some(timed.len() as u32),
+        turns: Some(turns_done),
     };
     let noise = merge_noise(&timed);
     let alongside = merge_alongside(&timed);
-    let mut row = timed[timed.len() - 1].clone();
+    let mut row = timed.into_iter().next_back().expect("a timed turn");
     if let Err(e) = record(&mut row, &samples, timing) {
         row.samples_s.clear();
         row.stats = None;
@@ -234,9 +253,9 @@ pub fn merge_turns(mut turns: Vec<Row>, opts: &RunnerOptions) -> Row {
         a
     });
     let turns_note = format!(
-        "{} turns of {} (--rounds), the case's rows in alternating order",
-        timed.len(),
-        n
+        "{turns_done} turn{} of {planned} (--rounds), the case's rows in alternating order{}",
+        if turns_done == 1 { "" } else { "s" },
+        if cut { "; interrupted" } else { "" }
     );
     let result = if samples.len() < MIN_SAMPLES {
         row.set_status(
@@ -252,13 +271,16 @@ pub fn merge_turns(mut turns: Vec<Row>, opts: &RunnerOptions) -> Row {
         let last_notes: Vec<String> = row
             .message
             .take()
-            .filter(|_| row.status == Status::Ok)
             .map(|m| {
                 m.split("; ")
                     .filter(|p| {
-                        !p.is_empty() && !p.contains("read alongside") && !p.contains("past the")
+                        !p.is_empty()
+                            && !p.contains("read alongside")
+                            && !p.contains("past the")
+                            && !p.contains(TURN_NOTE)
+                            && !p.contains("are needed")
                     })
-                    .map(str::to_string)
+                    .map(|p| format!("last turn: {p}"))
                     .collect()
             })
             .unwrap_or_default();
@@ -285,21 +307,6 @@ fn read_alongside_note(r: &ReadAlongside) -> String {
             .map(|x| format!(", the row at {:.0}% of it", 100.0 * x))
             .unwrap_or_default()
     )
-}
-
-/// A timing record for a turn that has none (not reached for timed turns).
-fn empty_timing() -> Timing {
-    Timing {
-        method: TimingMethod::Wall,
-        warmup_iters: 0,
-        iters_per_sample: 1,
-        stop_reason: StopReason::Interrupted,
-        budget_s: None,
-        max_row_s: None,
-        sampling_s: None,
-        row_s: None,
-        turns: None,
-    }
 }
 
 /// The turns' noise as one row's ([`merge_turns`]).
@@ -395,9 +402,14 @@ impl Inputs {
             .clone()
     }
 
-    /// Drop inputs of cases before `case` (cases run in order).
+    /// Drop inputs of cases before `case` (cases run in order), and the verification products
+    /// kept for them.
     fn retain_from(&mut self, case: usize) {
+        let before = self.cache.len();
         self.cache.retain(|(c, _, _), _| *c >= case);
+        if self.cache.len() < before {
+            perfledger_kernels::reference::clear_product_cache();
+        }
     }
 }
 
@@ -1026,8 +1038,24 @@ fn measure(
             .chain(past)
             .chain(clock.cross_check())
             .collect();
+        // A turn of `--rounds` with its own minimum but fewer than the row's is a valid row of
+        // its own (no speed shown) until `merge_turns` judges the row of all its turns.
+        let (status, turn_note) = if samples.len() >= MIN_SAMPLES {
+            (Status::Ok, None)
+        } else {
+            (
+                Status::InsufficientSamples,
+                Some(format!(
+                    "{} samples complete this turn of {} ({TURN_NOTE}); the row's turns \
+                     together need {MIN_SAMPLES}",
+                    samples.len(),
+                    opts.turns()
+                )),
+            )
+        };
+        let parts: Vec<String> = turn_note.into_iter().chain(parts).collect();
         let msg = (!parts.is_empty()).then(|| parts.join("; "));
-        row.set_status(Status::Ok, msg).map_err(|e| e.to_string())?;
+        row.set_status(status, msg).map_err(|e| e.to_string())?;
     }
     row.read_alongside = read_alongside;
     Ok(was_interrupted)

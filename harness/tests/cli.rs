@@ -631,6 +631,34 @@ fn rounds_measure_each_case_in_turns_and_record_them() {
     let doc = assert_valid(&out);
     assert_eq!(doc["config"]["options"]["rounds"], 2);
     let rows = doc["results"].as_array().unwrap();
+    // The rows in plan order, whatever order the turns ran them in.
+    let plan = bin()
+        .args([
+            "run",
+            "--plan",
+            "--rounds",
+            "2",
+            "--threads",
+            "2",
+            "--kernel",
+        ])
+        .args(["naive,packed", "--suite"])
+        .arg(&suite)
+        .output()
+        .unwrap();
+    let planned: Vec<String> = String::from_utf8_lossy(&plan.stdout)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 4 && f[0].parse::<usize>().is_ok()).then(|| f[2].to_string())
+        })
+        .collect();
+    let ran: Vec<String> = rows
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!planned.is_empty());
+    assert_eq!(ran, planned);
     assert!(rows.len() >= 3, "{}", rows.len());
     let mut ok = 0;
     for r in rows.iter().filter(|r| r["status"] == "ok") {

@@ -894,3 +894,49 @@ fn a_run_before_idle_workers_reads_as_sleep_and_differs_from_spin() {
         "{doc}"
     );
 }
+
+/// `rounds` is written only above 1, so a run in one go (any file before 1.9) reads as one
+/// turn: against a `--rounds 4` run, compare lists `options.rounds` as a configuration
+/// difference, and two runs in one go have none.
+#[test]
+fn runs_in_turns_differ_from_runs_in_one_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = template();
+    let with = |mut r: RunFile, rounds: Option<u32>| {
+        r.config.options = Some(RunOptions {
+            rounds,
+            ..RunOptions::default()
+        });
+        r
+    };
+    let side = |name: &str, seed: usize, rounds: Option<u32>| -> Vec<PathBuf> {
+        (0..3)
+            .map(|i| {
+                write(
+                    dir.path(),
+                    &format!("{name}{i}.json"),
+                    &with(round(&t, seed + i, &|_| 1.0), rounds),
+                )
+            })
+            .collect()
+    };
+    let one_go = side("base", 0, None);
+    let turns = side("cand", 100, Some(4));
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(&one_go[0]).unwrap()).unwrap();
+    assert!(written["config"]["options"].get("rounds").is_none());
+    let (o, doc) = compare(&one_go, &turns, &[]);
+    assert_eq!(o.status.code(), Some(2), "{doc}");
+    let diffs = doc["config_differences"].as_array().unwrap();
+    assert_eq!(diffs.len(), 1, "{doc}");
+    assert_eq!(diffs[0]["setting"], "options.rounds");
+    assert_eq!(diffs[0]["base"], "1");
+    assert_eq!(diffs[0]["candidate"], "4");
+    let again = side("again", 200, None);
+    let (o, doc) = compare(&one_go, &again, &[]);
+    assert!(
+        doc["config_differences"].as_array().unwrap().is_empty(),
+        "{doc}"
+    );
+    assert_ne!(o.status.code(), Some(2), "{doc}");
+}

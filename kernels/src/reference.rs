@@ -44,6 +44,12 @@ pub struct MatmulOperands {
 /// smaller ones.
 pub const PRODUCT_CACHE_BYTES: usize = 256 << 20;
 
+/// Drop every product [`MatmulOperands::shared_product`] keeps (the runner does when it moves to
+/// the next case, whose inputs are new).
+pub fn clear_product_cache() {
+    PRODUCTS.lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
 /// One entry of the product cache.
 struct CachedProduct {
     ops: MatmulOperands,

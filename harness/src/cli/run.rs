@@ -326,7 +326,7 @@ fn print_plan(plan: &Plan<'_>, rp: &RunPlan) {
     let cannot = works.iter().filter(|w| w.supported == Some(false)).count();
     println!(
         "ETA: {} to {} (row budget {} s, a target: a row goes on past it to its 10th sample, up \
-         to its cap of {} s{}; probes included{})",
+         to its cap of {} s{}; probes included{}{})",
         fmt_secs(min),
         fmt_secs(max),
         opts.case_budget_s,
@@ -336,6 +336,15 @@ fn print_plan(plan: &Plan<'_>, rp: &RunPlan) {
             .unwrap_or_default(),
         if cannot > 0 {
             format!("; {cannot} rows this machine cannot run count nothing")
+        } else {
+            String::new()
+        },
+        if opts.rounds > 1 {
+            format!(
+                "; not counted: each row's preparation, first run and verification again in \
+                 each of its {} turns",
+                opts.rounds
+            )
         } else {
             String::new()
         }
@@ -697,8 +706,8 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
         let mut finished = vec![false; group.len()];
         'turns: for turn in 0..rounds {
             for j in runner::turn_order(group.len(), turn) {
-                // A row whose first turn was not timed (unsupported, incorrect, ...) is done.
-                if turns[j].first().is_some_and(|r| !runner::turn_goes_on(r)) {
+                // A row whose last turn was not timed (unsupported, incorrect, ...) is done.
+                if turns[j].last().is_some_and(|r| !runner::turn_goes_on(r)) {
                     continue;
                 }
                 let (i, planned) = (start + j, &group[j]);
@@ -743,6 +752,20 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
                     let row = runner::merge_turns(std::mem::take(&mut turns[j]), &rp.runner);
                     finish_row(&mut run, &mut progress, i, row, args.verbose);
                     finished[j] = true;
+                } else {
+                    // What a second Ctrl-C writes: the rows so far, this case's made of the
+                    // turns they have.
+                    let so_far = run.results.iter().cloned().chain(
+                        turns
+                            .iter()
+                            .filter(|t| !t.is_empty())
+                            .map(|t| runner::merge_turns(t.clone(), &rp.runner)),
+                    );
+                    if let Ok(mut g) = PARTIAL.lock() {
+                        if let Some((r, _)) = g.as_mut() {
+                            r.results = so_far.collect();
+                        }
+                    }
                 }
                 if outcome.interrupted || INTERRUPTS.load(Ordering::SeqCst) > 0 {
                     interrupted = true;

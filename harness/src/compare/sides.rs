@@ -135,6 +135,9 @@ pub fn configuration(run: &RunFile) -> BTreeMap<String, String> {
                 }
             }
         }
+        // `rounds` is written only above 1 (every file before 1.9 measured each row in one go),
+        // so a run without it is one turn, not an unknown setting.
+        set("options.rounds", o.rounds.unwrap_or(1).to_string());
     }
     c
 }

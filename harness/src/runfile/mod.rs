@@ -316,6 +316,14 @@ impl RunFile {
         if self.run_id.trim().is_empty() {
             return Err(RowError::new("run_id", "is empty"));
         }
+        if let Some(r) = self.config.options.as_ref().and_then(|o| o.rounds) {
+            if r < 2 {
+                return Err(RowError::new(
+                    "config.options.rounds",
+                    format!("is {r}: written only above 1 (absent: one turn)"),
+                ));
+            }
+        }
         for (i, row) in self.results.iter().enumerate() {
             row.validate()
                 .map_err(|e| e.within(&format!("results[{i}]")))?;

@@ -622,6 +622,12 @@ impl Row {
         self.validate_kernel()?;
         self.validate_verdict()?;
         self.validate_read_alongside()?;
+        if self.timing.and_then(|t| t.turns) == Some(0) {
+            return Err(RowError::new(
+                "timing.turns",
+                "is 0: a row has at least one turn",
+            ));
+        }
         if self.power_w.is_some() {
             return Err(RowError::new("power_w", "reserved: null in schema 1.0"));
         }
