@@ -359,10 +359,33 @@ impl Tensor {
 
     /// Uniform random values in `[-1, 1)` from a seeded generator, rounded to `dtype`. Never zeros
     /// or constants: those run faster and hide bugs.
+    ///
+    /// Element `i` is the `i`-th value of one [`SplitMix64`] stream from `seed` (a counter-based
+    /// generator: its state after `i` steps is `seed + i·γ`), so the tensor is generated in
+    /// parallel chunks, each starting its own generator at its first element's state, with the
+    /// same values as one sequential pass (`random_matches_the_sequential_stream`).
     pub fn random(dtype: DType, len: usize, seed: u64) -> Tensor {
-        let mut rng = SplitMix64::new(seed);
-        let v: Vec<f32> = (0..len).map(|_| rng.next_f32() * 2.0 - 1.0).collect();
-        Tensor::from_f32(dtype, &v)
+        fn fill<T: Element>(len: usize, seed: u64) -> Vec<T> {
+            use rayon::prelude::*;
+            let mut out = vec![T::default(); len];
+            out.par_chunks_mut(RANDOM_CHUNK).enumerate().for_each_init(
+                || vec![0f32; RANDOM_CHUNK],
+                |buf, (c, dst)| {
+                    let mut rng = SplitMix64::at(seed, (c * RANDOM_CHUNK) as u64);
+                    let buf = &mut buf[..dst.len()];
+                    for x in buf.iter_mut() {
+                        *x = rng.next_f32() * 2.0 - 1.0;
+                    }
+                    T::slice_from_f32(buf, dst);
+                },
+            );
+            out
+        }
+        match dtype {
+            DType::F32 => Tensor::F32(fill(len, seed)),
+            DType::F16 => Tensor::F16(fill(len, seed)),
+            DType::BF16 => Tensor::BF16(fill(len, seed)),
+        }
     }
 
     pub fn dtype(&self) -> DType {
@@ -406,9 +429,17 @@ impl Tensor {
 #[derive(Clone, Debug)]
 pub struct SplitMix64(u64);
 
+/// Elements of [`Tensor::random`] per parallel chunk.
+const RANDOM_CHUNK: usize = 1 << 16;
+
 impl SplitMix64 {
     pub fn new(seed: u64) -> Self {
         SplitMix64(seed)
+    }
+    /// The generator from `seed` after `steps` values: the next value is the stream's value
+    /// number `steps` (from 0).
+    pub fn at(seed: u64, steps: u64) -> Self {
+        SplitMix64(seed.wrapping_add(steps.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
     }
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -434,6 +465,39 @@ impl SplitMix64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The parallel chunks of `Tensor::random` give the values of one sequential stream, in
+    /// every dtype, across chunk edges and for lengths that are not a multiple of a chunk.
+    #[test]
+    fn random_matches_the_sequential_stream() {
+        for len in [
+            0,
+            1,
+            7,
+            RANDOM_CHUNK - 1,
+            RANDOM_CHUNK,
+            2 * RANDOM_CHUNK + 13,
+        ] {
+            for seed in [0u64, 42, u64::MAX - 5] {
+                let mut rng = SplitMix64::new(seed);
+                let v: Vec<f32> = (0..len).map(|_| rng.next_f32() * 2.0 - 1.0).collect();
+                for dtype in [DType::F32, DType::F16, DType::BF16] {
+                    let want = Tensor::from_f32(dtype, &v);
+                    let got = Tensor::random(dtype, len, seed);
+                    assert_eq!(
+                        got.as_bytes(),
+                        want.as_bytes(),
+                        "{dtype} len {len} seed {seed}"
+                    );
+                }
+            }
+        }
+        let mut a = SplitMix64::new(9);
+        for _ in 0..1000 {
+            a.next_u64();
+        }
+        assert_eq!(a.next_u64(), SplitMix64::at(9, 1000).next_u64());
+    }
 
     /// The branch-free bf16 rounding (`slice_from_f32` on this CPU's widest ISA, and the baseline
     /// loop) against `bf16::from_f32` on every bf16
