@@ -204,7 +204,10 @@ pub fn merge_turns(mut turns: Vec<Row>, opts: &RunnerOptions) -> Row {
             || (r.status == Status::InsufficientSamples && r.samples_s.is_empty())
     });
     let timed: Vec<Row> = turns.into_iter().filter(turn_goes_on).collect();
-    let samples: Vec<f64> = timed.iter().flat_map(|r| r.samples_s.clone()).collect();
+    let samples: Vec<f64> = timed
+        .iter()
+        .flat_map(|r| r.samples_s.iter().copied())
+        .collect();
     let timings: Vec<Timing> = timed.iter().filter_map(|r| r.timing).collect();
     let (Some(first), Some(last)) = (timings.first().copied(), timings.last().copied()) else {
         // A timed turn always records its timing; without it the turns cannot be merged.
@@ -244,12 +247,7 @@ pub fn merge_turns(mut turns: Vec<Row>, opts: &RunnerOptions) -> Row {
     }
     row.noise = noise;
     row.read_alongside = alongside.map(|mut a| {
-        a.share = row
-            .stats
-            .as_ref()
-            .zip(row.min_bytes)
-            .filter(|(s, _)| s.median_s > 0.0 && a.median_gbs > 0.0)
-            .map(|(s, bytes)| bytes as f64 / s.median_s / 1e9 / a.median_gbs);
+        a.share = read_share(&row, a.median_gbs);
         a
     });
     let turns_note = format!(
@@ -296,6 +294,16 @@ pub fn merge_turns(mut turns: Vec<Row>, opts: &RunnerOptions) -> Row {
         let _ = row.set_status(Status::Error, Some(format!("merging {n} turns: {e}")));
     }
     row
+}
+
+/// A row's `min_bytes` per median iteration, in 1e9 bytes/s, over the read alongside's
+/// `median_gbs` (`ReadAlongside::share`); none without a median.
+fn read_share(row: &Row, median_gbs: f64) -> Option<f64> {
+    row.stats
+        .as_ref()
+        .zip(row.min_bytes)
+        .filter(|(s, _)| s.median_s > 0.0 && median_gbs > 0.0)
+        .map(|(s, bytes)| bytes as f64 / s.median_s / 1e9 / median_gbs)
 }
 
 /// The status note of a row's read alongside.
@@ -345,7 +353,10 @@ fn merge_alongside(turns: &[Row]) -> Option<ReadAlongside> {
         .iter()
         .filter_map(|r| r.read_alongside.as_ref())
         .collect();
-    let samples_gbs: Vec<f64> = reads.iter().flat_map(|r| r.samples_gbs.clone()).collect();
+    let samples_gbs: Vec<f64> = reads
+        .iter()
+        .flat_map(|r| r.samples_gbs.iter().copied())
+        .collect();
     let median_gbs = Sample::from_slice(&samples_gbs).ok()?.median();
     let mut by_pattern: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
     for r in &reads {
@@ -1114,12 +1125,7 @@ impl AlongsideReader {
             .zip(&self.per_pattern)
             .filter_map(|(p, v)| Some((p.name().to_string(), median(v)?)))
             .collect();
-        let share = row
-            .stats
-            .as_ref()
-            .zip(row.min_bytes)
-            .filter(|(s, _)| s.median_s > 0.0)
-            .map(|(s, bytes)| bytes as f64 / s.median_s / 1e9 / median_gbs);
+        let share = read_share(row, median_gbs);
         Some(ReadAlongside {
             samples_gbs: self.best,
             median_gbs,

@@ -32,6 +32,18 @@ fn tiny_suite(dir: &Path) -> PathBuf {
     p
 }
 
+/// The `(case, kernel id)` of every row a `--plan` lists, in order.
+fn planned_rows(plan_text: &str) -> Vec<(String, String)> {
+    plan_text
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 4 && f[0].parse::<usize>().is_ok())
+                .then(|| (f[1].to_string(), f[2].to_string()))
+        })
+        .collect()
+}
+
 fn schema_validator() -> jsonschema::Validator {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/schema/run-1.9.schema.json");
     let schema: Value = serde_json::from_str(&std::fs::read_to_string(root).unwrap()).unwrap();
@@ -202,14 +214,7 @@ fn run_writes_a_schema_valid_file_and_plan_matches() {
         .unwrap();
     assert!(plan.status.success(), "{}", stderr(&plan));
     let plan_text = String::from_utf8_lossy(&plan.stdout).into_owned();
-    let planned: Vec<(String, String)> = plan_text
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() >= 4 && f[0].parse::<usize>().is_ok())
-                .then(|| (f[1].to_string(), f[2].to_string()))
-        })
-        .collect();
+    let planned = planned_rows(&plan_text);
     assert!(!planned.is_empty(), "{plan_text}");
     assert!(!out.exists(), "--plan writes nothing");
 
@@ -594,16 +599,18 @@ fn rounds_measure_each_case_in_turns_and_record_them() {
     let dir = tmpdir();
     let suite = tiny_suite(dir.path());
     let out = dir.path().join("run.json");
+    let args = [
+        "--rounds",
+        "2",
+        "--threads",
+        "2",
+        "--kernel",
+        "naive,packed",
+        "--suite",
+    ];
     let plan = bin()
-        .args([
-            "run",
-            "--plan",
-            "--rounds",
-            "2",
-            "--threads",
-            "2",
-            "--suite",
-        ])
+        .args(["run", "--plan"])
+        .args(args)
         .arg(&suite)
         .output()
         .unwrap();
@@ -611,17 +618,8 @@ fn rounds_measure_each_case_in_turns_and_record_them() {
     let plan_text = String::from_utf8_lossy(&plan.stdout).into_owned();
     assert!(plan_text.contains("in 2 turns"), "{plan_text}");
     let o = bin()
-        .args([
-            "run",
-            "--rounds",
-            "2",
-            "--threads",
-            "2",
-            "--probes",
-            "off",
-            "--kernel",
-        ])
-        .args(["naive,packed", "--suite"])
+        .args(["run", "--probes", "off"])
+        .args(args)
         .arg(&suite)
         .arg("--out")
         .arg(&out)
@@ -632,27 +630,7 @@ fn rounds_measure_each_case_in_turns_and_record_them() {
     assert_eq!(doc["config"]["options"]["rounds"], 2);
     let rows = doc["results"].as_array().unwrap();
     // The rows in plan order, whatever order the turns ran them in.
-    let plan = bin()
-        .args([
-            "run",
-            "--plan",
-            "--rounds",
-            "2",
-            "--threads",
-            "2",
-            "--kernel",
-        ])
-        .args(["naive,packed", "--suite"])
-        .arg(&suite)
-        .output()
-        .unwrap();
-    let planned: Vec<String> = String::from_utf8_lossy(&plan.stdout)
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() >= 4 && f[0].parse::<usize>().is_ok()).then(|| f[2].to_string())
-        })
-        .collect();
+    let planned: Vec<String> = planned_rows(&plan_text).into_iter().map(|p| p.1).collect();
     let ran: Vec<String> = rows
         .iter()
         .map(|r| r["id"].as_str().unwrap().to_string())

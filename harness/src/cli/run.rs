@@ -291,12 +291,17 @@ fn finish_row(run: &mut RunFile, progress: &mut Progress, i: usize, row: Row, ve
         progress.println(row_line(&row));
     }
     run.results.push(row);
+    set_partial(run.results.clone());
+    progress.done(i + 1);
+}
+
+/// The rows a second Ctrl-C writes as the partial run.
+fn set_partial(results: Vec<Row>) {
     if let Ok(mut g) = PARTIAL.lock() {
         if let Some((r, _)) = g.as_mut() {
-            r.results = run.results.clone();
+            r.results = results;
         }
     }
-    progress.done(i + 1);
 }
 
 fn print_plan(plan: &Plan<'_>, rp: &RunPlan) {
@@ -702,8 +707,6 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
                 .count();
         let group = &plan.rows[start..end];
         let mut turns: Vec<Vec<Row>> = vec![Vec::new(); group.len()];
-        // Rows finished (made of their turns) and written to the run, in plan order.
-        let mut finished = vec![false; group.len()];
         'turns: for turn in 0..rounds {
             for j in runner::turn_order(group.len(), turn) {
                 // A row whose last turn was not timed (unsupported, incorrect, ...) is done.
@@ -751,21 +754,21 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
                 if rounds == 1 {
                     let row = runner::merge_turns(std::mem::take(&mut turns[j]), &rp.runner);
                     finish_row(&mut run, &mut progress, i, row, args.verbose);
-                    finished[j] = true;
                 } else {
                     // What a second Ctrl-C writes: the rows so far, this case's made of the
                     // turns they have.
-                    let so_far = run.results.iter().cloned().chain(
-                        turns
+                    set_partial(
+                        run.results
                             .iter()
-                            .filter(|t| !t.is_empty())
-                            .map(|t| runner::merge_turns(t.clone(), &rp.runner)),
+                            .cloned()
+                            .chain(
+                                turns
+                                    .iter()
+                                    .filter(|t| !t.is_empty())
+                                    .map(|t| runner::merge_turns(t.clone(), &rp.runner)),
+                            )
+                            .collect(),
                     );
-                    if let Ok(mut g) = PARTIAL.lock() {
-                        if let Some((r, _)) = g.as_mut() {
-                            r.results = so_far.collect();
-                        }
-                    }
                 }
                 if outcome.interrupted || INTERRUPTS.load(Ordering::SeqCst) > 0 {
                     interrupted = true;
@@ -774,9 +777,9 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
             }
         }
         // With --rounds, the case's rows once all its turns are done, in plan order (after an
-        // interrupt, those that have a turn).
+        // interrupt, those that have a turn; in one go every row was kept as it ended).
         for (j, row_turns) in turns.into_iter().enumerate() {
-            if !finished[j] && !row_turns.is_empty() {
+            if !row_turns.is_empty() {
                 let row = runner::merge_turns(row_turns, &rp.runner);
                 finish_row(&mut run, &mut progress, start + j, row, args.verbose);
             }
