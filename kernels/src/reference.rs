@@ -15,7 +15,7 @@ use crate::with_tensor;
 use ndarray::linalg::general_mat_mul;
 use ndarray::Array2;
 use rayon::prelude::*;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 /// `len` elements of `t` starting at `start`, widened exactly to f32.
 ///
@@ -39,25 +39,96 @@ pub struct MatmulOperands {
     b: Vec<f32>,
 }
 
-/// The most bytes [`MatmulOperands::shared_product`] keeps (operands and products of the entries,
-/// oldest dropped first): the products of a 2048³ case (96 MiB with its operands) and a few
-/// smaller ones.
+/// The most bytes of products [`shared_matmul_product`] keeps (oldest dropped first): the products
+/// of a 2048³ case (64 MiB) and a few smaller ones.
 pub const PRODUCT_CACHE_BYTES: usize = 256 << 20;
 
-/// Drop every product [`MatmulOperands::shared_product`] keeps (the runner does when it moves to
-/// the next case, whose inputs are new).
+/// Rows up to which [`MatmulOperands::product`] runs the reference loop instead of a dgemm on f64
+/// copies of the operands (a GEMV's f64 copy of B alone is 8·n·k bytes).
+pub const LOOP_PRODUCT_MAX_M: usize = 8;
+/// Columns of a parallel task of the loop product.
+const LOOP_PRODUCT_COLUMNS: usize = 256;
+
+/// Drop every product [`shared_matmul_product`] keeps (the runner does when it moves to the next
+/// case, whose inputs are new).
 pub fn clear_product_cache() {
     PRODUCTS.lock().unwrap_or_else(|e| e.into_inner()).clear();
 }
 
-/// One entry of the product cache.
+/// One entry of the product cache: the problem, the batch, the inputs it was computed from, and
+/// the product.
+///
+/// The inputs are held as [`Weak`] references: they identify the tensors without keeping their
+/// values alive, and while a `Weak` lives its allocation is not freed, so no other tensor can
+/// take its address. A `Tensor` has no interior mutability, so a tensor behind an `Arc` keeps its
+/// values for as long as it lives.
 struct CachedProduct {
-    ops: MatmulOperands,
+    p: MatmulProblem,
+    batch: usize,
+    a: Weak<Tensor>,
+    b: Weak<Tensor>,
     product: Arc<(Vec<f64>, Vec<f64>)>,
 }
 
-/// [`MatmulOperands::shared_product`]'s entries, oldest first.
+impl CachedProduct {
+    fn bytes(&self) -> usize {
+        8 * (self.product.0.len() + self.product.1.len())
+    }
+
+    /// Whether its inputs are still alive somewhere (else nothing can ask for it again).
+    fn live(&self) -> bool {
+        self.a.strong_count() > 0 && self.b.strong_count() > 0
+    }
+}
+
+/// [`shared_matmul_product`]'s entries, oldest first.
 static PRODUCTS: Mutex<Vec<CachedProduct>> = Mutex::new(Vec::new());
+
+/// Batch `batch` of `A · op(B)` and `|A| · |op(B)|` ([`MatmulOperands::product`]), computed once
+/// per inputs: verifying the same inputs again — every row of a case, the first and last run of
+/// a row, every turn of `--rounds` — takes the product from a small process-wide cache
+/// ([`PRODUCT_CACHE_BYTES`]) without widening the operands again.
+///
+/// Inputs are the same when they are the same `Arc` allocation (see [`CachedProduct`]): a tensor
+/// with equal values in another allocation gets its own product, so a product is never reused
+/// for other inputs. Entries whose inputs have been dropped everywhere are dropped when the next
+/// product is added. Panics as [`MatmulOperands::new`] does.
+pub fn shared_matmul_product(
+    p: &MatmulProblem,
+    a: &Arc<Tensor>,
+    b: &Arc<Tensor>,
+    batch: usize,
+) -> Arc<(Vec<f64>, Vec<f64>)> {
+    let cache = || PRODUCTS.lock().unwrap_or_else(|e| e.into_inner());
+    let same = |e: &CachedProduct| {
+        e.p == *p
+            && e.batch == batch
+            && std::ptr::eq(e.a.as_ptr(), Arc::as_ptr(a))
+            && std::ptr::eq(e.b.as_ptr(), Arc::as_ptr(b))
+    };
+    if let Some(hit) = cache().iter().find(|e| same(e)) {
+        return Arc::clone(&hit.product);
+    }
+    // Computed outside the lock (two threads may compute the same product; both are right).
+    let product = Arc::new(MatmulOperands::new(p, a, b, batch).product());
+    let entry = CachedProduct {
+        p: *p,
+        batch,
+        a: Arc::downgrade(a),
+        b: Arc::downgrade(b),
+        product: Arc::clone(&product),
+    };
+    if entry.bytes() <= PRODUCT_CACHE_BYTES {
+        let mut c = cache();
+        c.retain(CachedProduct::live);
+        c.push(entry);
+        // Oldest first out, until the entries fit.
+        while c.iter().map(CachedProduct::bytes).sum::<usize>() > PRODUCT_CACHE_BYTES {
+            c.remove(0);
+        }
+    }
+    product
+}
 
 impl MatmulOperands {
     /// Widen batch `batch` of `a` and `b`. Panics if the tensors are shorter than the problem
@@ -78,13 +149,21 @@ impl MatmulOperands {
 
     /// Row `i` of `A · op(B)` and of `|A| · |op(B)|`, each of length `n`.
     pub fn row(&self, i: usize) -> (Vec<f64>, Vec<f64>) {
-        let (n, k, ldb) = (self.p.n, self.p.k, self.p.ldb);
-        let a = self.a_row(i);
+        let n = self.p.n;
         let mut out = vec![0f64; n];
         let mut abs = vec![0f64; n];
+        self.row_part(i, 0, &mut out, &mut abs);
+        (out, abs)
+    }
+
+    /// Columns `j0..j0 + out.len()` of row `i` of `A · op(B)` into `out` and of `|A| · |op(B)|`
+    /// into `abs` (both zeroed by the caller): the obviously correct loop.
+    fn row_part(&self, i: usize, j0: usize, out: &mut [f64], abs: &mut [f64]) {
+        let (k, ldb) = (self.p.k, self.p.ldb);
+        let a = self.a_row(i);
         if self.p.trans_b {
             // op(B)[q, j] = B[j, q]: row j of the stored B is column j of op(B).
-            for (j, (o, s)) in out.iter_mut().zip(abs.iter_mut()).enumerate() {
+            for (j, (o, s)) in (j0..).zip(out.iter_mut().zip(abs.iter_mut())) {
                 let bj = &self.b[j * ldb..j * ldb + k];
                 for (&aq, &bq) in a.iter().zip(bj) {
                     let (aq, bq) = (aq as f64, bq as f64);
@@ -95,7 +174,7 @@ impl MatmulOperands {
         } else {
             for (q, &aq) in a.iter().enumerate() {
                 let aq = aq as f64;
-                let bq = &self.b[q * ldb..q * ldb + n];
+                let bq = &self.b[q * ldb + j0..q * ldb + j0 + out.len()];
                 for ((o, s), &bqj) in out.iter_mut().zip(abs.iter_mut()).zip(bq) {
                     let bqj = bqj as f64;
                     *o += aq * bqj;
@@ -103,21 +182,37 @@ impl MatmulOperands {
                 }
             }
         }
-        (out, abs)
     }
 
-    /// The whole batch: `A · op(B)` and `|A| · |op(B)|`, dense `m × n` row-major, through
-    /// ndarray's `general_mat_mul` (matrixmultiply's dgemm, parallel on its thread pool): the
+    /// The whole batch: `A · op(B)` and `|A| · |op(B)|`, dense `m × n` row-major: the
     /// full-reference path of verification. The operands are the exactly widened inputs in f64,
-    /// so every product is exact and only the f64 sums round (blocked, in another order than
-    /// [`row`](Self::row), to about `K · 2^-53 · |A|·|B|` all the same). Cross-checked against
-    /// the loop of [`row`](Self::row) in the tests.
+    /// so every product is exact and only the f64 sums round (in another order than
+    /// [`row`](Self::row) for m > [`LOOP_PRODUCT_MAX_M`], to about `K · 2^-53 · |A|·|B|` all
+    /// the same).
+    ///
+    /// Up to [`LOOP_PRODUCT_MAX_M`] rows (GEMV and few-token shapes) it is [`row`](Self::row)'s
+    /// loop, parallel over column blocks, reading B where it is; above, ndarray's
+    /// `general_mat_mul` (matrixmultiply's dgemm, parallel on its thread pool) on f64 copies of
+    /// the operands, cross-checked against the loop in the tests.
     pub fn product(&self) -> (Vec<f64>, Vec<f64>) {
         let p = &self.p;
         let (m, n, k) = (p.m, p.n, p.k);
+        if m <= LOOP_PRODUCT_MAX_M {
+            let mut out = vec![0f64; m * n];
+            let mut abs = vec![0f64; m * n];
+            for (i, (o, s)) in out.chunks_mut(n).zip(abs.chunks_mut(n)).enumerate() {
+                o.par_chunks_mut(LOOP_PRODUCT_COLUMNS)
+                    .zip(s.par_chunks_mut(LOOP_PRODUCT_COLUMNS))
+                    .enumerate()
+                    .for_each(|(c, (o, s))| self.row_part(i, c * LOOP_PRODUCT_COLUMNS, o, s));
+            }
+            return (out, abs);
+        }
         let mut a = Array2::from_shape_fn((m, k), |(i, q)| f64::from(self.a[i * p.lda + q]));
+        // op(B) as a `[k, n]` view: B filled in its stored order (row by row), then transposed
+        // as a view where B is stored `[n, k]`.
         let mut b = if p.trans_b {
-            Array2::from_shape_fn((k, n), |(q, j)| f64::from(self.b[j * p.ldb + q]))
+            Array2::from_shape_fn((n, k), |(j, q)| f64::from(self.b[j * p.ldb + q])).reversed_axes()
         } else {
             Array2::from_shape_fn((k, n), |(q, j)| f64::from(self.b[q * p.ldb + j]))
         };
@@ -128,46 +223,6 @@ impl MatmulOperands {
         let mut s = Array2::<f64>::zeros((m, n));
         general_mat_mul(1.0, &a, &b, 0.0, &mut s);
         (c.into_raw_vec_and_offset().0, s.into_raw_vec_and_offset().0)
-    }
-
-    /// [`product`](Self::product), computed once for the same operands: a product of
-    /// bit-identical widened operands of the same problem is taken from a small process-wide
-    /// cache ([`PRODUCT_CACHE_BYTES`]), so verifying the same inputs again — every row of a case,
-    /// the first and last run of a row, every turn of `--rounds` — does not compute it again.
-    /// Operands are compared in full (no hash), so a product is never reused for other inputs.
-    pub fn shared_product(self) -> Arc<(Vec<f64>, Vec<f64>)> {
-        let cache = || PRODUCTS.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(hit) = cache().iter().find(|c| c.ops.same_as(&self)) {
-            return Arc::clone(&hit.product);
-        }
-        // Computed outside the lock (two threads may compute the same product; both are right).
-        let product = Arc::new(self.product());
-        let bytes = self.cached_bytes();
-        if bytes <= PRODUCT_CACHE_BYTES {
-            let mut c = cache();
-            c.push(CachedProduct {
-                ops: self,
-                product: Arc::clone(&product),
-            });
-            // Oldest first out, until the entries fit.
-            while c.iter().map(|e| e.ops.cached_bytes()).sum::<usize>() > PRODUCT_CACHE_BYTES {
-                c.remove(0);
-            }
-        }
-        product
-    }
-
-    /// Bytes an entry of the product cache holds: the widened operands and the two products.
-    fn cached_bytes(&self) -> usize {
-        4 * (self.a.len() + self.b.len()) + 16 * self.p.m * self.p.n
-    }
-
-    /// The same problem and bit-identical widened operands.
-    fn same_as(&self, other: &MatmulOperands) -> bool {
-        let bits = |x: &[f32], y: &[f32]| {
-            x.len() == y.len() && x.iter().zip(y).all(|(u, v)| u.to_bits() == v.to_bits())
-        };
-        self.p == other.p && bits(&self.a, &other.a) && bits(&self.b, &other.b)
     }
 
     /// `op(B) · x` and `|op(B)| · |x|` (length `k`) for `x` of length `n`.
@@ -339,9 +394,18 @@ mod tests {
 
     #[test]
     fn ndarray_product_agrees_with_the_loop_reference() {
-        // Shapes around matrixmultiply's blocking edges, both layouts, padded leading dimensions;
+        // Shapes around matrixmultiply's blocking edges and the loop product's limits (rows up
+        // to LOOP_PRODUCT_MAX_M, column blocks of 256), both layouts, padded leading dimensions;
         // f16 inputs so the operands are not small integers (the sums round).
-        for (m, n, k) in [(1, 1, 1), (7, 13, 300), (65, 33, 257), (130, 70, 1025)] {
+        for (m, n, k) in [
+            (1, 1, 1),
+            (1, 600, 300),
+            (7, 13, 300),
+            (8, 513, 70),
+            (9, 257, 65),
+            (65, 33, 257),
+            (130, 70, 1025),
+        ] {
             for trans_b in [false, true] {
                 let mut p = MatmulProblem::new(m, n, k);
                 if trans_b {
@@ -371,32 +435,59 @@ mod tests {
         }
     }
 
-    /// The shared product is the product, for the same operands taken from the cache, and
-    /// never another operands' product: one element of B changed gives that product.
+    /// The shared product is the product, taken from the cache for the same inputs (the same
+    /// `Arc`s, batch and problem) and computed again for anything else: inputs with equal values
+    /// in other allocations, another batch, another problem. An entry whose inputs are gone
+    /// everywhere is dropped when the next product is added.
     #[test]
-    fn a_shared_product_is_reused_for_identical_operands_only() {
-        let p = MatmulProblem::new(33, 17, 65);
-        let a = Tensor::random(DType::F16, p.a_len(), 11);
-        let b = Tensor::random(DType::F16, p.b_len(), 12);
-        let first = MatmulOperands::new(&p, &a, &b, 0).shared_product();
+    fn a_shared_product_is_reused_for_the_same_inputs_only() {
+        let p = MatmulProblem::new(33, 17, 65).with_batch(2);
+        let a = Arc::new(Tensor::random(DType::F16, p.a_len(), 11));
+        let b = Arc::new(Tensor::random(DType::F16, p.b_len(), 12));
+        let first = shared_matmul_product(&p, &a, &b, 0);
         assert_eq!(*first, MatmulOperands::new(&p, &a, &b, 0).product());
-        let again = MatmulOperands::new(&p, &a, &b, 0).shared_product();
+        let again = shared_matmul_product(&p, &Arc::clone(&a), &b, 0);
         assert!(
             Arc::ptr_eq(&first, &again),
-            "the same operands reuse the product"
+            "the same inputs reuse the product"
         );
+        // Equal values in another allocation: computed again (equal, not shared).
+        let b_copy = Arc::new((*b).clone());
+        let copy = shared_matmul_product(&p, &a, &b_copy, 0);
+        assert!(!Arc::ptr_eq(&first, &copy));
+        assert_eq!(*copy, *first);
+        // One element of B changed: that product.
         let mut bv: Vec<f32> = b.to_f64().iter().map(|&x| x as f32).collect();
         bv[5] += 1.0;
-        let b2 = Tensor::from_f32(DType::F16, &bv);
-        let other = MatmulOperands::new(&p, &a, &b2, 0).shared_product();
-        assert!(!Arc::ptr_eq(&first, &other));
+        let b2 = Arc::new(Tensor::from_f32(DType::F16, &bv));
+        let other = shared_matmul_product(&p, &a, &b2, 0);
         assert_eq!(*other, MatmulOperands::new(&p, &a, &b2, 0).product());
         assert_ne!(other.0, first.0);
-        // The same operands under another problem (B read transposed) are another product.
+        // The other batch, and the same tensors read as another problem.
+        let second = shared_matmul_product(&p, &a, &b, 1);
+        assert_eq!(*second, MatmulOperands::new(&p, &a, &b, 1).product());
+        assert_ne!(second.0, first.0);
         let pt = MatmulProblem::new(33, 65, 17).transposed_b();
-        let bt = Tensor::random(DType::F16, pt.b_len(), 12);
-        let t = MatmulOperands::new(&pt, &a, &bt, 0).shared_product();
-        assert_eq!(*t, MatmulOperands::new(&pt, &a, &bt, 0).product());
+        let t = shared_matmul_product(&pt, &a, &b, 0);
+        assert_eq!(*t, MatmulOperands::new(&pt, &a, &b, 0).product());
+        // Inputs dropped everywhere: their entries go when the next product is added.
+        let live = |x: &Arc<Tensor>| {
+            let c = PRODUCTS.lock().unwrap_or_else(|e| e.into_inner());
+            c.iter()
+                .filter(|e| std::ptr::eq(e.b.as_ptr(), Arc::as_ptr(x)))
+                .count()
+        };
+        assert_eq!(live(&b2), 1);
+        let b2_ptr = Arc::as_ptr(&b2);
+        drop(b2);
+        let q = MatmulProblem::new(3, 4, 5);
+        let (qa, qb) = (
+            Arc::new(Tensor::random(DType::F32, q.a_len(), 1)),
+            Arc::new(Tensor::random(DType::F32, q.b_len(), 2)),
+        );
+        let _ = shared_matmul_product(&q, &qa, &qb, 0);
+        let c = PRODUCTS.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(!c.iter().any(|e| std::ptr::eq(e.b.as_ptr(), b2_ptr)));
     }
 
     #[test]

@@ -24,9 +24,10 @@
 
 use crate::dtype::{DType, SplitMix64, Tensor};
 use crate::problem::{MatmulProblem, Precision};
-use crate::reference::{freivalds_products, widen_range, MatmulOperands};
+use crate::reference::{freivalds_products, shared_matmul_product, widen_range, MatmulOperands};
 use rayon::prelude::*;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::{Verdict, Verification, VerifyOptions, FULL_MATMUL_MAX_BYTES};
 
@@ -316,6 +317,38 @@ pub fn verify_matmul(
     c: &Tensor,
     opts: &VerifyOptions,
 ) -> Verification {
+    verify_matmul_with(p, precision, a, b, c, opts, &|batch| {
+        Arc::new(MatmulOperands::new(p, a, b, batch).product())
+    })
+}
+
+/// [`verify_matmul`] for inputs held in `Arc`s (the runner's, shared by the rows of a case): the
+/// full reference of each batch is computed once for the same inputs
+/// ([`shared_matmul_product`]), however often they are verified.
+pub fn verify_matmul_shared(
+    p: &MatmulProblem,
+    precision: Precision,
+    a: &Arc<Tensor>,
+    b: &Arc<Tensor>,
+    c: &Tensor,
+    opts: &VerifyOptions,
+) -> Verification {
+    verify_matmul_with(p, precision, a, b, c, opts, &|batch| {
+        shared_matmul_product(p, a, b, batch)
+    })
+}
+
+/// [`verify_matmul`] with the full reference of batch `batch` from `product` (called only once
+/// the inputs' dtypes and lengths have been checked).
+fn verify_matmul_with(
+    p: &MatmulProblem,
+    precision: Precision,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    opts: &VerifyOptions,
+    product: &dyn Fn(usize) -> Arc<(Vec<f64>, Vec<f64>)>,
+) -> Verification {
     let bound = matmul_bound(precision, p.k);
     let flops = 2 * p.batch as u128 * p.m as u128 * p.n as u128 * p.k as u128;
     let ref_bytes = 8 * (p.m * p.k + p.k * p.n + 2 * p.m * p.n) as u128;
@@ -370,7 +403,7 @@ pub fn verify_matmul(
         let mut worst = Worst::NONE;
         for batch in 0..p.batch {
             // The product of these inputs, computed once for every output verified against it.
-            let product = MatmulOperands::new(p, a, b, batch).shared_product();
+            let product = product(batch);
             let (reference, scale) = (&product.0, &product.1);
             let w = reference
                 .par_chunks(p.n)
@@ -630,6 +663,34 @@ mod tests {
         let v = verify_matmul(&p, prec, &a, &b, &bad, &opts);
         assert_eq!(v.verdict, Verdict::Fail, "{v:?}");
         assert!(v.detail.unwrap().contains("batch 1, row 77"));
+    }
+
+    /// The runner's entry point: with the reference taken from the cache on the second call,
+    /// every output is still checked in full — a good one passes, one wrong element fails —
+    /// with the same verdicts as [`verify_matmul`], in both layouts and across batches.
+    #[test]
+    fn shared_reference_checks_every_output() {
+        for trans_b in [false, true] {
+            let mut p = MatmulProblem::new(5, 40, 33).with_batch(2);
+            if trans_b {
+                p = p.transposed_b();
+            }
+            let prec = Precision::same(DType::F16);
+            let a = Arc::new(Tensor::random(DType::F16, p.a_len(), 21));
+            let b = Arc::new(Tensor::random(DType::F16, p.b_len(), 22));
+            let good = naive::<f16, f16>(&p, &a, &b);
+            let mut bad = good.clone();
+            let at = p.c_stride() + 3 * p.ldc + 9;
+            set(&mut bad, at, (good.get_f64(at) + 0.5) as f32);
+            let opts = VerifyOptions::default();
+            for _ in 0..2 {
+                for (c, verdict) in [(&good, Verdict::Pass), (&bad, Verdict::Fail)] {
+                    let v = verify_matmul_shared(&p, prec, &a, &b, c, &opts);
+                    assert_eq!((v.method.as_str(), v.verdict), ("full", verdict), "{v:?}");
+                    assert_eq!(v, verify_matmul(&p, prec, &a, &b, c, &opts));
+                }
+            }
+        }
     }
 
     #[test]

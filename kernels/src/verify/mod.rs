@@ -7,7 +7,10 @@
 pub mod attention;
 pub mod matmul;
 
-pub use matmul::{matmul_bound, matmul_scale_floor, scaled_error, verify_matmul, MATMUL_BOUND_C};
+pub use matmul::{
+    matmul_bound, matmul_scale_floor, scaled_error, verify_matmul, verify_matmul_shared,
+    MATMUL_BOUND_C,
+};
 
 use crate::dtype::Tensor;
 use crate::problem::Precision;
@@ -76,7 +79,8 @@ impl Default for VerifyOptions {
     }
 }
 
-/// Verify an output against the float64 reference of its op (matmul: [`verify_matmul`];
+/// Verify an output against the float64 reference of its op (matmul: [`verify_matmul`], its
+/// reference computed once per inputs ([`verify_matmul_shared`]);
 /// attention: [`crate::verify::attention::verify_attention`]). `inputs` in the order the kernels
 /// take them.
 pub fn verify_problem(
@@ -88,7 +92,9 @@ pub fn verify_problem(
 ) -> Verification {
     use crate::kernel::Problem;
     match problem {
-        Problem::Matmul(p) => verify_matmul(p, precision, &inputs[0], &inputs[1], output, opts),
+        Problem::Matmul(p) => {
+            verify_matmul_shared(p, precision, &inputs[0], &inputs[1], output, opts)
+        }
         Problem::Attention(p) => crate::verify::attention::verify_attention(
             p, precision, &inputs[0], &inputs[1], &inputs[2], output, opts,
         ),
