@@ -112,13 +112,23 @@ pub struct Budgets {
     pub run_budget_s: Option<f64>,
     /// Shortest sample (s): iterations are batched up to it.
     pub min_sample_s: f64,
+    /// Turns each row is measured in (`--rounds`; 1 in one go): budget and cap above are the
+    /// whole row's, shared by its turns; each turn has its own first run, warm-up, minimum
+    /// samples, preparation and verification.
+    pub turns: u32,
 }
 
 impl Budgets {
-    /// The time a row with iterations of `t` seconds spends at least: first run, two warm-up
-    /// iterations, `MIN_SAMPLES + 1` samples.
+    /// The time a row with iterations of `t` seconds spends at least: in each turn a first run,
+    /// two warm-up iterations and the turn's share of `MIN_SAMPLES` plus one (verified) sample.
     fn floor_s(&self, t: f64) -> f64 {
-        3.0 * t + (MIN_SAMPLES + 1) as f64 * self.sample_s(t)
+        let n = self.turns.max(1) as usize;
+        n as f64 * (3.0 * t + (MIN_SAMPLES.div_ceil(n) + 1) as f64 * self.sample_s(t))
+    }
+
+    /// What a row's turns may overshoot its budget or cap by: one sample in flight each.
+    fn overshoot_s(&self, t: f64) -> f64 {
+        self.turns.max(1) as f64 * self.sample_s(t)
     }
 
     /// One sample of iterations of `t` seconds (batched to at least `min_sample_s`).
@@ -179,6 +189,8 @@ struct RowState {
     generates: bool,
     /// Actual total, once finished.
     done_s: Option<f64>,
+    /// Seconds its finished turns took (`--rounds`), until the row is finished.
+    spent_s: f64,
 }
 
 /// The progress estimate of a run in progress.
@@ -231,6 +243,7 @@ impl Eta {
                     first_run_s: None,
                     generates,
                     done_s: None,
+                    spent_s: 0.0,
                 }
             })
             .collect();
@@ -286,17 +299,18 @@ impl Eta {
         let t = self.iteration_s(i);
         let floor = b.floor_s(t);
         let sampling = if floor >= b.budget_s {
-            floor.min(b.cap_s + b.sample_s(t))
+            floor.min(b.cap_s + b.overshoot_s(t))
         } else {
             let ratio = median(&self.sampling_ratios).unwrap_or(INITIAL_SAMPLING_RATIO);
-            (floor * ratio).clamp(floor, b.budget_s + b.sample_s(t))
+            (floor * ratio).clamp(floor, b.budget_s + b.overshoot_s(t))
         };
         sampling + self.setup_s(i)
     }
 
-    /// Predicted preparation, input generation and verification of row `i`.
+    /// Predicted preparation, input generation and verification of row `i` (preparation and
+    /// verification in every turn, generation once).
     fn setup_s(&self, i: usize) -> f64 {
-        let fixed = median(&self.setups).unwrap_or(INITIAL_SETUP_S);
+        let fixed = median(&self.setups).unwrap_or(INITIAL_SETUP_S) * self.turns();
         if self.rows[i].generates {
             let rate = median(&self.generation_rates).unwrap_or(INITIAL_GENERATION_BYTES_PER_S);
             fixed + self.rows[i].work.input_bytes / rate
@@ -305,9 +319,22 @@ impl Eta {
         }
     }
 
-    /// Row `i` starts now.
+    fn turns(&self) -> f64 {
+        self.budgets.turns.max(1) as f64
+    }
+
+    /// Row `i` (or its next turn) starts now.
     pub fn start(&mut self, i: usize) {
         self.current = Some((i, Instant::now()));
+    }
+
+    /// A turn of row `i` ended (`--rounds`): its time counts against the row's estimate until
+    /// the row is finished.
+    pub fn end_turn(&mut self, i: usize) {
+        if let Some((c, t)) = self.current.filter(|(c, _)| *c == i) {
+            self.rows[c].spent_s += t.elapsed().as_secs_f64();
+            self.current = None;
+        }
     }
 
     /// Row `i`'s first verified run took `seconds`.
@@ -328,13 +355,12 @@ impl Eta {
 
     /// Row `i` finished: learn from its record.
     pub fn finish(&mut self, i: usize, row: &Row) {
-        let elapsed = self
-            .current
-            .filter(|(c, _)| *c == i)
-            .map(|(_, t)| t.elapsed().as_secs_f64());
-        self.current = None;
+        self.end_turn(i);
+        let elapsed = self.rows[i].spent_s;
         let timing = row.timing.as_ref();
-        let total = timing.and_then(|t| t.row_s).or(elapsed).unwrap_or(0.0);
+        let total = timing.and_then(|t| t.row_s).unwrap_or(elapsed);
+        // Preparation and verification are paid in every turn the row took.
+        let turns = timing.and_then(|t| t.turns).unwrap_or(1).max(1) as f64;
         self.rows[i].done_s = Some(total);
         let (Some(timing), Some(t1)) = (timing, self.rows[i].first_run_s) else {
             return;
@@ -351,34 +377,30 @@ impl Eta {
                 if self.rows[i].work.input_bytes < GENERATION_SAMPLE_BYTES {
                     return;
                 }
-                let fixed = median(&self.setups).unwrap_or(INITIAL_SETUP_S);
+                let fixed = median(&self.setups).unwrap_or(INITIAL_SETUP_S) * turns;
                 let generation = (setup - fixed).max(1e-3);
                 self.generation_rates
                     .push(self.rows[i].work.input_bytes / generation);
             } else {
-                self.setups.push(setup);
+                self.setups.push(setup / turns);
             }
         }
     }
 
-    /// Seconds left: the row in progress, the rows after it and the probes after the rows.
+    /// Seconds left: what is left of the estimate of every row not finished (the one in
+    /// progress and, with `--rounds`, the other rows of its case less the turns they took), and
+    /// the probes after the rows.
     pub fn remaining_s(&self) -> f64 {
         let mut left = self.after_s;
-        let next = match self.current {
-            Some((i, started)) => {
-                left += (self.row_s(i) - started.elapsed().as_secs_f64()).max(0.0);
-                i + 1
+        for (i, r) in self.rows.iter().enumerate() {
+            if r.done_s.is_some() {
+                continue;
             }
-            None => self
-                .rows
-                .iter()
-                .position(|r| r.done_s.is_none())
-                .unwrap_or(self.rows.len()),
-        };
-        for i in next..self.rows.len() {
-            if self.rows[i].done_s.is_none() {
-                left += self.row_s(i);
-            }
+            let running = match self.current {
+                Some((c, t)) if c == i => t.elapsed().as_secs_f64(),
+                _ => 0.0,
+            };
+            left += (self.row_s(i) - r.spent_s - running).max(0.0);
         }
         left
     }
@@ -452,6 +474,7 @@ mod tests {
             cap_s: 20.0,
             run_budget_s: None,
             min_sample_s: 0.002,
+            turns: 1,
         }
     }
 
@@ -522,6 +545,41 @@ mod tests {
         let two_left = eta.remaining_s();
         assert!((two_left - 2.0 * eta.row_s(1)).abs() < 1e-9);
         assert!(two_left < after);
+    }
+
+    /// With `--rounds`, a row's estimate covers all its turns (each with its own first run,
+    /// warm-up, share of the minimum samples, preparation and verification), the time of its
+    /// finished turns counts against it, and the other rows of the case still count while one
+    /// of them runs a turn.
+    #[test]
+    fn estimate_in_turns_counts_every_row_of_the_case() {
+        let mut c = MeasuredCeilings::default();
+        c.cpu_fma_gflops.insert("avx2fma".into(), 100.0);
+        c.cpu_read_gbs = Some(10.0);
+        let b = Budgets {
+            turns: 2,
+            ..budgets()
+        };
+        // Iterations of 1 s: each of 2 turns takes 3 + (5 + 1) s at least, 18 s in all (past
+        // the 2 s budget, under the 20 s cap), and pays its setup.
+        assert!((b.floor_s(1.0) - 18.0).abs() < 1e-9);
+        let rows = vec![work(6e10, Some(true)); 2];
+        let mut eta = Eta::new(rows, &c, b, 0.0);
+        let before = eta.remaining_s();
+        let want = 2.0 * (18.0 + 2.0 * INITIAL_SETUP_S) + 1e6 / INITIAL_GENERATION_BYTES_PER_S;
+        assert!((before - want).abs() < 1e-6, "{before} vs {want}");
+        // Row 0's first turn took 5 s; row 1 starts its first turn: row 0 still counts, less
+        // those 5 s.
+        eta.start(0);
+        eta.end_turn(0);
+        eta.rows[0].spent_s = 5.0;
+        eta.start(1);
+        let during = eta.remaining_s();
+        assert!(
+            (during - (before - 5.0)).abs() < 0.1,
+            "{during} vs {}",
+            before - 5.0
+        );
     }
 
     #[test]

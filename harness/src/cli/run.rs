@@ -280,19 +280,29 @@ fn budgets(opts: &RunnerOptions) -> Budgets {
         cap_s: opts.cap_s(),
         run_budget_s: opts.run_budget_s,
         min_sample_s: MIN_SAMPLE_S,
+        turns: opts.rounds.max(1),
     }
 }
 
 /// A row that is done (all its turns): told to the ETA, shown (an unsupported one with
 /// `--verbose` only), kept in the run and in the partial run that Ctrl-C writes.
-fn finish_row(run: &mut RunFile, progress: &mut Progress, i: usize, row: Row, verbose: bool) {
+///
+/// `turns_shown`: the row's turns the progress display already counted (`--rounds`).
+fn finish_row(
+    run: &mut RunFile,
+    progress: &mut Progress,
+    i: usize,
+    row: Row,
+    verbose: bool,
+    turns_shown: u64,
+) {
     progress.eta().finish(i, &row);
     if row.status != Status::Unsupported || verbose {
         progress.println(row_line(&row));
     }
     run.results.push(row);
     set_partial(run.results.clone());
-    progress.done(i + 1);
+    progress.row_done(turns_shown);
 }
 
 /// The rows a second Ctrl-C writes as the partial run.
@@ -346,8 +356,8 @@ fn print_plan(plan: &Plan<'_>, rp: &RunPlan) {
         },
         if opts.rounds > 1 {
             format!(
-                "; not counted: each row's preparation, first run and verification again in \
-                 each of its {} turns",
+                "; each row's {} turns counted with a first run, warm-up and share of the \
+                 minimum samples each, not their repeated preparation and verification",
                 opts.rounds
             )
         } else {
@@ -379,21 +389,30 @@ struct Progress {
     eta: Arc<Mutex<Eta>>,
     started: Instant,
     rows: usize,
-    next_quarter: usize,
+    rows_done: usize,
+    /// Turns of each row (`--rounds`; 1 in one go): the bar counts turns.
+    turns: u64,
+    /// Turns counted so far (rows in one go).
+    units_done: u64,
+    next_quarter: u64,
 }
 
 impl Progress {
-    fn new(rows: usize, eta: Eta, started: Instant) -> Progress {
+    fn new(rows: usize, turns: u32, eta: Eta, started: Instant) -> Progress {
         let eta = Arc::new(Mutex::new(eta));
-        let bar = ProgressBar::with_draw_target(Some(rows as u64), ProgressDrawTarget::stderr());
+        let turns = u64::from(turns.max(1));
+        let bar =
+            ProgressBar::with_draw_target(Some(rows as u64 * turns), ProgressDrawTarget::stderr());
         if !std::io::stderr().is_terminal() {
             bar.set_draw_target(ProgressDrawTarget::hidden());
         }
         let for_key = Arc::clone(&eta);
         bar.set_style(
-            ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} rows, ETA {perfledger_eta} {msg}",
-            )
+            ProgressStyle::with_template(if turns > 1 {
+                "{elapsed_precise} [{bar:30}] {pos}/{len} turns, ETA {perfledger_eta} {msg}"
+            } else {
+                "{elapsed_precise} [{bar:30}] {pos}/{len} rows, ETA {perfledger_eta} {msg}"
+            })
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .with_key(
                 "perfledger_eta",
@@ -410,6 +429,9 @@ impl Progress {
             eta,
             started,
             rows,
+            rows_done: 0,
+            turns,
+            units_done: 0,
             next_quarter: 1,
         }
     }
@@ -426,16 +448,40 @@ impl Progress {
         }
     }
 
-    /// One more row done: the bar advances; without a bar, a line at each quarter.
-    fn done(&mut self, done: usize) {
-        self.bar.inc(1);
-        if self.bar.is_hidden() && self.rows >= 4 && done * 4 >= self.next_quarter * self.rows {
+    /// One more turn of a row done (`--rounds`).
+    fn turn_done(&mut self) {
+        self.advance(1);
+    }
+
+    /// One more row done, `turns_shown` of its turns already counted: the turns it did not take
+    /// (a row that ended early) count now.
+    fn row_done(&mut self, turns_shown: u64) {
+        self.rows_done += 1;
+        self.advance(self.turns - turns_shown.min(self.turns));
+    }
+
+    /// The bar advances by `n` turns (rows in one go); without a bar, a line at each quarter.
+    fn advance(&mut self, n: u64) {
+        self.bar.inc(n);
+        self.units_done += n;
+        let total = self.rows as u64 * self.turns;
+        if !self.bar.is_hidden() || total < 4 {
+            return;
+        }
+        while self.units_done * 4 >= self.next_quarter * total && self.next_quarter <= 4 {
             self.next_quarter += 1;
             let left = self.eta().remaining_s();
+            let done = if self.turns > 1 {
+                format!(
+                    "{}/{total} turns, {}/{} rows",
+                    self.units_done, self.rows_done, self.rows
+                )
+            } else {
+                format!("{}/{} rows", self.rows_done, self.rows)
+            };
             eprintln!(
-                "progress: {done}/{} rows ({:.0}%) after {:.1} s, ETA {} ({:.1} s)",
-                self.rows,
-                100.0 * done as f64 / self.rows as f64,
+                "progress: {done} ({:.0}%) after {:.1} s, ETA {} ({:.1} s)",
+                100.0 * self.units_done as f64 / total as f64,
                 self.started.elapsed().as_secs_f64(),
                 fmt_secs(left),
                 left
@@ -691,7 +737,7 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
         .run_budget_s
         .map(|s| rows_started + Duration::from_secs_f64(s));
     let device = Device::named(device_name);
-    let mut progress = Progress::new(plan.rows.len(), estimate, started);
+    let mut progress = Progress::new(plan.rows.len(), rp.runner.rounds, estimate, started);
     let mut inputs = Inputs::default();
     let mut interrupted = INTERRUPTS.load(Ordering::SeqCst) > 0;
     // The rows of one case run together: in one go, or with `--rounds N` in N turns, the order
@@ -753,8 +799,10 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
                 // In one go (no --rounds), each row is shown and kept as soon as it ends.
                 if rounds == 1 {
                     let row = runner::merge_turns(std::mem::take(&mut turns[j]), &rp.runner);
-                    finish_row(&mut run, &mut progress, i, row, args.verbose);
+                    finish_row(&mut run, &mut progress, i, row, args.verbose, 0);
                 } else {
+                    progress.eta().end_turn(i);
+                    progress.turn_done();
                     // What a second Ctrl-C writes: the rows so far, this case's made of the
                     // turns they have.
                     set_partial(
@@ -780,8 +828,9 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
         // interrupt, those that have a turn; in one go every row was kept as it ended).
         for (j, row_turns) in turns.into_iter().enumerate() {
             if !row_turns.is_empty() {
+                let shown = row_turns.len() as u64;
                 let row = runner::merge_turns(row_turns, &rp.runner);
-                finish_row(&mut run, &mut progress, start + j, row, args.verbose);
+                finish_row(&mut run, &mut progress, start + j, row, args.verbose, shown);
             }
         }
         start = end;
