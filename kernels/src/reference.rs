@@ -15,6 +15,7 @@ use crate::with_tensor;
 use ndarray::linalg::general_mat_mul;
 use ndarray::Array2;
 use rayon::prelude::*;
+use std::any::Any;
 use std::sync::{Arc, Mutex, Weak};
 
 /// `len` elements of `t` starting at `start`, widened exactly to f32.
@@ -39,7 +40,7 @@ pub struct MatmulOperands {
     b: Vec<f32>,
 }
 
-/// The most bytes of products [`shared_matmul_product`] keeps (oldest dropped first): the products
+/// The most bytes of references [`shared_reference`] keeps (oldest dropped first): the products
 /// of a 2048³ case (64 MiB) and a few smaller ones.
 pub const PRODUCT_CACHE_BYTES: usize = 256 << 20;
 
@@ -49,85 +50,117 @@ pub const LOOP_PRODUCT_MAX_M: usize = 8;
 /// Columns of a parallel task of the loop product.
 const LOOP_PRODUCT_COLUMNS: usize = 256;
 
-/// Drop every product [`shared_matmul_product`] keeps (the runner does when it moves to the next
+/// Drop every reference [`shared_reference`] keeps (the runner does when it moves to the next
 /// case, whose inputs are new).
 pub fn clear_product_cache() {
-    PRODUCTS.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    REFERENCES.lock().unwrap_or_else(|e| e.into_inner()).clear();
 }
 
-/// One entry of the product cache: the problem, the batch, the inputs it was computed from, and
-/// the product.
+/// Which reference of a matmul's inputs an entry of the cache holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReferenceKind {
+    /// [`MatmulOperands::product`] of one batch.
+    Full { batch: usize },
+    /// What the sampled check takes from the inputs alone (its random vectors' products and
+    /// its sampled rows), for a seed, a number of rows and of vectors.
+    Sampled {
+        seed: u64,
+        rows: usize,
+        vectors: usize,
+    },
+}
+
+/// One entry of the reference cache: the problem, the kind, the inputs it was computed from, and
+/// the reference.
 ///
 /// The inputs are held as [`Weak`] references: they identify the tensors without keeping their
 /// values alive, and while a `Weak` lives its allocation is not freed, so no other tensor can
 /// take its address. A `Tensor` has no interior mutability, so a tensor behind an `Arc` keeps its
 /// values for as long as it lives.
-struct CachedProduct {
+struct CachedReference {
     p: MatmulProblem,
-    batch: usize,
+    kind: ReferenceKind,
     a: Weak<Tensor>,
     b: Weak<Tensor>,
-    product: Arc<(Vec<f64>, Vec<f64>)>,
+    value: Arc<dyn Any + Send + Sync>,
+    bytes: usize,
 }
 
-impl CachedProduct {
-    fn bytes(&self) -> usize {
-        8 * (self.product.0.len() + self.product.1.len())
-    }
-
+impl CachedReference {
     /// Whether its inputs are still alive somewhere (else nothing can ask for it again).
     fn live(&self) -> bool {
         self.a.strong_count() > 0 && self.b.strong_count() > 0
     }
 }
 
-/// [`shared_matmul_product`]'s entries, oldest first.
-static PRODUCTS: Mutex<Vec<CachedProduct>> = Mutex::new(Vec::new());
+/// [`shared_reference`]'s entries, oldest first.
+static REFERENCES: Mutex<Vec<CachedReference>> = Mutex::new(Vec::new());
+
+/// A reference computed from a matmul's inputs alone, computed once per inputs: verifying the
+/// same inputs again — every row of a case, the first and last run of a row, every turn of
+/// `--rounds` — takes it from a small process-wide cache ([`PRODUCT_CACHE_BYTES`]) without
+/// widening the operands again. `compute` returns the reference and its size in bytes.
+///
+/// Inputs are the same when they are the same `Arc` allocation (see [`CachedReference`]): a
+/// tensor with equal values in another allocation gets its own reference, so a reference is never
+/// reused for other inputs. Entries whose inputs have been dropped everywhere are dropped when the
+/// next reference is added.
+pub fn shared_reference<T: Any + Send + Sync>(
+    p: &MatmulProblem,
+    a: &Arc<Tensor>,
+    b: &Arc<Tensor>,
+    kind: ReferenceKind,
+    compute: impl FnOnce() -> (T, usize),
+) -> Arc<T> {
+    let cache = || REFERENCES.lock().unwrap_or_else(|e| e.into_inner());
+    let same = |e: &CachedReference| {
+        e.p == *p
+            && e.kind == kind
+            && std::ptr::eq(e.a.as_ptr(), Arc::as_ptr(a))
+            && std::ptr::eq(e.b.as_ptr(), Arc::as_ptr(b))
+    };
+    let hit = cache()
+        .iter()
+        .find(|e| same(e))
+        .map(|e| Arc::clone(&e.value));
+    if let Some(v) = hit.and_then(|v| v.downcast::<T>().ok()) {
+        return v;
+    }
+    // Computed outside the lock (two threads may compute the same reference; both are right).
+    let (value, bytes) = compute();
+    let value = Arc::new(value);
+    if bytes <= PRODUCT_CACHE_BYTES {
+        let mut c = cache();
+        c.retain(|e| e.live() && !same(e));
+        c.push(CachedReference {
+            p: *p,
+            kind,
+            a: Arc::downgrade(a),
+            b: Arc::downgrade(b),
+            value: Arc::clone(&value) as Arc<dyn Any + Send + Sync>,
+            bytes,
+        });
+        // Oldest first out, until the entries fit.
+        while c.iter().map(|e| e.bytes).sum::<usize>() > PRODUCT_CACHE_BYTES {
+            c.remove(0);
+        }
+    }
+    value
+}
 
 /// Batch `batch` of `A · op(B)` and `|A| · |op(B)|` ([`MatmulOperands::product`]), computed once
-/// per inputs: verifying the same inputs again — every row of a case, the first and last run of
-/// a row, every turn of `--rounds` — takes the product from a small process-wide cache
-/// ([`PRODUCT_CACHE_BYTES`]) without widening the operands again.
-///
-/// Inputs are the same when they are the same `Arc` allocation (see [`CachedProduct`]): a tensor
-/// with equal values in another allocation gets its own product, so a product is never reused
-/// for other inputs. Entries whose inputs have been dropped everywhere are dropped when the next
-/// product is added. Panics as [`MatmulOperands::new`] does.
+/// per inputs ([`shared_reference`]). Panics as [`MatmulOperands::new`] does.
 pub fn shared_matmul_product(
     p: &MatmulProblem,
     a: &Arc<Tensor>,
     b: &Arc<Tensor>,
     batch: usize,
 ) -> Arc<(Vec<f64>, Vec<f64>)> {
-    let cache = || PRODUCTS.lock().unwrap_or_else(|e| e.into_inner());
-    let same = |e: &CachedProduct| {
-        e.p == *p
-            && e.batch == batch
-            && std::ptr::eq(e.a.as_ptr(), Arc::as_ptr(a))
-            && std::ptr::eq(e.b.as_ptr(), Arc::as_ptr(b))
-    };
-    if let Some(hit) = cache().iter().find(|e| same(e)) {
-        return Arc::clone(&hit.product);
-    }
-    // Computed outside the lock (two threads may compute the same product; both are right).
-    let product = Arc::new(MatmulOperands::new(p, a, b, batch).product());
-    let entry = CachedProduct {
-        p: *p,
-        batch,
-        a: Arc::downgrade(a),
-        b: Arc::downgrade(b),
-        product: Arc::clone(&product),
-    };
-    if entry.bytes() <= PRODUCT_CACHE_BYTES {
-        let mut c = cache();
-        c.retain(CachedProduct::live);
-        c.push(entry);
-        // Oldest first out, until the entries fit.
-        while c.iter().map(CachedProduct::bytes).sum::<usize>() > PRODUCT_CACHE_BYTES {
-            c.remove(0);
-        }
-    }
-    product
+    shared_reference(p, a, b, ReferenceKind::Full { batch }, || {
+        let product = MatmulOperands::new(p, a, b, batch).product();
+        let bytes = 8 * (product.0.len() + product.1.len());
+        (product, bytes)
+    })
 }
 
 impl MatmulOperands {
@@ -472,7 +505,7 @@ mod tests {
         assert_eq!(*t, MatmulOperands::new(&pt, &a, &b, 0).product());
         // Inputs dropped everywhere: their entries go when the next product is added.
         let live = |x: &Arc<Tensor>| {
-            let c = PRODUCTS.lock().unwrap_or_else(|e| e.into_inner());
+            let c = REFERENCES.lock().unwrap_or_else(|e| e.into_inner());
             c.iter()
                 .filter(|e| std::ptr::eq(e.b.as_ptr(), Arc::as_ptr(x)))
                 .count()
@@ -486,7 +519,7 @@ mod tests {
             Arc::new(Tensor::random(DType::F32, q.b_len(), 2)),
         );
         let _ = shared_matmul_product(&q, &qa, &qb, 0);
-        let c = PRODUCTS.lock().unwrap_or_else(|e| e.into_inner());
+        let c = REFERENCES.lock().unwrap_or_else(|e| e.into_inner());
         assert!(!c.iter().any(|e| std::ptr::eq(e.b.as_ptr(), b2_ptr)));
     }
 

@@ -7,9 +7,15 @@
 //!
 //! Up to [`VerifyOptions::full_cap_flops`] of `2·batch·m·n·k` (and [`FULL_MATMUL_MAX_BYTES`] of
 //! f64 reference per batch) every element is checked (`method = "full"`), against the whole
-//! product computed by ndarray's dgemm ([`MatmulOperands::product`]). Above it, Freivalds' check with random vectors plus a random sample of
-//! whole rows checked elementwise (`method = "freivalds+rows"`), after a scan of all of C for
-//! NaN/inf.
+//! product ([`MatmulOperands::product`]: ndarray's dgemm, or the reference loop up to 8 rows).
+//! Above it, Freivalds' check with random vectors plus a random sample of whole rows checked
+//! elementwise (`method = "freivalds+rows"`), after a scan of all of C for NaN/inf.
+//!
+//! What a check takes from the inputs alone — the product, or the vectors' products `A·(op(B)·x)`
+//! and the sampled rows' references — does not depend on the output. [`verify_matmul_shared`]
+//! (the runner's entry point) takes it from a cache keyed by the input tensors themselves
+//! ([`crate::reference::shared_reference`]), so verifying the same inputs again costs only the
+//! output's side: `C·x`, the rows compared, and for the full check every element compared.
 //!
 //! What the sampled method can and cannot see: Freivalds' row residual `|(C·x)_i − (A·(B·x))_i|`
 //! is scaled by `(|A|·(|op(B)|·|x|))_i`, a sum over the whole row, so it only sees an error that is
@@ -24,7 +30,9 @@
 
 use crate::dtype::{DType, SplitMix64, Tensor};
 use crate::problem::{MatmulProblem, Precision};
-use crate::reference::{freivalds_products, shared_matmul_product, widen_range, MatmulOperands};
+use crate::reference::{
+    c_times, shared_matmul_product, shared_reference, widen_range, MatmulOperands, ReferenceKind,
+};
 use rayon::prelude::*;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -217,15 +225,15 @@ fn check_row(
     floor: f64,
     batch: usize,
     i: usize,
-    reference: Vec<f64>,
-    mut scale: Vec<f64>,
+    reference: &[f64],
+    scale: &[f64],
 ) -> Worst {
     let out: Vec<f64> = widen_range(c, batch * p.c_stride() + i * p.ldc, p.n)
         .into_iter()
         .map(f64::from)
         .collect();
-    scale.iter_mut().for_each(|s| *s += floor);
-    match scaled_error(&out, &reference, &scale) {
+    let scale: Vec<f64> = scale.iter().map(|s| s + floor).collect();
+    match scaled_error(&out, reference, &scale) {
         (_, None) => Worst::NONE,
         (error, Some(col)) if !out[col].is_finite() => Worst {
             error,
@@ -317,14 +325,13 @@ pub fn verify_matmul(
     c: &Tensor,
     opts: &VerifyOptions,
 ) -> Verification {
-    verify_matmul_with(p, precision, a, b, c, opts, &|batch| {
-        Arc::new(MatmulOperands::new(p, a, b, batch).product())
-    })
+    verify_matmul_with(p, precision, a, b, c, opts, None)
 }
 
-/// [`verify_matmul`] for inputs held in `Arc`s (the runner's, shared by the rows of a case): the
-/// full reference of each batch is computed once for the same inputs
-/// ([`shared_matmul_product`]), however often they are verified.
+/// [`verify_matmul`] for inputs held in `Arc`s (the runner's, shared by the rows of a case): what
+/// the check takes from the inputs alone (the full reference of each batch, or the sampled
+/// check's vector products and rows) is computed once for the same inputs
+/// ([`shared_reference`]), however often they are verified.
 pub fn verify_matmul_shared(
     p: &MatmulProblem,
     precision: Precision,
@@ -333,13 +340,90 @@ pub fn verify_matmul_shared(
     c: &Tensor,
     opts: &VerifyOptions,
 ) -> Verification {
-    verify_matmul_with(p, precision, a, b, c, opts, &|batch| {
-        shared_matmul_product(p, a, b, batch)
-    })
+    verify_matmul_with(p, precision, a, b, c, opts, Some((a, b)))
 }
 
-/// [`verify_matmul`] with the full reference of batch `batch` from `product` (called only once
-/// the inputs' dtypes and lengths have been checked).
+/// What the sampled check takes from the inputs alone (computed in the order the check draws
+/// its random numbers: the sampled rows, then each batch's vectors).
+struct SampledReference {
+    batches: Vec<SampledBatch>,
+    /// Rows sampled in all.
+    rows: u64,
+}
+
+/// One batch of a [`SampledReference`].
+struct SampledBatch {
+    vectors: Vec<VectorReference>,
+    /// The batch's sampled rows: (row, reference, scale).
+    rows: Vec<(usize, Vec<f64>, Vec<f64>)>,
+}
+
+/// One random vector `x` of Freivalds' check with `A·(op(B)·x)` and `|A|·(|op(B)|·|x|)`.
+struct VectorReference {
+    x: Vec<f64>,
+    x_abs: f64,
+    abx: Vec<f64>,
+    abs_abx: Vec<f64>,
+}
+
+impl SampledReference {
+    fn new(p: &MatmulProblem, a: &Tensor, b: &Tensor, opts: &VerifyOptions) -> Self {
+        let mut rng = SplitMix64::new(opts.seed);
+        let rows = sample_indices(p.batch * p.m, opts.sample_rows, &mut rng);
+        let batches = (0..p.batch)
+            .map(|batch| {
+                let ops = MatmulOperands::new(p, a, b, batch);
+                let vectors = (0..opts.freivalds_vectors)
+                    .map(|_| {
+                        let x = freivalds_vector(p.n, &mut rng);
+                        let (y, ya) = ops.b_times(&x);
+                        let (abx, abs_abx) = ops.a_times(&y, &ya);
+                        VectorReference {
+                            x_abs: x.iter().map(|v| v.abs()).sum(),
+                            x,
+                            abx,
+                            abs_abx,
+                        }
+                    })
+                    .collect();
+                let lo = rows.partition_point(|&r| r < batch * p.m);
+                let hi = rows.partition_point(|&r| r < (batch + 1) * p.m);
+                let rows = rows[lo..hi]
+                    .par_iter()
+                    .map(|&r| {
+                        let i = r - batch * p.m;
+                        let (reference, scale) = ops.row(i);
+                        (i, reference, scale)
+                    })
+                    .collect();
+                SampledBatch { vectors, rows }
+            })
+            .collect();
+        SampledReference {
+            batches,
+            rows: rows.len() as u64,
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        let v: usize = self
+            .batches
+            .iter()
+            .map(|b| {
+                b.vectors
+                    .iter()
+                    .map(|v| v.x.len() + v.abx.len() + v.abs_abx.len())
+                    .sum::<usize>()
+                    + b.rows.iter().map(|r| r.1.len() + r.2.len()).sum::<usize>()
+            })
+            .sum();
+        8 * v
+    }
+}
+
+/// [`verify_matmul`], with what the check takes from the inputs alone shared through the cache
+/// when `shared` holds the inputs' `Arc`s (taken only once the inputs' dtypes and lengths have
+/// been checked).
 fn verify_matmul_with(
     p: &MatmulProblem,
     precision: Precision,
@@ -347,7 +431,7 @@ fn verify_matmul_with(
     b: &Tensor,
     c: &Tensor,
     opts: &VerifyOptions,
-    product: &dyn Fn(usize) -> Arc<(Vec<f64>, Vec<f64>)>,
+    shared: Option<(&Arc<Tensor>, &Arc<Tensor>)>,
 ) -> Verification {
     let bound = matmul_bound(precision, p.k);
     let flops = 2 * p.batch as u128 * p.m as u128 * p.n as u128 * p.k as u128;
@@ -403,13 +487,16 @@ fn verify_matmul_with(
         let mut worst = Worst::NONE;
         for batch in 0..p.batch {
             // The product of these inputs, computed once for every output verified against it.
-            let product = product(batch);
+            let product = match shared {
+                Some((a, b)) => shared_matmul_product(p, a, b, batch),
+                None => Arc::new(MatmulOperands::new(p, a, b, batch).product()),
+            };
             let (reference, scale) = (&product.0, &product.1);
             let w = reference
                 .par_chunks(p.n)
                 .zip(scale.par_chunks(p.n))
                 .enumerate()
-                .map(|(i, (r, s))| check_row(p, c, floor, batch, i, r.to_vec(), s.to_vec()))
+                .map(|(i, (r, s))| check_row(p, c, floor, batch, i, r, s))
                 .reduce(|| Worst::NONE, Worst::max);
             worst = worst.max(w);
         }
@@ -421,46 +508,51 @@ fn verify_matmul_with(
     if !matches!(nan.what, Where::Nothing) {
         return finish(0, nan);
     }
-    let mut rng = SplitMix64::new(opts.seed);
-    let rows = sample_indices(p.batch * p.m, opts.sample_rows, &mut rng);
+    let sampled = match shared {
+        Some((a, b)) => {
+            let kind = ReferenceKind::Sampled {
+                seed: opts.seed,
+                rows: opts.sample_rows,
+                vectors: opts.freivalds_vectors,
+            };
+            shared_reference(p, a, b, kind, || {
+                let r = SampledReference::new(p, a, b, opts);
+                let bytes = r.bytes();
+                (r, bytes)
+            })
+        }
+        None => Arc::new(SampledReference::new(p, a, b, opts)),
+    };
     let mut worst = Worst::NONE;
-    for batch in 0..p.batch {
-        let ops = MatmulOperands::new(p, a, b, batch);
-        for vector in 0..opts.freivalds_vectors {
-            let x = freivalds_vector(p.n, &mut rng);
-            let x_abs: f64 = x.iter().map(|v| v.abs()).sum();
-            let f = freivalds_products(p, &ops, c, batch, &x);
-            for row in 0..p.m {
+    for (batch, sb) in sampled.batches.iter().enumerate() {
+        for (vector, v) in sb.vectors.iter().enumerate() {
+            let cx = c_times(p, c, batch, &v.x);
+            for (row, ((&cx, &abx), &abs_abx)) in cx.iter().zip(&v.abx).zip(&v.abs_abx).enumerate()
+            {
                 // Σ_j (S_ij + floor)|x_j| bounds the row residual of a correct kernel.
-                let scale = f.abs_abx[row] + floor * x_abs;
-                let error = ratio(f.cx[row] - f.abx[row], scale);
+                let scale = abs_abx + floor * v.x_abs;
                 let w = Worst {
-                    error,
+                    error: ratio(cx - abx, scale),
                     what: Where::Freivalds {
                         vector,
                         batch,
                         row,
-                        cx: f.cx[row],
-                        abx: f.abx[row],
+                        cx,
+                        abx,
                         scale,
                     },
                 };
                 worst = worst.max(w);
             }
         }
-        let lo = rows.partition_point(|&r| r < batch * p.m);
-        let hi = rows.partition_point(|&r| r < (batch + 1) * p.m);
-        let w = rows[lo..hi]
+        let w = sb
+            .rows
             .par_iter()
-            .map(|&r| {
-                let i = r - batch * p.m;
-                let (reference, scale) = ops.row(i);
-                check_row(p, c, floor, batch, i, reference, scale)
-            })
+            .map(|(i, reference, scale)| check_row(p, c, floor, batch, *i, reference, scale))
             .reduce(|| Worst::NONE, Worst::max);
         worst = worst.max(w);
     }
-    finish(rows.len() as u64, worst)
+    finish(sampled.rows, worst)
 }
 
 #[cfg(test)]
@@ -665,9 +757,10 @@ mod tests {
         assert!(v.detail.unwrap().contains("batch 1, row 77"));
     }
 
-    /// The runner's entry point: with the reference taken from the cache on the second call,
-    /// every output is still checked in full — a good one passes, one wrong element fails —
-    /// with the same verdicts as [`verify_matmul`], in both layouts and across batches.
+    /// The runner's entry point: with the reference taken from the cache after the first call,
+    /// every output is still checked — a good one passes, one wrong element fails — with the
+    /// same verdicts and errors as [`verify_matmul`], full and sampled, in both layouts and
+    /// across batches.
     #[test]
     fn shared_reference_checks_every_output() {
         for trans_b in [false, true] {
@@ -682,12 +775,16 @@ mod tests {
             let mut bad = good.clone();
             let at = p.c_stride() + 3 * p.ldc + 9;
             set(&mut bad, at, (good.get_f64(at) + 0.5) as f32);
-            let opts = VerifyOptions::default();
-            for _ in 0..2 {
-                for (c, verdict) in [(&good, Verdict::Pass), (&bad, Verdict::Fail)] {
-                    let v = verify_matmul_shared(&p, prec, &a, &b, c, &opts);
-                    assert_eq!((v.method.as_str(), v.verdict), ("full", verdict), "{v:?}");
-                    assert_eq!(v, verify_matmul(&p, prec, &a, &b, c, &opts));
+            for (opts, method) in [
+                (VerifyOptions::default(), "full"),
+                (sampled(), "freivalds+rows"),
+            ] {
+                for _ in 0..2 {
+                    for (c, verdict) in [(&good, Verdict::Pass), (&bad, Verdict::Fail)] {
+                        let v = verify_matmul_shared(&p, prec, &a, &b, c, &opts);
+                        assert_eq!((v.method.as_str(), v.verdict), (method, verdict), "{v:?}");
+                        assert_eq!(v, verify_matmul(&p, prec, &a, &b, c, &opts));
+                    }
                 }
             }
         }
