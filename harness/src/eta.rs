@@ -3,7 +3,8 @@
 //!
 //! **The plan's range.** A row takes at least its first verified run, two warm-up iterations and
 //! [`MIN_SAMPLES`] + 1 samples (the last one verified), each sample at least
-//! [`MIN_SAMPLE_S`](crate::runner::MIN_SAMPLE_S); an iteration takes at least its work at an upper
+//! [`MIN_SAMPLE_S`](crate::runner::MIN_SAMPLE_S) — with `--rounds N`, in each of its N turns a
+//! first run, two warm-up iterations and `ceil(MIN_SAMPLES / N)` + 1 samples — an iteration takes at least its work at an upper
 //! bound of any machine's speed ([`PEAK_GHZ_UPPER`] GHz on every thread, [`BW_UPPER_GBS`] GB/s):
 //! the sum is the least the rows can take. A row takes at most its cap (`--max-row-s`) plus
 //! [`CAP_OVERSHOOT`] for the sample in flight, the verified last sample and verification; the
@@ -19,9 +20,11 @@
 //! measured / predicted; other classes' mean while a class has none). The time a row spends
 //! sampling is modelled from that iteration time, its budget and its cap, with the ratio of
 //! sampling time to the minimum that earlier rows showed; preparation and verification from the
-//! bytes per second earlier rows showed. The row in progress counts what is left of its own
-//! estimate (its first-run time once known); the probes after the rows count what the probes
-//! before them took.
+//! bytes per second earlier rows showed (with `--rounds`, preparation and verification in each
+//! turn, generation once). A row not finished counts what is left of its own estimate (its
+//! first-run time once known) after the time of its turns so far — with `--rounds` every row of
+//! the case in progress, not only the one in its turn; a row that will take no more turns counts
+//! nothing more — and the probes after the rows count what the probes before them took.
 
 use crate::runfile::{MeasuredCeilings, Row};
 use crate::stats::MIN_SAMPLES;
@@ -337,6 +340,13 @@ impl Eta {
         }
     }
 
+    /// Row `i` takes no more turns (`--rounds`: a turn that was not timed ends the row before
+    /// the case does): it counts nothing more until [`finish`](Self::finish) learns from it.
+    pub fn no_more_turns(&mut self, i: usize) {
+        self.end_turn(i);
+        self.rows[i].done_s = Some(self.rows[i].spent_s);
+    }
+
     /// Row `i`'s first verified run took `seconds`.
     pub fn first_run(&mut self, i: usize, seconds: f64) {
         if !(seconds.is_finite() && seconds > 0.0) {
@@ -344,8 +354,10 @@ impl Eta {
         }
         let class = self.class(i);
         let r = &mut self.rows[i];
+        // With --rounds every turn has a first run: the class learns from the row's first.
+        let first_turn = r.first_run_s.is_none();
         r.first_run_s = Some(seconds);
-        if r.model_t > 0.0 {
+        if r.model_t > 0.0 && first_turn {
             self.corrections
                 .entry(class)
                 .or_default()
@@ -568,10 +580,13 @@ mod tests {
         let before = eta.remaining_s();
         let want = 2.0 * (18.0 + 2.0 * INITIAL_SETUP_S) + 1e6 / INITIAL_GENERATION_BYTES_PER_S;
         assert!((before - want).abs() < 1e-6, "{before} vs {want}");
+        // A turn's time is kept when it ends.
+        eta.start(0);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        eta.end_turn(0);
+        assert!(eta.current.is_none() && eta.rows[0].spent_s >= 0.02);
         // Row 0's first turn took 5 s; row 1 starts its first turn: row 0 still counts, less
         // those 5 s.
-        eta.start(0);
-        eta.end_turn(0);
         eta.rows[0].spent_s = 5.0;
         eta.start(1);
         let during = eta.remaining_s();
@@ -580,6 +595,23 @@ mod tests {
             "{during} vs {}",
             before - 5.0
         );
+        // Row 1 ends early (a turn not timed): it counts nothing more, row 0 still does.
+        eta.no_more_turns(1);
+        let left = eta.remaining_s();
+        assert!((left - (eta.row_s(0) - 5.0)).abs() < 1e-9, "{left}");
+        // Finished without a timing record (unsupported), a row's time is its turns' time.
+        let row = crate::runfile::Row::new(
+            crate::runfile::RowKind::Measured,
+            crate::runfile::Shape::from(&Problem::Matmul(perfledger_kernels::MatmulProblem::new(
+                2, 2, 2,
+            ))),
+            perfledger_kernels::Precision::same(perfledger_kernels::DType::F32),
+            crate::runfile::Device::named("t"),
+            crate::runfile::Status::Unsupported,
+        );
+        eta.finish(0, &row);
+        assert_eq!(eta.rows[0].done_s, Some(5.0));
+        assert_eq!(eta.remaining_s(), 0.0);
     }
 
     #[test]

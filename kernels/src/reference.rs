@@ -426,7 +426,7 @@ mod tests {
     }
 
     #[test]
-    fn ndarray_product_agrees_with_the_loop_reference() {
+    fn product_agrees_with_the_row_loop() {
         // Shapes around matrixmultiply's blocking edges and the loop product's limits (rows up
         // to LOOP_PRODUCT_MAX_M, column blocks of 256), both layouts, padded leading dimensions;
         // f16 inputs so the operands are not small integers (the sums round).

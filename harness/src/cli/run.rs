@@ -801,7 +801,11 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
                     let row = runner::merge_turns(std::mem::take(&mut turns[j]), &rp.runner);
                     finish_row(&mut run, &mut progress, i, row, args.verbose, 0);
                 } else {
-                    progress.eta().end_turn(i);
+                    if runner::turn_goes_on(turns[j].last().expect("just pushed")) {
+                        progress.eta().end_turn(i);
+                    } else {
+                        progress.eta().no_more_turns(i);
+                    }
                     progress.turn_done();
                     // What a second Ctrl-C writes: the rows so far, this case's made of the
                     // turns they have.
@@ -828,7 +832,12 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
         // interrupt, those that have a turn; in one go every row was kept as it ended).
         for (j, row_turns) in turns.into_iter().enumerate() {
             if !row_turns.is_empty() {
-                let shown = row_turns.len() as u64;
+                // After an interrupt the turns not taken are not progress.
+                let shown = if interrupted {
+                    u64::from(rounds)
+                } else {
+                    row_turns.len() as u64
+                };
                 let row = runner::merge_turns(row_turns, &rp.runner);
                 finish_row(&mut run, &mut progress, start + j, row, args.verbose, shown);
             }

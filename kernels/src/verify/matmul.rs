@@ -790,6 +790,42 @@ mod tests {
         }
     }
 
+    /// The sampled check's input side draws its random numbers in the order the check always
+    /// has (the sampled rows, then each batch's vectors in turn), so a seed keeps its rows,
+    /// vectors and verdicts; its products are Freivalds' of the reference module.
+    #[test]
+    fn sampled_reference_keeps_the_draw_order() {
+        let p = MatmulProblem::new(30, 21, 17).transposed_b().with_batch(2);
+        let a = Tensor::random(DType::BF16, p.a_len(), 31);
+        let b = Tensor::random(DType::BF16, p.b_len(), 32);
+        let c = Tensor::random(DType::F32, p.c_len(), 33);
+        let opts = VerifyOptions {
+            sample_rows: 5,
+            freivalds_vectors: 3,
+            ..sampled()
+        };
+        let got = SampledReference::new(&p, &a, &b, &opts);
+        let mut rng = SplitMix64::new(opts.seed);
+        let rows = sample_indices(p.batch * p.m, opts.sample_rows, &mut rng);
+        assert_eq!(got.rows, 5);
+        let mut got_rows = Vec::new();
+        for (batch, sb) in got.batches.iter().enumerate() {
+            let ops = MatmulOperands::new(&p, &a, &b, batch);
+            assert_eq!(sb.vectors.len(), 3);
+            for v in &sb.vectors {
+                let x = freivalds_vector(p.n, &mut rng);
+                let f = crate::reference::freivalds_products(&p, &ops, &c, batch, &x);
+                assert_eq!((&v.x, &v.abx, &v.abs_abx), (&x, &f.abx, &f.abs_abx));
+                assert_eq!(v.x_abs, x.iter().map(|v| v.abs()).sum::<f64>());
+            }
+            for (i, reference, scale) in &sb.rows {
+                assert_eq!((reference, scale), (&ops.row(*i).0, &ops.row(*i).1));
+                got_rows.push(batch * p.m + i);
+            }
+        }
+        assert_eq!(got_rows, rows);
+    }
+
     #[test]
     fn unverifiable_inputs_fail() {
         let p = MatmulProblem::new(4, 4, 4);
