@@ -468,7 +468,10 @@ impl Progress {
         if !self.bar.is_hidden() || total < 4 {
             return;
         }
-        while self.units_done * 4 >= self.next_quarter * total && self.next_quarter <= 4 {
+        // The last quarter once every row is finished (a case's rows finish after its turns).
+        while self.units_done * 4 >= self.next_quarter * total
+            && (self.next_quarter < 4 || (self.next_quarter == 4 && self.rows_done == self.rows))
+        {
             self.next_quarter += 1;
             let left = self.eta().remaining_s();
             let done = if self.turns > 1 {
