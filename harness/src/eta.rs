@@ -480,6 +480,19 @@ mod tests {
         }
     }
 
+    /// A row of a tiny matmul with `status` and no timing, for `Eta::finish`.
+    fn finished_row(status: crate::runfile::Status) -> Row {
+        Row::new(
+            crate::runfile::RowKind::Measured,
+            crate::runfile::Shape::from(&Problem::Matmul(perfledger_kernels::MatmulProblem::new(
+                2, 2, 2,
+            ))),
+            perfledger_kernels::Precision::same(perfledger_kernels::DType::F32),
+            crate::runfile::Device::named("t"),
+            status,
+        )
+    }
+
     fn budgets() -> Budgets {
         Budgets {
             budget_s: 2.0,
@@ -533,15 +546,7 @@ mod tests {
         assert!((after - want).abs() < 0.01, "{after} vs {want}");
         assert!((eta.iteration_s(1) - 2.0).abs() < 1e-9);
         // A finished row counts no more.
-        let mut row = crate::runfile::Row::new(
-            crate::runfile::RowKind::Measured,
-            crate::runfile::Shape::from(&Problem::Matmul(perfledger_kernels::MatmulProblem::new(
-                2, 2, 2,
-            ))),
-            perfledger_kernels::Precision::same(perfledger_kernels::DType::F32),
-            crate::runfile::Device::named("t"),
-            crate::runfile::Status::Ok,
-        );
+        let mut row = finished_row(crate::runfile::Status::Ok);
         row.timing = Some(crate::runfile::Timing {
             method: crate::runfile::TimingMethod::Wall,
             warmup_iters: 2,
@@ -600,15 +605,7 @@ mod tests {
         let left = eta.remaining_s();
         assert!((left - (eta.row_s(0) - 5.0)).abs() < 1e-9, "{left}");
         // Finished without a timing record (unsupported), a row's time is its turns' time.
-        let row = crate::runfile::Row::new(
-            crate::runfile::RowKind::Measured,
-            crate::runfile::Shape::from(&Problem::Matmul(perfledger_kernels::MatmulProblem::new(
-                2, 2, 2,
-            ))),
-            perfledger_kernels::Precision::same(perfledger_kernels::DType::F32),
-            crate::runfile::Device::named("t"),
-            crate::runfile::Status::Unsupported,
-        );
+        let row = finished_row(crate::runfile::Status::Unsupported);
         eta.finish(0, &row);
         assert_eq!(eta.rows[0].done_s, Some(5.0));
         assert_eq!(eta.remaining_s(), 0.0);
