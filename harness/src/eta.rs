@@ -15,9 +15,10 @@
 //!
 //! **The estimate.** Each row's iteration time is predicted from its work and the measured
 //! ceilings (a fraction [`INITIAL_EFFICIENCY`] of its compute unit's probe, or of the read
-//! bandwidth for memory-bound rows), then corrected by what earlier rows of the same class
-//! (backend, op, unit, bound) showed at their first verified run (the geometric mean of
-//! measured / predicted; other classes' mean while a class has none). The time a row spends
+//! bandwidth for memory-bound rows), then corrected by what earlier rows showed at their first
+//! verified run (the geometric mean of measured / predicted): rows of the same kernel at the same
+//! precision and bound, or while it has none the same class (backend, op, unit, bound), or while
+//! that has none every class. The time a row spends
 //! sampling is modelled from that iteration time, its budget and its cap, with the ratio of
 //! sampling time to the minimum that earlier rows showed; preparation and verification from the
 //! bytes per second earlier rows showed (with `--rounds`, preparation and verification in each
@@ -67,6 +68,10 @@ pub struct RowWork {
     pub backend: Backend,
     pub op: Op,
     pub unit: ComputeUnit,
+    /// The kernel and precision (`family.variant.input-accum-output`): rows of one kernel at one
+    /// precision share the closest speed correction (a scalar baseline's f16 rows run ≈ 4× its
+    /// bf16 rows on the same unit).
+    pub kernel: String,
     /// Input sets the runner rotates (memory-bound rows): each is generated and prepared.
     pub sets: usize,
     /// `Some(false)` when the kernel already says it cannot run the row; `None` while unknown
@@ -100,6 +105,7 @@ impl RowWork {
             backend: id.backend,
             op: id.op,
             unit: id.unit,
+            kernel: id.id(),
             sets,
             supported: (probe_support || id.backend == Backend::Cpu)
                 .then(|| matches!(kernel.supports(problem), Support::Yes)),
@@ -179,6 +185,8 @@ fn unit_flops_per_cycle(unit: ComputeUnit) -> f64 {
 
 /// The class whose rows share a speed correction.
 type Class = (Backend, Op, ComputeUnit, bool);
+/// The closer class: one kernel at one precision, and whether the row is memory-bound.
+type KernelClass = (String, bool);
 
 #[derive(Clone, Debug)]
 struct RowState {
@@ -203,6 +211,8 @@ pub struct Eta {
     rows: Vec<RowState>,
     /// ln(measured / predicted) of the first runs, per class.
     corrections: HashMap<Class, Vec<f64>>,
+    /// The same per kernel and precision: a row takes these while its kernel has any.
+    kernel_corrections: HashMap<KernelClass, Vec<f64>>,
     /// Sampling time / its floor, of finished rows whose floor was under the budget.
     sampling_ratios: Vec<f64>,
     /// Preparation + verification of finished rows that did not generate inputs (s).
@@ -254,6 +264,7 @@ impl Eta {
             budgets,
             rows,
             corrections: HashMap::new(),
+            kernel_corrections: HashMap::new(),
             sampling_ratios: Vec::new(),
             setups: Vec::new(),
             generation_rates: Vec::new(),
@@ -267,15 +278,23 @@ impl Eta {
         (r.work.backend, r.work.op, r.work.unit, r.memory_bound)
     }
 
+    fn kernel_class(&self, i: usize) -> KernelClass {
+        let r = &self.rows[i];
+        (r.work.kernel.clone(), r.memory_bound)
+    }
+
     /// Predicted seconds per iteration of row `i`.
     fn iteration_s(&self, i: usize) -> f64 {
         let r = &self.rows[i];
         if let Some(t) = r.first_run_s {
             return t;
         }
+        // The closest class with a measured row: the kernel at this precision, then the
+        // unit's class, then every class.
         let own = self
-            .corrections
-            .get(&self.class(i))
+            .kernel_corrections
+            .get(&self.kernel_class(i))
+            .or_else(|| self.corrections.get(&self.class(i)))
             .filter(|v| !v.is_empty());
         let logs: Vec<f64> = match own {
             Some(v) => v.clone(),
@@ -352,16 +371,15 @@ impl Eta {
         if !(seconds.is_finite() && seconds > 0.0) {
             return;
         }
-        let class = self.class(i);
+        let (class, kernel) = (self.class(i), self.kernel_class(i));
         let r = &mut self.rows[i];
         // With --rounds every turn has a first run: the class learns from the row's first.
         let first_turn = r.first_run_s.is_none();
         r.first_run_s = Some(seconds);
         if r.model_t > 0.0 && first_turn {
-            self.corrections
-                .entry(class)
-                .or_default()
-                .push((seconds / r.model_t).ln());
+            let log = (seconds / r.model_t).ln();
+            self.corrections.entry(class).or_default().push(log);
+            self.kernel_corrections.entry(kernel).or_default().push(log);
         }
     }
 
@@ -475,6 +493,7 @@ mod tests {
             backend: Backend::Cpu,
             op: Op::Matmul,
             unit: ComputeUnit::CpuFma(Isa::Avx2fma),
+            kernel: "matmul.cpu.packed.avx2fma.f32-f32-f32".into(),
             sets: 1,
             supported,
         }
@@ -609,6 +628,43 @@ mod tests {
         eta.finish(0, &row);
         assert_eq!(eta.rows[0].done_s, Some(5.0));
         assert_eq!(eta.remaining_s(), 0.0);
+    }
+
+    /// A kernel's rows at one precision correct each other first; a row of another precision
+    /// on the same unit takes the unit's class while its own kernel has no measured row.
+    #[test]
+    fn correction_prefers_the_same_kernel_and_precision() {
+        let mut c = MeasuredCeilings::default();
+        c.cpu_fma_gflops.insert("avx2fma".into(), 100.0);
+        let naive = |precision: &str| RowWork {
+            unit: ComputeUnit::CpuScalar,
+            kernel: format!("matmul.cpu.naive.scalar.{precision}"),
+            ..work(6e10, Some(true))
+        };
+        let rows = vec![
+            naive("f16-f32-f16"),
+            naive("bf16-f32-bf16"),
+            naive("f16-f32-f16"),
+            naive("bf16-f32-bf16"),
+        ];
+        let mut eta = Eta::new(rows, &c, budgets(), 0.0);
+        let model = eta.rows[0].model_t;
+        // The f16 row runs 8× the model: the bf16 row, with no row of its own yet, takes the
+        // class's 8×; the next f16 row too.
+        eta.first_run(0, 8.0 * model);
+        assert!((eta.iteration_s(1) / model - 8.0).abs() < 1e-9);
+        assert!((eta.iteration_s(2) / model - 8.0).abs() < 1e-9);
+        // The bf16 row runs 2× the model: the next bf16 row takes its own kernel's 2×, the next
+        // f16 row keeps 8×, where the class's mean (4×) would miss both.
+        eta.first_run(1, 2.0 * model);
+        assert!((eta.iteration_s(3) / model - 2.0).abs() < 1e-9);
+        assert!((eta.iteration_s(2) / model - 8.0).abs() < 1e-9);
+        // A row of another class (a vector unit) takes every class's mean, none of its own.
+        eta.rows.push(eta.rows[0].clone());
+        eta.rows[4].work.unit = ComputeUnit::CpuFma(Isa::Avx2fma);
+        eta.rows[4].work.kernel = "matmul.cpu.packed.avx2fma.f16-f32-f16".into();
+        eta.rows[4].first_run_s = None;
+        assert!((eta.iteration_s(4) / eta.rows[4].model_t - 4.0).abs() < 1e-9);
     }
 
     #[test]
