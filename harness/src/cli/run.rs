@@ -757,7 +757,16 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
         let group = &plan.rows[start..end];
         let mut turns: Vec<Vec<Row>> = vec![Vec::new(); group.len()];
         'turns: for turn in 0..rounds {
-            for j in runner::turn_order(group.len(), turn) {
+            let order = runner::turn_order(group.len(), turn);
+            for (pos, &j) in order.iter().enumerate() {
+                // In the last turn, the input sets of a dtype go once no row left needs them.
+                if turn + 1 == rounds {
+                    inputs.release_unless(case, |dtype| {
+                        order[pos..]
+                            .iter()
+                            .any(|&k| group[k].precision.input == dtype)
+                    });
+                }
                 // A row whose last turn was not timed (unsupported, incorrect, ...) is done.
                 if turns[j].last().is_some_and(|r| !runner::turn_goes_on(r)) {
                     continue;
