@@ -23,11 +23,14 @@
 //! over the last one's, round by round (a median of the rounds): whether a rotation of that
 //! many sets still reads partly from cache, measured in the same memory state as the large one.
 //!
+//! `DECTIME_STREAMS=N` has each decode task read its split as N streams (1, 2, 4, 8 or 16;
+//! unset: as the kernel chooses).
+//!
 //! `DECTIME_SETS=N` cycles through N input sets (default: 520 MiB of K and V in all, so K and V
 //! are read from memory, as the runner's rotation of 16 × L3 reads them on a 32 MiB L3);
 //! `DECTIME_SETS=1` times data left in cache.
 
-use perfledger_kernels::cpu::attention::{decode_run, DecodePath, Mutation};
+use perfledger_kernels::cpu::attention::{decode_run, DecodeKnobs, DecodePath, Mutation};
 use perfledger_kernels::isa::Isa;
 use perfledger_kernels::{AttentionProblem, DType, Element, Tensor};
 use std::time::Instant;
@@ -37,6 +40,16 @@ use std::time::Instant;
 #[global_allocator]
 static ALLOC: perfledger_kernels::alloc::CacheLineAligned =
     perfledger_kernels::alloc::CacheLineAligned;
+
+/// `DECTIME_STREAMS=N`: the streams a decode task reads its split in (as chosen if unset).
+fn knobs() -> DecodeKnobs {
+    DecodeKnobs {
+        interleave: None,
+        streams: std::env::var("DECTIME_STREAMS")
+            .ok()
+            .map(|s| s.parse().expect("DECTIME_STREAMS is a number of streams")),
+    }
+}
 
 /// `DECTIME_INTERLEAVE_AB`: `Some(false)` pairs calls off/on, `Some(true)` off/off (`same`).
 fn pairing() -> Option<bool> {
@@ -184,7 +197,7 @@ fn rotations<T: Element>(path: DecodePath, p: &AttentionProblem, counts: &[usize
             for i in 0..TURN_CALLS {
                 let [q, k, v] = slices::<T>(&inputs[first + i % n]);
                 let t = Instant::now();
-                decode_run::<T, T>(path, p, q, k, v, &mut out, Mutation::None, None).unwrap();
+                decode_run::<T, T>(path, p, q, k, v, &mut out, Mutation::None, knobs()).unwrap();
                 ts.push(t.elapsed().as_secs_f64());
             }
             let ts = sorted(ts[TURN_WARM..].to_vec());
@@ -235,9 +248,20 @@ fn time<T: Element>(
             Some(streams) if v.len() % 2 == 1 => {
                 std::hint::black_box(read_pass(k, vv, streams));
             }
-            _ => {
-                decode_run::<T, T>(path, p, q, k, vv, &mut out, Mutation::None, interleave).unwrap()
-            }
+            _ => decode_run::<T, T>(
+                path,
+                p,
+                q,
+                k,
+                vv,
+                &mut out,
+                Mutation::None,
+                DecodeKnobs {
+                    interleave,
+                    ..knobs()
+                },
+            )
+            .unwrap(),
         }
         v.push(t.elapsed().as_secs_f64());
     }

@@ -280,3 +280,98 @@ fn sampled_rows_pass_the_real_kernel_and_catch_a_mutant() {
     let v = verify_attention(&p, prec, &ins[0], &ins[1], &ins[2], &bad, &sampled);
     assert_eq!(v.verdict, Verdict::Fail, "{v:?}");
 }
+
+/// A decode task walks its split as several streams (`DecodeKnobs::streams`) on the memory-bound
+/// shapes; the tests' shapes are small, so the streams are forced here. Every decode path and
+/// precision, 1 to 16 streams: the output verifies, the GQA-head and rescale mutants still fail,
+/// and on the f32 products more than one stream changes the summation order (the streams are
+/// really taken). Splits of 256 keys (whole blocks) and, at kv 1000, a last split that is not
+/// whole blocks and reads one stream.
+#[test]
+fn decode_in_streams_verifies_and_mutants_fail() {
+    use perfledger_kernels::cpu::attention::{decode_run, DecodeKnobs};
+    fn typed<T: Element>(
+        path: DecodePath,
+        p: &AttentionProblem,
+        ins: &[Tensor; 3],
+        m: Mutation,
+        streams: usize,
+    ) -> Tensor {
+        let [q, k, v] = ins.each_ref().map(|t| T::tensor_slice(t).unwrap());
+        let mut out = vec![T::nan(); p.q_len_elems()];
+        let knobs = DecodeKnobs {
+            interleave: None,
+            streams: Some(streams),
+        };
+        decode_run(path, p, q, k, v, &mut out, m, knobs).unwrap();
+        T::into_tensor(out)
+    }
+    fn run_streams(
+        path: DecodePath,
+        p: &AttentionProblem,
+        ins: &[Tensor; 3],
+        m: Mutation,
+        streams: usize,
+    ) -> Tensor {
+        match ins[0].dtype() {
+            DType::F32 => typed::<f32>(path, p, ins, m, streams),
+            DType::F16 => typed::<f16>(path, p, ins, m, streams),
+            DType::BF16 => typed::<bf16>(path, p, ins, m, streams),
+        }
+    }
+    // Two threads whatever the machine, so the splits are the same everywhere.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let shapes = [
+        AttentionProblem::new(1, 8, 2, 1, 1024, 128),
+        AttentionProblem::new(1, 8, 2, 1, 1000, 64).with_scale(8.0),
+    ];
+    let mut report = Vec::new();
+    let mut checked = 0;
+    for (n, p) in shapes.iter().enumerate() {
+        for dtype in [DType::F32, DType::F16, DType::BF16] {
+            let ins = [
+                Tensor::random(dtype, p.q_len_elems(), 400 + n as u64),
+                Tensor::random(dtype, p.kv_len_elems(), 401 + n as u64),
+                Tensor::random(dtype, p.kv_len_elems(), 402 + n as u64),
+            ];
+            let prec = Precision::same(dtype);
+            let opts = VerifyOptions::default();
+            for path in paths(p, dtype) {
+                let Path::Decode(path) = path else { continue };
+                let one = pool.install(|| run_streams(path, p, &ins, Mutation::None, 1));
+                for streams in [1, 2, 4, 8, 16] {
+                    let out = pool.install(|| run_streams(path, p, &ins, Mutation::None, streams));
+                    let v = verify_attention(p, prec, &ins[0], &ins[1], &ins[2], &out, &opts);
+                    if v.verdict != Verdict::Pass {
+                        report.push(format!("{path} {p} {dtype} {streams} streams: {v:?}"));
+                    }
+                    let f32_products = matches!(path, DecodePath::Isa(_)) && dtype == DType::F32;
+                    if f32_products && streams > 1 && out == one {
+                        report.push(format!(
+                            "{path} {p} {dtype} {streams} streams: the same sums as one stream"
+                        ));
+                    }
+                    for m in [Mutation::WrongKvHead, Mutation::NoRescale] {
+                        // The rescale mutant needs the large-scale shape to bite.
+                        if m == Mutation::NoRescale && n == 0 {
+                            continue;
+                        }
+                        let bad = pool.install(|| run_streams(path, p, &ins, m, streams));
+                        let vb = verify_attention(p, prec, &ins[0], &ins[1], &ins[2], &bad, &opts);
+                        if vb.verdict != Verdict::Fail {
+                            report.push(format!(
+                                "{m:?} {path} {p} {dtype} {streams} streams: NOT detected: {vb:?}"
+                            ));
+                        }
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 0);
+    assert!(report.is_empty(), "{}", report.join("\n"));
+}

@@ -68,6 +68,20 @@ pub(crate) struct Prefetch {
     pub l1: usize,
     pub l2: usize,
     pub v_in_block: bool,
+    /// Parts of its split a task reads in lockstep, each a K and a V stream (paths with
+    /// [`Products::STREAMS`], splits of whole blocks), each prefetched `l1 / streams` and
+    /// `l2 / streams` rows ahead: [`Prefetch::STREAMS`] with the L2 prefetch, else 1. Each block
+    /// takes `16 / streams` consecutive keys of every part, so each dot tile of four keys reads
+    /// rows from four places, as the transposed GEMV reads eight rows at a time on Intel
+    /// (`cpu::matmul::gemv`). Xeon family 6 model 207 VM, h32/8 kv 8192 d128, 2 threads, K + V
+    /// rotated from memory as the runner does (`results/decode-streams/`): against a plain read of
+    /// the same buffers call by call (`dectime`, `DECTIME_READ_AB=2`), bf16 0.83–0.86 with one
+    /// stream, 0.92–0.96 with four, 0.95 with two, 0.79–0.81 with sixteen; f16 0.81–0.83 against
+    /// 0.86–0.88 with four. In `perfledger run`, builds alternated in seven rounds, the share of
+    /// the read alongside rose from a median of 0.647 to 0.741 in bf16 (higher in 7 of 7) and
+    /// from 0.641 to 0.691 in f16 (5 of 7). Not measured on AMD (its f32 products prefetch the
+    /// block's V instead, [`Prefetch::V_IN_BLOCK`]) or for the pair products.
+    pub streams: usize,
 }
 
 impl Prefetch {
@@ -75,27 +89,31 @@ impl Prefetch {
     const L1_WITH_L2: usize = 16;
     /// Rows into L2.
     const L2_ROWS: usize = 64;
+    /// Streams a task reads with the L2 prefetch.
+    const STREAMS: usize = 4;
 
     /// The block's V rows only (AMD family 25).
     pub const V_IN_BLOCK: Prefetch = Prefetch {
         l1: 0,
         l2: 0,
         v_in_block: true,
+        streams: 1,
     };
 
     /// The prefetch of `p` with `elem_bytes`-byte elements on `threads` threads, given the L2
     /// size of one core, in rows ahead (measured on Intel).
     pub fn new(p: &AttentionProblem, elem_bytes: usize, threads: usize, l2: usize) -> Prefetch {
         let kv_bytes = 2 * p.kv_len_elems() * elem_bytes;
-        let (l1, l2) = if kv_bytes > l2 * threads.max(1) {
-            (Self::L1_WITH_L2, Self::L2_ROWS)
+        let (l1, l2, streams) = if kv_bytes > l2 * threads.max(1) {
+            (Self::L1_WITH_L2, Self::L2_ROWS, Self::STREAMS)
         } else {
-            (PREFETCH_ROWS, 0)
+            (PREFETCH_ROWS, 0, 1)
         };
         Prefetch {
             l1,
             l2,
             v_in_block: false,
+            streams,
         }
     }
 
@@ -110,6 +128,11 @@ impl Prefetch {
     ) -> Prefetch {
         match crate::cpu::cpu_kind() {
             crate::cpu::CpuKind::AmdFamily25 if !pairs => Self::V_IN_BLOCK,
+            // The pair products read one stream (not measured in several).
+            _ if pairs => Prefetch {
+                streams: 1,
+                ..Self::new(p, elem_bytes, threads, l2)
+            },
             _ => Self::new(p, elem_bytes, threads, l2),
         }
     }
@@ -336,6 +359,12 @@ pub(crate) struct State {
     /// [`Ctx::interleave`].
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 paths only
     pub interleave: bool,
+    /// Where position `i` of a block of [`DBK`] keys reads its K and V rows: elements from the
+    /// block's base (`i · head_dim` in one stream; [`Prefetch::streams`]).
+    pub key_off: [usize; DBK],
+    /// Streams the block's positions come from (`key_off`): position `i` is in stream `i %
+    /// streams`, the positions of one stream are consecutive rows.
+    pub streams: usize,
 }
 
 /// Lanes of a row's running sum in [`State`]: the widest vector's.
@@ -387,8 +416,13 @@ pub(crate) trait Products<T: Element> {
     /// Keys per block: [`DBK`] unless the path sets another multiple of 16.
     const BK: usize = DBK;
 
-    /// One block of `1 ≤ nk ≤ Self::BK` keys whose K/V rows (`d` elements, `d` apart) start at `kb`,
-    /// `vb` (`nk` readable rows each): scores into `st.sc`, [`softmax`], `O = α·O + P·V`
+    /// Whether [`Products::block`] reads its rows where [`State::key_off`] says (so a task may
+    /// walk its split as [`Prefetch::streams`] streams); otherwise the rows are consecutive.
+    const STREAMS: bool = false;
+
+    /// One block of `1 ≤ nk ≤ Self::BK` keys whose K/V rows (`d` elements) are at `kb`, `vb`
+    /// plus [`State::key_off`] where [`Products::STREAMS`], else `d` apart (`nk` readable rows
+    /// each): scores into `st.sc`, [`softmax`], `O = α·O + P·V`
     /// (`O = P·V` when `first`; otherwise `st.o` holds this split's O). `prefetch(key, n)` is
     /// called for keys `key..key + n` of the block (each key once), spread between the score
     /// tiles.
@@ -425,6 +459,7 @@ impl<S: Simd, T: Element, const KD: usize, const GR: usize, const NV: usize> Pro
 {
     const GR: usize = GR;
     const DW: usize = S::LANES;
+    const STREAMS: bool = true;
 
     #[inline(always)]
     unsafe fn load_q(
@@ -464,16 +499,27 @@ impl<S: Simd, T: Element, const KD: usize, const GR: usize, const NV: usize> Pro
         let in_place =
             d.is_multiple_of(S::LANES) && (T::DTYPE != DType::F16 || S::F16_IN_REGISTERS);
         if in_place {
-            block::<S, T, KD, GR, NV>(st, c, kb, vb, d, nk, first, prefetch);
+            let rows = Rows {
+                off: &st.key_off,
+                streams: st.streams,
+                ld: d,
+            };
+            block::<S, T, KD, GR, NV>(st, c, kb, vb, rows, nk, first, prefetch);
         } else {
             let dp = st.dp;
             let kf = ws.kf.get(DBK * dp).as_mut_ptr();
             let vf = ws.vf.get(DBK * dp).as_mut_ptr();
             for jj in 0..nk {
-                convert_row::<S, T>(kb.add(jj * d), kf.add(jj * dp), d, dp);
-                convert_row::<S, T>(vb.add(jj * d), vf.add(jj * dp), d, dp);
+                convert_row::<S, T>(kb.add(st.key_off[jj]), kf.add(jj * dp), d, dp);
+                convert_row::<S, T>(vb.add(st.key_off[jj]), vf.add(jj * dp), d, dp);
             }
-            block::<S, f32, KD, GR, NV>(st, c, kf, vf, dp, nk, first, prefetch);
+            let off = std::array::from_fn(|i| i * dp);
+            let rows = Rows {
+                off: &off,
+                streams: 1,
+                ld: dp,
+            };
+            block::<S, f32, KD, GR, NV>(st, c, kf, vf, rows, nk, first, prefetch);
         }
     }
 
@@ -483,9 +529,22 @@ impl<S: Simd, T: Element, const KD: usize, const GR: usize, const NV: usize> Pro
     }
 }
 
-/// One block of `nk` keys whose K/V rows (element type `E`, row stride `ld`, at least `dp`
-/// readable elements per row) start at `kb`, `vb`: scores, online softmax, `O = α·O + P·V`.
-/// `prefetch(key, KD)` is called once per dot tile (for its keys), spread between the tiles.
+/// Where a block's K/V rows are: position `i` at `off[i]` elements from the block's base; the
+/// positions of stream `s` (`i % streams == s`) are consecutive rows `ld` apart.
+#[derive(Clone, Copy)]
+struct Rows<'a> {
+    off: &'a [usize; DBK],
+    streams: usize,
+    ld: usize,
+}
+
+/// α = 1 for the P·V tiles of a block's streams after its first.
+static ONES: [f32; DBK] = [1.0; DBK];
+
+/// One block of `nk` keys whose K/V rows (element type `E`, at least `dp` readable elements per
+/// row) are at `kb`, `vb` plus `rows`: scores, online softmax, `O = α·O + P·V` (one P·V tile per
+/// stream, P taken `rows.streams` apart). `prefetch(key, KD)` is called once per dot tile (for
+/// its keys), spread between the tiles.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn block<S: Simd, E: Element, const KD: usize, const GR: usize, const NV: usize>(
@@ -493,7 +552,7 @@ unsafe fn block<S: Simd, E: Element, const KD: usize, const GR: usize, const NV:
     c: f32,
     kb: *const E,
     vb: *const E,
-    ld: usize,
+    rows: Rows<'_>,
     nk: usize,
     first: bool,
     mut prefetch: impl FnMut(usize, usize),
@@ -504,7 +563,8 @@ unsafe fn block<S: Simd, E: Element, const KD: usize, const GR: usize, const NV:
     // Scores; a last partial group of KD keys repeats the last row (its scores are masked).
     let mut jj = 0;
     while jj < nk {
-        let krows: [*const E; KD] = std::array::from_fn(|key| kb.add((jj + key).min(nk - 1) * ld));
+        let krows: [*const E; KD] =
+            std::array::from_fn(|key| kb.add(rows.off[(jj + key).min(nk - 1)]));
         let mut r0 = 0;
         while r0 < gp {
             dots::<S, E, KD, GR>(
@@ -527,19 +587,28 @@ unsafe fn block<S: Simd, E: Element, const KD: usize, const GR: usize, const NV:
         let nv = NV.min(nvp - dc);
         let mut r0 = 0;
         while r0 < gp {
-            pv_tile_n::<S, E, GR, NV>(
-                nv,
-                nk,
-                st.sc.add(r0 * DBK),
-                DBK,
-                1,
-                vb.add(dc * l),
-                ld,
-                st.o.add(r0 * dp + dc * l),
-                dp,
-                st.alpha.add(r0),
-                first,
-            );
+            // Stream s: the block's positions s, s + streams, … (whole blocks only, so each
+            // stream has nk / streams of them); O rescaled by the first stream's tile only.
+            for s in 0..rows.streams {
+                let (alpha, first) = if s == 0 {
+                    (st.alpha.add(r0) as *const f32, first)
+                } else {
+                    (ONES.as_ptr(), false)
+                };
+                pv_tile_n::<S, E, GR, NV>(
+                    nv,
+                    nk / rows.streams,
+                    st.sc.add(r0 * DBK + s),
+                    DBK,
+                    rows.streams,
+                    vb.add(rows.off[s] + dc * l),
+                    rows.ld,
+                    st.o.add(r0 * dp + dc * l),
+                    dp,
+                    alpha,
+                    first,
+                );
+            }
             r0 += GR;
         }
         dc += nv;
@@ -647,7 +716,29 @@ pub(crate) unsafe fn task<S: Simd, T: Element, P: Products<T>>(
         lsum: stats.add(3 * gp),
         no_rescale: cx.mutation == Mutation::NoRescale,
         interleave: cx.interleave,
+        key_off: std::array::from_fn(|i| i * d),
+        streams: 1,
     };
+    // In streams (`Prefetch::streams`), where the path takes them and the split is whole
+    // blocks: stream `r` is the split's `r`-th part, and position `i` of a block reads key `i / R`
+    // of the block's step in stream `i % R`.
+    let mut st = st;
+    let split_keys = jb - ja;
+    let streams = cx.prefetch.streams.max(1);
+    let streams = if streams > 1
+        && P::STREAMS
+        && !cx.interleave
+        && bk == DBK
+        && DBK.is_multiple_of(streams)
+        && split_keys.is_multiple_of(DBK)
+    {
+        streams
+    } else {
+        1
+    };
+    let part_keys = split_keys / streams;
+    st.key_off = std::array::from_fn(|i| ((i % streams) * part_keys + i / streams) * d);
+    st.streams = streams;
     for r in 0..gp {
         *st.m.add(r) = f32::NEG_INFINITY;
         *st.mc.add(r) = f32::NEG_INFINITY;
@@ -679,10 +770,49 @@ pub(crate) unsafe fn task<S: Simd, T: Element, P: Products<T>>(
     // control 1.003-1.016).
     let row_bytes = d * std::mem::size_of::<T>();
     let seq_end = p.kv_len;
-    let Prefetch { l1, l2, v_in_block } = cx.prefetch;
+    let Prefetch {
+        l1, l2, v_in_block, ..
+    } = cx.prefetch;
     let v_lag = if cx.interleave { DBK } else { 0 };
     let mut first = true;
-    let mut j0 = ja;
+    if streams > 1 {
+        // Each stream prefetched its share of the distances ahead of its own rows, so the
+        // lines in flight are as many as in one stream.
+        let (l1, l2) = (l1 / streams, l2 / streams);
+        let step = DBK / streams;
+        let mut jl = 0;
+        while jl < part_keys {
+            let (kb, vb) = (k_base.add((ja + jl) * d), v_base.add((ja + jl) * d));
+            // The rows of positions `key..key + n` of the block, `l2` (`l1`) ahead in their
+            // streams: the last stream's run on into the next split, as in one stream.
+            let prefetch = |key: usize, n: usize| {
+                for i in key..key + n {
+                    let row = ja + (i % streams) * part_keys + jl + i / streams;
+                    for (ahead, into_l2) in [(l2, true), (l1, false)] {
+                        if ahead == 0 || row + ahead >= seq_end {
+                            continue;
+                        }
+                        for base in [k_base, v_base] {
+                            let p = base.add((row + ahead) * d) as *const u8;
+                            let mut off = 0;
+                            while off < row_bytes {
+                                if into_l2 {
+                                    prefetch_l2(p.add(off));
+                                } else {
+                                    S::prefetch(p.add(off));
+                                }
+                                off += 64;
+                            }
+                        }
+                    }
+                }
+            };
+            P::block(&st, ws, c, kb, vb, d, DBK, first, prefetch);
+            first = false;
+            jl += step;
+        }
+    }
+    let mut j0 = if streams > 1 { jb } else { ja };
     while j0 < jb {
         let nk = bk.min(jb - j0);
         // Rows `key..key + n` of the block (and those ahead of them) as a few runs of whole
@@ -797,7 +927,8 @@ mod tests {
             Prefetch {
                 l1: 16,
                 l2: 64,
-                v_in_block: false
+                v_in_block: false,
+                streams: 4,
             }
         );
         assert_eq!(
@@ -812,7 +943,8 @@ mod tests {
             Prefetch {
                 l1: PREFETCH_ROWS,
                 l2: 0,
-                v_in_block: false
+                v_in_block: false,
+                streams: 1,
             }
         );
         // Exactly the L2s' size still fits; one byte-row more does not.
@@ -848,7 +980,10 @@ mod tests {
         let rows_ahead = Prefetch::new(&big, 2, 2, 2 * MIB);
         assert_eq!(
             Prefetch::for_this_cpu(&big, true, 2, 2, 2 * MIB),
-            rows_ahead
+            Prefetch {
+                streams: 1,
+                ..rows_ahead
+            }
         );
         let f32_products = Prefetch::for_this_cpu(&big, false, 2, 2, 2 * MIB);
         if crate::cpu::cpu_kind() == crate::cpu::CpuKind::AmdFamily25 {

@@ -355,7 +355,7 @@ unsafe fn pv_pairs<const NV: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::attention::{decode_run, DecodePath, Mutation};
+    use crate::cpu::attention::{decode_run, DecodeKnobs, DecodePath, Mutation};
     use crate::dtype::{DType, Element, Tensor};
     use crate::problem::AttentionProblem;
 
@@ -413,7 +413,10 @@ mod tests {
                         v,
                         &mut o,
                         Mutation::None,
-                        Some(interleave),
+                        DecodeKnobs {
+                            interleave: Some(interleave),
+                            streams: None,
+                        },
                     )
                 })
                 .unwrap();

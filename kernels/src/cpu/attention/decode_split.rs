@@ -53,6 +53,7 @@ unsafe fn widen(p: *const bf16) -> (__m512, __m512) {
 impl<const NV: usize> Products<bf16> for SplitDots<NV> {
     const GR: usize = GR;
     const DW: usize = W;
+    const STREAMS: bool = true;
 
     /// The query rows as f32, each 32-element chunk as its even then its odd elements.
     #[inline(always)]
@@ -101,7 +102,7 @@ impl<const NV: usize> Products<bf16> for SplitDots<NV> {
         let mut jj = 0;
         while jj < nk {
             let krows: [*const bf16; KD] =
-                std::array::from_fn(|key| kb.add((jj + key).min(nk - 1) * d));
+                std::array::from_fn(|key| kb.add(st.key_off[(jj + key).min(nk - 1)]));
             let mut r0 = 0;
             while r0 < gp {
                 let qf = st.qf.add(r0 * dp);
@@ -137,8 +138,8 @@ impl<const NV: usize> Products<bf16> for SplitDots<NV> {
                 let (p, o) = (st.sc.add(r0 * DBK), st.o.add(r0 * dp + ch * W));
                 let (v, alpha) = (vb.add(ch * W), st.alpha.add(r0));
                 match nv {
-                    1 => pv::<1>(nk, p, v, d, o, dp, alpha, first),
-                    _ => pv::<NV>(nk, p, v, d, o, dp, alpha, first),
+                    1 => pv::<1>(nk, p, v, &st.key_off, o, dp, alpha, first),
+                    _ => pv::<NV>(nk, p, v, &st.key_off, o, dp, alpha, first),
                 }
                 r0 += GR;
             }
@@ -159,15 +160,15 @@ impl<const NV: usize> Products<bf16> for SplitDots<NV> {
 }
 
 /// `O[r][chunks] = α_r·O[r] + Σ_{j<nk} P[r][j] · V[j]` for `r < GR` and `N` chunks of 32
-/// columns (each as its even then its odd columns), P at `p` (rows [`DBK`] apart), V rows `ldv`
-/// apart, O rows `ldo` apart. `first`: O is not read.
+/// columns (each as its even then its odd columns), P at `p` (rows [`DBK`] apart), V row `j` at
+/// `v + key_off[j]`, O rows `ldo` apart. `first`: O is not read.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn pv<const N: usize>(
     nk: usize,
     p: *const f32,
     v: *const bf16,
-    ldv: usize,
+    key_off: &[usize; DBK],
     o: *mut f32,
     ldo: usize,
     alpha: *const f32,
@@ -188,7 +189,7 @@ unsafe fn pv<const N: usize>(
     for j in 0..nk {
         let mut vv = [[_mm512_setzero_ps(); 2]; N];
         for c in 0..N {
-            let (e, od) = widen(v.add(j * ldv + c * W));
+            let (e, od) = widen(v.add(key_off[j] + c * W));
             vv[c] = [e, od];
         }
         for r in 0..GR {

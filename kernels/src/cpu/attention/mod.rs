@@ -558,11 +558,22 @@ pub fn decode_path_mutant<T: Element, O: Element>(
     out: &mut [O],
     mutation: Mutation,
 ) -> Result<(), KernelError> {
-    decode_run(path, p, q, k, v, out, mutation, None)
+    decode_run(path, p, q, k, v, out, mutation, DecodeKnobs::default())
 }
 
-/// [`decode_path_mutant`], with the interleaved P·V forced on or off (`interleave`; `None`: as
-/// chosen for the problem here): for tests and `examples/dectime`'s paired timing.
+/// Choices of the decode kernel forced for tests and `examples/dectime`'s paired timing; `None`:
+/// as chosen for the problem here.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DecodeKnobs {
+    /// The interleaved P·V on or off.
+    pub interleave: Option<bool>,
+    /// Streams a task reads its split in (1 to 16, dividing 16; a path without streams, or a
+    /// split that is not whole blocks, reads one).
+    pub streams: Option<usize>,
+}
+
+/// [`decode_path_mutant`], with the choices `knobs` forces.
 #[doc(hidden)]
 #[allow(clippy::too_many_arguments)]
 pub fn decode_run<T: Element, O: Element>(
@@ -573,9 +584,16 @@ pub fn decode_run<T: Element, O: Element>(
     v: &[T],
     out: &mut [O],
     mutation: Mutation,
-    interleave: Option<bool>,
+    knobs: DecodeKnobs,
 ) -> Result<(), KernelError> {
     check(p, [q.len(), k.len(), v.len(), out.len()])?;
+    if let Some(s) = knobs.streams {
+        assert!(
+            (1..=decode::DBK).contains(&s) && decode::DBK.is_multiple_of(s),
+            "decode streams divide {}: got {s}",
+            decode::DBK
+        );
+    }
     if let Some(reason) = path.refuse(p, T::DTYPE) {
         return Err(KernelError::Unsupported {
             kernel: format!("attention.cpu.decode.{path}"),
@@ -598,8 +616,16 @@ pub fn decode_run<T: Element, O: Element>(
         gp,
         part: SendPtr(part.as_mut_ptr()),
         dp,
-        prefetch: decode_prefetch(p, path, T::DTYPE, threads),
-        interleave: interleave.unwrap_or_else(|| decode_interleave(p, path, T::DTYPE, threads)),
+        prefetch: {
+            let pf = decode_prefetch(p, path, T::DTYPE, threads);
+            decode::Prefetch {
+                streams: knobs.streams.unwrap_or(pf.streams),
+                ..pf
+            }
+        },
+        interleave: knobs
+            .interleave
+            .unwrap_or_else(|| decode_interleave(p, path, T::DTYPE, threads)),
         mutation,
     };
     (0..tasks).into_par_iter().for_each(|t| {
@@ -929,6 +955,7 @@ impl Kernel for CpuAttentionKernel {
             chosen.insert("prefetch_l1_rows".into(), pf.l1.into());
             chosen.insert("prefetch_l2_rows".into(), pf.l2.into());
             chosen.insert("prefetch_v_in_block".into(), pf.v_in_block.into());
+            chosen.insert("kv_streams".into(), pf.streams.into());
             let il = decode_interleave(&p, path, self.precision.input, threads);
             chosen.insert("interleave_pv".into(), il.into());
         }
