@@ -189,6 +189,7 @@ fn rotations<T: Element>(path: DecodePath, p: &AttentionProblem, counts: &[usize
     let bytes = (2 * p.kv_len_elems() * std::mem::size_of::<T>()) as f64;
     let mut out = vec![T::default(); p.q_len_elems()];
     let mut gbs: Vec<Vec<f64>> = vec![Vec::new(); counts.len()];
+    let knobs = knobs();
     let t_end = Instant::now() + std::time::Duration::from_secs(20);
     while Instant::now() < t_end {
         let mut first = 0;
@@ -197,7 +198,7 @@ fn rotations<T: Element>(path: DecodePath, p: &AttentionProblem, counts: &[usize
             for i in 0..TURN_CALLS {
                 let [q, k, v] = slices::<T>(&inputs[first + i % n]);
                 let t = Instant::now();
-                decode_run::<T, T>(path, p, q, k, v, &mut out, Mutation::None, knobs()).unwrap();
+                decode_run::<T, T>(path, p, q, k, v, &mut out, Mutation::None, knobs).unwrap();
                 ts.push(t.elapsed().as_secs_f64());
             }
             let ts = sorted(ts[TURN_WARM..].to_vec());
@@ -237,6 +238,7 @@ fn time<T: Element>(
     let inputs = input_sets::<T>(p, sets);
     let mut out = vec![T::default(); p.q_len_elems()];
     let mut v = Vec::new();
+    let knobs = knobs();
     let t_end = Instant::now() + std::time::Duration::from_secs_f64(3.0);
     while v.len() < 5 || (Instant::now() < t_end && v.len() < 2000.max(2 * sets)) {
         let [q, k, vv] = slices::<T>(&inputs[v.len() % sets]);
@@ -258,7 +260,7 @@ fn time<T: Element>(
                 Mutation::None,
                 DecodeKnobs {
                     interleave,
-                    ..knobs()
+                    ..knobs
                 },
             )
             .unwrap(),

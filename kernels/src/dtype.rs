@@ -464,7 +464,9 @@ fn splitmix_mix(mut z: u64) -> u64 {
 fn uniform_from(seed: u64, steps: u64, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512dq") {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+        {
             // SAFETY: the CPU has AVX-512 F and DQ (checked).
             return unsafe { uniform_avx512dq(seed, steps, out) };
         }
@@ -589,7 +591,9 @@ mod tests {
                     unsafe { uniform_avx2(seed, steps, &mut got) };
                     assert_eq!(got, want, "avx2, seed {seed} steps {steps}");
                 }
-                if std::arch::is_x86_feature_detected!("avx512dq") {
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512dq")
+                {
                     got.fill(0.0);
                     // SAFETY: AVX-512 F and DQ are available (checked).
                     unsafe { uniform_avx512dq(seed, steps, &mut got) };

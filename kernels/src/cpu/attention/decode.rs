@@ -538,7 +538,7 @@ struct Rows<'a> {
     ld: usize,
 }
 
-/// α = 1 for the P·V tiles of a block's streams after its first.
+/// α = 1 for the P·V tiles of a block's streams after its first (`GR` rows of it).
 static ONES: [f32; DBK] = [1.0; DBK];
 
 /// One block of `nk` keys whose K/V rows (element type `E`, at least `dp` readable elements per
@@ -557,6 +557,7 @@ unsafe fn block<S: Simd, E: Element, const KD: usize, const GR: usize, const NV:
     first: bool,
     mut prefetch: impl FnMut(usize, usize),
 ) {
+    const { assert!(GR <= DBK, "ONES holds DBK rows of α") };
     let (gp, dp) = (st.gp, st.dp);
     let l = S::LANES;
     let nvp = dp / l;
@@ -589,6 +590,7 @@ unsafe fn block<S: Simd, E: Element, const KD: usize, const GR: usize, const NV:
         while r0 < gp {
             // Stream s: the block's positions s, s + streams, … (whole blocks only, so each
             // stream has nk / streams of them); O rescaled by the first stream's tile only.
+            debug_assert!(rows.streams == 1 || nk == DBK);
             for s in 0..rows.streams {
                 let (alpha, first) = if s == 0 {
                     (st.alpha.add(r0) as *const f32, first)
@@ -784,7 +786,10 @@ pub(crate) unsafe fn task<S: Simd, T: Element, P: Products<T>>(
         while jl < part_keys {
             let (kb, vb) = (k_base.add((ja + jl) * d), v_base.add((ja + jl) * d));
             // The rows of positions `key..key + n` of the block, `l2` (`l1`) ahead in their
-            // streams: the last stream's run on into the next split, as in one stream.
+            // streams. A part's last rows prefetch the next part's first ones, already read
+            // (and the last part's run on into the next split, as one stream does): keeping
+            // each part's prefetch inside it, with the first rows of parts 1.. prefetched at
+            // the task's start instead, was no faster (f16 0.98×, `results/decode-streams/`).
             let prefetch = |key: usize, n: usize| {
                 for i in key..key + n {
                     let row = ja + (i % streams) * part_keys + jl + i / streams;
