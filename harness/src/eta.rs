@@ -15,9 +15,8 @@
 //!
 //! **The estimate.** Each row's iteration time is predicted from its work and the measured
 //! ceilings (a fraction [`INITIAL_EFFICIENCY`] of its compute unit's probe, or of the read
-//! bandwidth for memory-bound rows), then corrected by what earlier rows showed (the geometric
-//! mean of measured / predicted; a row's first verified run while it runs, its median iteration
-//! once it has finished): rows of the same kernel at the same
+//! bandwidth for memory-bound rows), then corrected by what earlier rows showed at their first
+//! verified run (the geometric mean of measured / predicted): rows of the same kernel at the same
 //! precision and bound, or while it has none the same class (backend, op, unit, bound), or while
 //! that has none every class. The time a row spends
 //! sampling is modelled from that iteration time, its budget and its cap, with the ratio of
@@ -28,7 +27,7 @@
 //! the case in progress, not only the one in its turn; a row that will take no more turns counts
 //! nothing more — and the probes after the rows count what the probes before them took.
 
-use crate::runfile::{MeasuredCeilings, Row, Status};
+use crate::runfile::{MeasuredCeilings, Row};
 use crate::stats::MIN_SAMPLES;
 use perfledger_kernels::kernel::{Backend, Op};
 use perfledger_kernels::{ComputeUnit, Problem, Support};
@@ -204,9 +203,6 @@ struct RowState {
     done_s: Option<f64>,
     /// Seconds its finished turns took (`--rounds`), until the row is finished.
     spent_s: f64,
-    /// Where its first run's correction went (indices in its class's and its kernel's lists),
-    /// to be replaced by its median iteration once it finishes.
-    learned: Option<(usize, usize)>,
 }
 
 /// The progress estimate of a run in progress.
@@ -262,7 +258,6 @@ impl Eta {
                     generates,
                     done_s: None,
                     spent_s: 0.0,
-                    learned: None,
                 }
             })
             .collect();
@@ -384,53 +379,14 @@ impl Eta {
         r.first_run_s = Some(seconds);
         if r.model_t > 0.0 && first_turn {
             let log = (seconds / r.model_t).ln();
-            let by_class = self.corrections.entry(class).or_default();
-            let by_kernel = self.kernel_corrections.entry(kernel).or_default();
-            r.learned = Some((by_class.len(), by_kernel.len()));
-            by_class.push(log);
-            by_kernel.push(log);
-        }
-    }
-
-    /// Row `i` finished with a median iteration of `median_s`: the classes learn that instead
-    /// of its first run, which can be many times slower (a first call's page faults, thread
-    /// wake-ups and caches, on a product of a fraction of a millisecond).
-    fn learn_median(&mut self, i: usize, median_s: f64) {
-        let r = &self.rows[i];
-        if !(median_s.is_finite() && median_s > 0.0 && r.model_t > 0.0) {
-            return;
-        }
-        let log = (median_s / r.model_t).ln();
-        let (class, kernel) = (self.class(i), self.kernel_class(i));
-        match self.rows[i].learned {
-            Some((a, b)) => {
-                if let Some(v) = self.corrections.get_mut(&class).and_then(|v| v.get_mut(a)) {
-                    *v = log;
-                }
-                if let Some(v) = self
-                    .kernel_corrections
-                    .get_mut(&kernel)
-                    .and_then(|v| v.get_mut(b))
-                {
-                    *v = log;
-                }
-            }
-            None => {
-                let by_class = self.corrections.entry(class).or_default();
-                let by_kernel = self.kernel_corrections.entry(kernel).or_default();
-                self.rows[i].learned = Some((by_class.len(), by_kernel.len()));
-                by_class.push(log);
-                by_kernel.push(log);
-            }
+            self.corrections.entry(class).or_default().push(log);
+            self.kernel_corrections.entry(kernel).or_default().push(log);
         }
     }
 
     /// Row `i` finished: learn from its record.
     pub fn finish(&mut self, i: usize, row: &Row) {
         self.end_turn(i);
-        if let Some(stats) = row.stats.as_ref().filter(|_| row.status == Status::Ok) {
-            self.learn_median(i, stats.median_s);
-        }
         let elapsed = self.rows[i].spent_s;
         let timing = row.timing.as_ref();
         let total = timing.and_then(|t| t.row_s).unwrap_or(elapsed);
@@ -710,36 +666,6 @@ mod tests {
         eta.rows[4].work.kernel = "matmul.cpu.packed.avx2fma.f16-f32-f16".into();
         eta.rows[4].first_run_s = None;
         assert!((eta.iteration_s(4) / eta.rows[4].model_t - 4.0).abs() < 1e-9);
-    }
-
-    /// A finished row teaches its median iteration, not its first run: a first call 50× slower
-    /// than the samples (page faults, wake-ups) no longer inflates the rows after it.
-    #[test]
-    fn a_finished_row_teaches_its_median_not_its_first_run() {
-        let mut c = MeasuredCeilings::default();
-        c.cpu_fma_gflops.insert("avx2fma".into(), 100.0);
-        let mut eta = Eta::new(vec![work(6e10, Some(true)); 2], &c, budgets(), 0.0);
-        let model = eta.rows[0].model_t;
-        eta.start(0);
-        eta.first_run(0, 50.0 * model);
-        assert!((eta.iteration_s(1) / model - 50.0).abs() < 1e-9);
-        let mut row = finished_row(Status::Ok);
-        row.stats = Some(crate::runfile::RowStats {
-            median_s: 2.0 * model,
-            min_s: 2.0 * model,
-            p10_s: 2.0 * model,
-            p90_s: 2.0 * model,
-            mad_s: 0.0,
-            ci95_s: [2.0 * model, 2.0 * model],
-        });
-        eta.finish(0, &row);
-        assert!((eta.iteration_s(1) / model - 2.0).abs() < 1e-9);
-        // A row that was not timed teaches nothing more.
-        let mut eta = Eta::new(vec![work(6e10, Some(true)); 2], &c, budgets(), 0.0);
-        eta.start(0);
-        eta.first_run(0, 50.0 * model);
-        eta.finish(0, &finished_row(Status::Unsupported));
-        assert!((eta.iteration_s(1) / model - 50.0).abs() < 1e-9);
     }
 
     #[test]
