@@ -186,8 +186,6 @@ fn unit_flops_per_cycle(unit: ComputeUnit) -> f64 {
 
 /// The class whose rows share a speed correction.
 type Class = (Backend, Op, ComputeUnit, bool);
-/// The closer class: one kernel at one precision, and whether the row is memory-bound.
-type KernelClass = (String, bool);
 
 #[derive(Clone, Debug)]
 struct RowState {
@@ -213,7 +211,8 @@ pub struct Eta {
     /// ln(measured / predicted) of the first runs, per class.
     corrections: HashMap<Class, Vec<f64>>,
     /// The same per kernel and precision: a row takes these while its kernel has any.
-    kernel_corrections: HashMap<KernelClass, Vec<f64>>,
+    /// Indexed by whether the row is memory-bound, then keyed by the kernel's id.
+    kernel_corrections: [HashMap<String, Vec<f64>>; 2],
     /// Sampling time / its floor, of finished rows whose floor was under the budget.
     sampling_ratios: Vec<f64>,
     /// Preparation + verification of finished rows that did not generate inputs (s).
@@ -265,7 +264,7 @@ impl Eta {
             budgets,
             rows,
             corrections: HashMap::new(),
-            kernel_corrections: HashMap::new(),
+            kernel_corrections: Default::default(),
             sampling_ratios: Vec::new(),
             setups: Vec::new(),
             generation_rates: Vec::new(),
@@ -279,9 +278,10 @@ impl Eta {
         (r.work.backend, r.work.op, r.work.unit, r.memory_bound)
     }
 
-    fn kernel_class(&self, i: usize) -> KernelClass {
+    /// The corrections of row `i`'s kernel at its precision and bound, if any.
+    fn kernel_logs(&self, i: usize) -> Option<&Vec<f64>> {
         let r = &self.rows[i];
-        (r.work.kernel.clone(), r.memory_bound)
+        self.kernel_corrections[usize::from(r.memory_bound)].get(&r.work.kernel)
     }
 
     /// Predicted seconds per iteration of row `i`.
@@ -293,8 +293,7 @@ impl Eta {
         // The closest class with a measured row: the kernel at this precision, then the
         // unit's class, then every class.
         let own = self
-            .kernel_corrections
-            .get(&self.kernel_class(i))
+            .kernel_logs(i)
             .or_else(|| self.corrections.get(&self.class(i)))
             .filter(|v| !v.is_empty());
         let logs: Vec<f64> = match own {
@@ -372,7 +371,7 @@ impl Eta {
         if !(seconds.is_finite() && seconds > 0.0) {
             return;
         }
-        let (class, kernel) = (self.class(i), self.kernel_class(i));
+        let class = self.class(i);
         let r = &mut self.rows[i];
         // With --rounds every turn has a first run: the class learns from the row's first.
         let first_turn = r.first_run_s.is_none();
@@ -380,7 +379,10 @@ impl Eta {
         if r.model_t > 0.0 && first_turn {
             let log = (seconds / r.model_t).ln();
             self.corrections.entry(class).or_default().push(log);
-            self.kernel_corrections.entry(kernel).or_default().push(log);
+            self.kernel_corrections[usize::from(r.memory_bound)]
+                .entry(r.work.kernel.clone())
+                .or_default()
+                .push(log);
         }
     }
 

@@ -291,56 +291,44 @@ fn sampled_rows_pass_the_real_kernel_and_catch_a_mutant() {
 #[test]
 fn decode_in_streams_verifies_and_mutants_fail() {
     use perfledger_kernels::cpu::attention::{decode_run, DecodeKnobs};
-    fn typed<T: Element>(
+    /// Decode of `ins` (inputs `T`) in `streams` streams, the output as `O`.
+    fn decode_out<T: Element, O: Element>(
         path: DecodePath,
         p: &AttentionProblem,
         ins: &[Tensor; 3],
         m: Mutation,
         streams: usize,
-    ) -> Tensor {
+    ) -> Vec<O> {
         let [q, k, v] = ins.each_ref().map(|t| T::tensor_slice(t).unwrap());
-        let mut out = vec![T::nan(); p.q_len_elems()];
+        let mut out = vec![O::nan(); p.q_len_elems()];
         let knobs = DecodeKnobs {
             interleave: None,
             streams: Some(streams),
         };
         decode_run(path, p, q, k, v, &mut out, m, knobs).unwrap();
-        T::into_tensor(out)
-    }
-    /// The output in f32 (no rounding to the input's precision to hide the order of the sums).
-    fn wide<T: Element>(
-        path: DecodePath,
-        p: &AttentionProblem,
-        ins: &[Tensor; 3],
-        s: usize,
-    ) -> Vec<f32> {
-        let [q, k, v] = ins.each_ref().map(|t| T::tensor_slice(t).unwrap());
-        let mut out = vec![f32::NAN; p.q_len_elems()];
-        let knobs = DecodeKnobs {
-            interleave: None,
-            streams: Some(s),
-        };
-        decode_run(path, p, q, k, v, &mut out, Mutation::None, knobs).unwrap();
         out
     }
-    fn run_wide(path: DecodePath, p: &AttentionProblem, ins: &[Tensor; 3], s: usize) -> Vec<f32> {
-        match ins[0].dtype() {
-            DType::F32 => wide::<f32>(path, p, ins, s),
-            DType::F16 => wide::<f16>(path, p, ins, s),
-            DType::BF16 => wide::<bf16>(path, p, ins, s),
-        }
-    }
+    /// The output at the inputs' precision, as the kernel's rows give it.
     fn run_streams(
         path: DecodePath,
         p: &AttentionProblem,
         ins: &[Tensor; 3],
         m: Mutation,
-        streams: usize,
+        s: usize,
     ) -> Tensor {
         match ins[0].dtype() {
-            DType::F32 => typed::<f32>(path, p, ins, m, streams),
-            DType::F16 => typed::<f16>(path, p, ins, m, streams),
-            DType::BF16 => typed::<bf16>(path, p, ins, m, streams),
+            DType::F32 => Tensor::F32(decode_out::<f32, f32>(path, p, ins, m, s)),
+            DType::F16 => Tensor::F16(decode_out::<f16, f16>(path, p, ins, m, s)),
+            DType::BF16 => Tensor::BF16(decode_out::<bf16, bf16>(path, p, ins, m, s)),
+        }
+    }
+    /// The output in f32 (no rounding to the input's precision to hide the order of the sums).
+    fn run_wide(path: DecodePath, p: &AttentionProblem, ins: &[Tensor; 3], s: usize) -> Vec<f32> {
+        let m = Mutation::None;
+        match ins[0].dtype() {
+            DType::F32 => decode_out::<f32, f32>(path, p, ins, m, s),
+            DType::F16 => decode_out::<f16, f32>(path, p, ins, m, s),
+            DType::BF16 => decode_out::<bf16, f32>(path, p, ins, m, s),
         }
     }
     // Two threads whatever the machine, so the splits are the same everywhere.

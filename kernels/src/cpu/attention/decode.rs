@@ -672,6 +672,21 @@ pub(crate) unsafe fn softmax<S: Simd>(st: &State, c: f32, nk: usize) {
     }
 }
 
+/// The `bytes` from `p`, line by line, into L2 (`prefetcht1`) or L1 (the vocabulary's prefetch).
+/// A prefetch reads nothing architecturally, at any address.
+#[inline(always)]
+unsafe fn prefetch_lines<S: Simd>(p: *const u8, bytes: usize, into_l2: bool) {
+    let mut off = 0;
+    while off < bytes {
+        if into_l2 {
+            prefetch_l2(p.add(off));
+        } else {
+            S::prefetch(p.add(off));
+        }
+        off += 64;
+    }
+}
+
 /// One task: split `s` of flat KV sequence `bg = b·kv_heads + g`, with the products `P` (the
 /// vocabulary `S` issues the prefetches).
 ///
@@ -704,27 +719,9 @@ pub(crate) unsafe fn task<S: Simd, T: Element, P: Products<T>>(
     let o = ws.o.get(gp * dp).as_mut_ptr();
     let pp = ws.pp.get(gp * bk / 2).as_mut_ptr() as *mut u32;
     let stats = ws.stats.get((3 + LSUM_LANES) * gp).as_mut_ptr();
-    let st = State {
-        gp,
-        dp,
-        bk,
-        qf,
-        sc,
-        o,
-        pp,
-        m: stats,
-        mc: stats.add(gp),
-        alpha: stats.add(2 * gp),
-        lsum: stats.add(3 * gp),
-        no_rescale: cx.mutation == Mutation::NoRescale,
-        interleave: cx.interleave,
-        key_off: std::array::from_fn(|i| i * d),
-        streams: 1,
-    };
     // In streams (`Prefetch::streams`), where the path takes them and the split is whole
     // blocks: stream `r` is the split's `r`-th part, and position `i` of a block reads key `i / R`
     // of the block's step in stream `i % R`.
-    let mut st = st;
     let split_keys = jb - ja;
     let streams = cx.prefetch.streams.max(1);
     let streams = if streams > 1
@@ -739,8 +736,23 @@ pub(crate) unsafe fn task<S: Simd, T: Element, P: Products<T>>(
         1
     };
     let part_keys = split_keys / streams;
-    st.key_off = std::array::from_fn(|i| ((i % streams) * part_keys + i / streams) * d);
-    st.streams = streams;
+    let st = State {
+        gp,
+        dp,
+        bk,
+        qf,
+        sc,
+        o,
+        pp,
+        m: stats,
+        mc: stats.add(gp),
+        alpha: stats.add(2 * gp),
+        lsum: stats.add(3 * gp),
+        no_rescale: cx.mutation == Mutation::NoRescale,
+        interleave: cx.interleave,
+        key_off: std::array::from_fn(|i| ((i % streams) * part_keys + i / streams) * d),
+        streams,
+    };
     for r in 0..gp {
         *st.m.add(r) = f32::NEG_INFINITY;
         *st.mc.add(r) = f32::NEG_INFINITY;
@@ -799,15 +811,7 @@ pub(crate) unsafe fn task<S: Simd, T: Element, P: Products<T>>(
                         }
                         for base in [k_base, v_base] {
                             let p = base.add((row + ahead) * d) as *const u8;
-                            let mut off = 0;
-                            while off < row_bytes {
-                                if into_l2 {
-                                    prefetch_l2(p.add(off));
-                                } else {
-                                    S::prefetch(p.add(off));
-                                }
-                                off += 64;
-                            }
+                            prefetch_lines::<S>(p, row_bytes, into_l2);
                         }
                     }
                 }
@@ -828,16 +832,7 @@ pub(crate) unsafe fn task<S: Simd, T: Element, P: Products<T>>(
             let run = |base: *const T, row: usize, into_l2: bool| {
                 if row < seq_end {
                     let p = base.add(row * d) as *const u8;
-                    let bytes = n.min(seq_end - row) * row_bytes;
-                    let mut off = 0;
-                    while off < bytes {
-                        if into_l2 {
-                            prefetch_l2(p.add(off));
-                        } else {
-                            S::prefetch(p.add(off));
-                        }
-                        off += 64;
-                    }
+                    prefetch_lines::<S>(p, n.min(seq_end - row) * row_bytes, into_l2);
                 }
             };
             if v_in_block {
