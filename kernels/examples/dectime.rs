@@ -18,6 +18,9 @@
 //! decode's share of what a pure reader of the same buffers got at the same time (a development
 //! measure; the report's gate compares decode with the run's read probe).
 //!
+//! `DECTIME_READ_PREFETCH=1` has that read prefetch each stream as the read probe's
+//! `seq2_prefetch_l2` pattern does (16 KiB ahead into L2, 4 KiB into L1).
+//!
 //! `DECTIME_ROTATIONS=a,b,…` times decode from rotations of `a`, `b`, … input sets (disjoint),
 //! each in turn for 40 calls (the first 10 discarded), for 20 s, and prints each rotation's speed
 //! over the last one's, round by round (a median of the rounds): whether a rotation of that
@@ -25,6 +28,9 @@
 //!
 //! `DECTIME_STREAMS=N` has each decode task read its split as N streams (1, 2, 4, 8 or 16;
 //! unset: as the kernel chooses).
+//!
+//! `DECTIME_PREFETCH=l1,l2` prefetches `l1` rows ahead into L1 and `l2` into L2 (0: none;
+//! divided among a task's streams; unset: as the kernel chooses).
 //!
 //! `DECTIME_SETS=N` cycles through N input sets (default: 520 MiB of K and V in all, so K and V
 //! are read from memory, as the runner's rotation of 16 × L3 reads them on a 32 MiB L3);
@@ -48,6 +54,12 @@ fn knobs() -> DecodeKnobs {
         streams: std::env::var("DECTIME_STREAMS")
             .ok()
             .map(|s| s.parse().expect("DECTIME_STREAMS is a number of streams")),
+        prefetch_rows: std::env::var("DECTIME_PREFETCH").ok().map(|s| {
+            let (l1, l2) = s
+                .split_once(',')
+                .expect("DECTIME_PREFETCH is `l1,l2` rows ahead");
+            (l1.parse().unwrap(), l2.parse().unwrap())
+        }),
     }
 }
 
@@ -67,6 +79,10 @@ fn read_pairing() -> Option<usize> {
         }
     }
 }
+
+/// `DECTIME_READ_PREFETCH=1`: the paired read prefetches each stream as the read probe's
+/// `seq2_prefetch_l2` does (AVX-512 read only).
+static READ_PREFETCH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// A checksum of `parts` read in lockstep, one 64-byte line of each per step (AVX-512 loads
 /// where available, so the loads themselves do not limit the rate).
@@ -96,6 +112,12 @@ unsafe fn read_lockstep_avx512(parts: &[&[u8]]) -> u64 {
     let mut acc = [_mm512_setzero_si512(); 8];
     for i in 0..n {
         for (k, p) in parts.iter().enumerate() {
+            if READ_PREFETCH.load(std::sync::atomic::Ordering::Relaxed) {
+                // The read probe's `seq2_prefetch_l2` distances: 16 KiB into L2, 4 KiB into L1.
+                let at = p.as_ptr().wrapping_add(64 * i);
+                _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(16384) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(4096) as *const i8);
+            }
             let v = _mm512_loadu_si512(p.as_ptr().add(64 * i) as *const _);
             acc[k % 8] = _mm512_add_epi64(acc[k % 8], v);
         }
@@ -271,6 +293,10 @@ fn time<T: Element>(
 }
 
 fn main() {
+    READ_PREFETCH.store(
+        std::env::var_os("DECTIME_READ_PREFETCH").is_some_and(|v| v == "1"),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let args: Vec<String> = std::env::args().skip(1).collect();
     let num = |i: usize, d: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
     let kv_len = num(0, 8192);

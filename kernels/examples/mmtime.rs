@@ -2,6 +2,8 @@
 //!
 //! `cargo run --release -p perfledger-kernels --example mmtime -- M N K [dtype] [path] [blocking] [bt]`
 //!
+//! `blocking`: any of `mc=N,kc=N,nc=N` (the others the path's own), or `-` for the path's own.
+//!
 //! `path`: an ISA (`avx512f`, `avx2fma`, `portable`), `avx512bf16` (bf16 only: `vdpbf16ps`) or
 //! `amx` (bf16 only: `tdpbf16ps`).
 //!
@@ -12,7 +14,7 @@
 //! stderr.
 
 use perfledger_kernels::cpu::matmul::{
-    packed_matmul, packed_matmul_bf16, Blocking, Path, Workspace,
+    packed_matmul, packed_matmul_bf16, Blocking, BlockingOverride, Path, Workspace,
 };
 use perfledger_kernels::isa::Isa;
 use perfledger_kernels::{DType, Element, MatmulProblem, Tensor};
@@ -82,11 +84,13 @@ fn main() {
         Some(s) => Path::Isa(s.parse::<Isa>().unwrap()),
         None => Path::Isa(Isa::best()),
     };
+    // Any of mc, kc, nc (`kc=512`); the sizes not given keep the path's cache-derived value.
     let blk = args
         .get(5)
         .filter(|s| *s != "-")
-        .map(|s| s.parse().unwrap())
-        .unwrap_or_else(|| path.default_blocking());
+        .map(|s| s.parse::<BlockingOverride>().unwrap())
+        .unwrap_or_default()
+        .apply(path.default_blocking());
     let mut p = MatmulProblem::new(m, n, k);
     if args.get(6).map(String::as_str) == Some("bt") {
         p = p.transposed_b();

@@ -302,8 +302,8 @@ fn decode_in_streams_verifies_and_mutants_fail() {
         let [q, k, v] = ins.each_ref().map(|t| T::tensor_slice(t).unwrap());
         let mut out = vec![O::nan(); p.q_len_elems()];
         let knobs = DecodeKnobs {
-            interleave: None,
             streams: Some(streams),
+            ..DecodeKnobs::default()
         };
         decode_run(path, p, q, k, v, &mut out, m, knobs).unwrap();
         out

@@ -415,7 +415,7 @@ mod tests {
                         Mutation::None,
                         DecodeKnobs {
                             interleave: Some(interleave),
-                            streams: None,
+                            ..DecodeKnobs::default()
                         },
                     )
                 })

@@ -571,6 +571,9 @@ pub struct DecodeKnobs {
     /// Streams a task reads its split in (1 to 16, dividing 16; a path without streams, or a
     /// split that is not whole blocks, reads one).
     pub streams: Option<usize>,
+    /// Rows prefetched ahead into L1 and into L2 (0: none), before a task with several streams
+    /// divides them among its streams.
+    pub prefetch_rows: Option<(usize, usize)>,
 }
 
 /// [`decode_path_mutant`], with the choices `knobs` forces.
@@ -618,8 +621,11 @@ pub fn decode_run<T: Element, O: Element>(
         dp,
         prefetch: {
             let pf = decode_prefetch(p, path, T::DTYPE, threads);
+            let (l1, l2) = knobs.prefetch_rows.unwrap_or((pf.l1, pf.l2));
             decode::Prefetch {
                 streams: knobs.streams.unwrap_or(pf.streams),
+                l1,
+                l2,
                 ..pf
             }
         },
