@@ -384,6 +384,9 @@ pub type Interrupt = AtomicUsize;
 #[derive(Default)]
 pub struct Inputs {
     cache: HashMap<(usize, DType, usize), Vec<Arc<Tensor>>>,
+    /// Bytes generated and the seconds that took, since [`Inputs::take_generated`] last read
+    /// them.
+    generated: (f64, f64),
 }
 
 impl Inputs {
@@ -395,10 +398,12 @@ impl Inputs {
         set: usize,
         seed: u64,
     ) -> Vec<Arc<Tensor>> {
+        let generated = &mut self.generated;
         self.cache
             .entry((case, dtype, set))
             .or_insert_with(|| {
-                problem
+                let t = Instant::now();
+                let set: Vec<Arc<Tensor>> = problem
                     .input_lens()
                     .into_iter()
                     .enumerate()
@@ -408,9 +413,21 @@ impl Inputs {
                             .wrapping_add(i as u64 * 0x9E37_79B9);
                         Arc::new(Tensor::random(dtype, len, s))
                     })
-                    .collect()
+                    .collect();
+                generated.0 += set
+                    .iter()
+                    .map(|x| (x.len() * x.dtype().size_bytes()) as f64)
+                    .sum::<f64>();
+                generated.1 += t.elapsed().as_secs_f64();
+                set
             })
             .clone()
+    }
+
+    /// The input bytes generated and the seconds that took since the last call (the progress
+    /// estimate learns the generation rate from them).
+    pub fn take_generated(&mut self) -> (f64, f64) {
+        std::mem::take(&mut self.generated)
     }
 
     /// Drop the input sets of `case` whose dtype no row still to run needs (`needed` says which
@@ -1316,5 +1333,21 @@ mod tests {
         assert!(!Arc::ptr_eq(&again[0], &bf16[0]));
         assert_eq!(again[0].as_bytes(), bf16[0].as_bytes());
         assert_eq!(again[1].as_bytes(), bf16[1].as_bytes());
+    }
+
+    /// The bytes generated since the last count, and time for them; a set taken from the cache
+    /// counts nothing.
+    #[test]
+    fn inputs_count_what_they_generate() {
+        let p = Problem::Matmul(MatmulProblem::new(2, 3, 4));
+        let mut inputs = Inputs::default();
+        inputs.get(0, &p, DType::BF16, 0, 7);
+        inputs.get(0, &p, DType::F32, 0, 7);
+        let (bytes, seconds) = inputs.take_generated();
+        // A (2×4) and B (4×3) in bf16, then in f32.
+        assert_eq!(bytes, (20 * 2 + 20 * 4) as f64);
+        assert!(seconds > 0.0);
+        inputs.get(0, &p, DType::BF16, 0, 7);
+        assert_eq!(inputs.take_generated(), (0.0, 0.0));
     }
 }

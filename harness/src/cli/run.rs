@@ -489,6 +489,11 @@ impl Progress {
                 fmt_secs(left),
                 left
             );
+            if std::env::var_os("PERFLEDGER_ETA_DEBUG").is_some() {
+                for line in self.eta().largest_left(8) {
+                    eprintln!("  eta: {line}");
+                }
+            }
         }
     }
 }
@@ -807,6 +812,8 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<u8> {
                         },
                     )
                 });
+                let (bytes, seconds) = inputs.take_generated();
+                progress.eta().generated(i, bytes, seconds);
                 turns[j].push(outcome.row);
                 // In one go (no --rounds), each row is shown and kept as soon as it ends.
                 if rounds == 1 {
