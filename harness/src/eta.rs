@@ -23,10 +23,11 @@
 //! sampling time to the minimum that earlier rows showed; preparation and verification from what
 //! earlier rows took (the median, per turn), and input generation from the bytes per second the
 //! runner timed while earlier rows generated theirs (with `--rounds`, preparation and
-//! verification in each turn, generation once). A row not finished counts what is left of its own estimate (its
-//! first-run time once known) after the time of its turns so far — with `--rounds` every row of
-//! the case in progress, not only the one in its turn; a row that will take no more turns counts
-//! nothing more — and the probes after the rows count what the probes before them took.
+//! verification in each turn, generation once). A row not finished counts what is left of its
+//! own estimate (its first-run time once known) after the time of its turns so far — with
+//! `--rounds` every row of the case in progress, not only the one in its turn; a row that will
+//! take no more turns counts nothing more — and the probes after the rows count what the probes
+//! before them took.
 
 use crate::runfile::{MeasuredCeilings, Row};
 use crate::stats::MIN_SAMPLES;
@@ -460,7 +461,7 @@ impl Eta {
                 let t = self.iteration_s(i);
                 let left = (self.row_s(i) - r.spent_s).max(0.0);
                 let line = format!(
-                    "{left:.1} s left: row {i} {} iteration {t:.3e} s (first run {:?}, model                      {:.3e}) floor {:.2} setup {:.2} spent {:.2}",
+                    "{left:.1} s left: row {i} {} iteration {t:.3e} s (first run {:?}, model {:.3e}) floor {:.2} setup {:.2} spent {:.2}",
                     r.work.kernel,
                     r.first_run_s,
                     r.model_t,

@@ -743,6 +743,7 @@ pub(crate) unsafe fn task<S: Simd, T: Element, P: Products<T>>(
         && !cx.interleave
         && bk == DBK
         && DBK.is_multiple_of(streams)
+        && streams.is_power_of_two()
         && split_keys.is_multiple_of(DBK)
     {
         streams
