@@ -447,9 +447,7 @@ impl Eta {
         }
         left
     }
-}
 
-impl Eta {
     /// The `n` rows not finished that [`remaining_s`](Self::remaining_s) counts most for, one
     /// line each: what is left of the row, its predicted iteration, sampling floor and setup, and
     /// the time its turns took (a development aid: `PERFLEDGER_ETA_DEBUG=1`).
@@ -553,6 +551,22 @@ mod tests {
         )
     }
 
+    /// The timing of a row in one go (budget 2 s, cap 20 s) that sampled for `sampling_s` of
+    /// its `row_s`.
+    fn timing(sampling_s: f64, row_s: f64) -> crate::runfile::Timing {
+        crate::runfile::Timing {
+            method: crate::runfile::TimingMethod::Wall,
+            warmup_iters: 2,
+            iters_per_sample: 1,
+            stop_reason: crate::runfile::StopReason::CiTarget,
+            budget_s: Some(2.0),
+            max_row_s: Some(20.0),
+            sampling_s: Some(sampling_s),
+            row_s: Some(row_s),
+            turns: None,
+        }
+    }
+
     fn budgets() -> Budgets {
         Budgets {
             budget_s: 2.0,
@@ -607,17 +621,7 @@ mod tests {
         assert!((eta.iteration_s(1) - 2.0).abs() < 1e-9);
         // A finished row counts no more.
         let mut row = finished_row(crate::runfile::Status::Ok);
-        row.timing = Some(crate::runfile::Timing {
-            method: crate::runfile::TimingMethod::Wall,
-            warmup_iters: 2,
-            iters_per_sample: 1,
-            stop_reason: crate::runfile::StopReason::CiTarget,
-            budget_s: Some(2.0),
-            max_row_s: Some(20.0),
-            sampling_s: Some(28.0),
-            row_s: Some(29.0),
-            turns: None,
-        });
+        row.timing = Some(timing(28.0, 29.0));
         eta.finish(0, &row);
         let two_left = eta.remaining_s();
         assert!((two_left - 2.0 * eta.row_s(1)).abs() < 1e-9);
@@ -645,17 +649,7 @@ mod tests {
         // verification).
         eta.generated(0, 1e9, 0.5);
         let mut row = finished_row(crate::runfile::Status::Ok);
-        row.timing = Some(crate::runfile::Timing {
-            method: crate::runfile::TimingMethod::Wall,
-            warmup_iters: 2,
-            iters_per_sample: 1,
-            stop_reason: crate::runfile::StopReason::CiTarget,
-            budget_s: Some(2.0),
-            max_row_s: Some(20.0),
-            sampling_s: Some(14.0),
-            row_s: Some(17.5),
-            turns: None,
-        });
+        row.timing = Some(timing(14.0, 17.5));
         eta.finish(0, &row);
         // Row 1: its 4 GB at 2 GB/s, and the 3 s of setup row 0 showed without its generation.
         let want = 4e9 / 2e9 + 3.0;

@@ -68,11 +68,23 @@ fn pairing() -> Option<bool> {
     std::env::var_os("DECTIME_INTERLEAVE_AB").map(|v| v == "same")
 }
 
-/// `DECTIME_READ_AB`: the streams per thread of the read paired with decode.
-fn read_pairing() -> Option<usize> {
+/// The read paired with decode: `DECTIME_READ_AB` streams per thread, prefetched as the read
+/// probe's `seq2_prefetch_l2` pattern does with `DECTIME_READ_PREFETCH=1`.
+#[derive(Clone, Copy)]
+struct ReadPairing {
+    streams: usize,
+    prefetch: bool,
+}
+
+/// `DECTIME_READ_AB` and `DECTIME_READ_PREFETCH`.
+fn read_pairing() -> Option<ReadPairing> {
     let s = std::env::var("DECTIME_READ_AB").ok()?;
+    let prefetch = std::env::var_os("DECTIME_READ_PREFETCH").is_some_and(|v| v == "1");
     match s.parse::<usize>() {
-        Ok(n) if n >= 2 && n % 2 == 0 => Some(n),
+        Ok(n) if n >= 2 && n % 2 == 0 => Some(ReadPairing {
+            streams: n,
+            prefetch,
+        }),
         _ => {
             eprintln!("dectime: DECTIME_READ_AB takes an even number of streams per thread (2, 4, 8), got {s:?}");
             std::process::exit(2);
@@ -80,17 +92,14 @@ fn read_pairing() -> Option<usize> {
     }
 }
 
-/// `DECTIME_READ_PREFETCH=1`: the paired read prefetches each stream as the read probe's
-/// `seq2_prefetch_l2` does (AVX-512 read only).
-static READ_PREFETCH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
 /// A checksum of `parts` read in lockstep, one 64-byte line of each per step (AVX-512 loads
-/// where available, so the loads themselves do not limit the rate).
-fn read_lockstep(parts: &[&[u8]]) -> u64 {
+/// where available, so the loads themselves do not limit the rate); with `prefetch`, each stream
+/// prefetched as the read probe's `seq2_prefetch_l2` pattern does (the AVX-512 read only).
+fn read_lockstep(parts: &[&[u8]], prefetch: bool) -> u64 {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: AVX-512F was detected.
-        return unsafe { read_lockstep_avx512(parts) };
+        return unsafe { read_lockstep_avx512(parts, prefetch) };
     }
     let n = parts.iter().map(|p| p.len()).min().unwrap_or(0) / 64;
     let mut acc = 0u64;
@@ -106,13 +115,13 @@ fn read_lockstep(parts: &[&[u8]]) -> u64 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn read_lockstep_avx512(parts: &[&[u8]]) -> u64 {
+unsafe fn read_lockstep_avx512(parts: &[&[u8]], prefetch: bool) -> u64 {
     use std::arch::x86_64::*;
     let n = parts.iter().map(|p| p.len()).min().unwrap_or(0) / 64;
     let mut acc = [_mm512_setzero_si512(); 8];
     for i in 0..n {
         for (k, p) in parts.iter().enumerate() {
-            if READ_PREFETCH.load(std::sync::atomic::Ordering::Relaxed) {
+            if prefetch {
                 // The read probe's `seq2_prefetch_l2` distances: 16 KiB into L2, 4 KiB into L1.
                 let at = p.as_ptr().wrapping_add(64 * i);
                 _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(16384) as *const i8);
@@ -127,7 +136,8 @@ unsafe fn read_lockstep_avx512(parts: &[&[u8]]) -> u64 {
 }
 
 /// K and V read by the pool's threads, each its share of both as `streams` lockstep streams.
-fn read_pass<T: Element>(k: &[T], v: &[T], streams: usize) -> u64 {
+fn read_pass<T: Element>(k: &[T], v: &[T], read: ReadPairing) -> u64 {
+    let ReadPairing { streams, prefetch } = read;
     use rayon::prelude::*;
     let (kb, vb): (&[u8], &[u8]) = (bytemuck::cast_slice(k), bytemuck::cast_slice(v));
     let th = rayon::current_num_threads();
@@ -140,7 +150,7 @@ fn read_pass<T: Element>(k: &[T], v: &[T], streams: usize) -> u64 {
                 let per = (hi - lo) / (streams / 2);
                 parts.extend((0..streams / 2).map(|i| &b[lo + i * per..lo + (i + 1) * per]));
             }
-            read_lockstep(&parts)
+            read_lockstep(&parts, prefetch)
         })
         .sum()
 }
@@ -249,7 +259,7 @@ fn time<T: Element>(
     path: DecodePath,
     p: &AttentionProblem,
     ab: Option<bool>,
-    read: Option<usize>,
+    read: Option<ReadPairing>,
 ) -> Vec<f64> {
     let kv_bytes = 2 * p.kv_len_elems() * std::mem::size_of::<T>();
     let sets: usize = std::env::var("DECTIME_SETS")
@@ -269,8 +279,8 @@ fn time<T: Element>(
         let interleave = ab.map(|same| !same && v.len() % 2 == 1);
         match read {
             // Paired with a read (`read`): odd samples read the set's K and V instead.
-            Some(streams) if v.len() % 2 == 1 => {
-                std::hint::black_box(read_pass(k, vv, streams));
+            Some(r) if v.len() % 2 == 1 => {
+                std::hint::black_box(read_pass(k, vv, r));
             }
             _ => decode_run::<T, T>(
                 path,
@@ -293,10 +303,6 @@ fn time<T: Element>(
 }
 
 fn main() {
-    READ_PREFETCH.store(
-        std::env::var_os("DECTIME_READ_PREFETCH").is_some_and(|v| v == "1"),
-        std::sync::atomic::Ordering::Relaxed,
-    );
     let args: Vec<String> = std::env::args().skip(1).collect();
     let num = |i: usize, d: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
     let kv_len = num(0, 8192);
@@ -347,13 +353,14 @@ fn main() {
         DType::BF16 => time::<half::bf16>(path, &p, ab, read),
     });
     let bytes = (2 * p.kv_len_elems() * dtype.size_bytes()) as f64;
-    if let Some(streams) = read {
+    if let Some(ReadPairing { streams, prefetch }) = read {
+        let prefetched = if prefetch { ", prefetched" } else { "" };
         // Pairs (decode, read): decode's speed over the read's.
         let [r, dec, rd] = paired(&v, |decode, read| read / decode);
         let n = r.len();
         println!(
             "decode h{qh}/{kvh} kv{kv_len} d{d} {dtype} {path} threads={} against a read of the same K and V \
-             ({streams} streams a thread), {n} call pairs: decode/read speed median {:.3} [{:.3}, {:.3}]; \
+             ({streams} streams a thread{prefetched}), {n} call pairs: decode/read speed median {:.3} [{:.3}, {:.3}]; \
              decode {:.1} GB/s, read {:.1} GB/s (medians)",
             pool.current_num_threads(),
             r[n / 2],
