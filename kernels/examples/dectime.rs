@@ -101,6 +101,8 @@ fn read_lockstep(parts: &[&[u8]], prefetch: bool) -> u64 {
         // SAFETY: AVX-512F was detected.
         return unsafe { read_lockstep_avx512(parts, prefetch) };
     }
+    // The portable read does not prefetch.
+    let _ = prefetch;
     let n = parts.iter().map(|p| p.len()).min().unwrap_or(0) / 64;
     let mut acc = 0u64;
     for i in 0..n {
